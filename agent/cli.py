@@ -1,0 +1,294 @@
+"""dsagent run | predict | monitor | chat | mcp | sessions | tools | doctor
+
+Exit codes: 0 success; 1 the run failed; 2 bad usage or bad input; 130 interrupted;
+monitor: 0 ok, 3 investigate, 4 retrain. Bad input is one line on stderr, no traceback unless
+--debug, and nothing already saved is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.answers import Answers, BadInput, load_answers
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
+
+
+class UsageError(BadInput):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own format has two)
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sessions-dir", type=Path, help="where sessions live (default ./sessions or $DSAGENT_SESSIONS_DIR)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="column to predict")
+    p.add_argument("--goal", help="what the model is for, in words")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 120)")
+    p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
+    p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
+    p.add_argument("--backend", default="auto", choices=["auto", "claude", "offline"],
+                   help="auto = Claude when ANTHROPIC_API_KEY is set, else the offline autopilot")
+    p.add_argument("--model", help="Claude model ID (default from DSAGENT_MODEL or the built-in default)")
+    p.add_argument("--persona", default="data-scientist", help="persona NAME or PATH to a persona .md file")
+    p.add_argument("--max-trials", type=int, metavar="N", help="cap tuning trials (deterministic for a fixed N)")
+    p.add_argument("--resume", metavar="SESSION", help="continue a session from its transcript")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-mb", type=int, help="memory cap of the tool worker (default 8192)")
+    p.add_argument("--allow-unsandboxed", action="store_true",
+                   help="let run_python execute without filesystem/network confinement (not recommended)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="dsagent", description="An ML assistant with a data-scientist persona.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    run = sub.add_parser("run", help="a scripted run on one dataset")
+    run.add_argument("data", nargs="?", type=Path, help="CSV/TSV/Parquet/Excel/JSON-lines file")
+    _agent_options(run)
+    _common(run)
+    pred = sub.add_parser("predict", help="predict with a saved model")
+    pred.add_argument("model", help="session id or directory, or a model.skops file")
+    pred.add_argument("data", type=Path)
+    pred.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
+    _common(pred)
+    mon = sub.add_parser("monitor", help="check new data against a model's monitoring plan")
+    mon.add_argument("model", help="session id or directory, or a model.skops file")
+    mon.add_argument("data", type=Path)
+    _common(mon)
+    chat = sub.add_parser("chat", help="interactive terminal chat")
+    chat.add_argument("data", nargs="?", type=Path)
+    chat.add_argument("--plain", action="store_true", help="no colours or live widgets")
+    _agent_options(chat)
+    _common(chat)
+    mcp = sub.add_parser("mcp", help="serve the tools and whole tasks over MCP (stdio)")
+    mcp.add_argument("--root", action="append", type=Path, help="directory the client may read data from (default .)")
+    mcp.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on 127.0.0.1:PORT instead of stdio")
+    _common(mcp)
+    ses = sub.add_parser("sessions", help="list saved sessions")
+    _common(ses)
+    tls = sub.add_parser("tools", help="list installed tools")
+    _common(tls)
+    doc = sub.add_parser("doctor", help="check the installation and the sandbox layers")
+    _common(doc)
+    return parser
+
+
+def _sessions_dir(args) -> Path:
+    from agent.session import default_sessions_dir
+
+    return args.sessions_dir or default_sessions_dir()
+
+
+def _resolve_model_ref(args) -> str:
+    """A session id is looked up in the sessions directory; anything else is a path."""
+    ref = Path(args.model)
+    if ref.exists():
+        return str(ref)
+    candidate = _sessions_dir(args) / args.model
+    if candidate.exists():
+        return str(candidate)
+    raise BadInput(f"no model or session {args.model!r}; pass a session directory, a session id from `dsagent sessions`, "
+                   "or a model.skops file")
+
+
+def cmd_run(args) -> int:
+    from agent.progress import ProgressPrinter
+    from agent.runtime import Run, RunOptions
+
+    if args.data is None and not args.resume:
+        raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
+    answers = load_answers(args.answers) if args.answers else Answers()
+    if not args.resume and not (args.target or answers.target):
+        raise BadInput("no target column: pass --target COL or put `target:` in the --answers file")
+    if args.allow_unsandboxed:
+        os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
+    opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
+                      metric=args.metric, backend=args.backend, model=args.model, persona=args.persona,
+                      sessions_dir=args.sessions_dir, on_questions="assume", max_trials=args.max_trials, seed=args.seed,
+                      memory_mb=args.memory_mb, resume=args.resume)
+    run = Run(opts)
+    printer = ProgressPrinter(plain=args.json or None)
+    if run.backend_name == "offline" and args.backend == "auto":
+        printer.console.print("note: no ANTHROPIC_API_KEY set: using the offline autopilot (--backend offline)")
+    printer.console.print(f"session {run.session.id} in {run.session.dir}")
+    try:
+        for event in run.events():
+            printer(event)
+    except KeyboardInterrupt:
+        printer._stop_status()
+        printer.console.print(f"interrupted; resume with: dsagent run --resume {run.session.id}"
+                              + (f" --sessions-dir {args.sessions_dir}" if args.sessions_dir else ""))
+        return EXIT_INTERRUPTED
+    result = run.result()
+    if args.json:
+        print(result.model_dump_json())
+    else:
+        printer.final(result)
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def cmd_predict(args) -> int:
+    from tools.serving import predict_file
+
+    notes: list[str] = []
+    info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=lambda m: notes.append(m))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(info | {"warnings": notes}))
+    else:
+        print(f"wrote {info['rows']} predictions to {info['out']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_monitor(args) -> int:
+    from tools.data import load_table
+    from tools.monitor import apply_plan
+
+    data, _ = load_table(args.data)
+    report = apply_plan(_resolve_model_ref(args), data)
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        table = Table(title=f"monitor: {report['verdict'].upper()}  ({report['rows']} rows)")
+        for col in ("feature", "PSI", "status", "null rate"):
+            table.add_column(col)
+        for name, f in report["features"].items():
+            table.add_row(name, f"{f['psi']:.3f}", f["status"], f"{f['null_rate']:.1%}")
+        console.print(table)
+        console.print(f"prediction PSI: {report['prediction_psi']:.3f}")
+        if report.get("performance"):
+            p = report["performance"]
+            console.print(f"{p['metric']}: {p['value']:.4f} (floor {p['floor']:.4f})")
+        for q in report["quality"]:
+            console.print(f"data quality: {q}")
+        for r in report["reasons"]:
+            console.print(f"reason: {r}")
+    return MONITOR_EXIT[report["verdict"]]
+
+
+def cmd_sessions(args) -> int:
+    from agent.session import list_sessions
+
+    rows = list_sessions(_sessions_dir(args))
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return EXIT_OK
+    if not rows:
+        print(f"no sessions in {_sessions_dir(args)}", file=sys.stderr)
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in ("id", "status", "backend", "target", "data"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.get("id", "?"), str(r.get("status")), str(r.get("backend")),
+                      str((r.get("answers") or {}).get("target")), Path(str(r.get("data_path", ""))).name)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_tools(args) -> int:
+    from tools.registry import all_tools
+
+    specs = all_tools()
+    if args.json:
+        print(json.dumps([s.to_anthropic() | {"module": s.module} for s in specs.values()]))
+        return EXIT_OK
+    for spec in specs.values():
+        print(f"{spec.name:18} {spec.module:22} {spec.description.splitlines()[0]}")
+    return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    from agent.session import library_versions
+
+    report: dict[str, Any] = {"python": sys.version.split()[0], "versions": library_versions(),
+                              "anthropic_key": bool(os.environ.get("ANTHROPIC_API_KEY"))}
+    try:
+        from agent.isolation import layers
+
+        report["sandbox"] = layers()
+    except ImportError:
+        report["sandbox"] = {"process": {"active": True, "reason": "worker process with rlimits and timeouts"}}
+    if args.json:
+        print(json.dumps(report, default=str))
+        return EXIT_OK
+    print(f"python {report['python']}")
+    for k, v in report["versions"].items():
+        print(f"  {k} {v}")
+    print(f"backend: {'claude (ANTHROPIC_API_KEY set)' if report['anthropic_key'] else 'offline autopilot (no ANTHROPIC_API_KEY)'}")
+    print("sandbox layers:")
+    for name, info in report["sandbox"].items():
+        print(f"  {'on ' if info.get('active') else 'off'} {name}: {info.get('reason', '')}")
+    return EXIT_OK
+
+
+def cmd_chat(args) -> int:
+    from agent.chat import run_chat
+
+    return run_chat(args)
+
+
+def cmd_mcp(args) -> int:
+    from agent.mcp_server import serve
+
+    return serve(args)
+
+
+COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "sessions": cmd_sessions, "tools": cmd_tools,
+            "doctor": cmd_doctor, "chat": cmd_chat, "mcp": cmd_mcp}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return EXIT_USAGE
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BadInput as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        from tools.registry import ToolError
+
+        if debug:
+            raise
+        if isinstance(exc, ToolError):  # bad data or model files given on the command line
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

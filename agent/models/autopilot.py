@@ -1,0 +1,189 @@
+"""The offline autopilot: a deterministic backend that follows the data-scientist workflow through
+the same tools, the same validation and the same loop as Claude.
+
+profile -> clarify (ask_user, questions tailored to what the profile found) -> define task and
+test split -> baseline and candidates -> tune -> evaluate on the untouched test split -> explain
+-> report and model card -> monitoring plan -> notebook -> final summary.
+
+It profiles before asking because the profile is cheap and decides which questions matter (costs
+only for a binary target, a time column only when one exists). The budget is split on purpose:
+a reserve for the deliverables, then candidates, then tuning with what is left.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from agent.loop import LoopState, ToolCall, Turn
+
+CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
+
+
+def _reserve(budget: float) -> float:
+    """Seconds kept for evaluate, explain, report, monitoring and notebook execution."""
+    return min(max(25.0, 0.3 * budget), 120.0)
+
+
+class AutopilotBackend:
+    name = "offline"
+    model = "autopilot"
+
+    def __init__(self, target: str | None = None, max_trials: int | None = None):
+        self.target = target
+        self.max_trials = max_trials
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _done(conversation: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Latest result per tool name."""
+        seen: dict[str, dict[str, Any]] = {}
+        for msg in conversation:
+            if msg.get("role") == "tool":
+                for r in msg["results"]:
+                    seen[r["name"]] = r
+        return seen
+
+    @staticmethod
+    def _record(state: LoopState, result: dict[str, Any] | None) -> dict[str, Any]:
+        if not result or not result.get("record"):
+            return {}
+        path = state.session.artifacts_dir / result["record"]
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _questions(self, profile: dict[str, Any], state: LoopState) -> list[dict[str, Any]]:
+        target = state.answers.get("target") or self.target
+        tgt = profile.get("target") or {}
+        kinds = {c["name"]: c["kind"] for c in profile.get("columns", [])}
+        qs: list[dict[str, Any]] = []
+        if not target:
+            options = [c for c, k in kinds.items() if k not in ("id", "constant")][:12]
+            qs.append({"key": "target", "question": "Which column should the model predict?", "why": "everything depends on it",
+                       "options": options, "default": None})
+        qs.append({"key": "goal", "question": "What decision will this model support, and how will success be measured?",
+                   "why": "the metric and the threshold follow from the decision",
+                   "default": f"predict {target or 'the target'} as accurately as possible"})
+        if tgt.get("task") == "binary":
+            qs.append({"key": "cost_fp", "question": "What does a false positive cost, relative to a false negative?",
+                       "why": "sets the decision threshold", "default": 1.0})
+            qs.append({"key": "cost_fn", "question": "What does a missed positive (false negative) cost?",
+                       "why": "sets the decision threshold", "default": 1.0})
+        dates = [c for c, k in kinds.items() if k == "datetime"]
+        if dates:
+            qs.append({"key": "time_column", "question": f"Should the test split follow time (column {dates[0]})?",
+                       "why": "a random split overstates accuracy when the future differs from the past",
+                       "options": dates + ["no"], "default": None})
+        qs.append({"key": "interpretability", "question": "How important is it that people can understand each prediction?",
+                   "why": "decides whether a simpler model is worth a small loss of accuracy",
+                   "options": ["low", "medium", "high"], "default": "medium"})
+        return [q for q in qs if q["key"] not in state.answers][:6]
+
+    def _say(self, text: str) -> Iterator[str]:
+        yield text
+
+    # -- the plan --------------------------------------------------------------------------
+    def stream_turn(self, conversation: list[dict[str, Any]], tools, state: LoopState):
+        done = self._done(conversation)
+        failed = [name for name, r in done.items() if not r.get("ok") and name in CRITICAL]
+        if failed:
+            name = failed[0]
+            text = f"I have to stop: {name} failed — {done[name].get('content', '')[:400]}"
+            yield text
+            return Turn(text=text)
+        budget = state.time_budget
+        reserve = _reserve(budget)
+        target = state.answers.get("target") or self.target
+        step = self._next_step(done)
+        call: ToolCall | None = None
+        text = ""
+        if step == "profile_data":
+            text = "First I profile the data: column types, missing values, target balance and possible leaks."
+            call = ToolCall("auto-profile", "profile_data", {"target": target} if target else {})
+        elif step == "ask_user":
+            questions = self._questions(self._record(state, done.get("profile_data")), state)
+            if questions:
+                text = "Before training, a few questions whose answers change what I build."
+                call = ToolCall("auto-ask", "ask_user", {"questions": questions})
+            else:
+                step = "define_task"
+        if step == "define_task":
+            a = state.answers
+            args: dict[str, Any] = {"target": a.get("target") or target}
+            if not args["target"]:
+                text = "I cannot continue without a target column. Pass --target COL or answer the target question."
+                yield text
+                return Turn(text=text)
+            for key in ("task", "metric", "positive_class", "group_column"):
+                if a.get(key) not in (None, "auto", ""):
+                    args[key] = a[key]
+            if a.get("time_column") not in (None, "", "no"):
+                args["time_column"] = a["time_column"]
+            drops = [c for c in (a.get("id_columns") or [])]
+            if drops:
+                args["drop_columns"] = drops
+            text = "Now I fix the task and set aside an untouched test split before fitting anything."
+            call = ToolCall("auto-task", "define_task", args)
+        elif step == "train_models":
+            spend = max(5.0, 0.35 * (state.seconds_left() - reserve))
+            text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
+            call = ToolCall("auto-train", "train_models", {"time_budget_s": round(spend, 1)})
+        elif step == "tune_model":
+            spend = state.seconds_left() - reserve
+            board = self._record(state, done.get("train_models")).get("leaderboard", [])
+            tunable = [r for r in board if r["family"] in ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")]
+            if spend < 8 or not tunable:
+                step = "evaluate_model"
+            else:
+                args = {"family": tunable[0]["family"], "time_budget_s": round(spend, 1)}
+                if self.max_trials:
+                    args["n_trials"] = self.max_trials
+                text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
+                call = ToolCall("auto-tune", "tune_model", args)
+        if step == "evaluate_model":
+            text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
+            call = ToolCall("auto-eval", "evaluate_model", {"model": "best"})
+        elif step == "explain_model":
+            text = "Explaining what drives the predictions."
+            call = ToolCall("auto-explain", "explain_model", {})
+        elif step == "write_report":
+            text = "Writing the report and model card."
+            call = ToolCall("auto-report", "write_report", {})
+        elif step == "plan_monitoring":
+            text = "Planning how to monitor the model after launch."
+            call = ToolCall("auto-monitor", "plan_monitoring", {})
+        elif step == "write_notebook":
+            text = "Writing and executing a notebook that re-creates the model."
+            call = ToolCall("auto-notebook", "write_notebook", {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)})
+        elif step == "final":
+            text = self._summary(state, done)
+        if text:
+            yield text
+        return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
+
+    ORDER = ["profile_data", "ask_user", "define_task", "train_models", "tune_model", "evaluate_model", "explain_model",
+             "write_report", "plan_monitoring", "write_notebook"]
+
+    def _next_step(self, done: dict[str, dict[str, Any]]) -> str:
+        """The step after the furthest one taken (skipped steps stay skipped)."""
+        taken = [self.ORDER.index(name) for name in done if name in self.ORDER]
+        furthest = max(taken, default=-1)
+        return self.ORDER[furthest + 1] if furthest + 1 < len(self.ORDER) else "final"
+
+    def _summary(self, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
+        ev_path = state.session.artifacts_dir / "evaluation.json"
+        if not ev_path.exists():
+            return "The run ended without an evaluated model."
+        ev = json.loads(ev_path.read_text())
+        ci = ev.get("test_ci")
+        lines = [
+            f"Done. The chosen model is {ev['model']}: test {ev['metric']} {ev['test_score']:.4f}"
+            + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
+            + f" vs baseline {ev['baseline_score']:.4f}.",
+        ]
+        failed = [n for n, r in done.items() if not r.get("ok")]
+        if failed:
+            lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
+        if state.assumptions:
+            lines.append(f"I assumed {len(state.assumptions)} answer(s) you did not give; they are listed in the report.")
+        lines.append("See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts.")
+        return " ".join(lines)

@@ -1,0 +1,149 @@
+"""Personas: a markdown file with YAML front matter -> system prompt, allowed tools, model.
+
+The file shape is the one Claude Code uses for subagents (front matter `name`, `description`,
+`tools`, `model`; the body is the system prompt), so a persona can be dropped into
+`.claude/agents/`. In Claude Code our tools arrive through the MCP server as
+`mcp__dsagent__<tool>`; both spellings are accepted here, and `to_claude_code()` writes the
+prefixed form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+from agent.answers import BadInput
+
+MCP_PREFIX = "mcp__dsagent__"
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
+
+
+@dataclass
+class Persona:
+    name: str
+    description: str
+    tools: list[str]
+    model: str | None
+    body: str
+    path: str
+    extra: dict = field(default_factory=dict)  # other front-matter keys (e.g. Claude Code's `color`)
+
+
+def _packaged() -> dict[str, Path]:
+    found = {}
+    for entry in resources.files("personas").iterdir():
+        if entry.name.endswith(".md") and entry.is_file():
+            found[entry.name[:-3]] = Path(str(entry))
+    return found
+
+
+def list_personas() -> list[str]:
+    return sorted(_packaged())
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith(".md") or "/" in ref or "\\" in ref or Path(ref).expanduser().is_file()
+
+
+def _known_tool_names() -> list[str]:
+    # Imports the ML tool modules: only when the caller gave no names. load_plugins, not
+    # all_tools: the latter stops early once any single tool module has been imported.
+    from tools.registry import load_plugins
+
+    return list(load_plugins())
+
+
+def _split_tools(value: object, source: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [t.strip() for t in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(t, str) for t in value):
+        items = [t.strip() for t in value]
+    else:
+        raise BadInput(f"{source}: front matter `tools` must be a comma-separated string or a list of tool names")
+    return [t[len(MCP_PREFIX):] if t.startswith(MCP_PREFIX) else t for t in items if t]
+
+
+def parse_persona(text: str, source: str, known_tools: Iterable[str] | None = None) -> Persona:
+    import yaml
+
+    match = _FRONT_MATTER.match(text.lstrip("\ufeff"))
+    if not match:
+        raise BadInput(f"{source}: a persona starts with YAML front matter between '---' lines (name, description, tools, model)")
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{source}: front matter is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise BadInput(f"{source}: front matter must be a mapping of keys to values")
+    missing = [k for k in ("name", "description") if not isinstance(meta.get(k), str) or not meta[k].strip()]
+    if missing:
+        raise BadInput(f"{source}: front matter needs {' and '.join(missing)}")
+    body = match.group(2).strip()
+    if not body:
+        raise BadInput(f"{source}: the persona has no body; write its instructions below the front matter")
+    known = list(known_tools) if known_tools is not None else _known_tool_names()
+    tools = _split_tools(meta.get("tools"), source)
+    if tools is None:  # Claude Code's rule: no `tools` line means every tool
+        tools = sorted(known)
+    unknown = [t for t in tools if t not in known]
+    if unknown:
+        raise BadInput(
+            f"{source}: unknown tool(s) in front matter: {', '.join(unknown)}; known tools: {', '.join(sorted(known))}"
+        )
+    model = meta.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadInput(f"{source}: front matter `model` must be a Claude model ID or alias such as 'sonnet'")
+    extra = {k: v for k, v in meta.items() if k not in ("name", "description", "tools", "model")}
+    return Persona(
+        name=meta["name"].strip(),
+        description=" ".join(meta["description"].split()),
+        tools=list(dict.fromkeys(tools)),
+        model=model.strip() if model else None,
+        body=body,
+        path=source,
+        extra=extra,
+    )
+
+
+def load_persona(name_or_path: str, known_tools: Iterable[str] | None = None) -> Persona:
+    """A packaged persona by NAME (personas/<name>.md) or any persona file by PATH.
+
+    `known_tools`: the tool names that may appear in `tools:`. Pass them when you have them;
+    otherwise the tool registry is loaded (which imports the ML libraries).
+    """
+    ref = str(name_or_path).strip()
+    packaged = _packaged()
+    if ref in packaged and not Path(ref).is_file():
+        path = packaged[ref]
+    elif _looks_like_path(ref):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise BadInput(f"persona file {path} not found; pass a persona name ({', '.join(sorted(packaged))}) or a .md path")
+    else:
+        raise BadInput(f"unknown persona {ref!r}; available: {', '.join(sorted(packaged))}, or pass a path to a .md file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"persona file {path} cannot be read ({exc})") from None
+    return parse_persona(text, str(path), known_tools)
+
+
+def to_claude_code(persona: Persona) -> str:
+    """The persona as a Claude Code subagent file, tools spelled as the MCP server exposes them.
+
+    ask_user is left out: as a subagent the parent asks the person (see DESIGN.md, MCP sessions).
+    """
+    import yaml
+
+    tools = ", ".join(MCP_PREFIX + t for t in persona.tools if t != "ask_user")
+    meta = {"name": persona.name, "description": persona.description, "tools": tools}
+    if persona.model:
+        meta["model"] = persona.model
+    meta.update(persona.extra)
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000).strip()
+    return f"---\n{front}\n---\n\n{persona.body}\n"

@@ -1,0 +1,45 @@
+"""RunResult: the `--json` output, the MCP `task_result` and the Python API's return value."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Question(BaseModel):
+    key: str  # an Answers key
+    question: str
+    why: str = ""
+    options: list[str] = Field(default_factory=list)
+    default: Any = None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None
+    model: str | None = None
+
+
+class RunResult(BaseModel):
+    status: Literal["completed", "needs_input", "failed"]
+    session_id: str
+    session_dir: str
+    questions: list[Question] = Field(default_factory=list)
+    task: str | None = None
+    target: str | None = None
+    metric: str | None = None
+    test_score: float | None = None
+    test_ci: tuple[float, float] | None = None
+    baseline_score: float | None = None
+    best_model: str | None = None
+    leaderboard: list[dict[str, Any]] = Field(default_factory=list)
+    artifacts: dict[str, str | None] = Field(default_factory=dict)
+    assumptions: list[str] = Field(default_factory=list)
+    recommendations: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    elapsed_s: float = 0.0
+    error: str | None = None

@@ -1,0 +1,277 @@
+"""One run, whatever the surface: open or resume a session, pick the backend and persona, drive the
+loop, and assemble the RunResult from what the tools left on disk. The CLI, chat, MCP server and
+Python API all go through `Run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from agent.answers import Answers, BadInput
+from agent.asking import AssumeAsker, PauseAsker
+from agent.loop import Asker, Event, LoopState, ToolRunner, run_loop
+from agent.result import Question, RunResult, Usage
+from agent.sandbox import Limits
+from agent.session import Session, default_sessions_dir, read_transcript
+from tools import paths
+
+DEFAULT_TIME_BUDGET = 120.0
+
+
+@dataclass
+class RunOptions:
+    data: Path | None = None
+    target: str | None = None
+    goal: str | None = None
+    answers: Answers = field(default_factory=Answers)
+    time_budget: float | None = None
+    metric: str | None = None
+    backend: str = "auto"  # auto | claude | offline
+    model: str | None = None
+    persona: str = "data-scientist"
+    sessions_dir: Path | None = None
+    on_questions: str = "assume"  # assume | ask
+    max_trials: int | None = None
+    max_steps: int = 40
+    seed: int = 0
+    memory_mb: int | None = None
+    roots: list[str] = field(default_factory=list)
+    resume: str | None = None
+    asker: Asker | None = None  # chat passes a terminal asker
+
+
+def choose_backend_name(requested: str) -> str:
+    if requested not in ("auto", "claude", "offline"):
+        raise BadInput(f"unknown backend {requested!r}; use auto, claude or offline")
+    if requested == "auto":
+        return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+    if requested == "claude" and not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+        raise BadInput("--backend claude needs ANTHROPIC_API_KEY; set it, or use --backend offline")
+    return requested
+
+
+def make_backend(name: str, opts: RunOptions, persona: Any, target: str | None):
+    if name == "offline":
+        from agent.models.autopilot import AutopilotBackend
+
+        return AutopilotBackend(target=target, max_trials=opts.max_trials)
+    from agent.models.claude import ClaudeBackend  # imported only when used: it pulls the anthropic SDK
+
+    return ClaudeBackend(model=opts.model, persona=persona)
+
+
+def _load_persona(ref: str, known: list[str]):
+    from agent.persona import load_persona
+
+    return load_persona(ref, known_tools=known)
+
+
+class Run:
+    """A run in progress. Iterate `events()` to drive it; then read `result()`."""
+
+    def __init__(self, opts: RunOptions):
+        from tools.registry import all_tools
+
+        self.opts = opts
+        self.started = time.time()
+        sessions_dir = Path(opts.sessions_dir) if opts.sessions_dir else default_sessions_dir()
+        registry = all_tools()
+        self.persona = _load_persona(opts.persona, list(registry))
+        self.tools = {name: spec for name, spec in registry.items() if name in set(self.persona.tools)}
+        answers = opts.answers
+        if opts.target:
+            answers = answers.merged({"target": opts.target})
+        if opts.metric:
+            answers = answers.merged({"metric": opts.metric})
+        if opts.goal:
+            answers = answers.merged({"goal": opts.goal})
+        if opts.resume:
+            self.session = Session.load(sessions_dir, opts.resume)
+            saved = Answers.model_validate(self.session.meta.get("answers") or {})
+            answers = saved.merged(answers)
+            self.backend_name = self.session.meta.get("backend", "offline") if opts.backend == "auto" else choose_backend_name(opts.backend)
+            budget = opts.time_budget or self.session.meta.get("time_budget") or DEFAULT_TIME_BUDGET
+        else:
+            if opts.data is None:
+                raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
+            data = Path(opts.data)
+            if not data.is_file():
+                raise BadInput(f"data file {data} not found; check the path")
+            self.backend_name = choose_backend_name(opts.backend)
+            budget = opts.time_budget or answers.time_budget or DEFAULT_TIME_BUDGET
+            sessions_dir.mkdir(parents=True, exist_ok=True)
+            self.session = Session.create(sessions_dir, data_path=data, persona=self.persona.name, backend=self.backend_name,
+                                          model=opts.model, seed=opts.seed, extra={"time_budget": budget})
+        if budget <= 0:
+            raise BadInput("--time-budget must be positive")
+        self.budget = float(budget)
+        self.answers = answers
+        target = answers.target
+        self.backend = make_backend(self.backend_name, opts, self.persona, target)
+        self.session.update(answers=answers.given(), backend=self.backend_name, model=getattr(self.backend, "model", None),
+                            status="running", time_budget=self.budget)
+        self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
+                               answers=dict(answers.given()),
+                               assumptions=list(self.session.meta.get("assumptions") or []))
+        given = answers.given()
+        self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
+        limits = Limits(memory_mb=opts.memory_mb) if opts.memory_mb else Limits()
+        self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots)
+        self.conversation = self._conversation()
+        self.status = "running"
+        self.error: str | None = None
+        self.questions: list[dict[str, Any]] = []
+
+    def _conversation(self) -> list[dict[str, Any]]:
+        events = list(read_transcript(self.session.transcript_path))
+        conv: list[dict[str, Any]] = []
+        for e in events:
+            if e["type"] == "user":
+                conv.append({"role": "user", "text": e["text"]})
+            elif e["type"] == "assistant":
+                conv.append({k: e[k] for k in ("text", "tool_calls", "stop_reason", "raw") if k in e} | {"role": "assistant"})
+            elif e["type"] == "tool_results":
+                if conv and conv[-1]["role"] == "tool":
+                    continue  # a second record for the same turn (an interrupt note): keep the first
+                conv.append({"role": "tool", "results": e["results"]})
+        # A turn whose tool calls never got results (killed or interrupted), or one that paused
+        # for input: drop it, so the backend issues it again with what is known now.
+        while conv and conv[-1]["role"] == "assistant" and conv[-1].get("tool_calls"):
+            conv.pop()
+        if conv and conv[-1]["role"] == "tool" and any(r.get("kind") in ("needs_input", "interrupted") for r in conv[-1]["results"]):
+            conv.pop()
+            if conv and conv[-1]["role"] == "assistant":
+                conv.pop()
+        if not conv:
+            text = self._opening_message()
+            self.session.append({"type": "user", "text": text})
+            conv.append({"role": "user", "text": text})
+        elif events:
+            self.session.append({"type": "resume", "steps_kept": len(conv)})
+        return conv
+
+    def _opening_message(self) -> str:
+        a = self.answers
+        parts = [f"Data file: {self.session.data_path.name if self.session.data_path else 'none'}."]
+        if a.goal:
+            parts.append(f"Goal: {a.goal}.")
+        if a.target:
+            parts.append(f"Target column: {a.target}.")
+        parts.append(f"Time budget: {self.budget:.0f} seconds.")
+        parts.append("Build, evaluate and document the best model you can, following your workflow.")
+        return " ".join(parts)
+
+    def events(self) -> Iterator[Event]:
+        from agent.loop import NeedsInput  # noqa: F401  (documented: askers raise it)
+
+        try:
+            for event in run_loop(self.backend, self.state, self.tools, self.runner, self.asker, self.conversation,
+                                  max_steps=self.opts.max_steps):
+                if event.kind == "needs_input":
+                    self.questions = event.data["questions"]
+                yield event
+            if self.questions:
+                self.status = "needs_input"
+            elif (self.session.artifacts_dir / paths.EVALUATION).exists():
+                self.status = "completed"
+            else:
+                self.status = "failed"
+                self.error = self.state.stopped or (self.state.final_text or "the run ended without an evaluated model")[:500]
+        except KeyboardInterrupt:
+            self.status = "failed"
+            self.error = "interrupted"
+            self.session.update(status="interrupted")
+            raise
+        except Exception as exc:
+            from agent.models.errors import BackendError
+
+            if not isinstance(exc, BackendError):
+                raise
+            self.status = "failed"
+            self.error = str(exc)
+        finally:
+            self.runner.close()
+            self._save_usage()
+            if self.status != "running":
+                self.session.update(status=self.status, assumptions=self.state.assumptions,
+                                    elapsed_s=round(time.time() - self.started, 2), error=self.error)
+        yield Event("done", {"status": self.status, "error": self.error})
+
+    def run(self) -> RunResult:
+        for _ in self.events():
+            pass
+        return self.result()
+
+    def _save_usage(self) -> None:
+        usage = dict(self.state.usage)
+        cost = None
+        if self.backend_name == "claude":
+            from agent.models.config import cost_usd
+
+            cost = cost_usd(getattr(self.backend, "model", None), usage)
+        self.session.update(usage=usage | {"cost_usd": cost, "model": getattr(self.backend, "model", None)})
+
+    def result(self) -> RunResult:
+        return build_result(self.session, self.status, time.time() - self.started, self.error, self.questions,
+                            self.state.assumptions)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def build_result(session: Session, status: str, elapsed: float, error: str | None = None,
+                 questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
+    art = session.artifacts_dir
+    task = _json(art / paths.TASK) or {}
+    ev = _json(art / paths.EVALUATION) or {}
+    board = _json(art / paths.LEADERBOARD) or []
+    plan = _json(art / paths.MONITORING) or {}
+
+    def existing(rel: str) -> str | None:
+        p = art / rel
+        return str(p) if p.exists() else None
+
+    artifacts = {
+        "model": existing(paths.MODEL), "report": existing(paths.REPORT), "model_card": existing(paths.MODEL_CARD),
+        "notebook": existing(paths.NOTEBOOK), "monitoring": existing(paths.MONITORING), "profile": existing(paths.PROFILE),
+        "transcript": str(session.transcript_path),
+    }
+    recommendations = list(plan.get("retraining_triggers", []))
+    if ev and ev.get("baseline_score") is not None:
+        beats = (ev["test_score"] > ev["baseline_score"]) == ev.get("greater_is_better", True)
+        if not beats:
+            recommendations.insert(0, "The model does not beat the baseline on the test split: do not deploy it; "
+                                      "revisit the features or the framing.")
+    usage = session.meta.get("usage") or {}
+    return RunResult(
+        status=status,  # type: ignore[arg-type]
+        session_id=session.id,
+        session_dir=str(session.dir),
+        questions=[Question(**{k: q.get(k) for k in ("key", "question", "why", "options", "default") if q.get(k) is not None})
+                   for q in (questions or [])],
+        task=task.get("task"),
+        target=task.get("target") or (session.meta.get("answers") or {}).get("target"),
+        metric=task.get("metric"),
+        test_score=ev.get("test_score"),
+        test_ci=tuple(ev["test_ci"]) if ev.get("test_ci") else None,
+        baseline_score=ev.get("baseline_score"),
+        best_model=ev.get("model"),
+        leaderboard=[{k: r.get(k) for k in ("name", "family", "cv_mean", "cv_std", "fit_s")} for r in board[:5]],
+        artifacts=artifacts,
+        assumptions=list(assumptions if assumptions is not None else session.meta.get("assumptions") or []),
+        recommendations=recommendations,
+        usage=Usage(input_tokens=int(usage.get("input_tokens", 0)), output_tokens=int(usage.get("output_tokens", 0)),
+                    cache_read_tokens=int(usage.get("cache_read_tokens", 0)),
+                    cache_write_tokens=int(usage.get("cache_write_tokens", 0)), cost_usd=usage.get("cost_usd"),
+                    model=usage.get("model")),
+        elapsed_s=round(elapsed, 2),
+        error=error,
+    )

@@ -1,0 +1,170 @@
+"""The tool worker: limits, crash recovery, secrets, and the isolation layers.
+
+Test-only tools live in tests/sandbox_tools.py and reach the worker through
+DSAGENT_TOOL_MODULES. Tests that need a layer this machine lacks are skipped with the
+reason `layers()` gives.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent import isolation
+from agent.sandbox import CallResult, Limits, Worker, layers
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+DATA = ROOT / "examples" / "penguins.csv"
+
+
+def need(name: str, disabled: str = "") -> None:
+    info = isolation.layers().get(name, {})
+    if not info.get("active"):
+        pytest.skip(f"layer {name} unavailable here: {info.get('reason', 'unknown')}")
+
+
+@pytest.fixture
+def make_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools")
+    workers: list[Worker] = []
+
+    def make(**kw) -> Worker:
+        artifacts = tmp_path / "session" / "artifacts"
+        kw.setdefault("limits", Limits(memory_mb=2048))
+        w = Worker(artifacts, log_path=artifacts.parent / "worker.log", **kw)
+        workers.append(w)
+        return w
+
+    yield make
+    for w in workers:
+        w.stop()
+
+
+def call(worker: Worker, tool: str, args: dict | None = None, timeout: float = 30) -> CallResult:
+    artifacts = worker.artifacts_dir
+    ctx = {"session_dir": str(artifacts.parent), "artifacts_dir": str(artifacts),
+           "data_path": str(DATA)}
+    *_, result = worker.call(tool, args or {}, ctx, timeout)
+    return result
+
+
+def test_layers_are_reported_with_reasons():
+    found = layers()
+    for name in ("bubblewrap", "landlock", "seccomp", "pids-cgroup", "rlimits", "timeout", "clean-env"):
+        assert isinstance(found[name]["active"], bool)
+        assert found[name]["reason"]
+
+
+def test_tools_see_the_layers_that_took_effect(make_worker):
+    w = make_worker()
+    result = call(w, "t_echo")
+    assert result.ok
+    seen = result.output["summary"]["layers"]
+    assert seen == w.layers
+    assert seen["seccomp"]["active"] == isolation.layers()["seccomp"]["active"]
+
+
+def test_runaway_tool_is_killed_and_session_goes_on(make_worker):
+    w = make_worker()
+    result = call(w, "t_sleep", {"seconds": 60}, timeout=1.5)
+    assert not result.ok and result.kind == "timeout"
+    assert result.seconds < 10
+    assert call(w, "t_echo", {"text": "again"}).output["summary"]["text"] == "again"
+
+
+def test_memory_hog_is_stopped_and_session_goes_on(make_worker):
+    w = make_worker(limits=Limits(memory_mb=1024))
+    result = call(w, "t_hog", {"gigabytes": 4})
+    assert not result.ok and result.kind == "memory"
+    assert call(w, "t_echo").ok
+
+
+def test_crash_becomes_an_error_and_the_worker_restarts(make_worker):
+    w = make_worker()
+    assert call(w, "t_echo").ok
+    first = w.proc.pid
+    result = call(w, "t_crash")
+    assert not result.ok and result.kind == "crash" and "SIGSEGV" in result.error
+    assert call(w, "t_echo").ok
+    assert w.proc.pid != first
+
+
+def test_secrets_are_absent_from_the_worker(make_worker, monkeypatch):
+    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY",
+                 "DB_PASSWORD", "SSH_AUTH_SOCK"):
+        monkeypatch.setenv(name, "do-not-leak")
+    w = make_worker()
+    env = call(w, "t_env").output["summary"]
+    assert "do-not-leak" not in str(env)
+    assert env["DSAGENT_KERNEL_TRANSPORT"] == "ipc"
+
+
+def test_reply_and_log_are_capped(make_worker):
+    w = make_worker(limits=Limits(memory_mb=2048, reply_bytes=1024 * 1024, log_bytes=64 * 1024))
+    result = call(w, "t_big", {"megabytes": 3})
+    assert not result.ok and "returned more than" in result.error
+    assert call(w, "t_spam", {"megabytes": 4}).ok
+    w.stop()
+    log = w.log_path.read_bytes()
+    assert len(log) < 80 * 1024 and b"[worker log truncated]" in log
+
+
+def test_filesystem_view(make_worker, tmp_path):
+    if not (isolation.layers()["bubblewrap"]["active"] or isolation.layers()["landlock"]["active"]):
+        pytest.skip("no filesystem confinement here: " + isolation.layers()["bubblewrap"]["reason"])
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("secret")
+    w = make_worker(data_paths=[DATA])
+    artifacts = w.artifacts_dir
+    read = ["/etc/passwd", str(secret), str(DATA)] + ([str(ROOT / ".git" / "HEAD")] if (ROOT / ".git").exists() else [])
+    write = [str(artifacts / "ok.txt"), str(artifacts.parent / "session.json"), str(tmp_path / "outside" / "x.txt")]
+    seen = call(w, "t_probe", {"read": read, "write": write}).output["summary"]
+    assert seen[str(DATA)].startswith("read")
+    assert seen[str(artifacts / "ok.txt")] == "wrote"
+    for path in read[:2] + read[3:] + write[1:]:
+        assert not seen[path].startswith(("read", "wrote")), path
+    assert secret.read_text() == "secret" and not (tmp_path / "outside" / "x.txt").exists()
+
+
+def test_filesystem_view_with_landlock_alone(make_worker, tmp_path, monkeypatch):
+    need("landlock")
+    monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", "bubblewrap")
+    test_filesystem_view(make_worker, tmp_path)
+    assert make_worker().layers["bubblewrap"]["active"] is False
+
+
+def test_libraries_work_under_the_layers(make_worker):
+    """scikit-learn with loky workers, optuna on SQLite in artifacts, matplotlib."""
+    w = make_worker(limits=Limits(memory_mb=4096))
+    result = call(w, "t_sklearn", timeout=120)
+    assert result.ok, result.error
+    assert (w.artifacts_dir / "study.db").exists() and (w.artifacts_dir / "fig.png").exists()
+
+
+def test_jupyter_kernel_runs_over_ipc(make_worker):
+    w = make_worker(limits=Limits(memory_mb=4096))
+    result = call(w, "t_notebook", timeout=120)
+    assert result.ok, result.error
+    assert result.output["summary"] == {"stdout": "42\n", "transport": "ipc"}
+
+
+def test_stop_leaves_nothing_behind(make_worker):
+    w = make_worker()
+    assert call(w, "t_echo").ok
+    pid, plan = w.proc.pid, w._plan
+    cgroup = plan.cgroup.path if plan.cgroup else None
+    w.stop()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    if cgroup is not None:
+        assert not cgroup.exists()
+
+
+def test_seccomp_filter_assembles_with_forward_jumps():
+    for arch in isolation._ARCH:
+        code = isolation._assemble(isolation.seccomp_program(arch, ["setsid"]))
+        assert all(0 <= jt < 256 and 0 <= jf < 256 for _, jt, jf, _ in code)

@@ -1,0 +1,34 @@
+"""ask_user: structured clarifying questions. Declared here like every tool (one schema for
+Claude, MCP and the autopilot) but answered by the loop's Asker, not by a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tools.registry import tool
+
+MAX_QUESTIONS = 6
+
+
+class ClarifyingQuestion(BaseModel):
+    key: str = Field(description="the answers key this settles: goal, target, task, metric, positive_class, cost_fp, "
+                                 "cost_fn, time_column, group_column, segment_columns, sensitive_columns, id_columns, "
+                                 "latency_ms, interpretability or time_budget")
+    question: str = Field(description="the question, in plain words")
+    why: str = Field("", description="why the answer changes what you will build")
+    options: list[str] = Field(default_factory=list, description="suggested answers, if any")
+    default: Any = Field(None, description="what you will assume if the user has no preference")
+
+
+@tool(runs_in_loop=True)
+def ask_user(questions: list[ClarifyingQuestion] = Field(..., min_length=1, max_length=MAX_QUESTIONS)) -> dict:
+    """Ask the user clarifying questions, all together, before expensive work.
+
+    Ask only what changes the work (goal and success metric, cost of false positives vs false
+    negatives, time or group structure, columns unavailable at prediction time, latency,
+    interpretability). Each question names the answers key it settles and a default; the user may
+    answer "use your judgement", in which case the default is used and recorded as an assumption.
+    """
+    raise RuntimeError("ask_user is answered by the agent loop, not executed as a tool")

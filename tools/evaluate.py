@@ -1,0 +1,232 @@
+"""evaluate_model: fit the chosen model on all training rows, save it, and score the untouched
+test split once — with bootstrap confidence intervals, the baseline, a cost-aware threshold,
+per-segment metrics, worst segments and latency."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tools import paths, plots
+from tools.features import build_pipeline
+from tools.metrics import all_scores, bootstrap_ci, get_metric, score
+from tools.model_io import input_schema, save_model
+from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from tools.task import load_task, test_data, training_data
+from tools.train import load_leaderboard, predict_any
+
+
+def pick_candidate(board: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    if not board:
+        raise ToolError("no trained candidates yet; call train_models first")
+    if name == "best":
+        non_baseline = [r for r in board if r["family"] != "baseline"]
+        return (non_baseline or board)[0]
+    for row in board:
+        if row["name"] == name:
+            return row
+    raise ToolError(f"no candidate named {name!r}; leaderboard has {', '.join(r['name'] for r in board)}")
+
+
+def choose_threshold(y: np.ndarray, score_pos: np.ndarray, cost_fp: float | None, cost_fn: float | None) -> dict[str, Any]:
+    """From out-of-fold predictions on the training split (never from the test set)."""
+    candidates = np.unique(np.quantile(score_pos, np.linspace(0.005, 0.995, 199)))
+    best_t, best_v, rule = 0.5, None, ""
+    for t in candidates:
+        pred = score_pos >= t
+        tp = np.sum(pred & (y == 1))
+        fp = np.sum(pred & (y == 0))
+        fn = np.sum(~pred & (y == 1))
+        if cost_fp is not None or cost_fn is not None:
+            value = -((cost_fp or 1.0) * fp + (cost_fn or 1.0) * fn)  # maximise negative cost
+            rule = f"minimises {cost_fp or 1.0:g} x FP + {cost_fn or 1.0:g} x FN on out-of-fold predictions"
+        else:
+            value = 2 * tp / max(2 * tp + fp + fn, 1)
+            rule = "maximises F1 on out-of-fold predictions (no costs were given)"
+        if best_v is None or value > best_v:
+            best_t, best_v = float(t), float(value)
+    return {"threshold": round(best_t, 6), "rule": rule}
+
+
+def _latency(model, X: pd.DataFrame) -> dict[str, Any]:
+    single = []
+    for i in range(min(40, len(X))):
+        row = X.iloc[[i]]
+        t0 = time.perf_counter()
+        model.predict(row)
+        single.append((time.perf_counter() - t0) * 1000)
+    batch_rows = X.iloc[: min(1000, len(X))]
+    batch = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.predict(batch_rows)
+        batch.append((time.perf_counter() - t0) * 1000)
+    p50, p95, p99 = np.percentile(single, [50, 95, 99])
+    return {"single_row_ms": {"p50": round(p50, 3), "p95": round(p95, 3), "p99": round(p99, 3)},
+            "batch_rows": len(batch_rows), "batch_ms": round(float(np.median(batch)), 2)}
+
+
+def _row_loss(task: dict[str, Any], y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
+    if task["task"] == "regression":
+        return np.abs(y - pred)
+    return -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))
+
+
+def _segments(frame: pd.DataFrame, columns: list[str], loss: np.ndarray, task, y, pred, proba, metric) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
+            values = pd.qcut(values, 4, duplicates="drop").astype(str)
+        values = values.astype(str).fillna("(missing)").to_numpy()
+        rows = []
+        for val in pd.Series(values).value_counts().index[:12]:
+            mask = values == val
+            entry = {"value": str(val), "n": int(mask.sum()), "mean_loss": round(float(loss[mask].mean()), 5)}
+            try:
+                entry[metric.name] = round(score(metric, y[mask], pred[mask], None if proba is None else proba[mask]), 5)
+            except ValueError:
+                entry[metric.name] = None
+            if task["task"] != "regression":
+                entry["accuracy"] = round(float((pred[mask] == y[mask]).mean()), 4)
+            rows.append(entry)
+        out[col] = rows
+    return out
+
+
+def _worst_segments(frame: pd.DataFrame, features: dict[str, str], loss: np.ndarray, min_rows: int) -> list[dict[str, Any]]:
+    found = []
+    overall = float(loss.mean())
+    for col, kind in features.items():
+        values = frame[col]
+        if kind == "numeric":
+            if values.nunique() < 5:
+                continue
+            values = pd.qcut(values, 4, duplicates="drop").astype(str)
+        elif kind not in ("categorical", "boolean"):
+            continue
+        values = values.astype(str).to_numpy()
+        s = pd.Series(loss).groupby(values)
+        stats = pd.DataFrame({"n": s.size(), "loss": s.mean()})
+        stats = stats[stats["n"] >= min_rows]
+        if stats.empty:
+            continue
+        val = stats["loss"].idxmax()
+        found.append({"column": col, "value": str(val), "n": int(stats.loc[val, "n"]),
+                      "mean_loss": round(float(stats.loc[val, "loss"]), 5),
+                      "ratio_to_overall": round(float(stats.loc[val, "loss"]) / max(overall, 1e-12), 3)})
+    return sorted(found, key=lambda r: -r["ratio_to_overall"])[:5]
+
+
+@tool
+def evaluate_model(ctx: ToolContext, model: str = "best") -> ToolOutput:
+    """Fit the chosen candidate on the whole training split, save it, and score the untouched test split.
+
+    Saves the full Pipeline (it predicts on raw rows) as a skops file with a manifest. Reports
+    every metric of the task with a bootstrap 95% CI for the main one, the baseline on the same
+    test rows, a decision threshold for binary tasks chosen from the stated costs on out-of-fold
+    predictions (never on the test set), per-segment metrics for named segment/sensitive columns,
+    the worst segments, prediction latency, and plots (confusion matrix, ROC/PR, calibration, or
+    residuals for regression).
+
+    Args:
+        model: a leaderboard name, or best (the top non-baseline candidate).
+    """
+    board = load_leaderboard(ctx)
+    chosen = pick_candidate(board, model)
+    X_train, y_train, task = training_data(ctx)
+    X_test, y_test, _ = test_data(ctx)
+    n_classes = len(task["classes"]) if task["classes"] else 0
+    metric = get_metric(task["metric"], task["task"])
+    spec = {"family": chosen["family"], "params": chosen["params"]}
+    ctx.report(f"fitting {chosen['name']} on {len(X_train)} training rows", 0.1)
+    t0 = time.perf_counter()
+    pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes).fit(X_train, y_train)
+    fit_s = time.perf_counter() - t0
+    pred, proba = predict_any(pipeline, X_test, task)
+    scores = all_scores(task["task"], y_test, pred, proba)
+    main = score(metric, y_test, pred, proba)
+    ci = bootstrap_ci(metric, y_test, pred, proba, seed=ctx.seed, time_limit=min(15.0, ctx.seconds_left(60) / 10 + 2))
+
+    baseline = build_pipeline({"family": "baseline"}, task["features"], X_train, task["task"], ctx.seed, n_classes)
+    baseline.fit(X_train, y_train)
+    b_pred, b_proba = predict_any(baseline, X_test, task)
+    baseline_score = score(metric, y_test, b_pred, b_proba)
+
+    record: dict[str, Any] = {
+        "model": chosen["name"], "family": chosen["family"], "params": chosen["params"], "metric": metric.name,
+        "greater_is_better": metric.greater_is_better, "test_score": main, "test_ci": ci, "baseline_score": baseline_score,
+        "cv_mean": chosen["cv_mean"], "cv_std": chosen["cv_std"], "test_metrics": scores, "n_test": len(y_test),
+        "n_train": len(y_train), "fit_s": round(fit_s, 3),
+    }
+    plot_dir = paths.PLOTS_DIR
+    files: dict[str, str] = {}
+    if task["task"] != "regression":
+        from sklearn.metrics import confusion_matrix
+
+        labels = task["classes"]
+        final_pred = pred
+        if task["task"] == "binary":
+            oof_path = ctx.artifacts_dir / paths.OOF
+            oof = np.load(oof_path)[chosen["name"]] if oof_path.exists() and chosen["name"] in np.load(oof_path) else None
+            if oof is not None and not np.isnan(oof[:, 1]).all():
+                covered = ~np.isnan(oof[:, 1])
+                th = choose_threshold(y_train[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
+            else:
+                th = {"threshold": 0.5, "rule": "default 0.5 (no out-of-fold predictions for this candidate)"}
+            final_pred = (proba[:, 1] >= th["threshold"]).astype(int)
+            th["test_metrics_at_threshold"] = {k: v for k, v in all_scores("binary", y_test, final_pred, None).items()}
+            record["threshold"] = th
+            files["roc_pr"] = f"{plot_dir}/roc_pr.png"
+            plots.roc_pr(y_test, proba[:, 1], artifact_path(ctx, files["roc_pr"]), labels[1])
+            files["calibration"] = f"{plot_dir}/calibration.png"
+            plots.calibration(y_test, proba[:, 1], artifact_path(ctx, files["calibration"]))
+        cm = confusion_matrix(y_test, final_pred, labels=list(range(len(labels))))
+        record["confusion_matrix"] = {"labels": labels, "matrix": cm.tolist()}
+        files["confusion_matrix"] = f"{plot_dir}/confusion_matrix.png"
+        plots.confusion(cm, labels, artifact_path(ctx, files["confusion_matrix"]), f"Confusion matrix — {chosen['name']} (test)")
+    else:
+        files["regression"] = f"{plot_dir}/regression.png"
+        plots.regression(y_test, pred, artifact_path(ctx, files["regression"]), task["target"])
+
+    loss = _row_loss(task, y_test, pred, proba)
+    segment_cols = list(dict.fromkeys((ctx.answers.get("segment_columns") or []) + (ctx.answers.get("sensitive_columns") or [])))
+    from tools.data import load_dataset
+
+    df, _ = load_dataset(ctx)
+    test_frame = df.iloc[load_task(ctx)["test_rows"]]
+    record["segments"] = _segments(test_frame, segment_cols, loss, task, y_test, pred, proba, metric)
+    record["worst_segments"] = _worst_segments(X_test, task["features"], loss, max(10, len(y_test) // 50))
+    record["latency"] = _latency(pipeline, X_test)
+
+    manifest = {
+        "target": task["target"], "task": task["task"], "classes": task["classes"], "positive_class": task["positive_class"],
+        "threshold": record.get("threshold", {}).get("threshold"), "metric": metric.name, "model": chosen["name"],
+        "family": chosen["family"], "params": chosen["params"], "input_schema": input_schema(X_train),
+        "dropped_columns": [d["column"] for d in task["dropped"]], "session_dir": str(ctx.session_dir),
+    }
+    save_model(pipeline, artifact_path(ctx, paths.MODEL), manifest)
+    files["model"] = paths.MODEL
+    files["manifest"] = paths.MODEL_MANIFEST
+    # Test predictions are kept for the monitoring plan's reference distribution of predictions.
+    np.savez_compressed(artifact_path(ctx, "test_predictions.npz"), pred=pred,
+                        proba=proba if proba is not None else np.empty(0))
+    record["files"] = files
+    artifact_path(ctx, paths.EVALUATION).write_text(json.dumps(record, indent=1, default=str))
+    files["evaluation"] = paths.EVALUATION
+
+    summary = {
+        "model": chosen["name"], "metric": metric.name, "test_score": round(main, 5),
+        "test_ci95": [round(ci[0], 5), round(ci[1], 5)] if ci else None, "baseline_score": round(baseline_score, 5),
+        "cv_mean": round(chosen["cv_mean"], 5), "other_test_metrics": {k: round(v, 4) for k, v in scores.items()},
+        "threshold": record.get("threshold", {}).get("threshold"), "worst_segments": record["worst_segments"][:3],
+        "latency_single_row_ms_p95": record["latency"]["single_row_ms"]["p95"], "plots": [v for k, v in files.items()
+                                                                                          if v.endswith(".png")],
+    }
+    return ToolOutput(summary=summary, record=record, files=files)

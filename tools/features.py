@@ -1,0 +1,196 @@
+"""Preprocessing and model families as scikit-learn Pipelines that predict on raw rows.
+
+All preprocessing lives inside the Pipeline, so cross-validation folds never see each other
+and the saved artifact accepts the original columns. A model is described by a plain spec
+({family, params}) that travels between tools as JSON; `build_pipeline` turns it into an
+estimator. Custom transformers here are few and small because skops must be told to trust them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+
+HIGH_CARDINALITY = 30
+FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime", "text")
+
+
+class DatetimeParts(TransformerMixin, BaseEstimator):
+    """Datetime-like columns -> year, month, day of week, hour, and days since 1970 (NaN kept)."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X)
+        parts = []
+        for col in frame.columns:
+            ts = pd.to_datetime(frame[col], errors="coerce", format="mixed")
+            parts += [ts.dt.year, ts.dt.month, ts.dt.dayofweek, ts.dt.hour,
+                      (ts - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0]
+        return np.column_stack([np.asarray(p, dtype=float) for p in parts]) if parts else np.empty((len(frame), 0))
+
+    def get_feature_names_out(self, input_features=None):
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        names = input_features
+        return np.array([f"{c}_{p}" for c in names for p in ("year", "month", "dow", "hour", "days")], dtype=object)
+
+
+class TextColumn(TransformerMixin, BaseEstimator):
+    """One free-text column -> TF-IDF. Missing text becomes the empty string."""
+
+    def __init__(self, max_features: int = 500):
+        self.max_features = max_features
+
+    def _docs(self, X):
+        col = X.iloc[:, 0] if hasattr(X, "iloc") else np.asarray(X)[:, 0]
+        return pd.Series(col).fillna("").astype(str).tolist()
+
+    def fit(self, X, y=None):
+        self.vectorizer_ = TfidfVectorizer(max_features=self.max_features, min_df=2, sublinear_tf=True)
+        try:
+            self.vectorizer_.fit(self._docs(X))
+        except ValueError:  # vocabulary empty after min_df: fall back to keeping every term
+            self.vectorizer_ = TfidfVectorizer(max_features=self.max_features, sublinear_tf=True).fit(self._docs(X))
+        return self
+
+    def transform(self, X):
+        return self.vectorizer_.transform(self._docs(X))
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array([f"tfidf_{t}" for t in self.vectorizer_.get_feature_names_out()], dtype=object)
+
+
+class ToStrings(TransformerMixin, BaseEstimator):
+    """Categoricals as strings (missing kept as NaN) so encoders see one consistent type."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X).copy()
+        for col in frame.columns:
+            values = frame[col]
+            frame[col] = values.where(values.isna(), values.astype(str)).astype(object)
+        return frame
+
+    def get_feature_names_out(self, input_features=None):
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(input_features, dtype=object)
+
+
+TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings")]
+
+
+def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {k: [] for k in ("numeric", "low_card", "high_card", "datetime", "text")}
+    for col, kind in kinds.items():
+        if kind == "numeric":
+            groups["numeric"].append(col)
+        elif kind in ("categorical", "boolean"):
+            n_unique = df[col].nunique() if df is not None and col in df else 0
+            groups["high_card" if n_unique > HIGH_CARDINALITY else "low_card"].append(col)
+        elif kind == "datetime":
+            groups["datetime"].append(col)
+        elif kind == "text":
+            groups["text"].append(col)
+    return groups
+
+
+def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False) -> ColumnTransformer:
+    target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+    parts: list[tuple[str, Any, Any]] = []
+    if groups["numeric"]:
+        steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
+        if linear:
+            steps.append(StandardScaler())
+        parts.append(("num", make_pipeline(*steps), groups["numeric"]))
+    if groups["low_card"]:
+        if linear:
+            enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=not dense)
+            parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
+                          groups["low_card"]))
+        else:
+            enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+            parts.append(("cat", make_pipeline(ToStrings(), enc), groups["low_card"]))
+    if groups["high_card"]:
+        enc = TargetEncoder(target_type=target_type, random_state=0)
+        parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
+                      groups["high_card"]))
+    if groups["datetime"]:
+        steps = [DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True)]
+        if linear:
+            steps.append(StandardScaler())
+        parts.append(("dt", make_pipeline(*steps), groups["datetime"]))
+    for col in groups["text"]:
+        parts.append((f"text_{col}", TextColumn(max_features=300 if dense else 2000), [col]))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0 if dense else 0.3, verbose_feature_names_out=False)
+
+
+def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_classes: int = 2) -> Any:
+    """Model families by name. `params` overrides the defaults shown here."""
+    clf = task != "regression"
+    p = dict(params)
+    if family == "baseline":
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        return DummyClassifier(strategy="prior") if clf else DummyRegressor(strategy="mean")
+    if family == "linear":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if clf:
+            return LogisticRegression(**({"C": 1.0, "max_iter": 2000, "class_weight": None} | p))
+        return Ridge(**({"alpha": 1.0} | p))
+    if family in ("random_forest", "extra_trees"):
+        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+
+        cls = {("random_forest", True): RandomForestClassifier, ("random_forest", False): RandomForestRegressor,
+               ("extra_trees", True): ExtraTreesClassifier, ("extra_trees", False): ExtraTreesRegressor}[(family, clf)]
+        defaults = {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": 2,
+                    "random_state": seed}
+        return cls(**(defaults | p))
+    if family == "hist_gb":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
+        return cls(**({"max_iter": 300, "learning_rate": 0.06, "early_stopping": "auto", "random_state": seed} | p))
+    if family == "xgboost":
+        import xgboost as xgb
+
+        defaults = {"n_estimators": 400, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.9, "colsample_bytree": 0.8,
+                    "min_child_weight": 1.0, "tree_method": "hist", "n_jobs": 2, "random_state": seed}
+        if clf:
+            defaults["eval_metric"] = "logloss" if n_classes <= 2 else "mlogloss"
+            return xgb.XGBClassifier(**(defaults | p))
+        return xgb.XGBRegressor(**(defaults | p))
+    raise ValueError(f"unknown model family {family!r}")
+
+
+LINEAR_FAMILIES = {"linear"}
+DENSE_FAMILIES = {"hist_gb"}
+
+
+def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
+                   n_classes: int = 2) -> Pipeline:
+    """spec = {"family": ..., "params": {...}} -> Pipeline(preprocess, model) on raw columns."""
+    family = spec["family"]
+    groups = split_columns(kinds, df)
+    pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES)
+    model = make_estimator(family, spec.get("params", {}), task, seed, n_classes)
+    return Pipeline([("preprocess", pre), ("model", model)])

@@ -1,0 +1,19 @@
+"""Artifact names inside sessions/<id>/artifacts/: one place, shared by tools and the agent."""
+
+PROFILE = "profile.json"
+TASK = "task.json"  # target, task type, metric, split description and test row indices
+LEADERBOARD = "leaderboard.json"
+OOF = "oof.npz"  # out-of-fold predictions of the candidates (training part only)
+TUNING = "tuning.json"
+STUDY_DB = "optuna.db"
+MODEL = "model/model.skops"
+MODEL_MANIFEST = "model/manifest.json"
+EVALUATION = "evaluation.json"
+EXPLANATION = "explanation.json"
+REPORT = "report.md"
+MODEL_CARD = "model_card.md"
+NOTEBOOK = "notebook.ipynb"
+MONITORING = "monitoring.json"
+MONITORING_MD = "monitoring.md"
+PLOTS_DIR = "plots"
+RECORDS_DIR = "records"

@@ -1,0 +1,241 @@
+"""define_task: fix the target, task type, metric and the untouched test split.
+
+The test split is made here, once, before anything is fitted, and its row positions are saved in
+task.json. Training and tuning tools only ever receive the training part (`training_data`);
+only evaluation reads the test part (`test_data`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from tools import paths
+from tools.data import DataError, load_dataset
+from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+
+CLASSIFICATION_MAX_CLASSES = 50
+
+
+def infer_task(y: pd.Series) -> str:
+    values = y.dropna()
+    n_unique = values.nunique()
+    if n_unique == 2:
+        return "binary"
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+        if n_unique > 20 or not integral:
+            return "regression"
+    return "multiclass"
+
+
+def default_metric(task: str, minority_frac: float | None) -> str:
+    if task == "binary":
+        return "pr_auc" if minority_frac is not None and minority_frac < 0.15 else "roc_auc"
+    return "log_loss" if task == "multiclass" else "rmse"
+
+
+def feature_kinds(df: pd.DataFrame) -> dict[str, str]:
+    from tools.profile import infer_column_kinds
+
+    return infer_column_kinds(df)
+
+
+def cv_plan(n_train: int) -> dict[str, Any]:
+    # K-fold where data is small; a single holdout where it is large (2 cores, fixed budgets).
+    if n_train <= 20_000:
+        return {"kind": "kfold", "folds": 5}
+    if n_train <= 100_000:
+        return {"kind": "kfold", "folds": 3}
+    return {"kind": "holdout", "folds": 1, "fraction": 0.2}
+
+
+@tool
+def define_task(
+    ctx: ToolContext,
+    target: str,
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto",
+    metric: str | None = None,
+    positive_class: str | None = None,
+    time_column: str | None = None,
+    group_column: str | None = None,
+    drop_columns: list[str] | None = None,
+    test_size: float = 0.2,
+) -> ToolOutput:
+    """Fix the prediction task and hold out an untouched test split before any model is fitted.
+
+    The split is stratified for classification, time-ordered when a time column is given (the
+    latest rows become the test set), and grouped when a group column is given (no group on both
+    sides). Columns that are ID-like, constant or suspected leaks (from profile_data) are dropped
+    along with any you name. Returns the feature list with column kinds, the metric and the CV plan.
+
+    Args:
+        target: the column to predict.
+        task: binary, multiclass or regression; auto infers it from the target.
+        metric: metric to optimise (roc_auc, pr_auc, log_loss, accuracy, balanced_accuracy, f1, rmse, mae, r2, mape); default follows the task and class balance.
+        positive_class: for binary tasks, the class that counts as positive.
+        time_column: a time column: split by time instead of at random.
+        group_column: a grouping column (e.g. customer id): keep each group on one side of the split.
+        drop_columns: extra columns to exclude (e.g. not available at prediction time).
+        test_size: fraction of rows held out for the final test.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    from tools.metrics import get_metric
+    from tools.profile import check_target
+
+    df, info = load_dataset(ctx)
+    check_target(df, target)
+    if not 0.05 <= test_size <= 0.5:
+        raise ToolError("test_size must be between 0.05 and 0.5")
+    for col in [time_column, group_column, *(drop_columns or [])]:
+        if col and col not in df.columns:
+            raise ToolError(f"column {col!r} not in the data; columns are: {', '.join(map(str, df.columns[:40]))}")
+    notes: list[str] = []
+    y_all = df[target]
+    keep = y_all.notna().to_numpy()
+    if not keep.all():
+        notes.append(f"dropped {int((~keep).sum())} rows whose target is missing")
+    positions = np.flatnonzero(keep)
+    y = y_all.iloc[positions]
+    if task == "auto":
+        task = infer_task(y)
+
+    classes: list[str] | None = None
+    minority = None
+    if task != "regression":
+        counts = y.astype(str).value_counts()
+        if len(counts) < 2:
+            raise ToolError(f"target {target!r} has a single class; a classifier needs at least two")
+        if task == "binary" and len(counts) != 2:
+            raise ToolError(f"target {target!r} has {len(counts)} classes, not 2; use task=multiclass")
+        if len(counts) > CLASSIFICATION_MAX_CLASSES:
+            raise ToolError(f"target {target!r} has {len(counts)} classes; use task=regression or group the classes")
+        classes = sorted(counts.index.tolist())
+        if task == "binary":
+            pos = positive_class if positive_class is not None else _guess_positive(classes, counts)
+            if str(pos) not in classes:
+                raise ToolError(f"positive_class {pos!r} is not a class of {target!r}; classes: {classes}")
+            classes = [c for c in classes if c != str(pos)] + [str(pos)]  # positive class last = encoded 1
+            positive_class = str(pos)
+        minority = float(counts.min() / counts.sum())
+    else:
+        if not pd.api.types.is_numeric_dtype(y):
+            raise ToolError(f"target {target!r} is not numeric; use task=binary or multiclass")
+
+    kinds = feature_kinds(df.drop(columns=[target]))
+    dropped = [{"column": c, "reason": "requested"} for c in (drop_columns or [])]
+    profile_file = ctx.artifacts_dir / paths.PROFILE
+    if profile_file.exists():
+        profile = json.loads(profile_file.read_text())
+        for item in profile.get("drop_suggestions", []):
+            if item["column"] != target and item["column"] not in {d["column"] for d in dropped}:
+                dropped.append(item)
+    for col, kind in kinds.items():
+        if kind in ("id", "constant") and col not in {d["column"] for d in dropped}:
+            dropped.append({"column": col, "reason": f"{kind}-like"})
+    for col in (time_column, group_column):
+        if col and col not in {d["column"] for d in dropped}:
+            dropped.append({"column": col, "reason": "split column (kept out of the features)"})
+    drop_set = {d["column"] for d in dropped}
+    features = {c: k for c, k in kinds.items() if c not in drop_set and k not in ("id", "constant")}
+    if not features:
+        raise ToolError("no usable feature columns remain after dropping ID-like, constant and leaking columns")
+
+    n = len(positions)
+    local = np.arange(n)
+    if time_column:
+        order = np.argsort(pd.to_datetime(df[time_column].iloc[positions], errors="coerce", format="mixed").to_numpy(),
+                          kind="stable")
+        cut = int(round(n * (1 - test_size)))
+        train_local, test_local = np.sort(order[:cut]), np.sort(order[cut:])
+        split_kind = "time"
+    elif group_column:
+        groups = df[group_column].iloc[positions].astype(str).to_numpy()
+        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=ctx.seed)
+        train_local, test_local = next(gss.split(local, groups=groups))
+        split_kind = "group"
+    else:
+        stratify = y.astype(str).to_numpy() if task != "regression" and minority and minority * n >= 2 else None
+        train_local, test_local = train_test_split(local, test_size=test_size, random_state=ctx.seed, stratify=stratify)
+        train_local, test_local = np.sort(train_local), np.sort(test_local)
+        split_kind = "stratified" if stratify is not None else "random"
+
+    chosen_metric = metric or ctx.answers.get("metric") or default_metric(task, minority)
+    metric_spec = get_metric(chosen_metric, task)
+    record = {
+        "target": target,
+        "task": task,
+        "metric": metric_spec.name,
+        "greater_is_better": metric_spec.greater_is_better,
+        "positive_class": positive_class,
+        "classes": classes,
+        "minority_frac": minority,
+        "features": features,
+        "dropped": dropped,
+        "n_rows": int(len(df)),
+        "n_labelled": int(n),
+        "n_train": int(len(train_local)),
+        "n_test": int(len(test_local)),
+        "split": {"kind": split_kind, "test_size": test_size, "seed": ctx.seed, "time_column": time_column,
+                  "group_column": group_column},
+        "cv": cv_plan(len(train_local)),
+        "cost_fp": ctx.answers.get("cost_fp"),
+        "cost_fn": ctx.answers.get("cost_fn"),
+        "notes": notes,
+        "train_rows": positions[train_local].tolist(),
+        "test_rows": positions[test_local].tolist(),
+    }
+    artifact_path(ctx, paths.TASK).write_text(json.dumps(record))
+    summary = {k: record[k] for k in ("target", "task", "metric", "positive_class", "n_train", "n_test", "split", "cv", "notes")}
+    summary["classes"] = classes[:20] if classes else None
+    summary["n_features"] = len(features)
+    summary["dropped"] = dropped[:20]
+    return ToolOutput(summary=summary, record={k: v for k, v in record.items() if not k.endswith("_rows")},
+                      files={"task": paths.TASK})
+
+
+def _guess_positive(classes: list[str], counts: pd.Series) -> str:
+    lowered = {c.lower(): c for c in classes}
+    for name in ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0"):
+        if name in lowered:
+            return lowered[name]
+    return str(counts.idxmin())  # otherwise the rarer class is usually the one of interest
+
+
+# -- helpers for the other tools -------------------------------------------------------------
+def load_task(ctx: ToolContext) -> dict[str, Any]:
+    path = ctx.artifacts_dir / paths.TASK
+    if not path.exists():
+        raise ToolError("no task defined yet; call define_task first")
+    return json.loads(path.read_text())
+
+
+def encode_target(task: dict[str, Any], y: pd.Series) -> np.ndarray:
+    if task["task"] == "regression":
+        return y.to_numpy(dtype=float)
+    lookup = {c: i for i, c in enumerate(task["classes"])}
+    return y.astype(str).map(lookup).to_numpy(dtype=int)
+
+
+def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    task = load_task(ctx)
+    df, _ = load_dataset(ctx)
+    if len(df) != task["n_rows"]:
+        raise DataError("the data file changed since define_task; call define_task again")
+    part = df.iloc[task[rows_key]]
+    X = part[list(task["features"])]
+    return X, encode_target(task, part[task["target"]]), task
+
+
+def training_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The training part only: what train and tune may see."""
+    return _part(ctx, "train_rows")
+
+
+def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The untouched test part: read only by evaluation, after the model is chosen."""
+    return _part(ctx, "test_rows")

@@ -1,0 +1,166 @@
+"""tune_model: Optuna search over one model family, on the training split only.
+
+TPE sampler, a median pruner fed with per-fold scores, a wall-time and trial budget, warm
+start from known-good configurations, and the study stored in the session (SQLite) so a run can
+resume and `optuna-dashboard sqlite:///.../optuna.db` can open it. A failed trial is marked
+failed and the study goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from tools import paths
+from tools.registry import ToolContext, ToolError, ToolOutput, tool
+from tools.task import training_data
+from tools.train import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard, save_leaderboard,
+                         save_oof)
+
+TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")
+
+# Known-good starting points (enqueued before TPE samples): library defaults plus configurations
+# that do well across many tabular datasets.
+WARM_STARTS: dict[str, list[dict[str, Any]]] = {
+    "xgboost": [
+        {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.8,
+         "reg_lambda": 1.0, "reg_alpha": 1e-8, "n_estimators": 400},
+        {"learning_rate": 0.03, "max_depth": 4, "min_child_weight": 2.0, "subsample": 0.8, "colsample_bytree": 0.6,
+         "reg_lambda": 3.0, "reg_alpha": 1e-8, "n_estimators": 800},
+    ],
+    "hist_gb": [{"learning_rate": 0.06, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-6,
+                 "max_iter": 300}],
+    "random_forest": [{"min_samples_leaf": 1, "max_features": 0.5}],
+    "extra_trees": [{"min_samples_leaf": 1, "max_features": 0.5}],
+    "linear": [{"C": 1.0}],
+}
+
+
+def suggest(trial, family: str, task: str) -> dict[str, Any]:
+    if family == "xgboost":
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "max_depth": trial.suggest_int("max_depth", 2, 10),
+            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30, log=True),
+            "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 5, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 100, 1200, step=50),
+        }
+    if family == "hist_gb":
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 100, log=True),
+            "l2_regularization": trial.suggest_float("l2_regularization", 1e-8, 10, log=True),
+            "max_iter": trial.suggest_int("max_iter", 100, 800, step=50),
+        }
+    if family in ("random_forest", "extra_trees"):
+        return {
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
+            "max_features": trial.suggest_float("max_features", 0.1, 1.0),
+        }
+    if family == "linear":
+        key = "C" if task != "regression" else "alpha"
+        return {key: trial.suggest_float(key, 1e-3, 1e3, log=True)}
+    raise ToolError(f"family {family!r} cannot be tuned; choose one of {TUNABLE}")
+
+
+@tool
+def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = None,
+               time_budget_s: float | None = None) -> ToolOutput:
+    """Tune the hyperparameters of one model family with Optuna (TPE + median pruning).
+
+    Cross-validated on the training split only. Warm-started from known-good configurations;
+    the study is stored in the session (optuna.db) and resumes if called again. The tuned model
+    joins the leaderboard as `<family>_tuned`.
+
+    Args:
+        family: xgboost, hist_gb, random_forest, extra_trees or linear; auto picks the best tunable family on the leaderboard.
+        n_trials: maximum number of trials (deterministic for a fixed number); default unlimited within the time budget.
+        time_budget_s: seconds to spend; default what is left of the session budget minus a reserve for deliverables.
+    """
+    import optuna
+
+    X, y, task = training_data(ctx)
+    board = load_leaderboard(ctx)
+    if family == "auto":
+        family = next((r["family"] for r in board if r["family"] in TUNABLE), "xgboost")
+    if family not in TUNABLE:
+        raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(TUNABLE)}")
+    budget = time_budget_s if time_budget_s is not None else max(5.0, ctx.seconds_left(60) * 0.6)
+    if n_trials is None and time_budget_s is None and ctx.deadline is None:
+        n_trials = 20
+    splits = cv_splits(task, X, y, ctx)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
+    study = optuna.create_study(
+        storage=storage,
+        study_name=f"{family}-{task['metric']}",
+        direction="maximize" if task["greater_is_better"] else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=8, multivariate=True),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+    if len(study.trials) == 0:
+        for params in WARM_STARTS.get(family, []):
+            study.enqueue_trial({k: v for k, v in params.items() if not (task["task"] == "regression" and k == "C")},
+                                skip_if_exists=True)
+    oofs: dict[int, np.ndarray] = {}
+    started = time.time()
+    deadline = started + budget
+
+    def objective(trial):
+        params = suggest(trial, family, task["task"])
+        spec = {"family": family, "params": params}
+
+        def on_fold(i, value):
+            trial.report(value, i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+            if time.time() > deadline + 0.25 * budget:  # a trial far past the budget is abandoned
+                raise optuna.TrialPruned()
+
+        cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold)
+        oofs[trial.number] = cv["oof"]
+        trial.set_user_attr("fit_s", cv["fit_s"])
+        trial.set_user_attr("predict_s", cv["predict_s"])
+        trial.set_user_attr("n_predicted", cv["n_predicted"])
+        ctx.report(f"trial {trial.number}: {task['metric']}={np.mean(cv['fold_scores']):.4f}",
+                   min(1.0, (time.time() - started) / budget))
+        return float(np.mean(cv["fold_scores"]))
+
+    study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise ToolError(f"no {family} trial completed within {budget:.0f}s; give tuning more time or skip it")
+    best = study.best_trial
+    params = dict(best.params)
+    oof = oofs.get(best.number)
+    if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
+        cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
+    else:
+        cv = {"oof": oof, "fold_scores": [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
+              "covered": ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]), "fit_s": best.user_attrs.get("fit_s", 0.0),
+              "predict_s": best.user_attrs.get("predict_s", 0.0), "n_predicted": best.user_attrs.get("n_predicted", len(X))}
+    name = f"{family}_tuned"
+    save_oof(ctx, name, cv["oof"])
+    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv)
+    row["trials"] = len(study.trials)
+    ranked = save_leaderboard(ctx, [r for r in board if r["name"] != name] + [row], task["greater_is_better"])
+    states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
+    summary = {
+        "family": family,
+        "metric": task["metric"],
+        "trials": {k: v for k, v in states.items() if v},
+        "best_cv": round(best.value, 5),
+        "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
+        "seconds": round(time.time() - started, 1),
+        "leaderboard": compact_board(ranked),
+        "study": f"{paths.STUDY_DB} (study {study.study_name}; open with optuna-dashboard)",
+    }
+    return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": ranked},
+                      files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})
