@@ -238,29 +238,41 @@ def leaderboard_table(rows: list[dict[str, Any]], plain: bool = False, top: int 
     return table
 
 
-def summary_table(result: RunResult, plain: bool = False) -> Table:
-    table = Table(title=f"run {result.status}", show_header=False, title_justify="left",
-                  box=box.ASCII if plain else box.ROUNDED)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+def summary_rows(result: RunResult) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
     if result.task:
-        table.add_row("task", f"{result.task}, target {result.target}")
+        rows.append(("task", f"{result.task}, target {result.target}"))
     if result.test_score is not None:
         ci = f"  (95% CI {result.test_ci[0]:.4f} to {result.test_ci[1]:.4f})" if result.test_ci else ""
-        table.add_row(f"test {result.metric}", f"{result.test_score:.4f}{ci}")
-        table.add_row("baseline", _num(result.baseline_score) or "n/a")
-        table.add_row("model", str(result.best_model))
+        rows.append((f"test {result.metric}", f"{result.test_score:.4f}{ci}"))
+        rows.append(("baseline", _num(result.baseline_score) or "n/a"))
+        rows.append(("chosen model", str(result.best_model)))
     for name, path in result.artifacts.items():
         if path and name != "transcript":
-            table.add_row(name, path)
+            rows.append(("model file" if name == "model" else name.replace("_", " "), path))
     if result.assumptions:
-        table.add_row("assumptions", f"{len(result.assumptions)} (listed in report.md)")
+        rows.append(("assumptions", f"{len(result.assumptions)} (listed in report.md)"))
     for rec in result.recommendations[:3]:
-        table.add_row("next", rec)
+        rows.append(("next", rec))
     if result.usage.input_tokens:
         cost = f", ${result.usage.cost_usd:.4f}" if result.usage.cost_usd is not None else ", cost unknown"
-        table.add_row("tokens", f"{result.usage.input_tokens} in / {result.usage.output_tokens} out{cost}")
-    table.add_row("session", result.session_dir)
+        rows.append(("tokens", f"{result.usage.input_tokens} in / {result.usage.output_tokens} out{cost}"))
+    rows.append(("session", result.session_dir))
+    return rows
+
+
+def summary_table(result: RunResult, plain: bool = False) -> RenderableType:
+    """The final summary: a boxed table on a terminal; `key: value` lines in plain mode (paths
+    stay on one line there, so they can be copied from a log)."""
+    rows = summary_rows(result)
+    if plain:
+        width = max(len(k) for k, _ in rows)
+        return Text("\n".join([f"run {result.status}"] + [f"  {k:<{width}}  {v}" for k, v in rows]))
+    table = Table(title=f"run {result.status}", show_header=False, title_justify="left", box=box.ROUNDED)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in rows:
+        table.add_row(k, v)
     return table
 
 

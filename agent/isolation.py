@@ -6,6 +6,7 @@ Layers (docs/security.md says what each blocks and what it does not):
                session's artifacts and cache; no network interface but loopback.
 - landlock     kernel path rules applied by the worker to itself (same paths as above);
                TCP bind/connect denied when the ABI has it (>= 4).
+- capabilities every capability dropped, bounding set emptied (root keeps no privileges).
 - seccomp      a BPF filter: no sockets but AF_UNIX/AF_NETLINK, no ptrace, mount, unshare,
                setns, bpf, io_uring, kexec, modules, keyrings; no clone with namespace flags.
 - pids-cgroup  a cgroup with pids.max around the worker: a fork bomb runs out of pids.
@@ -50,6 +51,7 @@ CONFINES = {
     "bubblewrap": ["filesystem", "network", "processes"],
     "landlock": ["filesystem"],
     "seccomp": ["network", "kernel"],
+    "capabilities": ["privileges"],
     "pids-cgroup": ["process-count"],
     "rlimits": ["memory", "cpu", "file-size", "open-files"],
     "timeout": ["wall-clock"],
@@ -419,6 +421,34 @@ def apply_seccomp(extra_denied: list[str] = ()) -> str:
     return f"{len(DENIED) + len(extra_denied)} syscalls denied; sockets limited to AF_UNIX/AF_NETLINK"
 
 
+# ---------------------------------------------------------------- capabilities
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> str:
+    """Drop every capability, for good: a root worker without bubblewrap would otherwise keep
+    CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_DAC_OVERRIDE... The bounding set is emptied first so that
+    running a program cannot grant them back."""
+    PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text()) if os.path.exists("/proc/sys/kernel/cap_last_cap") else 40
+    for cap in range(last + 1):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() not in (errno.EINVAL,):
+            if ctypes.get_errno() != errno.EPERM:  # EPERM: no CAP_SETPCAP, i.e. already unprivileged
+                raise OSError(ctypes.get_errno(), f"PR_CAPBSET_DROP {cap} failed")
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    return "all capabilities dropped (bounding set empty)"
+
+
 # ---------------------------------------------------------------- in the worker
 
 
@@ -432,6 +462,11 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                                             ll.get("list_only", [])), "landlock")
         except OSError as exc:
             result["landlock"] = layer(False, f"not applied: {exc.strerror or exc}", "landlock")
+    if spec.get("drop_caps"):
+        try:
+            result["capabilities"] = layer(True, drop_capabilities(), "capabilities")
+        except OSError as exc:
+            result["capabilities"] = layer(False, f"not dropped: {exc.strerror or exc}", "capabilities")
     if spec.get("seccomp"):
         try:
             result["seccomp"] = layer(True, apply_seccomp(), "seccomp")
@@ -477,6 +512,10 @@ def probe_main() -> None:
         except PermissionError:
             pass
         socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()  # must still work (Jupyter IPC)
+    if report.get("capabilities", {}).get("active"):
+        status = Path("/proc/self/status").read_text()
+        if "CapEff:\t0000000000000000" not in status or "CapBnd:\t0000000000000000" not in status:
+            report["capabilities"] = layer(False, "capabilities still present after dropping", "capabilities")
     if report.get("landlock", {}).get("active"):
         try:
             open(os.path.join(spec["session_dir"], "landlock-probe"), "w").close()
@@ -522,9 +561,9 @@ def _detect() -> dict[str, dict[str, Any]]:
         if report is None:  # the in-process layers, on their own
             report, err = _run_probe(Plan.build(artifacts, Limits(), use_bwrap=False))
         if report is None:
-            report = {name: layer(False, f"probe failed: {err}", name) for name in ("landlock", "seccomp")}
+            report = {name: layer(False, f"probe failed: {err}", name) for name in ("landlock", "seccomp", "capabilities")}
         result.update(report)
-    for name in ("landlock", "seccomp"):
+    for name in ("landlock", "seccomp", "capabilities"):
         if name in off:
             result[name] = layer(False, "disabled by DSAGENT_DISABLE_LAYERS", name)
     if "pids-cgroup" in off:

@@ -143,10 +143,16 @@ def run_loop(
     conversation: list[dict[str, Any]],
     *,
     max_steps: int = 40,
-    grace: float = 30.0,
+    grace: float | None = None,
 ) -> Iterator[Event]:
-    """Drive the backend until it ends its turn without tool calls, or a limit is hit."""
+    """Drive the backend until it ends its turn without tool calls, or a limit is hit.
+
+    Past the deadline the backend is expected to wrap up (it sees seconds_left() < 0); the loop
+    itself only stops a run that overruns by `grace` (default: half the budget, at least 60 s),
+    a safety net rather than the budget mechanism."""
     session = state.session
+    if grace is None:
+        grace = max(60.0, 0.5 * state.time_budget)
     specs = list(tools.values())
     while True:
         if state.steps >= max_steps:

@@ -141,6 +141,7 @@ class Plan:
         return {
             "session_dir": str(self.session_dir),
             "seccomp": "seccomp" not in off,
+            "drop_caps": "capabilities" not in off,
             "landlock": None if "landlock" in off else {
                 "read": self.read + ["/proc", "/dev"], "write": self.write + shm + tmp,
                 "rw_files": [p for p in isolation.DEV_FILES if os.path.exists(p)],
@@ -320,6 +321,13 @@ class Worker:
     ) -> Iterator[Progress | CallResult]:
         """Yields Progress while the tool runs, then exactly one CallResult."""
         started = time.monotonic()
+        # The data the call may read must be bound into the sandbox: a new data path or root
+        # (a session that switched datasets) restarts the worker with it.
+        data = [Path(context["data_path"])] if context.get("data_path") else []
+        roots = [Path(r) for r in context.get("roots") or []]
+        if not set(data) <= set(self.data_paths) or not set(roots) <= set(self.roots):
+            self.set_paths(self.data_paths + [p for p in data if p not in self.data_paths],
+                           self.roots + [r for r in roots if r not in self.roots])
         if not self.alive:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None

@@ -34,6 +34,10 @@ PHASES = {
 }
 FINAL = ("completed", "failed", "cancelled")
 
+# Tools only the MCP server has (agent/mcp_server.py): the direct-call session and whole tasks.
+MCP_SESSION_TOOLS = ("load_data", "start_ml_task", "task_status", "answer_questions", "task_result", "cancel_task",
+                     "list_tasks")
+
 
 # ------------------------------------------------------------------------- path confinement
 
@@ -92,6 +96,26 @@ def _pending_questions(transcript: Path) -> list[dict[str, Any]]:
             found = [q for r in event.get("results", []) if r.get("kind") == "needs_input" for q in r.get("questions", [])]
             questions = found
     return questions
+
+
+def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """Answers such as "use your judgement" take the pending question's stated default (typed keys
+    like `interpretability` accept only their own values); each one becomes an assumption."""
+    from agent.asking import is_judgement
+
+    defaults = {q.get("key"): q.get("default") for q in questions}
+    out, notes = {}, []
+    for key, value in answers.items():
+        if isinstance(value, str) and is_judgement(value):
+            if defaults.get(key) is None:
+                if key in defaults:
+                    raise BadInput(f"answers: {key} has no default to fall back on; give a value")
+                continue  # a judgement answer to a question nobody asked: nothing to record
+            out[key] = defaults[key]
+            notes.append(f"{key} = {defaults[key]!r}: left to dsagent's judgement (its stated default)")
+        else:
+            out[key] = value
+    return out, notes
 
 
 def _kill_worker(worker: Any) -> None:
@@ -265,12 +289,18 @@ class TaskManager:
         task = self.get(task_id)
         if task.status != "needs_input":
             raise BadInput(f"task {task_id} is {task.status}, not waiting for answers")
-        given = answers if isinstance(answers, Answers) else parse_answers(dict(answers or {}), source="answers")
+        raw = answers.given() if isinstance(answers, Answers) else dict(answers or {})
+        raw, deferred = defer_to_defaults(raw, task.questions)
+        given = parse_answers(raw, source="answers")
         opts = RunOptions(resume=task.id, answers=given, backend=task.backend, persona=task.persona,
                           sessions_dir=self.sessions_dir, on_questions=task.on_questions, max_trials=task.max_trials,
                           roots=[str(r) for r in self.roots])
         run = Run(opts)
+        run.state.assumptions.extend(deferred)
         with task.changed:
+            for step in task.steps:
+                if step["name"] == "ask_user" and step["ok"] is None:
+                    step.update(ok=True, answered=sorted(raw))
             task.status, task.phase, task.questions, task.error, task.result = "running", "resuming", [], None, None
             task.finished = None
             task.cancel_requested.clear()

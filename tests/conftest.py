@@ -25,3 +25,29 @@ def sessions_dir(tmp_path) -> Path:
     d = tmp_path / "sessions"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def offline_run_output(tmp_path_factory):
+    """ONE full offline `dsagent run --json` on the bundled example, shared by every test that
+    only reads its artifacts (keeps the suite inside its time budget): the finished process."""
+    import subprocess
+    import sys
+
+    sessions = tmp_path_factory.mktemp("shared-sessions")
+    answers = sessions / "answers.yaml"
+    answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n")
+    cmd = [sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
+           "--time-budget", "45", "--max-trials", "4", "--sessions-dir", str(sessions), "--answers", str(answers), "--json"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="session")
+def offline_run(offline_run_output):
+    """The shared run's RunResult (see offline_run_output)."""
+    from agent.result import RunResult
+
+    return RunResult.model_validate_json(offline_run_output.stdout)

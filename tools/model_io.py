@@ -1,10 +1,17 @@
 """Saving and loading the model artifact without executing code on load.
 
-The fitted Pipeline is stored with skops (no pickle) and loaded with an explicit allowlist of
-trusted type prefixes; anything else in the file is refused. Writes are atomic (temp file +
-fsync + rename) so a process killed mid-save never replaces the previous model. A manifest
-beside the model records its sha256, library versions and the input schema; a model whose
-bytes do not match its manifest is refused as tampered.
+The fitted Pipeline is stored with skops (no pickle). skops itself trusts scikit-learn's
+estimators and plain containers; every other type found in a file must be on TRUSTED_TYPES, an
+explicit list of exact names (no prefixes: `numpy.` or `builtins.` would admit functions). A file
+with anything else is refused before a single object is built.
+
+Writes are crash-safe: model and manifest are written to temporary files in the same directory,
+fsynced, then renamed over the old ones (model first, manifest second, directory fsynced). A
+process killed before the first rename leaves the previous model untouched. A kill between the
+two renames leaves a complete, fsynced new model whose complete manifest is still pending;
+`load_model` finds that pending manifest by the model's sha256 and rolls forward. Either way a
+half-written file is never loaded. A model whose bytes match neither manifest is refused as
+tampered.
 """
 
 from __future__ import annotations
@@ -19,9 +26,23 @@ from typing import Any
 from tools import paths
 from tools.registry import ToolError
 
-TRUSTED_PREFIXES = ("sklearn.", "xgboost.", "numpy.", "scipy.sparse.", "tools.features.", "builtins.", "collections.",
-                    "pandas.")
-REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill")
+# Types skops does not trust by default that our pipelines contain (found by saving every model
+# family of tools.features; tests/test_model_io.py keeps this list honest). Add a type here only
+# after reading how skops rebuilds it: constructors that run code are never acceptable.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "xgboost.core.Booster",  # restored from its own JSON/UBJ buffer via __setstate__, no pickle
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "tools.features.DatetimeParts",
+    "tools.features.TextColumn",
+    "tools.features.ToStrings",
+)
+REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle", ".pt", ".pth")
+MANIFEST = "manifest.json"
+PENDING = ".pending"  # suffix of a complete, fsynced manifest waiting for its rename
 
 
 class ModelFileError(ToolError):
@@ -36,15 +57,27 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as fh:
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, final)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def library_versions() -> dict[str, str]:
     out = {}
-    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "skops", "dsagent"):
+    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "scipy", "skops", "dsagent"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -63,57 +96,120 @@ def input_schema(X) -> dict[str, Any]:
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             cats = s.dropna().astype(str).value_counts()
             entry["categories"] = cats.index[:200].tolist()
+            entry["n_categories"] = int(len(cats))
         columns.append(entry)
     return {"columns": columns}
 
 
-def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def untrusted_types_of(path: Path) -> list[str]:
     import skops.io as sio
 
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_path.with_name(f".{model_path.name}.{os.getpid()}.tmp")
-    sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
-    digest = _sha256(tmp)
-    manifest = {**manifest, "format": "skops", "file": model_path.name, "sha256": digest, "versions": library_versions()}
-    manifest_path = model_path.with_name("manifest.json")
-    manifest_tmp = manifest_path.with_name(f".manifest.{os.getpid()}.tmp")
-    manifest_tmp.write_text(json.dumps(manifest, indent=1, default=str))
-    # Model first, then manifest: a kill between the two leaves a new model with the old manifest,
-    # which load_model refuses (sha mismatch) rather than silently mixing versions.
-    _fsync_replace(tmp, model_path)
-    _fsync_replace(manifest_tmp, manifest_path)
-    return manifest
+    return [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+
+
+def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write model + manifest so that a crash at any point leaves a loadable pair."""
+    import skops.io as sio
+
+    model_path = Path(model_path)
+    folder = model_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{os.urandom(3).hex()}"
+    tmp = folder / f".{model_path.name}.{tag}.tmp"
+    manifest_path = folder / MANIFEST
+    manifest_tmp = folder / f".{MANIFEST}.{tag}{PENDING}"
+    try:
+        sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
+        _fsync_file(tmp)
+        refused = untrusted_types_of(tmp)
+        if refused:  # refuse at save time: a model we could not load later must not replace a good one
+            raise ModelFileError(f"the model contains types outside tools.model_io.TRUSTED_TYPES ({', '.join(refused[:5])}); "
+                                 "review how skops rebuilds them and add them to the list")
+        digest = _sha256(tmp)
+        full = {**manifest, "format": "skops", "file": model_path.name, "sha256": digest,
+                "trusted_types": list(TRUSTED_TYPES), "versions": library_versions()}
+        manifest_tmp.write_text(json.dumps(full, indent=1, default=str), encoding="utf-8")
+        _fsync_file(manifest_tmp)
+        os.replace(tmp, model_path)  # 1: new model in place; its manifest is complete and pending
+        _fsync_dir(folder)
+        os.replace(manifest_tmp, manifest_path)  # 2: pair consistent again
+        _fsync_dir(folder)
+    except BaseException:
+        for leftover in (tmp, manifest_tmp):
+            # A pending manifest whose model is already in place is the roll-forward record: keep it.
+            if leftover.exists() and not (leftover == manifest_tmp and not tmp.exists()):
+                leftover.unlink(missing_ok=True)
+        raise
+    for stale in folder.glob(f".{MANIFEST}.*{PENDING}"):  # from earlier crashes, now superseded
+        stale.unlink(missing_ok=True)
+    return full
 
 
 def resolve_model_path(ref: str | Path) -> Path:
     """A session directory, its artifacts directory, a model directory or a .skops file."""
     p = Path(ref).expanduser()
     if p.suffix.lower() in REFUSED_SUFFIXES:
-        raise ModelFileError(f"{p.name} is a pickle/joblib file; dsagent only loads .skops models because "
-                             "pickles run code when loaded. Re-save the model with dsagent or skops")
-    for candidate in (p, p / paths.MODEL, p / "artifacts" / paths.MODEL, p / "model.skops"):
-        if candidate.is_file():
-            return candidate
-    raise ModelFileError(f"no model found at {p}; pass a session directory or a model.skops file")
+        raise ModelFileError(f"{p.name} is a pickle/joblib file; dsagent refuses to load it because unpickling runs "
+                             "arbitrary code. Load it only if you trust its author, then re-save the model with "
+                             "skops (or re-run `dsagent run`)")
+    if p.is_dir():
+        for candidate in (p / paths.MODEL, p / "artifacts" / paths.MODEL, p / "model.skops"):
+            if candidate.is_file():
+                return candidate
+        pickles = [q.name for q in (*p.glob("*.pkl"), *p.glob("*.joblib"), *p.glob("artifacts/model/*.pkl"))]
+        if pickles:
+            raise ModelFileError(f"{p} only holds pickle/joblib files ({', '.join(pickles[:3])}); dsagent refuses them "
+                                 "because unpickling runs arbitrary code")
+    elif p.is_file():
+        return p
+    raise ModelFileError(f"no model found at {p}; pass a session directory, a session id or a model.skops file")
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _matching_manifest(path: Path, digest: str) -> dict[str, Any] | None:
+    """The manifest of this exact file: the committed one, or a pending one left by a crash
+    between the two renames of save_model (roll forward)."""
+    current = _read_manifest(path.with_name(MANIFEST))
+    if current and current.get("sha256") == digest:
+        return current
+    for pending in sorted(path.parent.glob(f".{MANIFEST}.*{PENDING}")):
+        found = _read_manifest(pending)
+        if found and found.get("sha256") == digest and found.get("file") == path.name:
+            return found
+    return None
 
 
 def load_model(ref: str | Path) -> tuple[Any, dict[str, Any]]:
     import skops.io as sio
 
     path = resolve_model_path(ref)
-    manifest_path = path.with_name("manifest.json")
-    if not manifest_path.is_file():
-        raise ModelFileError(f"{path} has no manifest.json beside it; it was not written by dsagent")
-    manifest = json.loads(manifest_path.read_text())
-    if _sha256(path) != manifest.get("sha256"):
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80":
+        raise ModelFileError(f"{path.name} is a pickle, not a skops file; dsagent refuses it because unpickling runs "
+                             "arbitrary code")
+    if head != b"PK\x03\x04":
+        raise ModelFileError(f"{path} is not a skops model file (a skops file is a zip archive); re-run training")
+    if not path.with_name(MANIFEST).is_file() and not list(path.parent.glob(f".{MANIFEST}.*{PENDING}")):
+        raise ModelFileError(f"{path} has no {MANIFEST} beside it, so its integrity cannot be checked; "
+                             "use a model written by dsagent")
+    manifest = _matching_manifest(path, _sha256(path))
+    if manifest is None:
         raise ModelFileError(f"{path} does not match the sha256 in its manifest: the file was modified or "
-                             "half-written; re-run training or restore the file")
+                             "damaged; restore it or re-run training")
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
         raise ModelFileError(f"{path} is not a readable skops model ({type(exc).__name__}); re-run training") from None
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
     if refused:
-        raise ModelFileError(f"{path} contains types outside the trusted list ({', '.join(refused[:5])}); refusing to load")
+        raise ModelFileError(f"{path} contains types outside the trusted list ({', '.join(refused[:5])}); "
+                             "refusing to load it")
     model = sio.load(path, trusted=untrusted)
     return model, manifest

@@ -29,9 +29,11 @@ from tools.registry import ToolContext, ToolOutput, artifact_path, tool
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
 
-NUMERIC_SAMPLE = 100_000  # above this many rows, quantiles/skew/outliers come from a sample
+NUMERIC_SAMPLE = 100_000
+BLOCK_MAX_CELLS = 20_000_000  # wide numeric blocks up to this size are profiled in one 2-D pass  # above this many rows, quantiles/skew/outliers come from a sample
 TEXT_SAMPLE = 1000  # values looked at to tell text, dates and IDs apart
 LEAK_SAMPLE = 10_000  # labelled rows used by the single-feature leakage check
+LEAK_EXACT_MAX = 200  # beyond this many numeric columns, a vectorised screen picks which get the exact check
 LEAK_THRESHOLD = 0.9  # normalised accuracy (classification) above which a column "nearly predicts" the target
 LEAK_THRESHOLD_R2 = 0.95  # R² / squared correlation (regression)
 MAX_CLASSES_LISTED = 50
@@ -160,6 +162,64 @@ def _numeric_facts(a: np.ndarray, sample_idx: np.ndarray | None = None, n_missin
     return out
 
 
+def _numeric_block_facts(X: np.ndarray, missing: np.ndarray) -> list[dict[str, Any]]:
+    """`_numeric_facts` for every column of a 2-D block at once (exact; used for wide frames)."""
+    n, p = X.shape
+    isinf = np.isinf(X)
+    n_inf = isinf.sum(0)
+    if n_inf.any():
+        X = np.where(isinf, np.nan, X)
+    nan = np.isnan(X)
+    cnt = n - nan.sum(0)
+    S = np.sort(X, axis=0)  # NaN last
+    cols = np.arange(p)
+    diff = (S[1:] != S[:-1]) & ~np.isnan(S[1:])
+    n_unique = np.where(cnt > 0, diff.sum(0) + 1, 0)
+    last = np.maximum(cnt - 1, 0)
+
+    def q(frac: float) -> np.ndarray:
+        pos = frac * last
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, last)
+        return S[lo, cols] + (S[hi, cols] - S[lo, cols]) * (pos - lo)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q1, med, q3 = q(0.25), q(0.5), q(0.75)
+        mean = np.nansum(X, 0) / np.maximum(cnt, 1)
+        D = np.where(nan, 0.0, X - mean)
+        m2 = (D * D).sum(0) / np.maximum(cnt, 1)
+        m3 = (D * D * D).sum(0) / np.maximum(cnt, 1)
+        std = np.sqrt(m2 * cnt / np.maximum(cnt - 1, 1))
+        skew = np.where(m2 > 0, m3 / m2**1.5, 0.0)
+        iqr = q3 - q1
+        lo_b, hi_b = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+        n_out = ((X < lo_b) | (X > hi_b)).sum(0)
+        outlier = np.where(iqr > 0, n_out / np.maximum(cnt, 1), np.nan)
+        integer = ((X == np.floor(X)) | nan).all(0)
+    vmin = S[0]
+    vmax = S[last, cols]
+    out = []
+    for j in range(p):
+        if cnt[j] == 0:
+            out.append({"n_inf": int(n_inf[j]), "n_unique": 0})
+            continue
+        f = {
+            "n_inf": int(n_inf[j]), "n_unique": int(n_unique[j]), "min": float(vmin[j]), "max": float(vmax[j]),
+            "mean": float(mean[j]), "std": float(std[j]), "q1": float(q1[j]), "median": float(med[j]),
+            "q3": float(q3[j]), "skew": float(skew[j]),
+            "outlier_frac": None if np.isnan(outlier[j]) else float(outlier[j]), "integer_valued": bool(integer[j]),
+        }
+        if n_unique[j] <= 20:
+            v = S[: cnt[j], j]
+            starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
+            counts = np.diff(np.append(starts, v.size))
+            order = np.argsort(-counts, kind="stable")[:5]
+            f["top_values"] = [[_py(v[starts[i]]), int(counts[i])] for i in order]
+            f["_values"] = [float(v[s]) for s in starts]
+        out.append(f)
+    return out
+
+
 def _sample_values(s: pd.Series, rng: np.random.Generator, k: int = TEXT_SAMPLE) -> list[str]:
     n = len(s)
     if n == 0:
@@ -200,11 +260,13 @@ def _string_facts(s: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
 def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
     n = len(df)
     rng = np.random.default_rng(seed)
-    missing = df.isna().sum().to_numpy()
+    # Column-wise reductions cost per column: on wide frames reduce one 2-D array instead.
+    missing = df.isna().to_numpy().sum(0) if df.shape[1] > 200 else df.isna().sum().to_numpy()
     cols = list(df.columns)
     dtypes = list(df.dtypes)
     facts: list[dict[str, Any]] = []
     numeric_jobs: list[tuple[int, np.ndarray]] = []
+    plain_numeric: list[int] = []
     for i, (c, dt) in enumerate(zip(cols, dtypes)):
         f: dict[str, Any] = {"name": str(c), "dtype": str(dt), "n_missing": int(missing[i]),
                              "missing_frac": float(missing[i] / n) if n else 0.0}
@@ -215,8 +277,7 @@ def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
             f["top_values"] = [[_py(k), int(v)] for k, v in vc.items()]
             f["_base"] = "bool"
         elif pd.api.types.is_numeric_dtype(dt):
-            a = df[c].to_numpy(dtype="float64", na_value=np.nan)
-            numeric_jobs.append((i, a))
+            plain_numeric.append(i)
             f["_base"] = "numeric"
         elif pd.api.types.is_datetime64_any_dtype(dt):
             s = df[c]
@@ -232,6 +293,13 @@ def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
         else:
             f.update(_string_facts(df[c], rng))
             f["_base"] = "category" if isinstance(dt, pd.CategoricalDtype) else "string"
+    if plain_numeric and n <= NUMERIC_SAMPLE and len(plain_numeric) >= 50 and n * len(plain_numeric) <= BLOCK_MAX_CELLS:
+        # Wide and not too long: one 2-D pass instead of thousands of small per-column calls.
+        X = df.iloc[:, plain_numeric].to_numpy(dtype="float64", na_value=np.nan)
+        for i, r in zip(plain_numeric, _numeric_block_facts(X, missing[plain_numeric])):
+            facts[i].update(r)
+    else:
+        numeric_jobs += [(i, df.iloc[:, i].to_numpy(dtype="float64", na_value=np.nan)) for i in plain_numeric]
     # Sorting releases the GIL: two threads halve the wall time on the 2-core target.
     if numeric_jobs:
         sample_idx = np.sort(rng.choice(n, size=NUMERIC_SAMPLE, replace=False)) if n > NUMERIC_SAMPLE else None
@@ -447,6 +515,37 @@ def _r2(truth: np.ndarray, pred: np.ndarray) -> float:
     return max(0.0, 1.0 - float(np.sum((truth - pred) ** 2)) / sst)
 
 
+def _screen_numeric(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, classif: bool, k: int,
+                    bins: int = 32) -> np.ndarray:
+    """Held-out score of every column of X at once: rank-based bins (missing = own bin) -> the
+    majority class (or mean) per bin on train rows, scored on test rows."""
+    s, p = X.shape
+    nan = np.isnan(X)
+    order = np.argsort(np.where(nan, np.inf, X), axis=0, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(s)[:, None], axis=0)
+    cnt = np.maximum((~nan).sum(0), 1)
+    codes = np.where(nan, bins, np.minimum((ranks * bins) // cnt, bins - 1))
+    nb = bins + 1
+    offs = np.arange(p) * nb
+    ctr, cte = codes[tr] + offs, codes[te] + offs
+    if classif:
+        counts = np.bincount((ctr * k + y[tr][:, None]).ravel(), minlength=p * nb * k).reshape(p * nb, k)
+        majority = int(np.bincount(y[tr], minlength=k).argmax())
+        pred = np.where(counts.sum(1) > 0, counts.argmax(1), majority)
+        acc = (pred[cte] == y[te][:, None]).mean(0)
+        base = float(np.mean(y[te] == majority))
+        return np.zeros(p) if base >= 1 else np.clip((acc - base) / (1 - base), 0, 1)
+    sums = np.bincount(ctr.ravel(), weights=np.repeat(y[tr], p), minlength=p * nb)
+    cn = np.bincount(ctr.ravel(), minlength=p * nb)
+    means = np.where(cn > 0, sums / np.maximum(cn, 1), y[tr].mean())
+    yt = y[te]
+    sst = float(((yt - yt.mean()) ** 2).sum())
+    if sst <= 0:
+        return np.zeros(p)
+    return np.clip(1 - ((yt[:, None] - means[cte]) ** 2).sum(0) / sst, 0, 1)
+
+
 def _single_feature_scores(df: pd.DataFrame, target: str, task: str, facts: list[dict[str, Any]],
                            seed: int) -> list[dict[str, Any]]:
     y_all = df[target]
@@ -466,12 +565,26 @@ def _single_feature_scores(df: pd.DataFrame, target: str, task: str, facts: list
     else:
         y = sub[target].to_numpy(dtype="float64")
         k = 0
+    positions = {f["name"]: i for i, f in enumerate(facts)}
+    candidates = [f for f in facts if f["name"] != target and f["kind"] != "constant"]
+    plain = [f for f in candidates if f["_base"] == "numeric" and not f["dtype"].startswith("timedelta")]
     scores = []
-    for f in facts:
+    exact = candidates
+    if len(plain) > LEAK_EXACT_MAX:
+        # Very wide: a vectorised binned screen scores every numeric column; only the best
+        # LEAK_EXACT_MAX of them (and all non-numeric columns) get the exact per-column check.
+        X = sub.iloc[:, [positions[f["name"]] for f in plain]].to_numpy(dtype="float64", na_value=np.nan)
+        screen = _screen_numeric(X, y, tr, te, classif, k)
+        order = np.argsort(-screen, kind="stable")
+        keep = {plain[j]["name"] for j in order[:LEAK_EXACT_MAX]}
+        for j in order[LEAK_EXACT_MAX:]:
+            scores.append({"column": plain[j]["name"], "score": round(float(screen[j]), 4), "method": "binned-screen",
+                           "kind": plain[j]["kind"]})
+        plain_names = {f["name"] for f in plain}
+        exact = [f for f in candidates if f["name"] in keep or f["name"] not in plain_names]
+    for f in exact:
         name = f["name"]
-        if name == target or f["kind"] == "constant":
-            continue
-        x = sub[name]
+        x = sub.iloc[:, positions[name]]
         method = "groups"
         if f["_base"] in ("numeric", "datetime") and f.get("n_unique", 0) > 64:
             if f["_base"] == "datetime":
@@ -500,44 +613,58 @@ def _single_feature_scores(df: pd.DataFrame, target: str, task: str, facts: list
 def _duplicate_rows(df: pd.DataFrame, facts: list[dict[str, Any]]) -> int:
     """Exact count of rows equal to an earlier row. Hashing a few high-cardinality columns first
     finds the candidates cheaply; only those are compared in full."""
-    n = len(df)
-    if n < 2 or df.shape[1] == 0:
+    n, m = df.shape
+    if n < 2 or m == 0:
         return 0
-    if n <= 50_000:
+    if n <= 50_000 and m <= 200:
         return int(df.duplicated().sum())
-    ranked = sorted(facts, key=lambda f: -(f.get("n_unique") or 0))[:3]
+    ranked = sorted(range(m), key=lambda i: -(facts[i].get("n_unique") or 0))[:3]
     h = np.zeros(n, dtype=np.uint64)
-    for f in ranked:
-        hc = pd.util.hash_pandas_object(df[f["name"]], index=False).to_numpy()
+    for i in ranked:
+        hc = pd.util.hash_pandas_object(df.iloc[:, i], index=False).to_numpy()
         h = h * np.uint64(0x100000001B3) ^ hc
     cand = pd.Series(h).duplicated(keep=False).to_numpy()
     n_cand = int(cand.sum())
     if n_cand == 0:
         return 0
-    if n_cand <= 200_000:
+    if m <= 200 and n_cand <= 200_000:
         return int(df.loc[cand].duplicated().sum())
+    if m > 200 and n_cand <= 2000:
+        sub = df.loc[cand]
+        rows = sub.astype(object).where(sub.notna(), None).to_numpy()
+        seen: set[tuple] = set()
+        dups = 0
+        for row in map(tuple, rows):
+            if row in seen:
+                dups += 1
+            else:
+                seen.add(row)
+        return dups
     return int(pd.util.hash_pandas_object(df, index=False).duplicated().sum())
 
 
 def _duplicate_columns(df: pd.DataFrame, facts: list[dict[str, Any]], seed: int) -> list[dict[str, str]]:
-    n = len(df)
-    rng = np.random.default_rng(seed)
-    probe = np.sort(rng.choice(n, size=min(n, 32), replace=False)) if n else np.array([], dtype=int)
-    groups: dict[tuple, list[str]] = {}
-    for f in facts:
+    """Columns identical to an earlier column. Identical columns share all their statistics, so
+    only columns whose statistics collide are compared value by value."""
+    groups: dict[tuple, list[int]] = {}
+    for i, f in enumerate(facts):
         if f["kind"] == "constant":
             continue
-        vals = tuple(str(v) for v in df[f["name"]].iloc[probe].tolist())
-        sig = (f["n_missing"], f.get("n_unique"), f["_base"], vals)
-        groups.setdefault(sig, []).append(f["name"])
+        sig = (f["_base"], f["n_missing"], f.get("n_unique"), f.get("min"), f.get("max"), f.get("mean"),
+               str(f.get("top_values"))[:300])
+        groups.setdefault(sig, []).append(i)
     dups = []
-    for names in groups.values():
-        if len(names) < 2:
+    for members in groups.values():
+        if len(members) < 2:
             continue
-        first = names[0]
-        for other in names[1:]:
-            if df[first].equals(df[other]):
-                dups.append({"column": other, "duplicate_of": first})
+        reps: list[int] = []
+        for i in members:
+            col = df.iloc[:, i]
+            match = next((r for r in reps if col.equals(df.iloc[:, r])), None)
+            if match is None:
+                reps.append(i)
+            else:
+                dups.append({"column": facts[i]["name"], "duplicate_of": facts[match]["name"]})
     return dups
 
 
@@ -650,7 +777,6 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
         "n_rows": int(n),
         "n_cols": int(m),
         "load": info.to_dict() if info is not None else None,
-        "memory_mb": round(float(df.memory_usage(deep=False).sum()) / 2**20, 1),
         "kind_counts": kind_counts,
         "columns": columns,
         "target": target_rec,
@@ -806,15 +932,25 @@ def _round(v: Any) -> Any:
     return v
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _jsonable(obj: Any) -> Any:
+    t = type(obj)
+    if t in _PLAIN:
+        return obj
+    if t is float:
+        return None if (obj != obj or obj in (math.inf, -math.inf)) else obj
+    if t is dict:
+        return {(k if type(k) is str else str(k)): _jsonable(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
     if isinstance(obj, float):
-        return None if (math.isnan(obj) or math.isinf(obj)) else obj
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
+        return _jsonable(float(obj))
     return str(obj)

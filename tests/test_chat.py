@@ -1,0 +1,302 @@
+"""`dsagent chat` driven through prompt_toolkit's pipe input, with scripted backends and a fake
+tool runner (no worker, no network): a question answered, slash commands, an interrupt during a
+long tool, resume after exit, and the plain stdin mode."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from agent.chat import Chat, ChatRun, StdinReader, TerminalAsker, _make_completer
+from agent.loop import ToolCall, Turn
+from agent.runtime import RunOptions
+from agent.sandbox import CallResult, Progress
+from agent.session import Session, read_transcript
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "penguins.csv"
+ENTER, CTRL_D = "\r", "\x04"
+
+
+class ScriptedBackend:
+    """Plays back turns, streaming each text in small deltas; records the conversations it saw."""
+
+    name = "fake"
+    model = "fake-model"
+
+    def __init__(self, turns):
+        self.turns = list(turns)
+        self.seen: list[list[dict]] = []
+
+    def stream_turn(self, conversation, tools, state):
+        self.seen.append([dict(m) for m in conversation])
+        turn = self.turns.pop(0) if self.turns else Turn(text="nothing more to do")
+        for i in range(0, len(turn.text), 7):
+            yield turn.text[i:i + 7]
+        turn.usage = {"input_tokens": 120, "output_tokens": 30}
+        return turn
+
+
+class FakeWorker:
+    def __init__(self):
+        self.stopped = 0
+
+    def stop(self):
+        self.stopped += 1
+
+
+class SlowRunner:
+    """A tool that reports progress until it is interrupted (a long training run)."""
+
+    def __init__(self, seconds: float = 20.0):
+        self.worker = FakeWorker()
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.calls: list[str] = []
+        self.tools: dict = {}
+
+    def run(self, name, args, state, timeout):
+        self.calls.append(name)
+        self.started.set()
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < self.seconds:
+            i += 1
+            yield Progress(f"trial {i}", min(1.0, i / 100))
+            time.sleep(0.02)
+        yield CallResult(True, output={"summary": {"best": "slow"}}, seconds=self.seconds)
+
+    def close(self):
+        self.worker.stop()
+
+
+def _factory(backend, runner=None):
+    def make(opts: RunOptions) -> ChatRun:
+        run = ChatRun(opts)
+        run.backend = backend
+        if runner is not None:
+            run.runner = runner
+        return run
+    return make
+
+
+def _chat(sessions_dir, keys: str, backend, runner=None, *, resume=None, data=EXAMPLE, target=None):
+    """Run a whole chat on the given keystrokes; returns (chat, printed text)."""
+    out = io.StringIO()
+    console = Console(file=out, width=110, force_terminal=False, color_system=None, highlight=False)
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        inp.send_text(keys)
+        opts = RunOptions(data=None if resume else data, target=target, backend="offline", sessions_dir=sessions_dir,
+                          time_budget=60, resume=resume)
+        chat = Chat(opts, console=console, run_factory=_factory(backend, runner), input=inp, output=DummyOutput(),
+                    history_path=sessions_dir / ".chat_history")
+        assert chat.open(opts)
+        code = chat.loop()
+    assert code == 0
+    return chat, out.getvalue()
+
+
+QUESTIONS = [
+    {"key": "target", "question": "Which column should the model predict?", "why": "everything depends on it",
+     "options": ["species", "island"], "default": None},
+    {"key": "cost_fp", "question": "What does a false positive cost?", "default": 1.0},
+    {"key": "interpretability", "question": "How important is understanding each prediction?",
+     "options": ["low", "medium", "high"], "default": "medium"},
+]
+
+
+def test_question_answered_through_the_prompt(sessions_dir):
+    backend = ScriptedBackend([
+        Turn(text="A few questions first.", tool_calls=[ToolCall("q1", "ask_user", {"questions": QUESTIONS})],
+             stop_reason="tool_use"),
+        Turn(text="Thanks, **noted**: I will predict the species."),
+    ])
+    keys = ("hello there" + ENTER
+            + ENTER                 # target has no default: asked again
+            + "spcies" + ENTER      # not a column: a suggestion, asked again
+            + "Species" + ENTER     # case-insensitive match to the column
+            + "abc" + ENTER         # not a number: asked again
+            + "5" + ENTER
+            + "use your judgement" + ENTER
+            + CTRL_D)
+    chat, out = _chat(sessions_dir, keys, backend)
+    run = chat.run
+    assert run.state.answers["target"] == "species"
+    assert run.state.answers["cost_fp"] == 5.0
+    assert run.state.answers["interpretability"] == "medium"
+    assert any(a.startswith("interpretability") for a in run.state.assumptions)
+    assert "I need an answer" in out and "did you mean species" in out and "try again" in out
+    assert "Thanks, noted" in out or "Thanks, **noted**" in out
+    # The backend read the answers as the tool result, after the person's message.
+    last = backend.seen[-1]
+    assert [m["role"] for m in last][-3:] == ["user", "assistant", "tool"] or last[-1]["role"] == "tool"
+    assert '"cost_fp":5.0' in last[-1]["results"][0]["content"].replace(" ", "")
+    logged = list(read_transcript(run.session.transcript_path))
+    assert {"type": "user", "text": "hello there"}.items() <= next(e for e in logged if e.get("text") == "hello there").items()
+    assert "dsagent chat --resume " + run.session.id in out
+
+
+def test_slash_commands_and_completion(sessions_dir):
+    backend = ScriptedBackend([])
+    keys = "/stauts" + ENTER + "/status" + ENTER + "/show leaderbord" + ENTER + "/show leaderboard" + ENTER \
+        + "/artifacts" + ENTER + "/help" + ENTER + "/budget 30" + ENTER + "/quit" + ENTER
+
+    def seed_leaderboard(opts):
+        run = _factory(backend)(opts)
+        rows = [{"name": "xgboost_tuned", "family": "xgboost", "metric": "roc_auc", "cv_mean": 0.91, "cv_std": 0.01, "fit_s": 1.5},
+                {"name": "baseline", "family": "baseline", "metric": "roc_auc", "cv_mean": 0.5, "cv_std": 0.0, "fit_s": 0.1}]
+        (run.session.artifacts_dir / "leaderboard.json").write_text(json.dumps(rows))
+        return run
+
+    out = io.StringIO()
+    console = Console(file=out, width=110, force_terminal=False, color_system=None)
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        inp.send_text(keys)
+        opts = RunOptions(data=EXAMPLE, backend="offline", sessions_dir=sessions_dir, time_budget=60)
+        chat = Chat(opts, console=console, run_factory=seed_leaderboard, input=inp, output=DummyOutput(),
+                    history_path=sessions_dir / ".chat_history")
+        assert chat.open(opts)
+        assert chat.loop() == 0
+    text = out.getvalue()
+    assert "Did you mean /status?" in text
+    assert chat.run.session.id in text and "budget" in text
+    assert "Did you mean leaderboard" in text
+    assert "xgboost_tuned" in text and "0.9100" in text  # the leaderboard as a table
+    assert "leaderboard.json" in text  # /artifacts lists it with its path
+    assert "Esc Enter" in text  # /help documents the key bindings
+    assert "1m30s left" in text or "90s" in text  # /budget added 30 s to 60 s
+    assert not backend.seen  # slash commands never reach the backend
+    history = (sessions_dir / ".chat_history").read_text()
+    assert "/status" in history  # persistent history
+
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    completer = _make_completer(chat)
+    chat.columns = ["species", "island", "sex"]
+    done = lambda t: [c.text for c in completer.get_completions(Document(t), CompleteEvent())]  # noqa: E731
+    assert done("/sh") == ["/show"]
+    assert done("predict spe") == ["species"]
+    assert "leaderboard" in done("/show lea")
+
+
+def _interrupt_when_started(runner: SlowRunner):
+    def fire():
+        if runner.started.wait(15):
+            time.sleep(0.3)  # let a few progress events render
+            os.kill(os.getpid(), signal.SIGINT)
+    t = threading.Thread(target=fire, daemon=True)
+    t.start()
+    return t
+
+
+def _interrupted_session(sessions_dir):
+    backend = ScriptedBackend([
+        Turn(text="Training the candidates.", tool_calls=[ToolCall("t1", "train_models", {})], stop_reason="tool_use"),
+        Turn(text="Carrying on after the interrupt."),
+    ])
+    runner = SlowRunner()
+    watcher = _interrupt_when_started(runner)
+    t0 = time.monotonic()
+    chat, out = _chat(sessions_dir, "train please" + ENTER + "/status" + ENTER + "carry on" + ENTER + CTRL_D,
+                      backend, runner)
+    watcher.join(1)
+    return chat, out, backend, runner, time.monotonic() - t0
+
+
+def test_interrupt_during_a_long_tool_keeps_the_session(sessions_dir):
+    chat, out, backend, runner, took = _interrupted_session(sessions_dir)
+    assert took < 15  # the 20 s tool was cut short
+    assert runner.calls == ["train_models"] and runner.worker.stopped >= 1  # the worker was stopped
+    assert "Interrupted" in out
+    assert chat.run.session.id in out  # /status still works after the interrupt
+    logged = list(read_transcript(chat.run.session.transcript_path))
+    interrupted = [r for e in logged if e["type"] == "tool_results" for r in e["results"] if r.get("kind") == "interrupted"]
+    assert interrupted and interrupted[0]["name"] == "train_models"
+    assert any(e["type"] == "interrupted" for e in logged)
+    # The next message went through, without the unanswered tool call, and says what happened.
+    conv = backend.seen[-1]
+    assert not any(m["role"] == "assistant" and m.get("tool_calls") and m is not conv[-1] for m in conv[-1:])
+    assert conv[-1]["role"] == "user" and "interrupted your last step, train_models" in conv[-1]["text"]
+    assert "Carrying on" in out
+    assert f"dsagent chat --resume {chat.run.session.id}" in out
+
+
+def test_resume_after_exit_rebuilds_the_conversation(sessions_dir):
+    backend = ScriptedBackend([
+        Turn(text="Training the candidates.", tool_calls=[ToolCall("t1", "train_models", {})], stop_reason="tool_use"),
+    ])
+    runner = SlowRunner()
+    _interrupt_when_started(runner).join(0)
+    first, out1 = _chat(sessions_dir, "train please" + ENTER + CTRL_D, backend, runner)  # Ctrl-C, then Ctrl-D exits
+    sid = first.run.session.id
+    assert f"--resume {sid}" in out1
+
+    again = ScriptedBackend([Turn(text="Welcome back; retraining now.")])
+    second, out2 = _chat(sessions_dir, ENTER + CTRL_D, again, resume=sid)
+    assert second.run.session.id == sid
+    assert "train please" in out2  # the rebuilt conversation is replayed
+    assert "(train_models) was interrupted: it was cancelled" in out2
+    seen = again.seen[0]
+    assert [m["role"] for m in seen] == ["user", "user"]  # opening message + "train please"; the dropped turn is gone
+    assert "Welcome back" in out2
+
+
+def test_resume_names_a_step_that_never_finished(sessions_dir):
+    session = Session.create(sessions_dir, data_path=EXAMPLE, persona="data-scientist", backend="offline")
+    session.append({"type": "user", "text": "go"})
+    session.append({"type": "assistant", "text": "tuning", "tool_calls": [{"id": "x", "name": "tune_model", "arguments": {}}]})
+    out = io.StringIO()
+    console = Console(file=out, width=120, color_system=None)
+    reader = StdinReader(console, io.StringIO("/status\n"))
+    backend = ScriptedBackend([])
+    opts = RunOptions(backend="offline", sessions_dir=sessions_dir, resume=session.id)
+    chat = Chat(opts, plain=True, console=console, reader=reader, run_factory=_factory(backend))
+    assert chat.open(opts)
+    assert chat.loop() == 0
+    text = out.getvalue()
+    assert "(tune_model) never finished (the process stopped)" in text
+    assert "you> /status" in text  # piped input is echoed in plain mode
+    assert not backend.seen
+
+
+def test_answer_parsing():
+    chat = Chat.__new__(Chat)
+    chat.columns = ["species", "island", "sex"]
+    asker = TerminalAsker(chat)
+    assert asker.parse({"key": "target", "options": ["species", "island"]}, "2") == ("island", False)
+    assert asker.parse({"key": "id_columns"}, "Island, sex") == (["island", "sex"], False)
+    assert asker.parse({"key": "time_column", "options": ["no"]}, "no") == ("no", False)
+    assert asker.parse({"key": "goal", "default": "accuracy"}, "") == ("accuracy", True)
+    assert asker.parse({"key": "latency_ms", "default": None}, "use your judgment") == (None, True)
+    with pytest.raises(ValueError):
+        asker.parse({"key": "interpretability"}, "extreme")
+    with pytest.raises(ValueError):
+        asker.parse({"key": "target", "default": None}, "")
+
+
+def test_plain_chat_from_a_pipe(tmp_path):
+    """The real CLI with stdin and stdout piped: plain output, commands work, exit 0 on EOF."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    script = f"/help\n/data {EXAMPLE}\n/status\n/nope\n"
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "chat", "--backend", "offline", "--sessions-dir",
+                           str(tmp_path / "s")], input=script, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "\x1b[" not in out  # no colours, no cursor movement
+    assert "/data PATH" in out and "penguins.csv" in out and "budget" in out
+    assert "Unknown command /nope" in out
+    assert "dsagent chat --resume" in out
