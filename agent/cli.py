@@ -60,14 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("data", nargs="?", type=Path, help="CSV/TSV/Parquet/Excel/JSON-lines file")
     _agent_options(run)
     _common(run)
-    pred = sub.add_parser("predict", help="predict with a saved model")
+    pred = sub.add_parser(
+        "predict", help="predict with a saved model",
+        description="One output row per input row, in order: `prediction`, plus `proba_<class>` per class for "
+                    "classifiers. Missing model columns are an error; extra columns are ignored with a warning.",
+        epilog="only .skops models written by dsagent are loaded (pickle/joblib files are refused); exit 2 on bad input")
     pred.add_argument("model", help="session id or directory, or a model.skops file")
-    pred.add_argument("data", type=Path)
+    pred.add_argument("data", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines)")
     pred.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
     _common(pred)
-    mon = sub.add_parser("monitor", help="check new data against a model's monitoring plan")
+    mon = sub.add_parser(
+        "monitor", help="check new data against a model's monitoring plan",
+        description="Drift per feature and on the predictions (PSI, confirmed by KS / chi-squared), data-quality "
+                    "rules, and performance when the target column is present, against the reference saved at "
+                    "training time (monitoring.json).",
+        epilog="exit codes: 0 ok, 3 investigate, 4 retrain; 2 bad input (unreadable data, missing columns, "
+               "no model or plan); 1 unexpected failure")
     mon.add_argument("model", help="session id or directory, or a model.skops file")
-    mon.add_argument("data", type=Path)
+    mon.add_argument("data", type=Path, help="the new batch (CSV/TSV/Parquet/Excel/JSON-lines), target column optional")
     _common(mon)
     chat = sub.add_parser("chat", help="interactive terminal chat")
     chat.add_argument("data", nargs="?", type=Path)
@@ -145,7 +155,7 @@ def cmd_predict(args) -> int:
     from tools.serving import predict_file
 
     notes: list[str] = []
-    info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=lambda m: notes.append(m))
+    info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=notes.append)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if args.json:
@@ -157,32 +167,43 @@ def cmd_predict(args) -> int:
 
 def cmd_monitor(args) -> int:
     from tools.data import load_table
-    from tools.monitor import apply_plan
+    from tools.monitor import VERDICT_EXIT, apply_plan
 
+    model_ref = _resolve_model_ref(args)
     data, _ = load_table(args.data)
-    report = apply_plan(_resolve_model_ref(args), data)
+    report = apply_plan(model_ref, data)
     if args.json:
         print(json.dumps(report, default=str))
-    else:
-        from rich.console import Console
-        from rich.table import Table
+        return VERDICT_EXIT[report["verdict"]]
+    from rich.console import Console
+    from rich.table import Table
 
-        console = Console()
-        table = Table(title=f"monitor: {report['verdict'].upper()}  ({report['rows']} rows)")
-        for col in ("feature", "PSI", "status", "null rate"):
-            table.add_column(col)
-        for name, f in report["features"].items():
-            table.add_row(name, f"{f['psi']:.3f}", f["status"], f"{f['null_rate']:.1%}")
-        console.print(table)
-        console.print(f"prediction PSI: {report['prediction_psi']:.3f}")
-        if report.get("performance"):
-            p = report["performance"]
-            console.print(f"{p['metric']}: {p['value']:.4f} (floor {p['floor']:.4f})")
-        for q in report["quality"]:
-            console.print(f"data quality: {q}")
-        for r in report["reasons"]:
-            console.print(f"reason: {r}")
-    return MONITOR_EXIT[report["verdict"]]
+    console = Console(stderr=False, highlight=False)
+    colour = {"ok": "green", "investigate": "yellow", "retrain": "red", "alert": "red", "warn": "yellow"}
+    table = Table(title=f"drift of {report['rows']} rows against the training reference")
+    for col, justify in (("feature", "left"), ("PSI", "right"), ("p-value", "right"), ("status", "left"),
+                         ("null rate", "right")):
+        table.add_column(col, justify=justify)
+    rows = list(report["features"].items()) + [(f"prediction: {report['prediction'].get('of')}", report["prediction"])]
+    for name, f in rows:
+        status = f["status"]
+        p = f.get("p_value")
+        table.add_row(str(name), f"{f['psi']:.3f}", "n/a" if p is None else f"{p:.2g}",
+                      f"[{colour.get(status, 'default')}]{status}[/]", f"{f['null_rate']:.1%}" if "null_rate" in f else "")
+    console.print(table)
+    if report.get("performance"):
+        p = report["performance"]
+        console.print(f"{p['metric']} on {p['rows']} labelled rows: {p['value']:.4f} (floor {p['floor']:.4f}, "
+                      f"test {p['test_score']:.4f})")
+    for q in report["quality"]:
+        console.print(f"data quality: {q}", markup=False)
+    for n in report["notes"]:
+        console.print(f"note: {n}", markup=False)
+    v = report["verdict"]
+    console.print(f"verdict: [bold {colour[v]}]{v.upper()}[/] (exit {VERDICT_EXIT[v]})")
+    for r in report["reasons"]:
+        console.print(f"  - {r}", markup=False)
+    return VERDICT_EXIT[report["verdict"]]
 
 
 def cmd_sessions(args) -> int:
@@ -260,7 +281,16 @@ COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "ses
             "doctor": cmd_doctor, "chat": cmd_chat, "mcp": cmd_mcp}
 
 
+def _terminate(signum, frame):
+    # SIGTERM takes the same path as Ctrl-C: workers are stopped, the session is marked
+    # interrupted and can be resumed.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

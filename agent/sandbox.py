@@ -143,7 +143,9 @@ class Plan:
             "seccomp": "seccomp" not in off,
             "drop_caps": "capabilities" not in off,
             "landlock": None if "landlock" in off else {
-                "read": self.read + ["/proc", "/dev"], "write": self.write + shm + tmp,
+                # /sys/fs/cgroup: loky reads the CPU quota there and fails on EACCES (not ENOENT)
+                "read": self.read + [p for p in ("/proc", "/dev", "/sys/fs/cgroup") if os.path.exists(p)],
+                "write": self.write + shm + tmp,
                 "rw_files": [p for p in isolation.DEV_FILES if os.path.exists(p)],
                 "list_only": [str(PROJECT_ROOT)]},
         }

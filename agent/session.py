@@ -141,7 +141,24 @@ class Session:
             meta = json.loads((directory / "session.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise BadInput(f"session {directory} has an unreadable session.json ({exc}); it cannot be resumed") from None
-        return cls(directory, meta)
+        session = cls(directory, meta)
+        session.repair_transcript()
+        return session
+
+    def repair_transcript(self) -> None:
+        """Cut a torn last line (a writer killed mid-line) so new events start on a line of their
+        own; the fragment is kept in transcript.torn for the record."""
+        path = self.transcript_path
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        data = path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        with open(self.dir / "transcript.torn", "ab") as fh:
+            fh.write(data[cut:] + b"\n")
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
 
     def save(self) -> None:
         atomic_write_text(self.dir / "session.json", json.dumps(self.meta, indent=2, default=str))

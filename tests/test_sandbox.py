@@ -138,16 +138,17 @@ def test_filesystem_view_with_landlock_alone(make_worker, tmp_path, monkeypatch)
     assert make_worker().layers["bubblewrap"]["active"] is False
 
 
-def test_libraries_work_under_the_layers(make_worker):
-    """scikit-learn with loky workers, optuna on SQLite in artifacts, matplotlib."""
+@pytest.mark.parametrize("off", ["", "bubblewrap"], ids=["all-layers", "without-bubblewrap"])
+def test_libraries_and_jupyter_work_under_the_layers(make_worker, monkeypatch, off):
+    """scikit-learn with loky workers, optuna on SQLite in artifacts, matplotlib, and a Jupyter
+    kernel over IPC (what the notebook tool needs), under each set of layers users get."""
+    monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", off)
+    if off and not isolation.layers()["landlock"]["active"]:
+        pytest.skip("landlock unavailable here: " + isolation.layers()["landlock"]["reason"])
     w = make_worker(limits=Limits(memory_mb=4096))
     result = call(w, "t_sklearn", timeout=120)
     assert result.ok, result.error
     assert (w.artifacts_dir / "study.db").exists() and (w.artifacts_dir / "fig.png").exists()
-
-
-def test_jupyter_kernel_runs_over_ipc(make_worker):
-    w = make_worker(limits=Limits(memory_mb=4096))
     result = call(w, "t_notebook", timeout=120)
     assert result.ok, result.error
     assert result.output["summary"] == {"stdout": "42\n", "transport": "ipc"}

@@ -965,6 +965,8 @@ def _postprocess(df: pd.DataFrame, info: LoadInfo, name: str) -> pd.DataFrame:
     if obj_fixed:
         info.notes.append(f"columns with mixed value types kept as text: {', '.join(obj_fixed[:10])}")
     _note_mixed_numeric(df, info)
+    if df.shape[1] > 200:
+        df = df.copy()  # consolidate: read_csv leaves one block per column, slow for every later step
     return df
 
 

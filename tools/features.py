@@ -8,6 +8,7 @@ estimator. Custom transformers here are few and small because skops must be told
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -143,10 +144,36 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0 if dense else 0.3, verbose_feature_names_out=False)
 
 
+def native_threads() -> int:
+    """Threads for one model fit. On a 2-core machine, 1: with OpenMP's busy-waiting, two threads
+    sharing the cores with anything else ran 10-20x slower than one (hist_gb 2.5 s vs 34 s on
+    penguins under load). DSAGENT_THREADS overrides."""
+    env = os.environ.get("DSAGENT_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else min(4, cpus // 2)
+
+
+_THREADS_LIMITED = False
+
+
+def limit_native_threads() -> None:
+    """Cap OpenMP/BLAS pools (hist_gb and BLAS take no n_jobs) once per process, so the notebook
+    that rebuilds a model runs it the same way the session did."""
+    global _THREADS_LIMITED
+    if not _THREADS_LIMITED:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(native_threads())
+        _THREADS_LIMITED = True
+
+
 def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_classes: int = 2) -> Any:
     """Model families by name. `params` overrides the defaults shown here."""
     clf = task != "regression"
     p = dict(params)
+    threads = native_threads()
     if family == "baseline":
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
@@ -155,14 +182,14 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
         from sklearn.linear_model import LogisticRegression, Ridge
 
         if clf:
-            return LogisticRegression(**({"C": 1.0, "max_iter": 2000, "class_weight": None} | p))
+            return LogisticRegression(**({"C": 1.0, "max_iter": 1000, "class_weight": None} | p))
         return Ridge(**({"alpha": 1.0} | p))
     if family in ("random_forest", "extra_trees"):
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 
         cls = {("random_forest", True): RandomForestClassifier, ("random_forest", False): RandomForestRegressor,
                ("extra_trees", True): ExtraTreesClassifier, ("extra_trees", False): ExtraTreesRegressor}[(family, clf)]
-        defaults = {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": 2,
+        defaults = {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": threads,
                     "random_state": seed}
         return cls(**(defaults | p))
     if family == "hist_gb":
@@ -174,23 +201,61 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
         import xgboost as xgb
 
         defaults = {"n_estimators": 400, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.9, "colsample_bytree": 0.8,
-                    "min_child_weight": 1.0, "tree_method": "hist", "n_jobs": 2, "random_state": seed}
+                    "min_child_weight": 1.0, "tree_method": "hist", "max_bin": 256, "n_jobs": threads,
+                    "random_state": seed}
         if clf:
             defaults["eval_metric"] = "logloss" if n_classes <= 2 else "mlogloss"
             return xgb.XGBClassifier(**(defaults | p))
+        defaults["eval_metric"] = "rmse"
         return xgb.XGBRegressor(**(defaults | p))
     raise ValueError(f"unknown model family {family!r}")
 
 
 LINEAR_FAMILIES = {"linear"}
 DENSE_FAMILIES = {"hist_gb"}
+# Keys of a spec's params that shape the pipeline rather than the estimator.
+TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
 
 
 def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
-                   n_classes: int = 2) -> Pipeline:
-    """spec = {"family": ..., "params": {...}} -> Pipeline(preprocess, model) on raw columns."""
+                   n_classes: int = 2):
+    """spec = {"family": ..., "params": {...}} -> an unfitted estimator on raw columns.
+
+    Deterministic: the same spec, columns and seed give the same model (the notebook relies on it).
+    - a single family -> Pipeline(preprocess, model); params may carry "target_transform": "log1p"
+      (regression: fit on log1p(y), predict back on the original scale);
+    - family "ensemble" with params {"members": [spec, ...], "weights": [...]} -> a soft
+      VotingClassifier / VotingRegressor of member Pipelines (each with its own preprocessing).
+    """
+    limit_native_threads()
     family = spec["family"]
+    params = dict(spec.get("params") or {})
+    if family == "ensemble":
+        from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+        names = params.get("names") or [f"m{i}_{m['family']}" for i, m in enumerate(params["members"])]
+        members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes)) for n, m in zip(names, params["members"])]
+        weights = [float(w) for w in params["weights"]]
+        if task == "regression":
+            return VotingRegressor(members, weights=weights)
+        return VotingClassifier(members, voting="soft", weights=weights)
+    transform = params.pop("target_transform", None)
     groups = split_columns(kinds, df)
     pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES)
-    model = make_estimator(family, spec.get("params", {}), task, seed, n_classes)
+    model = make_estimator(family, params, task, seed, n_classes)
+    if transform:
+        from sklearn.compose import TransformedTargetRegressor
+
+        if task != "regression" or transform not in TARGET_TRANSFORMS:
+            raise ValueError(f"target_transform {transform!r} needs a regression task and one of {list(TARGET_TRANSFORMS)}")
+        func, inverse = TARGET_TRANSFORMS[transform]
+        model = TransformedTargetRegressor(regressor=model, func=func, inverse_func=inverse, check_inverse=False)
     return Pipeline([("preprocess", pre), ("model", model)])
+
+
+def final_estimator(model):
+    """The fitted model inside a Pipeline (unwrapping a target transform), or None for ensembles."""
+    if not hasattr(model, "named_steps"):
+        return None
+    est = model.named_steps["model"]
+    return getattr(est, "regressor_", est)

@@ -1,6 +1,15 @@
 """plan_monitoring writes monitoring.json/.md (reference distributions, thresholds, triggers);
-`apply_plan` is what `dsagent monitor` runs on new data. Drift is judged by effect size (PSI),
-with KS / chi-squared p-values reported beside it: with many rows, p-values alone flag everything."""
+`apply_plan` is what `dsagent monitor` runs on a new batch.
+
+Drift is judged by effect size AND evidence. PSI (against training-time bins) says how much a
+distribution moved; a two-sample test (KS for numbers, chi-squared for categories) says whether
+the move could be sampling noise at this batch size. A feature is in *alert* only when both agree
+(PSI >= 0.25 and p < 0.01): on a batch of 60 rows PSI alone is noisy (its expected value under no
+change is about (bins - 1) x (1/n_ref + 1/n_new) = 0.18), and on a batch of a million rows every
+p-value is tiny, so neither decides alone.
+
+Verdicts and `dsagent monitor` exit codes: ok (0), investigate (3), retrain (4).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +22,16 @@ import pandas as pd
 
 from tools import paths
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import training_data
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
+P_VALUE = 0.01
+BINS = 10
 EPS = 1e-4
+MIN_BATCH_ROWS = 50  # below this, drift numbers are reported but flagged as unreliable
+VERDICT_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
 
 
+# -- reference distributions ----------------------------------------------------------------
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     e = np.clip(np.asarray(expected, float), EPS, None)
     a = np.clip(np.asarray(actual, float), EPS, None)
@@ -26,219 +39,409 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_reference(values: pd.Series, bins: int = 10) -> dict[str, Any]:
-    v = pd.to_numeric(values, errors="coerce")
-    finite = v[np.isfinite(v)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if len(finite) else np.array([0.0, 1.0])
-    inner = edges[1:-1].tolist()
+def _finite(values: pd.Series) -> np.ndarray:
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return v[np.isfinite(v)]
+
+
+def numeric_reference(values: pd.Series, bins: int = BINS) -> dict[str, Any]:
+    finite = _finite(values)
+    uniq = np.unique(finite)
+    if len(uniq) <= bins:  # few distinct values (years, counts): one bin per value
+        inner = ((uniq[1:] + uniq[:-1]) / 2).tolist()
+    else:
+        inner = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)))[1:-1].tolist()
     counts = np.bincount(np.searchsorted(inner, finite, side="right"), minlength=len(inner) + 1)
-    return {"type": "numeric", "edges": inner, "proportions": (counts / max(counts.sum(), 1)).tolist(),
-            "null_rate": float(v.isna().mean()), "min": float(finite.min()) if len(finite) else None,
-            "max": float(finite.max()) if len(finite) else None,
-            "sample": finite.sample(min(2000, len(finite)), random_state=0).round(6).tolist()}
+    rng = np.random.default_rng(0)
+    sample = finite if len(finite) <= 5000 else rng.choice(finite, 5000, replace=False)
+    stats = {}
+    if len(finite):
+        q = np.quantile(finite, [0.01, 0.05, 0.5, 0.95, 0.99])
+        stats = {"mean": float(finite.mean()), "std": float(finite.std()), "p01": float(q[0]), "p05": float(q[1]),
+                 "p50": float(q[2]), "p95": float(q[3]), "p99": float(q[4])}
+    return {"type": "numeric", "n": int(len(values)), "edges": inner, "counts": counts.tolist(),
+            "proportions": (counts / max(counts.sum(), 1)).tolist(), "null_rate": float(pd.isna(values).mean()),
+            "min": float(finite.min()) if len(finite) else None, "max": float(finite.max()) if len(finite) else None,
+            "stats": stats, "sample": np.round(sample, 6).tolist()}
 
 
 def categorical_reference(values: pd.Series, top: int = 30) -> dict[str, Any]:
     s = values.dropna().astype(str)
-    freq = s.value_counts(normalize=True)
-    kept = freq.iloc[:top]
-    return {"type": "categorical", "categories": kept.index.tolist(), "proportions": kept.tolist(),
-            "other": float(max(0.0, 1 - kept.sum())), "null_rate": float(values.isna().mean())}
+    counts = s.value_counts()
+    kept = counts.iloc[:top]
+    return {"type": "categorical", "n": int(len(values)), "categories": kept.index.tolist(), "counts": kept.tolist(),
+            "other_count": int(counts.iloc[top:].sum()),
+            "proportions": (kept / max(len(s), 1)).tolist(), "other": float(counts.iloc[top:].sum() / max(len(s), 1)),
+            "null_rate": float(values.isna().mean()), "known": counts.index[:1000].tolist()}
 
 
-def numeric_distribution(ref: dict[str, Any], values: pd.Series) -> np.ndarray:
-    v = pd.to_numeric(values, errors="coerce")
-    finite = v[np.isfinite(v)]
-    counts = np.bincount(np.searchsorted(ref["edges"], finite, side="right"), minlength=len(ref["edges"]) + 1)
-    return counts / max(counts.sum(), 1)
+def numeric_counts(ref: dict[str, Any], values: pd.Series) -> np.ndarray:
+    finite = _finite(values)
+    return np.bincount(np.searchsorted(ref["edges"], finite, side="right"), minlength=len(ref["edges"]) + 1)
 
 
-def categorical_distribution(ref: dict[str, Any], values: pd.Series) -> tuple[np.ndarray, float]:
+def categorical_counts(ref: dict[str, Any], values: pd.Series) -> tuple[np.ndarray, float]:
     s = values.dropna().astype(str)
-    freq = s.value_counts(normalize=True)
-    props = np.array([freq.get(c, 0.0) for c in ref["categories"]] + [max(0.0, 1 - sum(freq.get(c, 0.0) for c in ref["categories"]))])
-    unseen = float(freq[~freq.index.isin(ref["categories"])].sum()) if len(freq) else 0.0
-    return props, unseen
+    freq = s.value_counts()
+    counts = np.array([freq.get(c, 0) for c in ref["categories"]] + [len(s) - sum(freq.get(c, 0) for c in ref["categories"])])
+    known = set(ref.get("known", ref["categories"]))
+    unseen = float(s[~s.isin(known)].size / len(s)) if len(s) else 0.0
+    return counts, unseen
+
+
+def _chi2_p(ref_counts: np.ndarray, new_counts: np.ndarray) -> float | None:
+    """Two-sample chi-squared test (reference vs batch), cells with tiny expected counts merged."""
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([ref_counts, new_counts]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return None
+    expected = table.sum(axis=0) * table[1].sum() / table.sum()
+    small = expected < 5
+    if small.any():
+        table = np.hstack([table[:, ~small], table[:, small].sum(axis=1, keepdims=True)])
+    if table.shape[1] < 2:
+        return None
+    return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def _status(psi_value: float, p: float | None, n: int) -> str:
+    significant = p is None and n >= MIN_BATCH_ROWS or (p is not None and p < P_VALUE)
+    if psi_value >= PSI_ALERT and significant:
+        return "alert"
+    if psi_value >= PSI_WARN and (significant or psi_value >= PSI_ALERT):
+        return "warn"
+    return "ok"
 
 
 def _prediction_reference(task: dict[str, Any], pred: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
     if task["task"] == "binary":
         return numeric_reference(pd.Series(proba[:, 1])) | {"of": f"P({task['classes'][1]})"}
     if task["task"] == "multiclass":
-        labels = pd.Series([task["classes"][i] for i in pred])
+        labels = pd.Series([task["classes"][int(i)] for i in pred])
         return categorical_reference(labels) | {"of": "predicted class"}
-    return numeric_reference(pd.Series(pred)) | {"of": "predicted value"}
+    return numeric_reference(pd.Series(pred)) | {"of": f"predicted {task['target']}"}
+
+
+def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Held-out predictions (test split), plus the chosen candidate's out-of-fold predictions on
+    the training split when they exist: both are out-of-sample, unlike in-sample predictions,
+    whose sharper probabilities would read as drift on any new data."""
+    saved = np.load(ctx.artifacts_dir / "test_predictions.npz")
+    pred = np.asarray(saved["pred"])
+    proba = np.asarray(saved["proba"]) if saved["proba"].size else None
+    source = f"{len(pred)} test-split predictions"
+    oof_path = ctx.artifacts_dir / paths.OOF
+    if oof_path.exists():
+        oof_all = np.load(oof_path)
+        if ev["model"] in oof_all.files:
+            oof = np.asarray(oof_all[ev["model"]], dtype=float)
+            if task["task"] == "regression":
+                oof = oof.reshape(len(oof), -1)[:, 0]
+                keep = np.isfinite(oof)
+                if keep.any():
+                    pred = np.concatenate([pred, oof[keep]])
+                    source += f" + {int(keep.sum())} out-of-fold predictions"
+            elif proba is not None and oof.ndim == 2 and oof.shape[1] == proba.shape[1]:
+                keep = np.isfinite(oof).all(axis=1)
+                if keep.any():
+                    proba = np.vstack([proba, oof[keep]])
+                    pred = np.concatenate([pred, oof[keep].argmax(axis=1)])
+                    source += f" + {int(keep.sum())} out-of-fold predictions"
+    return pred, proba, source
+
+
+# -- the plan -------------------------------------------------------------------------------
+def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any], ev: dict[str, Any],
+               prediction_ref: dict[str, Any], *, important: list[str] | None = None, latency_ms: float | None = None,
+               retrain_every_days: int = 90, n_train: int | None = None, n_test: int | None = None) -> dict[str, Any]:
+    """The plan as data: pure, so tests can build one without a full run."""
+    features: dict[str, Any] = {}
+    for col, kind in kinds.items():
+        features[col] = numeric_reference(X_ref[col]) if kind == "numeric" else categorical_reference(X_ref[col])
+    ci = ev.get("test_ci")
+    gib = ev["greater_is_better"]
+    floor = float((ci[0] if gib else ci[1]) if ci else ev["test_score"])
+    n_test = n_test or ev.get("n_test") or 0
+    min_labelled = int(max(30, min(200, n_test)))
+    p95 = (ev.get("latency") or {}).get("single_row_ms", {}).get("p95")
+    latency_budget = latency_ms or (round(max(2 * p95, 5.0), 1) if p95 else None)
+    important = [c for c in (important or []) if c in features][:3]
+    n_train = n_train or len(X_ref)
+    direction = "below" if gib else "above"
+    return {
+        "version": 2, "target": task["target"], "task": task["task"], "metric": ev["metric"], "greater_is_better": gib,
+        "classes": task.get("classes"), "reference_rows": int(len(X_ref)), "features": features,
+        "predictions": prediction_ref, "important_features": important,
+        "thresholds": {"psi_warn": PSI_WARN, "psi_alert": PSI_ALERT, "p_value": P_VALUE, "null_rate_increase": 0.1,
+                       "unseen_category_share": 0.05, "range_margin": 0.1, "out_of_range_share": 0.01,
+                       "drifted_feature_share_for_retrain": 0.3, "min_batch_rows": MIN_BATCH_ROWS},
+        "performance": {"test_score": ev["test_score"], "test_ci": ci, "floor": floor, "min_labelled_rows": min_labelled,
+                        "rule": f"retrain when {ev['metric']} on at least {min_labelled} newly labelled rows is {direction} "
+                                f"{floor:.4f} (the {'lower' if gib else 'upper'} bound of the test score's 95% CI; "
+                                f"test score {ev['test_score']:.4f})"},
+        "latency_budget_ms": latency_budget, "measured_p95_ms": p95,
+        "retraining_triggers": [
+            f"performance: {ev['metric']} {direction} {floor:.4f} on at least {min_labelled} newly labelled rows",
+            f"drift: PSI >= {PSI_ALERT} (with p < {P_VALUE}) on at least 30% of the features"
+            + (f", or on one of the most important features ({', '.join(important)}) together with prediction drift"
+               if important else ""),
+            f"schedule: every {retrain_every_days} days even without alerts",
+            f"new labels: once {max(50, round(0.25 * n_train))} labelled rows (25% of the {n_train} training rows) "
+            "have arrived since training, retrain and compare on the newest rows",
+        ],
+        "rollout": [
+            "shadow: run a retrained model beside the current one on 1-2 weeks of traffic; compare prediction PSI "
+            f"(expect < {PSI_WARN}) and single-row latency (budget {latency_budget} ms)",
+            "canary: route 5% of traffic, then 25%, then 100%, holding each step until at least "
+            f"{min_labelled} labelled rows show {ev['metric']} not {direction} {floor:.4f}",
+            "A/B: when the real goal is a business KPI, run a pre-registered A/B test before full rollout",
+            "rollback: keep the previous model directory (model.skops + manifest.json) to restore in one copy",
+        ],
+        "schedule": {"check_every": "each scored batch, at least weekly", "retrain_every_days": retrain_every_days},
+    }
 
 
 @tool
 def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutput:
     """Write the monitoring plan (monitoring.json + monitoring.md) for the saved model: reference
-    distributions per feature and for predictions, drift thresholds (PSI 0.1 warn / 0.25 alert,
-    KS/chi-squared beside it), data-quality rules (nulls, ranges, unseen categories), a
-    performance floor from the test CI, a latency budget from measured p95, retraining triggers
-    and rollout advice. `dsagent monitor SESSION NEW_DATA` applies it.
+    distributions per feature (quantile bins / category frequencies) and for predictions, drift
+    thresholds (PSI 0.1 warn / 0.25 alert, confirmed by KS / chi-squared p < 0.01), data-quality
+    rules (nulls, ranges, unseen categories), a performance floor from the test CI, a latency budget
+    from the measured p95, retraining triggers and rollout advice. `dsagent monitor SESSION NEW_DATA`
+    applies it (exit 0 ok, 3 investigate, 4 retrain).
 
     Args:
         retrain_every_days: scheduled retraining cadence if nothing triggers earlier.
     """
+    from tools.task import training_data
+
     ev_path = ctx.artifacts_dir / paths.EVALUATION
     if not ev_path.exists():
         raise ToolError("evaluate_model must run before plan_monitoring")
     ev = json.loads(ev_path.read_text())
     X, _, task = training_data(ctx)
-    features: dict[str, Any] = {}
-    for col, kind in task["features"].items():
-        features[col] = numeric_reference(X[col]) if kind == "numeric" else categorical_reference(X[col])
-    preds = np.load(ctx.artifacts_dir / "test_predictions.npz")
-    proba = preds["proba"] if preds["proba"].size else None
-    ci = ev.get("test_ci")
-    floor = (ci[0] if ev["greater_is_better"] else ci[1]) if ci else ev["test_score"]
-    p95 = ev.get("latency", {}).get("single_row_ms", {}).get("p95")
-    latency_budget = ctx.answers.get("latency_ms") or (round(max(2 * p95, 5.0), 2) if p95 else None)
-    plan = {
-        "version": 1, "target": task["target"], "task": task["task"], "metric": ev["metric"],
-        "greater_is_better": ev["greater_is_better"], "features": features,
-        "predictions": _prediction_reference(task, preds["pred"], proba),
-        "thresholds": {"psi_warn": PSI_WARN, "psi_alert": PSI_ALERT, "p_value": 0.01,
-                       "null_rate_increase": 0.1, "unseen_category_share": 0.05, "range_margin": 0.1,
-                       "drifted_feature_share_for_retrain": 0.3},
-        "performance": {"test_score": ev["test_score"], "floor": floor,
-                        "rule": f"retrain when {ev['metric']} on labelled new data is {'below' if ev['greater_is_better'] else 'above'} "
-                                f"{floor:.4f} (the 95% CI bound from the test split)"},
-        "latency_budget_ms": latency_budget,
-        "retraining_triggers": [
-            f"performance: {ev['metric']} beyond the floor {floor:.4f} on at least 200 newly labelled rows",
-            f"drift: PSI >= {PSI_ALERT} on a top-5 important feature, or on >= 30% of features, or on the predictions",
-            f"schedule: every {retrain_every_days} days even without alerts",
-            "new labels: when labelled rows since training exceed 25% of the training set",
-        ],
-        "rollout": [
-            "shadow: run the new model beside the current one for 1-2 weeks, compare predictions and latency",
-            "canary: route 5-10% of traffic, watch the metric floor and latency budget, then ramp",
-            "A/B: when a business KPI is the real target, test it with a pre-registered sample size",
-            "rollback: keep the previous model artifact (model.skops + manifest) ready to restore",
-        ],
-    }
+    pred, proba, source = _reference_predictions(ctx, ev, task)
+    important: list[str] = []
+    expl_path = ctx.artifacts_dir / paths.EXPLANATION
+    if expl_path.exists():
+        expl = json.loads(expl_path.read_text())
+        important = [r["feature"] for r in expl.get("permutation_importance", []) if r.get("importance", 0) > 0]
+    plan = build_plan(X, task["features"], task, ev, _prediction_reference(task, pred, proba) | {"source": source},
+                      important=important, latency_ms=ctx.answers.get("latency_ms"), retrain_every_days=retrain_every_days,
+                      n_train=task["n_train"], n_test=task["n_test"])
     artifact_path(ctx, paths.MONITORING).write_text(json.dumps(plan, indent=1))
     artifact_path(ctx, paths.MONITORING_MD).write_text(plan_markdown(plan), encoding="utf-8")
-    summary = {"features_tracked": len(features), "performance_floor": round(floor, 5), "latency_budget_ms": latency_budget,
-               "triggers": plan["retraining_triggers"], "files": [paths.MONITORING, paths.MONITORING_MD]}
+    summary = {"features_tracked": len(plan["features"]), "performance_floor": round(plan["performance"]["floor"], 5),
+               "latency_budget_ms": plan["latency_budget_ms"], "triggers": plan["retraining_triggers"],
+               "files": [paths.MONITORING, paths.MONITORING_MD]}
     return ToolOutput(summary=summary, record=None, files={"monitoring": paths.MONITORING, "monitoring_md": paths.MONITORING_MD})
+
+
+def _md(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")[:40]
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.4g}"
 
 
 def plan_markdown(plan: dict[str, Any]) -> str:
     t = plan["thresholds"]
+    perf = plan["performance"]
     lines = [f"# Monitoring plan: `{plan['target']}` ({plan['task']})", "",
-             "Apply it to a new batch with `dsagent monitor SESSION_OR_MODEL NEW_DATA.csv` "
-             "(exit 0 ok, 3 investigate, 4 retrain).", "",
+             "Apply it to each new batch of rows (with or without the target column):", "",
+             "```", "dsagent monitor SESSION_DIR_OR_MODEL new_batch.csv          # table on stdout",
+             "dsagent monitor SESSION_DIR_OR_MODEL new_batch.csv --json   # one JSON object", "```", "",
+             "Exit codes: **0** ok, **3** investigate, **4** retrain (2: bad input, e.g. a missing column). "
+             "A scheduler can act on the exit code alone.", "",
              "## What is checked", "",
-             f"- **Feature drift**: PSI per feature against training-time bins; warn at {t['psi_warn']}, alert at {t['psi_alert']}. "
-             f"KS (numeric) / chi-squared (categorical) p-values are reported beside PSI but do not decide alone.",
-             f"- **Prediction drift**: PSI of {plan['predictions'].get('of', 'predictions')}.",
-             f"- **Data quality**: null rate up by more than {t['null_rate_increase']:.0%}; numeric values beyond the training "
-             f"range by more than {t['range_margin']:.0%} of it; more than {t['unseen_category_share']:.0%} unseen categories.",
-             f"- **Performance** (when the target column is present): {plan['performance']['rule']}.",
-             f"- **Latency budget**: {plan['latency_budget_ms']} ms per single-row prediction.", "",
+             f"- **Feature drift**: PSI per feature against {plan['reference_rows']} training rows binned at training time "
+             f"(numbers: {BINS} quantile bins; categories: top 30 + other). Warn at PSI {t['psi_warn']}, alert at "
+             f"{t['psi_alert']}. An alert also needs the two-sample test (KS for numbers, chi-squared for categories) to give "
+             f"p < {t['p_value']}, so sampling noise in a small batch does not raise one; in a large batch the PSI "
+             "threshold decides.",
+             f"- **Prediction drift**: the same on {plan['predictions'].get('of', 'the predictions')} "
+             f"(reference: {plan['predictions'].get('source', 'held-out predictions')}).",
+             f"- **Data quality**: null rate up by more than {t['null_rate_increase']:.0%} points; more than "
+             f"{t['out_of_range_share']:.0%} of a numeric column beyond the training range widened by {t['range_margin']:.0%} "
+             f"of its width; more than {t['unseen_category_share']:.0%} of a categorical column in categories never seen "
+             "in training (the model treats them as unknown).",
+             f"- **Performance** (when the target column is present): {perf['rule']}.",
+             f"- **Latency budget**: {plan['latency_budget_ms']} ms per single-row prediction"
+             + (f" (twice the measured p95 of {plan['measured_p95_ms']} ms)" if plan.get("measured_p95_ms") else "")
+             + "; measure it where the model is served.",
+             f"- **Batch size**: at least {t['min_batch_rows']} rows per check; smaller batches are reported but marked "
+             "unreliable.", "",
+             "## Verdict", "",
+             "- **retrain** (exit 4): performance past the floor; or drift alerts on at least "
+             f"{t['drifted_feature_share_for_retrain']:.0%} of the features"
+             + (f"; or an alert on a top feature ({', '.join(plan['important_features'])}) together with prediction drift"
+                if plan.get("important_features") else "") + ".",
+             "- **investigate** (exit 3): any other drift alert, prediction drift, or data-quality violation.",
+             "- **ok** (exit 0): nothing above; PSI warnings are listed but do not change the verdict.", "",
              "## Retraining triggers", ""] + [f"- {x}" for x in plan["retraining_triggers"]] + \
-            ["", "## Rollout advice", ""] + [f"- {x}" for x in plan["rollout"]] + ["", "## Features tracked", "",
-             "| feature | type | null rate at training |", "|---|---|---|"] + \
-            [f"| {name} | {ref['type']} | {ref['null_rate']:.1%} |" for name, ref in plan["features"].items()] + [""]
-    return "\n".join(lines)
+            ["", "## Rollout advice", ""] + [f"- {x}" for x in plan["rollout"]] + ["", "## Reference per feature", "",
+             "| feature | type | nulls at training | reference (numbers: p5 / median / p95, range; categories: top 3) |",
+             "|---|---|---|---|"]
+    for name, ref in plan["features"].items():
+        if ref["type"] == "numeric":
+            s = ref.get("stats") or {}
+            desc = f"{_num(s.get('p05'))} / {_num(s.get('p50'))} / {_num(s.get('p95'))}; range {_num(ref['min'])} to {_num(ref['max'])}"
+        else:
+            desc = ", ".join(f"{_md(c)} {p:.0%}" for c, p in zip(ref["categories"][:3], ref["proportions"][:3]))
+        mark = " (top feature)" if name in plan.get("important_features", []) else ""
+        lines.append(f"| {_md(name)}{mark} | {ref['type']} | {ref['null_rate']:.1%} | {desc} |")
+    return "\n".join(lines + [""])
+
+
+# -- applying it ------------------------------------------------------------------------------
+def find_plan(model_path: Path) -> Path:
+    for candidate in (model_path.parent.parent / paths.MONITORING, model_path.parent / paths.MONITORING):
+        if candidate.exists():
+            return candidate
+    raise ToolError(f"no {paths.MONITORING} found beside {model_path}; run plan_monitoring in that session first "
+                    "(dsagent run does it)")
+
+
+def _feature_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], quality: list[str], col: str) -> dict[str, Any]:
+    from scipy import stats
+
+    n = int(values.notna().sum())
+    entry: dict[str, Any] = {"type": ref["type"], "rows": n, "null_rate": round(float(values.isna().mean()), 4)}
+    p = None
+    if ref["type"] == "numeric":
+        counts = numeric_counts(ref, values)
+        entry["psi"] = round(psi(ref["proportions"], counts / max(counts.sum(), 1)), 4)
+        finite = _finite(values)
+        if len(finite) >= 5 and ref["sample"]:
+            p = float(stats.ks_2samp(ref["sample"], finite).pvalue)
+            entry["test"] = "ks"
+            entry["mean"] = round(float(finite.mean()), 6)
+            entry["reference_mean"] = round(ref["stats"].get("mean", float("nan")), 6)
+        if ref["min"] is not None and len(finite):
+            margin = t["range_margin"] * max(ref["max"] - ref["min"], 1e-12)
+            out = float(((finite < ref["min"] - margin) | (finite > ref["max"] + margin)).mean())
+            entry["out_of_range_share"] = round(out, 4)
+            if out > t["out_of_range_share"]:
+                quality.append(f"{col}: {out:.1%} of values outside the training range "
+                               f"[{_num(ref['min'])}, {_num(ref['max'])}] (+/- {t['range_margin']:.0%})")
+    else:
+        counts, unseen = categorical_counts(ref, values)
+        total = max(counts.sum(), 1)
+        entry["psi"] = round(psi(np.array(ref["proportions"] + [ref["other"]]), counts / total), 4)
+        entry["unseen_share"] = round(unseen, 4)
+        ref_counts = np.array(ref.get("counts", [round(x * ref["n"]) for x in ref["proportions"]]) + [ref.get("other_count", 0)])
+        if counts.sum() >= 5:
+            p = _chi2_p(ref_counts, counts)
+            entry["test"] = "chi2"
+        if unseen > t["unseen_category_share"]:
+            quality.append(f"{col}: {unseen:.1%} of rows in categories never seen in training")
+    if p is not None:
+        entry["p_value"] = float(f"{p:.3g}")
+    if entry["null_rate"] > ref["null_rate"] + t["null_rate_increase"]:
+        quality.append(f"{col}: null rate {entry['null_rate']:.1%} vs {ref['null_rate']:.1%} at training")
+    entry["status"] = _status(entry["psi"], p, n)
+    return entry
 
 
 def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, Any]:
     """Drift, data quality and (with labels) performance of a new batch; verdict ok/investigate/retrain."""
-    from scipy import stats
-
     from tools.metrics import get_metric, score
     from tools.model_io import load_model, resolve_model_path
     from tools.serving import predict_frame
 
     model_path = resolve_model_path(session_or_model)
-    plan_path = model_path.parent.parent / paths.MONITORING
-    if not plan_path.exists():
-        raise ToolError(f"no monitoring plan beside {model_path}; run plan_monitoring in that session first")
-    plan = json.loads(plan_path.read_text())
+    plan = json.loads(find_plan(model_path).read_text())
     t = plan["thresholds"]
     missing = [c for c in plan["features"] if c not in data.columns]
     if missing:
-        raise ToolError(f"new data lacks column(s) {', '.join(missing[:10])} that the model needs")
-    report: dict[str, Any] = {"rows": len(data), "features": {}, "quality": [], "reasons": []}
-    alerts = []
+        raise ToolError(f"the new data lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing[:10]))}; "
+                        "monitor the same columns the model was trained on")
+    if len(data) == 0:
+        raise ToolError("the new data has no rows")
+    report: dict[str, Any] = {"rows": len(data), "features": {}, "quality": [], "reasons": [], "notes": []}
+    if len(data) < t["min_batch_rows"]:
+        report["notes"].append(f"only {len(data)} rows: drift estimates are unreliable below {t['min_batch_rows']} rows")
     for col, ref in plan["features"].items():
-        values = data[col]
-        entry: dict[str, Any] = {"null_rate": round(float(values.isna().mean()), 4)}
-        if ref["type"] == "numeric":
-            dist = numeric_distribution(ref, values)
-            entry["psi"] = round(psi(ref["proportions"], dist), 4)
-            finite = pd.to_numeric(values, errors="coerce").dropna()
-            if len(finite) and ref["sample"]:
-                entry["ks_p"] = float(stats.ks_2samp(ref["sample"], finite.to_numpy()).pvalue)
-            if ref["min"] is not None and len(finite):
-                margin = t["range_margin"] * max(ref["max"] - ref["min"], 1e-12)
-                out = float(((finite < ref["min"] - margin) | (finite > ref["max"] + margin)).mean())
-                if out > 0.01:
-                    report["quality"].append(f"{col}: {out:.1%} of values outside the training range")
-        else:
-            dist, unseen = categorical_distribution(ref, values)
-            expected = np.array(ref["proportions"] + [ref["other"]])
-            entry["psi"] = round(psi(expected, dist), 4)
-            entry["unseen_share"] = round(unseen, 4)
-            counts = dist * max(values.notna().sum(), 1)
-            try:
-                entry["chi2_p"] = float(stats.chisquare(counts + 0.5, (np.clip(expected, EPS, None) / np.clip(expected, EPS, None).sum())
-                                                        * (counts + 0.5).sum()).pvalue)
-            except ValueError:
-                pass
-            if unseen > t["unseen_category_share"]:
-                report["quality"].append(f"{col}: {unseen:.1%} unseen categories")
-        if entry["null_rate"] > ref["null_rate"] + t["null_rate_increase"]:
-            report["quality"].append(f"{col}: null rate {entry['null_rate']:.1%} vs {ref['null_rate']:.1%} at training")
-        entry["status"] = "alert" if entry["psi"] >= t["psi_alert"] else "warn" if entry["psi"] >= t["psi_warn"] else "ok"
-        if entry["status"] == "alert":
-            alerts.append(col)
-        report["features"][col] = entry
+        report["features"][col] = _feature_drift(ref, data[col], t, report["quality"], col)
+    alerts = [c for c, e in report["features"].items() if e["status"] == "alert"]
+    warns = [c for c, e in report["features"].items() if e["status"] == "warn"]
+
     model, manifest = load_model(model_path)
     preds = predict_frame(model, manifest, data, warn=lambda _msg: None)
     pref = plan["predictions"]
     if pref["type"] == "numeric":
         series = preds[f"proba_{manifest['classes'][1]}"] if plan["task"] == "binary" else preds["prediction"]
-        report["prediction_psi"] = round(psi(pref["proportions"], numeric_distribution(pref, series)), 4)
     else:
-        dist, _ = categorical_distribution(pref, preds["prediction"].astype(str))
-        report["prediction_psi"] = round(psi(np.array(pref["proportions"] + [pref["other"]]), dist), 4)
+        series = preds["prediction"].astype(str)
+    pred_entry = _feature_drift(pref, series, t, [], "prediction")
+    report["prediction"] = {k: v for k, v in pred_entry.items() if k in ("psi", "p_value", "status", "test")} | {"of": pref.get("of")}
+    report["prediction_psi"] = pred_entry["psi"]
+    pred_alert = pred_entry["status"] == "alert"
+
     verdict = "ok"
     if alerts:
         verdict = "investigate"
-        report["reasons"].append(f"drift (PSI >= {t['psi_alert']}) in: {', '.join(alerts)}")
+        report["reasons"].append("drift (PSI >= {} and p < {}) in: {}".format(
+            t["psi_alert"], t["p_value"], ", ".join(f"{c} (PSI {report['features'][c]['psi']:.2f})" for c in alerts)))
     if report["quality"]:
         verdict = "investigate"
-        report["reasons"].append(f"{len(report['quality'])} data-quality violation(s)")
-    if report["prediction_psi"] >= t["psi_alert"]:
+        report["reasons"].append(f"{len(report['quality'])} data-quality violation(s): " + "; ".join(report["quality"][:3]))
+    if pred_alert:
         verdict = "investigate"
-        report["reasons"].append(f"prediction drift (PSI {report['prediction_psi']})")
-    if len(alerts) >= max(1, t["drifted_feature_share_for_retrain"] * len(plan["features"])):
+        report["reasons"].append(f"prediction drift: PSI {pred_entry['psi']:.2f} on {pref.get('of')}")
+    if warns:
+        report["notes"].append("PSI warning (moved, below the alert level or not significant) in: " + ", ".join(warns))
+    n_features = len(plan["features"])
+    if alerts and len(alerts) >= t["drifted_feature_share_for_retrain"] * n_features:
         verdict = "retrain"
-        report["reasons"].append(f"{len(alerts)} of {len(plan['features'])} features drifted")
-    if plan["target"] in data.columns and data[plan["target"]].notna().sum() >= 30:
-        metric = get_metric(plan["metric"], plan["task"])
-        labelled = data[plan["target"]].notna().to_numpy()
-        y_raw = data.loc[labelled, plan["target"]]
-        if plan["task"] == "regression":
-            y = y_raw.to_numpy(dtype=float)
-            value = score(metric, y, preds.loc[labelled, "prediction"].to_numpy(dtype=float), None)
+        report["reasons"].append(f"{len(alerts)} of {n_features} features drifted (retrain at "
+                                 f"{t['drifted_feature_share_for_retrain']:.0%})")
+    top_drifted = [c for c in alerts if c in plan.get("important_features", [])]
+    if top_drifted and pred_alert:
+        verdict = "retrain"
+        report["reasons"].append(f"a top feature drifted ({', '.join(top_drifted)}) and so did the predictions")
+
+    target = plan["target"]
+    if target in data.columns:
+        labelled = data[target].notna().to_numpy()
+        perf = plan["performance"]
+        need = perf.get("min_labelled_rows", 30)
+        if labelled.sum() < need:
+            report["notes"].append(f"{int(labelled.sum())} labelled rows: performance is checked from {need}")
         else:
-            lookup = {c: i for i, c in enumerate(manifest["classes"])}
-            keep = y_raw.astype(str).isin(lookup).to_numpy()
-            y = y_raw.astype(str)[keep].map(lookup).to_numpy(dtype=int)
-            proba = preds.loc[labelled, [f"proba_{c}" for c in manifest["classes"]]].to_numpy()[keep]
-            value = score(metric, y, proba.argmax(axis=1), proba)
-        floor = plan["performance"]["floor"]
-        below = value < floor if plan["greater_is_better"] else value > floor
-        report["performance"] = {"metric": plan["metric"], "value": round(value, 5), "floor": floor, "below_floor": bool(below)}
-        if below:
-            verdict = "retrain"
-            report["reasons"].append(f"{plan['metric']} {value:.4f} is past the floor {floor:.4f}")
+            metric = get_metric(plan["metric"], plan["task"])
+            y_raw = data.loc[labelled, target]
+            if plan["task"] == "regression":
+                y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
+                keep = np.isfinite(y)
+                value = score(metric, y[keep], preds.loc[labelled, "prediction"].to_numpy(dtype=float)[keep], None)
+            else:
+                lookup = {c: i for i, c in enumerate(manifest["classes"])}
+                keep = y_raw.astype(str).isin(lookup).to_numpy()
+                if (~keep).any():
+                    report["quality"].append(f"{target}: {int((~keep).sum())} labelled row(s) with a class unknown to the model")
+                y = y_raw.astype(str)[keep].map(lookup).to_numpy(dtype=int)
+                proba = preds.loc[labelled, [f"proba_{c}" for c in manifest["classes"]]].to_numpy()[keep]
+                try:
+                    value = score(metric, y, proba.argmax(axis=1), proba)
+                except ValueError as exc:  # e.g. ROC-AUC on a batch with one class
+                    value = None
+                    report["notes"].append(f"{metric.name} undefined on this batch ({str(exc).splitlines()[0][:80]})")
+            if value is not None:
+                floor = perf["floor"]
+                below = value < floor if plan["greater_is_better"] else value > floor
+                report["performance"] = {"metric": plan["metric"], "value": round(float(value), 5), "floor": floor,
+                                         "test_score": perf["test_score"], "rows": int(keep.sum()), "past_floor": bool(below)}
+                if below:
+                    verdict = "retrain"
+                    report["reasons"].append(f"{plan['metric']} {value:.4f} is past the floor {floor:.4f} "
+                                             f"(test score {perf['test_score']:.4f})")
     report["verdict"] = verdict
+    report["exit_code"] = VERDICT_EXIT[verdict]
     report["drifted"] = alerts
     return report

@@ -48,6 +48,7 @@ _ID_NAMES = {"id", "uuid", "guid", "key", "index", "idx", "rowid", "row_id", "ro
              "row_number", "unnamed_0"}
 _ID_SUFFIX = re.compile(r"[_\s.\-](id|uuid|guid|key)$", re.I)
 _ID_CAMEL = re.compile(r"(?<=[a-z0-9])(Id|ID|Uuid|UUID)$")
+_NUMERIC_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _DATE_LIKE = re.compile(
     r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?)?"
@@ -224,8 +225,10 @@ def _sample_values(s: pd.Series, rng: np.random.Generator, k: int = TEXT_SAMPLE)
     n = len(s)
     if n == 0:
         return []
-    take = np.sort(rng.choice(n, size=min(n, 3 * k), replace=False)) if n > 3 * k else np.arange(n)
-    vals = s.iloc[take].dropna()
+    if n > 3 * k:
+        vals = s.iloc[np.sort(rng.choice(n, size=3 * k, replace=False))].dropna()
+    else:
+        vals = s.dropna()
     return [str(x) for x in vals.iloc[:k].tolist()]
 
 
@@ -249,8 +252,7 @@ def _string_facts(s: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
                 out["datetime_parse"] = True
                 out["min"] = str(parsed.min())
                 out["max"] = str(parsed.max())
-        num = pd.to_numeric(pd.Series(sample), errors="coerce")
-        out["numeric_frac"] = float(num.notna().mean())
+        out["numeric_frac"] = sum(1 for x in sample if _NUMERIC_TEXT.match(x)) / len(sample)
         out["uuid_frac"] = sum(1 for x in sample[:200] if _UUID.match(x)) / min(len(sample), 200)
     if len(vc) == 2:
         out["_values"] = [str(k) for k in vc.index]
@@ -631,7 +633,8 @@ def _duplicate_rows(df: pd.DataFrame, facts: list[dict[str, Any]]) -> int:
         return int(df.loc[cand].duplicated().sum())
     if m > 200 and n_cand <= 2000:
         sub = df.loc[cand]
-        rows = sub.astype(object).where(sub.notna(), None).to_numpy()
+        rows = sub.to_numpy(dtype=object, copy=True)
+        rows[sub.isna().to_numpy()] = None
         seen: set[tuple] = set()
         dups = 0
         for row in map(tuple, rows):
@@ -677,6 +680,8 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     """The full profile record (JSON-ready). Raises DataError when `target` is unusable."""
     t0 = time.perf_counter()
     n, m = df.shape
+    if m > 200 and getattr(getattr(df, "_mgr", None), "nblocks", 0) > 50:
+        df = df.copy()  # one block per dtype: wide frames from read_csv come as one block per column
     inferred = check_target(df, target) if target else None
     answered_task = task if task in ("binary", "multiclass", "regression") else None
     facts = _column_facts(df, seed)

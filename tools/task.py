@@ -20,18 +20,6 @@ from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, to
 CLASSIFICATION_MAX_CLASSES = 50
 
 
-def infer_task(y: pd.Series) -> str:
-    values = y.dropna()
-    n_unique = values.nunique()
-    if n_unique == 2:
-        return "binary"
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
-        if n_unique > 20 or not integral:
-            return "regression"
-    return "multiclass"
-
-
 def default_metric(task: str, minority_frac: float | None) -> str:
     if task == "binary":
         return "pr_auc" if minority_frac is not None and minority_frac < 0.15 else "roc_auc"
@@ -44,13 +32,26 @@ def feature_kinds(df: pd.DataFrame) -> dict[str, str]:
     return infer_column_kinds(df)
 
 
-def cv_plan(n_train: int) -> dict[str, Any]:
-    # K-fold where data is small; a single holdout where it is large (2 cores, fixed budgets).
-    if n_train <= 20_000:
-        return {"kind": "kfold", "folds": 5}
-    if n_train <= 100_000:
-        return {"kind": "kfold", "folds": 3}
-    return {"kind": "holdout", "folds": 1, "fraction": 0.2}
+def search_rows_cap(budget_s: float | None) -> int:
+    """How many training rows the model search may use: about 150 rows per second of budget
+    (60 s -> 9,000 rows), never fewer than 5,000. The chosen model is refit on every training row."""
+    if budget_s is None:
+        return 50_000
+    return int(min(200_000, max(5_000, 150 * budget_s)))
+
+
+def cv_plan(n_train: int, budget_s: float | None = None) -> dict[str, Any]:
+    """K-fold where data is small, fewer folds and a subsample for the search where it is large
+    (2 cores, fixed budgets). `max_rows` caps the rows the search sees; evaluation refits on all."""
+    n_search = min(n_train, search_rows_cap(budget_s))
+    if n_search <= 3_000:
+        plan: dict[str, Any] = {"kind": "kfold", "folds": 5}
+    elif n_search <= 100_000:
+        plan = {"kind": "kfold", "folds": 3}
+    else:
+        plan = {"kind": "holdout", "folds": 1, "fraction": 0.2}
+    plan["max_rows"] = n_search
+    return plan
 
 
 @tool
@@ -85,7 +86,7 @@ def define_task(
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     from tools.metrics import get_metric
-    from tools.profile import check_target
+    from tools.profile import check_target, infer_task
 
     df, info = load_dataset(ctx)
     check_target(df, target)
@@ -102,7 +103,7 @@ def define_task(
     positions = np.flatnonzero(keep)
     y = y_all.iloc[positions]
     if task == "auto":
-        task = infer_task(y)
+        task = infer_task(y)  # the profile's rule, so define_task and profile_data never disagree
 
     classes: list[str] | None = None
     minority = None
@@ -182,7 +183,7 @@ def define_task(
         "n_test": int(len(test_local)),
         "split": {"kind": split_kind, "test_size": test_size, "seed": ctx.seed, "time_column": time_column,
                   "group_column": group_column},
-        "cv": cv_plan(len(train_local)),
+        "cv": cv_plan(len(train_local), ctx.seconds_left(600) if ctx.deadline is not None else None),
         "cost_fp": ctx.answers.get("cost_fp"),
         "cost_fn": ctx.answers.get("cost_fn"),
         "notes": notes,
@@ -234,6 +235,23 @@ def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, di
 def training_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """The training part only: what train and tune may see."""
     return _part(ctx, "train_rows")
+
+
+def search_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The rows the model search (train, tune, ensemble) works on: the training part, or a
+    deterministic (stratified) subsample of it when it exceeds the plan's max_rows. Every search
+    tool gets the same rows, so their out-of-fold predictions line up."""
+    X, y, task = training_data(ctx)
+    cap = task["cv"].get("max_rows") or len(X)
+    if len(X) <= cap:
+        return X, y, task
+    from sklearn.model_selection import train_test_split
+
+    strat = (y if task["task"] != "regression" and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
+             else None)
+    keep, _ = train_test_split(np.arange(len(X)), train_size=cap, random_state=ctx.seed, stratify=strat)
+    keep = np.sort(keep)
+    return X.iloc[keep], y[keep], task
 
 
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:

@@ -15,9 +15,35 @@ from tools.data import load_dataset
 from tools.features import build_pipeline
 from tools.metrics import all_scores, get_metric, score
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import training_data
+from tools.task import search_data
 
-DEFAULT_CANDIDATES = ["baseline", "linear", "xgboost", "hist_gb", "random_forest", "extra_trees"]
+# Cheap and diverse first: under a tight budget the later ones are the ones skipped.
+DEFAULT_CANDIDATES = ["baseline", "linear", "xgboost", "extra_trees", "random_forest", "hist_gb"]
+VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]
+XGB_MAX_ROUNDS = 2000
+
+
+def candidate_specs(task: dict[str, Any], y: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Candidates by name. Families as they are, plus variants the data calls for: class weights
+    when a binary target is imbalanced (judged by CV like the rest), a log1p target when a
+    non-negative regression target is skewed (scored on the original scale)."""
+    specs = {f: {"family": f, "params": {}} for f in DEFAULT_CANDIDATES}
+    if task["task"] == "binary" and (task.get("minority_frac") or 0.5) < 0.2 and task["metric"] != "log_loss":
+        pos = max(int((y == 1).sum()), 1)
+        specs["linear_balanced"] = {"family": "linear", "params": {"class_weight": "balanced"}}
+        specs["xgboost_balanced"] = {"family": "xgboost", "params": {"scale_pos_weight": round((len(y) - pos) / pos, 4)}}
+    if task["task"] == "regression" and len(y) and float(np.min(y)) >= 0:
+        skew = float(pd.Series(y).skew())
+        if skew > 1.0:
+            specs["linear_log"] = {"family": "linear", "params": {"target_transform": "log1p"}}
+            specs["xgboost_log"] = {"family": "xgboost", "params": {"target_transform": "log1p"}}
+    return specs
+
+
+def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
+    order = ["baseline", "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "linear_log",
+             "linear_balanced", "random_forest", "hist_gb"]
+    return [n for n in order if n in specs] + [n for n in specs if n not in order]
 
 
 def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -35,7 +61,7 @@ def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolCon
         return list(TimeSeriesSplit(n_splits=k).split(idx))
     if split["kind"] == "group":
         df, _ = load_dataset(ctx)
-        groups = df.iloc[task["train_rows"]][split["group_column"]].astype(str).to_numpy() if "train_rows" in task else None
+        groups = df.loc[X.index, split["group_column"]].astype(str).to_numpy()  # X keeps the data's row labels
         return list(GroupKFold(n_splits=k).split(idx, groups=groups))
     if classification and np.bincount(y).min() >= k:
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed).split(idx, y))
@@ -59,23 +85,57 @@ class OutOfTime(Exception):
     """A candidate's folds would overrun the time budget."""
 
 
+def _early_stopping_rounds(params: dict[str, Any]) -> int:
+    return int(min(100, max(30, 2.5 / float(params.get("learning_rate", 0.05)))))
+
+
+def fit_fold(spec: dict[str, Any], X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va: np.ndarray,
+             task: dict[str, Any], seed: int, n_classes: int) -> tuple[Any, int | None]:
+    """Fit one fold. XGBoost without a fixed n_estimators early-stops on the fold's validation
+    rows (the preprocessing is fitted on the training rows only) and reports its best round."""
+    params = spec.get("params") or {}
+    if spec["family"] != "xgboost" or "n_estimators" in params:
+        return build_pipeline(spec, task["features"], X_tr, task["task"], seed, n_classes).fit(X_tr, y_tr), None
+    es_params = {**params, "n_estimators": XGB_MAX_ROUNDS, "early_stopping_rounds": _early_stopping_rounds(params)}
+    model = build_pipeline({"family": "xgboost", "params": es_params}, task["features"], X_tr, task["task"], seed, n_classes)
+    pre, est = model.steps[0][1], model.steps[1][1]
+    Xt = pre.fit_transform(X_tr, y_tr)
+    Xv = pre.transform(X_va)
+    if hasattr(est, "func") and est.func is not None:  # log-target: early-stop on the transformed scale
+        est.fit(Xt, y_tr, eval_set=[(Xv, est.func(y_va))], verbose=False)
+        best = est.regressor_.best_iteration
+    else:
+        est.fit(Xt, y_tr, eval_set=[(Xv, y_va)], verbose=False)
+        best = est.best_iteration
+    return model, int(best) + 1
+
+
+def refit_rounds(best_rounds: list[int]) -> int:
+    """Rounds for the final fit on all training rows: the folds' mean best round, +15% for the
+    extra rows the final fit sees."""
+    return int(max(10, round(np.mean(best_rounds) * 1.15)))
+
+
 def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], ctx: ToolContext,
                    splits: list[tuple[np.ndarray, np.ndarray]], on_fold=None, deadline: float | None = None) -> dict[str, Any]:
     """Fit the spec on each fold's training rows; score on its validation rows (OOF).
 
-    With a deadline, stop as soon as the folds done so far say the rest would not fit."""
+    With a deadline, stop as soon as the folds done so far say the rest would not fit.
+    `refit_params` are the params to refit with (XGBoost's early-stopped round count made fixed)."""
     metric = get_metric(task["metric"], task["task"])
     n_classes = len(task["classes"]) if task["classes"] else 0
     oof = np.full((len(X), n_classes), np.nan) if n_classes else np.full(len(X), np.nan)
-    fold_scores, fit_s, predict_s = [], 0.0, 0.0
+    fold_scores, fit_s, predict_s, rounds, fold_rows = [], 0.0, 0.0, [], []
     for i, (tr, va) in enumerate(splits):
-        model = build_pipeline(spec, task["features"], X, task["task"], ctx.seed, n_classes)
         t0 = time.perf_counter()
-        model.fit(X.iloc[tr], y[tr])
+        model, best = fit_fold(spec, X.iloc[tr], y[tr], X.iloc[va], y[va], task, ctx.seed, n_classes)
         t1 = time.perf_counter()
         pred, proba = predict_any(model, X.iloc[va], task)
         predict_s += time.perf_counter() - t1
         fit_s += t1 - t0
+        fold_rows.append(len(tr))
+        if best is not None:
+            rounds.append(best)
         oof[va] = proba if proba is not None else pred
         fold_scores.append(score(metric, y[va], pred, proba))
         if on_fold is not None:
@@ -84,8 +144,12 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: d
         if deadline is not None and i + 1 < len(splits) and time.time() + per_fold * (len(splits) - i - 1) > deadline:
             raise OutOfTime(f"{spec['family']} needs ~{per_fold * len(splits):.0f}s for {len(splits)} folds")
     covered = ~np.isnan(oof if oof.ndim == 1 else oof[:, 0])
+    refit_params = dict(spec.get("params") or {})
+    if rounds:
+        refit_params["n_estimators"] = refit_rounds(rounds)
     return {"oof": oof, "covered": covered, "fold_scores": fold_scores, "fit_s": fit_s, "predict_s": predict_s,
-            "n_predicted": int(covered.sum())}
+            "n_predicted": int(covered.sum()), "refit_params": refit_params, "fold_fit_s": fit_s / len(splits),
+            "fold_rows": float(np.mean(fold_rows))}
 
 
 def oof_scores(task: dict[str, Any], y: np.ndarray, oof: np.ndarray, covered: np.ndarray) -> dict[str, float]:
@@ -100,13 +164,15 @@ def leaderboard_row(name: str, spec: dict[str, Any], task: dict[str, Any], y: np
     return {
         "name": name,
         "family": spec["family"],
-        "params": spec.get("params", {}),
+        "params": cv.get("refit_params", spec.get("params", {})),
         "metric": task["metric"],
         "cv_mean": float(scores.mean()),
         "cv_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
         "folds": [round(float(s), 6) for s in scores],
         "oof_metrics": {k: round(v, 6) for k, v in oof_scores(task, y, cv["oof"], cv["covered"]).items()},
         "fit_s": round(cv["fit_s"], 3),
+        "fold_fit_s": round(cv.get("fold_fit_s", cv["fit_s"]), 3),
+        "fold_rows": cv.get("fold_rows"),
         "predict_ms_per_1k": round(1000 * cv["predict_s"] / max(cv["n_predicted"], 1) * 1000, 3),
     }
 
@@ -137,57 +203,74 @@ def compact_board(rows: list[dict[str, Any]], top: int = 8) -> list[dict[str, An
             for r in rows[:top]]
 
 
+def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
+    """Seconds a final fit of this candidate on all training rows should take (linear in rows)."""
+    per_fold = row.get("fold_fit_s") or row.get("fit_s", 0.0)
+    rows = row.get("fold_rows") or n_train
+    if row.get("family") == "ensemble":
+        return float(row.get("refit_s_est", per_fold))
+    return float(per_fold) * max(1.0, n_train / max(rows, 1))
+
+
 @tool
 def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_s: float | None = None) -> ToolOutput:
-    """Cross-validate a baseline and candidate model families on the training split.
+    """Cross-validate a baseline and candidate models on the training split.
 
     Each candidate is a full scikit-learn Pipeline (imputation, encoding, model) so folds never
-    leak. Families: baseline (prior/mean), linear (logistic/ridge), hist_gb, xgboost,
-    random_forest, extra_trees. Returns a leaderboard with CV mean and spread of the task metric,
-    fit time and prediction time. Candidates that would not fit in the time budget are skipped.
+    leak. Families: baseline (prior/mean), linear (logistic/ridge), xgboost (early-stopped on each
+    fold), extra_trees, random_forest, hist_gb; variants when the data calls for them:
+    linear_balanced/xgboost_balanced (imbalanced binary target), linear_log/xgboost_log (skewed
+    non-negative regression target, log1p fit, scored on the original scale). On large data the
+    search uses a fixed subsample (the chosen model is refit on every training row). Returns a
+    leaderboard with CV mean and spread of the task metric, fit and prediction time; candidates
+    that would not fit in the time budget are skipped.
 
     Args:
-        models: families to try; default all of them, baseline first.
+        models: candidate names to try; default all that apply, baseline first.
         time_budget_s: seconds to spend; default what is left of the session budget.
     """
-    X, y, task = training_data(ctx)
-    families = models or DEFAULT_CANDIDATES
-    unknown = [m for m in families if m not in DEFAULT_CANDIDATES]
+    X, y, task = search_data(ctx)
+    specs = candidate_specs(task, y)
+    names = models or candidate_order(specs)
+    unknown = [m for m in names if m not in specs]
     if unknown:
-        raise ToolError(f"unknown model families {unknown}; choose from {DEFAULT_CANDIDATES}")
-    if "baseline" not in families:
-        families = ["baseline", *families]
+        raise ToolError(f"unknown or inapplicable candidates {unknown}; choose from {list(specs)}")
+    if "baseline" not in names:
+        names = ["baseline", *names]
     budget = time_budget_s if time_budget_s is not None else ctx.seconds_left(120)
     deadline = time.time() + budget
     splits = cv_splits(task, X, y, ctx)
     rows, skipped = [], []
-    for i, family in enumerate(families):
+    for i, name in enumerate(names):
         left = deadline - time.time()
-        if family != "baseline" and left <= 0:
-            skipped.append(family)
+        if name != "baseline" and left <= 0:
+            skipped.append(f"{name} (out of time)")
             continue
-        ctx.report(f"cross-validating {family} ({len(splits)} folds)", i / len(families))
-        spec = {"family": family, "params": {}}
+        ctx.report(f"cross-validating {name} ({len(splits)} folds)", i / len(names))
+        spec = specs[name]
         try:
             # The baseline always completes: everything is judged against it.
-            cv = cross_validate(spec, X, y, task, ctx, splits, deadline=None if family == "baseline" else deadline)
+            cv = cross_validate(spec, X, y, task, ctx, splits, deadline=None if name == "baseline" else deadline)
         except OutOfTime as exc:
-            skipped.append(f"{family} (out of time: {exc})")
+            skipped.append(f"{name} (out of time: {exc})")
             continue
-        except Exception as exc:  # one failing family must not sink the comparison
-            skipped.append(f"{family} (failed: {type(exc).__name__}: {str(exc)[:120]})")
+        except Exception as exc:  # one failing candidate must not sink the comparison
+            skipped.append(f"{name} (failed: {type(exc).__name__}: {str(exc)[:120]})")
             continue
-        save_oof(ctx, family, cv["oof"])
-        rows.append(leaderboard_row(family, spec, task, y, cv))
+        save_oof(ctx, name, cv["oof"])
+        rows.append(leaderboard_row(name, spec, task, y, cv))
     ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task["greater_is_better"])
     baseline = next((r for r in ranked if r["family"] == "baseline"), None)
+    n_train = task["n_train"]
     summary = {
         "metric": task["metric"],
         "greater_is_better": task["greater_is_better"],
-        "cv": f"{len(splits)} fold(s) on {len(X)} training rows",
+        "cv": f"{len(splits)} fold(s) on {len(X)} training rows"
+              + (f" (a fixed subsample of {n_train}; the chosen model is refit on all)" if len(X) < n_train else ""),
         "leaderboard": compact_board(ranked),
         "baseline_cv": round(baseline["cv_mean"], 5) if baseline else None,
         "best": ranked[0]["name"] if ranked else None,
+        "refit_s_est": {r["name"]: round(estimated_refit_s(r, n_train), 2) for r in ranked[:8]},
         "skipped": skipped,
     }
     return ToolOutput(summary=summary, record={"leaderboard": ranked, "skipped": skipped},

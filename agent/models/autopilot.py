@@ -20,9 +20,26 @@ from agent.loop import LoopState, ToolCall, Turn
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 
 
-def _reserve(budget: float) -> float:
-    """Seconds kept for evaluate, explain, report, monitoring and notebook execution."""
-    return min(max(25.0, 0.3 * budget), 120.0)
+def _reserve(budget: float, refit_s: float = 0.0) -> float:
+    """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
+
+    A fixed part (bootstrap, plots, permutation importance, the notebook's kernel start) and, once
+    training has measured it, the final model's refit on all training rows: done twice, by
+    evaluate_model and by the notebook that re-creates the model."""
+    fixed = min(max(20.0, 0.25 * budget), 100.0)
+    return fixed + 2.3 * refit_s
+
+
+TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")
+
+
+def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> float:
+    """Seconds the slowest of the top candidates would need to refit on every training row."""
+    costs = []
+    for r in [r for r in board if r.get("family") != "baseline"][:top]:
+        per_fold, rows = r.get("fold_fit_s") or r.get("fit_s", 0.0), r.get("fold_rows") or n_train
+        costs.append(float(r.get("refit_s_est") or per_fold * max(1.0, n_train / max(rows, 1))))
+    return max(costs, default=0.0)
 
 
 class AutopilotBackend:
@@ -124,21 +141,35 @@ class AutopilotBackend:
             text = "Now I fix the task and set aside an untouched test split before fitting anything."
             call = ToolCall("auto-task", "define_task", args)
         elif step == "train_models":
-            spend = max(5.0, 0.35 * (state.seconds_left() - reserve))
+            # Most of the search time: a diverse set of candidates is what the ensemble feeds on.
+            spend = max(5.0, 0.6 * (state.seconds_left() - reserve))
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
             call = ToolCall("auto-train", "train_models", {"time_budget_s": round(spend, 1)})
         elif step == "tune_model":
-            spend = state.seconds_left() - reserve
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
-            tunable = [r for r in board if r["family"] in ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")]
-            if spend < 8 or not tunable:
-                step = "evaluate_model"
+            n_train = self._task_rows(state)
+            refit = _refit_estimate(board, n_train)
+            spend = state.seconds_left() - _reserve(budget, refit) - 2.0  # 2 s for the ensemble step
+            tunable = [r for r in board if r["family"] in TUNABLE]
+            if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
+                step = "build_ensemble"
             else:
                 args = {"family": tunable[0]["family"], "time_budget_s": round(spend, 1)}
                 if self.max_trials:
                     args["n_trials"] = self.max_trials
                 text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
                 call = ToolCall("auto-tune", "tune_model", args)
+        if step == "build_ensemble":
+            if "build_ensemble" not in self._tool_names(tools):
+                step = "evaluate_model"
+            else:
+                board = self._leaderboard(state)
+                n_train = self._task_rows(state)
+                # The blend is refit member by member: cap its refit so the deliverables still fit.
+                cap = max(0.0, (state.seconds_left() - _reserve(budget)) / 2.3)
+                best_refit = _refit_estimate(board, n_train, top=1)
+                text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
+                call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
         if step == "evaluate_model":
             text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
             call = ToolCall("auto-eval", "evaluate_model", {"model": "best"})
@@ -160,8 +191,27 @@ class AutopilotBackend:
             yield text
         return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
 
-    ORDER = ["profile_data", "ask_user", "define_task", "train_models", "tune_model", "evaluate_model", "explain_model",
-             "write_report", "plan_monitoring", "write_notebook"]
+    ORDER = ["profile_data", "ask_user", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
+             "explain_model", "write_report", "plan_monitoring", "write_notebook"]
+
+    @staticmethod
+    def _tool_names(tools) -> set[str]:
+        names = set()
+        for t in tools or []:
+            names.add(t if isinstance(t, str) else getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None))
+        return names
+
+    @staticmethod
+    def _leaderboard(state: LoopState) -> list[dict[str, Any]]:
+        path = state.session.artifacts_dir / "leaderboard.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    @staticmethod
+    def _task_rows(state: LoopState) -> int:
+        path = state.session.artifacts_dir / "task.json"
+        if not path.exists():
+            return 0
+        return int(json.loads(path.read_text()).get("n_train", 0))
 
     def _next_step(self, done: dict[str, dict[str, Any]]) -> str:
         """The step after the furthest one taken (skipped steps stay skipped)."""

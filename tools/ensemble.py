@@ -1,0 +1,152 @@
+"""build_ensemble: greedy ensemble selection (Caruana et al., 2004) over the candidates'
+out-of-fold predictions, kept only when it beats the best single model on the same folds.
+
+The result is one scikit-learn estimator — a soft VotingClassifier / VotingRegressor of the
+member Pipelines with integer weights — described by the spec
+{"family": "ensemble", "params": {"members": [spec, ...], "weights": [...]}} that
+`tools.features.build_pipeline` rebuilds, so the notebook and the saved model stay one object.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from tools import paths
+from tools.metrics import get_metric, score
+from tools.registry import ToolContext, ToolError, ToolOutput, tool
+from tools.task import search_data
+from tools.train import (compact_board, cv_splits, estimated_refit_s, load_leaderboard, oof_scores, save_leaderboard,
+                         save_oof)
+
+
+def _pred(task: dict[str, Any], oof: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if task["task"] == "regression":
+        return oof, None
+    return oof.argmax(axis=1), oof
+
+
+def fold_scores(task: dict[str, Any], metric, y: np.ndarray, oof: np.ndarray,
+                splits: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """The metric on each fold's validation rows: the same measure as the leaderboard's cv_mean."""
+    out = []
+    for _, va in splits:
+        pred, proba = _pred(task, oof[va])
+        out.append(score(metric, y[va], pred, proba))
+    return out
+
+
+def greedy_selection(task: dict[str, Any], metric, y: np.ndarray, oofs: list[np.ndarray],
+                     splits: list[tuple[np.ndarray, np.ndarray]], rounds: int = 30,
+                     cost: list[float] | None = None, max_cost: float | None = None) -> tuple[list[int], float]:
+    """Caruana's forward selection with replacement. Returns per-member counts and the CV score.
+
+    Starts from the best single model; each round adds the member (possibly again) whose addition
+    gives the best mean fold score, and stops after a round that does not improve it. A member
+    whose refit cost would push the total over `max_cost` is not added."""
+    sign = 1.0 if metric.greater_is_better else -1.0
+
+    def value(counts: np.ndarray) -> float:
+        blend = sum(c * o for c, o in zip(counts, oofs) if c) / counts.sum()
+        return float(np.mean(fold_scores(task, metric, y, blend, splits)))
+
+    singles = [value(np.eye(len(oofs))[i]) for i in range(len(oofs))]
+    best_i = int(np.argmax([sign * s for s in singles]))
+    counts = np.zeros(len(oofs))
+    counts[best_i] = 1
+    current = singles[best_i]
+    for _ in range(rounds):
+        used_cost = sum(cost[i] for i in range(len(oofs)) if counts[i]) if cost else 0.0
+        trial_values = []
+        for i in range(len(oofs)):
+            if cost and max_cost is not None and not counts[i] and used_cost + cost[i] > max_cost:
+                trial_values.append(None)
+                continue
+            trial = counts.copy()
+            trial[i] += 1
+            trial_values.append(value(trial))
+        options = [(sign * v, i) for i, v in enumerate(trial_values) if v is not None]
+        if not options:
+            break
+        best_v, i = max(options)
+        if best_v <= sign * current + 1e-12:
+            break
+        counts[i] += 1
+        current = sign * best_v
+    return [int(c) for c in counts], current
+
+
+@tool
+def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = None) -> ToolOutput:
+    """Blend the best leaderboard candidates by greedy ensemble selection on their out-of-fold
+    predictions (training split only). The blend joins the leaderboard as `ensemble` only if its
+    cross-validated score beats the best single candidate on the same folds; otherwise nothing changes.
+
+    Args:
+        max_members: how many of the top candidates may be blended.
+        max_refit_s: cap on the estimated seconds to refit all members on the full training split (keeps the final fit within the budget); default no cap.
+    """
+    started = time.time()
+    X, y, task = search_data(ctx)
+    metric = get_metric(task["metric"], task["task"])
+    board = [r for r in load_leaderboard(ctx) if r["name"] != "ensemble"]
+    oof_path = ctx.artifacts_dir / paths.OOF
+    if not board or not oof_path.exists():
+        raise ToolError("no candidates yet; call train_models first")
+    stored = dict(np.load(oof_path))
+    pool = [r for r in board if r["family"] not in ("baseline", "ensemble") and r["name"] in stored
+            and len(stored[r["name"]]) == len(y)][:max_members]
+    if len(pool) < 2:
+        return ToolOutput(summary={"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"})
+    splits = cv_splits(task, X, y, ctx)
+    covered = np.ones(len(y), dtype=bool)
+    for r in pool:
+        o = stored[r["name"]]
+        covered &= ~np.isnan(o if o.ndim == 1 else o[:, 0])
+    covered_idx = np.flatnonzero(covered)
+    # Folds restricted to rows every member predicted (all of them for K-fold).
+    pos = np.full(len(y), -1)
+    pos[covered_idx] = np.arange(len(covered_idx))
+    folds = [(np.empty(0, int), pos[va][pos[va] >= 0]) for _, va in splits]
+    folds = [f for f in folds if len(f[1])]
+    oofs = [stored[r["name"]][covered_idx] for r in pool]
+    yc = y[covered_idx]
+    cost = [estimated_refit_s(r, task["n_train"]) for r in pool]
+    counts, value = greedy_selection(task, metric, yc, oofs, folds, cost=cost, max_cost=max_refit_s)
+    best_single = pool[0]
+    single_value = float(np.mean(fold_scores(task, metric, yc, oofs[0], folds)))
+    sign = 1.0 if metric.greater_is_better else -1.0
+    members = [i for i, c in enumerate(counts) if c]
+    kept = len(members) >= 2 and sign * value > sign * single_value + 1e-9
+    summary: dict[str, Any] = {
+        "metric": metric.name, "best_single": best_single["name"], "best_single_cv": round(single_value, 6),
+        "ensemble_cv": round(value, 6), "weights": {pool[i]["name"]: counts[i] for i in members},
+        "kept": bool(kept), "seconds": round(time.time() - started, 2),
+    }
+    if not kept:
+        summary["reason"] = "the blend does not beat the best single model on the same folds"
+        return ToolOutput(summary=summary, record=summary)
+    blend = np.full_like(stored[pool[0]["name"]], np.nan, dtype=float)
+    blend[covered_idx] = sum(counts[i] * oofs[i] for i in members) / sum(counts[i] for i in members)
+    scores = fold_scores(task, metric, yc, blend[covered_idx], folds)
+    spec = {"family": "ensemble", "params": {
+        "members": [{"family": pool[i]["family"], "params": pool[i]["params"]} for i in members],
+        "weights": [counts[i] for i in members],
+        "names": [pool[i]["name"] for i in members],
+    }}
+    row = {
+        "name": "ensemble", "family": "ensemble", "params": spec["params"], "metric": metric.name,
+        "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+        "folds": [round(float(s), 6) for s in scores],
+        "oof_metrics": {k: round(v, 6) for k, v in oof_scores(task, y, blend, covered).items()},
+        "fit_s": round(sum(pool[i]["fit_s"] for i in members), 3),
+        "refit_s_est": round(sum(cost[i] for i in members), 3),
+        "predict_ms_per_1k": round(sum(pool[i].get("predict_ms_per_1k", 0.0) for i in members), 3),
+    }
+    save_oof(ctx, "ensemble", blend)
+    ranked = save_leaderboard(ctx, board + [row], task["greater_is_better"])
+    summary["leaderboard"] = compact_board(ranked)
+    return ToolOutput(summary=summary, record={**summary, "spec": spec, "leaderboard": ranked},
+                      files={"leaderboard": paths.LEADERBOARD})
