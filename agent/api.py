@@ -103,7 +103,9 @@ class Assistant:
         self.persona = persona
         self.on_questions = on_questions
         self.time_budget = time_budget
-        self.sessions_dir = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+        # Absolute: tools run with the artifacts directory as their cwd, so a relative path would
+        # land their files in a nested copy of it.
+        self.sessions_dir = Path(os.path.abspath(Path(sessions_dir).expanduser() if sessions_dir else default_sessions_dir()))
         self.max_trials = max_trials
         self.model = model
         self.seed = seed

@@ -360,14 +360,17 @@ class TerminalAsker:
         head.append(str(q.get("question", "")), style="bold")
         head.append(f"  ({q['key']})", style="dim")
         chat.print(head)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="dim", min_width=13)
+        grid.add_column()
         if q.get("why"):
-            chat.print(Text(f"      why: {q['why']}", style="dim"))
+            grid.add_row("why:", Text(str(q["why"]), style="dim"))
         if q.get("options"):
-            opts = "  ".join(f"{k}) {o}" for k, o in enumerate(q["options"], 1))
-            chat.print(Text(f"      options: {opts}"))
+            grid.add_row("options:", Text("  ".join(f"{k}) {o}" for k, o in enumerate(q["options"], 1))))
         default = q.get("default")
-        chat.print(Text("      default: " + ("none: please answer" if default is None and self._required(q)
-                                             else "no preference" if default is None else str(default)), style="dim"))
+        shown = ("none: please answer" if self._required(q) else "no preference") if default is None else str(default)
+        grid.add_row("default:", Text(shown, style="dim"))
+        chat.print(grid)
 
     @staticmethod
     def _required(q: dict[str, Any]) -> bool:
@@ -527,13 +530,15 @@ class Chat:
         tin, tout, cost = run.usage()
         left = run.budget_left()
         budget = f"budget {fmt_seconds(left)} left" if left > 0 else f"budget over by {fmt_seconds(-left)}"
+        if run.backend_name == "offline":
+            return budget  # the autopilot spends no tokens
         tokens = f"tokens {fmt_tokens(tin)} in/{fmt_tokens(tout)} out" + (f" ${cost:.3f}" if cost is not None else "")
         return f"{budget} · {tokens}"
 
     def toolbar(self) -> str:
         run = self.run
         head = f" {run.session.id} · {run.backend_name}" if run else " dsagent"
-        return f"{head} · {self.footer()} · /help · Esc Enter newline · Ctrl-D exit "
+        return f"{head} · {self.footer()} · /help · Esc Enter: newline · Ctrl-D: exit "
 
     def prompt_message(self):
         if self.plain:
@@ -548,6 +553,11 @@ class Chat:
             run = self.run_factory(opts)
         except BadInput as exc:
             self.error(str(exc))
+            return False
+        except Exception as exc:  # e.g. an unreadable file: say so, keep the current session
+            if self.debug:
+                raise
+            self.error(f"{type(exc).__name__}: {exc}")
             return False
         if self.run is not None:
             self.run.runner.close()
@@ -615,6 +625,8 @@ class Chat:
             self.print(Text(f"The last step ({', '.join(names)}) {why}: it was cancelled and is not in the rebuilt "
                             "conversation. Press Enter to let the agent issue it again, or type a message.",
                             style="" if self.plain else "yellow"))
+        elif (run.session.artifacts_dir / paths.EVALUATION).exists():
+            self.say("This session's model is built: /show report, /artifacts, or type a message.", style="")
         else:
             self.say("Press Enter to continue, or type a message.", style="")
 
@@ -730,6 +742,9 @@ class Chat:
             if run.backend_name == "offline":
                 self.say("/show report renders the report · /artifacts lists every file · /data PATH starts on another "
                          "file · Ctrl-D exits")
+        elif run.status == "completed" and run.backend_name == "offline":
+            self.say("(The offline autopilot has finished its workflow and does not answer free-form questions; "
+                     "/show and /artifacts open what it made. With ANTHROPIC_API_KEY set, Claude can discuss it.)")
 
     # -- events ---------------------------------------------------------------------------------
     def render(self, event: Event) -> None:
@@ -740,6 +755,8 @@ class Chat:
                 self.stream = MarkdownStream(self.console, self.plain)
                 if self.plain:
                     self.console.file.write("dsagent> ")
+                else:
+                    self.console.print()  # a blank line before each of the agent's messages: steps read as blocks
             self.stream.feed(data["text"])
         elif kind == "text":
             if self.stream is not None:
@@ -776,12 +793,12 @@ class Chat:
             line = Text.assemble("  ", mark, " ", (name, "bold"), f" {secs:.1f}s  ")
             line.append(one_line(data.get("summary")), style="dim")
             self.print(line)
-            self._tool_details(name)
+            self._tool_details(name, data.get("summary"))
         else:
             mark = ("FAILED", "") if self.plain else ("✗", "red")
             self.print(Text.assemble("  ", mark, " ", (name, "bold"), f": {str(data.get('error'))[:400]}"))
 
-    def _tool_details(self, name: str) -> None:
+    def _tool_details(self, name: str, summary: Any = None) -> None:
         """What deserves more than one line: the profile and the leaderboard as tables."""
         art = self.run.session.artifacts_dir  # type: ignore[union-attr]
         try:
@@ -794,6 +811,9 @@ class Chat:
             elif name in ("train_models", "tune_model") and (art / paths.LEADERBOARD).exists():
                 rows = json.loads((art / paths.LEADERBOARD).read_text())
                 self.print(leaderboard_table(rows, self.plain, top=8))
+                skipped = summary.get("skipped") if isinstance(summary, dict) else None
+                if skipped:
+                    self.say(f"  not compared (time budget or failure): {', '.join(map(str, skipped))}")
             elif name == "evaluate_model" and (art / paths.EVALUATION).exists():
                 ev = json.loads((art / paths.EVALUATION).read_text())
                 ci = ev.get("test_ci")
@@ -1119,6 +1139,12 @@ def run_chat(args) -> int:
                       memory_mb=args.memory_mb, resume=args.resume)
     chat = Chat(opts, plain=plain, debug=bool(getattr(args, "debug", False)))
     if args.data is not None or args.resume:
-        if not chat.open(opts):
+        what = f"resuming {args.resume}" if args.resume else f"opening {Path(args.data).name}"
+        if plain:
+            ok = chat.open(opts)
+        else:
+            with chat.console.status(f"{what} (loading the tools)…", spinner="dots"):
+                ok = chat.open(opts)
+        if not ok:
             return 2
     return chat.loop()

@@ -76,7 +76,10 @@ class MarkdownStream:
         sink = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=self.console.color_system or "standard",
                        highlight=False)
         sink.print(Markdown(self.buffer, code_theme="monokai"))
-        return sink.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        lines = sink.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        while lines and not Text.from_ansi(lines[-1]).plain.strip():
+            lines.pop()  # a paragraph's trailing blank line would separate the text from its tool line
+        return lines
 
     def feed(self, delta: str) -> None:
         if self.plain:
@@ -86,7 +89,7 @@ class MarkdownStream:
             return
         self.buffer += delta
         if self.live is None:
-            self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False,
+            self.live = Live(console=self.console, auto_refresh=False, transient=True, redirect_stdout=False,
                              redirect_stderr=False, vertical_overflow="visible")
             self.live.start()
         now = time.monotonic()
@@ -187,7 +190,7 @@ def _num(v: Any, digits: int = 4) -> str:
 def profile_table(profile: dict[str, Any], plain: bool = False, limit: int = 40) -> Table:
     target = (profile.get("target") or {}).get("name")
     title = f"profile: {profile.get('n_rows', '?')} rows × {profile.get('n_cols', '?')} columns"
-    table = Table(title=title, title_justify="left", box=box.ASCII if plain else box.SIMPLE_HEAD)
+    table = Table(title=title, title_justify="left", box=box.ASCII if plain else box.SIMPLE_HEAD, show_edge=plain)
     for col, just in (("column", "left"), ("kind", "left"), ("missing", "right"), ("unique", "right"), ("summary", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for c in (profile.get("columns") or [])[:limit]:
@@ -225,7 +228,7 @@ def profile_notes(profile: dict[str, Any]) -> list[str]:
 def leaderboard_table(rows: list[dict[str, Any]], plain: bool = False, top: int = 10, title: str = "leaderboard") -> Table:
     metric = rows[0].get("metric", "score") if rows else "score"
     table = Table(title=f"{title} (cross-validated {metric})", title_justify="left",
-                  box=box.ASCII if plain else box.SIMPLE_HEAD)
+                  box=box.ASCII if plain else box.SIMPLE_HEAD, show_edge=plain)
     for col, just in (("#", "right"), ("model", "left"), ("family", "left"), (f"CV {metric}", "right"), ("± std", "right"),
                       ("fit s", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]

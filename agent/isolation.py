@@ -63,7 +63,11 @@ LAUNCHER = r"""
 import os, resource, sys, json
 spec = json.loads(sys.argv[1])
 for name, (soft, hard) in spec.get("rlimits", {}).items():
-    resource.setrlimit(getattr(resource, name), (soft, hard))
+    res = getattr(resource, name)
+    cur = resource.getrlimit(res)[1]
+    if cur != resource.RLIM_INFINITY and not os.geteuid() == 0:  # a user cannot raise a hard limit
+        soft, hard = min(soft, cur), min(hard, cur)
+    resource.setrlimit(res, (soft, hard))
 if spec.get("cgroup"):
     with open(os.path.join(spec["cgroup"], "cgroup.procs"), "w") as f:
         f.write(str(os.getpid()))
@@ -111,8 +115,10 @@ def read_paths(session_dir: Path, data_paths: list[Path], roots: list[Path], ext
     out: list[Path] = []
     for p in found:
         p = Path(os.path.abspath(p))
-        for q in {p, p.resolve()}:  # a symlinked data path is reachable by both names
-            if q.exists() and q not in out and q != Path("/"):
+        # A symlinked data path is reachable by both names (system dir links become --symlink).
+        names = [p] if str(p) in SYSTEM_DIRS else [p, p.resolve()]
+        for q in names:
+            if os.path.lexists(q) and q not in out and q != Path("/"):
                 out.append(q)
     return out
 
@@ -136,12 +142,8 @@ def bwrap_argv(plan: dict[str, Any], env: dict[str, str]) -> list[str]:
             ops.append((depth(p), ["--symlink", os.readlink(p), p]))
         else:
             ops.append((depth(p), ["--ro-bind", p, p]))
-    for p in plan["write"]:
-        if not p.startswith("/tmp/") and p != "/tmp":
-            ops.append((depth(p), ["--bind", p, p]))
-        elif os.path.isdir(p):  # a session under /tmp: bind it over the private tmpfs
-            ops.append((depth(p), ["--bind", p, p]))
-    for _, op in sorted(ops, key=lambda item: item[0]):
+    ops += [(depth(p), ["--bind", p, p]) for p in plan["write"]]
+    for _, op in sorted(ops, key=lambda item: item[0]):  # stable: equal depths keep their order
         argv += op
     argv += ["--chdir", plan["cwd"]]
     return argv
@@ -170,6 +172,7 @@ class PidsCgroup:
             cls._counter += 1
             name = f"dsagent-{os.getpid()}-{cls._counter}"
         base = cls._base()
+        cls._collect_stale(base)
         path = base / name
         path.mkdir()
         try:
@@ -178,6 +181,17 @@ class PidsCgroup:
             path.rmdir()
             raise
         return cls(path)
+
+    @staticmethod
+    def _collect_stale(base: Path) -> None:
+        # A dsagent process killed without stopping its workers leaves an empty cgroup behind.
+        for path in base.glob("dsagent-*-*"):
+            try:
+                owner = int(path.name.split("-")[1])
+                if not os.path.exists(f"/proc/{owner}") and not (path / "cgroup.procs").read_text().strip():
+                    path.rmdir()
+            except (ValueError, OSError):
+                pass
 
     @staticmethod
     def _base() -> Path:
@@ -480,7 +494,9 @@ def confine_main(argv: list[str]) -> None:
 
     Used by tools (through DSAGENT_CONFINE_PREFIX) for code they do not trust: adds a seccomp
     filter that denies setsid/setpgid, so every process it starts stays in its process group
-    and dies with it, and an optional CPU-time limit. Layers of the worker are inherited.
+    and dies with it, and socket() altogether (socketpair still works for multiprocessing):
+    without bubblewrap a unix socket path such as /var/run/docker.sock would otherwise be
+    reachable. Plus an optional CPU-time limit. Layers of the worker are inherited.
     """
     import resource
 
@@ -492,7 +508,7 @@ def confine_main(argv: list[str]) -> None:
     if args[:1] == ["--"]:
         args = args[1:]
     try:
-        apply_seccomp(["setsid", "setpgid"])
+        apply_seccomp(["setsid", "setpgid", "socket"])
     except OSError as exc:
         print(f"[sandbox] extra seccomp filter not applied: {exc}", file=sys.stderr)
     os.execv(args[0], args)

@@ -33,13 +33,13 @@ import anyio.from_thread
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ResourceError, UnexpectedToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 from pydantic import Field
 
-from agent.answers import ANSWER_KEYS, Answers, BadInput, parse_answers
+from agent.answers import ANSWER_KEYS, BadInput, parse_answers
 from agent.tasks import DirectSession, TaskManager, confine_data_path, resolve_roots, session_dir
 from tools import paths
 
@@ -129,6 +129,9 @@ class DsagentApp:
         if target:
             given = given.merged({"target": target})
         data = confine_data_path(path, self.roots) if path else None
+        running = self.tasks.tasks.get(session_id) if session_id else None
+        if running is not None and running.status == "running":
+            raise BadInput(f"task {session_id} is still running; wait for it (task_status) before calling tools in it")
         session = DirectSession(self.sessions_dir, data, roots=self.roots, answers=given, time_budget=time_budget,
                                 session_id=session_id)
         old = self.direct.pop(key, None)
@@ -380,4 +383,4 @@ def serve(args: Any) -> int:
     return 0
 
 
-__all__ = ["build_server", "serve", "DsagentApp", "DsagentMCPServer", "ARTIFACTS", "Answers"]
+__all__ = ["build_server", "serve", "DsagentApp", "DsagentMCPServer", "ARTIFACTS"]

@@ -112,8 +112,10 @@ class Run:
         self.answers = answers
         target = answers.target
         self.backend = make_backend(self.backend_name, opts, self.persona, target)
+        from agent.sandbox import layers
+
         self.session.update(answers=answers.given(), backend=self.backend_name, model=getattr(self.backend, "model", None),
-                            status="running", time_budget=self.budget)
+                            status="running", time_budget=self.budget, sandbox=layers())
         self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))

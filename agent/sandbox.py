@@ -1,15 +1,17 @@
-"""Runs tool calls in a worker process with limits.
+"""Runs tool calls in a worker process with limits, inside whatever isolation this machine has.
 
-Guarantees of this layer (see docs/security.md for what it does NOT protect against):
+Guarantees (docs/security.md says what they do NOT protect against):
 - the worker's environment carries no secrets (no ANTHROPIC_API_KEY, nothing named *_KEY,
-  *_TOKEN, *_SECRET, *PASSWORD*);
-- an address-space cap (RLIMIT_AS), no core dumps, a CPU-time backstop;
-- a wall-clock timeout per call that kills the worker's whole process group;
+  *_TOKEN, *_SECRET, *PASSWORD*) and no pointers to host sockets (SSH agent, D-Bus, Docker);
+- rlimits: address space (RLIMIT_AS), CPU backstop, file size, open files, no core dumps;
+- a wall-clock timeout per call that kills the worker's process group (and its pids cgroup);
 - a cap on what the worker may send back and on its log output;
-- cwd inside the session's artifacts directory.
+- cwd inside the session's artifacts directory;
+- the layers of agent.isolation when available: bubblewrap, Landlock, seccomp, dropped
+  capabilities, a pids cgroup. `Worker.layers` (and ctx.sandbox["layers"] in tools) says which
+  took effect; `layers()` says what this machine offers, for session.json and `dsagent doctor`.
 A crash, a timeout or a MemoryError becomes an error result; the worker is restarted on the
-next call and the session goes on. `wrap_command` is the seam where stronger isolation layers
-(bubblewrap, Landlock, seccomp) wrap the worker's command line.
+next call and the session goes on.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ PHASES = {
     "explain_model": "explaining", "write_report": "writing the report", "plan_monitoring": "planning monitoring",
     "write_notebook": "writing the notebook",
 }
-FINAL = ("completed", "failed", "cancelled")
 
 # Tools only the MCP server has (agent/mcp_server.py): the direct-call session and whole tasks.
 MCP_SESSION_TOOLS = ("load_data", "start_ml_task", "task_status", "answer_questions", "task_result", "cancel_task",
@@ -194,6 +193,8 @@ class Task:
         if self.status == "needs_input":
             out["questions"] = self.questions
             out["next"] = "call answer_questions with {key: answer} for these keys (or 'use your judgement')"
+        if self.status == "running" and self.cancel_requested.is_set():
+            out["cancelling"] = True
         if self.error:
             out["error"] = self.error
         if self.status in ("completed", "failed", "cancelled"):
@@ -248,7 +249,7 @@ class TaskManager:
                  backend: str = "auto", persona: str = "data-scientist", confine: bool = True):
         from agent.session import default_sessions_dir
 
-        self.sessions_dir = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+        self.sessions_dir = Path(os.path.abspath(Path(sessions_dir) if sessions_dir else default_sessions_dir()))
         self.roots = resolve_roots(roots) if confine else []
         self.backend = backend
         self.persona = persona
@@ -452,7 +453,7 @@ class DirectSession:
         if time_budget <= 0:
             raise BadInput("time_budget must be positive (seconds)")
         answers = answers or Answers()
-        sessions_dir = Path(sessions_dir)
+        sessions_dir = Path(os.path.abspath(sessions_dir))
         if session_id:
             self.session = Session.load(sessions_dir, session_dir(sessions_dir, session_id).name)
             path = self.session.data_path

@@ -2,7 +2,8 @@
 
 Started by agent.sandbox with a clean environment, resource limits and its own process group
 (inside bubblewrap when available). Before any tool code is imported, it applies the in-process
-layers (Landlock, seccomp) described by DSAGENT_SANDBOX and reports what took effect.
+layers (Landlock, dropped capabilities, seccomp) described by DSAGENT_SANDBOX and reports
+what took effect.
 Tools see the truth in ctx.sandbox["layers"], whatever the parent sent.
 
 DSAGENT_TOOL_MODULES (comma-separated module names), when set, makes the worker import exactly
@@ -58,7 +59,7 @@ def main() -> None:
             all_tools()
     except Exception:  # one broken plugin must not take every tool down; worker.log has the cause
         traceback.print_exc()
-    registry._LOADED = True  # serve the tools that registered; never re-import them per call
+    registry.mark_loaded()  # serve the tools that registered; never re-import them per call
     send({"type": "ready", "pid": os.getpid(), "layers": layers})
     summary_cap = int(os.environ.get("DSAGENT_SUMMARY_CHARS", "16000"))
     for line in sys.stdin:

@@ -129,7 +129,10 @@ def write_doc(rows: list[dict], meta: dict) -> None:
     lines += [
         "",
         f"Machine: {meta['cpus']} CPUs, Python {meta['python']}, pandas {meta['pandas']}, numpy {meta['numpy']}; "
-        f"{meta['date']}. `load_table` adds format/encoding/delimiter detection and the hostile-input checks "
+        f"{meta['date']}; 1-minute load average {meta['loadavg_start'][0]} at the start and "
+        f"{meta['loadavg_end'][0]} at the end (other work on the machine slows both columns alike). "
+        "Below 1M rows the profile's fixed per-column work (samples, leakage check) dominates: well under "
+        "a second or two in absolute terms. `load_table` adds format/encoding/delimiter detection and the hostile-input checks "
         "(control characters, inf, mixed types) on top of the read.",
         "Reproduce: `.venv/bin/python benchmarks/bench_profile.py` (raw figures: benchmarks/results/profile.json).",
         END,
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(), "python": platform.python_version(), "pandas": pd.__version__,
         "numpy": np.__version__, "platform": platform.platform(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="dsagent-bench-") as d:
             rows = run(args.sizes, args.repeats, Path(d))
+    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     result = {"meta": meta, "results": rows}
     print(json.dumps(result, indent=1))
     if not args.no_write:

@@ -300,3 +300,39 @@ def test_plain_chat_from_a_pipe(tmp_path):
     assert "/data PATH" in out and "penguins.csv" in out and "budget" in out
     assert "Unknown command /nope" in out
     assert "dsagent chat --resume" in out
+
+
+def test_claude_backend_streams_into_the_chat(sessions_dir, monkeypatch):
+    """The real Claude backend against the local fake Messages API: streamed markdown, a question
+    answered at the prompt, tokens in /status."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_anthropic import FakeAnthropic, message
+
+    server = FakeAnthropic().start()
+    try:
+        ask = {"questions": [{"key": "metric", "question": "Which metric?", "why": "ranking vs threshold",
+                              "options": ["roc_auc", "pr_auc"], "default": "roc_auc"}]}
+        server.push(message([{"type": "text", "text": "Let me ask one thing first."},
+                             {"type": "tool_use", "id": "tu1", "name": "ask_user", "input": ask}], stop_reason="tool_use",
+                            usage={"input_tokens": 1500, "output_tokens": 40}))
+        server.push(message([{"type": "text", "text": "## Plan\n\nI will optimise **pr_auc**.\n\n```python\nprint('hi')\n```\n"}],
+                            usage={"input_tokens": 1700, "output_tokens": 60}))
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        out = io.StringIO()
+        console = Console(file=out, width=100, force_terminal=False, color_system=None)
+        with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+            inp.send_text("predict species please" + ENTER + "2" + ENTER + "/status" + ENTER + CTRL_D)
+            opts = RunOptions(data=EXAMPLE, backend="claude", sessions_dir=sessions_dir, time_budget=60)
+            chat = Chat(opts, console=console, input=inp, output=DummyOutput(), history_path=sessions_dir / "h")
+            assert chat.open(opts)
+            assert chat.loop() == 0
+    finally:
+        server.stop()
+    text = out.getvalue()
+    assert chat.run.state.answers["metric"] == "pr_auc"
+    assert chat.run.state.answers["target"] == "species"  # named in the first message
+    assert "Plan" in text and "pr_auc" in text and "print('hi')" in text
+    assert "3200 in / 100 out" in text  # /status adds up the usage of both turns
+    sent = server.requests[-1]["body"]["messages"]
+    assert "predict species please" in json.dumps(sent)

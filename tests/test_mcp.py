@@ -226,3 +226,39 @@ def test_stdio_subprocess_full_task(place, tmp_path):
     task_id = run(go)
     assert (sessions / task_id / "session.json").is_file()
     assert set(ARTIFACTS) >= {"report", "model-card", "notebook", "monitoring", "leaderboard"}
+
+
+def test_http_transport_on_loopback(place, tmp_path):
+    """`dsagent mcp --http PORT` serves streamable HTTP on 127.0.0.1 (a legacy and a modern client)."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(DSAGENT), "mcp", "--http", str(port), "--root", str(place["data"]),
+                             "--sessions-dir", str(tmp_path / "http-sessions")],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        _wait_for(lambda: listening() or proc.poll() is not None, 60, "the HTTP server")
+        assert proc.poll() is None, proc.stderr.read().decode()
+
+        async def go():
+            for mode in ("legacy", "auto"):
+                async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as client:
+                    names = {t.name for t in (await client.list_tools()).tools}
+                    assert set(registry_schemas()) <= names
+                    info = payload(await client.call_tool("load_data", {"path": "penguins.csv"}))
+                    assert Path(info["session_dir"]).parent == (tmp_path / "http-sessions").resolve()
+
+        run(go)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

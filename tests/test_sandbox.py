@@ -7,7 +7,6 @@ reason `layers()` gives.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ ROOT = TESTS.parent
 DATA = ROOT / "examples" / "penguins.csv"
 
 
-def need(name: str, disabled: str = "") -> None:
+def need(name: str) -> None:
     info = isolation.layers().get(name, {})
     if not info.get("active"):
         pytest.skip(f"layer {name} unavailable here: {info.get('reason', 'unknown')}")

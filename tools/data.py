@@ -671,6 +671,19 @@ def _header_is_data(rows: list[list[str]]) -> bool:
     return len(header) > 1 and all(_NUMBER.match(c) for c in header)
 
 
+def _looks_like_json(text: str) -> bool:
+    """A JSON array of records or JSON lines, not a CSV whose first header happens to be "[id]"."""
+    if re.match(r"\[\s*(\{|\])", text):
+        return True
+    if text.startswith("{"):
+        first = text.split("\n", 1)[0].strip()
+        try:
+            return isinstance(json.loads(first), dict)
+        except ValueError:
+            return bool(re.match(r"\{\s*(\"|\})", text))
+    return False
+
+
 def _read_text(src: Path | bytes, head: bytes, ext: str, info: LoadInfo, budget: int | None, name: str) -> pd.DataFrame:
     total = len(src) if isinstance(src, bytes) else info.size_bytes
     complete = len(head) >= total
@@ -686,7 +699,7 @@ def _read_text(src: Path | bytes, head: bytes, ext: str, info: LoadInfo, budget:
     if not stripped:
         if complete:
             raise DataError(f"{name} is empty (only blank lines or whitespace); export the data again")
-    if stripped[:1] in ("[", "{") or ext in (".json", ".jsonl", ".ndjson"):
+    if ext in (".json", ".jsonl", ".ndjson") or _looks_like_json(stripped):
         return _read_json(src, stripped, encoding, ext, info, budget, name)
     info.format = "csv"
     nul_ratio = head.count(0) / max(len(head), 1) if not encoding.startswith("utf-16") and not encoding.startswith("utf-32") else 0.0

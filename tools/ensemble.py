@@ -88,6 +88,14 @@ def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | 
         max_members: how many of the top candidates may be blended.
         max_refit_s: cap on the estimated seconds to refit all members on the full training split (keeps the final fit within the budget); default no cap.
     """
+    summary, record = blend(ctx, max_members, max_refit_s)
+    if not summary.get("kept"):
+        return ToolOutput(summary=summary, record=record)
+    return ToolOutput(summary=summary, record=record, files={"leaderboard": paths.LEADERBOARD})
+
+
+def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = None) -> tuple[dict, dict]:
+    """The work of build_ensemble (also run at the end of tune_model(ensemble=True))."""
     started = time.time()
     X, y, task = search_data(ctx)
     metric = get_metric(task["metric"], task["task"])
@@ -99,7 +107,8 @@ def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | 
     pool = [r for r in board if r["family"] not in ("baseline", "ensemble") and r["name"] in stored
             and len(stored[r["name"]]) == len(y)][:max_members]
     if len(pool) < 2:
-        return ToolOutput(summary={"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"})
+        out = {"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"}
+        return out, out
     splits = cv_splits(task, X, y, ctx)
     covered = np.ones(len(y), dtype=bool)
     for r in pool:
@@ -127,7 +136,7 @@ def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | 
     }
     if not kept:
         summary["reason"] = "the blend does not beat the best single model on the same folds"
-        return ToolOutput(summary=summary, record=summary)
+        return summary, summary
     blend = np.full_like(stored[pool[0]["name"]], np.nan, dtype=float)
     blend[covered_idx] = sum(counts[i] * oofs[i] for i in members) / sum(counts[i] for i in members)
     scores = fold_scores(task, metric, yc, blend[covered_idx], folds)
@@ -148,5 +157,4 @@ def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | 
     save_oof(ctx, "ensemble", blend)
     ranked = save_leaderboard(ctx, board + [row], task["greater_is_better"])
     summary["leaderboard"] = compact_board(ranked)
-    return ToolOutput(summary=summary, record={**summary, "spec": spec, "leaderboard": ranked},
-                      files={"leaderboard": paths.LEADERBOARD})
+    return summary, {**summary, "spec": spec, "leaderboard": ranked}

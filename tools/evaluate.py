@@ -16,7 +16,7 @@ from tools.features import build_pipeline
 from tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from tools.model_io import input_schema, save_model
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import load_task, test_data, training_data
+from tools.task import load_task, search_data, test_data, training_data
 from tools.train import load_leaderboard, predict_any
 
 
@@ -174,10 +174,12 @@ def evaluate_model(ctx: ToolContext, model: str = "best") -> ToolOutput:
         final_pred = pred
         if task["task"] == "binary":
             oof_path = ctx.artifacts_dir / paths.OOF
-            oof = np.load(oof_path)[chosen["name"]] if oof_path.exists() and chosen["name"] in np.load(oof_path) else None
-            if oof is not None and not np.isnan(oof[:, 1]).all():
+            stored = np.load(oof_path) if oof_path.exists() else {}
+            oof = stored[chosen["name"]] if chosen["name"] in stored else None
+            _, y_search, _ = search_data(ctx)  # the rows the out-of-fold predictions cover
+            if oof is not None and len(oof) == len(y_search) and not np.isnan(oof[:, 1]).all():
                 covered = ~np.isnan(oof[:, 1])
-                th = choose_threshold(y_train[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
+                th = choose_threshold(y_search[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
             else:
                 th = {"threshold": 0.5, "rule": "default 0.5 (no out-of-fold predictions for this candidate)"}
             final_pred = (proba[:, 1] >= th["threshold"]).astype(int)

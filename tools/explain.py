@@ -19,22 +19,37 @@ SCORERS = {"roc_auc": "roc_auc", "pr_auc": "average_precision", "log_loss": "neg
            "mae": "neg_mean_absolute_error", "r2": "r2", "mape": "neg_mean_absolute_percentage_error"}
 
 
-def _shap_xgboost(pipeline, X, max_rows: int, seed: int) -> dict[str, float] | None:
-    model = pipeline.named_steps["model"]
-    if not hasattr(model, "get_booster"):
-        return None
+def _xgboost_pipeline(model):
+    """(pipeline, label) of the XGBoost Pipeline inside the model: itself, or an ensemble member."""
+    from tools.features import final_estimator
+
+    candidates = [("model", model)] + [(name, m) for name, m in getattr(model, "named_estimators_", {}).items()]
+    for name, pipe in candidates:
+        est = final_estimator(pipe)
+        if est is not None and hasattr(est, "get_booster"):
+            return pipe, name
+    return None, None
+
+
+def _shap_xgboost(pipeline, X, max_rows: int, seed: int) -> tuple[dict[str, float] | None, str | None]:
+    pipe, label = _xgboost_pipeline(pipeline)
+    if pipe is None:
+        return None, None
     import xgboost as xgb
 
+    from tools.features import final_estimator
+
+    model = final_estimator(pipe)
     sample = X.sample(min(max_rows, len(X)), random_state=seed)
-    encoded = pipeline.named_steps["preprocess"].transform(sample)
-    names = list(pipeline.named_steps["preprocess"].get_feature_names_out())
+    encoded = pipe.named_steps["preprocess"].transform(sample)
+    names = list(pipe.named_steps["preprocess"].get_feature_names_out())
     contribs = model.get_booster().predict(xgb.DMatrix(encoded), pred_contribs=True)
     # Shapes: (rows, features+1) or (rows, classes, features+1) for multiclass; the last is the bias.
     magnitude = np.abs(contribs[..., :-1])
     if magnitude.ndim == 3:
         magnitude = magnitude.sum(axis=1)
     mean_abs = magnitude.mean(axis=0)
-    return dict(sorted(zip(names, map(float, mean_abs)), key=lambda kv: -kv[1]))
+    return dict(sorted(zip(names, map(float, mean_abs)), key=lambda kv: -kv[1])), label
 
 
 @tool
@@ -74,13 +89,17 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
                      f"drop in {task['metric']} when the column is shuffled", [r["std"] for r in top])
     record: dict[str, Any] = {"permutation_importance": perm, "scoring": scoring, "rows": len(X)}
     ctx.report("SHAP contributions", 0.7)
-    shap = _shap_xgboost(pipeline, X, max_rows, ctx.seed)
+    shap, member = _shap_xgboost(pipeline, X, max_rows, ctx.seed)
     if shap:
         record["shap_mean_abs"] = shap
+        record["shap_model"] = member if member != "model" else "the model"
         names = list(shap)[:top_k]
         files["shap"] = f"{paths.PLOTS_DIR}/shap_importance.png"
+        title = "Mean |SHAP contribution| (XGBoost, encoded features)"
+        if member != "model":
+            title = f"Mean |SHAP contribution| (ensemble member {member})"
         plots.importance(names, [shap[n] for n in names], artifact_path(ctx, files["shap"]),
-                         "Mean |SHAP contribution| (XGBoost, encoded features)", "mean |contribution| to the margin")
+                         title, "mean |contribution| to the margin")
     artifact_path(ctx, paths.EXPLANATION).write_text(json.dumps(record, indent=1))
     files["explanation"] = paths.EXPLANATION
     summary = {"top_features": top[:10], "shap_top": [{"feature": k, "mean_abs": round(v, 5)} for k, v in list((shap or {}).items())[:8]],

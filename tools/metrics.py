@@ -95,25 +95,94 @@ def all_scores(task: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | N
     return out
 
 
+def _rowwise(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None):
+    """(per-row values, finish) for metrics that are a function of a mean over rows, else None."""
+    name = metric.name
+    if name == "log_loss" and proba is not None:
+        p = np.clip(proba[np.arange(len(y)), y.astype(int)], np.finfo(float).eps, 1.0)
+        return -np.log(p), lambda m: m
+    if name == "rmse":
+        return (y - pred) ** 2, np.sqrt
+    if name == "mae":
+        return np.abs(y - pred), lambda m: m
+    if name == "accuracy":
+        return (y == pred).astype(float), lambda m: m
+    return None
+
+
+def _weighted_rank_metric(metric: Metric, y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """ROC-AUC / average precision for many resamples at once; weights[b, i] = times row i is drawn.
+
+    The rows are sorted by score once; ties share a group, as in scikit-learn."""
+    if metric.name not in ("roc_auc", "pr_auc"):
+        return None
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    group = np.concatenate([[0], np.cumsum(s_sorted[1:] != s_sorted[:-1])])
+    n_groups = int(group[-1]) + 1
+    pos = (y[order] == 1).astype(float)
+    w = weights[:, order]
+    wpos = np.zeros((len(w), n_groups))
+    wneg = np.zeros((len(w), n_groups))
+    np.add.at(wpos.T, group, (w * pos).T)
+    np.add.at(wneg.T, group, (w * (1 - pos)).T)
+    total_pos, total_neg = wpos.sum(axis=1), wneg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric.name == "roc_auc":  # groups sorted by descending score: negatives ranked below come later
+            neg_below = total_neg[:, None] - np.cumsum(wneg, axis=1)
+            auc = (wpos * (neg_below + 0.5 * wneg)).sum(axis=1) / (total_pos * total_neg)
+            return np.where((total_pos > 0) & (total_neg > 0), auc, np.nan)
+        tp, fp = np.cumsum(wpos, axis=1), np.cumsum(wneg, axis=1)
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        ap = (wpos / total_pos[:, None] * precision).sum(axis=1)
+        return np.where(total_pos > 0, ap, np.nan)
+
+
 def bootstrap_ci(
     metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, *, n: int = 1000, seed: int = 0,
     alpha: float = 0.05, time_limit: float = 10.0,
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap CI of a test metric (resampling test rows)."""
+    """Percentile bootstrap CI of a test metric (resampling test rows).
+
+    Vectorised for the usual metrics (row-mean metrics, ROC-AUC, PR-AUC): 1,000 resamples of
+    tens of thousands of rows take a second, where calling scikit-learn per resample took ~50 ms
+    each. Other metrics resample one by one within `time_limit`."""
     import time
 
     rng = np.random.default_rng(seed)
-    stats = []
-    start = time.monotonic()
     m = len(y)
-    for _ in range(n):
-        idx = rng.integers(0, m, m)
-        try:
-            stats.append(score(metric, y[idx], pred[idx], None if proba is None else proba[idx]))
-        except ValueError:  # a resample with a single class: skip it
-            continue
-        if time.monotonic() - start > time_limit and len(stats) >= 200:
-            break
+    if m < 2:
+        return None
+    rowwise = _rowwise(metric, y, pred, proba)
+    binary_scores = proba[:, 1] if proba is not None and proba.ndim == 2 and proba.shape[1] == 2 else None
+    start = time.monotonic()
+    if rowwise is not None or (metric.name in ("roc_auc", "pr_auc") and binary_scores is not None):
+        stats_parts = []
+        chunk = max(1, min(n, int(2e6 // max(m, 1))))
+        for lo in range(0, n, chunk):
+            idx = rng.integers(0, m, (min(chunk, n - lo), m))
+            if rowwise is not None:
+                values, finish = rowwise
+                stats_parts.append(finish(values[idx].mean(axis=1)))
+            else:
+                weights = np.zeros((len(idx), m))
+                np.add.at(weights, (np.repeat(np.arange(len(idx)), m), idx.ravel()), 1.0)
+                stats_parts.append(_weighted_rank_metric(metric, y, binary_scores, weights))
+            if time.monotonic() - start > time_limit and sum(map(len, stats_parts)) >= 200:
+                break
+        stats = np.concatenate(stats_parts)
+        stats = stats[np.isfinite(stats)]
+    else:
+        collected = []
+        for _ in range(n):
+            idx = rng.integers(0, m, m)
+            try:
+                collected.append(score(metric, y[idx], pred[idx], None if proba is None else proba[idx]))
+            except ValueError:  # a resample with a single class: skip it
+                continue
+            if time.monotonic() - start > time_limit and len(collected) >= 200:
+                break
+        stats = np.asarray(collected)
     if len(stats) < 50:
         return None
     lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])

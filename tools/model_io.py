@@ -123,7 +123,7 @@ def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, A
         _fsync_file(tmp)
         refused = untrusted_types_of(tmp)
         if refused:  # refuse at save time: a model we could not load later must not replace a good one
-            raise ModelFileError(f"the model contains types outside tools.model_io.TRUSTED_TYPES ({', '.join(refused[:5])}); "
+            raise ModelFileError(f"the model contains types outside the trusted list (tools.model_io.TRUSTED_TYPES) ({', '.join(refused[:5])}); "
                                  "review how skops rebuilds them and add them to the list")
         digest = _sha256(tmp)
         full = {**manifest, "format": "skops", "file": model_path.name, "sha256": digest,
@@ -142,7 +142,20 @@ def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, A
         raise
     for stale in folder.glob(f".{MANIFEST}.*{PENDING}"):  # from earlier crashes, now superseded
         stale.unlink(missing_ok=True)
+    for stale in folder.glob(f".{model_path.name}.*.tmp"):  # half-written by a process that died
+        if not _pid_alive(stale.name.split(".")[-2].split("-")[0]):
+            stale.unlink(missing_ok=True)
     return full
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_model_path(ref: str | Path) -> Path:

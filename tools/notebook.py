@@ -1,12 +1,23 @@
-"""write_notebook: a clean narrative notebook that re-creates the chosen model, executed with
-nbclient and saved with its outputs. Its test metric must equal the run's reported metric."""
+"""write_notebook: a clean narrative notebook that re-creates the chosen model from the raw data,
+executed with nbclient in a fresh ipykernel and saved with its outputs.
+
+The notebook is written from the session's records (task.json, leaderboard.json,
+evaluation.json, profile.json), not from the transcript: it explains the problem, what the data
+showed and each decision with its reason, then loads the file (checking its sha256), re-creates
+the split with the same seed, builds the chosen Pipeline with the chosen hyperparameters, fits,
+scores the test split and plots. Its last check asserts that the test metric equals the run's.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
+import tempfile
 import time
+import uuid
 from typing import Any
 
 import nbformat
@@ -15,160 +26,373 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tools import paths
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 
+SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
+METRIC_REASON = {
+    "roc_auc": "ROC-AUC ranks positives above negatives regardless of the threshold; the classes are not rare, so it is informative",
+    "pr_auc": "the positive class is rare, and PR-AUC (average precision) focuses on how well the rare class is found, where ROC-AUC looks optimistic",
+    "log_loss": "log-loss rewards well-calibrated probabilities for every class, which matters when the probabilities feed a decision",
+    "rmse": "RMSE is in the target's own units and weighs large errors more than small ones",
+}
+SPLIT_REASON = {
+    "stratified": "a stratified random split keeps the class proportions equal in training and test",
+    "random": "a random split (the target is continuous, so there are no classes to stratify)",
+    "time": "a time-ordered split: the latest rows are the test set, because the model will predict the future",
+    "group": "a grouped split: every group lies on one side only, so the test measures performance on unseen groups",
+}
 
-def _load_json(ctx: ToolContext, name: str) -> dict[str, Any]:
+
+def _load_json(ctx: ToolContext, name: str) -> Any:
     p = ctx.artifacts_dir / name
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.NotebookNode:
-    task = _load_json(ctx, paths.TASK)
-    evaluation = _load_json(ctx, paths.EVALUATION)
-    board = json.loads((ctx.artifacts_dir / paths.LEADERBOARD).read_text())
-    if not task or not evaluation:
-        raise ToolError("define_task and evaluate_model must run before write_notebook")
-    split = task["split"]
-    spec = {"family": evaluation["family"], "params": evaluation["params"]}
-    goal = ctx.answers.get("goal") or f"predict `{task['target']}`"
-    dropped = ", ".join(f"`{d['column']}` ({d['reason']})" for d in task["dropped"]) or "none"
-    board_md = "\n".join(f"| {r['name']} | {r['cv_mean']:.4f} | {r['cv_std']:.4f} | {r['fit_s']} |" for r in board[:8])
-    cells = [
-        new_markdown_cell(
-            f"# {goal[:1].upper() + goal[1:]}\n\n"
-            f"This notebook re-creates the model chosen in dsagent session `{session.get('id', ctx.session_dir.name)}` "
-            f"from the raw data, step by step. Running it top to bottom reproduces the reported test score.\n\n"
-            f"- **Target:** `{task['target']}` ({task['task']})\n- **Metric:** {task['metric']} "
-            f"({'higher' if task['greater_is_better'] else 'lower'} is better)\n"
-            f"- **Rows:** {task['n_labelled']} labelled; {task['n_train']} for training and {task['n_test']} held out for the final test"),
-        new_markdown_cell("## 1. Load the data\nThe notebook reads the same file as the session and checks its SHA-256, "
-                          "so a changed file is caught before any number is trusted."),
-        new_code_cell(
-            "import hashlib, json\nimport numpy as np\nimport pandas as pd\nfrom tools.data import load_table\n\n"
-            f"DATA_PATH = {str(ctx.data_path.resolve()) if ctx.data_path else None!r}\nEXPECTED_SHA256 = {session.get('data_sha256')!r}\nSEED = {ctx.seed}\n\n"
-            "digest = hashlib.sha256(open(DATA_PATH, 'rb').read()).hexdigest()\n"
-            "assert EXPECTED_SHA256 is None or digest == EXPECTED_SHA256, 'the data file changed since the session ran'\n"
-            "df, info = load_table(DATA_PATH)\nprint(df.shape)\ndf.head()"),
-        new_markdown_cell(
-            "## 2. Hold out the test split first\n"
-            f"Before anything is fitted, {int(split['test_size'] * 100)}% of the labelled rows are set aside "
-            f"({split['kind']} split, seed {split['seed']}). Rows without a target are dropped. "
-            f"Columns left out of the features: {dropped}."),
-        new_code_cell(
-            "from sklearn.model_selection import GroupShuffleSplit, train_test_split\n\n"
-            f"TARGET = {task['target']!r}\nTASK = {task['task']!r}\nCLASSES = {task['classes']!r}\n"
-            f"FEATURES = {task['features']!r}\n\n"
-            "labelled = np.flatnonzero(df[TARGET].notna().to_numpy())\n"
-            "y_raw = df[TARGET].iloc[labelled]\nlocal = np.arange(len(labelled))\n"
-            + (f"order = np.argsort(pd.to_datetime(df[{split['time_column']!r}].iloc[labelled], errors='coerce', format='mixed').to_numpy(), kind='stable')\n"
-               f"cut = int(round(len(local) * (1 - {split['test_size']})))\ntrain_local, test_local = np.sort(order[:cut]), np.sort(order[cut:])\n"
-               if split["kind"] == "time" else
-               f"groups = df[{split['group_column']!r}].iloc[labelled].astype(str).to_numpy()\n"
-               f"train_local, test_local = next(GroupShuffleSplit(n_splits=1, test_size={split['test_size']}, random_state=SEED).split(local, groups=groups))\n"
-               if split["kind"] == "group" else
-               f"stratify = y_raw.astype(str).to_numpy() if {split['kind'] == 'stratified'} else None\n"
-               f"train_local, test_local = train_test_split(local, test_size={split['test_size']}, random_state=SEED, stratify=stratify)\n"
-               "train_local, test_local = np.sort(train_local), np.sort(test_local)\n")
-            + "train_rows, test_rows = labelled[train_local], labelled[test_local]\n\n"
-            "def encode(y):\n    if TASK == 'regression':\n        return y.to_numpy(dtype=float)\n"
+def _md(v: Any, width: int = 60) -> str:
+    return str(v).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")[:width]
+
+
+def _f(v: Any, digits: int = 4) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and v is not None and math.isfinite(v) else "n/a"
+
+
+def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
+    lines = ["## 2. What the data showed", ""]
+    if profile:
+        lines.append(f"- {profile.get('n_rows')} rows and {profile.get('n_cols')} columns; "
+                     f"{profile.get('duplicate_rows', 0)} exact duplicate rows.")
+        missing = sorted((c for c in profile.get("columns", []) if c.get("missing_frac", 0) > 0), key=lambda c: -c["missing_frac"])
+        if missing:
+            lines.append("- Missing values: " + ", ".join(f"`{_md(c['name'])}` {c['missing_frac']:.1%}" for c in missing[:8])
+                         + ". The Pipeline imputes them (median for numbers, a `__missing__` level or code for categories) "
+                           "and adds missing-value indicators, so missingness itself can carry signal.")
+        tgt = profile.get("target") or {}
+        if tgt.get("class_counts"):
+            lines.append("- Target classes: " + ", ".join(f"`{_md(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
+        for w in (profile.get("warnings") or [])[:6]:
+            lines.append(f"- {_md(w, 200)}")
+        if profile.get("leakage_suspects"):
+            lines.append("- Possible leaks (too predictive to be true): "
+                         + ", ".join(f"`{_md(s.get('column', s))}`" for s in profile["leakage_suspects"][:5]) + ".")
+    dropped = task.get("dropped") or []
+    lines.append("- Columns left out of the features: " + (", ".join(f"`{_md(d['column'])}` ({_md(d['reason'], 80)})" for d in dropped)
+                                                          if dropped else "none") + ".")
+    kinds: dict[str, list[str]] = {}
+    for col, kind in task["features"].items():
+        kinds.setdefault(kind, []).append(col)
+    lines.append("- Features used: " + "; ".join(f"{k}: " + ", ".join(f"`{_md(c, 40)}`" for c in cols[:12])
+                                                 + (" ..." if len(cols) > 12 else "") for k, cols in kinds.items()) + ".")
+    return "\n".join(lines)
+
+
+def _split_code(split: dict[str, Any]) -> str:
+    head = ("from sklearn.model_selection import GroupShuffleSplit, train_test_split\n\n"
+            "labelled = np.flatnonzero(df[TARGET].notna().to_numpy())  # rows without a target cannot be scored\n"
+            "y_raw = df[TARGET].iloc[labelled]\n"
+            "local = np.arange(len(labelled))\n")
+    if split["kind"] == "time":
+        body = (f"times = pd.to_datetime(df[{split['time_column']!r}].iloc[labelled], errors='coerce', format='mixed')\n"
+                "order = np.argsort(times.to_numpy(), kind='stable')\n"
+                f"cut = int(round(len(local) * (1 - {split['test_size']})))\n"
+                "train_local, test_local = np.sort(order[:cut]), np.sort(order[cut:])\n")
+    elif split["kind"] == "group":
+        body = (f"groups = df[{split['group_column']!r}].iloc[labelled].astype(str).to_numpy()\n"
+                f"splitter = GroupShuffleSplit(n_splits=1, test_size={split['test_size']}, random_state=SEED)\n"
+                "train_local, test_local = next(splitter.split(local, groups=groups))\n")
+    else:
+        strat = "y_raw.astype(str).to_numpy()" if split["kind"] == "stratified" else "None"
+        body = (f"train_local, test_local = train_test_split(local, test_size={split['test_size']}, random_state=SEED,\n"
+                f"                                           stratify={strat})\n"
+                "train_local, test_local = np.sort(train_local), np.sort(test_local)\n")
+    tail = ("train_rows, test_rows = labelled[train_local], labelled[test_local]\n\n"
+            "def encode(y):\n"
+            "    \"\"\"Classes -> 0..k-1 in the order of CLASSES (for binary, the positive class is 1).\"\"\"\n"
+            "    if TASK == 'regression':\n        return y.to_numpy(dtype=float)\n"
             "    return y.astype(str).map({c: i for i, c in enumerate(CLASSES)}).to_numpy(dtype=int)\n\n"
             "X_train, y_train = df.iloc[train_rows][list(FEATURES)], encode(df[TARGET].iloc[train_rows])\n"
             "X_test, y_test = df.iloc[test_rows][list(FEATURES)], encode(df[TARGET].iloc[test_rows])\n"
-            "print(f'train: {len(X_train)} rows, test: {len(X_test)} rows')"),
+            "print(f'training rows: {len(X_train)}, test rows: {len(X_test)}')")
+    return head + body + tail
+
+
+def _leaderboard_md(board: list[dict[str, Any]], metric: str) -> str:
+    rows = [f"| {_md(r['name'], 40)} | {r['family']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {r.get('fit_s', '')} |"
+            for r in board[:10]]
+    return "\n".join([f"| candidate | family | CV {metric} mean | CV std | fit seconds |", "|---|---|---|---|---|", *rows])
+
+
+def _choice_reason(board: list[dict[str, Any]], ev: dict[str, Any], task: dict[str, Any]) -> str:
+    better = "higher" if ev["greater_is_better"] else "lower"
+    chosen = next((r for r in board if r["name"] == ev["model"]), None)
+    others = [r for r in board if r["name"] != ev["model"] and r["family"] != "baseline"]
+    base = next((r for r in board if r["family"] == "baseline"), None)
+    parts = [f"The chosen model is **{_md(ev['model'])}** ({ev['family']}): the best cross-validated candidate "
+             f"({better} {ev['metric']} is better)."]
+    if chosen and others:
+        r = others[0]
+        parts.append(f"The runner-up, {_md(r['name'])}, scored {_f(r['cv_mean'])} against {_f(chosen['cv_mean'])}; "
+                     f"the fold-to-fold spread (std {_f(chosen['cv_std'])}) shows how much of that gap is noise.")
+    if chosen and base:
+        parts.append(f"The baseline ({'class prior' if task['task'] != 'regression' else 'training mean'}) scored "
+                     f"{_f(base['cv_mean'])}: every real candidate must beat it to be worth anything.")
+    params = ev.get("params") or {}
+    if params:
+        parts.append("Hyperparameters (everything else is the library default set in `tools.features`): "
+                     + ", ".join(f"`{k}={_md(v, 30)}`" for k, v in params.items()) + ".")
+    else:
+        parts.append("It uses the default hyperparameters of its family in `tools.features`.")
+    if chosen and chosen.get("trials"):
+        parts.append(f"They come from {chosen['trials']} tuning trials scored by the same cross-validation.")
+    return " ".join(parts)
+
+
+def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.NotebookNode:
+    task = _load_json(ctx, paths.TASK)
+    ev = _load_json(ctx, paths.EVALUATION)
+    board = _load_json(ctx, paths.LEADERBOARD) or []
+    profile = _load_json(ctx, paths.PROFILE)
+    if not task or not ev:
+        raise ToolError("define_task and evaluate_model must run before write_notebook")
+    split = task["split"]
+    data_path = session.get("data_path") or (str(ctx.data_path.resolve()) if ctx.data_path else None)
+    if not data_path:
+        raise ToolError("the session has no data file recorded")
+    goal = ctx.answers.get("goal") or f"predict `{task['target']}`"
+    better = "higher" if ev["greater_is_better"] else "lower"
+    metric = task["metric"]
+    metric_reason = ("it was asked for" if ctx.answers.get("metric") else METRIC_REASON.get(metric, "it fits the task"))
+    ci = ev.get("test_ci")
+    threshold = (ev.get("threshold") or {}).get("threshold") if task["task"] == "binary" else None
+    reported = float(ev["test_score"])
+    classification = task["task"] != "regression"
+
+    cells = [
         new_markdown_cell(
-            "## 3. Candidates compared by cross-validation (training split only)\n\n"
-            "| model | CV mean | CV std | fit s |\n|---|---|---|---|\n" + board_md + "\n\n"
-            f"The chosen model is **{evaluation['model']}**: the best cross-validated candidate. "
-            "All preprocessing (imputation with missing-value indicators, encoding of categories, date parts, text "
-            "features) sits inside the Pipeline, so cross-validation folds never saw each other's rows and the saved model "
-            "accepts raw columns."),
+            f"# {_md(goal[:1].upper() + goal[1:], 200)}\n\n"
+            f"This notebook re-creates, from the raw data, the model chosen in dsagent session "
+            f"`{session.get('id', ctx.session_dir.name)}`. Run it top to bottom: it reproduces the reported test score "
+            f"exactly (the last check asserts it). It needs the `dsagent` package installed in the kernel for "
+            f"`tools.data.load_table` and `tools.features.build_pipeline`, the code that built the model.\n\n"
+            f"## 1. The problem\n\n"
+            f"- **Goal:** {_md(goal, 300)}\n"
+            f"- **Target:** `{_md(task['target'])}`, a {task['task']} task"
+            + (f" (positive class `{_md(task['positive_class'])}`)" if task.get("positive_class") else "") + ".\n"
+            f"- **Metric:** {metric}, {better} is better. Why: {metric_reason}.\n"
+            f"- **Rows:** {task['n_labelled']} with a target; {task['n_train']} to train and compare models, "
+            f"{task['n_test']} held out and scored once at the end."),
+        new_markdown_cell(_data_findings(profile, task)),
+        new_markdown_cell(
+            "## 3. Load the data and check it is the same file\n\n"
+            "The file is read from the path the session recorded. Its SHA-256 must match the session's: if the file "
+            "changed, no number below can be trusted, so the notebook stops here."),
+        new_code_cell(
+            "import hashlib\nfrom pathlib import Path\n\nimport numpy as np\nimport pandas as pd\n\n"
+            "from tools.data import load_table\n\n"
+            f"DATA_PATH = Path({data_path!r})\n"
+            f"EXPECTED_SHA256 = {session.get('data_sha256')!r}\n"
+            f"SEED = {ctx.seed}\n\n"
+            "digest = hashlib.sha256(DATA_PATH.read_bytes()).hexdigest()\n"
+            "assert EXPECTED_SHA256 is None or digest == EXPECTED_SHA256, f'{DATA_PATH} changed since the session ran'\n"
+            "df, info = load_table(DATA_PATH)\n"
+            "print(f'{len(df)} rows x {df.shape[1]} columns, sha256 {digest[:16]}...')\n"
+            "df.head()"),
+        new_markdown_cell(
+            "## 4. Hold out the test split before fitting anything\n\n"
+            f"{int(round(split['test_size'] * 100))}% of the labelled rows are set aside with seed {split['seed']}: "
+            f"{SPLIT_REASON.get(split['kind'], split['kind'])}. Model selection below only ever sees the training part."),
+        new_code_cell(
+            f"TARGET = {task['target']!r}\nTASK = {task['task']!r}\nCLASSES = {task['classes']!r}\n"
+            f"FEATURES = {json.dumps(task['features'], indent=1)}\n\n" + _split_code(split)),
+        new_markdown_cell(
+            "## 5. Choose a model by cross-validation on the training split\n\n"
+            + _leaderboard_md(board, metric) + "\n\n" + _choice_reason(board, ev, task) + "\n\n"
+            "All preprocessing (imputation with missing-value indicators, category encoding, date parts, text features) "
+            "lives inside the Pipeline, so no cross-validation fold saw another fold's rows, and the saved model takes raw "
+            "columns."),
         new_code_cell(
             "from tools.features import build_pipeline\n\n"
-            f"SPEC = {json.dumps(spec)}\n"
-            f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, {len(task['classes'] or [])})\n"
-            "model.fit(X_train, y_train)\nmodel"),
-        new_markdown_cell("## 4. Score the untouched test split once"),
+            f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
+            f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])})\n"
+            "model.fit(X_train, y_train)"),
+        new_markdown_cell(
+            "## 6. Score the untouched test split once\n\n"
+            f"The session reported test {metric} {_f(reported)}"
+            + (f" with a 95% bootstrap interval of {_f(ci[0])} to {_f(ci[1])}" if ci else "")
+            + f"; the baseline scored {_f(ev['baseline_score'])} on the same rows. The cell below recomputes it and checks "
+            "that it is the same number."),
         new_code_cell(
             "from tools.metrics import get_metric, score\n\n"
-            f"metric = get_metric({task['metric']!r}, TASK)\n"
-            "if TASK == 'regression':\n    pred, proba = model.predict(X_test), None\nelse:\n"
-            "    proba = model.predict_proba(X_test)\n    pred = proba.argmax(axis=1)\n"
+            f"metric = get_metric({metric!r}, TASK)\n"
+            "if TASK == 'regression':\n    proba, pred = None, model.predict(X_test)\n"
+            "else:\n    proba = model.predict_proba(X_test)\n    pred = proba.argmax(axis=1)\n"
             "test_score = score(metric, y_test, pred, proba)\n"
-            f"print(f'test {{metric.name}}: {{test_score:.10f}}')\n"
-            f"print('reported by the session: {evaluation['test_score']:.10f}')"),
-        new_code_cell(
-            "import matplotlib.pyplot as plt\n"
-            "if TASK == 'regression':\n"
-            "    fig, ax = plt.subplots(figsize=(5, 4.5))\n    ax.scatter(y_test, pred, s=8, alpha=0.5)\n"
-            "    ax.set_xlabel(f'actual {TARGET}'); ax.set_ylabel(f'predicted {TARGET}'); ax.set_title('Predicted vs actual (test)')\n"
-            "else:\n    from sklearn.metrics import ConfusionMatrixDisplay\n"
-            "    ConfusionMatrixDisplay.from_predictions(y_test, pred, display_labels=CLASSES, xticks_rotation=45)\n"
-            "    plt.title('Confusion matrix (test, argmax)')\nplt.tight_layout(); plt.show()"),
+            f"REPORTED = {reported!r}\n"
+            "print(f'test {metric.name}: {float(test_score)!r}')\n"
+            "assert abs(test_score - REPORTED) <= 1e-9 * max(1.0, abs(REPORTED)), 'the notebook does not reproduce the run'"),
+    ]
+    if threshold is not None:
+        th = ev["threshold"]
+        cells += [
+            new_markdown_cell(
+                f"### Decision threshold\n\nThe model outputs P(`{_md(task['classes'][1])}`). A row is called positive when "
+                f"that probability is at least **{threshold:.4f}**: the threshold {th['rule']} (chosen on the training "
+                "split, never on the test rows)."),
+            new_code_cell(
+                "from sklearn.metrics import classification_report\n\n"
+                f"THRESHOLD = {threshold!r}\n"
+                "decision = (proba[:, 1] >= THRESHOLD).astype(int)\n"
+                "print(classification_report(y_test, decision, target_names=CLASSES, digits=3))"),
+        ]
+    plot_code = ["%matplotlib inline", "import matplotlib.pyplot as plt", ""]
+    if classification:
+        plot_code += [
+            "from sklearn.metrics import ConfusionMatrixDisplay" + (", RocCurveDisplay, PrecisionRecallDisplay" if threshold is not None else ""),
+            "",
+            (f"fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))\nax_cm = axes[0]" if threshold is not None
+             else f"fig, ax_cm = plt.subplots(figsize=({min(5 + 0.4 * len(task['classes']), 12)}, {min(4.5 + 0.4 * len(task['classes']), 11)}))"),
+            f"labels = [str(c)[:18] for c in CLASSES]",
+            ("ConfusionMatrixDisplay.from_predictions(y_test, decision, display_labels=labels, ax=ax_cm, colorbar=False,\n                                        cmap='Blues')\n"
+             "ax_cm.set_title(f'Confusion matrix at threshold {THRESHOLD:.3f}')" if threshold is not None else
+             "ConfusionMatrixDisplay.from_predictions(y_test, pred, display_labels=labels, ax=ax_cm, colorbar=False,\n"
+             "                                        cmap='Blues', xticks_rotation=45)\nax_cm.set_title('Confusion matrix (test split)')"),
+            "ax_cm.set_xlabel('predicted class'); ax_cm.set_ylabel('actual class')",
+        ]
+        if threshold is not None:
+            plot_code += [
+                "RocCurveDisplay.from_predictions(y_test, proba[:, 1], ax=axes[1], name='model', plot_chance_level=True)",
+                "axes[1].set_title('ROC curve (test split)')",
+                "axes[1].set_xlabel('false positive rate'); axes[1].set_ylabel('true positive rate')",
+                "PrecisionRecallDisplay.from_predictions(y_test, proba[:, 1], ax=axes[2], name='model', plot_chance_level=True)",
+                "axes[2].set_title('Precision-recall curve (test split)')",
+                "axes[2].set_xlabel(f'recall (positive class: {CLASSES[1]})'); axes[2].set_ylabel('precision')",
+            ]
+    else:
+        plot_code += [
+            "fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(12, 4.5))",
+            "ax_a.scatter(y_test, pred, s=12, alpha=0.6)",
+            "lo, hi = min(y_test.min(), pred.min()), max(y_test.max(), pred.max())",
+            "ax_a.plot([lo, hi], [lo, hi], '--', color='grey', label='perfect prediction'); ax_a.legend()",
+            "ax_a.set_xlabel(f'actual {TARGET}'); ax_a.set_ylabel(f'predicted {TARGET}'); ax_a.set_title('Predicted vs actual (test split)')",
+            "ax_b.scatter(pred, y_test - pred, s=12, alpha=0.6); ax_b.axhline(0, ls='--', color='grey')",
+            "ax_b.set_xlabel(f'predicted {TARGET}'); ax_b.set_ylabel('residual (actual - predicted)'); ax_b.set_title('Residuals (test split)')",
+        ]
+    plot_code += ["fig.tight_layout()", "plt.show()"]
+    cells += [
+        new_markdown_cell("## 7. Where the errors are\n\n"
+                          + ("Rows are actual classes, columns predicted ones; off-diagonal cells are the mistakes."
+                             + (" The ROC and precision-recall curves show every threshold, not only the chosen one."
+                                if threshold is not None else "") if classification else
+                             "Points far from the diagonal are large errors; a funnel or curve in the residuals means the "
+                             "error depends on the predicted value.")),
+        new_code_cell("\n".join(plot_code)),
         new_markdown_cell(
-            "## 5. Read this before using the model\n"
-            f"- Test {task['metric']}: {evaluation['test_score']:.4f} "
-            + (f"(95% bootstrap CI {evaluation['test_ci'][0]:.4f} to {evaluation['test_ci'][1]:.4f}); "
-               if evaluation.get("test_ci") else "")
-            + f"baseline {evaluation['baseline_score']:.4f}.\n"
-            "- See report.md for segments, errors, trade-offs and limitations, model_card.md for intended use, and "
-            "monitoring.md for what to watch after launch."),
+            "## 8. Before using the model\n\n"
+            f"- Test {metric} {_f(reported)}" + (f" (95% CI {_f(ci[0])} to {_f(ci[1])})" if ci else "")
+            + f" against a baseline of {_f(ev['baseline_score'])}, on {ev['n_test']} rows.\n"
+            "- `report.md` has the segments where the model does worst, the trade-offs and the limitations; "
+            "`model_card.md` the intended use; `monitoring.md` what to watch after launch "
+            "(`dsagent monitor` applies it).\n"
+            "- The saved model (`model/model.skops`, with `manifest.json`) is this same Pipeline; "
+            "`dsagent predict` uses it on new rows."),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["dsagent"] = {"session": session.get("id", ctx.session_dir.name), "metric": metric, "reported_test_score": reported}
     return nb
 
 
-def execute(nb: nbformat.NotebookNode, cwd: str, timeout_cell: int, timeout_total: float) -> None:
+def execute(nb: nbformat.NotebookNode, cwd: str, timeout_cell: float, timeout_total: float) -> None:
+    """Run every cell in a fresh ipykernel. Each cell gets at most `timeout_cell` seconds and never
+    more than what is left of `timeout_total`; the kernel is always shut down afterwards.
+
+    DSAGENT_KERNEL_TRANSPORT=ipc (set by the sandbox, which has no network) makes the kernel talk
+    over unix sockets; their paths must stay under 108 bytes, so they live in a short temp dir."""
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    transport = os.environ.get("DSAGENT_KERNEL_TRANSPORT", "tcp")
-    km = KernelManager(kernel_name="python3", transport=transport)
+    transport = os.environ.get("DSAGENT_KERNEL_TRANSPORT") or ("ipc" if os.name == "posix" else "tcp")
+    scratch = tempfile.mkdtemp(prefix="nb-")
+    km = KernelManager(kernel_name="python3", transport=transport,
+                       connection_file=os.path.join(scratch, f"kernel-{uuid.uuid4().hex[:8]}.json"))
     if transport == "ipc":
-        km.ip = os.path.join(cwd, ".kernel-ipc")
-    client = NotebookClient(nb, km=km, timeout=timeout_cell, resources={"metadata": {"path": cwd}}, allow_errors=False)
-    started = time.monotonic()
+        km.ip = os.path.join(scratch, "k")
+    deadline = time.monotonic() + timeout_total
 
-    def too_long(**_):
-        if time.monotonic() - started > timeout_total:
-            raise TimeoutError(f"notebook execution exceeded {timeout_total:.0f}s")
+    def cell_timeout(_cell) -> int:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"notebook execution exceeded its total budget of {timeout_total:.0f}s")
+        return max(1, int(min(timeout_cell, left)))
 
-    client.on_cell_start = too_long
-    client.execute()
+    client = NotebookClient(nb, km=km, timeout_func=cell_timeout, startup_timeout=int(min(60, max(10, timeout_total))),
+                            resources={"metadata": {"path": cwd}}, allow_errors=False, record_timing=False)
+    try:
+        client.execute(cwd=cwd)
+    finally:
+        try:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+        except Exception:
+            pass
+        try:
+            km.cleanup_resources()
+        except Exception:
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def notebook_test_score(nb: nbformat.NotebookNode) -> tuple[str, float] | None:
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+    found = SCORE_LINE.search(text)
+    return (found.group(1), float(found.group(2))) if found else None
+
+
+def _first_error(nb: nbformat.NotebookNode) -> str:
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                return f"code cell {i + 1}: {o.get('ename')}: {str(o.get('evalue'))[:300]}"
+    return ""
 
 
 @tool
 def write_notebook(ctx: ToolContext, execute_notebook: bool = True, timeout_s: float = 300) -> ToolOutput:
-    """Write notebook.ipynb: a narrative that loads the data, recreates the split with the same seed,
-    builds and fits the chosen Pipeline, and scores the test split — then execute it with nbclient
-    and check that its test metric equals the reported one.
+    """Write notebook.ipynb: a narrative that explains the problem, the data findings and each decision,
+    loads the data (checking its sha256), recreates the split with the same seed, builds and fits the
+    chosen Pipeline with its hyperparameters, scores the test split and plots — then execute it in a
+    fresh kernel (per-cell and total timeouts), save it with outputs, and check that its test metric
+    equals the reported one.
 
     Args:
         execute_notebook: run it now and save it with outputs.
-        timeout_s: total seconds allowed for execution.
+        timeout_s: total seconds allowed for execution (each cell gets at most 3/4 of it).
     """
-    session = json.loads((ctx.session_dir / "session.json").read_text()) if (ctx.session_dir / "session.json").exists() else {}
+    session_file = ctx.session_dir / "session.json"
+    session = json.loads(session_file.read_text()) if session_file.exists() else {}
     nb = build_notebook(ctx, session)
     path = artifact_path(ctx, paths.NOTEBOOK)
-    record: dict[str, Any] = {"path": paths.NOTEBOOK, "executed": False}
+    reported = nb.metadata["dsagent"]["reported_test_score"]
+    record: dict[str, Any] = {"path": paths.NOTEBOOK, "executed": False, "reported_test_score": reported}
+
+    def save() -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        nbformat.write(nb, str(tmp))
+        os.replace(tmp, path)
+
     if execute_notebook:
-        ctx.report("executing the notebook", 0.3)
+        ctx.report("executing the notebook in a fresh kernel", 0.3)
         t0 = time.monotonic()
         try:
-            execute(nb, str(ctx.artifacts_dir), timeout_cell=int(max(30, timeout_s)), timeout_total=timeout_s)
+            execute(nb, str(ctx.artifacts_dir), timeout_cell=max(30.0, 0.75 * timeout_s), timeout_total=timeout_s)
         except Exception as exc:
-            nbformat.write(nb, str(path))
-            raise ToolError(f"the notebook failed to execute: {type(exc).__name__}: {str(exc).splitlines()[-1][:300] if str(exc) else ''}"
-                            " (saved unexecuted as notebook.ipynb)") from None
+            save()  # with the outputs up to the failure: the reader sees where it stopped
+            where = _first_error(nb) or f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:300]}"
+            raise ToolError(f"the notebook failed to execute ({where}); saved as {paths.NOTEBOOK} with outputs up to "
+                            "the failure") from None
         record["executed"] = True
         record["seconds"] = round(time.monotonic() - t0, 1)
-        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-        found = re.search(r"test (\w+): (-?[0-9.]+(?:e-?\d+)?)", text)
-        evaluation = _load_json(ctx, paths.EVALUATION)
+        found = notebook_test_score(nb)
         if found:
-            record["notebook_test_score"] = float(found.group(2))
-            record["reported_test_score"] = evaluation.get("test_score")
-            record["matches"] = abs(float(found.group(2)) - float(evaluation.get("test_score", 0))) < 1e-6
-    tmp = path.with_name(".notebook.tmp")
-    nbformat.write(nb, str(tmp))
-    tmp.replace(path)
+            record["notebook_test_score"] = found[1]
+            record["matches"] = abs(found[1] - reported) <= 1e-9 * max(1.0, abs(reported))
+    save()
     return ToolOutput(summary=record, record=record, files={"notebook": paths.NOTEBOOK})

@@ -5,8 +5,10 @@ Also the plain helpers the training tools reuse: `infer_column_kinds(df)`, `infe
 
 Speed matters (the profile runs on every dataset before anything else): whole-column work is
 vectorised numpy/pandas (one sort per numeric column gives unique count, quantiles and IQR
-outliers together); the expensive checks (text and date detection, the single-feature leakage
-check) look at samples, and say so in the record.
+outliers together; above NUMERIC_SAMPLE rows the quantiles come from a sample while counts,
+min/max/mean/std stay exact; wide frames are reduced as one 2-D block); the expensive checks
+(text and date detection, the single-feature leakage check) look at samples, and the record's
+"method" says which.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from tools.registry import ToolContext, ToolOutput, artifact_path, tool
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
 
-NUMERIC_SAMPLE = 100_000
-BLOCK_MAX_CELLS = 20_000_000  # wide numeric blocks up to this size are profiled in one 2-D pass  # above this many rows, quantiles/skew/outliers come from a sample
+NUMERIC_SAMPLE = 100_000  # above this many rows, quantiles/skew/outliers come from a sample
+BLOCK_MAX_CELLS = 20_000_000  # wide numeric blocks up to this size are profiled in one 2-D pass
 TEXT_SAMPLE = 1000  # values looked at to tell text, dates and IDs apart
 LEAK_SAMPLE = 10_000  # labelled rows used by the single-feature leakage check
 LEAK_EXACT_MAX = 200  # beyond this many numeric columns, a vectorised screen picks which get the exact check
@@ -274,7 +276,7 @@ def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
                              "missing_frac": float(missing[i] / n) if n else 0.0}
         facts.append(f)
         if pd.api.types.is_bool_dtype(dt):
-            vc = df[c].value_counts(dropna=True)
+            vc = df.iloc[:, i].value_counts(dropna=True)
             f["n_unique"] = int(len(vc))
             f["top_values"] = [[_py(k), int(v)] for k, v in vc.items()]
             f["_base"] = "bool"
@@ -282,18 +284,17 @@ def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
             plain_numeric.append(i)
             f["_base"] = "numeric"
         elif pd.api.types.is_datetime64_any_dtype(dt):
-            s = df[c]
-            nn = s.dropna()
+            nn = df.iloc[:, i].dropna()
             f["n_unique"] = int(nn.nunique())
             if len(nn):
                 f["min"], f["max"] = str(nn.min()), str(nn.max())
             f["_base"] = "datetime"
         elif pd.api.types.is_timedelta64_dtype(dt):
-            a = df[c].dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
+            a = df.iloc[:, i].dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
             numeric_jobs.append((i, a))
             f["_base"] = "numeric"
         else:
-            f.update(_string_facts(df[c], rng))
+            f.update(_string_facts(df.iloc[:, i], rng))
             f["_base"] = "category" if isinstance(dt, pd.CategoricalDtype) else "string"
     if plain_numeric and n <= NUMERIC_SAMPLE and len(plain_numeric) >= 50 and n * len(plain_numeric) <= BLOCK_MAX_CELLS:
         # Wide and not too long: one 2-D pass instead of thousands of small per-column calls.
@@ -764,6 +765,13 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     for d in leakage:
         if d["score"] is not None and d["score"] >= threshold:
             warnings.append(f"leakage suspect: {d['column']!r} alone predicts the target (score {d['score']:.2f})")
+    mostly_numeric = [f["name"] for f in facts if f["_base"] == "string" and 0.5 <= (f.get("numeric_frac") or 0) < 1]
+    if mostly_numeric:
+        warnings.append(f"mostly-numeric text column(s) kept as categorical (a few non-numbers, e.g. '?' or 'n/a'): "
+                        f"{', '.join(mostly_numeric[:5])}")
+    with_inf = [f["name"] for f in facts if f.get("n_inf")]
+    if with_inf:
+        warnings.append(f"inf values in {', '.join(with_inf[:5])}: profiled as missing; treat them as missing before training")
     text_cols = [f["name"] for f in facts if f["kind"] == "text"]
     if text_cols:
         warnings.append(f"free-text column(s) {', '.join(text_cols[:5])}: need text features or should be dropped")
@@ -860,7 +868,7 @@ def _summary_at(r: dict[str, Any], limit: int) -> dict[str, Any]:
                               "why": "id-like" if d["reason"].startswith("ID-like") else "predicts target alone"}
                              for d in top(r["leakage_suspects"])],
         "top_single_features": [[nm(s["column"]), s["score"]] for s in top(r.get("single_feature_scores") or [], min(limit, 5))],
-        "drop_suggestions": [f"{nm(d['column'])}: {d['reason']}" for d in top(r["drop_suggestions"])],
+        "drop_suggestions": _group_drops(r["drop_suggestions"], limit, nm),
         "duplicate_rows": r["duplicate_rows"],
         "duplicate_columns": [f"{nm(d['column'])}={nm(d['duplicate_of'])}" for d in top(r["duplicate_columns"])],
         "high_cardinality": {nm(c["name"]): c["n_unique"] for c in top(high_card, min(limit, 6))},
@@ -870,6 +878,21 @@ def _summary_at(r: dict[str, Any], limit: int) -> dict[str, Any]:
         "full_profile": PROFILE,
     }
     return {k: v for k, v in summary.items() if v not in (None, [], {})}
+
+
+def _group_drops(drops: list[dict[str, str]], limit: int, nm) -> dict[str, list[str]]:
+    """{reason: [columns]}: 100 constant columns are one line, not 100."""
+    groups: dict[str, list[str]] = {}
+    for d in drops:
+        reason = d["reason"]
+        if reason.startswith("duplicate of "):
+            groups.setdefault("duplicate column", []).append(f"{nm(d['column'])}={nm(reason[len('duplicate of '):])}")
+        elif reason.startswith("leakage suspect"):
+            groups.setdefault("leakage suspect", []).append(nm(d["column"]))
+        else:
+            groups.setdefault(reason, []).append(nm(d["column"]))
+    k = max(limit, 1)
+    return {reason: names[:k] + ([f"(+{len(names) - k} more)"] if len(names) > k else []) for reason, names in groups.items()}
 
 
 # ---------------------------------------------------------------------------------------------

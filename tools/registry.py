@@ -163,6 +163,7 @@ def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
+_LOADED = False
 
 
 def tool(func: Callable[..., Any] | None = None, *, name: str | None = None, runs_in_loop: bool = False):
@@ -217,11 +218,13 @@ BUILTIN_MODULES = [
     "tools.task",
     "tools.train",
     "tools.tune",
+    "tools.ensemble",
     "tools.evaluate",
     "tools.explain",
     "tools.notebook",
     "tools.report",
     "tools.monitor",
+    "tools.run_python",
 ]
 
 
@@ -233,21 +236,33 @@ def load_plugins() -> dict[str, ToolSpec]:
     import importlib
     from importlib.metadata import entry_points
 
+    global _LOADED
     modules = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
     for module in BUILTIN_MODULES + [m for m in modules if m not in BUILTIN_MODULES]:
-        importlib.import_module(module)
+        if module in BUILTIN_MODULES:
+            importlib.import_module(module)  # a broken built-in is a bug: fail loudly
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a broken third-party plugin must not take every tool down
+            import warnings
+
+            warnings.warn(f"dsagent: skipping tool plugin {module}: {type(exc).__name__}: {exc}", stacklevel=2)
+    _LOADED = True
     return dict(_REGISTRY)
 
 
-_LOADED = False
+def mark_loaded() -> None:
+    """Serve what has registered so far; never import plugins again (the worker with a fixed list)."""
+    global _LOADED
+    _LOADED = True
+
 
 
 def all_tools() -> dict[str, ToolSpec]:
     """Every installed tool (importing one tool module alone must not hide the others)."""
-    global _LOADED
     if not _LOADED:
         load_plugins()
-        _LOADED = True
     return dict(_REGISTRY)
 
 

@@ -74,7 +74,8 @@ def suggest(trial, family: str, task: str) -> dict[str, Any]:
 
 @tool
 def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = None,
-               time_budget_s: float | None = None) -> ToolOutput:
+               time_budget_s: float | None = None, ensemble: bool = False,
+               max_refit_s: float | None = None) -> ToolOutput:
     """Tune the hyperparameters of one model family with Optuna (TPE + median pruning).
 
     Cross-validated on the training split only. Warm-started from known-good configurations;
@@ -85,6 +86,8 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         family: xgboost, hist_gb, random_forest, extra_trees or linear; auto picks the best tunable family on the leaderboard.
         n_trials: maximum number of trials (deterministic for a fixed number); default unlimited within the time budget.
         time_budget_s: seconds to spend; default what is left of the session budget minus a reserve for deliverables.
+        ensemble: afterwards, blend the leaderboard by greedy ensemble selection (as build_ensemble does).
+        max_refit_s: with ensemble, cap on the estimated seconds to refit the blend's members on all training rows.
     """
     import optuna
 
@@ -178,5 +181,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "leaderboard": compact_board(ranked),
         "study": f"{paths.STUDY_DB} (study {study.study_name}; open with optuna-dashboard)",
     }
+    if ensemble:
+        from tools.ensemble import blend
+
+        ens, _ = blend(ctx, max_refit_s=max_refit_s)
+        summary["ensemble"] = {k: v for k, v in ens.items() if k != "leaderboard"}
+        if ens.get("kept"):
+            ranked = load_leaderboard(ctx)
+            summary["leaderboard"] = compact_board(ranked)
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": ranked},
                       files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})

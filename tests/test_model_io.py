@@ -1,0 +1,193 @@
+"""The model artifact: skops only, an explicit trusted-type list, integrity and crash-safe writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tools.features import build_pipeline
+from tools.model_io import TRUSTED_TYPES, ModelFileError, load_model, save_model
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = {"island": "categorical", "bill_length_mm": "numeric", "sex": "categorical", "when": "datetime",
+         "note": "text", "hc": "categorical", "year": "numeric"}
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    df = pd.read_csv(ROOT / "examples" / "penguins.csv")
+    df["when"] = pd.date_range("2020-01-01", periods=len(df), freq="D").astype(str)
+    df["note"] = [f"quick brown fox {i % 7}" for i in range(len(df))]
+    df["hc"] = [f"c{i % 40}" for i in range(len(df))]  # high cardinality -> TargetEncoder
+    return df
+
+
+def _fit(frame, family="linear", task="multiclass", n=5):
+    X = frame[list(KINDS)]
+    y = {"multiclass": frame["species"].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2}).to_numpy(),
+         "binary": (frame["species"] == "Adelie").astype(int).to_numpy(),
+         "regression": frame["body_mass_g"].fillna(4000).to_numpy(dtype=float)}[task]
+    params = {"n_estimators": n} if family in ("random_forest", "extra_trees", "xgboost") else {}
+    if family == "hist_gb":
+        params = {"max_iter": n}
+    return build_pipeline({"family": family, "params": params}, KINDS, X, task, 0, 3).fit(X, y), X
+
+
+def _manifest(tag: str) -> dict:
+    return {"task": "multiclass", "model": tag, "input_schema": {"columns": []}}
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_every_family_round_trips_with_the_trusted_list(frame, tmp_path, task):
+    """Keeps TRUSTED_TYPES honest: every family tools.features builds saves and loads."""
+    for family in ("baseline", "linear", "random_forest", "extra_trees", "hist_gb", "xgboost"):
+        model, X = _fit(frame, family, task)
+        path = tmp_path / family / "model.skops"
+        save_model(model, path, _manifest(family))
+        loaded, manifest = load_model(path)
+        np.testing.assert_allclose(loaded.predict(X.iloc[:20]), model.predict(X.iloc[:20]))
+        assert manifest["model"] == family and len(manifest["sha256"]) == 64
+        assert set(manifest["trusted_types"]) == set(TRUSTED_TYPES)
+
+
+def test_trusted_list_is_exact_names_not_prefixes():
+    assert all(t.count(".") >= 1 and not t.endswith(".") for t in TRUSTED_TYPES)
+    assert not any(t.startswith(("builtins.", "os.", "subprocess.", "posix.")) for t in TRUSTED_TYPES)
+
+
+def test_pickle_and_joblib_files_are_refused(frame, tmp_path):
+    model, _ = _fit(frame)
+    for name in ("model.pkl", "model.joblib", "model.pickle"):
+        p = tmp_path / name
+        p.write_bytes(pickle.dumps({"not": "loaded"}))
+        with pytest.raises(ModelFileError, match="pickle/joblib"):
+            load_model(p)
+    disguised = tmp_path / "disguised" / "model.skops"  # a pickle renamed to .skops
+    disguised.parent.mkdir()
+    disguised.write_bytes(pickle.dumps(model))
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(disguised)
+
+
+def test_tampered_file_is_refused(frame, tmp_path):
+    model, _ = _fit(frame)
+    path = tmp_path / "model" / "model.skops"
+    save_model(model, path, _manifest("a"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256"):
+        load_model(path)
+
+
+class Gadget:  # a type nobody put on the trusted list
+    def __init__(self):
+        self.payload = "would run on load if trusted blindly"
+
+
+def test_untrusted_type_is_refused_even_with_a_matching_manifest(frame, tmp_path):
+    import skops.io as sio
+
+    from tools.model_io import _sha256
+
+    good, _ = _fit(frame)
+    path = tmp_path / "model" / "model.skops"
+    save_model(good, path, _manifest("good"))
+    with pytest.raises(ModelFileError, match="trusted"):  # refused at save time, previous model untouched
+        save_model({"m": Gadget()}, path, _manifest("evil"))
+    assert load_model(path)[1]["model"] == "good"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+    sio.dump({"m": Gadget()}, path)  # an attacker who rewrites the file and its manifest
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    (path.parent / "manifest.json").write_text(json.dumps(manifest | {"sha256": _sha256(path)}))
+    with pytest.raises(ModelFileError, match="outside the trusted list"):
+        load_model(path)
+
+
+CRASH = textwrap.dedent("""
+    import os, sys
+    import pandas as pd
+    sys.path.insert(0, {root!r})
+    from tools import model_io
+    from tools.features import build_pipeline
+    df = pd.read_csv({data!r})
+    X, y = df[["bill_length_mm", "island"]], (df["species"] == "Adelie").astype(int).to_numpy()
+    model = build_pipeline({{"family": "linear", "params": {{}}}}, {{"bill_length_mm": "numeric", "island": "categorical"}},
+                           X, "binary", 0, 2).fit(X, y)
+    calls = {{"n": 0}}
+    real = os.replace
+    def dying_replace(a, b):
+        calls["n"] += 1
+        if calls["n"] == {die_at}:
+            os._exit(9)  # the process dies here: no cleanup, no finally
+        return real(a, b)
+    model_io.os.replace = dying_replace
+    model_io.save_model(model, model_io.Path({path!r}), {{"task": "binary", "model": "new", "input_schema": {{"columns": []}}}})
+""")
+
+
+@pytest.mark.parametrize("die_at, expected", [(1, "old"), (2, "new")])
+def test_process_killed_between_temp_write_and_rename(frame, tmp_path, die_at, expected):
+    """Killed before the model's rename: the old pair stays. Killed between the model's and the
+    manifest's rename: the new model is complete and its pending manifest rolls it forward. Never
+    a half-written or unverifiable model."""
+    model, _ = _fit(frame)
+    path = tmp_path / "model" / "model.skops"
+    save_model(model, path, _manifest("old"))
+    script = CRASH.format(root=str(ROOT), data=str(ROOT / "examples" / "penguins.csv"), die_at=die_at, path=str(path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    loaded, manifest = load_model(path)
+    assert manifest["model"] == expected
+    assert hasattr(loaded, "predict")
+    save_model(model, path, _manifest("after"))  # the next save cleans up what the crash left
+    assert load_model(path)[1]["model"] == "after"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json", "model.skops"]
+
+
+LOOP = textwrap.dedent("""
+    import sys
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    from sklearn.ensemble import RandomForestClassifier
+    from tools import model_io
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(400, 6)), rng.integers(0, 2, 400)
+    models = [RandomForestClassifier(n_estimators=60, random_state=s).fit(X, y) for s in (0, 1)]
+    i = 0
+    print("ready", flush=True)
+    while True:
+        model_io.save_model(models[i % 2], model_io.Path({path!r}), {{"task": "binary", "model": f"v{{i % 2}}",
+                                                                      "input_schema": {{"columns": []}}}})
+        i += 1
+""")
+
+
+def test_sigkill_during_repeated_saves_never_leaves_a_broken_model(tmp_path):
+    path = tmp_path / "model" / "model.skops"
+    proc = subprocess.Popen([sys.executable, "-c", LOOP.format(root=str(ROOT), path=str(path))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while not (path.parent / "manifest.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.3)  # several saves in, then kill it wherever it is
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    model, manifest = load_model(path)
+    assert manifest["model"] in ("v0", "v1")
+    assert model.predict(np.zeros((2, 6))).shape == (2,)
