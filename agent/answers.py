@@ -10,11 +10,21 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+JUDGEMENT = {"use your judgement", "use your judgment", "your call", "you decide", "default", "skip"}
+
+
+def is_judgement(value: Any) -> bool:
+    """The user's way of saying "no preference: take the stated default"."""
+    return isinstance(value, str) and value.strip().lower() in JUDGEMENT
 
 
 class Answers(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Keys the user explicitly left to the agent's judgement: answered with the question's
+    # default (recorded as an assumption), never asked again.
+    _judgement: set[str] = PrivateAttr(default_factory=set)
 
     goal: str | None = None
     target: str | None = None
@@ -36,9 +46,16 @@ class Answers(BaseModel):
         """Only the keys somebody actually answered."""
         return self.model_dump(exclude_none=True)
 
+    def for_asker(self) -> dict[str, Any]:
+        """Answers plus the keys left to judgement (as the judgement phrase the askers understand)."""
+        return {**{k: "use your judgement" for k in self._judgement}, **self.given()}
+
     def merged(self, other: "Answers | dict[str, Any] | None") -> "Answers":
         extra = other.given() if isinstance(other, Answers) else {k: v for k, v in (other or {}).items() if v is not None}
-        return Answers.model_validate({**self.given(), **extra})
+        result = parse_answers({**self.given(), **extra})
+        result._judgement |= self._judgement | (other._judgement if isinstance(other, Answers) else set())
+        result._judgement -= set(result.given())
+        return result
 
 
 ANSWER_KEYS = list(Answers.model_fields)
@@ -73,8 +90,11 @@ def parse_answers(data: dict[str, Any], source: str = "answers") -> Answers:
     unknown = [k for k in data if k not in ANSWER_KEYS]
     if unknown:
         raise BadInput(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(ANSWER_KEYS)}")
+    judgement = {k for k, v in data.items() if is_judgement(v)}
     try:
-        return Answers.model_validate(data)
+        answers = Answers.model_validate({k: v for k, v in data.items() if k not in judgement})
+        answers._judgement = judgement
+        return answers
     except ValidationError as exc:
         first = exc.errors()[0]
         raise BadInput(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None

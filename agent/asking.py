@@ -10,11 +10,11 @@ from typing import Any
 
 from agent.loop import LoopState, NeedsInput
 
-JUDGEMENT = {"", "use your judgement", "use your judgment", "default", "you decide", "skip"}
+from agent.answers import is_judgement as _is_judgement_phrase
 
 
 def is_judgement(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in JUDGEMENT)
+    return value is None or value == "" or _is_judgement_phrase(value)
 
 
 def _assumption(question: dict[str, Any]) -> str:

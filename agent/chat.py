@@ -16,7 +16,6 @@ prompt exits and prints how to resume.
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import os
 import re
@@ -24,10 +23,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -42,6 +40,7 @@ from agent.session import read_transcript
 from tools import paths
 
 STEPS_PER_TURN = 40
+COLUMNS_READ_LIMIT = 200 * 2**20  # bytes: larger files are not read in the chat process just for completion
 LIST_KEYS = {"segment_columns", "sensitive_columns", "id_columns"}
 COLUMN_KEYS = {"target", "time_column", "group_column"} | LIST_KEYS
 
@@ -451,8 +450,8 @@ def _columns_of(run: Run | None) -> list[str] | None:
         except (OSError, ValueError, KeyError):
             pass
     data = run.session.data_path
-    if data is None or not data.exists():
-        return None
+    if data is None or not data.exists() or data.stat().st_size > COLUMNS_READ_LIMIT:
+        return None  # a big file is read once, by profile_data; its columns come from profile.json
     try:
         from tools.data import load_table  # the same reader the tools use: same column names
 
@@ -813,7 +812,7 @@ class Chat:
                 self.print(leaderboard_table(rows, self.plain, top=8))
                 skipped = summary.get("skipped") if isinstance(summary, dict) else None
                 if skipped:
-                    self.say(f"  not compared (time budget or failure): {', '.join(map(str, skipped))}")
+                    self.say(f"  not compared: {', '.join(map(str, skipped))}")
             elif name == "evaluate_model" and (art / paths.EVALUATION).exists():
                 ev = json.loads((art / paths.EVALUATION).read_text())
                 ci = ev.get("test_ci")

@@ -70,6 +70,7 @@ class MarkdownStream:
         self.printed = 0  # rendered lines already printed for good
         self.live: Live | None = None
         self._last = 0.0
+        self._interval = 0.08
 
     def _lines(self) -> list[str]:
         width = self.console.width
@@ -93,10 +94,14 @@ class MarkdownStream:
                              redirect_stderr=False, vertical_overflow="visible")
             self.live.start()
         now = time.monotonic()
-        if now - self._last < 0.05 and "\n" not in delta:
-            return  # re-rendering on every token is wasted work; 20 frames a second is plenty
-        self._last = now
+        if now - self._last < self._interval:
+            return  # re-rendering on every token is wasted work
         self._update(final=False)
+        spent = time.monotonic() - now
+        self._last = time.monotonic()
+        # The whole buffer is re-rendered each time, so a long answer costs more per frame: keep
+        # rendering under a third of the time, whatever the length.
+        self._interval = max(0.08, 2 * spent)
 
     def _update(self, final: bool) -> None:
         assert self.live is not None

@@ -192,7 +192,7 @@ def run_loop(
             return
         results = []
         for call in turn.tool_calls:
-            result = yield from _execute(call, tools, state, runner, asker, grace)
+            result = yield from execute_call(call, tools, state, runner, asker, grace)
             results.append(result)
         tool_message = {"role": "tool", "results": results}
         conversation.append(tool_message)
@@ -201,7 +201,7 @@ def run_loop(
             return
 
 
-def _execute(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, runner: ToolRunner, asker: Asker, grace: float):
+def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, runner: ToolRunner, asker: Asker, grace: float):
     base = {"id": call.id, "name": call.name}
     spec = tools.get(call.name)
     if spec is None:

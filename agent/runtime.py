@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from agent.answers import Answers, BadInput
+from agent.answers import Answers, BadInput, parse_answers
 from agent.asking import AssumeAsker, PauseAsker
 from agent.loop import Asker, Event, LoopState, ToolRunner, run_loop
 from agent.result import Question, RunResult, Usage
@@ -78,7 +78,7 @@ class Run:
 
         self.opts = opts
         self.started = time.time()
-        sessions_dir = Path(opts.sessions_dir) if opts.sessions_dir else default_sessions_dir()
+        sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()
         registry = all_tools()
         self.persona = _load_persona(opts.persona, list(registry))
         self.tools = {name: spec for name, spec in registry.items() if name in set(self.persona.tools)}
@@ -91,7 +91,7 @@ class Run:
             answers = answers.merged({"goal": opts.goal})
         if opts.resume:
             self.session = Session.load(sessions_dir, opts.resume)
-            saved = Answers.model_validate(self.session.meta.get("answers") or {})
+            saved = parse_answers(self.session.meta.get("answers") or {}, source="session.json answers")
             answers = saved.merged(answers)
             self.backend_name = self.session.meta.get("backend", "offline") if opts.backend == "auto" else choose_backend_name(opts.backend)
             budget = opts.time_budget or self.session.meta.get("time_budget") or DEFAULT_TIME_BUDGET
@@ -114,12 +114,12 @@ class Run:
         self.backend = make_backend(self.backend_name, opts, self.persona, target)
         from agent.sandbox import layers
 
-        self.session.update(answers=answers.given(), backend=self.backend_name, model=getattr(self.backend, "model", None),
+        self.session.update(answers=answers.for_asker(), backend=self.backend_name, model=getattr(self.backend, "model", None),
                             status="running", time_budget=self.budget, sandbox=layers())
         self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))
-        given = answers.given()
+        given = answers.for_asker()
         self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
         limits = Limits(memory_mb=opts.memory_mb) if opts.memory_mb else Limits()
         self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots)

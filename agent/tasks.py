@@ -493,14 +493,14 @@ class DirectSession:
              on_progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
         """Run one tool; returns the loop's result dict (ok, content, files, record, error...)."""
         from agent.asking import AssumeAsker
-        from agent.loop import ToolCall, _execute
+        from agent.loop import ToolCall, execute_call
 
         with self._lock:  # one worker per session: calls from one client run one at a time
             self._calls += 1
             self.state.steps += 1
             self.state.deadline = time.time() + self.time_budget  # each direct call gets the whole budget
             call = ToolCall(f"mcp-{self._calls}", name, dict(arguments or {}))
-            gen = _execute(call, self.tools, self.state, self.runner, AssumeAsker(), 30.0)
+            gen = execute_call(call, self.tools, self.state, self.runner, AssumeAsker(), 30.0)
             while True:
                 try:
                     event = next(gen)

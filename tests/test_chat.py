@@ -273,6 +273,19 @@ def test_resume_names_a_step_that_never_finished(sessions_dir):
     assert not backend.seen
 
 
+def test_ctrl_c_at_a_question_interrupts_the_turn(sessions_dir):
+    backend = ScriptedBackend([
+        Turn(text="One question.", tool_calls=[ToolCall("q1", "ask_user", {"questions": QUESTIONS[1:2]})], stop_reason="tool_use"),
+        Turn(text="Asking again later."),
+    ])
+    chat, out = _chat(sessions_dir, "go" + ENTER + "\x03" + "/status" + ENTER + CTRL_D, backend)
+    assert "Interrupted" in out and chat.run.session.id in out
+    assert chat.run.conversation[-1]["role"] == "user"  # the unanswered ask_user turn was dropped
+    assert chat.run.interrupt_note and "ask_user" in chat.run.interrupt_note
+    logged = [e["type"] for e in read_transcript(chat.run.session.transcript_path)]
+    assert logged[-1] == "interrupted"
+
+
 def test_answer_parsing():
     chat = Chat.__new__(Chat)
     chat.columns = ["species", "island", "sex"]
@@ -305,7 +318,6 @@ def test_plain_chat_from_a_pipe(tmp_path):
 def test_claude_backend_streams_into_the_chat(sessions_dir, monkeypatch):
     """The real Claude backend against the local fake Messages API: streamed markdown, a question
     answered at the prompt, tokens in /status."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from fake_anthropic import FakeAnthropic, message
 
     server = FakeAnthropic().start()

@@ -39,6 +39,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "tools.features.DatetimeParts",
     "tools.features.TextColumn",
     "tools.features.ToStrings",
+    "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
 )
 REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle", ".pt", ".pth")
 MANIFEST = "manifest.json"

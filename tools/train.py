@@ -213,7 +213,8 @@ def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
 
 
 @tool
-def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_s: float | None = None) -> ToolOutput:
+def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_s: float | None = None,
+                 ensemble: bool = False, max_refit_s: float | None = None) -> ToolOutput:
     """Cross-validate a baseline and candidate models on the training split.
 
     Each candidate is a full scikit-learn Pipeline (imputation, encoding, model) so folds never
@@ -228,6 +229,8 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
     Args:
         models: candidate names to try; default all that apply, baseline first.
         time_budget_s: seconds to spend; default what is left of the session budget.
+        ensemble: afterwards, blend the leaderboard by greedy ensemble selection (as build_ensemble does).
+        max_refit_s: with ensemble, cap on the estimated seconds to refit the blend's members on all training rows.
     """
     X, y, task = search_data(ctx)
     specs = candidate_specs(task, y)
@@ -260,6 +263,12 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
         save_oof(ctx, name, cv["oof"])
         rows.append(leaderboard_row(name, spec, task, y, cv))
     ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task["greater_is_better"])
+    blended = None
+    if ensemble:
+        from tools.ensemble import blend
+
+        blended, _ = blend(ctx, max_refit_s=max_refit_s)
+        ranked = load_leaderboard(ctx)
     baseline = next((r for r in ranked if r["family"] == "baseline"), None)
     n_train = task["n_train"]
     summary = {
@@ -273,5 +282,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
         "refit_s_est": {r["name"]: round(estimated_refit_s(r, n_train), 2) for r in ranked[:8]},
         "skipped": skipped,
     }
+    if blended is not None:
+        summary["ensemble"] = {k: v for k, v in blended.items() if k != "leaderboard"}
     return ToolOutput(summary=summary, record={"leaderboard": ranked, "skipped": skipped},
                       files={"leaderboard": paths.LEADERBOARD})

@@ -20,14 +20,27 @@ from agent.loop import LoopState, ToolCall, Turn
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 
 
-def _reserve(budget: float, refit_s: float = 0.0) -> float:
+def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0) -> float:
     """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
 
-    A fixed part (bootstrap, plots, permutation importance, the notebook's kernel start) and, once
+    A fixed part (bootstrap, plots, permutation importance, the notebook's kernel start: ~16 s on
+    an idle 2-core machine), stretched by how much CPU this process gets right now, and, once
     training has measured it, the final model's refit on all training rows: done twice, by
     evaluate_model and by the notebook that re-creates the model."""
-    fixed = min(max(20.0, 0.25 * budget), 100.0)
+    fixed = min(max(16.0, 0.2 * budget), 100.0) * min(max(slowdown, 1.0), 3.0)
     return fixed + 2.3 * refit_s
+
+
+def _slowdown(sample_s: float = 0.12) -> float:
+    """Wall time over CPU time of a short busy loop: ~1 on an idle machine, ~2.5 when other
+    processes leave this one 40% of a core. Measured, not guessed: shared machines vary a lot."""
+    import time
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    n = 0
+    while time.perf_counter() - w0 < sample_s:
+        n += 1
+    return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
 
 
 TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")
@@ -49,6 +62,7 @@ class AutopilotBackend:
     def __init__(self, target: str | None = None, max_trials: int | None = None):
         self.target = target
         self.max_trials = max_trials
+        self._slow = 1.0  # how much slower than an idle machine this one runs now (see _slowdown)
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -108,7 +122,10 @@ class AutopilotBackend:
             yield text
             return Turn(text=text)
         budget = state.time_budget
-        reserve = _reserve(budget)
+        if self._next_step(done) == "train_models":  # measured once, before the search is planned
+            self._slow = _slowdown()
+        slow = self._slow
+        reserve = _reserve(budget, slowdown=slow)
         target = state.answers.get("target") or self.target
         step = self._next_step(done)
         call: ToolCall | None = None
@@ -142,14 +159,19 @@ class AutopilotBackend:
             call = ToolCall("auto-task", "define_task", args)
         elif step == "train_models":
             # Most of the search time: a diverse set of candidates is what the ensemble feeds on.
-            spend = max(5.0, 0.6 * (state.seconds_left() - reserve))
+            # When too little would be left to tune usefully, all of it.
+            avail = state.seconds_left() - reserve
+            spend = max(5.0, avail if avail < 25 else 0.6 * avail)
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
-            call = ToolCall("auto-train", "train_models", {"time_budget_s": round(spend, 1)})
+            args = {"time_budget_s": round(spend, 1)}
+            if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
+                args.update(ensemble=True, max_refit_s=round(max(0.0, avail - spend) / 2.3 + 5.0, 1))
+            call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = self._task_rows(state)
             refit = _refit_estimate(board, n_train)
-            spend = state.seconds_left() - _reserve(budget, refit) - 2.0  # 2 s for the ensemble step
+            spend = state.seconds_left() - _reserve(budget, refit, slow) - 2.0  # 2 s for the ensemble step
             tunable = [r for r in board if r["family"] in TUNABLE]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -159,7 +181,7 @@ class AutopilotBackend:
                     args["n_trials"] = self.max_trials
                 if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
                     args["ensemble"] = True
-                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget)) / 2.3), 1)
+                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget, 0, slow)) / 2.3), 1)
                 text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
                 call = ToolCall("auto-tune", "tune_model", args)
         if step == "build_ensemble":
@@ -169,7 +191,7 @@ class AutopilotBackend:
                 board = self._leaderboard(state)
                 n_train = self._task_rows(state)
                 # The blend is refit member by member: cap its refit so the deliverables still fit.
-                cap = max(0.0, (state.seconds_left() - _reserve(budget)) / 2.3)
+                cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow)) / 2.3)
                 best_refit = _refit_estimate(board, n_train, top=1)
                 text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
                 call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})

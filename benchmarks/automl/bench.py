@@ -284,7 +284,13 @@ def main() -> None:
                 runs[system] = run_system(system, name, meta, args.budget, python)
                 print(f"{name}/{system}: {runs[system].get('status')} in {runs[system].get('wall_s')} s", file=sys.stderr,
                       flush=True)
-        results["datasets"][name] = score_dataset(name, meta, runs)
+        # Re-read before writing: another bench.py (other systems) may have saved meanwhile.
+        latest = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
+        merged = dict(latest["datasets"].get(name, {}).get("systems", {}))
+        merged.update({k: v for k, v in runs.items() if args.rescore or k in args.systems})
+        for entry in merged.values():
+            entry.pop("vs", None)
+        results["datasets"] = {**latest["datasets"], name: score_dataset(name, meta, merged)}
         results["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results["load_average_at_end"] = os.getloadavg()[0]
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

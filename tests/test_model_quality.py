@@ -1,0 +1,252 @@
+"""Model quality guarantees (issue 3), on small synthetic data, each in seconds.
+
+- the test split never reaches fit/tune/ensemble (a spy on every fit);
+- unseen categories (and new missing values) at predict time do not crash any family;
+- class imbalance: PR-AUC by default, class-weighted candidates;
+- the decision threshold comes from the stated costs on out-of-fold predictions;
+- the same seed and a fixed trial count give the same leaderboard;
+- ensembles and log-target models rebuild from their spec and survive a skops round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from tools.registry import ToolContext, all_tools
+
+
+def _frame(n: int = 240, seed: int = 0, imbalance: float = 0.5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    city = np.array([f"city{i}" for i in rng.integers(0, 60, size=n)])  # high cardinality: target-encoded
+    logit = 1.5 * x1 - x2 + (color == "red") * 1.0 + np.log(imbalance / (1 - imbalance))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    x1[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": color, "city": city, "y": np.where(y == 1, "yes", "no")})
+
+
+def _ctx(tmp_path: Path, df: pd.DataFrame, name: str = "s", **answers) -> ToolContext:
+    session = tmp_path / name
+    (session / "artifacts").mkdir(parents=True)
+    data = session / "data.csv"
+    df.to_csv(data, index=False)
+    return ToolContext(session_dir=session, artifacts_dir=session / "artifacts", data_path=data, seed=0,
+                       answers=dict(answers), roots=[str(session)])
+
+
+def _call(ctx: ToolContext, name: str, **args):
+    return all_tools()[name].invoke(ctx, args)
+
+
+def test_test_rows_never_reach_fit(tmp_path, monkeypatch):
+    """A spy on every Pipeline/ColumnTransformer fit: only training rows, in every tool but
+    evaluate's scoring (and evaluate fits on training rows too)."""
+    seen: list[tuple[str, set]] = []
+    stage = {"name": "?"}
+    for cls, methods in ((Pipeline, ("fit",)), (ColumnTransformer, ("fit", "fit_transform"))):
+        for meth in methods:
+            original = getattr(cls, meth)
+
+            def spy(self, X, y=None, *a, _original=original, **k):
+                if hasattr(X, "index"):
+                    seen.append((stage["name"], set(X.index.tolist())))
+                return _original(self, X, y, *a, **k)
+
+            monkeypatch.setattr(cls, meth, spy)
+    ctx = _ctx(tmp_path, _frame())
+    for name, args in (("define_task", {"target": "y", "metric": "roc_auc"}),
+                       ("train_models", {"models": ["linear", "xgboost", "extra_trees"]}),
+                       ("tune_model", {"family": "xgboost", "n_trials": 2, "time_budget_s": 60}),
+                       ("build_ensemble", {}),
+                       ("evaluate_model", {})):
+        stage["name"] = name
+        _call(ctx, name, **args)
+    task = json.loads((ctx.artifacts_dir / "task.json").read_text())
+    test_rows, train_rows = set(task["test_rows"]), set(task["train_rows"])
+    assert test_rows and not test_rows & train_rows
+    stages = {s for s, _ in seen}
+    assert {"train_models", "tune_model", "evaluate_model"} <= stages
+    for stage_name, rows in seen:
+        assert not rows & test_rows, f"{stage_name} fitted on {len(rows & test_rows)} test rows"
+        assert rows <= train_rows
+
+
+@pytest.mark.parametrize("family", ["baseline", "linear", "xgboost", "hist_gb", "random_forest", "extra_trees"])
+def test_unseen_categories_and_new_missing_values_do_not_crash(family):
+    from tools.features import build_pipeline
+
+    df = _frame(120)
+    df["when"] = pd.date_range("2024-01-01", periods=len(df), freq="D").astype(str)
+    df["note"] = np.where(np.arange(len(df)) % 2, "late payment again", "paid on time")
+    kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical", "when": "datetime",
+             "note": "text"}
+    X, y = df[list(kinds)], (df["y"] == "yes").astype(int).to_numpy()
+    model = build_pipeline({"family": family, "params": {}}, kinds, X, "binary", 0, 2).fit(X, y)
+    new = pd.DataFrame({"x1": [np.nan, 1.0], "x2": [np.nan, 0.0], "color": ["purple", None], "city": ["atlantis", None],
+                        "when": ["not a date", None], "note": [None, "completely new words"]})
+    proba = model.predict_proba(new)
+    assert proba.shape == (2, 2) and np.isfinite(proba).all()
+
+
+def test_imbalanced_binary_gets_pr_auc_and_weighted_candidates(tmp_path):
+    from tools.task import default_metric
+    from tools.train import candidate_specs
+
+    assert default_metric("binary", 0.05) == "pr_auc" and default_metric("binary", 0.4) == "roc_auc"
+    assert default_metric("multiclass", 0.2) == "log_loss"
+    ctx = _ctx(tmp_path, _frame(400, imbalance=0.06))
+    out = _call(ctx, "define_task", target="y")
+    assert out.summary["metric"] == "pr_auc" and out.summary["split"]["kind"] == "stratified"
+    task = json.loads((ctx.artifacts_dir / "task.json").read_text())
+    y = np.array([1] * 10 + [0] * 190)
+    specs = candidate_specs(task, y)
+    assert specs["linear_balanced"]["params"]["class_weight"] == "balanced"
+    assert specs["xgboost_balanced"]["params"]["scale_pos_weight"] == pytest.approx(19.0)
+    board = _call(ctx, "train_models", models=["linear", "linear_balanced"]).record["leaderboard"]
+    assert {r["name"] for r in board} >= {"baseline", "linear", "linear_balanced"}
+
+
+def test_threshold_minimises_the_stated_costs_on_out_of_fold_predictions():
+    from tools.evaluate import choose_threshold
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(int)
+    s = np.clip(0.3 * y + rng.normal(0.35, 0.2, size=2000), 0, 1)
+
+    def cost(t, cfp, cfn):
+        pred = s >= t
+        return cfp * np.sum(pred & (y == 0)) + cfn * np.sum(~pred & (y == 1))
+
+    costly_misses = choose_threshold(y, s, cost_fp=1.0, cost_fn=10.0)
+    costly_alarms = choose_threshold(y, s, cost_fp=10.0, cost_fn=1.0)
+    assert costly_misses["threshold"] < costly_alarms["threshold"]
+    assert "10 x FN" in costly_misses["rule"] and "out-of-fold" in costly_misses["rule"]
+    grid = np.unique(np.quantile(s, np.linspace(0.005, 0.995, 199)))
+    assert cost(costly_misses["threshold"], 1, 10) == min(cost(t, 1, 10) for t in grid)
+    assert "F1" in choose_threshold(y, s, None, None)["rule"]
+
+
+def test_evaluate_takes_the_threshold_from_costs_not_from_the_test_split(tmp_path):
+    ctx = _ctx(tmp_path, _frame(300), cost_fp=1.0, cost_fn=8.0)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    _call(ctx, "train_models", models=["linear"])
+    ev = _call(ctx, "evaluate_model").record
+    th = ev["threshold"]
+    assert "8 x FN" in th["rule"] and "out-of-fold" in th["rule"]
+    assert th["threshold"] < 0.5  # misses cost 8x false alarms: flag earlier
+    assert ev["test_ci"][0] <= ev["test_score"] <= ev["test_ci"][1]
+    lat = ev["latency"]["single_row_ms"]
+    assert lat["p50"] <= lat["p95"] <= lat["p99"]
+
+
+def test_same_seed_same_leaderboard(tmp_path):
+    boards = []
+    for name in ("a", "b"):
+        ctx = _ctx(tmp_path, _frame(200, seed=3), name=name)
+        _call(ctx, "define_task", target="y", metric="roc_auc")
+        _call(ctx, "train_models", models=["linear", "xgboost"])
+        _call(ctx, "tune_model", family="xgboost", n_trials=3, time_budget_s=120)
+        board = json.loads((ctx.artifacts_dir / "leaderboard.json").read_text())
+        boards.append([(r["name"], round(r["cv_mean"], 10), json.dumps(r["params"], sort_keys=True)) for r in board])
+    assert boards[0] == boards[1]
+    assert any(name == "xgboost_tuned" for name, _, _ in boards[0])
+
+
+def test_xgboost_early_stops_in_cv_and_refits_with_fixed_rounds(tmp_path):
+    ctx = _ctx(tmp_path, _frame(200))
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    board = _call(ctx, "train_models", models=["xgboost"]).record["leaderboard"]
+    row = next(r for r in board if r["name"] == "xgboost")
+    assert 10 <= row["params"]["n_estimators"] < 2000  # early stopping found a round count; the refit uses it
+
+
+def test_ensemble_spec_rebuilds_and_survives_a_skops_round_trip(tmp_path):
+    from tools.features import build_pipeline
+    from tools.model_io import load_model, save_model
+
+    df = _frame(150)
+    kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
+    X, y = df[list(kinds)], (df["y"] == "yes").astype(int).to_numpy()
+    members = [{"family": "linear", "params": {"C": 0.5}}, {"family": "xgboost", "params": {"n_estimators": 30}}]
+    spec = {"family": "ensemble", "params": {"members": members, "weights": [2, 1], "names": ["linear", "xgboost"]}}
+    model = build_pipeline(spec, kinds, X, "binary", 0, 2).fit(X, y)
+    parts = [build_pipeline(m, kinds, X, "binary", 0, 2).fit(X, y).predict_proba(X) for m in members]
+    np.testing.assert_allclose(model.predict_proba(X), (2 * parts[0] + parts[1]) / 3, rtol=1e-6)
+    again = build_pipeline(spec, kinds, X, "binary", 0, 2).fit(X, y)  # deterministic: the notebook relies on it
+    np.testing.assert_array_equal(model.predict_proba(X), again.predict_proba(X))
+    path = tmp_path / "model" / "model.skops"
+    save_model(model, path, {"task": "binary"})
+    loaded, _ = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_greedy_ensemble_is_kept_only_when_it_beats_the_best_single_model():
+    from tools.ensemble import greedy_selection
+    from tools.metrics import get_metric
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    splits = [(None, np.arange(i, 400, 4)) for i in range(4)]
+    metric = get_metric("log_loss", "binary")
+    good = np.clip(y + rng.normal(0, 0.35, 400), 0.02, 0.98)
+    other = np.clip(y + rng.normal(0, 0.35, 400), 0.02, 0.98)  # independent errors: blending helps
+    as_proba = [np.c_[1 - p, p] for p in (good, other)]
+    counts, value = greedy_selection({"task": "binary"}, metric, y, as_proba, splits)
+    assert sum(c > 0 for c in counts) == 2
+    single = min(metric.fn(y, p) for p in as_proba)
+    assert value < single
+    # A copy of the same model adds nothing: the selection stays with one member.
+    counts, _ = greedy_selection({"task": "binary"}, metric, y, [as_proba[0], as_proba[0]], splits)
+    assert sum(c > 0 for c in counts) == 1
+
+
+def test_log_target_is_scored_on_the_original_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=n)
+    price = np.exp(2 + 0.8 * x + rng.normal(0, 0.3, n))  # skewed, positive
+    ctx = _ctx(tmp_path, pd.DataFrame({"x": x, "z": rng.normal(size=n), "price": price}))
+    _call(ctx, "define_task", target="price", metric="rmse")
+    board = _call(ctx, "train_models", models=["linear", "linear_log"]).record["leaderboard"]
+    log_row = next(r for r in board if r["name"] == "linear_log")
+    assert log_row["params"]["target_transform"] == "log1p"
+    # RMSE in price units (the spread of price is ~ tens), not log units (~0.3).
+    assert log_row["cv_mean"] > 1.0
+
+
+def test_fast_bootstrap_matches_scikit_learn():
+    from sklearn import metrics as skm
+
+    from tools.metrics import _weighted_rank_metric, bootstrap_ci, get_metric
+
+    rng = np.random.default_rng(2)
+    y = (rng.random(500) < 0.25).astype(int)
+    s = np.round(rng.random(500) * 0.6 + 0.3 * y, 2)  # ties on purpose
+    idx = rng.integers(0, 500, (4, 500))
+    w = np.zeros((4, 500))
+    np.add.at(w, (np.repeat(np.arange(4), 500), idx.ravel()), 1.0)
+    for name, fn in (("roc_auc", skm.roc_auc_score), ("pr_auc", skm.average_precision_score)):
+        fast = _weighted_rank_metric(get_metric(name, "binary"), y, s, w)
+        np.testing.assert_allclose(fast, [fn(y[i], s[i]) for i in idx], rtol=1e-10)
+    lo, hi = bootstrap_ci(get_metric("roc_auc", "binary"), y, (s > 0.5).astype(int), np.c_[1 - s, s])
+    assert lo < skm.roc_auc_score(y, s) < hi
+
+
+def test_offline_run_leaderboard_and_evaluation(offline_run):
+    art = Path(offline_run.session_dir) / "artifacts"
+    board = json.loads((art / "leaderboard.json").read_text())
+    assert any(r["family"] == "baseline" for r in board)
+    for r in board:
+        assert {"cv_mean", "cv_std", "fit_s", "predict_ms_per_1k"} <= set(r)
+    ev = json.loads((art / "evaluation.json").read_text())
+    assert ev["metric"] == "log_loss" and ev["test_score"] < ev["baseline_score"]
+    assert ev["test_ci"] and "single_row_ms" in ev["latency"]
+    assert "island" in ev["segments"]
