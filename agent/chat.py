@@ -92,6 +92,8 @@ def _unfinished_turn(events: list[dict[str, Any]]) -> tuple[list[str], str] | No
 class ChatRun(Run):
     """A Run that takes several user turns and stops its clock while the person is thinking."""
 
+    close_worker_after_turn = False  # keep the sandboxed worker warm between turns; closed on exit
+
     def __init__(self, opts: RunOptions):
         self._events_at_start: list[dict[str, Any]] = []
         self.dropped: tuple[list[str], str] | None = None

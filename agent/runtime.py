@@ -73,6 +73,10 @@ def _load_persona(ref: str, known: list[str]):
 class Run:
     """A run in progress. Iterate `events()` to drive it; then read `result()`."""
 
+    # A scripted run ends with its one turn; the chat keeps its worker warm between turns and
+    # calls close() itself.
+    close_worker_after_turn = True
+
     def __init__(self, opts: RunOptions):
         from tools.registry import all_tools
 
@@ -116,7 +120,7 @@ class Run:
 
         self.session.update(answers=answers.for_asker(), backend=self.backend_name, model=getattr(self.backend, "model", None),
                             status="running", time_budget=self.budget, sandbox=layers())
-        self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
+        self.state = LoopState(session=self.session, deadline=time.time() + self.budget, time_budget=self.budget,
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))
         given = answers.for_asker()
@@ -124,6 +128,8 @@ class Run:
         limits = Limits(memory_mb=opts.memory_mb) if opts.memory_mb else Limits()
         self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots)
         self.conversation = self._conversation()
+        # Keep numbering records after the steps already taken (a resumed run must not overwrite them).
+        self.state.steps = sum(1 for m in self.conversation if m["role"] == "assistant")
         self.status = "running"
         self.error: str | None = None
         self.questions: list[dict[str, Any]] = []
@@ -196,12 +202,16 @@ class Run:
             self.status = "failed"
             self.error = str(exc)
         finally:
-            self.runner.close()
+            if self.close_worker_after_turn:
+                self.runner.close()
             self._save_usage()
             if self.status != "running":
                 self.session.update(status=self.status, assumptions=self.state.assumptions,
                                     elapsed_s=round(time.time() - self.started, 2), error=self.error)
         yield Event("done", {"status": self.status, "error": self.error})
+
+    def close(self) -> None:
+        self.runner.close()
 
     def run(self) -> RunResult:
         for _ in self.events():

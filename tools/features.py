@@ -38,7 +38,7 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         parts = []
         for col in frame.columns:
             ts = pd.to_datetime(frame[col], errors="coerce", format="mixed")
-            parts += [ts.dt.year, ts.dt.month, ts.dt.dayofweek, ts.dt.hour,
+            parts += [ts.dt.year, ts.dt.month, ts.dt.day_of_week, ts.dt.hour,
                       (ts - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0]
         return np.column_stack([np.asarray(p, dtype=float) for p in parts]) if parts else np.empty((len(frame), 0))
 
@@ -131,7 +131,9 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
             parts.append(("cat", make_pipeline(ToStrings(), enc), groups["low_card"]))
     if groups["high_card"]:
-        enc = TargetEncoder(target_type=target_type, random_state=0)
+        # cv=5 (scikit-learn's unshuffled default): deterministic, and its cross-fitting keeps each
+        # row's own target out of its encoding during fit.
+        enc = TargetEncoder(target_type=target_type, cv=5)
         parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
                       groups["high_card"]))
     if groups["datetime"]:
