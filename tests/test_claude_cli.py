@@ -1,0 +1,72 @@
+"""`ANTHROPIC_API_KEY=... dsagent run` drives the whole run through Claude — here the real SDK
+against the local fake Messages API (never the live one): tool calls execute in the sandbox,
+ask_user is answered from the answers file, and usage and cost land in the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fake_anthropic import FakeAnthropic, message
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "penguins.csv"
+
+
+def _tool(i: int, name: str, args: dict) -> object:
+    return message([{"type": "text", "text": f"Step {i}: {name}."},
+                    {"type": "tool_use", "id": f"toolu_{i:02d}", "name": name, "input": args}], "tool_use",
+                   usage={"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 800})
+
+
+def test_claude_drives_a_full_run_through_the_cli(tmp_path):
+    fake = FakeAnthropic().start()
+    try:
+        steps = [
+            ("ask_user", {"questions": [
+                {"key": "cost_fn", "question": "What does a missed positive cost?", "why": "threshold", "default": 1},
+                {"key": "goal", "question": "What is the model for?", "default": "predict sex"}]}),
+            ("profile_data", {"target": "sex"}),
+            ("define_task", {"target": "sex"}),
+            ("train_models", {"models": ["linear"], "time_budget_s": 20}),
+            ("no_such_tool", {}),  # an error result the model must read, not a crash
+            ("evaluate_model", {"model": "best"}),
+            ("write_report", {}),
+            ("plan_monitoring", {}),
+            ("write_notebook", {"execute_notebook": False}),
+        ]
+        fake.push(*[_tool(i, name, args) for i, (name, args) in enumerate(steps)])
+        fake.push(message([{"type": "text", "text": "Done: a logistic model separates the sexes well."}], "end_turn",
+                          usage={"input_tokens": 1200, "output_tokens": 30}))
+        answers = tmp_path / "answers.yaml"
+        answers.write_text("cost_fn: 5\ncost_fp: 1\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        env.update(ANTHROPIC_API_KEY="sk-test", ANTHROPIC_BASE_URL=fake.url, DSAGENT_MODEL="claude-sonnet-5-5")
+        proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--answers",
+                               str(answers), "--sessions-dir", str(tmp_path / "s"), "--time-budget", "60", "--json"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    finally:
+        fake.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed" and result["task"] == "binary"
+    assert result["usage"]["input_tokens"] == 9 * 1000 + 1200 and result["usage"]["output_tokens"] == 9 * 50 + 30
+    assert result["usage"]["model"] == "claude-sonnet-5-5" and result["usage"]["cost_usd"] is not None
+    assert Path(result["artifacts"]["model"]).is_file() and Path(result["artifacts"]["report"]).is_file()
+    meta = json.loads((Path(result["session_dir"]) / "session.json").read_text())
+    assert meta["backend"] == "claude" and meta["usage"]["input_tokens"] == result["usage"]["input_tokens"]
+
+    bodies = [r["body"] for r in fake.requests]
+    assert len(bodies) == 10
+    first = bodies[0]
+    assert any("data scientist" in block.get("text", "").lower() for block in first["system"])
+    assert {t["name"] for t in first["tools"]} >= {"profile_data", "train_models", "evaluate_model", "ask_user"}
+    # ask_user answered from the answers file: the next request carries the answers as the tool result
+    second_results = [b for b in bodies[1]["messages"][-1]["content"] if b.get("type") == "tool_result"]
+    assert "cost_fn" in json.dumps(second_results) and "5" in json.dumps(second_results)
+    # the unknown tool came back as an error result, and the run went on
+    after_unknown = [b for b in bodies[5]["messages"][-1]["content"] if b.get("type") == "tool_result"]
+    assert after_unknown[0].get("is_error") and "unknown tool" in json.dumps(after_unknown)
