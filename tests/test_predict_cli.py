@@ -49,13 +49,14 @@ def test_extra_columns_warn_and_unseen_categories_do_not_crash(offline_run, tmp_
     rows["comment"] = "=HYPERLINK(\"http://x\")"
     rows.loc[0, "island"] = "Atlantis"
     rows.loc[1, "sex"] = "unknown"
-    rows.loc[2, "bill_depth_mm"] = "n/a"  # text in a numeric column
+    rows["bill_depth_mm"] = rows["bill_depth_mm"].astype(object)
+    rows.loc[2, "bill_depth_mm"] = "oops"  # text in a numeric column
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     rows.to_csv(src, index=False)
     assert main(["predict", offline_run.session_dir, str(src), "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "ignoring 1 column" in err and "comment" in err
-    assert "Atlantis" in err
+    assert "Atlantis" in err and "not numbers" in err
     preds = pd.read_csv(out)
     assert len(preds) == 6 and preds["prediction"].notna().all()
 

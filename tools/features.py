@@ -131,9 +131,12 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
             parts.append(("cat", make_pipeline(ToStrings(), enc), groups["low_card"]))
     if groups["high_card"]:
-        # cv=5 (scikit-learn's unshuffled default): deterministic, and its cross-fitting keeps each
-        # row's own target out of its encoding during fit.
-        enc = TargetEncoder(target_type=target_type, cv=5)
+        # An explicit seeded splitter: since scikit-learn 1.9 an int cv shuffles with random_state=None,
+        # which made the same spec score differently run to run. Cross-fitting keeps each row's own
+        # target out of its encoding during fit.
+        from sklearn.model_selection import KFold
+
+        enc = TargetEncoder(target_type=target_type, cv=KFold(5, shuffle=True, random_state=0))
         parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
                       groups["high_card"]))
     if groups["datetime"]:

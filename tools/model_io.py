@@ -40,6 +40,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "tools.features.TextColumn",
     "tools.features.ToStrings",
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
+    "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
 )
 REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle", ".pt", ".pth")
 MANIFEST = "manifest.json"

@@ -305,12 +305,14 @@ def execute(nb: nbformat.NotebookNode, cwd: str, timeout_cell: float, timeout_to
 
     DSAGENT_KERNEL_TRANSPORT=ipc (set by the sandbox, which has no network) makes the kernel talk
     over unix sockets; their paths must stay under 108 bytes, so they live in a short temp dir."""
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
 
     transport = os.environ.get("DSAGENT_KERNEL_TRANSPORT") or ("ipc" if os.name == "posix" else "tcp")
     scratch = tempfile.mkdtemp(prefix="nb-")
-    km = KernelManager(kernel_name="python3", transport=transport,
+    # The async manager: with the blocking one, nbclient 0.11's per-cell timeout never fires.
+    km = AsyncKernelManager(kernel_name="python3", transport=transport,
                        connection_file=os.path.join(scratch, f"kernel-{uuid.uuid4().hex[:8]}.json"))
     if transport == "ipc":
         km.ip = os.path.join(scratch, "k")
@@ -329,11 +331,11 @@ def execute(nb: nbformat.NotebookNode, cwd: str, timeout_cell: float, timeout_to
     finally:
         try:
             if km.has_kernel:
-                km.shutdown_kernel(now=True)
+                run_sync(km.shutdown_kernel)(now=True)
         except Exception:
             pass
         try:
-            km.cleanup_resources()
+            run_sync(km.cleanup_resources)()
         except Exception:
             pass
         shutil.rmtree(scratch, ignore_errors=True)

@@ -25,7 +25,8 @@ from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, to
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
-                    "hist_gb": "low (boosted trees)", "xgboost": "low (boosted trees; SHAP available)"}
+                    "hist_gb": "low (boosted trees)", "xgboost": "low (boosted trees; SHAP available)",
+                    "ensemble": "low (a blend of several models)"}
 
 
 def _load(ctx: ToolContext, name: str) -> Any:
@@ -376,9 +377,9 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     elif view is not None:
         resid = view.y - view.pred
         q = pd.qcut(pd.Series(view.pred), 4, duplicates="drop")
-        by = pd.DataFrame({"q": q.astype(str), "abs": np.abs(resid), "res": resid}).groupby("q", sort=False)
+        by = pd.DataFrame({"q": q, "abs": np.abs(resid), "res": resid}).groupby("q", observed=True, sort=True)
         lines += ["Error by range of the prediction:", "", "| predicted range | rows | MAE | mean residual |", "|---|---|---|---|"]
-        for name, g in sorted(by, key=lambda kv: kv[1].index.min()):
+        for name, g in by:
             lines.append(f"| {_md_cell(name)} | {len(g)} | {_fmt(g['abs'].mean(), 2)} | {_fmt(g['res'].mean(), 2)} |")
         lines.append("")
 
