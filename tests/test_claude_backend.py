@@ -26,7 +26,7 @@ from tools.registry import ToolContext, build_spec
 
 MODEL = "claude-sonnet-5-5"
 TOOL_NAMES = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "evaluate_model",
-              "explain_model", "write_notebook", "write_report", "plan_monitoring"]
+              "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
 
 
 def train_models(ctx: ToolContext, metric: str = "roc_auc", max_models: int = 3) -> dict:

@@ -76,8 +76,23 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
     scoring = SCORERS.get(task["metric"], None)
     if task["task"] == "multiclass" and scoring in ("roc_auc", "neg_log_loss"):
         scoring = "neg_log_loss"
-    ctx.report("permutation importance", 0.2)
-    result = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=5, random_state=ctx.seed, n_jobs=1)
+    # Time-boxed: one prediction is timed, then rows and repeats shrink so that
+    # columns x repeats predictions fit in a slice of what is left of the session budget.
+    import time
+
+    t0 = time.perf_counter()
+    pipeline.predict(X)
+    one = max(time.perf_counter() - t0, 1e-4)
+    allowance = min(30.0, max(3.0, 0.15 * ctx.seconds_left(120)))
+    repeats = 5
+    if one * X.shape[1] * repeats > allowance:
+        repeats = 3
+        keep = max(200, int(len(X) * allowance / (one * X.shape[1] * repeats)))
+        if keep < len(X):
+            idx = np.sort(np.random.default_rng(ctx.seed).choice(len(X), keep, replace=False))
+            X, y = X.iloc[idx], y[idx]
+    ctx.report(f"permutation importance ({len(X)} rows x {repeats} repeats)", 0.2)
+    result = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=repeats, random_state=ctx.seed, n_jobs=1)
     order = np.argsort(-result.importances_mean)
     perm = [{"feature": str(X.columns[i]), "importance": round(float(result.importances_mean[i]), 6),
              "std": round(float(result.importances_std[i]), 6)} for i in order]
@@ -87,7 +102,7 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
                      artifact_path(ctx, files["permutation_importance"]),
                      f"Permutation importance on the test split ({task['metric']})",
                      f"drop in {task['metric']} when the column is shuffled", [r["std"] for r in top])
-    record: dict[str, Any] = {"permutation_importance": perm, "scoring": scoring, "rows": len(X)}
+    record: dict[str, Any] = {"permutation_importance": perm, "scoring": scoring, "rows": len(X), "repeats": repeats}
     ctx.report("SHAP contributions", 0.7)
     shap, member = _shap_xgboost(pipeline, X, max_rows, ctx.seed)
     if shap:

@@ -162,6 +162,8 @@ class AutopilotBackend:
             # When too little would be left to tune usefully, all of it.
             avail = state.seconds_left() - reserve
             spend = max(5.0, avail if avail < 25 else 0.6 * avail)
+            if self._search_is_subsampled(state):  # the final refit on every row is costly: keep room for it
+                spend = max(5.0, 0.4 * avail)
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
             args = {"time_budget_s": round(spend, 1)}
             if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
@@ -230,6 +232,14 @@ class AutopilotBackend:
     def _leaderboard(state: LoopState) -> list[dict[str, Any]]:
         path = state.session.artifacts_dir / "leaderboard.json"
         return json.loads(path.read_text()) if path.exists() else []
+
+    @staticmethod
+    def _search_is_subsampled(state: LoopState) -> bool:
+        path = state.session.artifacts_dir / "task.json"
+        if not path.exists():
+            return False
+        task = json.loads(path.read_text())
+        return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
 
     @staticmethod
     def _task_rows(state: LoopState) -> int:
