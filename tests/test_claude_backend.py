@@ -25,7 +25,7 @@ from tools.ask import ask_user
 from tools.registry import ToolContext, build_spec
 
 MODEL = "claude-sonnet-5-5"
-TOOL_NAMES = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "evaluate_model",
+TOOL_NAMES = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
               "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
 
 

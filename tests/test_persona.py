@@ -12,7 +12,7 @@ from agent.answers import BadInput
 from agent.models.config import resolve_model
 from agent.persona import MCP_PREFIX, list_personas, load_persona, parse_persona, to_claude_code
 
-TOOLS = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "evaluate_model",
+TOOLS = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
          "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
 SEEDS = Path("/work/shared/seeds")
 
