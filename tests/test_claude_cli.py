@@ -70,3 +70,39 @@ def test_claude_drives_a_full_run_through_the_cli(tmp_path):
     # the unknown tool came back as an error result, and the run went on
     after_unknown = [b for b in bodies[5]["messages"][-1]["content"] if b.get("type") == "tool_result"]
     assert after_unknown[0].get("is_error") and "unknown tool" in json.dumps(after_unknown)
+
+
+def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):
+    """529s until the SDK's retries run out: exit 1 with one clear line, no traceback; the work
+    done so far stays, and --resume finishes the run once the API answers again."""
+    from fake_anthropic import http_error
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env["ANTHROPIC_API_KEY"] = "sk-test"
+    outage = FakeAnthropic().start()
+    try:
+        outage.push(_tool(0, "profile_data", {"target": "sex"}))
+        outage.push(*[http_error(529, "overloaded_error", retry_after=0) for _ in range(20)])
+        proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
+                               str(tmp_path), "--time-budget", "60", "--json"], capture_output=True, text=True, cwd=ROOT,
+                              env=env | {"ANTHROPIC_BASE_URL": outage.url}, timeout=300)
+    finally:
+        outage.stop()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "failed" and "overloaded" in result["error"].lower() and "\n" not in result["error"]
+    session = Path(result["session_dir"])
+    assert (session / "artifacts" / "profile.json").is_file()  # the step done before the outage is kept
+
+    back = FakeAnthropic().start()
+    try:
+        back.push(message([{"type": "text", "text": "The API is back; stopping here."}], "end_turn"))
+        resumed = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--resume", session.name, "--sessions-dir",
+                                  str(tmp_path), "--json"], capture_output=True, text=True, cwd=ROOT,
+                                 env=env | {"ANTHROPIC_BASE_URL": back.url}, timeout=300)
+    finally:
+        back.stop()
+    again = json.loads(resumed.stdout)
+    assert again["session_id"] == session.name
+    history = back.requests[0]["body"]["messages"]
+    assert any(b.get("type") == "tool_result" for m in history if isinstance(m["content"], list) for b in m["content"])
