@@ -84,9 +84,8 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
     pipeline.predict(X)
     one = max(time.perf_counter() - t0, 1e-4)
     allowance = min(30.0, max(3.0, 0.15 * ctx.seconds_left(120)))
-    repeats = 5
+    repeats = int(min(5, max(1, allowance // (one * X.shape[1]))))
     if one * X.shape[1] * repeats > allowance:
-        repeats = 3
         keep = max(200, int(len(X) * allowance / (one * X.shape[1] * repeats)))
         if keep < len(X):
             idx = np.sort(np.random.default_rng(ctx.seed).choice(len(X), keep, replace=False))

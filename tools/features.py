@@ -194,7 +194,9 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
 
         cls = {("random_forest", True): RandomForestClassifier, ("random_forest", False): RandomForestRegressor,
                ("extra_trees", True): ExtraTreesClassifier, ("extra_trees", False): ExtraTreesRegressor}[(family, clf)]
-        defaults = {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": threads,
+        # 150 trees: nearly all of the forest's accuracy, half the fit, prediction and save time of 300
+        # (a 600-tree blend took 30 s to save with skops and 0.5 s per single-row prediction).
+        defaults = {"n_estimators": 150, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": threads,
                     "random_state": seed}
         return cls(**(defaults | p))
     if family == "hist_gb":

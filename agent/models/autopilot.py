@@ -23,11 +23,11 @@ CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0) -> float:
     """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
 
-    A fixed part (bootstrap, plots, permutation importance, the notebook's kernel start: ~16 s on
-    an idle 2-core machine), stretched by how much CPU this process gets right now, and, once
-    training has measured it, the final model's refit on all training rows: done twice, by
+    A fixed part (bootstrap, plots, permutation importance, saving, the notebook's kernel start:
+    16-24 s on an idle 2-core machine), stretched by how much CPU this process gets right now,
+    and, once training has measured it, the final model's refit on all training rows: done twice, by
     evaluate_model and by the notebook that re-creates the model."""
-    fixed = min(max(16.0, 0.2 * budget), 100.0) * min(max(slowdown, 1.0), 3.0)
+    fixed = min(max(24.0, 0.25 * budget), 100.0) * min(max(slowdown, 1.0), 3.0)
     return fixed + 2.3 * refit_s
 
 
