@@ -55,6 +55,26 @@ def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> 
     return max(costs, default=0.0)
 
 
+def choose_model(board: list[dict[str, Any]], interpretability: str | None) -> tuple[str, str]:
+    """Which candidate to ship, and why. The best by CV, unless the user said interpretability
+    matters most and a linear model is within one CV standard deviation of it (a gap that size is
+    mostly fold noise, and a linear model can be read coefficient by coefficient)."""
+    ranked = [r for r in board if r.get("family") != "baseline"]
+    if interpretability != "high" or not ranked:
+        return "best", ""
+    best = ranked[0]
+    simple = next((r for r in ranked if r.get("family") == "linear"), None)
+    if simple is None or simple is best:
+        return "best", ""
+    gap = abs(best["cv_mean"] - simple["cv_mean"])
+    tolerance = max(best.get("cv_std") or 0.0, simple.get("cv_std") or 0.0)
+    if gap <= tolerance:
+        return simple["name"], (f"interpretability matters most here, and {simple['name']} is within one CV standard "
+                                f"deviation of {best['name']} ({gap:.4g} <= {tolerance:.4g}), so I ship the linear model")
+    return "best", (f"{best['name']} beats the interpretable {simple['name']} by {gap:.4g}, more than one CV standard "
+                    "deviation, so I keep it and explain it with importance plots")
+
+
 class AutopilotBackend:
     name = "offline"
     model = "autopilot"
@@ -198,8 +218,10 @@ class AutopilotBackend:
                 text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
                 call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
         if step == "evaluate_model":
-            text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
-            call = ToolCall("auto-eval", "evaluate_model", {"model": "best"})
+            choice, why = choose_model(self._leaderboard(state), state.answers.get("interpretability"))
+            text = ("Fitting the best candidate on all training rows and scoring the held-out test split once."
+                    + (f" {why[:1].upper()}{why[1:]}." if why else ""))
+            call = ToolCall("auto-eval", "evaluate_model", {"model": choice})
         elif step == "explain_model":
             text = "Explaining what drives the predictions."
             call = ToolCall("auto-explain", "explain_model", {})

@@ -1,0 +1,35 @@
+"""The autopilot's own decisions, without running tools."""
+
+from __future__ import annotations
+
+from agent.models.autopilot import AutopilotBackend, choose_model
+
+
+def _row(name, family, mean, std):
+    return {"name": name, "family": family, "cv_mean": mean, "cv_std": std}
+
+
+BOARD = [_row("ensemble", "ensemble", 286.3, 23.6), _row("linear", "linear", 294.0, 22.3), _row("baseline", "baseline", 813.8, 32.9)]
+
+
+def test_best_by_default():
+    assert choose_model(BOARD, None) == ("best", "")
+    assert choose_model(BOARD, "medium") == ("best", "")
+
+
+def test_high_interpretability_prefers_linear_within_noise():
+    name, why = choose_model(BOARD, "high")
+    assert name == "linear" and "one CV standard deviation" in why
+
+
+def test_high_interpretability_keeps_a_clearly_better_model():
+    board = [_row("xgboost", "xgboost", 0.90, 0.01), _row("linear", "linear", 0.80, 0.01)]
+    name, why = choose_model(board, "high")
+    assert name == "best" and "beats the interpretable linear" in why
+
+
+def test_next_step_never_repeats_skipped_steps():
+    auto = AutopilotBackend()
+    done = {"profile_data": {"ok": True}, "define_task": {"ok": True}}  # ask_user was skipped
+    assert auto._next_step(done) == "train_models"
+    assert auto._next_step({}) == "profile_data"
