@@ -61,7 +61,9 @@ def make_backend(name: str, opts: RunOptions, persona: Any, target: str | None):
         return AutopilotBackend(target=target, max_trials=opts.max_trials)
     from agent.models.claude import ClaudeBackend  # imported only when used: it pulls the anthropic SDK
 
-    return ClaudeBackend(model=opts.model, persona=persona)
+    # DSAGENT_API_RETRIES: how often the SDK retries 429/5xx before the turn fails (default 4).
+    retries = int(os.environ.get("DSAGENT_API_RETRIES", "4"))
+    return ClaudeBackend(model=opts.model, persona=persona, max_retries=retries)
 
 
 def _load_persona(ref: str, known: list[str]):

@@ -78,7 +78,7 @@ def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):
     from fake_anthropic import http_error
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env["ANTHROPIC_API_KEY"] = "sk-test"
+    env.update(ANTHROPIC_API_KEY="sk-test", DSAGENT_API_RETRIES="1")  # fewer back-offs: a faster test
     outage = FakeAnthropic().start()
     try:
         outage.push(_tool(0, "profile_data", {"target": "sex"}))
