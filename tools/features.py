@@ -24,14 +24,23 @@ HIGH_CARDINALITY = 30
 FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime", "text")
 
 
-class DatetimeParts(TransformerMixin, BaseEstimator):
-    """Datetime-like columns -> year, month, day of week, hour, and days since 1970 (NaN kept)."""
+class _StatelessColumns(TransformerMixin, BaseEstimator):
+    """A transformer that learns nothing but the names of the columns it was fitted on."""
 
     def fit(self, X, y=None):
         self.n_features_in_ = X.shape[1]
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
+
+    def _input_names(self, input_features=None):
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        return input_features
+
+
+class DatetimeParts(_StatelessColumns):
+    """Datetime-like columns -> year, month, day of week, hour, and days since 1970 (NaN kept)."""
 
     def transform(self, X):
         frame = pd.DataFrame(X)
@@ -43,9 +52,7 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         return np.column_stack([np.asarray(p, dtype=float) for p in parts]) if parts else np.empty((len(frame), 0))
 
     def get_feature_names_out(self, input_features=None):
-        if input_features is None:
-            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
-        names = input_features
+        names = self._input_names(input_features)
         return np.array([f"{c}_{p}" for c in names for p in ("year", "month", "dow", "hour", "days")], dtype=object)
 
 
@@ -74,14 +81,8 @@ class TextColumn(TransformerMixin, BaseEstimator):
         return np.array([f"tfidf_{t}" for t in self.vectorizer_.get_feature_names_out()], dtype=object)
 
 
-class ToStrings(TransformerMixin, BaseEstimator):
+class ToStrings(_StatelessColumns):
     """Categoricals as strings (missing kept as NaN) so encoders see one consistent type."""
-
-    def fit(self, X, y=None):
-        self.n_features_in_ = X.shape[1]
-        if hasattr(X, "columns"):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        return self
 
     def transform(self, X):
         frame = pd.DataFrame(X).copy()
@@ -91,9 +92,7 @@ class ToStrings(TransformerMixin, BaseEstimator):
         return frame
 
     def get_feature_names_out(self, input_features=None):
-        if input_features is None:
-            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
-        return np.asarray(input_features, dtype=object)
+        return np.asarray(self._input_names(input_features), dtype=object)
 
 
 TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings")]
