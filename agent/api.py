@@ -132,9 +132,6 @@ class Assistant:
         return Run(opts)
 
     def _drive(self, run: Any) -> Iterator[Event]:
-        from agent.tasks import bind_data
-
-        bind_data(run)
         for event in run.events():
             if event.kind == "done":
                 self.result = run.result()

@@ -136,18 +136,6 @@ def _kill_worker(worker: Any) -> None:
             pass
 
 
-def bind_data(run: Any) -> None:
-    """Make sure the run's worker can see the session's data file.
-
-    ToolRunner builds its Worker without data paths; under bubblewrap/Landlock the data file is
-    then invisible inside the sandbox. Binding it here is idempotent if ToolRunner does it itself.
-    """
-    worker = run.runner.worker
-    data = run.session.data_path
-    if data is not None and Path(data) not in worker.data_paths:
-        worker.set_paths(data_paths=[*worker.data_paths, Path(data)])
-
-
 # ------------------------------------------------------------------------------- tasks
 
 
@@ -311,7 +299,6 @@ class TaskManager:
         return task
 
     def _launch(self, task: Task, run: Any) -> None:
-        bind_data(run)
         task.run = run
         task.thread = threading.Thread(target=self._drive, args=(task, run), name=f"dsagent-task-{task.id}", daemon=True)
         task.thread.start()
