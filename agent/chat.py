@@ -835,11 +835,11 @@ class Chat:
             return
         getattr(self, f"cmd_{name}")(arg.strip())
 
-    def _need_run(self) -> bool:
+    def _need_run(self) -> "ChatRun | None":
+        """The current run, or None after telling the person how to start one."""
         if self.run is None:
             self.say("No session yet: /data PATH loads a dataset.", style="yellow")
-            return False
-        return True
+        return self.run
 
     def cmd_help(self, arg: str) -> None:
         table = Table(show_header=False, box=None, padding=(0, 2))
@@ -858,9 +858,7 @@ class Chat:
 
     def cmd_data(self, arg: str) -> None:
         if not arg:
-            if self._need_run():
-                run = self.run
-                assert run is not None
+            if (run := self._need_run()) is not None:
                 self.say(f"data: {run.session.data_path}  ({len(self.columns or [])} columns)", style="")
             return
         parts = arg.split()
@@ -874,10 +872,9 @@ class Chat:
             self.welcome()
 
     def cmd_status(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        run = self.run
-        assert run is not None
         tin, tout, cost = run.usage()
         table = Table(show_header=False, box=None, padding=(0, 2))
         rows = [
@@ -898,9 +895,10 @@ class Chat:
         self.print(table)
 
     def cmd_artifacts(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        art = self.run.session.artifacts_dir  # type: ignore[union-attr]
+        art = run.session.artifacts_dir
         files = sorted(p for p in art.rglob("*") if p.is_file() and paths.RECORDS_DIR not in p.relative_to(art).parts)
         if not files:
             self.say("No artifacts yet.")
@@ -926,9 +924,10 @@ class Chat:
         return names
 
     def cmd_show(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        art = self.run.session.artifacts_dir  # type: ignore[union-attr]
+        art = run.session.artifacts_dir
         available = self.show_names()
         if not arg:
             self.say("show what? " + (", ".join(available) if available else "nothing to show yet"), style="")
@@ -975,10 +974,9 @@ class Chat:
         self.say(str(path))
 
     def cmd_profile(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        run = self.run
-        assert run is not None
         prof = run.session.artifacts_dir / paths.PROFILE
         if not prof.exists():
             self._run_tool("profile_data", {"target": run.state.answers["target"]} if run.state.answers.get("target") else {})
@@ -1054,10 +1052,9 @@ class Chat:
         self.say(f"model now {getattr(run.backend, 'model', arg)}.", style="")
 
     def cmd_budget(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        run = self.run
-        assert run is not None
         if arg:
             try:
                 extra = float(arg.rstrip("s"))
@@ -1074,10 +1071,9 @@ class Chat:
         self.say(f"budget: {fmt_seconds(run.budget_left())} left of {fmt_seconds(run.budget)}", style="")
 
     def cmd_save(self, arg: str) -> None:
-        if not self._need_run():
+        run = self._need_run()
+        if run is None:
             return
-        run = self.run
-        assert run is not None
         run._save_usage()
         run.session.update(status=run.chat_status(), answers=run.state.answers, assumptions=run.state.assumptions)
         out = run.session.dir / "chat.md"
