@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tools import paths
+from tools.markdown import md_cell
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
@@ -239,8 +240,6 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     return ToolOutput(summary=summary, record=None, files={"monitoring": paths.MONITORING, "monitoring_md": paths.MONITORING_MD})
 
 
-def _md(v: Any) -> str:
-    return str(v).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")[:40]
 
 
 def _num(v: float | None) -> str:
@@ -292,9 +291,9 @@ def plan_markdown(plan: dict[str, Any]) -> str:
             s = ref.get("stats") or {}
             desc = f"{_num(s.get('p05'))} / {_num(s.get('p50'))} / {_num(s.get('p95'))}; range {_num(ref['min'])} to {_num(ref['max'])}"
         else:
-            desc = ", ".join(f"{_md(c)} {p:.0%}" for c, p in zip(ref["categories"][:3], ref["proportions"][:3]))
+            desc = ", ".join(f"{md_cell(c, 40)} {p:.0%}" for c, p in zip(ref["categories"][:3], ref["proportions"][:3]))
         mark = " (top feature)" if name in plan.get("important_features", []) else ""
-        lines.append(f"| {_md(name)}{mark} | {ref['type']} | {ref['null_rate']:.1%} | {desc} |")
+        lines.append(f"| {md_cell(name, 40)}{mark} | {ref['type']} | {ref['null_rate']:.1%} | {desc} |")
     return "\n".join(lines + [""])
 
 

@@ -24,7 +24,8 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tools import paths
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from tools.markdown import md_cell
+from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 
 SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
 METRIC_REASON = {
@@ -42,12 +43,9 @@ SPLIT_REASON = {
 
 
 def _load_json(ctx: ToolContext, name: str) -> Any:
-    p = ctx.artifacts_dir / name
-    return json.loads(p.read_text()) if p.exists() else {}
+    return read_json(ctx.artifacts_dir / name, {})
 
 
-def _md(v: Any, width: int = 60) -> str:
-    return str(v).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")[:width]
 
 
 def _f(v: Any, digits: int = 4) -> str:
@@ -61,24 +59,24 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
                      f"{profile.get('duplicate_rows', 0)} exact duplicate rows.")
         missing = sorted((c for c in profile.get("columns", []) if c.get("missing_frac", 0) > 0), key=lambda c: -c["missing_frac"])
         if missing:
-            lines.append("- Missing values: " + ", ".join(f"`{_md(c['name'])}` {c['missing_frac']:.1%}" for c in missing[:8])
+            lines.append("- Missing values: " + ", ".join(f"`{md_cell(c['name'])}` {c['missing_frac']:.1%}" for c in missing[:8])
                          + ". The Pipeline imputes them (median for numbers, a `__missing__` level or code for categories) "
                            "and adds missing-value indicators, so missingness itself can carry signal.")
         tgt = profile.get("target") or {}
         if tgt.get("class_counts"):
-            lines.append("- Target classes: " + ", ".join(f"`{_md(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
+            lines.append("- Target classes: " + ", ".join(f"`{md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
         for w in (profile.get("warnings") or [])[:6]:
-            lines.append(f"- {_md(w, 200)}")
+            lines.append(f"- {md_cell(w, 200)}")
         if profile.get("leakage_suspects"):
             lines.append("- Possible leaks (too predictive to be true): "
-                         + ", ".join(f"`{_md(s.get('column', s))}`" for s in profile["leakage_suspects"][:5]) + ".")
+                         + ", ".join(f"`{md_cell(s.get('column', s))}`" for s in profile["leakage_suspects"][:5]) + ".")
     dropped = task.get("dropped") or []
-    lines.append("- Columns left out of the features: " + (", ".join(f"`{_md(d['column'])}` ({_md(d['reason'], 80)})" for d in dropped)
+    lines.append("- Columns left out of the features: " + (", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 80)})" for d in dropped)
                                                           if dropped else "none") + ".")
     kinds: dict[str, list[str]] = {}
     for col, kind in task["features"].items():
         kinds.setdefault(kind, []).append(col)
-    lines.append("- Features used: " + "; ".join(f"{k}: " + ", ".join(f"`{_md(c, 40)}`" for c in cols[:12])
+    lines.append("- Features used: " + "; ".join(f"{k}: " + ", ".join(f"`{md_cell(c, 40)}`" for c in cols[:12])
                                                  + (" ..." if len(cols) > 12 else "") for k, cols in kinds.items()) + ".")
     return "\n".join(lines)
 
@@ -114,7 +112,7 @@ def _split_code(split: dict[str, Any]) -> str:
 
 
 def _leaderboard_md(board: list[dict[str, Any]], metric: str) -> str:
-    rows = [f"| {_md(r['name'], 40)} | {r['family']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {r.get('fit_s', '')} |"
+    rows = [f"| {md_cell(r['name'], 40)} | {r['family']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {r.get('fit_s', '')} |"
             for r in board[:10]]
     return "\n".join([f"| candidate | family | CV {metric} mean | CV std | fit seconds |", "|---|---|---|---|---|", *rows])
 
@@ -124,11 +122,11 @@ def _choice_reason(board: list[dict[str, Any]], ev: dict[str, Any], task: dict[s
     chosen = next((r for r in board if r["name"] == ev["model"]), None)
     others = [r for r in board if r["name"] != ev["model"] and r["family"] != "baseline"]
     base = next((r for r in board if r["family"] == "baseline"), None)
-    parts = [f"The chosen model is **{_md(ev['model'])}** ({ev['family']}): the best cross-validated candidate "
+    parts = [f"The chosen model is **{md_cell(ev['model'])}** ({ev['family']}): the best cross-validated candidate "
              f"({better} {ev['metric']} is better)."]
     if chosen and others:
         r = others[0]
-        parts.append(f"The runner-up, {_md(r['name'])}, scored {_f(r['cv_mean'])} against {_f(chosen['cv_mean'])}; "
+        parts.append(f"The runner-up, {md_cell(r['name'])}, scored {_f(r['cv_mean'])} against {_f(chosen['cv_mean'])}; "
                      f"the fold-to-fold spread (std {_f(chosen['cv_std'])}) shows how much of that gap is noise.")
     if chosen and base:
         parts.append(f"The baseline ({'class prior' if task['task'] != 'regression' else 'training mean'}) scored "
@@ -136,7 +134,7 @@ def _choice_reason(board: list[dict[str, Any]], ev: dict[str, Any], task: dict[s
     params = ev.get("params") or {}
     if params:
         parts.append("Hyperparameters (everything else is the library default set in `tools.features`): "
-                     + ", ".join(f"`{k}={_md(v, 30)}`" for k, v in params.items()) + ".")
+                     + ", ".join(f"`{k}={md_cell(v, 30)}`" for k, v in params.items()) + ".")
     else:
         parts.append("It uses the default hyperparameters of its family in `tools.features`.")
     if chosen and chosen.get("trials"):
@@ -166,15 +164,15 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
 
     cells = [
         new_markdown_cell(
-            f"# {_md(goal[:1].upper() + goal[1:], 200)}\n\n"
+            f"# {md_cell(goal[:1].upper() + goal[1:], 200)}\n\n"
             f"This notebook re-creates, from the raw data, the model chosen in dsagent session "
             f"`{session.get('id', ctx.session_dir.name)}`. Run it top to bottom: it reproduces the reported test score "
             f"exactly (the last check asserts it). It needs the `dsagent` package installed in the kernel for "
             f"`tools.data.load_table` and `tools.features.build_pipeline`, the code that built the model.\n\n"
             f"## 1. The problem\n\n"
-            f"- **Goal:** {_md(goal, 300)}\n"
-            f"- **Target:** `{_md(task['target'])}`, a {task['task']} task"
-            + (f" (positive class `{_md(task['positive_class'])}`)" if task.get("positive_class") else "") + ".\n"
+            f"- **Goal:** {md_cell(goal, 300)}\n"
+            f"- **Target:** `{md_cell(task['target'])}`, a {task['task']} task"
+            + (f" (positive class `{md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".\n"
             f"- **Metric:** {metric}, {better} is better. Why: {metric_reason}.\n"
             f"- **Rows:** {task['n_labelled']} with a target; {task['n_train']} to train and compare models, "
             f"{task['n_test']} held out and scored once at the end."),
@@ -232,7 +230,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
         th = ev["threshold"]
         cells += [
             new_markdown_cell(
-                f"### Decision threshold\n\nThe model outputs P(`{_md(task['classes'][1])}`). A row is called positive when "
+                f"### Decision threshold\n\nThe model outputs P(`{md_cell(task['classes'][1])}`). A row is called positive when "
                 f"that probability is at least **{threshold:.4f}**: the threshold {th['rule']} (chosen on the training "
                 "split, never on the test rows)."),
             new_code_cell(
@@ -368,8 +366,7 @@ def write_notebook(ctx: ToolContext, execute_notebook: bool = True, timeout_s: f
         execute_notebook: run it now and save it with outputs.
         timeout_s: total seconds allowed for execution (each cell gets at most 3/4 of it).
     """
-    session_file = ctx.session_dir / "session.json"
-    session = json.loads(session_file.read_text()) if session_file.exists() else {}
+    session = read_json(ctx.session_dir / "session.json", {})
     nb = build_notebook(ctx, session)
     path = artifact_path(ctx, paths.NOTEBOOK)
     reported = nb.metadata["dsagent"]["reported_test_score"]

@@ -289,6 +289,11 @@ def compact_json(obj: Any, limit: int = 6000) -> str:
     return text
 
 
+def read_json(path: Path, default: Any = None) -> Any:
+    """A JSON file the session wrote, or `default` while it does not exist yet."""
+    return json.loads(path.read_text()) if path.exists() else default
+
+
 def artifact_path(ctx: ToolContext, relative: str) -> Path:
     path = (ctx.artifacts_dir / relative).resolve()
     if ctx.artifacts_dir.resolve() not in path.parents and path != ctx.artifacts_dir.resolve():

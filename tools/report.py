@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from tools import paths, plots
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from tools.markdown import md_cell
+from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -30,8 +31,7 @@ INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per 
 
 
 def _load(ctx: ToolContext, name: str) -> Any:
-    p = ctx.artifacts_dir / name
-    return json.loads(p.read_text()) if p.exists() else {}
+    return read_json(ctx.artifacts_dir / name, {})
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -46,9 +46,6 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.1%}"
 
 
-def _md_cell(v: Any, width: int = 60) -> str:
-    # Data values are escaped so a cell cannot inject markdown/HTML into the report.
-    return str(v).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ").replace("`", "'")[:width]
 
 
 def _slug(v: str) -> str:
@@ -137,16 +134,16 @@ def _gap(rows: list[dict[str, Any]], key: str, min_n: int = 10) -> tuple[float, 
 def _group_md(rows: list[dict[str, Any]], metric: str, task: str) -> list[str]:
     if task == "regression":
         head = f"| value | rows | {metric} | MAE | mean residual (actual - predicted) |"
-        body = [f"| {_md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_fmt(r['mae'])} | {_fmt(r['mean_residual'])} |" for r in rows]
+        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_fmt(r['mae'])} | {_fmt(r['mean_residual'])} |" for r in rows]
         sep = "|---|---|---|---|---|"
     elif task == "binary":
         head = f"| value | rows | {metric} | accuracy | selection rate | true positive rate | false positive rate |"
-        body = [f"| {_md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} | {_pct(r['selection_rate'])} "
+        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} | {_pct(r['selection_rate'])} "
                 f"| {_pct(r['tpr'])} | {_pct(r['fpr'])} |" for r in rows]
         sep = "|---|---|---|---|---|---|---|"
     else:
         head = f"| value | rows | {metric} | accuracy |"
-        body = [f"| {_md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} |" for r in rows]
+        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} |" for r in rows]
         sep = "|---|---|---|---|"
     return [head, sep, *body]
 
@@ -154,7 +151,7 @@ def _group_md(rows: list[dict[str, Any]], metric: str, task: str) -> list[str]:
 # -- sections --------------------------------------------------------------------------------
 def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[str, Any], goal: str,
                       view: TestView | None) -> list[str]:
-    out = ["## Business framing", "", f"- **Goal:** {_md_cell(goal, 300)}."]
+    out = ["## Business framing", "", f"- **Goal:** {md_cell(goal, 300)}."]
     if task["task"] == "binary":
         cfp, cfn = answers.get("cost_fp"), answers.get("cost_fn")
         th = ev.get("threshold") or {}
@@ -165,7 +162,7 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
             out.append("- **Costs of mistakes:** not stated, so false positives and misses are weighed equally (F1).")
         at = th.get("test_metrics_at_threshold") or {}
         if th and at:
-            out.append(f"- **What it means in practice:** flagging rows with P(`{_md_cell(task['positive_class'])}`) >= "
+            out.append(f"- **What it means in practice:** flagging rows with P(`{md_cell(task['positive_class'])}`) >= "
                        f"{th['threshold']:.3f} finds {_pct(at.get('recall'))} of the actual positives, and "
                        f"{_pct(at.get('precision'))} of the flagged rows are right (test split).")
         if view is not None:
@@ -178,7 +175,7 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
         mae = ev.get("test_metrics", {}).get("mae")
         if mae is not None:
             out.append(f"- **What it means in practice:** a typical prediction is off by about {_fmt(mae, 2)} "
-                       f"(mean absolute error, in the units of `{_md_cell(task['target'])}`).")
+                       f"(mean absolute error, in the units of `{md_cell(task['target'])}`).")
     else:
         acc = ev.get("test_metrics", {}).get("accuracy")
         if acc is not None:
@@ -200,38 +197,38 @@ def _section_data(profile: dict[str, Any], task: dict[str, Any]) -> list[str]:
     if profile:
         out.append(f"- {profile.get('n_rows')} rows x {profile.get('n_cols')} columns; "
                    f"{profile.get('duplicate_rows', 0)} exact duplicate rows"
-                   + (f"; duplicate columns: {', '.join(map(_md_cell, profile['duplicate_columns'][:5]))}"
+                   + (f"; duplicate columns: {', '.join(map(md_cell, profile['duplicate_columns'][:5]))}"
                       if profile.get("duplicate_columns") else "") + ".")
         load = profile.get("load") or {}
         if load.get("notes"):
-            out.append("- Reading the file: " + "; ".join(_md_cell(n, 200) for n in load["notes"][:5]))
+            out.append("- Reading the file: " + "; ".join(md_cell(n, 200) for n in load["notes"][:5]))
         missing = sorted((c for c in profile.get("columns", []) if c.get("missing_frac", 0) > 0),
                          key=lambda c: -c["missing_frac"])[:8]
         if missing:
-            out.append("- Missing values: " + ", ".join(f"`{_md_cell(c['name'])}` {c['missing_frac']:.1%}" for c in missing)
+            out.append("- Missing values: " + ", ".join(f"`{md_cell(c['name'])}` {c['missing_frac']:.1%}" for c in missing)
                        + " (imputed inside the Pipeline, with missing-value indicators).")
         else:
             out.append("- No missing values.")
         tgt = profile.get("target") or {}
         if tgt.get("class_counts"):
-            out.append("- Target balance: " + ", ".join(f"`{_md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
+            out.append("- Target balance: " + ", ".join(f"`{md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
         for w in (profile.get("warnings") or [])[:8]:
-            out.append(f"- {_md_cell(w, 300)}")
+            out.append(f"- {md_cell(w, 300)}")
         for s in (profile.get("leakage_suspects") or [])[:5]:
-            out.append(f"- Possible leak: `{_md_cell(s.get('column', s) if isinstance(s, dict) else s)}` predicts the target "
+            out.append(f"- Possible leak: `{md_cell(s.get('column', s) if isinstance(s, dict) else s)}` predicts the target "
                        "almost perfectly on its own; check that it is known at prediction time.")
     if task.get("dropped"):
-        out.append("- Left out of the features: " + ", ".join(f"`{_md_cell(d['column'])}` ({_md_cell(d['reason'], 100)})"
+        out.append("- Left out of the features: " + ", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 100)})"
                                                               for d in task["dropped"]) + ".")
     for note in task.get("notes", []):
-        out.append(f"- {_md_cell(note, 300)}")
+        out.append(f"- {md_cell(note, 300)}")
     return out + [""]
 
 
 def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[str]:
     out = ["## Trade-offs", "", "| candidate | interpretability | CV score | fit s | predict ms / 1k rows |", "|---|---|---|---|---|"]
     for r in board[:8]:
-        out.append(f"| {_md_cell(r['name'])}{' (chosen)' if r['name'] == ev['model'] else ''} | "
+        out.append(f"| {md_cell(r['name'])}{' (chosen)' if r['name'] == ev['model'] else ''} | "
                    f"{INTERPRETABILITY.get(r['family'], '?')} | {_fmt(r['cv_mean'])} ± {_fmt(r['cv_std'])} | {r.get('fit_s', '')} | "
                    f"{r.get('predict_ms_per_1k', '')} |")
     out.append("")
@@ -242,7 +239,7 @@ def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[
         s = simpler[0]
         gap = abs(chosen["cv_mean"] - s["cv_mean"])
         noise = max(chosen["cv_std"], s["cv_std"])
-        out.append(f"- The best linear model ({_md_cell(s['name'])}) reaches CV {_fmt(s['cv_mean'])} vs {_fmt(chosen['cv_mean'])}: "
+        out.append(f"- The best linear model ({md_cell(s['name'])}) reaches CV {_fmt(s['cv_mean'])} vs {_fmt(chosen['cv_mean'])}: "
                    f"a gap of {_fmt(gap)}, {'within' if gap <= noise else 'larger than'} the fold-to-fold spread ({_fmt(noise)}). "
                    + ("It is easier to explain and cheaper to run; prefer it when explanations matter." if gap <= noise else
                       "The extra accuracy is real; keep the linear model as a fallback where explanations are required."))
@@ -250,7 +247,7 @@ def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[
         if complex_:
             c = complex_[0]
             out.append(f"- The chosen model is linear: the most interpretable family here. The best tree ensemble "
-                       f"({_md_cell(c['name'])}) scored CV {_fmt(c['cv_mean'])} vs {_fmt(chosen['cv_mean'])}, so the extra "
+                       f"({md_cell(c['name'])}) scored CV {_fmt(c['cv_mean'])} vs {_fmt(chosen['cv_mean'])}, so the extra "
                        "complexity did not pay.")
         else:
             out.append("- The chosen model is linear, the most interpretable family; no tree ensemble finished within the "
@@ -276,7 +273,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     profile = _load(ctx, paths.PROFILE)
     board = _load(ctx, paths.LEADERBOARD) or []
     expl = _load(ctx, paths.EXPLANATION)
-    session = json.loads((ctx.session_dir / "session.json").read_text()) if (ctx.session_dir / "session.json").exists() else {}
+    session = read_json(ctx.session_dir / "session.json", {})
     answers = ctx.answers
     metric = ev["metric"]
     better = "higher" if ev["greater_is_better"] else "lower"
@@ -290,11 +287,11 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         view = None
     files: dict[str, str] = {}
 
-    lines = [f"# Report: {_md_cell(goal, 200)}", ""]
+    lines = [f"# Report: {md_cell(goal, 200)}", ""]
     lines += ["## Summary", "",
-              f"- Task: {task['task']} prediction of `{_md_cell(task['target'])}`"
-              + (f" (positive class `{_md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".",
-              f"- Chosen model: **{_md_cell(ev['model'])}** ({ev['family']}), trained on {ev['n_train']} rows.",
+              f"- Task: {task['task']} prediction of `{md_cell(task['target'])}`"
+              + (f" (positive class `{md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".",
+              f"- Chosen model: **{md_cell(ev['model'])}** ({ev['family']}), trained on {ev['n_train']} rows.",
               f"- Test {metric}: **{_fmt(ev['test_score'])}**" + (f" (95% bootstrap CI {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
               + f" on {ev['n_test']} held-out rows; {better} is better.",
               f"- Baseline ({'class prior' if task['task'] != 'regression' else 'training mean'}): {_fmt(ev['baseline_score'])}; "
@@ -311,7 +308,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     base = next((r for r in board if r["family"] == "baseline"), None)
     for r in board[:10]:
         delta = "" if base is None or r is base else f"{(r['cv_mean'] - base['cv_mean']) * (1 if ev['greater_is_better'] else -1):+.4f}"
-        lines.append(f"| {_md_cell(r['name'])}{' (chosen)' if r['name'] == ev['model'] else ''} | {r['family']} | "
+        lines.append(f"| {md_cell(r['name'])}{' (chosen)' if r['name'] == ev['model'] else ''} | {r['family']} | "
                      f"{_fmt(r['cv_mean'])} | {_fmt(r['cv_std'])} | {delta} | {r.get('fit_s', '')} |")
     lines += ["", "\"vs baseline\" is the improvement over the baseline in the metric's better direction.", ""]
 
@@ -323,7 +320,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     lines.append("")
     if ev.get("threshold"):
         th = ev["threshold"]
-        lines += [f"Decision threshold **{th['threshold']:.4f}** on P(`{_md_cell(task['positive_class'])}`): it {th['rule']}. "
+        lines += [f"Decision threshold **{th['threshold']:.4f}** on P(`{md_cell(task['positive_class'])}`): it {th['rule']}. "
                   "At this threshold on the test split: "
                   + ", ".join(f"{k} {_fmt(v)}" for k, v in th.get("test_metrics_at_threshold", {}).items())
                   + ". The probability metrics above do not depend on the threshold.", ""]
@@ -347,7 +344,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                   f"Permutation importance on the test split: how much {expl.get('scoring') or metric} worsens when one "
                   "column is shuffled (mean ± std over repeats).", "",
                   "| feature | importance | std |", "|---|---|---|"]
-        lines += [f"| {_md_cell(r['feature'])} | {_fmt(r['importance'])} | {_fmt(r['std'])} |" for r in expl["permutation_importance"][:12]]
+        lines += [f"| {md_cell(r['feature'])} | {_fmt(r['importance'])} | {_fmt(r['std'])} |" for r in expl["permutation_importance"][:12]]
         lines += ["", f"![permutation importance]({paths.PLOTS_DIR}/permutation_importance.png)", ""]
         if expl.get("shap_mean_abs"):
             lines += [f"![SHAP importance]({paths.PLOTS_DIR}/shap_importance.png)", ""]
@@ -359,7 +356,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += ["Segments of the test split whose mean per-row loss is above the overall mean "
                   f"({'absolute error' if task['task'] == 'regression' else 'log-loss per row'}):", "",
                   "| column | value | rows | mean loss | x overall |", "|---|---|---|---|---|"]
-        lines += [f"| {_md_cell(w['column'])} | {_md_cell(w['value'])} | {w['n']} | {_fmt(w['mean_loss'])} | {w['ratio_to_overall']} |"
+        lines += [f"| {md_cell(w['column'])} | {md_cell(w['value'])} | {w['n']} | {_fmt(w['mean_loss'])} | {w['ratio_to_overall']} |"
                   for w in worst]
     else:
         lines.append("No segment with enough rows has a loss above the overall mean.")
@@ -369,7 +366,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         pairs = [(int(cm.loc[a, b]), a, b) for a in cm.index for b in cm.columns if a != b and cm.loc[a, b] > 0]
         if pairs:
             lines.append("Most frequent mistakes: " + "; ".join(
-                f"{n} x actual `{_md_cell(task['classes'][a])}` predicted `{_md_cell(task['classes'][b])}`"
+                f"{n} x actual `{md_cell(task['classes'][a])}` predicted `{md_cell(task['classes'][b])}`"
                 for n, a, b in sorted(pairs, reverse=True)[:4]) + ".")
         else:
             lines.append("No misclassified test rows.")
@@ -380,7 +377,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         by = pd.DataFrame({"q": q, "abs": np.abs(resid), "res": resid}).groupby("q", observed=True, sort=True)
         lines += ["Error by range of the prediction:", "", "| predicted range | rows | MAE | mean residual |", "|---|---|---|---|"]
         for name, g in by:
-            lines.append(f"| {_md_cell(name)} | {len(g)} | {_fmt(g['abs'].mean(), 2)} | {_fmt(g['res'].mean(), 2)} |")
+            lines.append(f"| {md_cell(name)} | {len(g)} | {_fmt(g['abs'].mean(), 2)} | {_fmt(g['res'].mean(), 2)} |")
         lines.append("")
 
     sensitive = list(answers.get("sensitive_columns") or [])
@@ -394,18 +391,18 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += ["## Performance across segments", ""]
         for col, rows in groups.items():
             tag = " (sensitive attribute)" if col in sensitive else ""
-            lines += [f"### `{_md_cell(col)}`{tag}", "", *_group_md(rows, metric, task["task"]), ""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, metric, task["task"]), ""]
             rel = f"{paths.PLOTS_DIR}/segments_{_slug(col)}.png"
             if any(r.get(metric) is not None for r in rows):
                 plots.segments(rows, metric, artifact_path(ctx, rel), f"{metric} by {col} (test split)", ev["test_score"])
                 files[f"segments_{col}"] = rel
-                lines += [f"![{_md_cell(metric)} by {_md_cell(col)}]({rel})", ""]
+                lines += [f"![{md_cell(metric)} by {md_cell(col)}]({rel})", ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
     lines += _section_tradeoffs(board, ev)
 
     lines += ["## Limitations and assumptions", ""]
     for a in session.get("assumptions", []) or []:
-        lines.append(f"- Assumption: {_md_cell(a, 300)}")
+        lines.append(f"- Assumption: {md_cell(a, 300)}")
     lines += [f"- The test split has {ev['n_test']} rows; the confidence intervals show how far the scores could move on "
               "new data from the same source" + (" — with so few rows they are wide." if ev["n_test"] < 200 else "."),
               f"- The split is {task['split']['kind']}: "
@@ -452,10 +449,10 @@ def _fairness_notes(rows: list[dict[str, Any]], task: str, sensitive: bool) -> l
             continue
         fmt = (lambda v: f"{v * 100:.1f} percentage points") if key not in ("mae", "mean_residual") else (lambda v: _fmt(v, 2))
         notes.append(f"- Largest gap in {label} between groups with at least 10 rows: {fmt(g[0])} "
-                     f"(`{_md_cell(g[1])}` vs `{_md_cell(g[2])}`).")
+                     f"(`{md_cell(g[1])}` vs `{md_cell(g[2])}`).")
     small = [r["value"] for r in rows if r["n"] < 10]
     if small:
-        notes.append(f"- Groups with fewer than 10 test rows ({', '.join(_md_cell(s) for s in small[:5])}) are too small to judge.")
+        notes.append(f"- Groups with fewer than 10 test rows ({', '.join(md_cell(s) for s in small[:5])}) are too small to judge.")
     if sensitive and notes:
         notes.append("- This is a sensitive attribute: gaps of several points in true/false positive rates "
                      "(equalised odds) or selection rate (demographic parity) need a human decision before use.")
@@ -470,16 +467,16 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
     ci = ev.get("test_ci")
     sensitive = list(answers.get("sensitive_columns") or [])
     goal = answers.get("goal") or f"predict {task['target']}"
-    lines = [f"# Model card: {_md_cell(ev['model'])} predicting `{_md_cell(task['target'])}`", "",
+    lines = [f"# Model card: {md_cell(ev['model'])} predicting `{md_cell(task['target'])}`", "",
              "## Model details", "",
              f"- A scikit-learn Pipeline (preprocessing + {ev['family']}) built by dsagent session "
              f"`{session.get('id', ctx.session_dir.name)}`; hyperparameters {json.dumps(ev['params'], default=str)}.",
              f"- Input: the {len(task['features'])} raw columns listed in `model/manifest.json` (names, dtypes, known "
              "categories). Output: " + ("a predicted value." if task["task"] == "regression" else
-                                        "a class and one probability per class (" + ", ".join(f"`{_md_cell(c)}`" for c in task["classes"][:10]) + ")."),
+                                        "a class and one probability per class (" + ", ".join(f"`{md_cell(c)}`" for c in task["classes"][:10]) + ")."),
              "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
              "## Intended use", "",
-             f"- {_md_cell(goal[:1].upper() + goal[1:], 300)}, on rows drawn from the same source and period as the training data.",
+             f"- {md_cell(goal[:1].upper() + goal[1:], 300)}, on rows drawn from the same source and period as the training data.",
              "- Decision support: a person can review and override individual predictions."
              + (f" The decision threshold {ev['threshold']['threshold']:.4f} reflects the stated costs; revisit it when they change."
                 if ev.get("threshold") else ""), "",
@@ -488,10 +485,10 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              "- Automated decisions about individuals without human review, or causal claims (\"changing X changes Y\").",
              "- Rows missing the input columns, or inputs outside the ranges seen in training (monitoring.md lists them).", "",
              "## Training data", "",
-             f"- File `{_md_cell(session.get('data_path'), 200)}` (sha256 `{session.get('data_sha256')}`), "
+             f"- File `{md_cell(session.get('data_path'), 200)}` (sha256 `{session.get('data_sha256')}`), "
              f"{task['n_rows']} rows; {task['n_labelled']} with a target.",
              f"- {task['n_train']} training rows, {task['n_test']} test rows, {task['split']['kind']} split with seed {task['split']['seed']}.",
-             "- Columns left out: " + (", ".join(f"`{_md_cell(d['column'])}` ({_md_cell(d['reason'], 80)})" for d in task.get("dropped", []))
+             "- Columns left out: " + (", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 80)})" for d in task.get("dropped", []))
                                        or "none") + ".", "",
              "## Metrics (untouched test split)", "",
              "| metric | value | 95% bootstrap CI |", "|---|---|---|"]
@@ -503,7 +500,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
     if groups:
         for col, rows in groups.items():
             tag = " — sensitive attribute" if col in sensitive else ""
-            lines += [f"### `{_md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], task["task"]), ""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], task["task"]), ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
     else:
         lines += ["- No segment or sensitive columns were named (answers `segment_columns` / `sensitive_columns`); "

@@ -14,7 +14,7 @@ from tools import paths
 from tools.data import load_dataset
 from tools.features import build_pipeline
 from tools.metrics import all_scores, get_metric, score
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from tools.task import search_data
 
 # Cheap and diverse first: under a tight budget the later ones are the ones skipped.
@@ -178,8 +178,7 @@ def leaderboard_row(name: str, spec: dict[str, Any], task: dict[str, Any], y: np
 
 
 def load_leaderboard(ctx: ToolContext) -> list[dict[str, Any]]:
-    path = ctx.artifacts_dir / paths.LEADERBOARD
-    return json.loads(path.read_text()) if path.exists() else []
+    return read_json(ctx.artifacts_dir / paths.LEADERBOARD, [])
 
 
 def save_leaderboard(ctx: ToolContext, rows: list[dict[str, Any]], greater_is_better: bool) -> list[dict[str, Any]]:
