@@ -33,3 +33,13 @@ def test_next_step_never_repeats_skipped_steps():
     done = {"profile_data": {"ok": True}, "define_task": {"ok": True}}  # ask_user was skipped
     assert auto._next_step(done) == "train_models"
     assert auto._next_step({}) == "profile_data"
+
+
+def test_final_fit_rows_follow_what_the_budget_affords():
+    from agent.models.autopilot import fit_rows_cap
+
+    row = {"family": "xgboost", "fold_fit_s": 1.0, "fold_rows": 6_000}
+    assert fit_rows_cap(row, 10_000, seconds=60) is None  # ~1.7 s per fit: every row fits
+    cap = fit_rows_cap(row, 200_000, seconds=46)  # ~33 s per fit, twice: about 40% of the rows
+    assert cap is not None and 110_000 < cap < 130_000
+    assert fit_rows_cap(row, 200_000, seconds=1) == 6_000  # never below the rows the search used

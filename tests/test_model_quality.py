@@ -252,3 +252,66 @@ def test_offline_run_leaderboard_and_evaluation(offline_run):
     assert ev["metric"] == "log_loss" and ev["test_score"] < ev["baseline_score"]
     assert ev["test_ci"] and "single_row_ms" in ev["latency"]
     assert "island" in ev["segments"]
+
+
+def test_vectorised_bootstrap_of_label_metrics_matches_scikit_learn():
+    from tools.metrics import METRICS, _resampled_counts, score
+
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 400, (6, 400))
+    y = rng.integers(0, 2, 400)
+    pred = np.where(rng.random(400) < 0.7, y, 1 - y)
+    y3 = rng.integers(0, 4, 400)
+    pred3 = np.where(rng.random(400) < 0.6, y3, rng.integers(0, 4, 400))
+    y_reg = rng.normal(10, 3, 400)
+    p_reg = y_reg + rng.normal(0, 1, 400)
+    cases = [(n, y, pred) for n in ("precision", "recall", "f1", "balanced_accuracy")]
+    cases += [(n, y3, pred3) for n in ("f1_macro", "balanced_accuracy")] + [("r2", y_reg, p_reg)]
+    for name, truth, guess in cases:
+        fast = _resampled_counts(METRICS[name], truth, guess, idx)
+        slow = [score(METRICS[name], truth[i], guess[i], None) for i in idx]
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, err_msg=name)
+
+
+def test_batched_permutation_importance_ranks_the_informative_column_first():
+    from tools.explain import permutation_drops
+    from tools.features import build_pipeline
+
+    df = _frame(300)
+    task = {"task": "binary", "metric": "roc_auc", "classes": ["no", "yes"]}
+    kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
+    X, y = df[list(kinds)], (df["y"] == "yes").to_numpy(dtype=int)
+    model = build_pipeline({"family": "linear", "params": {}}, kinds, X, "binary", 0, 2).fit(X, y)
+    drops, repeats = permutation_drops(model, X, y, task, seed=0, time_limit=30, max_repeats=3)
+    assert drops.shape == (4, 3) and repeats == 3
+    mean = dict(zip(kinds, drops.mean(axis=1)))
+    assert mean["x1"] > 0.05 and mean["x2"] > 0.05  # the two columns the label is drawn from
+    assert max(mean, key=mean.get) in ("x1", "x2") and abs(mean["city"]) < mean["x1"]
+
+
+def test_categorical_strings_are_the_same_for_new_and_previously_saved_models():
+    from tools.features import ToStrings
+
+    frame = pd.DataFrame({"a": [1.0, None, 2.0], "b": ["x", None, "z"], "c": [True, False, True]})
+    frame["d"] = pd.array([1, None, 3], dtype="Int64")
+    new = ToStrings().fit(frame).transform(frame)
+    assert isinstance(new, np.ndarray)
+    assert new[0].tolist() == ["1.0", "x", "True", "1"] and all(pd.isna(new[1, [0, 1, 3]]))
+    old = ToStrings().fit(frame)
+    del old.frame_output_  # as unpickled from a model saved before the change
+    legacy = old.transform(frame)
+    assert list(legacy.columns) == ["a", "b", "c", "d"] and legacy.to_numpy().tolist()[2] == new.tolist()[2]
+
+
+def test_final_fit_on_a_subsample_is_recorded_and_the_notebook_rebuilds_it(tmp_path):
+    ctx = _ctx(tmp_path, _frame(700))
+    _call(ctx, "define_task", target="y")
+    _call(ctx, "train_models", models=["linear"])
+    _call(ctx, "evaluate_model", max_fit_rows=300)
+    ev = json.loads((ctx.artifacts_dir / "evaluation.json").read_text())
+    assert ev["fit_rows"] == 300 and ev["n_train"] == 560
+    nb = _call(ctx, "write_notebook", timeout_s=120)
+    assert nb.summary["executed"] and nb.summary["matches"] is True, nb.summary
+    assert "subsample(X_train, y_train" in (ctx.artifacts_dir / "notebook.ipynb").read_text()
+    _call(ctx, "write_report")
+    assert "300 of the 560 training rows" in (ctx.artifacts_dir / "report.md").read_text()

@@ -84,12 +84,27 @@ class TextColumn(TransformerMixin, BaseEstimator):
 class ToStrings(_StatelessColumns):
     """Categoricals as strings (missing kept as NaN) so encoders see one consistent type."""
 
+    def fit(self, X, y=None):
+        self.frame_output_ = False  # an object array: encoders check it once, not column by column
+        return super().fit(X, y)
+
     def transform(self, X):
-        frame = pd.DataFrame(X).copy()
-        for col in frame.columns:
-            values = frame[col]
-            frame[col] = values.where(values.isna(), values.astype(str)).astype(object)
-        return frame
+        # Column by column into one object array: string columns pass through as they are, and the
+        # encoders that follow check one array instead of a DataFrame column by column. (A pandas
+        # `where` per column made a one-row prediction of a 40-categorical table take 0.1 s; a
+        # numpy str cast of every cell took 4 s on 180k rows.)
+        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
+        strings = np.empty(frame.shape, dtype=object)
+        for j, name in enumerate(frame.columns):
+            column = frame[name]
+            values = column.astype(str).to_numpy(dtype=object)
+            missing = column.isna().to_numpy()
+            if missing.any():
+                values[missing] = np.nan
+            strings[:, j] = values
+        if getattr(self, "frame_output_", True):  # models saved before 2026-11-24 expect a DataFrame here
+            return pd.DataFrame(strings, columns=list(self._input_names()), index=getattr(X, "index", None))
+        return strings
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(self._input_names(input_features), dtype=object)
@@ -246,8 +261,11 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
     transform = params.pop("target_transform", None)
-    groups = split_columns(kinds, df)
-    pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES)
+    if family == "baseline":  # the prior / the mean reads no feature: encoding them is wasted time on large data
+        pre = ColumnTransformer([], remainder="drop")
+    else:
+        pre = build_preprocessor(split_columns(kinds, df), linear=family in LINEAR_FAMILIES, task=task,
+                                 dense=family in DENSE_FAMILIES)
     model = make_estimator(family, params, task, seed, n_classes)
     if transform:
         from sklearn.compose import TransformedTargetRegressor

@@ -81,6 +81,18 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fit_rows_code(ev: dict[str, Any], task: dict[str, Any], split: dict[str, Any]) -> str:
+    """When the run fitted the final model on a subsample (its time budget could not afford every
+    training row), the same deterministic subsample, so the notebook rebuilds the same model."""
+    fit_rows, n_train = ev.get("fit_rows"), ev.get("n_train")
+    if not fit_rows or not n_train or fit_rows >= n_train:
+        return ""
+    return ("from tools.task import subsample\n\n"
+            f"# The run could afford {fit_rows} of the {n_train} training rows for the final fit (time budget).\n"
+            f"X_train, y_train = subsample(X_train, y_train, {{'task': TASK, 'split': {{'kind': {split['kind']!r}}}}}, "
+            f"{fit_rows}, SEED)\n\n")
+
+
 def _split_code(split: dict[str, Any]) -> str:
     head = ("from sklearn.model_selection import GroupShuffleSplit, train_test_split\n\n"
             "labelled = np.flatnonzero(df[TARGET].notna().to_numpy())  # rows without a target cannot be scored\n"
@@ -206,7 +218,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             "lives inside the Pipeline, so no cross-validation fold saw another fold's rows, and the saved model takes raw "
             "columns."),
         new_code_cell(
-            "from tools.features import build_pipeline\n\n"
+            "from tools.features import build_pipeline\n\n" + _fit_rows_code(ev, task, split) +
             f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
             f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])})\n"
             "model.fit(X_train, y_train)"),

@@ -73,6 +73,14 @@ class TestView:
             raise ToolError("test_predictions.npz does not match the test split; run evaluate_model again")
 
 
+def _fit_rows_text(ev: dict[str, Any]) -> str:
+    fit_rows, n_train = ev.get("fit_rows") or ev["n_train"], ev["n_train"]
+    if fit_rows >= n_train:
+        return f"{n_train} rows"
+    return (f"a fixed subsample of {fit_rows} of the {n_train} training rows (a fit on every row did not fit the "
+            "time budget; a larger --time-budget uses more of them)")
+
+
 def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tuple[float, float] | None]:
     from tools.metrics import METRICS, bootstrap_ci
 
@@ -291,7 +299,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     lines += ["## Summary", "",
               f"- Task: {task['task']} prediction of `{md_cell(task['target'])}`"
               + (f" (positive class `{md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".",
-              f"- Chosen model: **{md_cell(ev['model'])}** ({ev['family']}), trained on {ev['n_train']} rows.",
+              f"- Chosen model: **{md_cell(ev['model'])}** ({ev['family']}), trained on {_fit_rows_text(ev)}.",
               f"- Test {metric}: **{_fmt(ev['test_score'])}**" + (f" (95% bootstrap CI {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
               + f" on {ev['n_test']} held-out rows; {better} is better.",
               f"- Baseline ({'class prior' if task['task'] != 'regression' else 'training mean'}): {_fmt(ev['baseline_score'])}; "

@@ -242,16 +242,21 @@ def search_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, A
     deterministic (stratified) subsample of it when it exceeds the plan's max_rows. Every search
     tool gets the same rows, so their out-of-fold predictions line up."""
     X, y, task = training_data(ctx)
-    cap = task["cv"].get("max_rows") or len(X)
+    return (*subsample(X, y, task, task["cv"].get("max_rows") or len(X), ctx.seed), task)
+
+
+def subsample(X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], cap: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A deterministic subsample of at most `cap` rows, in their original order (stratified by
+    class when every class has two rows; never for a time split). The notebook calls it too."""
     if len(X) <= cap:
-        return X, y, task
+        return X, y
     from sklearn.model_selection import train_test_split
 
     strat = (y if task["task"] != "regression" and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
              else None)
-    keep, _ = train_test_split(np.arange(len(X)), train_size=cap, random_state=ctx.seed, stratify=strat)
+    keep, _ = train_test_split(np.arange(len(X)), train_size=int(cap), random_state=seed, stratify=strat)
     keep = np.sort(keep)
-    return X.iloc[keep], y[keep], task
+    return X.iloc[keep], y[keep]
 
 
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:

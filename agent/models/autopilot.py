@@ -24,10 +24,10 @@ def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0) -> floa
     """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
 
     A fixed part (bootstrap, plots, permutation importance, saving, the notebook's kernel start:
-    16-24 s on an idle 2-core machine), stretched by how much CPU this process gets right now,
+    12-18 s on an idle 2-core machine), stretched by how much CPU this process gets right now,
     and, once training has measured it, the final model's refit on all training rows: done twice, by
     evaluate_model and by the notebook that re-creates the model."""
-    fixed = min(max(24.0, 0.25 * budget), 100.0) * min(max(slowdown, 1.0), 3.0)
+    fixed = min(max(18.0, 0.2 * budget), 90.0) * min(max(slowdown, 1.0), 3.0)
     return fixed + 2.3 * refit_s
 
 
@@ -53,6 +53,20 @@ def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> 
         per_fold, rows = r.get("fold_fit_s") or r.get("fit_s", 0.0), r.get("fold_rows") or n_train
         costs.append(float(r.get("refit_s_est") or per_fold * max(1.0, n_train / max(rows, 1))))
     return max(costs, default=0.0)
+
+
+def fit_rows_cap(row: dict[str, Any] | None, n_train: int, seconds: float) -> int | None:
+    """Rows the final fit can afford: it runs twice (evaluate_model, then the notebook that
+    re-creates the model) within `seconds`. None when every training row fits. Never fewer than
+    the rows the search itself used, nor 5,000."""
+    if not row or n_train <= 0:
+        return None
+    estimate = _refit_estimate([row], n_train, top=1)
+    if estimate <= 0 or 2.3 * estimate <= seconds:
+        return None
+    floor = max(5_000, int(row.get("fold_rows") or 0))
+    cap = max(floor, int(n_train * max(seconds, 0.0) / (2.3 * estimate)))
+    return cap if cap < n_train else None
 
 
 def choose_model(board: list[dict[str, Any]], interpretability: str | None) -> tuple[str, str]:
@@ -218,10 +232,21 @@ class AutopilotBackend:
                 text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
                 call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
         if step == "evaluate_model":
-            choice, why = choose_model(self._leaderboard(state), state.answers.get("interpretability"))
-            text = ("Fitting the best candidate on all training rows and scoring the held-out test split once."
-                    + (f" {why[:1].upper()}{why[1:]}." if why else ""))
-            call = ToolCall("auto-eval", "evaluate_model", {"model": choice})
+            board = self._leaderboard(state)
+            choice, why = choose_model(board, state.answers.get("interpretability"))
+            ranked = [r for r in board if r.get("family") != "baseline"] or board
+            row = ranked[0] if choice == "best" and ranked else next((r for r in board if r["name"] == choice), None)
+            n_train = self._task_rows(state)
+            cap = fit_rows_cap(row, n_train, state.seconds_left() - reserve)
+            args = {"model": choice}
+            if cap:
+                args["max_fit_rows"] = cap
+                text = (f"Fitting the best candidate on {cap:,} of the {n_train:,} training rows (what the time budget "
+                        "affords, twice: here and in the notebook) and scoring the held-out test split once.")
+            else:
+                text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
+            text += f" {why[:1].upper()}{why[1:]}." if why else ""
+            call = ToolCall("auto-eval", "evaluate_model", args)
         elif step == "explain_model":
             text = "Explaining what drives the predictions."
             call = ToolCall("auto-explain", "explain_model", {})
