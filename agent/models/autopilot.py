@@ -20,14 +20,15 @@ from agent.loop import LoopState, ToolCall, Turn
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 
 
-def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0) -> float:
+def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_cells: float = 0.0) -> float:
     """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
 
-    A fixed part (bootstrap, plots, permutation importance, saving, the notebook's kernel start:
-    12-18 s on an idle 2-core machine), stretched by how much CPU this process gets right now,
-    and, once training has measured it, the final model's refit on all training rows: done twice, by
-    evaluate_model and by the notebook that re-creates the model."""
-    fixed = min(max(18.0, 0.2 * budget), 90.0) * min(max(slowdown, 1.0), 3.0)
+    A fixed part (plots, saving, the notebook's kernel start: ~14 s on an idle 2-core machine) plus
+    what grows with the test split (predictions, bootstrap, permutation importance, segments: ~14 s
+    more per 2M test cells, measured 27 s on 45k rows x 40 columns), stretched by how much CPU this
+    process gets right now, and, once training has measured it, the final model's fit: done twice,
+    by evaluate_model and by the notebook that re-creates the model."""
+    fixed = min(max(14.0 + 14.0 * test_cells / 2e6, 0.15 * budget), 90.0) * min(max(slowdown, 1.0), 3.0)
     return fixed + 2.3 * refit_s
 
 
@@ -159,7 +160,8 @@ class AutopilotBackend:
         if self._next_step(done) == "train_models":  # measured once, before the search is planned
             self._slow = _slowdown()
         slow = self._slow
-        reserve = _reserve(budget, slowdown=slow)
+        cells = self._test_cells(state)
+        reserve = _reserve(budget, slowdown=slow, test_cells=cells)
         target = state.answers.get("target") or self.target
         step = self._next_step(done)
         call: ToolCall | None = None
@@ -207,7 +209,7 @@ class AutopilotBackend:
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = self._task_rows(state)
             refit = _refit_estimate(board, n_train)
-            spend = state.seconds_left() - _reserve(budget, refit, slow) - 2.0  # 2 s for the ensemble step
+            spend = state.seconds_left() - _reserve(budget, refit, slow, cells) - 2.0  # 2 s for the ensemble step
             tunable = [r for r in board if r["family"] in TUNABLE]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -217,7 +219,7 @@ class AutopilotBackend:
                     args["n_trials"] = self.max_trials
                 if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
                     args["ensemble"] = True
-                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget, 0, slow)) / 2.3), 1)
+                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3), 1)
                 text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
                 call = ToolCall("auto-tune", "tune_model", args)
         if step == "build_ensemble":
@@ -227,7 +229,7 @@ class AutopilotBackend:
                 board = self._leaderboard(state)
                 n_train = self._task_rows(state)
                 # The blend is refit member by member: cap its refit so the deliverables still fit.
-                cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow)) / 2.3)
+                cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3)
                 best_refit = _refit_estimate(board, n_train, top=1)
                 text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
                 call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
@@ -287,6 +289,15 @@ class AutopilotBackend:
             return False
         task = json.loads(path.read_text())
         return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
+
+    @staticmethod
+    def _test_cells(state: LoopState) -> float:
+        """Test rows x feature columns once the task is defined (what the deliverables' cost grows with)."""
+        path = state.session.artifacts_dir / "task.json"
+        if not path.exists():
+            return 0.0
+        task = json.loads(path.read_text())
+        return float(task.get("n_test", 0)) * float(task.get("n_features") or len(task.get("features", {})))
 
     @staticmethod
     def _task_rows(state: LoopState) -> int:
