@@ -196,9 +196,9 @@ def render(results: dict) -> str:
              "multiclass log-loss and regression RMSE (lower is better). Wall time is measured by the harness for the "
              "whole process (dsagent: the whole `dsagent run`, profile to executed notebook).",
              "",
-             f"Machine: {results['machine']}. **These runs shared the 2 cores with other work** (other engineers' "
-             "processes, load average often 3-7), so wall times are noisy and every system got less CPU than the "
-             "budget suggests.",
+             f"Machine: {results['machine']}. The peers' figures were taken on 2026-11-23 while the 2 cores were shared "
+             "with other work (load average often 3-7); dsagent's were re-run later the same day on a mostly idle "
+             "machine (a dataset's row is replaced whenever one system is re-run). Wall times are noisy.",
              "",
              "| dataset | task | metric | dsagent | FLAML | AutoGluon | XGBoost | dsagent s | FLAML s | AutoGluon s | XGBoost s | dsagent model |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
