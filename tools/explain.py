@@ -88,8 +88,8 @@ def _shap_xgboost(pipeline, X, max_rows: int, seed: int,
     contribs = booster.predict(xgb.DMatrix(encoded[:100]), pred_contribs=True)
     per_row = (time.perf_counter() - t0) / min(100, encoded.shape[0])
     rows = int(min(encoded.shape[0], max(100, time_limit / max(per_row, 1e-9))))
-    if rows > 100:
-        contribs = booster.predict(xgb.DMatrix(encoded[:rows]), pred_contribs=True)
+    if rows > 100:  # the rest of the affordable rows; the first 100 are done
+        contribs = np.concatenate([contribs, booster.predict(xgb.DMatrix(encoded[100:rows]), pred_contribs=True)])
     # Shapes: (rows, features+1) or (rows, classes, features+1) for multiclass; the last is the bias.
     magnitude = np.abs(contribs[..., :-1])
     if magnitude.ndim == 3:

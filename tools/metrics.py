@@ -112,6 +112,10 @@ def _rowwise(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray 
     return None
 
 
+# Metrics _resampled_counts computes for many resamples at once.
+COUNTED = ("r2", "precision", "recall", "f1", "f1_macro", "balanced_accuracy")
+
+
 def _resampled_counts(metric: Metric, y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
     """Label metrics (precision, recall, F1, balanced accuracy) and R² for many resamples at once;
     idx[b] holds the rows of resample b. Same definitions as scikit-learn (zero_division=0)."""
@@ -121,7 +125,7 @@ def _resampled_counts(metric: Metric, y: np.ndarray, pred: np.ndarray, idx: np.n
         total = ((yy - yy.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, 1 - (err ** 2).sum(axis=1) / total, np.nan)
-    if name not in ("precision", "recall", "f1", "f1_macro", "balanced_accuracy"):
+    if name not in COUNTED:
         return None
     yy, pp = y[idx], pred[idx]
     labels = [1] if name in ("precision", "recall", "f1") else np.unique(np.concatenate([y, pred]))
@@ -157,13 +161,11 @@ def _weighted_rank_metric(metric: Metric, y: np.ndarray, s: np.ndarray, weights:
     order = np.argsort(-s, kind="stable")
     s_sorted = s[order]
     group = np.concatenate([[0], np.cumsum(s_sorted[1:] != s_sorted[:-1])])
-    n_groups = int(group[-1]) + 1
     pos = (y[order] == 1).astype(float)
     w = weights[:, order]
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # group is sorted: sum each run of ties
     wpos = np.add.reduceat(w * pos, starts, axis=1)
     wneg = np.add.reduceat(w * (1 - pos), starts, axis=1)
-    assert wpos.shape[1] == n_groups
     total_pos, total_neg = wpos.sum(axis=1), wneg.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         if metric.name == "roc_auc":  # groups sorted by descending score: negatives ranked below come later
@@ -194,7 +196,7 @@ def bootstrap_ci(
     rowwise = _rowwise(metric, y, pred, proba)
     binary_scores = proba[:, 1] if proba is not None and proba.ndim == 2 and proba.shape[1] == 2 else None
     start = time.monotonic()
-    counted = metric.name in ("r2", "precision", "recall", "f1", "f1_macro", "balanced_accuracy")
+    counted = metric.name in COUNTED
     if rowwise is not None or counted or (metric.name in ("roc_auc", "pr_auc") and binary_scores is not None):
         stats_parts = []
         chunk = max(1, min(n, int(2e6 // max(m, 1))))

@@ -81,7 +81,7 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fit_rows_code(ev: dict[str, Any], task: dict[str, Any], split: dict[str, Any]) -> str:
+def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
     """When the run fitted the final model on a subsample (its time budget could not afford every
     training row), the same deterministic subsample, so the notebook rebuilds the same model."""
     fit_rows, n_train = ev.get("fit_rows"), ev.get("n_train")
@@ -218,7 +218,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             "lives inside the Pipeline, so no cross-validation fold saw another fold's rows, and the saved model takes raw "
             "columns."),
         new_code_cell(
-            "from tools.features import build_pipeline\n\n" + _fit_rows_code(ev, task, split) +
+            "from tools.features import build_pipeline\n\n" + _fit_rows_code(ev, split) +
             f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
             f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])})\n"
             "model.fit(X_train, y_train)"),

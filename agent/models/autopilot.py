@@ -283,28 +283,22 @@ class AutopilotBackend:
         return json.loads(path.read_text()) if path.exists() else []
 
     @staticmethod
-    def _search_is_subsampled(state: LoopState) -> bool:
+    def _task(state: LoopState) -> dict[str, Any]:
+        """task.json once define_task has run, else {}."""
         path = state.session.artifacts_dir / "task.json"
-        if not path.exists():
-            return False
-        task = json.loads(path.read_text())
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _search_is_subsampled(self, state: LoopState) -> bool:
+        task = self._task(state)
         return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
 
-    @staticmethod
-    def _test_cells(state: LoopState) -> float:
+    def _test_cells(self, state: LoopState) -> float:
         """Test rows x feature columns once the task is defined (what the deliverables' cost grows with)."""
-        path = state.session.artifacts_dir / "task.json"
-        if not path.exists():
-            return 0.0
-        task = json.loads(path.read_text())
+        task = self._task(state)
         return float(task.get("n_test", 0)) * float(task.get("n_features") or len(task.get("features", {})))
 
-    @staticmethod
-    def _task_rows(state: LoopState) -> int:
-        path = state.session.artifacts_dir / "task.json"
-        if not path.exists():
-            return 0
-        return int(json.loads(path.read_text()).get("n_train", 0))
+    def _task_rows(self, state: LoopState) -> int:
+        return int(self._task(state).get("n_train", 0))
 
     def _next_step(self, done: dict[str, dict[str, Any]]) -> str:
         """The step after the furthest one taken (skipped steps stay skipped)."""
