@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 HIGH_CARDINALITY = 30
+RARE = 5  # fewer rows than this do not earn a one-hot column or a missing-indicator of their own
 FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime", "text")
 
 
@@ -141,10 +142,14 @@ TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextCol
 
 
 def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {k: [] for k in ("numeric", "low_card", "high_card", "datetime", "text")}
+    groups: dict[str, list[str]] = {k: [] for k in ("numeric", "rarely_missing", "low_card", "high_card", "datetime", "text")}
     for col, kind in kinds.items():
         if kind == "numeric":
-            groups["numeric"].append(col)
+            # A missing-indicator learned from a handful of rows is noise that a model can lean on
+            # hard (penguins: one all-missing training row made "missing" mean Adelie, and the test's
+            # all-missing Gentoo got p=0.00001). Same threshold as one-hot's rare levels.
+            missing = int(df[col].isna().sum()) if df is not None and col in df else 0
+            groups["rarely_missing" if 0 < missing < RARE else "numeric"].append(col)
         elif kind in ("categorical", "boolean"):
             n_unique = df[col].nunique() if df is not None and col in df else 0
             groups["high_card" if n_unique > HIGH_CARDINALITY else "low_card"].append(col)
@@ -161,16 +166,18 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
     a DataFrame (for a model that splits on categories itself); callers check `native_ok` first."""
     target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
     parts: list[tuple[str, Any, Any]] = []
-    if groups["numeric"]:
-        steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
-        if linear:
-            steps.append(StandardScaler())
-        parts.append(("num", make_pipeline(*steps), groups["numeric"]))
+    for name, indicator in (("num", True), ("num_rare_missing", False)):
+        columns = groups["numeric" if indicator else "rarely_missing"]
+        if columns:
+            steps = [SimpleImputer(strategy="median", add_indicator=indicator, keep_empty_features=True)]
+            if linear:
+                steps.append(StandardScaler())
+            parts.append((name, make_pipeline(*steps), columns))
     if groups["low_card"]:
         if native_categorical:
             parts.append(("cat", Categories(), groups["low_card"]))
         elif linear:
-            enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=not dense)
+            enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=RARE, sparse_output=not dense)
             parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
                           groups["low_card"]))
         else:
