@@ -1,7 +1,8 @@
 """Model quality guarantees (issue 3), on small synthetic data, each in seconds.
 
 - the test split never reaches fit/tune/ensemble (a spy on every fit);
-- unseen categories (and new missing values) at predict time do not crash any family;
+- unseen categories (and new missing values) at predict time do not crash any family, including
+  XGBoost's native categories; missing-indicators only where enough rows are missing;
 - class imbalance: PR-AUC by default, class-weighted candidates;
 - the decision threshold comes from the stated costs on out-of-fold predictions;
 - the same seed and a fixed trial count give the same leaderboard;
@@ -315,3 +316,62 @@ def test_final_fit_on_a_subsample_is_recorded_and_the_notebook_rebuilds_it(tmp_p
     assert "subsample(X_train, y_train" in (ctx.artifacts_dir / "notebook.ipynb").read_text()
     _call(ctx, "write_report")
     assert "300 of the 560 training rows" in (ctx.artifacts_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("family,params", [("xgboost", {}), ("hist_gb", {"categorical": "native"})])
+def test_native_categories_keep_no_order_and_tolerate_unseen_levels(family, params):
+    from tools.features import build_pipeline
+
+    df = _frame(160)
+    kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
+    X, y = df[list(kinds)], (df["y"] == "yes").astype(int).to_numpy()
+    model = build_pipeline({"family": family, "params": params}, kinds, X, "binary", 0, 2).fit(X, y)
+    encoded = model.named_steps["preprocess"].transform(X.head())
+    assert isinstance(encoded["color"].dtype, pd.CategoricalDtype)  # levels, not codes with an order
+    assert list(encoded["color"].cat.categories) == ["blue", "green", "red"]
+    new = pd.DataFrame({"x1": [np.nan, 1.0], "x2": [0.5, np.nan], "color": ["purple", None], "city": ["atlantis", None]})
+    proba = model.predict_proba(new)
+    assert proba.shape == (2, 2) and np.isfinite(proba).all()
+
+
+def test_native_categories_fall_back_to_codes_with_text_and_refuse_unknown_modes():
+    from tools.features import build_pipeline
+
+    df = _frame(80)
+    df["note"] = np.where(np.arange(len(df)) % 2, "late payment again", "paid on time")
+    kinds = {"x1": "numeric", "color": "categorical", "note": "text"}
+    X, y = df[list(kinds)], (df["y"] == "yes").astype(int).to_numpy()
+    model = build_pipeline({"family": "xgboost", "params": {}}, kinds, X, "binary", 0, 2).fit(X, y)
+    assert not isinstance(model.named_steps["preprocess"].transform(X.head()), pd.DataFrame)  # sparse TF-IDF: codes
+    for bad in ({"family": "xgboost", "params": {"categorical": "onehot"}},
+                {"family": "random_forest", "params": {"categorical": "native"}}):
+        with pytest.raises(ValueError, match="categorical"):
+            build_pipeline(bad, kinds, X, "binary", 0, 2)
+
+
+def test_missing_indicators_only_for_columns_missing_in_enough_rows():
+    from tools.features import RARE, build_pipeline
+
+    df = _frame(120)
+    df["once"] = df["x2"].where(np.arange(len(df)) != 0)  # one row: an indicator would learn from one example
+    df["often"] = df["x2"].where(np.arange(len(df)) > RARE * 2)
+    kinds = {"once": "numeric", "often": "numeric", "color": "categorical"}
+    X, y = df[list(kinds)], (df["y"] == "yes").astype(int).to_numpy()
+    for family in ("linear", "xgboost"):
+        model = build_pipeline({"family": family, "params": {}}, kinds, X, "binary", 0, 2).fit(X, y)
+        names = list(model.named_steps["preprocess"].get_feature_names_out())
+        assert "missingindicator_often" in names and "missingindicator_once" not in names, names
+        assert np.isfinite(model.predict_proba(X.iloc[:3])).all()
+
+
+def test_narrow_tables_search_more_rows_and_boosting_refits_sublinearly():
+    from tools.task import search_rows_cap
+    from tools.train import estimated_refit_s
+
+    assert search_rows_cap(60) == search_rows_cap(60, 40) == 9_000
+    assert search_rows_cap(60, 12) == 18_000 and search_rows_cap(60, 4) == 27_000  # at most 3x
+    forest = {"family": "random_forest", "fold_fit_s": 1.0, "fold_rows": 1_000}
+    boosting = {**forest, "family": "xgboost"}
+    assert estimated_refit_s(forest, 10_000) == pytest.approx(10.0)
+    assert 5.0 < estimated_refit_s(boosting, 10_000) < 10.0
+    assert estimated_refit_s(boosting, 500) == pytest.approx(1.0)  # never less than a fold's fit

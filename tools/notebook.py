@@ -61,7 +61,8 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
         if missing:
             lines.append("- Missing values: " + ", ".join(f"`{md_cell(c['name'])}` {c['missing_frac']:.1%}" for c in missing[:8])
                          + ". The Pipeline imputes them (median for numbers, a `__missing__` level or code for categories) "
-                           "and adds missing-value indicators, so missingness itself can carry signal.")
+                           "and adds missing-value indicators for numbers missing in at least 5 training rows, so "
+                           "missingness itself can carry signal.")
         tgt = profile.get("target") or {}
         if tgt.get("class_counts"):
             lines.append("- Target classes: " + ", ".join(f"`{md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")

@@ -214,7 +214,8 @@ def _section_data(profile: dict[str, Any], task: dict[str, Any]) -> list[str]:
                          key=lambda c: -c["missing_frac"])[:8]
         if missing:
             out.append("- Missing values: " + ", ".join(f"`{md_cell(c['name'])}` {c['missing_frac']:.1%}" for c in missing)
-                       + " (imputed inside the Pipeline, with missing-value indicators).")
+                       + " (imputed inside the Pipeline, with missing-value indicators for numbers missing in at least 5 "
+                       "training rows).")
         else:
             out.append("- No missing values.")
         tgt = profile.get("target") or {}
