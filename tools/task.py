@@ -40,7 +40,10 @@ def search_rows_cap(budget_s: float | None, n_features: int | None = None) -> in
     if budget_s is None:
         return 50_000
     narrow = min(3.0, max(1.0, 24 / n_features)) if n_features else 1.0
-    return int(min(200_000, max(5_000, 150 * budget_s * narrow)))
+    # The budget in whole 5 s steps: what is left when the task is defined varies by a fraction of
+    # a second from run to run, and the same data should get the same search rows.
+    seconds = max(5.0, budget_s // 5 * 5)
+    return int(min(200_000, max(5_000, 150 * seconds * narrow)))
 
 
 def cv_plan(n_train: int, budget_s: float | None = None, n_features: int | None = None) -> dict[str, Any]:
