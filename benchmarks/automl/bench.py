@@ -153,7 +153,9 @@ def paired_bootstrap(task: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, n: 
         except ValueError:
             continue
     lo, hi = np.quantile(diffs, [0.025, 0.975])
-    return [round(float(lo), 6), round(float(hi), 6)]
+    # Significant digits, not decimals: near-perfect AUCs differ by 1e-7, and a bound rounded to
+    # -0.0 would hide that one system is (slightly) worse on every resample.
+    return [float(f"{lo:.4g}"), float(f"{hi:.4g}")]
 
 
 def score_dataset(name: str, meta: dict, runs: dict[str, dict]) -> dict:
@@ -184,6 +186,8 @@ def _fmt(entry: dict | None, key: str = "score") -> str:
     if entry.get("status") != "ok":
         return entry.get("status", "—")
     v = entry.get(key)
+    if isinstance(v, float) and 0.999 < v < 1.0:  # a near-perfect AUC: four decimals would print 1.0000
+        return f"{v:.6f}"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
