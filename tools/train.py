@@ -206,7 +206,7 @@ def compact_board(rows: list[dict[str, Any]], top: int = 8) -> list[dict[str, An
 
 # How a family's fit time grows with rows, as a power of the row ratio. Boosting pays a per-round
 # cost that does not grow with rows, so 4x the rows costs ~2-3x the time (measured: XGBoost 4x rows
-# 1.7x time on diamonds, 41x rows 26x time on census_kdd); the others grow about linearly or worse.
+# 1.7x time on diamonds, 39x rows 30x time on census_kdd); the others grow about linearly or worse.
 ROWS_EXPONENT = {"xgboost": 0.9, "hist_gb": 0.9}
 
 
