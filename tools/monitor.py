@@ -240,8 +240,6 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     return ToolOutput(summary=summary, record=None, files={"monitoring": paths.MONITORING, "monitoring_md": paths.MONITORING_MD})
 
 
-
-
 def _num(v: float | None) -> str:
     if v is None:
         return "n/a"

@@ -46,8 +46,6 @@ def _load_json(ctx: ToolContext, name: str) -> Any:
     return read_json(ctx.artifacts_dir / name, {})
 
 
-
-
 def _f(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) and v is not None and math.isfinite(v) else "n/a"
 

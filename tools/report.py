@@ -46,8 +46,6 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.1%}"
 
 
-
-
 def _slug(v: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(v))[:40] or "column"
 

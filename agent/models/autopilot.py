@@ -70,6 +70,15 @@ def fit_rows_cap(row: dict[str, Any] | None, n_train: int, seconds: float) -> in
     return cap if cap < n_train else None
 
 
+def _search_is_subsampled(task: dict[str, Any]) -> bool:
+    return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
+
+
+def _test_cells(task: dict[str, Any]) -> float:
+    """Test rows x feature columns once the task is defined (what the deliverables' cost grows with)."""
+    return float(task.get("n_test", 0)) * float(task.get("n_features") or len(task.get("features", {})))
+
+
 def choose_model(board: list[dict[str, Any]], interpretability: str | None) -> tuple[str, str]:
     """Which candidate to ship, and why. The best by CV, unless the user said interpretability
     matters most and a linear model is within one CV standard deviation of it (a gap that size is
@@ -160,7 +169,8 @@ class AutopilotBackend:
         if self._next_step(done) == "train_models":  # measured once, before the search is planned
             self._slow = _slowdown()
         slow = self._slow
-        cells = self._test_cells(state)
+        task = self._task(state)  # read once per turn: it holds the split's row lists (1.7 MB on 225k rows)
+        cells = _test_cells(task)
         reserve = _reserve(budget, slowdown=slow, test_cells=cells)
         target = state.answers.get("target") or self.target
         step = self._next_step(done)
@@ -198,7 +208,7 @@ class AutopilotBackend:
             # When too little would be left to tune usefully, all of it.
             avail = state.seconds_left() - reserve
             spend = max(5.0, avail if avail < 25 else 0.6 * avail)
-            if self._search_is_subsampled(state):  # the final refit on every row is costly: keep room for it
+            if _search_is_subsampled(task):  # the final refit on every row is costly: keep room for it
                 spend = max(5.0, 0.4 * avail)
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
             args = {"time_budget_s": round(spend, 1)}
@@ -207,7 +217,7 @@ class AutopilotBackend:
             call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
-            n_train = self._task_rows(state)
+            n_train = int(task.get("n_train", 0))
             refit = _refit_estimate(board, n_train)
             spend = state.seconds_left() - _reserve(budget, refit, slow, cells) - 2.0  # 2 s for the ensemble step
             tunable = [r for r in board if r["family"] in TUNABLE]
@@ -227,7 +237,7 @@ class AutopilotBackend:
                 step = "evaluate_model"
             else:
                 board = self._leaderboard(state)
-                n_train = self._task_rows(state)
+                n_train = int(task.get("n_train", 0))
                 # The blend is refit member by member: cap its refit so the deliverables still fit.
                 cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3)
                 best_refit = _refit_estimate(board, n_train, top=1)
@@ -238,7 +248,7 @@ class AutopilotBackend:
             choice, why = choose_model(board, state.answers.get("interpretability"))
             ranked = [r for r in board if r.get("family") != "baseline"] or board
             row = ranked[0] if choice == "best" and ranked else next((r for r in board if r["name"] == choice), None)
-            n_train = self._task_rows(state)
+            n_train = int(task.get("n_train", 0))
             cap = fit_rows_cap(row, n_train, state.seconds_left() - reserve)
             args = {"model": choice}
             if cap:
@@ -287,18 +297,6 @@ class AutopilotBackend:
         """task.json once define_task has run, else {}."""
         path = state.session.artifacts_dir / "task.json"
         return json.loads(path.read_text()) if path.exists() else {}
-
-    def _search_is_subsampled(self, state: LoopState) -> bool:
-        task = self._task(state)
-        return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
-
-    def _test_cells(self, state: LoopState) -> float:
-        """Test rows x feature columns once the task is defined (what the deliverables' cost grows with)."""
-        task = self._task(state)
-        return float(task.get("n_test", 0)) * float(task.get("n_features") or len(task.get("features", {})))
-
-    def _task_rows(self, state: LoopState) -> int:
-        return int(self._task(state).get("n_train", 0))
 
     def _next_step(self, done: dict[str, dict[str, Any]]) -> str:
         """The step after the furthest one taken (skipped steps stay skipped)."""
