@@ -376,3 +376,41 @@ def test_narrow_tables_search_more_rows_and_boosting_refits_sublinearly():
     assert 5.0 < estimated_refit_s(boosting, 10_000) < 10.0
     assert estimated_refit_s(boosting, 500) == pytest.approx(1.0)  # never less than a fold's fit
     assert search_rows_cap(56.2, 9) == search_rows_cap(58.9, 9) == 22_000  # the same rows despite timing jitter
+
+
+def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_path, monkeypatch):
+    """Large data is searched on a subsample: the final XGBoost fit early-stops again on held-out
+    training rows (never test rows), and a plain fit of the recorded params rebuilds it exactly."""
+    import tools.evaluate as evaluate
+    from tools.train import growth_plan
+
+    ctx = _ctx(tmp_path, _frame(1500))
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    task_path = ctx.artifacts_dir / "task.json"
+    task = json.loads(task_path.read_text())
+    task["cv"] = {"kind": "kfold", "folds": 3, "max_rows": 300}  # as on data 4x larger than the search rows
+    task_path.write_text(json.dumps(task))
+    _call(ctx, "train_models", models=["xgboost"])
+    seen = {}
+    original = evaluate.fit_grown
+
+    def spy(spec, plan, task, X_fit, y_fit, X_es, y_es, *rest):
+        seen.update(fit=set(X_fit.index), es=set(X_es.index))
+        return original(spec, plan, task, X_fit, y_fit, X_es, y_es, *rest)
+
+    monkeypatch.setattr(evaluate, "fit_grown", spy)
+    _call(ctx, "evaluate_model", max_fit_s=30)
+    ev = json.loads((ctx.artifacts_dir / "evaluation.json").read_text())
+    grown = ev["grown"]
+    assert ev["fit_rows"] == grown["rows"] - grown["es_rows"] == len(seen["fit"]) and len(seen["es"]) == grown["es_rows"]
+    assert not seen["fit"] & seen["es"] and (seen["fit"] | seen["es"]) <= set(task["train_rows"])
+    assert ev["params"]["n_estimators"] == grown["rounds"] and ev["params"]["learning_rate"] >= 0.05
+    nb = _call(ctx, "write_notebook", timeout_s=120)
+    assert nb.summary["executed"] and nb.summary["matches"] is True, nb.summary
+
+    row = json.loads((ctx.artifacts_dir / "leaderboard.json").read_text())[0]
+    assert growth_plan(row, {**task, "split": {"kind": "time"}}, 1200, 30) is None  # no random holdout in time
+    assert growth_plan(row, task, int(2.5 * row["fold_rows"]), 30) is None  # the search saw enough rows
+    roomy, tight = growth_plan(row, task, 100_000, 1e4), growth_plan(row, task, 100_000, 0.01)
+    assert roomy["rows"] == 100_000 and roomy["learning_rate"] == pytest.approx(0.05)
+    assert tight["learning_rate"] == pytest.approx(0.15) and tight["rows"] < 100_000  # 3x the step, then fewer rows

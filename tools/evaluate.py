@@ -16,8 +16,8 @@ from tools.features import build_pipeline
 from tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from tools.model_io import input_schema, save_model
 from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import load_task, search_data, subsample, test_data, training_data
-from tools.train import load_leaderboard, predict_any
+from tools.task import load_task, search_data, subsample_positions, test_data, training_data
+from tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
 def pick_candidate(board: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -130,8 +130,28 @@ def _worst_segments(frame: pd.DataFrame, features: dict[str, str], loss: np.ndar
     return sorted(found, key=lambda r: -r["ratio_to_overall"])[:5]
 
 
+def final_fit_rows(chosen: dict[str, Any], task: dict[str, Any], y: np.ndarray, max_fit_rows: int | None,
+                   max_fit_s: float | None, seed: int) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any] | None]:
+    """(positions of the training rows the final fit uses, positions of the training rows that
+    early-stop it or None, the growth plan or None). Deterministic: the notebook's `subsample`
+    call with the same row count picks the same rows."""
+    n_fit = min(max_fit_rows or len(y), len(y))
+    grow = growth_plan(chosen, task, n_fit, max_fit_s)
+    if grow:  # early-stopping rows come from the training rows the fit leaves out, never from the test split
+        keep = subsample_positions(y, task, grow["rows"] - grow["es_rows"], seed)
+        rest = np.setdiff1d(np.arange(len(y)), keep)
+        return keep, rest[subsample_positions(y[rest], task, grow["es_rows"], seed)], grow
+    if max_fit_s:  # a plain fit: as many rows as the time allows, by the search's timings
+        estimate = estimated_refit_s(chosen, n_fit)
+        if estimate > max_fit_s:
+            floor = max(5_000, int(chosen.get("fold_rows") or 0))
+            n_fit = min(n_fit, max(floor, int(n_fit * max_fit_s / estimate)))
+    return subsample_positions(y, task, n_fit, seed), None, None
+
+
 @tool
-def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | None = None) -> ToolOutput:
+def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | None = None,
+                   max_fit_s: float | None = None) -> ToolOutput:
     """Fit the chosen candidate on the whole training split, save it, and score the untouched test split.
 
     Saves the full Pipeline (it predicts on raw rows) as a skops file with a manifest. Reports
@@ -145,22 +165,33 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         model: a leaderboard name, or best (the top non-baseline candidate).
         max_fit_rows: fit on a deterministic (stratified) subsample of at most this many training rows
             when a fit on all of them would not fit the time budget; default all rows.
+        max_fit_s: seconds the final fit may take: fewer rows when the search's timings say all of them
+            would take longer. An XGBoost candidate searched on a small subsample of large data instead
+            early-stops again on held-out training rows (more rows want more rounds), with a larger
+            learning rate (or fewer rows) when the rounds it needs would not fit, and stops at this limit.
     """
     board = load_leaderboard(ctx)
     chosen = pick_candidate(board, model)
-    X_train, y_train, task = training_data(ctx)
-    n_train_rows = len(X_train)
-    if max_fit_rows is not None:
-        if max_fit_rows < 100:
-            raise ToolError("max_fit_rows must be at least 100")
-        X_train, y_train = subsample(X_train, y_train, task, max_fit_rows, ctx.seed)
-    X_test, y_test, _ = test_data(ctx)
+    X_all, y_all, task = training_data(ctx)
+    n_train_rows = len(X_all)
+    if max_fit_rows is not None and max_fit_rows < 100:
+        raise ToolError("max_fit_rows must be at least 100")
+    if max_fit_s is not None and max_fit_s <= 0:
+        raise ToolError("max_fit_s must be a positive number of seconds")
     n_classes = len(task["classes"]) if task["classes"] else 0
-    metric = get_metric(task["metric"], task["task"])
     spec = {"family": chosen["family"], "params": chosen["params"]}
+    keep, held, grow = final_fit_rows(chosen, task, y_all, max_fit_rows, max_fit_s, ctx.seed)
+    X_train, y_train = X_all.iloc[keep], y_all[keep]
+    X_test, y_test, _ = test_data(ctx)
+    metric = get_metric(task["metric"], task["task"])
     ctx.report(f"fitting {chosen['name']} on {len(X_train)} of {n_train_rows} training rows", 0.1)
     t0 = time.perf_counter()
-    pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes).fit(X_train, y_train)
+    if grow:
+        pipeline, params = fit_grown(spec, grow, task, X_train, y_train, X_all.iloc[held], y_all[held], ctx.seed, n_classes)
+        grow.update(rounds=params["n_estimators"], search_rounds=chosen["params"]["n_estimators"])
+    else:
+        pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes).fit(X_train, y_train)
+        params = chosen["params"]
     fit_s = time.perf_counter() - t0
     pred, proba = predict_any(pipeline, X_test, task)
     scores = all_scores(task["task"], y_test, pred, proba)
@@ -173,11 +204,13 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     baseline_score = score(metric, y_test, b_pred, b_proba)
 
     record: dict[str, Any] = {
-        "model": chosen["name"], "family": chosen["family"], "params": chosen["params"], "metric": metric.name,
+        "model": chosen["name"], "family": chosen["family"], "params": params, "metric": metric.name,
         "greater_is_better": metric.greater_is_better, "test_score": main, "test_ci": ci, "baseline_score": baseline_score,
         "cv_mean": chosen["cv_mean"], "cv_std": chosen["cv_std"], "test_metrics": scores, "n_test": len(y_test),
         "n_train": n_train_rows, "fit_rows": len(y_train), "fit_s": round(fit_s, 3),
     }
+    if grow:
+        record["grown"] = grow
     plot_dir = paths.PLOTS_DIR
     files: dict[str, str] = {}
     if task["task"] != "regression":
@@ -223,7 +256,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     manifest = {
         "target": task["target"], "task": task["task"], "classes": task["classes"], "positive_class": task["positive_class"],
         "threshold": record.get("threshold", {}).get("threshold"), "metric": metric.name, "model": chosen["name"],
-        "family": chosen["family"], "params": chosen["params"], "input_schema": input_schema(X_train),
+        "family": chosen["family"], "params": params, "input_schema": input_schema(X_train),
         "dropped_columns": [d["column"] for d in task["dropped"]], "session_dir": str(ctx.session_dir),
     }
     save_model(pipeline, artifact_path(ctx, paths.MODEL), manifest)
@@ -244,4 +277,6 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         "latency_single_row_ms_p95": record["latency"]["single_row_ms"]["p95"], "plots": [v for k, v in files.items()
                                                                                           if v.endswith(".png")],
     }
+    if grow:
+        summary["grown"] = grow
     return ToolOutput(summary=summary, record=record, files=files)

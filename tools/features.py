@@ -129,9 +129,11 @@ class Categories(_StatelessColumns):
         columns = {}
         for name, col, levels in zip(self._input_names(), frame.columns, self.categories_):
             column = frame[col]
-            values = column.astype(str).to_numpy(dtype=object)
-            values[column.isna().to_numpy()] = np.nan
-            columns[name] = pd.Categorical(values, categories=levels)
+            # Codes, not values: pandas deprecates values outside the categories, and -1 is the
+            # missing code for both unseen levels and missing cells.
+            codes = pd.Index(levels, dtype=object).get_indexer(column.astype(str).to_numpy(dtype=object))
+            codes[column.isna().to_numpy()] = -1
+            columns[name] = pd.Categorical.from_codes(codes, categories=pd.Index(levels, dtype=object))
         return pd.DataFrame(columns, index=getattr(X, "index", None))
 
     def get_feature_names_out(self, input_features=None):

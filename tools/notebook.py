@@ -86,8 +86,12 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
     fit_rows, n_train = ev.get("fit_rows"), ev.get("n_train")
     if not fit_rows or not n_train or fit_rows >= n_train:
         return ""
+    why = "time budget"
+    if ev.get("grown"):
+        why = (f"{ev['grown']['es_rows']} of the others chose the number of boosting rounds by early stopping; "
+               "SPEC holds the result")
     return ("from tools.task import subsample\n\n"
-            f"# The run could afford {fit_rows} of the {n_train} training rows for the final fit (time budget).\n"
+            f"# The run fitted the final model on {fit_rows} of the {n_train} training rows ({why}).\n"
             f"X_train, y_train = subsample(X_train, y_train, {{'task': TASK, 'split': {{'kind': {split['kind']!r}}}}}, "
             f"{fit_rows}, SEED)\n\n")
 

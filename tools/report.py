@@ -75,6 +75,11 @@ def _fit_rows_text(ev: dict[str, Any]) -> str:
     fit_rows, n_train = ev.get("fit_rows") or ev["n_train"], ev["n_train"]
     if fit_rows >= n_train:
         return f"{n_train} rows"
+    grown = ev.get("grown")
+    if grown:
+        return (f"{fit_rows} of the {n_train} training rows; {grown['es_rows']} other training rows decided when to stop "
+                f"boosting: {grown['rounds']} rounds at learning rate {grown['learning_rate']:g}, where the search, on a "
+                f"small subsample, had stopped at {grown['search_rounds']} (more rows support more rounds)")
     return (f"a fixed subsample of {fit_rows} of the {n_train} training rows (a fit on every row did not fit the "
             "time budget; a larger --time-budget uses more of them)")
 

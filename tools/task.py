@@ -256,13 +256,20 @@ def subsample(X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], cap: int, se
     class when every class has two rows; never for a time split). The notebook calls it too."""
     if len(X) <= cap:
         return X, y
+    keep = subsample_positions(y, task, cap, seed)
+    return X.iloc[keep], y[keep]
+
+
+def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int) -> np.ndarray:
+    """The sorted positions `subsample` keeps (all of them when there are at most `cap`)."""
+    if len(y) <= cap:
+        return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
     strat = (y if task["task"] != "regression" and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
              else None)
-    keep, _ = train_test_split(np.arange(len(X)), train_size=int(cap), random_state=seed, stratify=strat)
-    keep = np.sort(keep)
-    return X.iloc[keep], y[keep]
+    keep, _ = train_test_split(np.arange(len(y)), train_size=int(cap), random_state=seed, stratify=strat)
+    return np.sort(keep)
 
 
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
