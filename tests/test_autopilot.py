@@ -35,6 +35,15 @@ def test_next_step_never_repeats_skipped_steps():
     assert auto._next_step({}) == "profile_data"
 
 
+def test_after_a_linear_model_is_tuned_the_best_other_family_is_tuned_once():
+    row = lambda name, family: {"name": name, "family": family}  # noqa: E731
+    board = [row("linear_tuned", "linear"), row("linear", "linear"), row("ensemble", "ensemble"),
+             row("xgboost", "xgboost"), row("extra_trees", "extra_trees")]
+    assert AutopilotBackend._second_tuning(board) == "xgboost"
+    assert AutopilotBackend._second_tuning(board + [row("xgboost_tuned", "xgboost")]) is None  # once
+    assert AutopilotBackend._second_tuning(board[1:]) is None  # the tuned family was not linear
+
+
 def test_final_fit_rows_follow_what_the_budget_affords():
     from agent.models.autopilot import fit_rows_cap
 

@@ -80,7 +80,7 @@ def test_test_rows_never_reach_fit(tmp_path, monkeypatch):
         assert rows <= train_rows
 
 
-@pytest.mark.parametrize("family", ["baseline", "linear", "xgboost", "hist_gb", "random_forest", "extra_trees"])
+@pytest.mark.parametrize("family", ["baseline", "linear", "xgboost", "hist_gb", "random_forest", "extra_trees", "mlp"])
 def test_unseen_categories_and_new_missing_values_do_not_crash(family):
     from tools.features import build_pipeline
 

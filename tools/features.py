@@ -254,6 +254,17 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
         if clf:
             return LogisticRegression(**({"C": 1.0, "max_iter": 1000, "class_weight": None} | p))
         return Ridge(**({"alpha": 1.0} | p))
+    if family == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        if not clf:  # an unscaled regression target trains poorly; no candidate asks for it
+            raise ValueError("family 'mlp' is for classification tasks")
+        # One wide hidden layer, L2-regularised, on scaled/one-hot inputs: on digits its CV log-loss
+        # is 0.078 against 0.112 for logistic regression, in about a second per fit. At most 100
+        # epochs: 300 took 5 s per fold on telco_churn's 2.8k rows and overfitted (AUC 0.79 vs 0.83).
+        # (scikit-learn's early_stopping watches accuracy and stopped digits at log-loss 0.30.)
+        return MLPClassifier(**({"hidden_layer_sizes": (256,), "alpha": 0.1, "learning_rate_init": 1e-3,
+                                 "max_iter": 100, "random_state": seed} | p))
     if family in ("random_forest", "extra_trees"):
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 
@@ -283,7 +294,7 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
     raise ValueError(f"unknown model family {family!r}")
 
 
-LINEAR_FAMILIES = {"linear"}
+LINEAR_FAMILIES = {"linear", "mlp"}  # scaled numbers and one-hot categories
 DENSE_FAMILIES = {"hist_gb"}
 # Keys of a spec's params that shape the pipeline rather than the estimator.
 TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}

@@ -42,6 +42,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "tools.features.Categories",  # categories_ is a list of lists of strings
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
+    # MLPClassifier's Adam state (step sizes and moment arrays, restored as plain attributes; no __setstate__)
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
 )
 REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle", ".pt", ".pth")
 MANIFEST = "manifest.json"

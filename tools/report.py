@@ -27,6 +27,7 @@ from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, re
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
                     "hist_gb": "low (boosted trees)", "xgboost": "low (boosted trees; SHAP available)",
+                    "mlp": "low (a neural network; read it through permutation importance)",
                     "ensemble": "low (a blend of several models)"}
 
 

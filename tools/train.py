@@ -26,8 +26,11 @@ XGB_MAX_ROUNDS = 2000
 def candidate_specs(task: dict[str, Any], y: np.ndarray) -> dict[str, dict[str, Any]]:
     """Candidates by name. Families as they are, plus variants the data calls for: class weights
     when a binary target is imbalanced (judged by CV like the rest), a log1p target when a
-    non-negative regression target is skewed (scored on the original scale)."""
+    non-negative regression target is skewed (scored on the original scale), and for
+    classification a small neural network (mlp), last: it is the slowest to fit per row."""
     specs = {f: {"family": f, "params": {}} for f in DEFAULT_CANDIDATES}
+    if task["task"] != "regression":
+        specs["mlp"] = {"family": "mlp", "params": {}}
     if task["task"] == "binary" and (task.get("minority_frac") or 0.5) < 0.2 and task["metric"] != "log_loss":
         pos = max(int((y == 1).sum()), 1)
         specs["linear_balanced"] = {"family": "linear", "params": {"class_weight": "balanced"}}
@@ -42,7 +45,7 @@ def candidate_specs(task: dict[str, Any], y: np.ndarray) -> dict[str, dict[str, 
 
 def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
     order = ["baseline", "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "linear_log",
-             "linear_balanced", "random_forest", "hist_gb"]
+             "linear_balanced", "random_forest", "hist_gb", "mlp"]
     return [n for n in order if n in specs] + [n for n in specs if n not in order]
 
 
@@ -311,7 +314,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
 
     Each candidate is a full scikit-learn Pipeline (imputation, encoding, model) so folds never
     leak. Families: baseline (prior/mean), linear (logistic/ridge), xgboost (early-stopped on each
-    fold), extra_trees, random_forest, hist_gb; variants when the data calls for them:
+    fold), extra_trees, random_forest, hist_gb, mlp (one hidden layer; classification only); variants when the data calls for them:
     linear_balanced/xgboost_balanced (imbalanced binary target), linear_log/xgboost_log (skewed
     non-negative regression target, log1p fit, scored on the original scale). On large data the
     search uses a fixed subsample (the chosen model is refit on every training row). Returns a

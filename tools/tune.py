@@ -19,7 +19,7 @@ from tools.task import search_data
 from tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof)
 
-TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear")
+TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
 
 # Known-good starting points (enqueued before TPE samples): library defaults plus configurations
 # that do well across many tabular datasets.
@@ -38,6 +38,7 @@ WARM_STARTS: dict[str, list[dict[str, Any]]] = {
     "random_forest": [{"min_samples_leaf": 1, "max_features": 0.5}],
     "extra_trees": [{"min_samples_leaf": 1, "max_features": 0.5}],
     "linear": [{"C": 1.0}],
+    "mlp": [{"alpha": 0.1, "learning_rate_init": 1e-3}, {"alpha": 1.0, "learning_rate_init": 1e-3}],
 }
 
 
@@ -69,6 +70,9 @@ def suggest(trial, family: str, task: str) -> dict[str, Any]:
         # A narrow range: on small data an extreme C wins CV log-loss by luck and loses on test.
         key = "C" if task != "regression" else "alpha"
         return {key: trial.suggest_float(key, 1e-2, 1e2, log=True)}
+    if family == "mlp" and task != "regression":
+        return {"alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
+                "learning_rate_init": trial.suggest_float("learning_rate_init", 3e-4, 1e-2, log=True)}
     raise ToolError(f"family {family!r} cannot be tuned; choose one of {TUNABLE}")
 
 
@@ -83,7 +87,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     joins the leaderboard as `<family>_tuned`.
 
     Args:
-        family: xgboost, hist_gb, random_forest, extra_trees or linear; auto picks the best tunable family on the leaderboard.
+        family: xgboost, hist_gb, random_forest, extra_trees, linear or mlp (classification); auto picks the best tunable family on the leaderboard.
         n_trials: maximum number of trials (deterministic for a fixed number); default unlimited within the time budget.
         time_budget_s: seconds to spend; default what is left of the session budget minus a reserve for deliverables.
         ensemble: afterwards, blend the leaderboard by greedy ensemble selection (as build_ensemble does).

@@ -72,7 +72,8 @@ def run_system(system: str, name: str, meta: dict, budget: float, python: str) -
     cwd.mkdir(parents=True)
     preds = cwd / "preds.csv"
     hard = 3 * budget + 120
-    entry: dict = {"system": system, "budget_s": budget}
+    entry: dict = {"system": system, "budget_s": budget, "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                   "load_1m": round(os.getloadavg()[0], 2)}
     if system == "dsagent":
         metric = METRIC[meta["task"]][0]
         answers = cwd / "answers.json"
@@ -197,6 +198,19 @@ def _fmt(entry: dict | None, key: str = "score") -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _when(results: dict) -> str:
+    """When the figures were taken and how busy the machine was (1-minute load average at each start)."""
+    entries = [e for d in results["datasets"].values() for e in d["systems"].values() if e.get("started")]
+    if not entries:
+        return ""
+    days = sorted({e["started"][:10] for e in entries})
+    loads = [e["load_1m"] for e in entries if e.get("load_1m") is not None]
+    text = f"Runs dated {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "")
+    if loads:
+        text += f"; 1-minute load average at the start of a run {min(loads):.1f}-{max(loads):.1f} (2 cores)"
+    return text + "."
+
+
 def render(results: dict) -> str:
     lines = [START, "## AutoML comparison", "",
              f"dsagent's offline autopilot against FLAML, AutoGluon (`autogluon.tabular` with lightgbm/xgboost/catboost, "
@@ -206,9 +220,8 @@ def render(results: dict) -> str:
              "multiclass log-loss and regression RMSE (lower is better). Wall time is measured by the harness for the "
              "whole process (dsagent: the whole `dsagent run`, profile to executed notebook).",
              "",
-             f"Machine: {results['machine']}. The peers' figures were taken on 2026-11-23 while the 2 cores were shared "
-             "with other work (load average often 3-7); dsagent's were re-run later the same day on a mostly idle "
-             "machine (a dataset's row is replaced whenever one system is re-run). Wall times are noisy.",
+             f"Machine: {results['machine']}. {_when(results)} The harness runs one process at a time; a dataset's "
+             "entry for one system is replaced whenever that system is re-run. Wall times are noisy.",
              "",
              "| dataset | task | metric | dsagent | FLAML | AutoGluon | XGBoost | dsagent s | FLAML s | AutoGluon s | XGBoost s | dsagent model |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
