@@ -146,6 +146,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         trial.set_user_attr("fold_fit_s", cv["fold_fit_s"])
         trial.set_user_attr("fold_rows", cv["fold_rows"])
         trial.set_user_attr("fold_rounds", cv["fold_rounds"])
+        trial.set_user_attr("fold_val_rows", cv["fold_val_rows"])
         trial.set_user_attr("fit_s", cv["fit_s"])
         trial.set_user_attr("predict_s", cv["predict_s"])
         trial.set_user_attr("n_predicted", cv["n_predicted"])
@@ -168,7 +169,8 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
               "covered": ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]), "fit_s": a.get("fit_s", 0.0),
               "predict_s": a.get("predict_s", 0.0), "n_predicted": a.get("n_predicted", len(X)),
               "refit_params": a.get("refit_params", params), "fold_fit_s": a.get("fold_fit_s"),
-              "fold_rows": a.get("fold_rows"), "fold_rounds": a.get("fold_rounds")}
+              "fold_rows": a.get("fold_rows"), "fold_rounds": a.get("fold_rounds"),
+              "fold_val_rows": a.get("fold_val_rows")}
     params = cv["refit_params"]
     name = f"{family}_tuned"
     save_oof(ctx, name, cv["oof"])
