@@ -143,7 +143,9 @@ def final_fit_rows(chosen: dict[str, Any], task: dict[str, Any], y: np.ndarray, 
         return keep, rest[subsample_positions(y[rest], task, grow["es_rows"], seed)], grow
     if max_fit_s:  # a plain fit: as many rows as the time allows, by the search's timings
         estimate = estimated_refit_s(chosen, n_fit)
-        if estimate > max_fit_s:
+        # When every row nearly fits, take them all: an overrun of at most 15% and 1.5 s is worth
+        # more than the last rows (diamonds: 548.7 RMSE on 86% of its rows, 538.7 on all).
+        if estimate - max_fit_s > min(0.15 * estimate, 1.5):
             floor = max(5_000, int(chosen.get("fold_rows") or 0))
             n_fit = min(n_fit, max(floor, int(n_fit * max_fit_s / estimate)))
     return subsample_positions(y, task, n_fit, seed), None, None
