@@ -190,7 +190,8 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     t0 = time.perf_counter()
     if grow:
         pipeline, params = fit_grown(spec, grow, task, X_train, y_train, X_all.iloc[held], y_all[held], ctx.seed, n_classes)
-        grow.update(rounds=params["n_estimators"], search_rounds=chosen["params"]["n_estimators"])
+        grow.update(rounds=params["n_estimators"], search_rounds=chosen["params"]["n_estimators"],
+                    search_learning_rate=float(chosen["params"].get("learning_rate", 0.05)))
     else:
         pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes).fit(X_train, y_train)
         params = chosen["params"]

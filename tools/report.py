@@ -79,8 +79,9 @@ def _fit_rows_text(ev: dict[str, Any]) -> str:
     grown = ev.get("grown")
     if grown:
         return (f"{fit_rows} of the {n_train} training rows; {grown['es_rows']} other training rows decided when to stop "
-                f"boosting: {grown['rounds']} rounds at learning rate {grown['learning_rate']:g}, where the search, on a "
-                f"small subsample, had stopped at {grown['search_rounds']} (more rows support more rounds)")
+                f"boosting: {grown['rounds']} rounds at learning rate {grown['learning_rate']:g} (the search, on a small "
+                f"subsample, had stopped at {grown['search_rounds']} rounds at learning rate "
+                f"{grown['search_learning_rate']:g}; more rows support more boosting, and a larger step when time is short)")
     return (f"a fixed subsample of {fit_rows} of the {n_train} training rows (a fit on every row did not fit the "
             "time budget; a larger --time-budget uses more of them)")
 
