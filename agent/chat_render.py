@@ -226,7 +226,8 @@ def profile_notes(profile: dict[str, Any]) -> list[str]:
     for w in (profile.get("warnings") or [])[:6]:
         notes.append(f"warning: {w if isinstance(w, str) else json.dumps(w, default=str)}")
     for s in (profile.get("leakage_suspects") or [])[:4]:
-        notes.append(f"possible leak: {s if isinstance(s, str) else s.get('column', s)}")
+        kept = isinstance(s, dict) and s.get("kept")
+        notes.append(f"possible leak: {s if isinstance(s, str) else s.get('column', s)}" + (" (kept as a feature)" if kept else ""))
     return notes
 
 

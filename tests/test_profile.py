@@ -155,6 +155,20 @@ def test_leakage_suspects_and_drop_suggestions():
     assert rec["duplicate_columns"] == [{"column": "dup_of_noise", "duplicate_of": "noise"}]
 
 
+def test_strong_column_is_flagged_but_kept():
+    """Shuttle-like: a sensor that alone gets most of a 7%-positive target right is flagged, not dropped."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    y = (rng.random(n) < 0.07).astype(int)
+    strong = np.where(rng.random(n) < 0.005, 1 - y, y) * 10 + rng.normal(size=n)  # 0.5% of rows on the wrong side
+    df = pd.DataFrame({"sensor": strong, "other": rng.normal(size=n), "y": y})
+    rec = build_profile(df, None, "y")
+    suspect = {d["column"]: d for d in rec["leakage_suspects"]}["sensor"]
+    assert 0.9 <= suspect["score"] < 0.97 and suspect["drop"] is False
+    assert "sensor" not in {d["column"] for d in rec["drop_suggestions"]}
+    assert any("'sensor'" in w and "kept" in w for w in rec["warnings"])
+
+
 def test_regression_leak():
     rng = np.random.default_rng(3)
     n = 2000

@@ -67,8 +67,9 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
         for w in (profile.get("warnings") or [])[:6]:
             lines.append(f"- {md_cell(w, 200)}")
         if profile.get("leakage_suspects"):
-            lines.append("- Possible leaks (too predictive to be true): "
-                         + ", ".join(f"`{md_cell(s.get('column', s))}`" for s in profile["leakage_suspects"][:5]) + ".")
+            lines.append("- Possible leaks (strong on their own; check they are known at prediction time): "
+                         + ", ".join(f"`{md_cell(s.get('column', s))}`" + ("" if s.get("drop", True) else " (kept)")
+                                     for s in profile["leakage_suspects"][:5]) + ".")
     dropped = task.get("dropped") or []
     lines.append("- Columns left out of the features: " + (", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 80)})" for d in dropped)
                                                           if dropped else "none") + ".")

@@ -38,6 +38,13 @@ LEAK_SAMPLE = 10_000  # labelled rows used by the single-feature leakage check
 LEAK_EXACT_MAX = 200  # beyond this many numeric columns, a vectorised screen picks which get the exact check
 LEAK_THRESHOLD = 0.9  # normalised accuracy (classification) above which a column "nearly predicts" the target
 LEAK_THRESHOLD_R2 = 0.95  # R² / squared correlation (regression)
+# Above these a suspect is left out of the features by default: the column alone is close to a
+# function of the target (a copy with 1% noise scores 0.98), the signature of a post-outcome field.
+# Between the two levels a column is a strong real signal as often as a leak, so it is kept and
+# flagged: shuttle's sensor columns f1 and f7 score 0.94 on their own, and dropping them cost the
+# model its last misranked test rows (AUC 0.999997 without them; 1.0 for plain XGBoost with them).
+LEAK_DROP_THRESHOLD = 0.97
+LEAK_DROP_THRESHOLD_R2 = 0.99
 MAX_CLASSES_LISTED = 50
 MULTICLASS_MAX_INT_LEVELS = 10  # an integer target with at most this many values is read as classes
 SUMMARY_CHAR_BUDGET = 5800  # ~1,450 tokens of JSON
@@ -692,17 +699,22 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     eff_task = (answered_task or inferred) if target else None
     scores = _single_feature_scores(df, target, eff_task, facts, seed) if target else []
     score_of = {s["column"]: s for s in scores}
-    threshold = LEAK_THRESHOLD if eff_task in ("binary", "multiclass") else LEAK_THRESHOLD_R2
+    classif = eff_task in ("binary", "multiclass")
+    threshold = LEAK_THRESHOLD if classif else LEAK_THRESHOLD_R2
+    drop_threshold = LEAK_DROP_THRESHOLD if classif else LEAK_DROP_THRESHOLD_R2
     leakage: list[dict[str, Any]] = []
     for s in scores:
         if s["score"] >= threshold:
-            leakage.append({"column": s["column"], "score": s["score"],
+            drop_it = s["score"] >= drop_threshold
+            leakage.append({"column": s["column"], "score": s["score"], "drop": drop_it,
                             "reason": f"alone predicts the target on held-out rows (score {s['score']:.2f}); "
-                                      "check it is known at prediction time and not derived from the target"})
+                                      "check it is known at prediction time and not derived from the target"
+                                      + ("" if drop_it else f" (kept: below {drop_threshold} a column this strong is "
+                                                            "as often a real signal as a leak)")})
     for f in facts:
         if f["kind"] == "id" and f["name"] != target and f["name"] not in {d["column"] for d in leakage}:
             sc = score_of.get(f["name"], {}).get("score")
-            leakage.append({"column": f["name"], "score": sc,
+            leakage.append({"column": f["name"], "score": sc, "drop": True,
                             "reason": "ID-like (unique per row): carries no general signal; a model can memorise it "
                                       "or pick up how IDs were assigned"})
 
@@ -721,7 +733,7 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
             drop.append({"column": f["name"], "reason": "id-like"})
     dropped = {d["column"] for d in drop}
     for d in leakage:
-        if d["column"] not in dropped:
+        if d["drop"] and d["column"] not in dropped:
             drop.append({"column": d["column"], "reason": f"leakage suspect (score {d['score']:.2f})"})
             dropped.add(d["column"])
     for d in dup_cols:
@@ -764,7 +776,8 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
             warnings.append(f"target is highly skewed (skew {target_rec['skew']:.1f}){tip}")
     for d in leakage:
         if d["score"] is not None and d["score"] >= threshold:
-            warnings.append(f"leakage suspect: {d['column']!r} alone predicts the target (score {d['score']:.2f})")
+            warnings.append(f"leakage suspect: {d['column']!r} alone predicts the target (score {d['score']:.2f})"
+                            + ("" if d["drop"] else "; kept as a feature: check it is known at prediction time"))
     mostly_numeric = [f["name"] for f in facts if f["_base"] == "string" and 0.5 <= (f.get("numeric_frac") or 0) < 1]
     if mostly_numeric:
         warnings.append(f"mostly-numeric text column(s) kept as categorical (a few non-numbers, e.g. '?' or 'n/a'): "
@@ -865,7 +878,8 @@ def _summary_at(r: dict[str, Any], limit: int) -> dict[str, Any]:
                     "most_missing": {nm(c["name"]): round(c["missing_frac"], 3) for c in top(missing)}},
         "target": target,
         "leakage_suspects": [{"column": nm(d["column"]), "score": d["score"],
-                              "why": "id-like" if d["reason"].startswith("ID-like") else "predicts target alone"}
+                              "why": "id-like" if d["reason"].startswith("ID-like") else "predicts target alone",
+                              **({} if d.get("drop", True) else {"kept": True})}
                              for d in top(r["leakage_suspects"])],
         "top_single_features": [[nm(s["column"]), s["score"]] for s in top(r.get("single_feature_scores") or [], min(limit, 5))],
         "drop_suggestions": _group_drops(r["drop_suggestions"], limit, nm),
@@ -909,7 +923,8 @@ def profile_data(ctx: ToolContext, target: str | None = None) -> ToolOutput:
     delimiter, anything that was detected or cleaned). With a target it also infers the task
     (binary, multiclass or regression), shows class balance or target skew and missing labels,
     and flags leakage suspects: columns that alone predict the target almost perfectly on
-    held-out rows (ask whether they are known at prediction time) and ID-like columns. The
+    held-out rows (ask whether they are known at prediction time; near-deterministic ones are
+    suggested for dropping, merely strong ones are kept and marked "kept") and ID-like columns. The
     answer lists only notable columns and suggests columns to drop, with reasons; the full
     per-column profile is saved as profile.json in the session's artifacts.
 

@@ -228,9 +228,16 @@ def _section_data(profile: dict[str, Any], task: dict[str, Any]) -> list[str]:
             out.append("- Target balance: " + ", ".join(f"`{md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
         for w in (profile.get("warnings") or [])[:8]:
             out.append(f"- {md_cell(w, 300)}")
+        left_out = {d["column"] for d in task.get("dropped") or []}
         for s in (profile.get("leakage_suspects") or [])[:5]:
-            out.append(f"- Possible leak: `{md_cell(s.get('column', s) if isinstance(s, dict) else s)}` predicts the target "
-                       "almost perfectly on its own; check that it is known at prediction time.")
+            col = s.get("column", s) if isinstance(s, dict) else s
+            if col in left_out:
+                out.append(f"- Possible leak: `{md_cell(col)}` predicts the target almost perfectly on its own; it was "
+                           "left out of the features. If it is known at prediction time, it can go back in.")
+            else:
+                out.append(f"- Possible leak: `{md_cell(col)}` predicts the target strongly on its own; it was kept as "
+                           "a feature. Check that it is known at prediction time (to leave it out, list it under "
+                           "`id_columns` in an answers file).")
     if task.get("dropped"):
         out.append("- Left out of the features: " + ", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 100)})"
                                                               for d in task["dropped"]) + ".")
