@@ -42,15 +42,3 @@ def test_after_a_linear_model_is_tuned_the_best_other_family_is_tuned_once():
     assert AutopilotBackend._second_tuning(board) == "xgboost"
     assert AutopilotBackend._second_tuning(board + [row("xgboost_tuned", "xgboost")]) is None  # once
     assert AutopilotBackend._second_tuning(board[1:]) is None  # the tuned family was not linear
-
-
-def test_final_fit_rows_follow_what_the_budget_affords():
-    from agent.models.autopilot import fit_rows_cap
-
-    row = {"family": "xgboost", "fold_fit_s": 1.0, "fold_rows": 6_000}
-    assert fit_rows_cap(row, 10_000, seconds=60) is None  # ~1.7 s per fit: every row fits
-    assert fit_rows_cap(row, 10_000, seconds=2.3 * 1.45) is None  # 1.58 s wanted, 1.45 s left: all rows anyway
-    assert fit_rows_cap(row, 10_000, seconds=2.3 * 1.0) is not None  # a third short: fewer rows
-    cap = fit_rows_cap(row, 200_000, seconds=46)  # ~33 s per fit, twice: about 40% of the rows
-    assert cap is not None and 110_000 < cap < 130_000
-    assert fit_rows_cap(row, 200_000, seconds=1) == 6_000  # never below the rows the search used

@@ -414,3 +414,24 @@ def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_
     roomy, tight = growth_plan(row, task, 100_000, 1e4), growth_plan(row, task, 100_000, 0.01)
     assert roomy["rows"] == 100_000 and roomy["learning_rate"] == pytest.approx(0.05)
     assert tight["learning_rate"] == pytest.approx(0.15) and tight["rows"] < 100_000  # 3x the step, then fewer rows
+
+
+def test_final_fit_rows_follow_what_the_time_affords():
+    """evaluate_model(max_fit_s=...) fits every row when they (nearly) fit the time, else fewer,
+    never fewer than the search's own rows; the autopilot only passes the seconds."""
+    from tools.evaluate import final_fit_rows
+
+    task = {"task": "binary", "split": {"kind": "stratified"}}
+    row = {"family": "random_forest", "fold_fit_s": 1.0, "fold_rows": 6_000}  # ~1.7 s on 10k rows
+
+    def rows(n, seconds):
+        y = np.arange(n) % 2
+        keep, held, grow = final_fit_rows(row, task, y, None, seconds, seed=0)
+        assert held is None and grow is None
+        return len(keep)
+
+    assert rows(10_000, 60) == 10_000
+    assert rows(10_000, 1.45) == 10_000  # 1.67 s wanted, 1.45 s allowed: all rows anyway
+    assert rows(10_000, 1.0) < 10_000  # 40% short: fewer rows
+    assert 110_000 < rows(200_000, 20) < 130_000  # ~33 s wanted, 20 s allowed: about 60% of the rows
+    assert rows(200_000, 0.5) == 6_000  # never below the rows the search used

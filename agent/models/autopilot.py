@@ -48,13 +48,6 @@ TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp"
 LINEAR_TRIALS = 16
 
 
-def nearly_affordable(estimate_s: float, allowed_s: float) -> bool:
-    """A fit on every row overruns its time by at most 15% and 1.5 s: worth it rather than dropping
-    rows (diamonds: 548.7 RMSE on 86% of its rows, 538.7 on all, for ~0.3 s more per fit).
-    The same rule as tools.evaluate.final_fit_rows (the agent does not import tools)."""
-    return estimate_s - allowed_s <= min(0.15 * estimate_s, 1.5)
-
-
 def _refit_costs(board: list[dict[str, Any]], n_train: int, top: int = 3) -> list[float]:
     """Seconds each of the top candidates would need to refit on every training row."""
     costs = []
@@ -80,20 +73,6 @@ def refit_room(board: list[dict[str, Any]], n_train: int, search_s: float) -> fl
     0.999997 where extra trees + XGBoost scores 1.0)."""
     costs = _refit_costs(board, n_train)
     return max(max(costs, default=0.0), min(sum(costs), search_s / 3 / 2.3))
-
-
-def fit_rows_cap(row: dict[str, Any] | None, n_train: int, seconds: float) -> int | None:
-    """Rows the final fit can afford: it runs twice (evaluate_model, then the notebook that
-    re-creates the model) within `seconds`. None when every training row fits. Never fewer than
-    the rows the search itself used, nor 5,000."""
-    if not row or n_train <= 0:
-        return None
-    estimate = _refit_estimate([row], n_train, top=1)
-    if estimate <= 0 or 2.3 * estimate <= seconds:
-        return None
-    floor = max(5_000, int(row.get("fold_rows") or 0))
-    cap = max(floor, int(n_train * max(seconds, 0.0) / (2.3 * estimate)))
-    return None if nearly_affordable(estimate, seconds / 2.3) else cap if cap < n_train else None
 
 
 def _search_is_subsampled(task: dict[str, Any]) -> bool:
@@ -291,19 +270,21 @@ class AutopilotBackend:
             row = ranked[0] if choice == "best" and ranked else next((r for r in board if r["name"] == choice), None)
             n_train = int(task.get("n_train", 0))
             seconds = state.seconds_left() - reserve
-            cap = fit_rows_cap(row, n_train, seconds)
+            fit_s = round(max(seconds / 2.3, 1.0), 1)  # the fit runs twice: here and in the notebook
+            refit = _refit_estimate([row], n_train, top=1) if row else 0.0
             args: dict[str, Any] = {"model": choice}
             if row and row.get("family") == "xgboost" and _search_is_subsampled(task):
                 # Boosting re-learns its rounds on rows the search did not see; evaluate_model picks
-                # the rows and the step that fit this time (twice: here and in the notebook).
-                args["max_fit_s"] = round(max(seconds / 2.3, 1.0), 1)
-                cap = None
+                # the rows and the step that fit this time.
+                args["max_fit_s"] = fit_s
                 text = ("Fitting the best candidate on the training rows the time budget affords, letting held-out "
                         "training rows decide its boosting rounds, and scoring the held-out test split once.")
-            elif cap:
-                args["max_fit_rows"] = cap
-                text = (f"Fitting the best candidate on {cap:,} of the {n_train:,} training rows (what the time budget "
-                        "affords, twice: here and in the notebook) and scoring the held-out test split once.")
+            elif refit > fit_s:
+                # evaluate_model decides how many rows that time affords (from the search's timings).
+                args["max_fit_s"] = fit_s
+                text = (f"Fitting the best candidate within {fit_s:g}s (all {n_train:,} training rows would take "
+                        f"~{refit:.0f}s, and the fit runs twice: here and in the notebook), on fewer rows if "
+                        "that is short, and scoring the held-out test split once.")
             elif not text:
                 text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
             text += f" {why[:1].upper()}{why[1:]}." if why else ""
