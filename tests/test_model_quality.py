@@ -435,3 +435,29 @@ def test_final_fit_rows_follow_what_the_time_affords():
     assert rows(10_000, 1.0) < 10_000  # 40% short: fewer rows
     assert 110_000 < rows(200_000, 20) < 130_000  # ~33 s wanted, 20 s allowed: about 60% of the rows
     assert rows(200_000, 0.5) == 6_000  # never below the rows the search used
+
+
+def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, monkeypatch):
+    """A candidate is started only when the time left covers what a typical finished one took."""
+    import time
+
+    import tools.train as train
+
+    ctx = _ctx(tmp_path, _frame(200))
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    cost = {"baseline": 0.0, "linear": 0.2, "xgboost": 1.0, "extra_trees": 0.1}
+    started = []
+
+    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
+        name = next(n for n, c in cost.items() if n == spec["family"])
+        started.append(name)
+        time.sleep(cost[name])
+        oof = np.full((len(X), 2), 0.5)
+        return {"oof": oof, "covered": np.ones(len(X), bool), "fold_scores": [0.5] * len(splits), "fit_s": cost[name],
+                "predict_s": 0.0, "n_predicted": len(X), "refit_params": {}, "fold_fit_s": cost[name] / len(splits),
+                "fold_rows": len(X), "fold_rounds": None, "fold_val_rows": len(X) / len(splits)}
+
+    monkeypatch.setattr(train, "cross_validate", fake_cv)
+    out = _call(ctx, "train_models", models=["linear", "xgboost", "extra_trees"], time_budget_s=1.8)
+    assert started == ["baseline", "linear", "xgboost"]  # <0.6 s left after xgboost, the median took 0.6 s
+    assert "extra_trees (out of time)" in out.summary["skipped"]

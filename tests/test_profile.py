@@ -169,6 +169,17 @@ def test_strong_column_is_flagged_but_kept():
     assert any("'sensor'" in w and "kept" in w for w in rec["warnings"])
 
 
+def test_report_says_which_leak_suspects_were_kept():
+    from tools.report import _section_data
+
+    profile = {"n_rows": 10, "n_cols": 3, "warnings": ["leakage suspect: 'a' alone predicts the target (score 0.99)"],
+               "leakage_suspects": [{"column": "a", "score": 0.99, "drop": True}, {"column": "b", "score": 0.93, "drop": False}]}
+    lines = "\n".join(_section_data(profile, {"dropped": [{"column": "a", "reason": "leakage suspect (score 0.99)"}]}))
+    assert "`a` predicts the target almost perfectly on its own; it was left out" in lines
+    assert "`b` predicts the target strongly on its own; it was kept as a feature" in lines
+    assert "leakage suspect: 'a'" not in lines  # said once, by the line that also says what was done
+
+
 def test_regression_leak():
     rng = np.random.default_rng(3)
     n = 2000

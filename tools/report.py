@@ -226,7 +226,8 @@ def _section_data(profile: dict[str, Any], task: dict[str, Any]) -> list[str]:
         tgt = profile.get("target") or {}
         if tgt.get("class_counts"):
             out.append("- Target balance: " + ", ".join(f"`{md_cell(k)}` {v}" for k, v in list(tgt["class_counts"].items())[:10]) + ".")
-        for w in (profile.get("warnings") or [])[:8]:
+        # Leakage warnings get their own lines below, which also say whether the column was kept.
+        for w in [w for w in profile.get("warnings") or [] if not str(w).startswith("leakage suspect:")][:8]:
             out.append(f"- {md_cell(w, 300)}")
         left_out = {d["column"] for d in task.get("dropped") or []}
         for s in (profile.get("leakage_suspects") or [])[:5]:
