@@ -357,7 +357,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
         # A candidate is only started when the time left covers what a typical finished one took:
         # a start that ends "out of time" still pays for its first fold, and folds cannot be cut
         # short (census_kdd: one MLP fold took 7 s with 1 s left, and the search overran its 9 s by
-        # 8 s; diamonds: one extra-trees fold took 6 s with 2 s left).
+        # 8 s, time the final fit then lacked).
         if name != "baseline" and (left <= 0 or (finished_s and left < float(np.median(finished_s)))):
             skipped.append(f"{name} (out of time)")
             continue
