@@ -461,3 +461,26 @@ def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, 
     out = _call(ctx, "train_models", models=["linear", "xgboost", "extra_trees"], time_budget_s=1.8)
     assert started == ["baseline", "linear", "xgboost"]  # <0.6 s left after xgboost, the median took 0.6 s
     assert "extra_trees (out of time)" in out.summary["skipped"]
+
+
+def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monkeypatch):
+    """Optuna's timeout is checked before a trial only; tune_model also stops when the time left is
+    shorter than a typical complete trial, so tuning ends within its budget."""
+    import time
+
+    import tools.tune as tune
+
+    ctx = _ctx(tmp_path, _frame(200))
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    _call(ctx, "train_models", models=["linear"])
+
+    def slow_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
+        time.sleep(0.6)
+        return {"oof": np.full((len(X), 2), 0.5), "covered": np.ones(len(X), bool), "fold_scores": [0.5] * len(splits),
+                "fit_s": 0.6, "predict_s": 0.0, "n_predicted": len(X), "refit_params": dict(spec["params"]),
+                "fold_fit_s": 0.2, "fold_rows": len(X), "fold_rounds": None, "fold_val_rows": len(X) / len(splits)}
+
+    monkeypatch.setattr(tune, "cross_validate", slow_cv)
+    out = _call(ctx, "tune_model", family="linear", time_budget_s=1.5)
+    assert out.summary["trials"] == {"complete": 2}  # the third would have started with ~0.3 s left
+    assert out.summary["seconds"] < 1.5
