@@ -157,14 +157,15 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts, so a trial started with a second
         # left still runs its folds (diamonds: tuning given 22.7 s took 24.6 s). Stop when the time
-        # left is less than a typical complete trial of this call took.
+        # left is less than a typical complete trial of this call took. Not when a number of trials
+        # was asked for (--max-trials): there, as before, only optuna's own timeout applies.
         took = [(t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
                 if t.state == optuna.trial.TrialState.COMPLETE and t.number in oofs]
         if took and deadline - time.time() < float(np.median(took)):
             study.stop()
 
     study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
-                   callbacks=[stop_when_short])
+                   callbacks=[stop_when_short] if n_trials is None else [])
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise ToolError(f"no {family} trial completed within {budget:.0f}s; give tuning more time or skip it")
