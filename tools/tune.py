@@ -128,7 +128,10 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     started = time.time()
     deadline = started + budget
 
+    trial_s: list[float] = []  # how long each complete trial of this call took
+
     def objective(trial):
+        trial_started = time.time()
         params = {**suggest(trial, family, task["task"]), **fixed}
         spec = {"family": family, "params": params}
 
@@ -142,6 +145,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         except OutOfTime:
             raise optuna.TrialPruned() from None
         oofs[trial.number] = cv["oof"]
+        trial_s.append(time.time() - trial_started)
         trial.set_user_attr("refit_params", cv["refit_params"])
         trial.set_user_attr("fold_fit_s", cv["fold_fit_s"])
         trial.set_user_attr("fold_rows", cv["fold_rows"])
@@ -159,9 +163,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         # left still runs its folds (diamonds: tuning given 22.7 s took 24.6 s). Stop when the time
         # left is less than a typical complete trial of this call took. Not when a number of trials
         # was asked for (--max-trials): there, as before, only optuna's own timeout applies.
-        took = [(t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
-                if t.state == optuna.trial.TrialState.COMPLETE and t.number in oofs]
-        if took and deadline - time.time() < float(np.median(took)):
+        if trial_s and deadline - time.time() < float(np.median(trial_s)):
             study.stop()
 
     study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
