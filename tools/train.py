@@ -302,6 +302,13 @@ ROWS_EXPONENT = {"xgboost": 0.9, "hist_gb": 0.9}
 ES_EVAL_S_PER_ROUND_ROW = 1.1e-7
 
 
+def time_covers(left_s: float, took_s: list[float]) -> bool:
+    """Whether `left_s` seconds cover what a typical (median) finished run of the same work took:
+    candidates in train_models, trials in tune_model. Neither a fold nor a trial is cut short once
+    started, so one started without that time overruns its budget."""
+    return not took_s or left_s >= float(np.median(took_s))
+
+
 def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
     """Seconds a final fit of this candidate on all training rows should take."""
     per_fold = row.get("fold_fit_s") or row.get("fit_s", 0.0)
@@ -358,7 +365,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
         # a start that ends "out of time" still pays for its first fold, and folds cannot be cut
         # short (census_kdd: one MLP fold took 7 s with 1 s left, and the search overran its 9 s by
         # 8 s, time the final fit then lacked).
-        if name != "baseline" and (left <= 0 or (finished_s and left < float(np.median(finished_s)))):
+        if name != "baseline" and (left <= 0 or not time_covers(left, finished_s)):
             skipped.append(f"{name} (out of time)")
             continue
         ctx.report(f"cross-validating {name} ({len(splits)} folds)", i / len(names))

@@ -17,7 +17,7 @@ from tools import paths
 from tools.registry import ToolContext, ToolError, ToolOutput, tool
 from tools.task import search_data
 from tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
-                         save_leaderboard, save_oof)
+                         save_leaderboard, save_oof, time_covers)
 
 TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
 
@@ -163,7 +163,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         # left still runs its folds (diamonds: tuning given 22.7 s took 24.6 s). Stop when the time
         # left is less than a typical complete trial of this call took. Not when a number of trials
         # was asked for (--max-trials): there, as before, only optuna's own timeout applies.
-        if trial_s and deadline - time.time() < float(np.median(trial_s)):
+        if not time_covers(deadline - time.time(), trial_s):
             study.stop()
 
     study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,

@@ -62,16 +62,19 @@ def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> 
     return max(_refit_costs(board, n_train, top), default=0.0)
 
 
-def refit_room(board: list[dict[str, Any]], n_train: int, search_s: float) -> float:
-    """Refit seconds to keep when tuning starts: room for the final fit of a blend of the top three
-    candidates (build_ensemble refits member by member, so their sum), never less than the slowest
-    single one, and at most a third of `search_s`, the seconds left for tuning and blending.
+def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> tuple[float, float]:
+    """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
+    blending. The refit kept is room for the final fit of a blend of the top three candidates
+    (build_ensemble refits member by member, so their sum), never less than the slowest single
+    one, and at most a third of `search_s`; it is paid twice and a bit (evaluate_model and the
+    notebook), hence 2.3x.
 
     Tuning used to keep only the single refit, which starved the blend: in a full benchmark run
     seven of twelve ensembles were capped below one second of refit, and uncapped blends would
     have scored better in CV on breast_cancer, digits, diamonds and shuttle."""
     costs = _refit_costs(board, n_train)
-    return max(max(costs, default=0.0), min(sum(costs), search_s / 3 / 2.3))
+    refit = max(max(costs, default=0.0), min(sum(costs), search_s / 3 / 2.3))
+    return search_s - 2.3 * refit, refit
 
 
 def _search_is_subsampled(task: dict[str, Any]) -> bool:
@@ -223,9 +226,7 @@ class AutopilotBackend:
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = int(task.get("n_train", 0))
-            search_s = state.seconds_left() - _reserve(budget, 0, slow, cells) - 2.0  # 2 s for the ensemble step
-            refit = refit_room(board, n_train, search_s)
-            spend = search_s - 2.3 * refit
+            spend, refit = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
             tunable = [r for r in board if r["family"] in TUNABLE]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -245,8 +246,7 @@ class AutopilotBackend:
         if step == "build_ensemble" and not self.max_trials and not self._tuned_second:
             board = self._leaderboard(state)
             second = self._second_tuning(board)
-            search_s = state.seconds_left() - _reserve(budget, 0, slow, cells) - 2.0
-            spend = search_s - 2.3 * refit_room(board, int(task.get("n_train", 0)), search_s)
+            spend, _ = tuning_time(board, int(task.get("n_train", 0)), self._search_seconds(state, budget, cells))
             if second and spend >= 8 and "build_ensemble" in self._tool_names(tools):
                 step, self._tuned_second = "", True
                 text = f"Tuning {second} too, the best family after the linear model, for up to {spend:.0f}s."
@@ -315,6 +315,11 @@ class AutopilotBackend:
         for t in tools or []:
             names.add(t if isinstance(t, str) else getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None))
         return names
+
+    def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:
+        """Seconds left for tuning and blending: what the deliverables' reserve leaves, minus 2 s for
+        the ensemble step."""
+        return state.seconds_left() - _reserve(budget, 0, self._slow, cells) - 2.0
 
     @staticmethod
     def _second_tuning(board: list[dict[str, Any]]) -> str | None:
