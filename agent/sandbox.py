@@ -172,6 +172,30 @@ class Plan:
             self.host_tmp = None
 
 
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid` (found in /proc), until none is left."""
+    for _ in range(50):
+        found = []
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
+            if int(session) == sid and state != "Z":
+                found.append(int(entry))
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
 def layers() -> dict[str, dict[str, Any]]:
     """The isolation layers of this machine (for session.json and `dsagent doctor`)."""
     return isolation.layers()
@@ -284,6 +308,11 @@ class Worker:
                 pass
             if self._plan is not None and self._plan.cgroup is not None:
                 self._plan.cgroup.kill()  # anything that left the process group
+            else:
+                # No cgroup: run_python's child has a process group of its own and, without
+                # bubblewrap's PID namespace, would outlive the worker. It cannot leave the
+                # worker's session (setsid is denied to it), so the session finds it.
+                kill_session(self.proc.pid)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -333,7 +362,11 @@ class Worker:
             self.set_paths(self.data_paths + [p for p in data if p not in self.data_paths],
                            self.roots + [r for r in roots if r not in self.roots])
         if not self.alive:
-            self.start()
+            try:
+                self.start()
+            except KeyboardInterrupt:  # Ctrl-C while the worker was still importing the tools
+                self.stop()
+                raise
         assert self.proc is not None and self.proc.stdin is not None
         self._counter += 1
         request = {"id": self._counter, "tool": tool, "args": args, "context": context}

@@ -8,6 +8,9 @@ import time
 
 from tools.registry import ToolContext, ToolOutput, tool
 
+# A worker that is slow to start (as one importing the ML stack is): for Ctrl-C during start-up.
+time.sleep(float(os.environ.get("T_IMPORT_SECONDS", "0")))
+
 
 @tool
 def t_echo(ctx: ToolContext, text: str = "hi") -> ToolOutput:
@@ -113,3 +116,29 @@ def t_sklearn(ctx: ToolContext) -> ToolOutput:
     plt.plot([1, 2, 3])
     plt.savefig(ctx.artifacts_dir / "fig.png")
     return ToolOutput(summary={"cv": float(scores.mean()), "best": study.best_value})
+
+
+@tool
+def t_proc(ctx: ToolContext, pid: int, secret: str) -> ToolOutput:
+    """Hostile tool code: read another process's environment and command line through /proc."""
+    return ToolOutput(summary=proc_probe(pid, secret))
+
+
+def proc_probe(pid: int, secret: str) -> dict:
+    """What reading /proc/<pid>/{environ,cmdline} gives, and every visible process holding `secret`."""
+    out: dict = {"leaks": []}
+    for what in ("environ", "cmdline"):
+        try:
+            with open(f"/proc/{pid}/{what}", "rb") as f:
+                out[what] = "read" if f.read() is not None else "?"
+        except OSError as exc:
+            out[what] = type(exc).__name__
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        for what in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{entry}/{what}", "rb") as f:
+                    if secret.encode() in f.read():
+                        out["leaks"].append(f"{entry}/{what}")
+            except OSError:
+                pass
+    return out

@@ -7,6 +7,12 @@ reason `layers()` gives.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +174,97 @@ def test_seccomp_filter_assembles_with_forward_jumps():
     for arch in isolation._ARCH:
         code = isolation._assemble(isolation.seccomp_program(arch, ["setsid"]))
         assert all(0 <= jt < 256 and 0 <= jf < 256 for _, jt, jf, _ in code)
+
+
+# ------------------------------------------------- another process's environment (/proc)
+
+DRIVER = """
+import json, os, sys
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from agent.sandbox import Limits, Worker
+
+secret, session = os.environ["ANTHROPIC_API_KEY"], Path(sys.argv[1])
+w = Worker(session / "artifacts", Limits(memory_mb=2048), log_path=session / "worker.log")
+ctx = {"session_dir": str(session), "artifacts_dir": str(session / "artifacts")}
+code = f"import json\\nfrom sandbox_tools import proc_probe\\nprint(json.dumps(proc_probe({os.getpid()}, {secret!r})))"
+try:
+    out = {}
+    *_, r = w.call("t_proc", {"pid": os.getpid(), "secret": secret}, ctx, 60)
+    out["tool"] = r.output["summary"] if r.ok else r.error
+    *_, r = w.call("run_python", {"code": code}, ctx, 60)
+    out["run_python"] = json.loads(r.output["summary"]["output"]) if r.ok else r.error
+    print(json.dumps(out))
+finally:
+    w.stop()
+"""
+
+# Each layer that keeps the dsagent process's environment away from hostile code, alone (the
+# others switched off): bubblewrap hides the process (PID namespace); without capabilities a
+# root parent is out of reach (ptrace access needs CAP_SYS_PTRACE). Landlock alone is NOT such a
+# layer here: a worker that keeps its capabilities read the parent's environ under Landlock ABI 7
+# (docs/security.md says so).
+ALONE = {"bubblewrap": "landlock,capabilities,seccomp", "capabilities": "bubblewrap,landlock"}
+
+
+@pytest.mark.parametrize("layer", list(ALONE))
+def test_parent_environment_is_unreadable_through_proc(tmp_path, monkeypatch, layer):
+    """An ANTHROPIC_API_KEY in the dsagent process: hostile code in a tool worker and in run_python
+    reads neither /proc/<dsagent pid>/environ nor the key in any process's environ or cmdline."""
+    monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", ALONE[layer])
+    need(layer)
+    if layer == "capabilities" and os.geteuid() != 0:
+        pytest.skip("layer capabilities guards a root parent only; not running as root here")
+    secret = "sk-ant-test-" + os.urandom(6).hex()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSAGENT_")}
+    env.update(ANTHROPIC_API_KEY=secret, PYTHONPATH=str(TESTS), DSAGENT_DISABLE_LAYERS=ALONE[layer],
+               DSAGENT_TOOL_MODULES="sandbox_tools,tools.run_python",
+               # the layer alone is not enough for run_python's rule; the probe needs it to run anyway
+               DSAGENT_ALLOW_UNSANDBOXED="1")
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path / "session")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    for where in ("tool", "run_python"):
+        assert isinstance(seen[where], dict), seen[where]
+        assert seen[where]["environ"] != "read", (where, seen[where])
+        assert seen[where]["leaks"] == [], (where, seen[where])
+
+
+def test_stop_kills_run_python_children_without_a_cgroup(make_worker, monkeypatch):
+    """No bubblewrap and no pids cgroup (a container without either): run_python's child has its
+    own process group, yet stopping the worker (a Ctrl-C in chat) must not leave it running."""
+    need("landlock")
+    monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", "bubblewrap,pids-cgroup")
+    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,tools.run_python")
+    w = make_worker()
+    ctx = {"session_dir": str(w.artifacts_dir.parent), "artifacts_dir": str(w.artifacts_dir)}
+    def sleep_in_run_python() -> None:
+        try:
+            list(w.call("run_python", {"code": "import time\ntime.sleep(60)"}, ctx, 90))
+        except (OSError, ValueError, AttributeError):  # the worker is stopped under this call
+            pass
+
+    caller = threading.Thread(target=sleep_in_run_python, daemon=True)
+    caller.start()
+    deadline, child = time.monotonic() + 30, None
+    while child is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if b"--child" in Path(f"/proc/{pid}/cmdline").read_bytes() and w.proc and \
+                        int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1]) == w.proc.pid:
+                    child = int(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+    assert child, "run_python's child never started"
+    w.stop()
+    time.sleep(0.3)
+    try:
+        state = Path(f"/proc/{child}/stat").read_text().split(") ")[1][0]
+    except OSError:
+        state = "gone"
+    assert state in ("gone", "Z"), "run_python's child outlived its worker"
