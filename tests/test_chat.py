@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,3 +349,163 @@ def test_claude_backend_streams_into_the_chat(sessions_dir, monkeypatch):
     assert "3200 in / 100 out" in text  # /status adds up the usage of both turns
     sent = server.requests[-1]["body"]["messages"]
     assert "predict species please" in json.dumps(sent)
+
+
+# ------------------------------------------------------------------ a real terminal (pty)
+
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]|\x1b\][^\x07]*\x07|[\x0e\x0f]")
+# Run in the child: make the pty our controlling terminal (so Ctrl-C becomes SIGINT for the
+# chat's process group, as in a real terminal), then become `dsagent chat`.
+CTTY = "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.executable, sys.argv[1:])"
+
+
+class PtyChat:
+    """`dsagent chat` in a pseudo-terminal: keys in, screen text out (ANSI stripped)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        import fcntl
+        import struct
+        import termios
+
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.proc = subprocess.Popen([sys.executable, "-c", CTTY, sys.executable, "-m", "agent.cli", "chat", *args],
+                                     stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env, start_new_session=True)
+        os.close(slave)
+        self.fd, self.raw = master, b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.raw += chunk
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
+
+    def send(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def expect(self, needle: str, timeout: float = 30, after: int = 0) -> int:
+        """Wait until `needle` shows after position `after`; returns the position after it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pos = self.text.find(needle, after)
+            if pos >= 0:
+                return pos + len(needle)
+            if self.proc.poll() is not None and self.text.find(needle, after) < 0:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} never showed; the screen ends with:\n{self.text[-2000:]}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.reader.join(5)
+        os.close(self.fd)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc (psutil is not a dependency)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
+    """The real CLI in a pty, Claude (the fake API) asks for a run_python that sleeps: Ctrl-C stops
+    it and kills the worker, the session goes on, Ctrl-C twice at the prompt exits with the resume
+    hint, and no process of the chat survives."""
+    from fake_anthropic import FakeAnthropic, message
+
+    from agent import isolation
+
+    # The hardest case for "nothing survives": no bubblewrap PID namespace and no pids cgroup to
+    # kill the worker's processes whole (a container without either); run_python still needs
+    # Landlock and seccomp.
+    off = "bubblewrap,pids-cgroup"
+    found = isolation.layers()
+    for name in ("landlock", "seccomp"):
+        if not found[name]["active"]:
+            pytest.skip(f"layer {name} unavailable here (run_python needs it): {found[name]['reason']}")
+    sleeper = "import time\nprint('sleeping', flush=True)\ntime.sleep(120)"
+    server = FakeAnthropic().start()
+    server.push(message([{"type": "text", "text": "Let me look."},
+                         {"type": "tool_use", "id": "tu1", "name": "run_python", "input": {"code": sleeper}}],
+                        stop_reason="tool_use"))
+    server.push(message([{"type": "text", "text": "Understood, I stopped there."}]))
+    sessions = tmp_path / "sessions"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_"))}
+    env.update(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url, TERM="xterm-256color",
+               PROMPT_TOOLKIT_NO_CPR="1", DSAGENT_TOOL_MODULES="tools.run_python", DSAGENT_DISABLE_LAYERS=off)  # a worker that starts fast
+    chat = PtyChat([str(EXAMPLE), "--backend", "claude", "--sessions-dir", str(sessions), "--time-budget", "300"], env)
+    try:
+        at = chat.expect("you ›", timeout=60)
+        chat.send("have a look" + ENTER)
+        deadline = time.monotonic() + 60  # until the snippet runs in its confined child
+        while not any(b"--child" in cmdline(p) for p in descendants(chat.proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = descendants(chat.proc.pid)
+        assert workers, "no sandboxed process was running"
+        started = time.monotonic()
+        chat.send("\x03")
+        at = chat.expect("Interrupted", timeout=15, after=at)
+        assert time.monotonic() - started < 10
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in workers if alive(p)], "the worker outlived the interrupt"
+        assert not descendants(chat.proc.pid)
+        # The session goes on: the next message reaches the model, which learns what happened.
+        chat.send("carry on" + ENTER)
+        at = chat.expect("Understood, I stopped there.", timeout=30, after=at)
+        assert "interrupted your last step, run_python" in json.dumps(server.requests[-1]["body"]["messages"])
+        chat.expect("you ›", after=at)
+        chat.send("\x03")
+        at = chat.expect("Ctrl-C again", timeout=10, after=at)
+        chat.send("\x03")
+        (session,) = sessions.glob("*/session.json")
+        at = chat.expect(f"dsagent chat --resume {session.parent.name}", timeout=20, after=at)
+        assert chat.proc.wait(20) == 0
+        logged = list(read_transcript(session.parent / "transcript.jsonl"))
+        assert any(r.get("kind") == "interrupted" and r["name"] == "run_python"
+                   for e in logged if e["type"] == "tool_results" for r in e["results"])
+        assert not [p for p in workers if alive(p)]
+    finally:
+        chat.close()
+        server.stop()
