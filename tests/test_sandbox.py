@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -242,26 +243,26 @@ def test_stop_kills_run_python_children_without_a_cgroup(make_worker, monkeypatc
     monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,tools.run_python")
     w = make_worker()
     ctx = {"session_dir": str(w.artifacts_dir.parent), "artifacts_dir": str(w.artifacts_dir)}
-    def sleep_in_run_python() -> None:
-        try:
-            list(w.call("run_python", {"code": "import time\ntime.sleep(60)"}, ctx, 90))
-        except (OSError, ValueError, AttributeError):  # the worker is stopped under this call
-            pass
+    found: list[int] = []
 
-    caller = threading.Thread(target=sleep_in_run_python, daemon=True)
-    caller.start()
-    deadline, child = time.monotonic() + 30, None
-    while child is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                if b"--child" in Path(f"/proc/{pid}/cmdline").read_bytes() and w.proc and \
-                        int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1]) == w.proc.pid:
-                    child = int(pid)
-            except (OSError, ValueError, IndexError):
-                pass
-    assert child, "run_python's child never started"
-    w.stop()
+    def ctrl_c_once_the_child_runs() -> None:
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.1)
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if b"--child" in Path(f"/proc/{pid}/cmdline").read_bytes() and w.proc and \
+                            int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1]) == w.proc.pid:
+                        found.append(int(pid))
+                except (OSError, ValueError, IndexError):
+                    pass
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does to the chat
+
+    threading.Thread(target=ctrl_c_once_the_child_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        list(w.call("run_python", {"code": "import time\ntime.sleep(60)"}, ctx, 90))
+    assert found, "run_python's child never started"
+    child = found[0]
     time.sleep(0.3)
     try:
         state = Path(f"/proc/{child}/stat").read_text().split(") ")[1][0]
