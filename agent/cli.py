@@ -191,10 +191,14 @@ def cmd_monitor(args) -> int:
         table.add_row(str(name), f"{f['psi']:.3f}", "n/a" if p is None else f"{p:.2g}",
                       f"[{colour.get(status, 'default')}]{status}[/]", f"{f['null_rate']:.1%}" if "null_rate" in f else "")
     console.print(table)
-    if report.get("performance"):
-        p = report["performance"]
-        console.print(f"{p['metric']} on {p['rows']} labelled rows: {p['value']:.4f} (floor {p['floor']:.4f}, "
-                      f"test {p['test_score']:.4f})")
+    for key, what in (("labels", "label distribution"), ("decisions", "predicted-positive rate")):
+        if report.get(key):
+            e = report[key]
+            console.print(f"{what}: PSI {e['psi']:.3f}, [{colour.get(e['status'], 'default')}]{e['status']}[/]")
+    for p in (report.get("performance") or {}).get("checks", []):
+        ci = f", batch CI {p['ci'][0]:.4f} to {p['ci'][1]:.4f}" if p.get("ci") else ""
+        console.print(f"{p['metric']}{' (' + p['at'] + ')' if p.get('at') else ''} on {p['rows']} labelled rows: "
+                      f"{p['value']:.4f}{ci} (floor {p['floor']:.4f}, test {p['test_score']:.4f})", markup=False)
     for q in report["quality"]:
         console.print(f"data quality: {q}", markup=False)
     for n in report["notes"]:

@@ -127,3 +127,20 @@ def test_synthetic_shift_in_two_named_columns_is_flagged(synthetic_model):
     assert sorted(report["drifted"]) == ["channel", "income"]
     assert report["verdict"] in ("investigate", "retrain")
     assert report["features"]["age"]["status"] == report["features"]["score"]["status"] == "ok"
+
+
+def test_monitor_checks_the_class_distribution_of_multiclass_labels(offline_run, tmp_path, capsys):
+    held = _held_out(offline_run)
+    plan = json.loads((_artifacts(offline_run) / "monitoring.json").read_text())
+    assert sorted(plan["labels"]["categories"]) == sorted(plan["classes"])
+    assert [c["metric"] for c in plan["performance"]["checks"]] == ["roc_auc_ovr"]  # log_loss is the main metric
+    clean, one_class = tmp_path / "clean.csv", tmp_path / "adelie.csv"
+    held.to_csv(clean, index=False)
+    held[held["species"] == "Adelie"].to_csv(one_class, index=False)  # every class but one gone from the labels
+
+    assert main(["monitor", offline_run.session_dir, str(clean), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["status"] == "ok"
+    code = main(["monitor", offline_run.session_dir, str(one_class), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code >= 3 and report["labels"]["status"] == "alert", report["reasons"]
+    assert any("distribution of species moved" in r and "Adelie" in r for r in report["reasons"])

@@ -52,6 +52,27 @@ def choose_threshold(y: np.ndarray, score_pos: np.ndarray, cost_fp: float | None
     return {"threshold": round(best_t, 6), "rule": rule}
 
 
+def _shipped_threshold(ctx: ToolContext, chosen: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The binary decision threshold the saved model ships with, from the chosen candidate's
+    out-of-fold predictions (0.5 when it has none)."""
+    oof_path = ctx.artifacts_dir / paths.OOF
+    stored = np.load(oof_path) if oof_path.exists() else {}
+    oof = stored[chosen["name"]] if chosen["name"] in stored else None
+    _, y_search, _ = search_data(ctx)  # the rows the out-of-fold predictions cover
+    if oof is not None and len(oof) == len(y_search) and not np.isnan(oof[:, 1]).all():
+        covered = ~np.isnan(oof[:, 1])
+        return choose_threshold(y_search[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
+    return {"threshold": 0.5, "rule": "default 0.5 (no out-of-fold predictions for this candidate)"}
+
+
+def scored_at(metric_label: str, needs_proba: bool, threshold: dict[str, Any] | None) -> str | None:
+    """Says where a label metric was cut, e.g. "f1 at the shipped threshold 0.31" (None for
+    probability metrics and non-binary tasks, which no threshold touches)."""
+    if threshold is None or needs_proba:
+        return None
+    return f"{metric_label} at the shipped threshold {threshold['threshold']:.4g}"
+
+
 def _latency(model, X: pd.DataFrame, time_limit: float = 1.5) -> dict[str, Any]:
     """Single-row p50/p95/p99 over up to 40 rows (at least 10, within `time_limit` seconds) and a batch."""
     single = []
@@ -197,6 +218,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         params = chosen["params"]
     fit_s = time.perf_counter() - t0
     pred, proba = predict_any(pipeline, X_test, task)
+    threshold = _shipped_threshold(ctx, chosen, task) if task["task"] == "binary" else None
+    if threshold is not None:  # label metrics score the decision that ships, not an argmax at 0.5
+        pred = (proba[:, 1] >= threshold["threshold"]).astype(int)
     scores = all_scores(task["task"], y_test, pred, proba)
     main = score(metric, y_test, pred, proba)
     ci = bootstrap_ci(metric, y_test, pred, proba, seed=ctx.seed, time_limit=min(6.0, ctx.seconds_left(60) / 10 + 1))
@@ -211,6 +235,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         "greater_is_better": metric.greater_is_better, "test_score": main, "test_ci": ci, "baseline_score": baseline_score,
         "cv_mean": chosen["cv_mean"], "cv_std": chosen["cv_std"], "test_metrics": scores, "n_test": len(y_test),
         "n_train": n_train_rows, "fit_rows": len(y_train), "fit_s": round(fit_s, 3),
+        "scored_at": scored_at(metric.name, metric.needs_proba, threshold),
     }
     if grow:
         record["grown"] = grow
@@ -220,25 +245,14 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         from sklearn.metrics import confusion_matrix
 
         labels = task["classes"]
-        final_pred = pred
-        if task["task"] == "binary":
-            oof_path = ctx.artifacts_dir / paths.OOF
-            stored = np.load(oof_path) if oof_path.exists() else {}
-            oof = stored[chosen["name"]] if chosen["name"] in stored else None
-            _, y_search, _ = search_data(ctx)  # the rows the out-of-fold predictions cover
-            if oof is not None and len(oof) == len(y_search) and not np.isnan(oof[:, 1]).all():
-                covered = ~np.isnan(oof[:, 1])
-                th = choose_threshold(y_search[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
-            else:
-                th = {"threshold": 0.5, "rule": "default 0.5 (no out-of-fold predictions for this candidate)"}
-            final_pred = (proba[:, 1] >= th["threshold"]).astype(int)
-            th["test_metrics_at_threshold"] = {k: v for k, v in all_scores("binary", y_test, final_pred, None).items()}
-            record["threshold"] = th
+        if threshold is not None:
+            threshold["test_metrics_at_threshold"] = all_scores("binary", y_test, pred, None)
+            record["threshold"] = threshold
             files["roc_pr"] = f"{plot_dir}/roc_pr.png"
             plots.roc_pr(y_test, proba[:, 1], artifact_path(ctx, files["roc_pr"]), labels[1])
             files["calibration"] = f"{plot_dir}/calibration.png"
             plots.calibration(y_test, proba[:, 1], artifact_path(ctx, files["calibration"]))
-        cm = confusion_matrix(y_test, final_pred, labels=list(range(len(labels))))
+        cm = confusion_matrix(y_test, pred, labels=list(range(len(labels))))
         record["confusion_matrix"] = {"labels": labels, "matrix": cm.tolist()}
         files["confusion_matrix"] = f"{plot_dir}/confusion_matrix.png"
         plots.confusion(cm, labels, artifact_path(ctx, files["confusion_matrix"]), f"Confusion matrix — {chosen['name']} (test)")
@@ -265,7 +279,8 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     save_model(pipeline, artifact_path(ctx, paths.MODEL), manifest)
     files["model"] = paths.MODEL
     files["manifest"] = paths.MODEL_MANIFEST
-    # Test predictions are kept for the monitoring plan's reference distribution of predictions.
+    # Test predictions (binary: the decisions at the shipped threshold) are kept for the report and
+    # the monitoring plan's reference distribution of predictions.
     np.savez_compressed(artifact_path(ctx, "test_predictions.npz"), pred=pred,
                         proba=proba if proba is not None else np.empty(0))
     record["files"] = files
@@ -273,7 +288,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     files["evaluation"] = paths.EVALUATION
 
     summary = {
-        "model": chosen["name"], "metric": metric.name, "test_score": round(main, 5),
+        "model": chosen["name"], "metric": metric.name, "test_score": round(main, 5), "scored_at": record["scored_at"],
         "test_ci95": [round(ci[0], 5), round(ci[1], 5)] if ci else None, "baseline_score": round(baseline_score, 5),
         "cv_mean": round(chosen["cv_mean"], 5), "other_test_metrics": {k: round(v, 4) for k, v in scores.items()},
         "threshold": record.get("threshold", {}).get("threshold"), "worst_segments": record["worst_segments"][:3],

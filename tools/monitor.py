@@ -8,6 +8,9 @@ the move could be sampling noise at this batch size. A feature is in *alert* onl
 change is about (bins - 1) x (1/n_ref + 1/n_new) = 0.18), and on a batch of a million rows every
 p-value is tiny, so neither decides alone.
 
+With labels, the label distribution and performance are checked too (tools/monitor_labels.py):
+performance on measures a base-rate change does not reward, with a bootstrap CI on the batch.
+
 Verdicts and `dsagent monitor` exit codes: ok (0), investigate (3), retrain (4).
 """
 
@@ -30,6 +33,11 @@ BINS = 10
 EPS = 1e-4
 MIN_BATCH_ROWS = 50  # below this, drift numbers are reported but flagged as unreliable
 VERDICT_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
+
+
+def worse(a: str, b: str) -> str:
+    """The more severe of two verdicts."""
+    return a if VERDICT_EXIT[a] >= VERDICT_EXIT[b] else b
 
 
 # -- reference distributions ----------------------------------------------------------------
@@ -156,14 +164,22 @@ def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str,
 # -- the plan -------------------------------------------------------------------------------
 def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any], ev: dict[str, Any],
                prediction_ref: dict[str, Any], *, important: list[str] | None = None, latency_ms: float | None = None,
-               retrain_every_days: int = 90, n_train: int | None = None, n_test: int | None = None) -> dict[str, Any]:
-    """The plan as data: pure, so tests can build one without a full run."""
+               retrain_every_days: int = 90, n_train: int | None = None, n_test: int | None = None,
+               labels: dict[str, Any] | None = None, decisions: dict[str, Any] | None = None,
+               checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The plan as data: pure, so tests can build one without a full run. `labels` (training label
+    distribution), `decisions` (binary: predicted classes at the shipped threshold) and `checks`
+    (prior-free measures with their floors) come from tools.monitor_labels."""
+    from tools.monitor_labels import floor_of
+
     features: dict[str, Any] = {}
     for col, kind in kinds.items():
         features[col] = numeric_reference(X_ref[col]) if kind == "numeric" else categorical_reference(X_ref[col])
     ci = ev.get("test_ci")
     gib = ev["greater_is_better"]
-    floor = float((ci[0] if gib else ci[1]) if ci else ev["test_score"])
+    floor = floor_of(gib, ev["test_score"], ci)
+    named = ev.get("scored_at") or ev["metric"]  # e.g. "f1 at the shipped threshold 0.31"
+    checks = checks or []
     n_test = n_test or ev.get("n_test") or 0
     min_labelled = int(max(30, min(200, n_test)))
     p95 = (ev.get("latency") or {}).get("single_row_ms", {}).get("p95")
@@ -171,20 +187,24 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
     important = [c for c in (important or []) if c in features][:3]
     n_train = n_train or len(X_ref)
     direction = "below" if gib else "above"
+    also = "".join(f"; or {c['metric']} {'below' if c['greater_is_better'] else 'above'} {c['floor']:.4f}" for c in checks)
     return {
-        "version": 2, "target": task["target"], "task": task["task"], "metric": ev["metric"], "greater_is_better": gib,
+        "version": 3, "target": task["target"], "task": task["task"], "metric": ev["metric"], "greater_is_better": gib,
         "classes": task.get("classes"), "reference_rows": int(len(X_ref)), "features": features,
-        "predictions": prediction_ref, "important_features": important,
+        "predictions": prediction_ref, "labels": labels, "decisions": decisions, "important_features": important,
         "thresholds": {"psi_warn": PSI_WARN, "psi_alert": PSI_ALERT, "p_value": P_VALUE, "null_rate_increase": 0.1,
                        "unseen_category_share": 0.05, "range_margin": 0.1, "out_of_range_share": 0.01,
                        "drifted_feature_share_for_retrain": 0.3, "min_batch_rows": MIN_BATCH_ROWS},
         "performance": {"test_score": ev["test_score"], "test_ci": ci, "floor": floor, "min_labelled_rows": min_labelled,
-                        "rule": f"retrain when {ev['metric']} on at least {min_labelled} newly labelled rows is {direction} "
+                        "scored_at": ev.get("scored_at"), "checks": checks,
+                        "rule": f"retrain when {named} on at least {min_labelled} newly labelled rows is {direction} "
                                 f"{floor:.4f} (the {'lower' if gib else 'upper'} bound of the test score's 95% CI; "
-                                f"test score {ev['test_score']:.4f})"},
+                                f"test score {ev['test_score']:.4f}){also}, with the batch's whole 95% bootstrap CI "
+                                "past the floor (only the point estimate past it: investigate)"},
         "latency_budget_ms": latency_budget, "measured_p95_ms": p95,
         "retraining_triggers": [
-            f"performance: {ev['metric']} {direction} {floor:.4f} on at least {min_labelled} newly labelled rows",
+            f"performance: {named} {direction} {floor:.4f}{also} on at least {min_labelled} newly labelled rows"
+            " (the batch's 95% bootstrap CI wholly past the floor)",
             f"drift: PSI >= {PSI_ALERT} (with p < {P_VALUE}) on at least 30% of the features"
             + (f", or on one of the most important features ({', '.join(important)}) together with prediction drift"
                if important else ""),
@@ -216,22 +236,29 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     Args:
         retrain_every_days: scheduled retraining cadence if nothing triggers earlier.
     """
-    from tools.task import training_data
+    from tools.monitor_labels import decision_reference, label_reference, reference_checks
+    from tools.task import test_data, training_data
 
     ev_path = ctx.artifacts_dir / paths.EVALUATION
     if not ev_path.exists():
         raise ToolError("evaluate_model must run before plan_monitoring")
     ev = json.loads(ev_path.read_text())
-    X, _, task = training_data(ctx)
+    X, y_train, task = training_data(ctx)
     pred, proba, source = _reference_predictions(ctx, ev, task)
     important: list[str] = []
     expl_path = ctx.artifacts_dir / paths.EXPLANATION
     if expl_path.exists():
         expl = json.loads(expl_path.read_text())
         important = [r["feature"] for r in expl.get("permutation_importance", []) if r.get("importance", 0) > 0]
+    _, y_test, _ = test_data(ctx)
+    saved = np.load(ctx.artifacts_dir / "test_predictions.npz")
+    test_proba = np.asarray(saved["proba"]) if saved["proba"].size else None
+    decisions = decision_reference(task, proba, (ev.get("threshold") or {}).get("threshold"))
     plan = build_plan(X, task["features"], task, ev, _prediction_reference(task, pred, proba) | {"source": source},
                       important=important, latency_ms=ctx.answers.get("latency_ms"), retrain_every_days=retrain_every_days,
-                      n_train=task["n_train"], n_test=task["n_test"])
+                      n_train=task["n_train"], n_test=task["n_test"], labels=label_reference(task, y_train),
+                      decisions=decisions | {"source": source} if decisions else None,
+                      checks=reference_checks(task, ev["metric"], y_test, test_proba, ctx.seed))
     artifact_path(ctx, paths.MONITORING).write_text(json.dumps(plan, indent=1))
     artifact_path(ctx, paths.MONITORING_MD).write_text(plan_markdown(plan), encoding="utf-8")
     summary = {"features_tracked": len(plan["features"]), "performance_floor": round(plan["performance"]["floor"], 5),
@@ -244,6 +271,37 @@ def _num(v: float | None) -> str:
     if v is None:
         return "n/a"
     return f"{v:.4g}"
+
+
+def _labelled_checks_markdown(plan: dict[str, Any]) -> list[str]:
+    """The label-distribution, predicted-positive-rate and performance bullets."""
+    t, perf = plan["thresholds"], plan["performance"]
+    lines = []
+    labels = plan.get("labels")
+    if labels:
+        ref = (f"mean {_num(labels['stats'].get('mean'))}" if labels["type"] == "numeric" else
+               ", ".join(f"{md_cell(c, 40)} {p:.1%}" for c, p in zip(labels["categories"][:5], labels["proportions"][:5])))
+        lines.append(f"- **Label distribution** (when the target column is present): the labels of `{md_cell(plan['target'])}` "
+                     f"against the training labels ({ref}), PSI >= {t['psi_alert']} with p < {t['p_value']} -> investigate. "
+                     "PR-AUC, accuracy and F1 move with the share of each class, so a batch with every label inverted can "
+                     "score a higher PR-AUC than the test split; this check catches it.")
+    decisions = plan.get("decisions")
+    if decisions:
+        positive = str(plan["classes"][1])
+        rate = dict(zip(decisions["categories"], decisions["proportions"])).get(positive, 0.0)
+        lines.append(f"- **Predicted-positive rate**: the share of rows predicted `{md_cell(positive)}` at the shipped "
+                     f"threshold {decisions['threshold']:.4g} ({rate:.1%} on the reference predictions), same PSI rule "
+                     "-> investigate.")
+    lines.append(f"- **Performance** (at least {perf['min_labelled_rows']} labelled rows): {perf['rule']}.")
+    for c in perf.get("checks") or []:
+        ci = c.get("test_ci")
+        lines.append(f"  - also {c['metric']}, which a change in the share of each class does not reward: test "
+                     f"{c['test_score']:.4f}" + (f" (95% CI {ci[0]:.4f} to {ci[1]:.4f})" if ci else "")
+                     + f", floor {c['floor']:.4f}.")
+    if plan["metric"] in ("pr_auc", "accuracy", "f1", "precision", "recall"):
+        lines.append(f"  - {plan['metric']} depends on the share of each class: when the label distribution moved, it "
+                     "is reported but does not decide.")
+    return lines
 
 
 def plan_markdown(plan: dict[str, Any]) -> str:
@@ -267,18 +325,21 @@ def plan_markdown(plan: dict[str, Any]) -> str:
              f"{t['out_of_range_share']:.0%} of a numeric column beyond the training range widened by {t['range_margin']:.0%} "
              f"of its width; more than {t['unseen_category_share']:.0%} of a categorical column in categories never seen "
              "in training (the model treats them as unknown).",
-             f"- **Performance** (when the target column is present): {perf['rule']}.",
+             *_labelled_checks_markdown(plan),
              f"- **Latency budget**: {plan['latency_budget_ms']} ms per single-row prediction"
              + (f" (twice the measured p95 of {plan['measured_p95_ms']} ms)" if plan.get("measured_p95_ms") else "")
              + "; measure it where the model is served.",
              f"- **Batch size**: at least {t['min_batch_rows']} rows per check; smaller batches are reported but marked "
              "unreliable.", "",
              "## Verdict", "",
-             "- **retrain** (exit 4): performance past the floor; or drift alerts on at least "
+             "- **retrain** (exit 4): a performance measure past its floor with the batch's whole 95% CI; or drift alerts "
+             "on at least "
              f"{t['drifted_feature_share_for_retrain']:.0%} of the features"
              + (f"; or an alert on a top feature ({', '.join(plan['important_features'])}) together with prediction drift"
                 if plan.get("important_features") else "") + ".",
-             "- **investigate** (exit 3): any other drift alert, prediction drift, or data-quality violation.",
+             "- **investigate** (exit 3): any other drift alert, prediction drift, a moved label distribution or "
+             "predicted-positive rate, a performance measure past its floor by its point estimate only, or a data-quality "
+             "violation.",
              "- **ok** (exit 0): nothing above; PSI warnings are listed but do not change the verdict.", "",
              "## Retraining triggers", ""] + [f"- {x}" for x in plan["retraining_triggers"]] + \
             ["", "## Rollout advice", ""] + [f"- {x}" for x in plan["rollout"]] + ["", "## Reference per feature", "",
@@ -347,7 +408,6 @@ def _feature_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], qu
 
 def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, Any]:
     """Drift, data quality and (with labels) performance of a new batch; verdict ok/investigate/retrain."""
-    from tools.metrics import get_metric, score
     from tools.model_io import load_model, resolve_model_path
     from tools.serving import predict_frame
 
@@ -403,41 +463,11 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
         verdict = "retrain"
         report["reasons"].append(f"a top feature drifted ({', '.join(top_drifted)}) and so did the predictions")
 
-    target = plan["target"]
-    if target in data.columns:
-        labelled = data[target].notna().to_numpy()
-        perf = plan["performance"]
-        need = perf.get("min_labelled_rows", 30)
-        if labelled.sum() < need:
-            report["notes"].append(f"{int(labelled.sum())} labelled rows: performance is checked from {need}")
-        else:
-            metric = get_metric(plan["metric"], plan["task"])
-            y_raw = data.loc[labelled, target]
-            if plan["task"] == "regression":
-                y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
-                keep = np.isfinite(y)
-                value = score(metric, y[keep], preds.loc[labelled, "prediction"].to_numpy(dtype=float)[keep], None)
-            else:
-                lookup = {c: i for i, c in enumerate(manifest["classes"])}
-                keep = y_raw.astype(str).isin(lookup).to_numpy()
-                if (~keep).any():
-                    report["quality"].append(f"{target}: {int((~keep).sum())} labelled row(s) with a class unknown to the model")
-                y = y_raw.astype(str)[keep].map(lookup).to_numpy(dtype=int)
-                proba = preds.loc[labelled, [f"proba_{c}" for c in manifest["classes"]]].to_numpy()[keep]
-                try:
-                    value = score(metric, y, proba.argmax(axis=1), proba)
-                except ValueError as exc:  # e.g. ROC-AUC on a batch with one class
-                    value = None
-                    report["notes"].append(f"{metric.name} undefined on this batch ({str(exc).splitlines()[0][:80]})")
-            if value is not None:
-                floor = perf["floor"]
-                below = value < floor if plan["greater_is_better"] else value > floor
-                report["performance"] = {"metric": plan["metric"], "value": round(float(value), 5), "floor": floor,
-                                         "test_score": perf["test_score"], "rows": int(keep.sum()), "past_floor": bool(below)}
-                if below:
-                    verdict = "retrain"
-                    report["reasons"].append(f"{plan['metric']} {value:.4f} is past the floor {floor:.4f} "
-                                             f"(test score {perf['test_score']:.4f})")
+    from tools.monitor_labels import check_decisions, check_labelled
+
+    verdict = worse(verdict, check_decisions(plan, preds, report))
+    if plan["target"] in data.columns:
+        verdict = worse(verdict, check_labelled(plan, manifest, data, preds, report))
     report["verdict"] = verdict
     report["exit_code"] = VERDICT_EXIT[verdict]
     report["drifted"] = alerts

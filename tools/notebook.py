@@ -237,6 +237,9 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             f"metric = get_metric({metric!r}, TASK)\n"
             "if TASK == 'regression':\n    proba, pred = None, model.predict(X_test)\n"
             "else:\n    proba = model.predict_proba(X_test)\n    pred = proba.argmax(axis=1)\n"
+            # Label metrics of a binary model were scored at the threshold it ships with.
+            + (f"    pred = (proba[:, 1] >= {threshold!r}).astype(int)  # the shipped decision threshold\n"
+               if threshold is not None else "") +
             "test_score = score(metric, y_test, pred, proba)\n"
             f"REPORTED = {reported!r}\n"
             "print(f'test {metric.name}: {float(test_score)!r}')\n"

@@ -314,7 +314,8 @@ def write_report(ctx: ToolContext) -> ToolOutput:
               f"- Task: {task['task']} prediction of `{md_cell(task['target'])}`"
               + (f" (positive class `{md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".",
               f"- Chosen model: **{md_cell(ev['model'])}** ({ev['family']}), trained on {_fit_rows_text(ev)}.",
-              f"- Test {metric}: **{_fmt(ev['test_score'])}**" + (f" (95% bootstrap CI {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
+              f"- Test {metric}: **{_fmt(ev['test_score'])}**" + (f" ({ev['scored_at']})" if ev.get("scored_at") else "")
+              + (f" (95% bootstrap CI {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
               + f" on {ev['n_test']} held-out rows; {better} is better.",
               f"- Baseline ({'class prior' if task['task'] != 'regression' else 'training mean'}): {_fmt(ev['baseline_score'])}; "
               f"the model {'improves on it' if improves else 'does NOT improve on it'} by {_fmt(abs(lift))}.",
@@ -345,7 +346,8 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += [f"Decision threshold **{th['threshold']:.4f}** on P(`{md_cell(task['positive_class'])}`): it {th['rule']}. "
                   "At this threshold on the test split: "
                   + ", ".join(f"{k} {_fmt(v)}" for k, v in th.get("test_metrics_at_threshold", {}).items())
-                  + ". The probability metrics above do not depend on the threshold.", ""]
+                  + ". The label metrics in the table above (accuracy, F1, precision, recall) are scored at this threshold, "
+                  "the one the saved model ships with; the probability metrics do not depend on it.", ""]
     captions = {"confusion_matrix": "Confusion matrix" + (" at the decision threshold" if ev.get("threshold") else ""),
                 "roc_pr": "ROC and precision-recall curves", "calibration": "Calibration", "regression":
                 "Predicted vs actual and residuals"}
