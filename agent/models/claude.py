@@ -167,7 +167,7 @@ class ClaudeBackend:
         pauses = 0
         while True:
             request = {"model": self.model, "max_tokens": max_tokens, "system": system,
-                       "messages": self.build_messages(conversation, state, keep) + tail}
+                       "messages": _alternating(self.build_messages(conversation, state, keep) + tail)}
             if tool_params:
                 request["tools"] = tool_params
             if self.thinking:
@@ -398,6 +398,18 @@ def _make_client(api_key: str | None, base_url: str | None, max_retries: int, ti
         raise BackendError(NO_CREDENTIALS, kind="auth")
     return client
 
+
+
+def _alternating(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API wants user and assistant turns to alternate: a continuation request whose cut-off
+    reply kept nothing adds a user turn right after the conversation's last user turn."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = {**out[-1], "content": list(out[-1]["content"]) + list(message["content"])}
+        else:
+            out.append(message)
+    return out
 
 
 def _merge_usage(usage: dict[str, int], reported: Any) -> None:
