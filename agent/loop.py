@@ -27,6 +27,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    # Set by a backend when the call arrived unusable (e.g. arguments that are not a JSON
+    # object): the call is answered with this as an error result, never executed or dropped.
+    error: str | None = None
 
 
 @dataclass
@@ -178,7 +181,7 @@ def run_loop(
         message = {
             "role": "assistant",
             "text": turn.text,
-            "tool_calls": [c.__dict__ for c in turn.tool_calls],
+            "tool_calls": [{k: v for k, v in c.__dict__.items() if v is not None} for c in turn.tool_calls],
             "stop_reason": turn.stop_reason,
         }
         if turn.raw is not None:
@@ -208,6 +211,9 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
         known = ", ".join(sorted(tools))
         yield Event("tool_end", {**base, "ok": False, "error": "unknown tool"})
         return {**base, "ok": False, "kind": "unknown_tool", "content": f"unknown tool {call.name!r}; available tools: {known}"}
+    if call.error:
+        yield Event("tool_end", {**base, "ok": False, "error": call.error})
+        return {**base, "ok": False, "kind": "invalid_arguments", "content": call.error}
     try:
         params = spec.validate(call.arguments)
     except ValidationError as exc:
