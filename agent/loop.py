@@ -17,6 +17,7 @@ from typing import Any, Iterator, Protocol
 
 from pydantic import ValidationError
 
+from agent.answers import join_notes, note_text
 from agent.sandbox import CallResult, Limits, Progress, Worker
 from agent.session import Session
 from tools.registry import ToolContext, ToolSpec, compact_json, format_validation_error
@@ -230,7 +231,10 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
             yield Event("needs_input", {"questions": pause.questions})
             return {**base, "ok": False, "kind": "needs_input", "content": "waiting for the user's answers",
                     "questions": pause.questions}
-        state.answers.update({k: v for k, v in answers.items() if v is not None})
+        answers = {k: v for k, v in answers.items() if v is not None}
+        if "note" in answers:  # notes add up; every other key is settled by its latest answer
+            answers["note"] = join_notes(state.answers.get("note"), note_text(answers["note"]))
+        state.answers.update(answers)
         state.session.update(answers=state.answers, assumptions=state.assumptions)
         content = compact_json({"answers": answers, "assumptions": state.assumptions})
         yield Event("tool_end", {**base, "ok": True, "seconds": 0.0, "summary": answers})
