@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 JUDGEMENT = {"use your judgement", "use your judgment", "your call", "you decide", "default", "skip"}
 
@@ -41,6 +41,15 @@ class Answers(BaseModel):
     latency_ms: float | None = Field(None, gt=0)
     interpretability: Literal["low", "medium", "high"] | None = None
     time_budget: float | None = Field(None, gt=0)
+    # Free text the user wants on record (an answer to "anything else?", or an answer to a
+    # question whose key is not one of the above). Recorded and shown to the agent, never
+    # rejected: any value is kept as text.
+    note: str | None = None
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _note_as_text(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, str) else note_text(value)
 
     def given(self) -> dict[str, Any]:
         """Only the keys somebody actually answered."""
@@ -52,6 +61,8 @@ class Answers(BaseModel):
 
     def merged(self, other: "Answers | dict[str, Any] | None") -> "Answers":
         extra = other.given() if isinstance(other, Answers) else {k: v for k, v in (other or {}).items() if v is not None}
+        if "note" in extra:
+            extra["note"] = join_notes(self.note, note_text(extra["note"]))
         result = parse_answers({**self.given(), **extra})
         result._judgement |= self._judgement | (other._judgement if isinstance(other, Answers) else set())
         result._judgement -= set(result.given())
@@ -86,7 +97,29 @@ def load_answers(path: str | Path) -> Answers:
     return parse_answers(data, source=str(p))
 
 
-def parse_answers(data: dict[str, Any], source: str = "answers") -> Answers:
+def note_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def join_notes(old: str | None, new: str | None) -> str | None:
+    """Notes add up (each answer to a `note` question is kept), without repeating a line."""
+    if not old or not new or new in old.split("\n"):
+        return old or new
+    return f"{old}\n{new}"
+
+
+def parse_answers(data: dict[str, Any], source: str = "answers", *, as_note: bool | set[str] = False) -> Answers:
+    """Answers from a mapping. An unknown key is bad input, except those `as_note` lets through
+    (all with True): answers on a key that is not, or no longer, an answers key (a question from
+    an older session), kept on record as `key: value` lines of the note instead of failing."""
+    folded = [k for k in data if k not in ANSWER_KEYS and (as_note is True or (as_note and k in as_note))]
+    if folded:
+        note = data.get("note")
+        note = note_text(note) if note is not None else None
+        for key in folded:
+            if data[key] is not None:
+                note = join_notes(note, f"{key}: {note_text(data[key])}")
+        data = {**{k: v for k, v in data.items() if k not in folded}, "note": note}
     unknown = [k for k in data if k not in ANSWER_KEYS]
     if unknown:
         raise BadInput(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(ANSWER_KEYS)}")

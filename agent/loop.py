@@ -17,6 +17,7 @@ from typing import Any, Iterator, Protocol
 
 from pydantic import ValidationError
 
+from agent.answers import join_notes, note_text
 from agent.sandbox import CallResult, Limits, Progress, Worker
 from agent.session import Session
 from tools.registry import ToolContext, ToolSpec, compact_json, format_validation_error
@@ -27,6 +28,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    # Set by a backend when the call arrived unusable (e.g. arguments that are not a JSON
+    # object): the call is answered with this as an error result, never executed or dropped.
+    error: str | None = None
 
 
 @dataclass
@@ -178,7 +182,7 @@ def run_loop(
         message = {
             "role": "assistant",
             "text": turn.text,
-            "tool_calls": [c.__dict__ for c in turn.tool_calls],
+            "tool_calls": [{k: v for k, v in c.__dict__.items() if v is not None} for c in turn.tool_calls],
             "stop_reason": turn.stop_reason,
         }
         if turn.raw is not None:
@@ -208,6 +212,9 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
         known = ", ".join(sorted(tools))
         yield Event("tool_end", {**base, "ok": False, "error": "unknown tool"})
         return {**base, "ok": False, "kind": "unknown_tool", "content": f"unknown tool {call.name!r}; available tools: {known}"}
+    if call.error:
+        yield Event("tool_end", {**base, "ok": False, "error": call.error})
+        return {**base, "ok": False, "kind": "invalid_arguments", "content": call.error}
     try:
         params = spec.validate(call.arguments)
     except ValidationError as exc:
@@ -224,7 +231,10 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
             yield Event("needs_input", {"questions": pause.questions})
             return {**base, "ok": False, "kind": "needs_input", "content": "waiting for the user's answers",
                     "questions": pause.questions}
-        state.answers.update({k: v for k, v in answers.items() if v is not None})
+        answers = {k: v for k, v in answers.items() if v is not None}
+        if "note" in answers:  # notes add up; every other key is settled by its latest answer
+            answers["note"] = join_notes(state.answers.get("note"), note_text(answers["note"]))
+        state.answers.update(answers)
         state.session.update(answers=state.answers, assumptions=state.assumptions)
         content = compact_json({"answers": answers, "assumptions": state.assumptions})
         yield Event("tool_end", {**base, "ok": True, "seconds": 0.0, "summary": answers})

@@ -97,7 +97,7 @@ class Run:
             answers = answers.merged({"goal": opts.goal})
         if opts.resume:
             self.session = Session.load(sessions_dir, opts.resume)
-            saved = parse_answers(self.session.meta.get("answers") or {}, source="session.json answers")
+            saved = parse_answers(self.session.meta.get("answers") or {}, source="session.json answers", as_note=True)
             answers = saved.merged(answers)
             self.backend_name = self.session.meta.get("backend", "offline") if opts.backend == "auto" else choose_backend_name(opts.backend)
             budget = opts.time_budget or self.session.meta.get("time_budget") or DEFAULT_TIME_BUDGET

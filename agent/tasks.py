@@ -280,7 +280,8 @@ class TaskManager:
             raise BadInput(f"task {task_id} is {task.status}, not waiting for answers")
         raw = answers.given() if isinstance(answers, Answers) else dict(answers or {})
         raw, deferred = defer_to_defaults(raw, task.questions)
-        given = parse_answers(raw, source="answers")
+        # An answer to a pending question on a key outside the answers model is kept as a note.
+        given = parse_answers(raw, source="answers", as_note={str(q.get("key")) for q in task.questions})
         opts = RunOptions(resume=task.id, answers=given, backend=task.backend, persona=task.persona,
                           sessions_dir=self.sessions_dir, on_questions=task.on_questions, max_trials=task.max_trials,
                           roots=[str(r) for r in self.roots])

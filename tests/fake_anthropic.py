@@ -1,14 +1,17 @@
 """A scripted stand-in for the Anthropic Messages API on 127.0.0.1, for the real SDK to talk to.
 
 Queue replies with `push()`; each POST /v1/messages takes the next one and is recorded in
-`requests` (headers and JSON body). Replies are built with the helpers below: a streamed
-message (SSE) from a list of content blocks, an HTTP error with retry-after, an error event
-mid-stream, or a connection cut.
+`requests` (headers and JSON body). Like the real API, a request that breaks one of the rules in
+`request_error` gets a 400 invalid_request_error instead (and takes no reply from the queue), so a
+request dsagent builds wrongly fails here as it would against the live API. Replies are built
+with the helpers below: a streamed message (SSE) from a list of content blocks, an HTTP error
+with retry-after, an error event mid-stream, or a connection cut.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -107,10 +110,75 @@ def cut_connection(before: list[dict[str, Any]] | None = None) -> Reply:
     return Reply(events=events, cut=True)
 
 
+MAX_CACHE_BREAKPOINTS = 4
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def _count_cache_control(node: Any) -> int:
+    if isinstance(node, dict):
+        return ("cache_control" in node) + sum(_count_cache_control(v) for v in node.values())
+    if isinstance(node, list):
+        return sum(_count_cache_control(v) for v in node)
+    return 0
+
+
+def request_error(body: dict[str, Any]) -> str | None:
+    """The first rule of the Messages API this request breaks (worded like the API), or None."""
+    for i, tool in enumerate(body.get("tools") or []):
+        if "input_schema" not in tool:  # a server tool (type + name): not ours to check
+            continue
+        if not TOOL_NAME.match(str(tool.get("name", ""))):
+            return f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+        if (tool.get("input_schema") or {}).get("type") != "object":
+            return f"tools.{i}.custom.input_schema.type: Input should be 'object'"
+    breakpoints = _count_cache_control([body.get("tools"), body.get("system"), body.get("messages")])
+    if breakpoints > MAX_CACHE_BREAKPOINTS:
+        return f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
+    system = body.get("system")
+    if isinstance(system, list):
+        for j, block in enumerate(system):
+            if block.get("type") == "text" and not str(block.get("text", "")).strip():
+                return f"system.{j}: text content blocks must contain non-whitespace text"
+    messages = body.get("messages") or []
+    for i, msg in enumerate(messages):
+        role = msg.get("role")
+        if i > 0 and role == messages[i - 1].get("role"):
+            return f"messages.{i}: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row"
+        blocks = _blocks(msg.get("content"))
+        for j, block in enumerate(blocks):
+            if block.get("type") == "text" and not str(block.get("text", "")).strip():
+                return f"messages.{i}.content.{j}: text content blocks must contain non-whitespace text"
+        if role == "assistant":
+            ids = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
+            following = _blocks(messages[i + 1].get("content")) if i + 1 < len(messages) else []
+            answered = {b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
+            missing = [t for t in ids if t not in answered]
+            if missing:
+                return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                        f"{', '.join(map(str, missing))}. Each `tool_use` block must have a corresponding "
+                        "`tool_result` block in the next message.")
+        elif role == "user":
+            previous = _blocks(messages[i - 1].get("content")) if i > 0 else []
+            asked = {b.get("id") for b in previous if b.get("type") == "tool_use"}
+            for j, block in enumerate(blocks):
+                if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
+                    return (f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                            f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                            "`tool_use` block in the previous message.")
+    return None
+
+
 class FakeAnthropic:
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.rejected: list[str] = []  # why each 400 was given, for a failing test to show
         self._lock = threading.Lock()
         fake = self
 
@@ -125,9 +193,14 @@ class FakeAnthropic:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {"_unparsed": raw.decode("utf-8", "replace")}
+                problem = request_error(body) if isinstance(body, dict) and self.path.startswith("/v1/messages") else None
                 with fake._lock:
                     fake.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-                    reply = fake.script.popleft() if fake.script else http_error(500, "api_error", "fake script exhausted")
+                    if problem is not None:
+                        fake.rejected.append(problem)
+                        reply = http_error(400, "invalid_request_error", problem)
+                    else:
+                        reply = fake.script.popleft() if fake.script else http_error(500, "api_error", "fake script exhausted")
                 fake._send(self, reply)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

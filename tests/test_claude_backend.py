@@ -296,6 +296,25 @@ def test_max_tokens_tool_call_with_parseable_json_is_still_dropped(fake, persona
     assert turn.tool_calls == [] and len(fake.requests) == 2
 
 
+@pytest.mark.parametrize("raw,why", [('{"metric": "roc_auc" "max_models": 2}', "not valid JSON"),
+                                     ('["roc_auc", 2]', "must be a JSON object, not a list")])
+def test_unusable_tool_arguments_become_an_error_result_and_the_run_goes_on(fake, persona, state, raw, why):
+    bad = {"type": "partial_tool_use", "id": "tu_bad", "name": "train_models", "partial_json": raw}
+    fake.push(message([text("Training now."), bad], "tool_use"),
+              message([text("Sorry, retrying."), tool_use("tu_ok", "train_models", {"metric": "roc_auc"})], "tool_use"),
+              message([text("Done.")]))
+    runner = StubRunner()
+    conversation = list(USER)
+    list(run_loop(make_backend(fake, persona), state, {"train_models": TRAIN}, runner, AssumeAsker(), conversation))
+    assert runner.calls == [("train_models", {"metric": "roc_auc"})]  # the unusable call never ran
+    assert state.final_text == "Done." and len(fake.requests) == 3
+    second = fake.requests[1]["body"]["messages"]
+    assert second[-2]["content"][1] == {"type": "tool_use", "id": "tu_bad", "name": "train_models", "input": {}}
+    result = second[-1]["content"][0]
+    assert result["tool_use_id"] == "tu_bad" and result["is_error"] is True
+    assert why in result["content"] and raw[:12] in result["content"]  # says what was wrong, and what arrived
+
+
 def test_refusal_is_surfaced_without_retry(fake, persona, state):
     fake.push(message([text("I can")], "refusal",
                       stop_details={"type": "refusal", "category": "general_harms", "explanation": "policy"}),

@@ -106,3 +106,44 @@ def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):
     assert again["session_id"] == session.name
     history = back.requests[0]["body"]["messages"]
     assert any(b.get("type") == "tool_result" for m in history if isinstance(m["content"], list) for b in m["content"])
+
+
+def _ask(i: int, questions: list[dict]) -> object:
+    return message([{"type": "tool_use", "id": f"toolu_ask{i}", "name": "ask_user", "input": {"questions": questions}}],
+                   "tool_use")
+
+
+def test_a_question_on_an_unknown_key_never_breaks_resume(tmp_path):
+    """Claude asks on a key the answers model lacks: it hears which keys exist (an error result)
+    and asks with `note` instead, so --resume of the session works. A session that already holds
+    such a key (written by an older version) resumes too, with that answer kept as a note."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_API_KEY="sk-test")
+    sessions = tmp_path / "s"
+    fake = FakeAnthropic().start()
+    try:
+        fake.push(_ask(1, [{"key": "churn_window", "question": "How many idle days mean churn?", "default": "90"}]),
+                  _ask(2, [{"key": "note", "question": "Anything else I should know?", "default": "nothing"}]),
+                  message([{"type": "text", "text": "Stopping here."}]))
+        first = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
+                                str(sessions), "--time-budget", "30", "--json"], capture_output=True, text=True, cwd=ROOT,
+                               env=env | {"ANTHROPIC_BASE_URL": fake.url}, timeout=120)
+        refused = [b for b in fake.requests[1]["body"]["messages"][-1]["content"] if b.get("type") == "tool_result"]
+        session = Path(json.loads(first.stdout)["session_dir"])
+        meta_path = session / "session.json"
+        meta = json.loads(meta_path.read_text())
+        assert "churn_window" not in meta["answers"] and meta["answers"]["note"] == "nothing"
+        # what an older version left behind: an answer stored under a key that is not an answers key
+        meta["answers"]["legacy_key"] = "weekly calls"
+        meta_path.write_text(json.dumps(meta))
+        fake.push(message([{"type": "text", "text": "Resumed."}]))
+        resumed = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--resume", session.name, "--sessions-dir",
+                                  str(sessions), "--json"], capture_output=True, text=True, cwd=ROOT,
+                                 env=env | {"ANTHROPIC_BASE_URL": fake.url}, timeout=120)
+    finally:
+        fake.stop()
+    assert refused[0].get("is_error") and "'note'" in refused[0]["content"] and "churn_window" not in json.dumps(meta)
+    assert resumed.returncode != 2 and "unknown key" not in resumed.stderr, resumed.stderr[-2000:]
+    assert len(fake.requests) == 4 and json.loads(resumed.stdout)["session_id"] == session.name
+    note = json.loads(meta_path.read_text())["answers"]["note"]
+    assert note.splitlines() == ["nothing", "legacy_key: weekly calls"]

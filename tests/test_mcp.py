@@ -262,3 +262,48 @@ def test_http_transport_on_loopback(place, tmp_path):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_claude_task_asks_only_answerable_keys_and_the_answer_is_accepted(server, place, monkeypatch):
+    """Through Claude (the real SDK against the local fake API): a question on an unknown key is
+    refused with the list of keys, so the task pauses on keys answer_questions accepts. A pending
+    question on an unknown key that slipped through anyway (an older session) is answered too:
+    that answer is kept as a note, not refused."""
+    from fake_anthropic import FakeAnthropic, message
+
+    def ask(i: int, questions: list[dict]):
+        return message([{"type": "tool_use", "id": f"toolu_{i}", "name": "ask_user", "input": {"questions": questions}}],
+                       "tool_use")
+
+    fake = FakeAnthropic().start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    fake.push(ask(1, [{"key": "churn_window", "question": "How many idle days mean churn?", "default": "90"}]),
+              ask(2, [{"key": "note", "question": "Anything else I should know?"},
+                      {"key": "cost_fn", "question": "What does a missed case cost?", "default": 1}]),
+              message([{"type": "text", "text": "Noted; stopping here."}]))
+
+    async def go():
+        async with Client(server) as client:
+            started = payload(await client.call_tool("start_ml_task", {
+                "data": "penguins.csv", "goal": "predict sex", "target": "sex", "backend": "claude", "time_budget": 30}))
+            task_id = started["task_id"]
+            status = payload(await client.call_tool("task_status", {"task_id": task_id, "wait_s": 60}))
+            assert status["status"] == "needs_input" and [q["key"] for q in status["questions"]] == ["note", "cost_fn"]
+            server.app.tasks.get(task_id).questions.append({"key": "legacy_key", "question": "From an older session?"})
+            answers = {"note": "calls go out on Mondays", "cost_fn": 50, "legacy_key": "weekly"}
+            resumed = await client.call_tool("answer_questions", {"task_id": task_id, "answers": answers})
+            assert payload(resumed)["status"] == "running"
+            final = payload(await client.call_tool("task_status", {"task_id": task_id, "wait_s": 60}))
+            assert final["status"] != "running"
+            return task_id
+
+    try:
+        task_id = run(go)
+    finally:
+        fake.stop()
+    refused = fake.requests[1]["body"]["messages"][-1]["content"][0]
+    assert refused["is_error"] and "'note'" in refused["content"]
+    assert len(fake.requests) == 3  # the resumed run went on talking to Claude
+    answers = json.loads((place["sessions"] / task_id / "session.json").read_text())["answers"]
+    assert answers["cost_fn"] == 50 and answers["note"].splitlines() == ["calls go out on Mondays", "legacy_key: weekly"]

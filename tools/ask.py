@@ -3,19 +3,24 @@ Claude, MCP and the autopilot) but answered by the loop's Asker, not by a worker
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agent.answers import ANSWER_KEYS
 from tools.registry import tool
 
 MAX_QUESTIONS = 6
 
 
+# The schema enumerates the answers keys: a question on any other key could be stored but never
+# answered (answers files, MCP answer_questions and --resume accept only these keys).
+AnswerKey = Literal[tuple(ANSWER_KEYS)]  # type: ignore[valid-type]
+
+
 class ClarifyingQuestion(BaseModel):
-    key: str = Field(description="the answers key this settles: goal, target, task, metric, positive_class, cost_fp, "
-                                 "cost_fn, time_column, group_column, segment_columns, sensitive_columns, id_columns, "
-                                 "latency_ms, interpretability or time_budget")
+    key: AnswerKey = Field(description="the answers key this settles; `note` for anything that fits no other key "
+                                       "(free text, kept on record)")
     question: str = Field(description="the question, in plain words")
     why: str = Field("", description="why the answer changes what you will build")
     options: list[str] = Field(default_factory=list, description="suggested answers, if any")

@@ -55,6 +55,7 @@ class _Segment:
     stop_reason: str | None = None
     stop_details: dict[str, Any] | None = None
     dropped_tools: list[str] = field(default_factory=list)  # tool_use blocks cut off mid-arguments
+    malformed: dict[str, str] = field(default_factory=dict)  # tool_use id -> why its arguments are unusable
     usage: dict[str, int] = field(default_factory=dict)
 
 
@@ -162,12 +163,13 @@ class ClaudeBackend:
         blocks: list[dict[str, Any]] = []  # the whole turn's content, across continuations
         tail: list[dict[str, Any]] = []  # continuation messages after the conversation
         texts: list[str] = []  # everything shown to the user: text deltas and notices
+        malformed: dict[str, str] = {}  # tool_use id -> why its arguments could not be used
         self.notices = []
         context_retried = cut_continued = False
         pauses = 0
         while True:
             request = {"model": self.model, "max_tokens": max_tokens, "system": system,
-                       "messages": self.build_messages(conversation, state, keep) + tail}
+                       "messages": _alternating(self.build_messages(conversation, state, keep) + tail)}
             if tool_params:
                 request["tools"] = tool_params
             if self.thinking:
@@ -187,6 +189,7 @@ class ClaudeBackend:
                 usage[key] += value
             self._pending_notes = []
             blocks.extend(seg.blocks)
+            malformed.update(seg.malformed)
             reason = seg.stop_reason or "end_turn"
             calls = [b for b in blocks if b["type"] == "tool_use"]
 
@@ -238,7 +241,8 @@ class ClaudeBackend:
                 else:
                     yield self._notice(texts, f"output limit reached again: {what}")
 
-            tool_calls = [ToolCall(id=b["id"], name=b["name"], arguments=b["input"]) for b in calls]
+            tool_calls = [ToolCall(id=b["id"], name=b["name"], arguments=b["input"], error=malformed.get(b["id"]))
+                          for b in calls]
             return Turn(text="".join(texts), tool_calls=tool_calls, stop_reason=reason, usage=usage, raw=self._raw(blocks))
 
     def _notice(self, texts: list[str], message: str) -> str:
@@ -317,10 +321,11 @@ class ClaudeBackend:
                         if block is None:
                             continue
                         if block["type"] == "tool_use":
-                            parsed = _parse_arguments(block, json_parts.pop(event.index, []))
-                            if parsed is None:
-                                seg.dropped_tools.append(block["name"])
-                                continue
+                            parsed, problem = _parse_arguments(block, json_parts.pop(event.index, []))
+                            if problem is not None:
+                                # Kept (with an empty input, so it replays as a valid block) and
+                                # answered with an error result; under max_tokens it is dropped below.
+                                seg.malformed[block["id"]] = problem
                             block["input"] = parsed
                         seg.blocks.append(block)
                     elif kind == "message_delta":
@@ -346,6 +351,11 @@ class ClaudeBackend:
                 seg.dropped_tools.append(block["name"])
             elif block["type"] == "text" and block.get("text"):
                 seg.blocks.append(block)
+        if seg.stop_reason == "max_tokens" and seg.malformed:
+            # Arguments that do not parse at the output limit were cut off, not malformed.
+            seg.dropped_tools.extend(b["name"] for b in seg.blocks if b.get("id") in seg.malformed)
+            seg.blocks = [b for b in seg.blocks if b.get("id") not in seg.malformed]
+            seg.malformed = {}
         if seg.stop_reason == "max_tokens" and not seg.dropped_tools and seg.blocks and seg.blocks[-1]["type"] == "tool_use":
             # The limit hit while (or right after) this call was written: even if its JSON parses,
             # it may be missing arguments. Never execute it.
@@ -400,6 +410,18 @@ def _make_client(api_key: str | None, base_url: str | None, max_retries: int, ti
 
 
 
+def _alternating(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API wants user and assistant turns to alternate: a continuation request whose cut-off
+    reply kept nothing adds a user turn right after the conversation's last user turn."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = {**out[-1], "content": list(out[-1]["content"]) + list(message["content"])}
+        else:
+            out.append(message)
+    return out
+
+
 def _merge_usage(usage: dict[str, int], reported: Any) -> None:
     """message_start and message_delta report cumulative counts: the latest non-null wins."""
     if reported is None:
@@ -410,15 +432,25 @@ def _merge_usage(usage: dict[str, int], reported: Any) -> None:
             usage[key] = value
 
 
-def _parse_arguments(block: dict[str, Any], parts: list[str]) -> dict[str, Any] | None:
-    text = "".join(parts).strip()
+def _parse_arguments(block: dict[str, Any], parts: list[str]) -> tuple[dict[str, Any], str | None]:
+    """The call's arguments, or {} and what was wrong with them (told to the model, with the
+    first bytes received, so it can make the call again)."""
+    raw = "".join(parts)
+    text = raw.strip()
     if not text:
-        return block.get("input") or {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+        value: Any = block.get("input") or {}
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return {}, (f"the arguments of this {block.get('name')} call were not valid JSON ({exc.msg} at character "
+                        f"{exc.pos}); first bytes received: {raw[:120]!r}. Nothing was executed; make the call again "
+                        "with a JSON object of arguments")
+    if not isinstance(value, dict):
+        return {}, (f"the arguments of this {block.get('name')} call must be a JSON object, not a "
+                    f"{type(value).__name__}; first bytes received: {(raw or json.dumps(value))[:120]!r}. Nothing was "
+                    "executed; make the call again with a JSON object of arguments")
+    return value, None
 
 
 def _retryable(exc: BaseException) -> bool:
