@@ -487,3 +487,63 @@ def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monk
     out = _call(ctx, "tune_model", family="linear", time_budget_s=1.5)
     assert out.summary["trials"] == {"complete": 2}  # the third would have started with 0.3 s left
     assert out.summary["seconds"] == pytest.approx(1.2)
+
+
+# -- quality floors (issue 15): where the right answer is known, a drop in model quality fails CI --
+
+
+def test_penguins_quality_floor_on_the_test_rows(offline_run):
+    """Palmer penguins separate almost perfectly by bill and flipper measurements: published
+    models reach ~0.98-1.0 accuracy. The shared offline run's test rows must stay near that."""
+    ev = json.loads((Path(offline_run.session_dir) / "artifacts" / "evaluation.json").read_text())
+    assert ev["n_test"] >= 60
+    assert ev["test_metrics"]["accuracy"] >= 0.95, ev["test_metrics"]
+    assert ev["test_metrics"]["log_loss"] <= 0.15, ev["test_metrics"]
+
+
+def _search_and_evaluate(ctx: ToolContext, **task_args) -> dict:
+    """The autopilot's modelling steps with a tiny budget: candidates, blend, final fit, test score."""
+    _call(ctx, "define_task", **task_args)
+    _call(ctx, "train_models", time_budget_s=10)
+    _call(ctx, "build_ensemble")
+    _call(ctx, "evaluate_model")
+    task = json.loads((ctx.artifacts_dir / "task.json").read_text())
+    return {"ev": json.loads((ctx.artifacts_dir / "evaluation.json").read_text()), "test_rows": task["test_rows"]}
+
+
+def test_binary_auc_is_within_0_03_of_the_bayes_auc(tmp_path):
+    """P(y=1|x) is known, so the best AUC any model can reach on the test rows is the AUC of that
+    probability on them (the Bayes ranking): a Monte Carlo estimate with the true function, paired
+    with dsagent's score on the same rows so their sampling noise cancels."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    n = 1000
+    x1, x2, x3, x4 = (rng.normal(size=n) for _ in range(4))
+    color = rng.choice(["red", "green", "blue"], size=n)
+    logit = 1.4 * x1 - 1.0 * x2 + 0.8 * x3 * (x4 > 0) + 0.9 * (color == "red") - 0.2
+    p = 1 / (1 + np.exp(-logit))
+    y = rng.random(n) < p
+    df = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "x4": x4, "color": color, "y": np.where(y, "yes", "no")})
+    out = _search_and_evaluate(_ctx(tmp_path, df), target="y", metric="roc_auc")
+    rows = np.asarray(out["test_rows"])
+    bayes = roc_auc_score(y[rows], p[rows])
+    assert out["ev"]["metric"] == "roc_auc"
+    assert out["ev"]["test_score"] >= bayes - 0.03, (out["ev"]["test_score"], bayes, out["ev"]["model"])
+
+
+def test_regression_r2_is_within_0_05_of_the_best_possible(tmp_path):
+    """y = f(x) + N(0, 1) with f known: the best R² on the test rows is that of f itself there."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(12)
+    n = 1000
+    x1, x2, x3 = (rng.uniform(-2, 2, size=n) for _ in range(3))
+    kind = rng.choice(["a", "b", "c"], size=n)
+    f = 2.0 * x1 + 1.5 * np.sin(1.5 * x2) + 0.8 * x3 * (x1 > 0) + np.select([kind == "a", kind == "b"], [1.0, -1.0], 0.0)
+    y = f + rng.normal(0.0, 1.0, size=n)
+    df = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "kind": kind, "y": y})
+    out = _search_and_evaluate(_ctx(tmp_path, df), target="y", metric="r2")
+    rows = np.asarray(out["test_rows"])
+    best = r2_score(y[rows], f[rows])
+    assert out["ev"]["test_metrics"]["r2"] >= best - 0.05, (out["ev"]["test_metrics"]["r2"], best, out["ev"]["model"])

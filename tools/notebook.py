@@ -106,7 +106,7 @@ def _split_code(split: dict[str, Any]) -> str:
         body = (f"times = pd.to_datetime(df[{split['time_column']!r}].iloc[labelled], errors='coerce', format='mixed')\n"
                 "order = np.argsort(times.to_numpy(), kind='stable')\n"
                 f"cut = int(round(len(local) * (1 - {split['test_size']})))\n"
-                "train_local, test_local = np.sort(order[:cut]), np.sort(order[cut:])\n")
+                "train_local, test_local = order[:cut], np.sort(order[cut:])  # training rows in time order\n")
     elif split["kind"] == "group":
         body = (f"groups = df[{split['group_column']!r}].iloc[labelled].astype(str).to_numpy()\n"
                 f"splitter = GroupShuffleSplit(n_splits=1, test_size={split['test_size']}, random_state=SEED)\n"

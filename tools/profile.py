@@ -683,23 +683,16 @@ def _duplicate_columns(df: pd.DataFrame, facts: list[dict[str, Any]], seed: int)
 # The profile
 
 
-def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | None = None, *,
-                  task: str | None = None, seed: int = 0) -> dict[str, Any]:
-    """The full profile record (JSON-ready). Raises DataError when `target` is unusable."""
-    t0 = time.perf_counter()
-    n, m = df.shape
-    if m > 200 and getattr(getattr(df, "_mgr", None), "nblocks", 0) > 50:
-        df = df.copy()  # one block per dtype: wide frames from read_csv come as one block per column
-    inferred = check_target(df, target) if target else None
-    answered_task = task if task in ("binary", "multiclass", "regression") else None
-    facts = _column_facts(df, seed)
-    warnings: list[str] = []
-
-    target_rec = _target_facts(df, target, inferred, answered_task) if target else None
-    eff_task = (answered_task or inferred) if target else None
-    scores = _single_feature_scores(df, target, eff_task, facts, seed) if target else []
+def column_decisions(df: pd.DataFrame, target: str | None, task: str | None, seed: int = 0, *,
+                     facts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The column decisions that shape a model: kinds, leakage suspects and the columns to drop
+    (all-missing, constant, ID-like, near-deterministic leaks, duplicates), with the scores behind
+    them. The profile calls it on the whole file to describe it; define_task calls it again on the
+    training rows only, so no label or value of a test row decides a feature."""
+    facts = facts if facts is not None else _column_facts(df, seed)
+    scores = _single_feature_scores(df, target, task, facts, seed) if target else []
     score_of = {s["column"]: s for s in scores}
-    classif = eff_task in ("binary", "multiclass")
+    classif = task in ("binary", "multiclass")
     threshold = LEAK_THRESHOLD if classif else LEAK_THRESHOLD_R2
     drop_threshold = LEAK_DROP_THRESHOLD if classif else LEAK_DROP_THRESHOLD_R2
     leakage: list[dict[str, Any]] = []
@@ -717,10 +710,7 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
             leakage.append({"column": f["name"], "score": sc, "drop": True,
                             "reason": "ID-like (unique per row): carries no general signal; a model can memorise it "
                                       "or pick up how IDs were assigned"})
-
-    dup_rows = _duplicate_rows(df, facts)
     dup_cols = _duplicate_columns(df, facts, seed)
-
     drop: list[dict[str, str]] = []
     for f in facts:
         if f["name"] == target:
@@ -740,6 +730,29 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
         if d["column"] not in dropped and d["column"] != target:
             drop.append({"column": d["column"], "reason": f"duplicate of {d['duplicate_of']}"})
             dropped.add(d["column"])
+    return {"kinds": {f["name"]: f["kind"] for f in facts if f["name"] != target}, "scores": scores,
+            "leakage": leakage, "duplicates": dup_cols, "drop": drop, "threshold": threshold}
+
+
+def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | None = None, *,
+                  task: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """The full profile record (JSON-ready). Raises DataError when `target` is unusable."""
+    t0 = time.perf_counter()
+    n, m = df.shape
+    if m > 200 and getattr(getattr(df, "_mgr", None), "nblocks", 0) > 50:
+        df = df.copy()  # one block per dtype: wide frames from read_csv come as one block per column
+    inferred = check_target(df, target) if target else None
+    answered_task = task if task in ("binary", "multiclass", "regression") else None
+    facts = _column_facts(df, seed)
+    warnings: list[str] = []
+
+    target_rec = _target_facts(df, target, inferred, answered_task) if target else None
+    eff_task = (answered_task or inferred) if target else None
+    decided = column_decisions(df, target, eff_task, seed, facts=facts)
+    scores, leakage, dup_cols, drop = decided["scores"], decided["leakage"], decided["duplicates"], decided["drop"]
+    score_of = {s["column"]: s for s in scores}
+    threshold = decided["threshold"]
+    dup_rows = _duplicate_rows(df, facts)
 
     # Warnings a data scientist would say out loud.
     if n < 100:

@@ -8,6 +8,7 @@ only evaluation reads the test part (`test_data`).
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Literal
 
 import numpy as np
@@ -24,12 +25,6 @@ def default_metric(task: str, minority_frac: float | None) -> str:
     if task == "binary":
         return "pr_auc" if minority_frac is not None and minority_frac < 0.15 else "roc_auc"
     return "log_loss" if task == "multiclass" else "rmse"
-
-
-def feature_kinds(df: pd.DataFrame) -> dict[str, str]:
-    from tools.profile import infer_column_kinds
-
-    return infer_column_kinds(df)
 
 
 def search_rows_cap(budget_s: float | None, n_features: int | None = None) -> int:
@@ -89,8 +84,6 @@ def define_task(
         drop_columns: extra columns to exclude (e.g. not available at prediction time).
         test_size: fraction of rows held out for the final test.
     """
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
     from tools.metrics import get_metric
     from tools.profile import check_target, infer_task
 
@@ -133,17 +126,23 @@ def define_task(
         if not pd.api.types.is_numeric_dtype(y):
             raise ToolError(f"target {target!r} is not numeric; use task=binary or multiclass")
 
-    kinds = feature_kinds(df.drop(columns=[target]))
+    train_local, test_local, split_kind = _split(df, y, positions, task, minority, time_column, group_column,
+                                                 test_size, ctx.seed)
+    # Everything that shapes the model is decided on the training rows only: the column kinds
+    # (hence encodings), the leak check and the other drops, the class balance behind the default
+    # metric and the candidates. profile.json still describes the whole file for the reader.
+    train_frame = df.iloc[positions[train_local]]
+    if task != "regression":
+        train_counts = y.iloc[train_local].astype(str).value_counts()
+        minority = float(train_counts.min() / len(train_local)) if len(train_counts) == len(classes) else 0.0
+    from tools.profile import column_decisions
+
+    decided = column_decisions(train_frame, target, task, ctx.seed)
+    kinds = decided["kinds"]
     dropped = [{"column": c, "reason": "requested"} for c in (drop_columns or [])]
-    profile_file = ctx.artifacts_dir / paths.PROFILE
-    if profile_file.exists():
-        profile = json.loads(profile_file.read_text())
-        for item in profile.get("drop_suggestions", []):
-            if item["column"] != target and item["column"] not in {d["column"] for d in dropped}:
-                dropped.append(item)
-    for col, kind in kinds.items():
-        if kind in ("id", "constant") and col not in {d["column"] for d in dropped}:
-            dropped.append({"column": col, "reason": f"{kind}-like"})
+    for item in decided["drop"]:
+        if item["column"] != target and item["column"] not in {d["column"] for d in dropped}:
+            dropped.append(item)
     for col in (time_column, group_column):
         if col and col not in {d["column"] for d in dropped}:
             dropped.append({"column": col, "reason": "split column (kept out of the features)"})
@@ -151,25 +150,6 @@ def define_task(
     features = {c: k for c, k in kinds.items() if c not in drop_set and k not in ("id", "constant")}
     if not features:
         raise ToolError("no usable feature columns remain after dropping ID-like, constant and leaking columns")
-
-    n = len(positions)
-    local = np.arange(n)
-    if time_column:
-        order = np.argsort(pd.to_datetime(df[time_column].iloc[positions], errors="coerce", format="mixed").to_numpy(),
-                          kind="stable")
-        cut = int(round(n * (1 - test_size)))
-        train_local, test_local = np.sort(order[:cut]), np.sort(order[cut:])
-        split_kind = "time"
-    elif group_column:
-        groups = df[group_column].iloc[positions].astype(str).to_numpy()
-        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=ctx.seed)
-        train_local, test_local = next(gss.split(local, groups=groups))
-        split_kind = "group"
-    else:
-        stratify = y.astype(str).to_numpy() if task != "regression" and minority and minority * n >= 2 else None
-        train_local, test_local = train_test_split(local, test_size=test_size, random_state=ctx.seed, stratify=stratify)
-        train_local, test_local = np.sort(train_local), np.sort(test_local)
-        split_kind = "stratified" if stratify is not None else "random"
 
     chosen_metric = metric or ctx.answers.get("metric") or default_metric(task, minority)
     metric_spec = get_metric(chosen_metric, task)
@@ -184,7 +164,7 @@ def define_task(
         "features": features,
         "dropped": dropped,
         "n_rows": int(len(df)),
-        "n_labelled": int(n),
+        "n_labelled": int(len(positions)),
         "n_train": int(len(train_local)),
         "n_test": int(len(test_local)),
         "split": {"kind": split_kind, "test_size": test_size, "seed": ctx.seed, "time_column": time_column,
@@ -211,6 +191,35 @@ def _guess_positive(classes: list[str], counts: pd.Series) -> str:
         if name in lowered:
             return lowered[name]
     return str(counts.idxmin())  # otherwise the rarer class is usually the one of interest
+
+
+def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, task: str, minority: float | None,
+           time_column: str | None, group_column: str | None, test_size: float,
+           seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(training positions, test positions, split kind), positions into the labelled rows.
+
+    Under a time split the training positions stay in time order (not file order): the folds,
+    the search holdout and any subsample are cut from them, and TimeSeriesSplit over rows in file
+    order would validate on the past whenever the file is not sorted by time."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    n = len(positions)
+    local = np.arange(n)
+    if time_column:
+        times = pd.to_datetime(df[time_column].iloc[positions], errors="coerce", format="mixed").to_numpy()
+        order = np.argsort(times, kind="stable")
+        cut = int(round(n * (1 - test_size)))
+        return order[:cut], np.sort(order[cut:]), "time"
+    if group_column:
+        groups = df[group_column].iloc[positions].astype(str).to_numpy()
+        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train_local, test_local = next(gss.split(local, groups=groups))
+        return train_local, test_local, "group"
+    # Stratifying reads every label, the test rows' too: it decides which rows are held out, not
+    # what the model learns from the training rows.
+    stratify = y.astype(str).to_numpy() if task != "regression" and minority and minority * n >= 2 else None
+    train_local, test_local = train_test_split(local, test_size=test_size, random_state=seed, stratify=stratify)
+    return np.sort(train_local), np.sort(test_local), "stratified" if stratify is not None else "random"
 
 
 # -- helpers for the other tools -------------------------------------------------------------
@@ -272,6 +281,20 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
     return np.sort(keep)
 
 
+# The tools that may read the test split: evaluate_model scores the chosen model on it (the model
+# is fitted on training rows first), explain_model measures the saved model's importances on it.
+# Neither decides anything the model learns.
+TEST_READERS = {("tools.evaluate", "evaluate_model"), ("tools.explain", "explain_model")}
+
+
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """The untouched test part: read only by evaluation, after the model is chosen."""
+    """The untouched test part: read only by evaluation, after the model is chosen.
+
+    Any other caller is refused, so a tool that would let test rows shape the model (a feature
+    decision, a fit, a threshold) fails loudly instead of leaking quietly."""
+    caller = sys._getframe(1)
+    who = (caller.f_globals.get("__name__"), caller.f_code.co_name)
+    if who not in TEST_READERS:
+        raise ToolError(f"the test split is read only by evaluate_model and explain_model, not by {who[0]}.{who[1]}; "
+                        "use training_data or search_data")
     return _part(ctx, "test_rows")

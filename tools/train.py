@@ -52,21 +52,33 @@ def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
+    from sklearn.model_selection import (GroupKFold, GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit,
+                                         train_test_split)
 
     plan, split = task["cv"], task["split"]
     idx = np.arange(len(X))
     classification = task["task"] != "regression"
-    if plan["kind"] == "holdout":
-        strat = y if classification and np.bincount(y).min() >= 2 else None
-        tr, va = train_test_split(idx, test_size=plan.get("fraction", 0.2), random_state=ctx.seed, stratify=strat)
-        return [(np.sort(tr), np.sort(va))]
-    k = plan["folds"]
-    if split["kind"] == "time":
-        return list(TimeSeriesSplit(n_splits=k).split(idx))
+    fraction = plan.get("fraction", 0.2)
+    groups = None
     if split["kind"] == "group":
         df, _ = load_dataset(ctx)
         groups = df.loc[X.index, split["group_column"]].astype(str).to_numpy()  # X keeps the data's row labels
+    if plan["kind"] == "holdout":
+        # The search holdout follows the split: the latest rows under a time split (training rows
+        # come in time order), whole groups under a group split, stratified at random otherwise.
+        if split["kind"] == "time":
+            cut = int(round(len(idx) * (1 - fraction)))
+            return [(idx[:cut], idx[cut:])]
+        if groups is not None:
+            tr, va = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=ctx.seed).split(idx, groups=groups))
+            return [(np.sort(tr), np.sort(va))]
+        strat = y if classification and np.bincount(y).min() >= 2 else None
+        tr, va = train_test_split(idx, test_size=fraction, random_state=ctx.seed, stratify=strat)
+        return [(np.sort(tr), np.sort(va))]
+    k = plan["folds"]
+    if split["kind"] == "time":
+        return list(TimeSeriesSplit(n_splits=k).split(idx))  # rows in time order: each fold validates on later rows
+    if groups is not None:
         return list(GroupKFold(n_splits=k).split(idx, groups=groups))
     if classification and np.bincount(y).min() >= k:
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=ctx.seed).split(idx, y))
