@@ -507,10 +507,13 @@ def confine_main(argv: list[str]) -> None:
         args = args[2:]
     if args[:1] == ["--"]:
         args = args[1:]
-    try:
-        apply_seccomp(["setsid", "setpgid", "socket"])
-    except OSError as exc:
-        print(f"[sandbox] extra seccomp filter not applied: {exc}", file=sys.stderr)
+    # DSAGENT_DISABLE_LAYERS=seccomp turns this filter off too: a switched-off layer that still
+    # half-applies would make the layer report lie, and tests could not show what it blocks.
+    if "seccomp" not in disabled():
+        try:
+            apply_seccomp(["setsid", "setpgid", "socket"])
+        except OSError as exc:
+            print(f"[sandbox] extra seccomp filter not applied: {exc}", file=sys.stderr)
     os.execv(args[0], args)
 
 

@@ -26,10 +26,12 @@ ROOT = TESTS.parent
 DATA = ROOT / "examples" / "penguins.csv"
 
 
-def need(name: str) -> None:
+def need(name: str) -> dict:
+    """The layer's report; SKIP naming the layer when this machine does not have it."""
     info = isolation.layers().get(name, {})
     if not info.get("active"):
         pytest.skip(f"layer {name} unavailable here: {info.get('reason', 'unknown')}")
+    return info
 
 
 @pytest.fixture
