@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,16 @@ def test_clean_environment_alone(tmp_path, monkeypatch, hostile):
     assert seen["DS_TEST_HARMLESS"] == "visible"
     assert not set(planted) & set(seen), set(planted) & set(seen)
     assert seen["HOME"] == str(tmp_path / "session" / ".cache" / "home")
+
+
+def test_ci_summary_line_names_each_missing_layer_with_its_reason():
+    """.ci/run ends with this line, so a layer missing in CI is visible in its output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSAGENT_")}
+    env["DSAGENT_DISABLE_LAYERS"] = "bubblewrap,pids-cgroup"
+    proc = subprocess.run([sys.executable, "-m", "agent.isolation", "--summary"], env=env, cwd=TESTS.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    [line] = proc.stdout.strip().splitlines()
+    on, off = line.split("; OFF: ")
+    assert off == "bubblewrap (disabled by DSAGENT_DISABLE_LAYERS); pids-cgroup (disabled by DSAGENT_DISABLE_LAYERS)"
+    assert on.startswith("sandbox layers: on: ") and "rlimits" in on and "bubblewrap" not in on
