@@ -65,9 +65,12 @@ ACTIONS = {
     "file_over_1mb": 'open("big.bin", "wb").write(bytes(2 * 2**20))',
     "open_200_files": '[open("/dev/null") for _ in range(200)]',
     "environ": 'out["env"] = dict(os.environ)',
+    "raw_socket": "socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()",
+    "read_mode_000": "open({mode_000!r}).read()",  # root reads it only with CAP_DAC_OVERRIDE
 }
 TOOL_ACTIONS = ["tcp_to_host_loopback", "see_parent", "signal_parent", "read_outside", "write_outside",
                 "write_session_dir", "file_over_1mb", "open_200_files"]
+ROOT_ACTIONS = ["raw_socket", "read_mode_000"]  # powers only root has: what dropping capabilities removes
 CHILD_ACTIONS = ["socket_unix", "socket_inet", "unshare", "setsid"]  # run_python's own filter
 
 
@@ -89,9 +92,12 @@ def hostile(tmp_path, monkeypatch):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("secret")
+    (outside / "mode-000.txt").write_text("secret")
+    (outside / "mode-000.txt").chmod(0)
     session = tmp_path / "session"
     where = {"port": listener.getsockname()[1], "parent": os.getpid(), "outside": str(outside / "secret.txt"),
-             "outside_new": str(outside / "new.txt"), "session_file": str(session / "pwned.txt")}
+             "outside_new": str(outside / "new.txt"), "session_file": str(session / "pwned.txt"),
+             "mode_000": str(outside / "mode-000.txt")}
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,tools.run_python")
     monkeypatch.setenv("DSAGENT_ALLOW_UNSANDBOXED", "1")  # one layer alone does not satisfy run_python's rule
@@ -134,9 +140,10 @@ def accepted(listener: socket.socket) -> bool:
 def test_hostile_actions_succeed_with_every_layer_off(hostile):
     """The control: without the layers each action works, so a layer
     test below that sees it fail proves its layer blocks it."""
-    seen = hostile(None, TOOL_ACTIONS)
+    root = ROOT_ACTIONS if os.geteuid() == 0 else []
+    seen = hostile(None, TOOL_ACTIONS + root)
     seen.update(hostile(None, CHILD_ACTIONS, via="run_python"))
-    assert seen == {name: "done" for name in TOOL_ACTIONS + CHILD_ACTIONS}
+    assert seen == {name: "done" for name in TOOL_ACTIONS + root + CHILD_ACTIONS}
     assert accepted(hostile.listener)
     assert Path(hostile.where["outside_new"]).exists()
 
@@ -189,6 +196,16 @@ def test_seccomp_alone_confines_run_python_child(hostile):
     need("seccomp")
     seen = hostile("seccomp", CHILD_ACTIONS, via="run_python")
     assert seen == {name: "EPERM" for name in CHILD_ACTIONS}
+
+
+# ---------------------------------------------------------------- capabilities
+
+
+def test_capabilities_alone_take_root_powers_away(hostile):
+    need("capabilities")
+    if os.geteuid() != 0:
+        pytest.skip("layer capabilities removes root's powers only; not running as root here")
+    assert hostile("capabilities", ROOT_ACTIONS) == {"raw_socket": "EPERM", "read_mode_000": "EACCES"}
 
 
 # ---------------------------------------------------------------- rlimits and the environment
