@@ -507,10 +507,13 @@ def confine_main(argv: list[str]) -> None:
         args = args[2:]
     if args[:1] == ["--"]:
         args = args[1:]
-    try:
-        apply_seccomp(["setsid", "setpgid", "socket"])
-    except OSError as exc:
-        print(f"[sandbox] extra seccomp filter not applied: {exc}", file=sys.stderr)
+    # DSAGENT_DISABLE_LAYERS=seccomp turns this filter off too: a switched-off layer that still
+    # half-applies would make the layer report lie, and tests could not show what it blocks.
+    if "seccomp" not in disabled():
+        try:
+            apply_seccomp(["setsid", "setpgid", "socket"])
+        except OSError as exc:
+            print(f"[sandbox] extra seccomp filter not applied: {exc}", file=sys.stderr)
     os.execv(args[0], args)
 
 
@@ -618,10 +621,25 @@ def _run_probe(plan: Any) -> tuple[dict[str, Any] | None, str]:
         return None, "the probe printed no report"
 
 
+def summary_line(found: dict[str, dict[str, Any]]) -> str:
+    """One line for the end of a CI log: the active layers, and each missing one with its reason."""
+    on, off = [], []
+    for name, info in found.items():
+        if not info["active"]:
+            off.append(f"{name} ({info['reason']})")
+        elif name == "landlock" and info["reason"].startswith("ABI"):
+            on.append(f"landlock ({info['reason'].split(';')[0]})")  # which rules the kernel has
+        else:
+            on.append(name)
+    return f"sandbox layers: on: {', '.join(on) or 'none'}; OFF: {'; '.join(off) or 'none'}"
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["probe"]:
         probe_main()
     elif sys.argv[1:2] == ["confine"]:
         confine_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["--summary"]:
+        print(summary_line(layers()))
     else:
         print(json.dumps(layers(), indent=2))

@@ -142,3 +142,11 @@ def proc_probe(pid: int, secret: str) -> dict:
             except OSError:
                 pass
     return out
+
+
+@tool
+def t_exec(ctx: ToolContext, code: str) -> ToolOutput:
+    """Hostile tool code: run a few lines that fill the dict `out`; return it."""
+    scope: dict = {"out": {}}
+    exec(code, scope)
+    return ToolOutput(summary=scope["out"])

@@ -1,8 +1,8 @@
 """run_python: analysis code works; hostile code is blocked by a named layer; the session goes on.
 
-Each hostile test runs in two modes: with every layer this machine has, and with Landlock +
-seccomp alone (bubblewrap switched off), since that is what users without bubblewrap get.
-A mode whose layers are missing here is skipped with the reason. After every hostile call the
+Each hostile test runs in two modes: with every layer (bubblewrap, Landlock, seccomp, dropped
+capabilities), and with Landlock + seccomp alone (bubblewrap switched off), since that is what
+users without bubblewrap get. A mode missing one of its layers here is skipped, naming it. After every hostile call the
 same worker (same pid: it was not restarted) must still run code.
 """
 
@@ -25,6 +25,8 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 DATA = ROOT / "examples" / "penguins.csv"
 MODES = {"all-layers": "", "landlock+seccomp": "bubblewrap"}
+# The layers each mode is about (the pids cgroup is optional; the fork bomb test skips without it).
+REQUIRED = {"all-layers": ["bubblewrap", "landlock", "seccomp", "capabilities"], "landlock+seccomp": ["landlock", "seccomp"]}
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -35,13 +37,11 @@ def box(request, tmp_path_factory):
         mp.setenv("DSAGENT_DISABLE_LAYERS", MODES[request.param])
         mp.delenv("DSAGENT_ALLOW_UNSANDBOXED", raising=False)
         found = isolation.layers()
-        if request.param == "landlock+seccomp":
-            for name in ("landlock", "seccomp"):
-                if not found[name]["active"]:
-                    pytest.skip(f"{name} unavailable here: {found[name]['reason']}")
-        elif not any(found[n]["active"] for n in ("bubblewrap", "landlock")) or \
-                not any(found[n]["active"] for n in ("bubblewrap", "seccomp")):
-            pytest.skip("no filesystem+network confinement here: " + found["bubblewrap"]["reason"])
+        # A mode runs with every layer it names or not at all: "all-layers" with bubblewrap
+        # missing would pass on fewer layers and hide the gap, so it skips, naming the layer.
+        for name in REQUIRED[request.param]:
+            if not found[name]["active"]:
+                pytest.skip(f"layer {name} unavailable here ({request.param} mode): {found[name]['reason']}")
         base = tmp_path_factory.mktemp(request.param)
         session = base / "session"
         (session / "artifacts").mkdir(parents=True)
@@ -201,9 +201,10 @@ def test_fork_bomb_is_contained(box):
     layers = box["worker"].layers
     # Only with a proven bound on the process count: RLIMIT_NPROC does nothing for root.
     if not layers["pids-cgroup"]["active"]:
-        pytest.skip("no pids cgroup here, a fork bomb would not be bounded: " + layers["pids-cgroup"]["reason"])
+        pytest.skip("layer pids-cgroup unavailable here, a fork bomb would not be bounded: "
+                    + layers["pids-cgroup"]["reason"])
     if not layers["seccomp"]["active"]:
-        pytest.skip("seccomp unavailable: forked processes could leave the process group")
+        pytest.skip("layer seccomp unavailable here: forked processes could leave the process group")
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
     result = run(box, code, timeout_s=2)
     assert not result.ok and "wall-clock timeout" in result.error

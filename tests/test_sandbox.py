@@ -26,10 +26,12 @@ ROOT = TESTS.parent
 DATA = ROOT / "examples" / "penguins.csv"
 
 
-def need(name: str) -> None:
+def need(name: str) -> dict:
+    """The layer's report; SKIP naming the layer when this machine does not have it."""
     info = isolation.layers().get(name, {})
     if not info.get("active"):
         pytest.skip(f"layer {name} unavailable here: {info.get('reason', 'unknown')}")
+    return info
 
 
 @pytest.fixture
@@ -121,7 +123,8 @@ def test_reply_and_log_are_capped(make_worker):
 
 def test_filesystem_view(make_worker, tmp_path):
     if not (isolation.layers()["bubblewrap"]["active"] or isolation.layers()["landlock"]["active"]):
-        pytest.skip("no filesystem confinement here: " + isolation.layers()["bubblewrap"]["reason"])
+        pytest.skip("layers bubblewrap and landlock unavailable here (no filesystem confinement): "
+                    + isolation.layers()["bubblewrap"]["reason"])
     secret = tmp_path / "outside" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("secret")
@@ -149,8 +152,9 @@ def test_libraries_and_jupyter_work_under_the_layers(make_worker, monkeypatch, o
     """scikit-learn with loky workers, optuna on SQLite in artifacts, matplotlib, and a Jupyter
     kernel over IPC (what the notebook tool needs), under each set of layers users get."""
     monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", off)
-    if off and not isolation.layers()["landlock"]["active"]:
-        pytest.skip("landlock unavailable here: " + isolation.layers()["landlock"]["reason"])
+    # Each mode with every layer it names, or skipped naming the missing one (never fewer layers).
+    for name in ["landlock", "seccomp", "capabilities"] + ([] if off else ["bubblewrap"]):
+        need(name)
     w = make_worker(limits=Limits(memory_mb=4096))
     result = call(w, "t_sklearn", timeout=120)
     assert result.ok, result.error
