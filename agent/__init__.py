@@ -1,7 +1,7 @@
 """dsagent: an ML assistant with a data-scientist persona.
 
 Python API (imported on first use, so `import agent` stays cheap):
-    from agent import run_task, Assistant, as_anthropic_tool
+    from dsagent import run_task, Assistant, as_anthropic_tool
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["run_task", "Assistant", "as_anthropic_tool"]
 
 if TYPE_CHECKING:
-    from agent.api import Assistant, as_anthropic_tool, run_task
+    from dsagent.api import Assistant, as_anthropic_tool, run_task
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from agent import api
+        from dsagent import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'agent' has no attribute {name!r}")

@@ -1,11 +1,11 @@
 """The Python API: `run_task`, `Assistant` and `as_anthropic_tool` (re-exported by `agent`).
 
-    from agent import run_task
+    from dsagent import run_task
     result = run_task("predict the species for the field guide", "penguins.csv", target="species")
 
 A run returns a RunResult whatever happens: `completed`, `failed` (with `error`), or
 `needs_input` with the questions to answer; answer them with `Assistant().resume(session_id,
-answers)`. Bad arguments raise `agent.answers.BadInput` (a one-line message saying what to fix).
+answers)`. Bad arguments raise `dsagent.answers.BadInput` (a one-line message saying what to fix).
 
 `data` is a file path or a pandas DataFrame. A DataFrame is written once, as Parquet (CSV when
 its column names cannot be Parquet's), under `<sessions_dir>/inputs/`, named by its content hash,
@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from agent.answers import Answers, BadInput, parse_answers
-from agent.loop import Event
-from agent.result import RunResult
+from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.loop import Event
+from dsagent.result import RunResult
 
 DEFAULT_TIME_BUDGET = 120.0
 INPUTS_DIR = "inputs"
@@ -95,7 +95,7 @@ class Assistant:
                  time_budget: float = DEFAULT_TIME_BUDGET, sessions_dir: str | Path | None = None,
                  max_trials: int | None = None, model: str | None = None, seed: int = 0,
                  roots: list[str | Path] | None = None):
-        from agent.session import default_sessions_dir
+        from dsagent.session import default_sessions_dir
 
         if on_questions not in ("ask", "assume"):
             raise BadInput(f"on_questions must be 'ask' or 'assume', not {on_questions!r}")
@@ -113,7 +113,7 @@ class Assistant:
         self.result: RunResult | None = None
 
     def _options(self, **overrides: Any):
-        from agent.runtime import RunOptions
+        from dsagent.runtime import RunOptions
 
         opts = RunOptions(backend=self.backend, persona=self.persona, on_questions=self.on_questions,
                           time_budget=self.time_budget, sessions_dir=self.sessions_dir, max_trials=self.max_trials,
@@ -124,7 +124,7 @@ class Assistant:
         return opts
 
     def _new_run(self, goal: str | None, data: Any, target: str | None, answers: Any, **overrides: Any):
-        from agent.runtime import Run
+        from dsagent.runtime import Run
 
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         opts = self._options(data=_data_path(data, self.sessions_dir), goal=goal, target=target,
@@ -140,7 +140,7 @@ class Assistant:
 
     def events(self, goal: str | None, data: Any, target: str | None = None, *, answers: Any = None,
                **overrides: Any) -> Iterator[Event]:
-        """Stream a run: agent.loop.Event objects (text_delta, text, tool_start, tool_progress,
+        """Stream a run: dsagent.loop.Event objects (text_delta, text, tool_start, tool_progress,
         tool_end, needs_input, notice, done). The `done` event carries the RunResult under
         data["result"]; it is also left in `self.result`. Overrides: time_budget, backend,
         on_questions, max_trials, metric, persona, model."""
@@ -154,7 +154,7 @@ class Assistant:
         return self.result
 
     def resume_events(self, session_id: str, answers: Any = None, **overrides: Any) -> Iterator[Event]:
-        from agent.runtime import Run
+        from dsagent.runtime import Run
 
         opts = self._options(resume=session_id, answers=_answers(answers), **overrides)
         if "time_budget" not in overrides:
@@ -177,7 +177,7 @@ def run_task(goal: str | None, data: Any, target: str | None = None, *, answers:
 
     goal: what the model is for, in words. data: a file path or a pandas DataFrame.
     target: the column to predict (asked, or taken from `answers`, when omitted).
-    answers: answers to clarifying questions (keys of agent.answers.Answers).
+    answers: answers to clarifying questions (keys of dsagent.answers.Answers).
     on_questions: "ask" returns status needs_input with the questions when one is not answered;
     "assume" proceeds on stated defaults and lists them as assumptions.
     backend: "auto" (Claude when ANTHROPIC_API_KEY is set), "claude" or "offline".
@@ -234,7 +234,7 @@ def as_anthropic_tool(*, name: str = "dsagent", backend: str = "auto", sessions_
                           sessions_dir=sessions_dir, max_trials=max_trials)
     allowed = None
     if roots:
-        from agent.tasks import resolve_roots
+        from dsagent.tasks import resolve_roots
 
         allowed = resolve_roots(roots)
 
@@ -253,7 +253,7 @@ def as_anthropic_tool(*, name: str = "dsagent", backend: str = "auto", sessions_
                     raise BadInput("give `data` (a file path), or `session_id` to continue a run")
                 data = args["data"]
                 if allowed is not None:
-                    from agent.tasks import confine_data_path
+                    from dsagent.tasks import confine_data_path
 
                     data = confine_data_path(data, allowed)
                 result = assistant.run(args.get("goal"), data, args.get("target"), answers=args.get("answers"),
@@ -273,8 +273,8 @@ def claude_code_subagent(persona: str = "data-scientist") -> str:
     """
     import re
 
-    from agent.persona import MCP_PREFIX, load_persona, to_claude_code
-    from agent.tasks import MCP_SESSION_TOOLS
+    from dsagent.persona import MCP_PREFIX, load_persona, to_claude_code
+    from dsagent.tasks import MCP_SESSION_TOOLS
 
     text = to_claude_code(load_persona(persona))
     match = re.search(r"^tools: *(.*)$", text, re.M)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.loop import LoopState, NeedsInput
+from dsagent.loop import LoopState, NeedsInput
 
-from agent.answers import is_judgement as _is_judgement_phrase
+from dsagent.answers import is_judgement as _is_judgement_phrase
 
 
 def is_judgement(value: Any) -> bool:

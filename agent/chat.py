@@ -29,15 +29,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent import runtime
-from agent.answers import ANSWER_KEYS, Answers, BadInput, load_answers, parse_answers
-from agent.asking import is_judgement
-from agent.chat_render import (MarkdownStream, StatusLine, code, fmt_seconds, fmt_tokens, leaderboard_table, markdown,
+from dsagent import runtime
+from dsagent.answers import ANSWER_KEYS, Answers, BadInput, load_answers, parse_answers
+from dsagent.asking import is_judgement
+from dsagent.chat_render import (MarkdownStream, StatusLine, code, fmt_seconds, fmt_tokens, leaderboard_table, markdown,
                                notebook_view, one_line, profile_notes, profile_table, summary_table)
-from agent.loop import Event, LoopState
-from agent.runtime import Run, RunOptions
-from agent.session import read_transcript
-from tools import paths
+from dsagent.loop import Event, LoopState
+from dsagent.runtime import Run, RunOptions
+from dsagent.session import read_transcript
+from dsagent.tools import paths
 
 STEPS_PER_TURN = 40
 COLUMNS_READ_LIMIT = 200 * 2**20  # bytes: larger files are not read in the chat process just for completion
@@ -178,7 +178,7 @@ class ChatRun(Run):
 
     # -- switching -----------------------------------------------------------------------------
     def switch(self, persona: str | None = None, model: str | None = None) -> None:
-        from tools.registry import all_tools
+        from dsagent.tools.registry import all_tools
 
         if persona:
             registry = all_tools()
@@ -196,7 +196,7 @@ class ChatRun(Run):
         u = self.state.usage
         cost = None
         if self.backend_name == "claude":
-            from agent.models.config import cost_usd
+            from dsagent.backends.config import cost_usd
 
             cost = cost_usd(getattr(self.backend, "model", None), u)
         return int(u.get("input_tokens", 0)), int(u.get("output_tokens", 0)), cost
@@ -455,7 +455,7 @@ def _columns_of(run: Run | None) -> list[str] | None:
     if data is None or not data.exists() or data.stat().st_size > COLUMNS_READ_LIMIT:
         return None  # a big file is read once, by profile_data; its columns come from profile.json
     try:
-        from tools.data import load_table  # the same reader the tools use: same column names
+        from dsagent.tools.data import load_table  # the same reader the tools use: same column names
 
         df, _ = load_table(data)
         return [str(c) for c in df.columns]
@@ -986,7 +986,7 @@ class Chat:
 
     def _run_tool(self, name: str, args: dict[str, Any]) -> None:
         """Run one tool directly (outside the conversation), with the same worker and display."""
-        from agent.sandbox import Progress
+        from dsagent.sandbox import Progress
 
         run = self.run
         assert run is not None
@@ -1009,7 +1009,7 @@ class Chat:
             self.error(f"{name}: {result.error}")
 
     def persona_names(self) -> list[str]:
-        from agent.persona import list_personas
+        from dsagent.persona import list_personas
 
         return list_personas()
 
@@ -1125,7 +1125,7 @@ def conversation_markdown(conversation: list[dict[str, Any]]) -> str:
 
 
 def run_chat(args) -> int:
-    """Entry point of `dsagent chat` (called by agent.cli)."""
+    """Entry point of `dsagent chat` (called by dsagent.cli)."""
     answers = load_answers(args.answers) if getattr(args, "answers", None) else Answers()
     if getattr(args, "allow_unsandboxed", False):
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"

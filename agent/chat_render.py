@@ -22,7 +22,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from agent.result import RunResult
+from dsagent.result import RunResult
 
 
 def fmt_seconds(s: float | None) -> str:

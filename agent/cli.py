@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.answers import Answers, BadInput, load_answers
+from dsagent.answers import Answers, BadInput, load_answers
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sessions_dir(args) -> Path:
-    from agent.session import default_sessions_dir
+    from dsagent.session import default_sessions_dir
 
     return args.sessions_dir or default_sessions_dir()
 
@@ -116,8 +116,8 @@ def _resolve_model_ref(args) -> str:
 
 
 def cmd_run(args) -> int:
-    from agent.progress import ProgressPrinter
-    from agent.runtime import Run, RunOptions
+    from dsagent.progress import ProgressPrinter
+    from dsagent.runtime import Run, RunOptions
 
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from tools.serving import predict_file
+    from dsagent.tools.serving import predict_file
 
     notes: list[str] = []
     info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=notes.append)
@@ -166,8 +166,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    from tools.data import load_table
-    from tools.monitor import VERDICT_EXIT, apply_plan
+    from dsagent.tools.data import load_table
+    from dsagent.tools.monitor import VERDICT_EXIT, apply_plan
 
     model_ref = _resolve_model_ref(args)
     data, _ = load_table(args.data)
@@ -211,7 +211,7 @@ def cmd_monitor(args) -> int:
 
 
 def cmd_sessions(args) -> int:
-    from agent.session import list_sessions
+    from dsagent.session import list_sessions
 
     rows = list_sessions(_sessions_dir(args))
     if args.json:
@@ -234,7 +234,7 @@ def cmd_sessions(args) -> int:
 
 
 def cmd_tools(args) -> int:
-    from tools.registry import all_tools
+    from dsagent.tools.registry import all_tools
 
     specs = all_tools()
     if args.json:
@@ -246,12 +246,12 @@ def cmd_tools(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from agent.session import library_versions
+    from dsagent.session import library_versions
 
     report: dict[str, Any] = {"python": sys.version.split()[0], "versions": library_versions(),
                               "anthropic_key": bool(os.environ.get("ANTHROPIC_API_KEY"))}
     try:
-        from agent.isolation import layers
+        from dsagent.isolation import layers
 
         report["sandbox"] = layers()
     except ImportError:
@@ -270,13 +270,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from agent.chat import run_chat
+    from dsagent.chat import run_chat
 
     return run_chat(args)
 
 
 def cmd_mcp(args) -> int:
-    from agent.mcp_server import serve
+    from dsagent.mcp_server import serve
 
     return serve(args)
 
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        from tools.registry import ToolError
+        from dsagent.tools.registry import ToolError
 
         if debug:
             raise

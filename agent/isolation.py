@@ -128,7 +128,7 @@ def depth(p: Path | str) -> int:
 
 
 def bwrap_argv(plan: dict[str, Any], env: dict[str, str]) -> list[str]:
-    """bubblewrap's command line for a plan (see Plan in agent.sandbox)."""
+    """bubblewrap's command line for a plan (see Plan in dsagent.sandbox)."""
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
     for key, value in sorted(env.items()):
         if key != "JPY_PARENT_PID":  # a Jupyter parent pid from outside means nothing in our PID namespace
@@ -490,7 +490,7 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def confine_main(argv: list[str]) -> None:
-    """`python -S -m agent.isolation confine [--cpu S] -- CMD...`: a tighter child.
+    """`python -S -m dsagent.isolation confine [--cpu S] -- CMD...`: a tighter child.
 
     Used by tools (through DSAGENT_CONFINE_PREFIX) for code they do not trust: adds a seccomp
     filter that denies setsid/setpgid, so every process it starts stays in its process group
@@ -558,7 +558,7 @@ def layers(refresh: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def _detect() -> dict[str, dict[str, Any]]:
-    from agent.sandbox import Limits, Plan  # local: agent.sandbox imports this module
+    from dsagent.sandbox import Limits, Plan  # local: dsagent.sandbox imports this module
 
     result: dict[str, dict[str, Any]] = {}
     off = disabled()
@@ -605,7 +605,7 @@ def _static_layers(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
 
 
 def _run_probe(plan: Any) -> tuple[dict[str, Any] | None, str]:
-    argv, env = plan.command([sys.executable, "-m", "agent.isolation", "probe"])
+    argv, env = plan.command([sys.executable, "-m", "dsagent.isolation", "probe"])
     try:
         proc = subprocess.run(argv, env=env, cwd=plan.cwd, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:

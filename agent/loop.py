@@ -17,10 +17,10 @@ from typing import Any, Iterator, Protocol
 
 from pydantic import ValidationError
 
-from agent.answers import join_notes, note_text
-from agent.sandbox import CallResult, Limits, Progress, Worker
-from agent.session import Session
-from tools.registry import ToolContext, ToolSpec, compact_json, format_validation_error
+from dsagent.answers import join_notes, note_text
+from dsagent.sandbox import CallResult, Limits, Progress, Worker
+from dsagent.session import Session
+from dsagent.tools.registry import ToolContext, ToolSpec, compact_json, format_validation_error
 
 
 @dataclass

@@ -39,9 +39,9 @@ from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 from pydantic import Field
 
-from agent.answers import ANSWER_KEYS, BadInput, parse_answers
-from agent.tasks import DirectSession, TaskManager, confine_data_path, resolve_roots, session_dir
-from tools import paths
+from dsagent.answers import ANSWER_KEYS, BadInput, parse_answers
+from dsagent.tasks import DirectSession, TaskManager, confine_data_path, resolve_roots, session_dir
+from dsagent.tools import paths
 
 SERVER_NAME = "dsagent"
 
@@ -91,7 +91,7 @@ class DsagentApp:
 
     def __init__(self, roots: list[str | Path] | None = None, sessions_dir: Path | None = None, *,
                  backend: str = "auto", persona: str = "data-scientist"):
-        from agent.session import default_sessions_dir
+        from dsagent.session import default_sessions_dir
 
         self.roots = resolve_roots(roots)
         self.sessions_dir = Path(os.path.abspath(sessions_dir or default_sessions_dir()))
@@ -104,7 +104,7 @@ class DsagentApp:
         self._loader.start()
 
     def _load_specs(self) -> None:
-        from tools.registry import all_tools
+        from dsagent.tools.registry import all_tools
 
         # One declaration: the exposed tools are the registry's ToolSpecs, minus the loop-run ones.
         self._specs = {name: spec for name, spec in all_tools().items() if not spec.runs_in_loop}

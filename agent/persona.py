@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from agent.answers import BadInput
+from dsagent.answers import BadInput
 
 MCP_PREFIX = "mcp__dsagent__"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
@@ -51,7 +51,7 @@ def _looks_like_path(ref: str) -> bool:
 def _known_tool_names() -> list[str]:
     # Imports the ML tool modules: only when the caller gave no names. load_plugins, not
     # all_tools: the latter stops early once any single tool module has been imported.
-    from tools.registry import load_plugins
+    from dsagent.tools.registry import load_plugins
 
     return list(load_plugins())
 

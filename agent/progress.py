@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.loop import Event
-from agent.result import RunResult
+from dsagent.loop import Event
+from dsagent.result import RunResult
 
 
 def _one_line(summary: Any, limit: int = 140) -> str:

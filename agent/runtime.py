@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from agent.answers import Answers, BadInput, parse_answers
-from agent.asking import AssumeAsker, PauseAsker
-from agent.loop import Asker, Event, LoopState, ToolRunner, run_loop
-from agent.result import Question, RunResult, Usage
-from agent.sandbox import Limits
-from agent.session import Session, default_sessions_dir, read_transcript
-from tools import paths
+from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.asking import AssumeAsker, PauseAsker
+from dsagent.loop import Asker, Event, LoopState, ToolRunner, run_loop
+from dsagent.result import Question, RunResult, Usage
+from dsagent.sandbox import Limits
+from dsagent.session import Session, default_sessions_dir, read_transcript
+from dsagent.tools import paths
 
 DEFAULT_TIME_BUDGET = 120.0
 
@@ -56,10 +56,10 @@ def choose_backend_name(requested: str) -> str:
 
 def make_backend(name: str, opts: RunOptions, persona: Any, target: str | None):
     if name == "offline":
-        from agent.models.autopilot import AutopilotBackend
+        from dsagent.backends.autopilot import AutopilotBackend
 
         return AutopilotBackend(target=target, max_trials=opts.max_trials)
-    from agent.models.claude import ClaudeBackend  # imported only when used: it pulls the anthropic SDK
+    from dsagent.backends.claude import ClaudeBackend  # imported only when used: it pulls the anthropic SDK
 
     # DSAGENT_API_RETRIES: how often the SDK retries 429/5xx before the turn fails (default 4).
     retries = int(os.environ.get("DSAGENT_API_RETRIES", "4"))
@@ -67,7 +67,7 @@ def make_backend(name: str, opts: RunOptions, persona: Any, target: str | None):
 
 
 def _load_persona(ref: str, known: list[str]):
-    from agent.persona import load_persona
+    from dsagent.persona import load_persona
 
     return load_persona(ref, known_tools=known)
 
@@ -80,7 +80,7 @@ class Run:
     close_worker_after_turn = True
 
     def __init__(self, opts: RunOptions):
-        from tools.registry import all_tools
+        from dsagent.tools.registry import all_tools
 
         self.opts = opts
         self.started = time.time()
@@ -118,7 +118,7 @@ class Run:
         self.answers = answers
         target = answers.target
         self.backend = make_backend(self.backend_name, opts, self.persona, target)
-        from agent.sandbox import layers
+        from dsagent.sandbox import layers
 
         self.session.update(answers=answers.for_asker(), backend=self.backend_name, model=getattr(self.backend, "model", None),
                             status="running", time_budget=self.budget, sandbox=layers())
@@ -176,7 +176,7 @@ class Run:
         return " ".join(parts)
 
     def events(self) -> Iterator[Event]:
-        from agent.loop import NeedsInput  # noqa: F401  (documented: askers raise it)
+        from dsagent.loop import NeedsInput  # noqa: F401  (documented: askers raise it)
 
         try:
             for event in run_loop(self.backend, self.state, self.tools, self.runner, self.asker, self.conversation,
@@ -197,7 +197,7 @@ class Run:
             self.session.update(status="interrupted")
             raise
         except Exception as exc:
-            from agent.models.errors import BackendError
+            from dsagent.backends.errors import BackendError
 
             if not isinstance(exc, BackendError):
                 raise
@@ -224,7 +224,7 @@ class Run:
         usage = dict(self.state.usage)
         cost = None
         if self.backend_name == "claude":
-            from agent.models.config import cost_usd
+            from dsagent.backends.config import cost_usd
 
             cost = cost_usd(getattr(self.backend, "model", None), usage)
         self.session.update(usage=usage | {"cost_usd": cost, "model": getattr(self.backend, "model", None)})

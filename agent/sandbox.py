@@ -7,7 +7,7 @@ Guarantees (docs/security.md says what they do NOT protect against):
 - a wall-clock timeout per call that kills the worker's process group (and its pids cgroup);
 - a cap on what the worker may send back and on its log output;
 - cwd inside the session's artifacts directory;
-- the layers of agent.isolation when available: bubblewrap, Landlock, seccomp, dropped
+- the layers of dsagent.isolation when available: bubblewrap, Landlock, seccomp, dropped
   capabilities, a pids cgroup. `Worker.layers` (and ctx.sandbox["layers"] in tools) says which
   took effect; `layers()` says what this machine offers, for session.json and `dsagent doctor`.
 A crash, a timeout or a MemoryError becomes an error result; the worker is restarted on the
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from agent import isolation
+from dsagent import isolation
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|PASSWORD|_CREDENTIALS?)$|^ANTHROPIC_|^AWS_|^OPENAI_", re.I)
@@ -114,7 +114,7 @@ class Plan:
             "TMPDIR": tmp, "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter",
             # for the notebook tool: no TCP inside the sandbox, so kernels talk over unix sockets
             "DSAGENT_KERNEL_TRANSPORT": "ipc",
-            "DSAGENT_CONFINE_PREFIX": json.dumps([sys.executable, "-S", "-m", "agent.isolation", "confine"]),
+            "DSAGENT_CONFINE_PREFIX": json.dumps([sys.executable, "-S", "-m", "dsagent.isolation", "confine"]),
         }
         env = clean_environment(extra=extra)
         pythonpath = [Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p and Path(p).resolve() != PROJECT_ROOT]
@@ -252,7 +252,7 @@ class Worker:
         layers["rlimits"] = isolation.layer(True, f"AS {self.limits.memory_mb} MB, CPU {self.limits.cpu_seconds} s, "
                                                   f"FSIZE {self.limits.file_mb} MB, NOFILE {self.limits.open_files}, "
                                                   "CORE 0", "rlimits")
-        argv, env = plan.command([sys.executable, "-m", "agent.worker"], layers)
+        argv, env = plan.command([sys.executable, "-m", "dsagent.worker"], layers)
         self._buf = b""
         self.proc = subprocess.Popen(
             argv,

@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterator
 
-from agent.answers import BadInput
+from dsagent.answers import BadInput
 
 TRACKED_LIBRARIES = [
     "dsagent", "pandas", "numpy", "scikit-learn", "xgboost", "xgboost-cpu", "optuna", "skops",

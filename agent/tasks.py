@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.answers import Answers, BadInput, parse_answers
-from agent.loop import Event
+from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.loop import Event
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -87,7 +87,7 @@ def session_dir(sessions_dir: Path, session_id: str) -> Path:
 
 def _pending_questions(transcript: Path) -> list[dict[str, Any]]:
     """The questions of a session paused on ask_user (the last needs_input result)."""
-    from agent.session import read_transcript
+    from dsagent.session import read_transcript
 
     questions: list[dict[str, Any]] = []
     for event in read_transcript(transcript):
@@ -100,7 +100,7 @@ def _pending_questions(transcript: Path) -> list[dict[str, Any]]:
 def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """Answers such as "use your judgement" take the pending question's stated default (typed keys
     like `interpretability` accept only their own values); each one becomes an assumption."""
-    from agent.asking import is_judgement
+    from dsagent.asking import is_judgement
 
     defaults = {q.get("key"): q.get("default") for q in questions}
     out, notes = {}, []
@@ -235,7 +235,7 @@ class TaskManager:
 
     def __init__(self, sessions_dir: Path | None = None, roots: list[str | Path] | None = None, *,
                  backend: str = "auto", persona: str = "data-scientist", confine: bool = True):
-        from agent.session import default_sessions_dir
+        from dsagent.session import default_sessions_dir
 
         self.sessions_dir = Path(os.path.abspath(Path(sessions_dir) if sessions_dir else default_sessions_dir()))
         self.roots = resolve_roots(roots) if confine else []
@@ -249,7 +249,7 @@ class TaskManager:
               time_budget: float | None = None, answers: dict[str, Any] | Answers | None = None,
               backend: str | None = None, on_questions: str = "ask", max_trials: int | None = None,
               persona: str | None = None) -> Task:
-        from agent.runtime import Run, RunOptions
+        from dsagent.runtime import Run, RunOptions
 
         if on_questions not in ("ask", "assume"):
             raise BadInput(f"on_questions must be 'ask' or 'assume', not {on_questions!r}")
@@ -273,7 +273,7 @@ class TaskManager:
 
     def answer(self, task_id: str, answers: dict[str, Any] | Answers) -> Task:
         """Resume a task paused on questions, with the answers (Answers keys)."""
-        from agent.runtime import Run, RunOptions
+        from dsagent.runtime import Run, RunOptions
 
         task = self.get(task_id)
         if task.status != "needs_input":
@@ -305,7 +305,7 @@ class TaskManager:
         task.thread.start()
 
     def _drive(self, task: Task, run: Any) -> None:
-        from agent.runtime import build_result
+        from dsagent.runtime import build_result
 
         events = run.events()
         crashed: str | None = None
@@ -351,8 +351,8 @@ class TaskManager:
             task = self.tasks.get(task_id)
         if task is not None:
             return task
-        from agent.runtime import build_result
-        from agent.session import Session
+        from dsagent.runtime import build_result
+        from dsagent.session import Session
 
         directory = session_dir(self.sessions_dir, task_id)
         session = Session.load(self.sessions_dir, directory.name)
@@ -396,7 +396,7 @@ class TaskManager:
                 _kill_worker(run.runner.worker)
             task.wait(timeout=30)
         elif task.status == "needs_input":
-            from agent.session import Session
+            from dsagent.session import Session
 
             Session.load(self.sessions_dir, task.id).update(status="cancelled", error="cancelled by the client")
             with task.changed:
@@ -434,9 +434,9 @@ class DirectSession:
 
     def __init__(self, sessions_dir: Path, data: Path | None, *, roots: list[Path], answers: Answers | None = None,
                  time_budget: float = 120.0, session_id: str | None = None, seed: int = 0):
-        from agent.loop import LoopState, ToolRunner
-        from agent.session import Session
-        from tools.registry import all_tools
+        from dsagent.loop import LoopState, ToolRunner
+        from dsagent.session import Session
+        from dsagent.tools.registry import all_tools
 
         if time_budget <= 0:
             raise BadInput("time_budget must be positive (seconds)")
@@ -480,8 +480,8 @@ class DirectSession:
     def call(self, name: str, arguments: dict[str, Any] | None,
              on_progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
         """Run one tool; returns the loop's result dict (ok, content, files, record, error...)."""
-        from agent.asking import AssumeAsker
-        from agent.loop import ToolCall, execute_call
+        from dsagent.asking import AssumeAsker
+        from dsagent.loop import ToolCall, execute_call
 
         with self._lock:  # one worker per session: calls from one client run one at a time
             self._calls += 1

@@ -1,6 +1,6 @@
 """The sandboxed worker process: reads tool requests on stdin, answers on a private pipe.
 
-Started by agent.sandbox with a clean environment, resource limits and its own process group
+Started by dsagent.sandbox with a clean environment, resource limits and its own process group
 (inside bubblewrap when available). Before any tool code is imported, it applies the in-process
 layers (Landlock, dropped capabilities, seccomp) described by DSAGENT_SANDBOX and reports
 what took effect.
@@ -32,7 +32,7 @@ def _protocol_stream():
 
 
 def _apply_layers() -> dict:
-    from agent.isolation import apply_in_process
+    from dsagent.isolation import apply_in_process
 
     layers = json.loads(os.environ.pop("DSAGENT_LAYERS", "{}"))
     layers.update(apply_in_process(json.loads(os.environ.pop("DSAGENT_SANDBOX", "{}"))))
@@ -47,8 +47,8 @@ def main() -> None:
         out.write(json.dumps(obj, default=str) + "\n")
         out.flush()
 
-    import tools.registry as registry
-    from tools.registry import ToolContext, ToolError, all_tools, compact_json, format_validation_error, get_tool
+    from dsagent.tools import registry as registry
+    from dsagent.tools.registry import ToolContext, ToolError, all_tools, compact_json, format_validation_error, get_tool
     from pydantic import ValidationError
 
     only = [m.strip() for m in os.environ.get("DSAGENT_TOOL_MODULES", "").split(",") if m.strip()]

@@ -37,7 +37,7 @@ def offline_run_output(tmp_path_factory):
     sessions = tmp_path_factory.mktemp("shared-sessions")
     answers = sessions / "answers.yaml"
     answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n")
-    cmd = [sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
+    cmd = [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
            "--time-budget", "45", "--max-trials", "4", "--sessions-dir", str(sessions), "--answers", str(answers), "--json"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
@@ -48,6 +48,6 @@ def offline_run_output(tmp_path_factory):
 @pytest.fixture(scope="session")
 def offline_run(offline_run_output):
     """The shared run's RunResult (see offline_run_output)."""
-    from agent.result import RunResult
+    from dsagent.result import RunResult
 
     return RunResult.model_validate_json(offline_run_output.stdout)

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from tools.registry import ToolContext, ToolOutput, tool
+from dsagent.tools.registry import ToolContext, ToolOutput, tool
 
 # A worker that is slow to start (as one importing the ML stack is): for Ctrl-C during start-up.
 time.sleep(float(os.environ.get("T_IMPORT_SECONDS", "0")))

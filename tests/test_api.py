@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.answers import ANSWER_KEYS, BadInput
-from agent.cli import build_parser
-from agent.result import RunResult
-from agent.tasks import MCP_SESSION_TOOLS
+from dsagent.answers import ANSWER_KEYS, BadInput
+from dsagent.cli import build_parser
+from dsagent.result import RunResult
+from dsagent.tasks import MCP_SESSION_TOOLS
 from fake_anthropic import FakeAnthropic, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def test_quickstart_run_task_returns_needs_input_with_questions(tmp_path):
 
 
 def test_events_end_with_done_carrying_the_result(tmp_path, sessions_dir):
-    from agent import Assistant
+    from dsagent import Assistant
 
     assistant = Assistant(backend="offline", sessions_dir=sessions_dir, time_budget=30)
     kinds = []
@@ -127,7 +127,7 @@ def test_events_end_with_done_carrying_the_result(tmp_path, sessions_dir):
 
 
 def test_bad_input_is_a_one_line_error(tmp_path, sessions_dir):
-    from agent import run_task
+    from dsagent import run_task
 
     with pytest.raises(BadInput, match="not found"):
         run_task("g", tmp_path / "missing.csv", sessions_dir=sessions_dir)
@@ -142,7 +142,7 @@ def test_bad_input_is_a_one_line_error(tmp_path, sessions_dir):
 def test_dataframe_is_written_once_by_content(tmp_path):
     import pandas as pd
 
-    from agent.api import write_frame
+    from dsagent.api import write_frame
 
     frame = pd.read_csv(EXAMPLE)
     a = write_frame(frame, tmp_path)
@@ -155,7 +155,7 @@ def test_dataframe_is_written_once_by_content(tmp_path):
 
 
 def test_importing_the_api_pulls_no_ml_or_sdk_library():
-    code = ("import sys, agent; from agent import run_task, Assistant, as_anthropic_tool; "
+    code = ("import sys, agent; from dsagent import run_task, Assistant, as_anthropic_tool; "
             "print(sorted(m for m in ('pandas', 'sklearn', 'mcp', 'anthropic', 'xgboost') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
@@ -165,7 +165,7 @@ def test_importing_the_api_pulls_no_ml_or_sdk_library():
 
 
 def test_delegate_tool_definition_and_handler_errors(tmp_path, sessions_dir):
-    from agent import as_anthropic_tool
+    from dsagent import as_anthropic_tool
 
     tool, handle = as_anthropic_tool(backend="offline", sessions_dir=sessions_dir, roots=[tmp_path])
     assert tool["name"] == "dsagent" and tool["description"]
@@ -271,7 +271,7 @@ def test_doc_shell_lines_parse(tmp_path):
     meta = yaml.safe_load(front.group(1))
     tools = [t.strip() for t in meta["tools"].split(",")]
     assert meta["name"] == "data-scientist" and all(t.startswith("mcp__dsagent__") for t in tools)
-    from tools.registry import all_tools
+    from dsagent.tools.registry import all_tools
 
     exposed = {n for n, s in all_tools().items() if not s.runs_in_loop} | set(MCP_SESSION_TOOLS)
     assert {t.removeprefix("mcp__dsagent__") for t in tools} <= exposed

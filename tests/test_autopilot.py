@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.models.autopilot import AutopilotBackend, choose_model
+from dsagent.backends.autopilot import AutopilotBackend, choose_model
 
 
 def _row(name, family, mean, std):

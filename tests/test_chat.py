@@ -21,11 +21,11 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from agent.chat import Chat, ChatRun, StdinReader, TerminalAsker, _make_completer
-from agent.loop import ToolCall, Turn
-from agent.runtime import RunOptions
-from agent.sandbox import CallResult, Progress
-from agent.session import Session, read_transcript
+from dsagent.chat import Chat, ChatRun, StdinReader, TerminalAsker, _make_completer
+from dsagent.loop import ToolCall, Turn
+from dsagent.runtime import RunOptions
+from dsagent.sandbox import CallResult, Progress
+from dsagent.session import Session, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "penguins.csv"
@@ -306,7 +306,7 @@ def test_plain_chat_from_a_pipe(tmp_path):
     """The real CLI with stdin and stdout piped: plain output, commands work, exit 0 on EOF."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     script = f"/help\n/data {EXAMPLE}\n/status\n/nope\n"
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "chat", "--backend", "offline", "--sessions-dir",
+    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "chat", "--backend", "offline", "--sessions-dir",
                            str(tmp_path / "s")], input=script, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -369,7 +369,7 @@ class PtyChat:
 
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        self.proc = subprocess.Popen([sys.executable, "-c", CTTY, sys.executable, "-m", "agent.cli", "chat", *args],
+        self.proc = subprocess.Popen([sys.executable, "-c", CTTY, sys.executable, "-m", "dsagent.cli", "chat", *args],
                                      stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env, start_new_session=True)
         os.close(slave)
         self.fd, self.raw = master, b""
@@ -453,7 +453,7 @@ def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
     hint, and no process of the chat survives."""
     from fake_anthropic import FakeAnthropic, message
 
-    from agent import isolation
+    from dsagent import isolation
 
     # The hardest case for "nothing survives": no bubblewrap PID namespace and no pids cgroup to
     # kill the worker's processes whole (a container without either); run_python still needs
@@ -472,7 +472,7 @@ def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
     sessions = tmp_path / "sessions"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_"))}
     env.update(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url, TERM="xterm-256color",
-               PROMPT_TOOLKIT_NO_CPR="1", DSAGENT_TOOL_MODULES="tools.run_python", DSAGENT_DISABLE_LAYERS=off)  # a worker that starts fast
+               PROMPT_TOOLKIT_NO_CPR="1", DSAGENT_TOOL_MODULES="dsagent.tools.run_python", DSAGENT_DISABLE_LAYERS=off)  # a worker that starts fast
     chat = PtyChat([str(EXAMPLE), "--backend", "claude", "--sessions-dir", str(sessions), "--time-budget", "300"], env)
     try:
         at = chat.expect("you ›", timeout=60)

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from agent.answers import load_answers
-from agent.asking import AssumeAsker
-from agent.loop import LoopState, run_loop
-from agent.models.claude import ClaudeBackend, to_messages
-from agent.models.config import cost_usd
-from agent.models.errors import BackendError
-from agent.persona import load_persona
-from agent.sandbox import CallResult, Progress
-from agent.session import Session
+from dsagent.answers import load_answers
+from dsagent.asking import AssumeAsker
+from dsagent.loop import LoopState, run_loop
+from dsagent.backends.claude import ClaudeBackend, to_messages
+from dsagent.backends.config import cost_usd
+from dsagent.backends.errors import BackendError
+from dsagent.persona import load_persona
+from dsagent.sandbox import CallResult, Progress
+from dsagent.session import Session
 from fake_anthropic import FakeAnthropic, cut_connection, error_mid_stream, http_error, message
-from tools.ask import ask_user
-from tools.registry import ToolContext, build_spec
+from dsagent.tools.ask import ask_user
+from dsagent.tools.registry import ToolContext, build_spec
 
 MODEL = "claude-sonnet-5-5"
 TOOL_NAMES = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
@@ -392,7 +392,7 @@ def test_thinking_blocks_replayed_only_to_their_model(fake, persona, state):
 
 
 def test_model_resolution_and_prices(monkeypatch, tmp_path):
-    from agent.models.config import DEFAULT_MODEL, resolve_model
+    from dsagent.backends.config import DEFAULT_MODEL, resolve_model
 
     assert resolve_model() == DEFAULT_MODEL
     assert resolve_model(None, "haiku") == "claude-haiku-5-5"

@@ -45,7 +45,7 @@ def test_claude_drives_a_full_run_through_the_cli(tmp_path):
         answers.write_text("cost_fn: 5\ncost_fp: 1\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
         env.update(ANTHROPIC_API_KEY="sk-test", ANTHROPIC_BASE_URL=fake.url, DSAGENT_MODEL="claude-sonnet-5-5")
-        proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--answers",
+        proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--answers",
                                str(answers), "--sessions-dir", str(tmp_path / "s"), "--time-budget", "60", "--json"],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     finally:
@@ -83,7 +83,7 @@ def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):
     try:
         outage.push(_tool(0, "profile_data", {"target": "sex"}))
         outage.push(*[http_error(529, "overloaded_error", retry_after=0) for _ in range(20)])
-        proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
+        proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
                                str(tmp_path), "--time-budget", "60", "--json"], capture_output=True, text=True, cwd=ROOT,
                               env=env | {"ANTHROPIC_BASE_URL": outage.url}, timeout=300)
     finally:
@@ -97,7 +97,7 @@ def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):
     back = FakeAnthropic().start()
     try:
         back.push(message([{"type": "text", "text": "The API is back; stopping here."}], "end_turn"))
-        resumed = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--resume", session.name, "--sessions-dir",
+        resumed = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", "--resume", session.name, "--sessions-dir",
                                   str(tmp_path), "--json"], capture_output=True, text=True, cwd=ROOT,
                                  env=env | {"ANTHROPIC_BASE_URL": back.url}, timeout=300)
     finally:
@@ -125,7 +125,7 @@ def test_a_question_on_an_unknown_key_never_breaks_resume(tmp_path):
         fake.push(_ask(1, [{"key": "churn_window", "question": "How many idle days mean churn?", "default": "90"}]),
                   _ask(2, [{"key": "note", "question": "Anything else I should know?", "default": "nothing"}]),
                   message([{"type": "text", "text": "Stopping here."}]))
-        first = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
+        first = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--sessions-dir",
                                 str(sessions), "--time-budget", "30", "--json"], capture_output=True, text=True, cwd=ROOT,
                                env=env | {"ANTHROPIC_BASE_URL": fake.url}, timeout=120)
         refused = [b for b in fake.requests[1]["body"]["messages"][-1]["content"] if b.get("type") == "tool_result"]
@@ -137,7 +137,7 @@ def test_a_question_on_an_unknown_key_never_breaks_resume(tmp_path):
         meta["answers"]["legacy_key"] = "weekly calls"
         meta_path.write_text(json.dumps(meta))
         fake.push(message([{"type": "text", "text": "Resumed."}]))
-        resumed = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--resume", session.name, "--sessions-dir",
+        resumed = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", "--resume", session.name, "--sessions-dir",
                                   str(sessions), "--json"], capture_output=True, text=True, cwd=ROOT,
                                  env=env | {"ANTHROPIC_BASE_URL": fake.url}, timeout=120)
     finally:

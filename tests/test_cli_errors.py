@@ -14,7 +14,7 @@ EXAMPLE = ROOT / "examples" / "penguins.csv"
 
 
 def dsagent(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "dsagent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.mark.parametrize("args, needle", [

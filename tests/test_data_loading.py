@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools import data as data_mod
-from tools.data import DataError, LoadInfo, is_within_roots, load_dataset, load_table
-from tools.registry import ToolContext
+from dsagent.tools import data as data_mod
+from dsagent.tools.data import DataError, LoadInfo, is_within_roots, load_dataset, load_table
+from dsagent.tools.registry import ToolContext
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "penguins.csv"

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.notebook import execute, notebook_test_score
+from dsagent.tools.notebook import execute, notebook_test_score
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +30,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def binary_run(tmp_path_factory):
     """The one extra small run of these tests: a binary target with a sensitive column."""
-    from agent.answers import Answers
-    from agent.runtime import Run, RunOptions
+    from dsagent.answers import Answers
+    from dsagent.runtime import Run, RunOptions
 
     opts = RunOptions(data=ROOT / "examples" / "penguins.csv", target="sex",
                       answers=Answers(sensitive_columns=["species"], cost_fp=1.0, cost_fn=3.0),
@@ -116,7 +116,7 @@ def test_binary_deliverables(binary_run, tmp_path):
     assert "THRESHOLD" in "\n".join(c.source for c in nb.cells)
     assert notebook_test_score(nb)[1] == pytest.approx(binary_run.test_score, abs=1e-9)
 
-    from agent.cli import main
+    from dsagent.cli import main
     out = tmp_path / "p.csv"
     assert main(["predict", binary_run.session_dir, str(ROOT / "examples" / "penguins.csv"), "-o", str(out)]) == 0
     import pandas as pd

@@ -57,7 +57,7 @@ def test_transcript_records_every_step(offline_run):
 
 def test_predict_one_row_per_input_row(offline_run, tmp_path):
     out = tmp_path / "pred.csv"
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "predict", offline_run.session_dir, str(EXAMPLE), "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "predict", offline_run.session_dir, str(EXAMPLE), "-o", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     pred = pd.read_csv(out)
@@ -70,7 +70,7 @@ def test_predict_one_row_per_input_row(offline_run, tmp_path):
 
 def test_sessions_lists_the_run(offline_run):
     sessions_dir = str(Path(offline_run.session_dir).parent)
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "sessions", "--sessions-dir", sessions_dir, "--json"],
+    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "sessions", "--sessions-dir", sessions_dir, "--json"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0
     assert offline_run.session_id in [r["id"] for r in json.loads(proc.stdout)]

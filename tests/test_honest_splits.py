@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools.registry import ToolContext, ToolError, all_tools
+from dsagent.tools.registry import ToolContext, ToolError, all_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,8 +57,8 @@ def _board(ctx: ToolContext) -> list[tuple]:
 
 
 def test_time_split_folds_validate_on_later_rows_whatever_the_file_order(tmp_path):
-    from tools.task import search_data
-    from tools.train import cv_splits
+    from dsagent.tools.task import search_data
+    from dsagent.tools.train import cv_splits
 
     sorted_df = _timed_frame()
     shuffled = sorted_df.sample(frac=1.0, random_state=1).reset_index(drop=True)
@@ -81,8 +81,8 @@ def test_time_split_folds_validate_on_later_rows_whatever_the_file_order(tmp_pat
 
 
 def test_group_split_holdout_keeps_groups_whole(tmp_path):
-    from tools.task import search_data
-    from tools.train import cv_splits
+    from dsagent.tools.task import search_data
+    from dsagent.tools.train import cv_splits
 
     rng = np.random.default_rng(3)
     df = _timed_frame(300).drop(columns="date")
@@ -97,7 +97,7 @@ def test_group_split_holdout_keeps_groups_whole(tmp_path):
 
 
 def test_test_split_loader_refuses_everything_but_evaluation(tmp_path):
-    from tools.task import test_data
+    from dsagent.tools.task import test_data
 
     ctx = _ctx(tmp_path, _timed_frame(), "guard")
     _call(ctx, "define_task", target="y", time_column="date")
@@ -150,7 +150,7 @@ def _start(tmp_path: Path, df: pd.DataFrame, name: str) -> subprocess.Popen:
     (work / "persona.md").write_text(PERSONA)
     # A generous budget: the decisions compared must not depend on timings (at 120 s nothing is
     # skipped or capped on 300 rows); a run takes what its work takes, not the budget.
-    cmd = [sys.executable, "-m", "agent.cli", "run", str(data), "--target", "y", "--backend", "offline",
+    cmd = [sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "y", "--backend", "offline",
            "--time-budget", "120", "--max-trials", "2", "--persona", str(work / "persona.md"),
            "--answers", str(work / "answers.yaml"), "--sessions-dir", str(work / "sessions"), "--json"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}

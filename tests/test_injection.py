@@ -33,7 +33,7 @@ def test_hostile_column_names_and_cells_cannot_widen_the_allowlist(tmp_path):
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
         env.update(ANTHROPIC_API_KEY="sk-test", ANTHROPIC_BASE_URL=fake.url)
-        proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(data), "--target", "y", "--persona", "ml-engineer",
+        proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "y", "--persona", "ml-engineer",
                                "--sessions-dir", str(tmp_path / "s"), "--time-budget", "60", "--json"],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sandbox import Limits, Worker
+from dsagent.sandbox import Limits, Worker
 from test_sandbox import need
 
 TESTS = Path(__file__).resolve().parent
@@ -99,7 +99,7 @@ def hostile(tmp_path, monkeypatch):
              "outside_new": str(outside / "new.txt"), "session_file": str(session / "pwned.txt"),
              "mode_000": str(outside / "mode-000.txt")}
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,tools.run_python")
+    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,dsagent.tools.run_python")
     monkeypatch.setenv("DSAGENT_ALLOW_UNSANDBOXED", "1")  # one layer alone does not satisfy run_python's rule
     workers: list[Worker] = []
 
@@ -237,7 +237,7 @@ def test_ci_summary_line_names_each_missing_layer_with_its_reason():
     """.ci/run ends with this line, so a layer missing in CI is visible in its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSAGENT_")}
     env["DSAGENT_DISABLE_LAYERS"] = "bubblewrap,pids-cgroup"
-    proc = subprocess.run([sys.executable, "-m", "agent.isolation", "--summary"], env=env, cwd=TESTS.parent,
+    proc = subprocess.run([sys.executable, "-m", "dsagent.isolation", "--summary"], env=env, cwd=TESTS.parent,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     [line] = proc.stdout.strip().splitlines()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from agent.loop import LoopState, ToolCall, Turn, run_loop
-from agent.asking import AssumeAsker
-from agent.sandbox import CallResult
-from agent.session import Session, read_transcript
-from tools.registry import all_tools
+from dsagent.loop import LoopState, ToolCall, Turn, run_loop
+from dsagent.asking import AssumeAsker
+from dsagent.sandbox import CallResult
+from dsagent.session import Session, read_transcript
+from dsagent.tools.registry import all_tools
 
 
 class ScriptedBackend:

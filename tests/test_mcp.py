@@ -19,9 +19,9 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from agent.mcp_server import ARTIFACTS, build_server
-from agent.tasks import MCP_SESSION_TOOLS
-from tools.registry import all_tools
+from dsagent.mcp_server import ARTIFACTS, build_server
+from dsagent.tasks import MCP_SESSION_TOOLS
+from dsagent.tools.registry import all_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "penguins.csv"

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools.features import build_pipeline
-from tools.model_io import TRUSTED_TYPES, ModelFileError, load_model, save_model
+from dsagent.tools.features import build_pipeline
+from dsagent.tools.model_io import TRUSTED_TYPES, ModelFileError, load_model, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = {"island": "categorical", "bill_length_mm": "numeric", "sex": "categorical", "when": "datetime",
@@ -52,7 +52,7 @@ def _manifest(tag: str) -> dict:
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_every_family_round_trips_with_the_trusted_list(frame, tmp_path, task):
-    """Keeps TRUSTED_TYPES honest: every family tools.features builds saves and loads."""
+    """Keeps TRUSTED_TYPES honest: every family dsagent.tools.features builds saves and loads."""
     classification_only = {"mlp"}
     for family in ("baseline", "linear", "random_forest", "extra_trees", "hist_gb", "xgboost", "mlp"):
         if task == "regression" and family in classification_only:
@@ -104,7 +104,7 @@ class Gadget:  # a type nobody put on the trusted list
 def test_untrusted_type_is_refused_even_with_a_matching_manifest(frame, tmp_path):
     import skops.io as sio
 
-    from tools.model_io import _sha256
+    from dsagent.tools.model_io import _sha256
 
     good, _ = _fit(frame)
     path = tmp_path / "model" / "model.skops"
@@ -126,7 +126,7 @@ CRASH = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     from sklearn.linear_model import LogisticRegression
-    from tools import model_io
+    from dsagent.tools import model_io
     rng = np.random.default_rng(1)
     model = LogisticRegression().fit(rng.normal(size=(50, 3)), rng.integers(0, 2, 50))
     calls = {{"n": 0}}
@@ -165,7 +165,7 @@ LOOP = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     from sklearn.ensemble import RandomForestClassifier
-    from tools import model_io
+    from dsagent.tools import model_io
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(400, 6)), rng.integers(0, 2, 400)
     models = [RandomForestClassifier(n_estimators=30, random_state=s).fit(X, y) for s in (0, 1)]

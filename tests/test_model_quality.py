@@ -20,7 +20,7 @@ import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from tools.registry import ToolContext, all_tools
+from dsagent.tools.registry import ToolContext, all_tools
 
 
 def _frame(n: int = 240, seed: int = 0, imbalance: float = 0.5) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def test_test_rows_never_reach_fit(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("family", ["baseline", "linear", "xgboost", "hist_gb", "random_forest", "extra_trees", "mlp"])
 def test_unseen_categories_and_new_missing_values_do_not_crash(family):
-    from tools.features import build_pipeline
+    from dsagent.tools.features import build_pipeline
 
     df = _frame(120)
     df["when"] = pd.date_range("2024-01-01", periods=len(df), freq="D").astype(str)
@@ -98,8 +98,8 @@ def test_unseen_categories_and_new_missing_values_do_not_crash(family):
 
 
 def test_imbalanced_binary_gets_pr_auc_and_weighted_candidates(tmp_path):
-    from tools.task import default_metric
-    from tools.train import candidate_specs
+    from dsagent.tools.task import default_metric
+    from dsagent.tools.train import candidate_specs
 
     assert default_metric("binary", 0.05) == "pr_auc" and default_metric("binary", 0.4) == "roc_auc"
     assert default_metric("multiclass", 0.2) == "log_loss"
@@ -118,7 +118,7 @@ def test_imbalanced_binary_gets_pr_auc_and_weighted_candidates(tmp_path):
 
 
 def test_threshold_minimises_the_stated_costs_on_out_of_fold_predictions():
-    from tools.evaluate import choose_threshold
+    from dsagent.tools.evaluate import choose_threshold
 
     rng = np.random.default_rng(0)
     y = (rng.random(2000) < 0.3).astype(int)
@@ -172,8 +172,8 @@ def test_xgboost_early_stops_in_cv_and_refits_with_fixed_rounds(tmp_path):
 
 
 def test_ensemble_spec_rebuilds_and_survives_a_skops_round_trip(tmp_path):
-    from tools.features import build_pipeline
-    from tools.model_io import load_model, save_model
+    from dsagent.tools.features import build_pipeline
+    from dsagent.tools.model_io import load_model, save_model
 
     df = _frame(150)
     kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
@@ -192,8 +192,8 @@ def test_ensemble_spec_rebuilds_and_survives_a_skops_round_trip(tmp_path):
 
 
 def test_greedy_ensemble_is_kept_only_when_it_beats_the_best_single_model():
-    from tools.ensemble import greedy_selection
-    from tools.metrics import get_metric
+    from dsagent.tools.ensemble import greedy_selection
+    from dsagent.tools.metrics import get_metric
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
@@ -228,7 +228,7 @@ def test_log_target_is_scored_on_the_original_scale(tmp_path):
 def test_fast_bootstrap_matches_scikit_learn():
     from sklearn import metrics as skm
 
-    from tools.metrics import _weighted_rank_metric, bootstrap_ci, get_metric
+    from dsagent.tools.metrics import _weighted_rank_metric, bootstrap_ci, get_metric
 
     rng = np.random.default_rng(2)
     y = (rng.random(500) < 0.25).astype(int)
@@ -256,7 +256,7 @@ def test_offline_run_leaderboard_and_evaluation(offline_run):
 
 
 def test_vectorised_bootstrap_of_label_metrics_matches_scikit_learn():
-    from tools.metrics import METRICS, _resampled_counts, score
+    from dsagent.tools.metrics import METRICS, _resampled_counts, score
 
     rng = np.random.default_rng(3)
     idx = rng.integers(0, 400, (6, 400))
@@ -275,8 +275,8 @@ def test_vectorised_bootstrap_of_label_metrics_matches_scikit_learn():
 
 
 def test_batched_permutation_importance_ranks_the_informative_column_first():
-    from tools.explain import permutation_drops
-    from tools.features import build_pipeline
+    from dsagent.tools.explain import permutation_drops
+    from dsagent.tools.features import build_pipeline
 
     df = _frame(300)
     task = {"task": "binary", "metric": "roc_auc", "classes": ["no", "yes"]}
@@ -291,7 +291,7 @@ def test_batched_permutation_importance_ranks_the_informative_column_first():
 
 
 def test_categorical_strings_are_the_same_for_new_and_previously_saved_models():
-    from tools.features import ToStrings
+    from dsagent.tools.features import ToStrings
 
     frame = pd.DataFrame({"a": [1.0, None, 2.0], "b": ["x", None, "z"], "c": [True, False, True]})
     frame["d"] = pd.array([1, None, 3], dtype="Int64")
@@ -320,7 +320,7 @@ def test_final_fit_on_a_subsample_is_recorded_and_the_notebook_rebuilds_it(tmp_p
 
 @pytest.mark.parametrize("family,params", [("xgboost", {}), ("hist_gb", {"categorical": "native"})])
 def test_native_categories_keep_no_order_and_tolerate_unseen_levels(family, params):
-    from tools.features import build_pipeline
+    from dsagent.tools.features import build_pipeline
 
     df = _frame(160)
     kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
@@ -335,7 +335,7 @@ def test_native_categories_keep_no_order_and_tolerate_unseen_levels(family, para
 
 
 def test_native_categories_fall_back_to_codes_with_text_and_refuse_unknown_modes():
-    from tools.features import build_pipeline
+    from dsagent.tools.features import build_pipeline
 
     df = _frame(80)
     df["note"] = np.where(np.arange(len(df)) % 2, "late payment again", "paid on time")
@@ -350,7 +350,7 @@ def test_native_categories_fall_back_to_codes_with_text_and_refuse_unknown_modes
 
 
 def test_missing_indicators_only_for_columns_missing_in_enough_rows():
-    from tools.features import RARE, build_pipeline
+    from dsagent.tools.features import RARE, build_pipeline
 
     df = _frame(120)
     df["once"] = df["x2"].where(np.arange(len(df)) != 0)  # one row: an indicator would learn from one example
@@ -365,8 +365,8 @@ def test_missing_indicators_only_for_columns_missing_in_enough_rows():
 
 
 def test_narrow_tables_search_more_rows_and_boosting_refits_sublinearly():
-    from tools.task import search_rows_cap
-    from tools.train import estimated_refit_s
+    from dsagent.tools.task import search_rows_cap
+    from dsagent.tools.train import estimated_refit_s
 
     assert search_rows_cap(60) == search_rows_cap(60, 40) == 9_000
     assert search_rows_cap(60, 12) == 18_000 and search_rows_cap(60, 4) == 27_000  # at most 3x
@@ -381,8 +381,8 @@ def test_narrow_tables_search_more_rows_and_boosting_refits_sublinearly():
 def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_path, monkeypatch):
     """Large data is searched on a subsample: the final XGBoost fit early-stops again on held-out
     training rows (never test rows), and a plain fit of the recorded params rebuilds it exactly."""
-    import tools.evaluate as evaluate
-    from tools.train import growth_plan
+    from dsagent.tools import evaluate as evaluate
+    from dsagent.tools.train import growth_plan
 
     ctx = _ctx(tmp_path, _frame(1500))
     _call(ctx, "define_task", target="y", metric="roc_auc")
@@ -419,7 +419,7 @@ def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_
 def test_final_fit_rows_follow_what_the_time_affords():
     """evaluate_model(max_fit_s=...) fits every row when they (nearly) fit the time, else fewer,
     never fewer than the search's own rows; the autopilot only passes the seconds."""
-    from tools.evaluate import final_fit_rows
+    from dsagent.tools.evaluate import final_fit_rows
 
     task = {"task": "binary", "split": {"kind": "stratified"}}
     row = {"family": "random_forest", "fold_fit_s": 1.0, "fold_rows": 6_000}  # ~1.7 s on 10k rows
@@ -441,7 +441,7 @@ def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, 
     """A candidate is started only when the time left covers what a typical finished one took."""
     import time
 
-    import tools.train as train
+    from dsagent.tools import train as train
 
     ctx = _ctx(tmp_path, _frame(200))
     _call(ctx, "define_task", target="y", metric="roc_auc")
@@ -469,7 +469,7 @@ def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monk
     tune_model's clock by 0.6 s (no sleeping: the test does not depend on the machine's speed)."""
     import types
 
-    import tools.tune as tune
+    from dsagent.tools import tune as tune
 
     ctx = _ctx(tmp_path, _frame(200))
     _call(ctx, "define_task", target="y", metric="roc_auc")

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agent.cli import main
-from tools.monitor import VERDICT_EXIT, apply_plan, build_plan, plan_markdown, psi
+from dsagent.cli import main
+from dsagent.tools.monitor import VERDICT_EXIT, apply_plan, build_plan, plan_markdown, psi
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,8 +82,8 @@ def synthetic_model(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from tools.features import build_preprocessor, split_columns
-    from tools.model_io import input_schema, save_model
+    from dsagent.tools.features import build_preprocessor, split_columns
+    from dsagent.tools.model_io import input_schema, save_model
 
     rng = np.random.default_rng(0)
     n = 6000
@@ -99,7 +99,7 @@ def synthetic_model(tmp_path_factory):
     task = {"target": "label", "task": "binary", "classes": ["0", "1"]}
     save_model(model, art / "model" / "model.skops", {"task": "binary", "classes": ["0", "1"], "threshold": 0.5,
                                                       "target": "label", "input_schema": input_schema(ref)})
-    from tools.monitor import _prediction_reference
+    from dsagent.tools.monitor import _prediction_reference
 
     proba = model.predict_proba(ref)
     ev = {"metric": "roc_auc", "greater_is_better": True, "test_score": 0.8, "test_ci": [0.78, 0.82], "n_test": 1000}

@@ -54,7 +54,7 @@ def runs(tmp_path_factory):
              "regression": ["price.csv", "--target", "price"]}
     procs = {}
     for name, (data, *rest) in specs.items():
-        cmd = [sys.executable, "-m", "agent.cli", "run", str(d / data), *rest, "--backend", "offline", "--time-budget", "15",
+        cmd = [sys.executable, "-m", "dsagent.cli", "run", str(d / data), *rest, "--backend", "offline", "--time-budget", "15",
                "--max-trials", "1", "--sessions-dir", str(d / "sessions"), "--json"]
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = {}
@@ -71,7 +71,7 @@ def runs(tmp_path_factory):
 def _monitor(session: Path, batch: pd.DataFrame, tmp_path: Path, name: str) -> tuple[int, dict]:
     path = tmp_path / f"{name}.csv"
     batch.to_csv(path, index=False)
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "monitor", str(session), str(path), "--json"],
+    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "monitor", str(session), str(path), "--json"],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode in (0, 3, 4), proc.stderr[-2000:]
     report = json.loads(proc.stdout)
@@ -146,7 +146,7 @@ def test_monitoring_plan_states_the_label_checks(runs):
 def test_f1_is_scored_reported_and_monitored_at_the_shipped_threshold(runs, tmp_path):
     from sklearn.metrics import f1_score
 
-    from tools.metrics import METRICS, bootstrap_ci
+    from dsagent.tools.metrics import METRICS, bootstrap_ci
 
     session, test = runs["f1"]
     art = session / "artifacts"

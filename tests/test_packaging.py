@@ -23,7 +23,7 @@ def test_wheel_installs_and_runs(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(dist.glob("dsagent-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for required in ("agent/cli.py", "agent/models/autopilot.py", "tools/registry.py", "tools/train.py",
+    for required in ("agent/cli.py", "agent/backends/autopilot.py", "tools/registry.py", "tools/train.py",
                      "personas/data-scientist.md", "personas/ml-engineer.md"):
         assert required in names, required
     assert not any(n.startswith("tests/") for n in names)

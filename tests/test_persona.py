@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.answers import BadInput
-from agent.models.config import resolve_model
-from agent.persona import MCP_PREFIX, list_personas, load_persona, parse_persona, to_claude_code
+from dsagent.answers import BadInput
+from dsagent.backends.config import resolve_model
+from dsagent.persona import MCP_PREFIX, list_personas, load_persona, parse_persona, to_claude_code
 
 TOOLS = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
          "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
@@ -117,7 +117,7 @@ def test_to_claude_code_uses_mcp_tool_names():
 
 def test_personas_tools_exist_in_the_registry():
     try:
-        from tools.registry import load_plugins
+        from dsagent.tools.registry import load_plugins
 
         known = load_plugins()  # not all_tools(): it skips loading once any tool module was imported
     except ImportError as exc:  # tool modules still being written

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agent.cli import main
-from tools.serving import escape_cells
+from dsagent.cli import main
+from dsagent.tools.serving import escape_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "penguins.csv"

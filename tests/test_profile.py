@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools.data import DataError
-from tools.paths import PROFILE
-from tools.profile import KINDS, build_profile, check_target, compact_summary, infer_column_kinds, infer_task, profile_data
-from tools.registry import ToolContext, ToolOutput
+from dsagent.tools.data import DataError
+from dsagent.tools.paths import PROFILE
+from dsagent.tools.profile import KINDS, build_profile, check_target, compact_summary, infer_column_kinds, infer_task, profile_data
+from dsagent.tools.registry import ToolContext, ToolOutput
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "penguins.csv"
@@ -170,7 +170,7 @@ def test_strong_column_is_flagged_but_kept():
 
 
 def test_report_says_which_leak_suspects_were_kept():
-    from tools.report import _section_data
+    from dsagent.tools.report import _section_data
 
     profile = {"n_rows": 10, "n_cols": 3, "warnings": ["leakage suspect: 'a' alone predicts the target (score 0.99)"],
                "leakage_suspects": [{"column": "a", "score": 0.99, "drop": True}, {"column": "b", "score": 0.93, "drop": False}]}

@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 from pydantic import ValidationError
 
-from tools.registry import ToolContext, ToolOutput, all_tools, build_spec
+from dsagent.tools.registry import ToolContext, ToolOutput, all_tools, build_spec
 
 
 def sample(ctx: ToolContext, target: str, folds: int = 5, mode: Literal["fast", "slow"] = "fast",

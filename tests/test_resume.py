@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.session import Session, read_transcript
+from dsagent.session import Session, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "penguins.csv"
@@ -19,7 +19,7 @@ EXAMPLE = ROOT / "examples" / "penguins.csv"
 
 def _start(sessions: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    return subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(EXAMPLE), "--target", "sex", "--backend", "offline",
+    return subprocess.Popen([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--backend", "offline",
                              "--time-budget", "40", "--max-trials", "2", "--sessions-dir", str(sessions), "--json", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
 
@@ -51,7 +51,7 @@ def test_kill_9_then_resume_continues(tmp_path):
     before = _called(session_dir)
     assert "define_task" in before
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    resumed = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--resume", session_dir.name, "--sessions-dir",
+    resumed = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", "--resume", session_dir.name, "--sessions-dir",
                               str(tmp_path), "--backend", "offline", "--time-budget", "25", "--json"], capture_output=True, text=True, cwd=ROOT,
                              env=env, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -78,7 +78,7 @@ def test_sigterm_stops_worker(tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode != 0
     time.sleep(1.0)
-    stray = subprocess.run(["pgrep", "-f", f"agent.worker.*|{session_dir.name}"], capture_output=True, text=True)
+    stray = subprocess.run(["pgrep", "-f", f"dsagent.worker.*|{session_dir.name}"], capture_output=True, text=True)
     workers = [p for p in stray.stdout.split() if p and _cwd_in(p, session_dir)]
     assert not workers, f"stray worker processes: {workers}"
     meta = json.loads((session_dir / "session.json").read_text())

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import isolation
-from agent.sandbox import CallResult, Limits, Worker
-from tools.registry import ToolContext, ToolError, ToolOutput
-from tools.run_python import run_python
+from dsagent import isolation
+from dsagent.sandbox import CallResult, Limits, Worker
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput
+from dsagent.tools.run_python import run_python
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -33,7 +33,7 @@ REQUIRED = {"all-layers": ["bubblewrap", "landlock", "seccomp", "capabilities"],
 def box(request, tmp_path_factory):
     """A session with a worker that can run run_python, in one isolation mode."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSAGENT_TOOL_MODULES", "tools.run_python")
+        mp.setenv("DSAGENT_TOOL_MODULES", "dsagent.tools.run_python")
         mp.setenv("DSAGENT_DISABLE_LAYERS", MODES[request.param])
         mp.delenv("DSAGENT_ALLOW_UNSANDBOXED", raising=False)
         found = isolation.layers()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import isolation
-from agent.sandbox import CallResult, Limits, Worker, layers
+from dsagent import isolation
+from dsagent.sandbox import CallResult, Limits, Worker, layers
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -190,7 +190,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from agent.sandbox import Limits, Worker
+from dsagent.sandbox import Limits, Worker
 
 secret, session = os.environ["ANTHROPIC_API_KEY"], Path(sys.argv[1])
 w = Worker(session / "artifacts", Limits(memory_mb=2048), log_path=session / "worker.log")
@@ -226,7 +226,7 @@ def test_parent_environment_is_unreadable_through_proc(tmp_path, monkeypatch, la
     secret = "sk-ant-test-" + os.urandom(6).hex()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSAGENT_")}
     env.update(ANTHROPIC_API_KEY=secret, PYTHONPATH=str(TESTS), DSAGENT_DISABLE_LAYERS=ALONE[layer],
-               DSAGENT_TOOL_MODULES="sandbox_tools,tools.run_python",
+               DSAGENT_TOOL_MODULES="sandbox_tools,dsagent.tools.run_python",
                # the layer alone is not enough for run_python's rule; the probe needs it to run anyway
                DSAGENT_ALLOW_UNSANDBOXED="1")
     proc = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path / "session")], env=env, cwd=ROOT,
@@ -244,7 +244,7 @@ def test_stop_kills_run_python_children_without_a_cgroup(make_worker, monkeypatc
     own process group, yet stopping the worker (a Ctrl-C in chat) must not leave it running."""
     need("landlock")
     monkeypatch.setenv("DSAGENT_DISABLE_LAYERS", "bubblewrap,pids-cgroup")
-    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,tools.run_python")
+    monkeypatch.setenv("DSAGENT_TOOL_MODULES", "sandbox_tools,dsagent.tools.run_python")
     w = make_worker()
     ctx = {"session_dir": str(w.artifacts_dir.parent), "artifacts_dir": str(w.artifacts_dir)}
     found: list[int] = []

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.answers import ANSWER_KEYS
-from tools.registry import tool
+from dsagent.answers import ANSWER_KEYS
+from dsagent.tools.registry import tool
 
 MAX_QUESTIONS = 6
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.registry import ToolContext, ToolError
+from dsagent.tools.registry import ToolContext, ToolError
 
 
 class DataError(ToolError):

@@ -4,7 +4,7 @@ out-of-fold predictions, kept only when it beats the best single model on the sa
 The result is one scikit-learn estimator — a soft VotingClassifier / VotingRegressor of the
 member Pipelines with integer weights — described by the spec
 {"family": "ensemble", "params": {"members": [spec, ...], "weights": [...]}} that
-`tools.features.build_pipeline` rebuilds, so the notebook and the saved model stay one object.
+`dsagent.tools.features.build_pipeline` rebuilds, so the notebook and the saved model stay one object.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from tools import paths
-from tools.metrics import get_metric, score
-from tools.registry import ToolContext, ToolError, ToolOutput, tool
-from tools.task import search_data
-from tools.train import (compact_board, cv_splits, estimated_refit_s, load_leaderboard, oof_scores, save_leaderboard,
+from dsagent.tools import paths
+from dsagent.tools.metrics import get_metric, score
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from dsagent.tools.task import search_data
+from dsagent.tools.train import (compact_board, cv_splits, estimated_refit_s, load_leaderboard, oof_scores, save_leaderboard,
                          save_oof)
 
 

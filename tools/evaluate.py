@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools import paths, plots
-from tools.features import build_pipeline
-from tools.metrics import all_scores, bootstrap_ci, get_metric, score
-from tools.model_io import input_schema, save_model
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import load_task, search_data, subsample_positions, test_data, training_data
-from tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
+from dsagent.tools import paths, plots
+from dsagent.tools.features import build_pipeline
+from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
+from dsagent.tools.model_io import input_schema, save_model
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.task import load_task, search_data, subsample_positions, test_data, training_data
+from dsagent.tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
 def pick_candidate(board: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -262,7 +262,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
 
     loss = _row_loss(task, y_test, pred, proba)
     segment_cols = list(dict.fromkeys((ctx.answers.get("segment_columns") or []) + (ctx.answers.get("sensitive_columns") or [])))
-    from tools.data import load_dataset
+    from dsagent.tools.data import load_dataset
 
     df, _ = load_dataset(ctx)
     test_frame = df.iloc[load_task(ctx)["test_rows"]]

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools import paths, plots
-from tools.model_io import load_model
-from tools.metrics import get_metric, score
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from tools.task import test_data
-from tools.train import predict_any
+from dsagent.tools import paths, plots
+from dsagent.tools.model_io import load_model
+from dsagent.tools.metrics import get_metric, score
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.task import test_data
+from dsagent.tools.train import predict_any
 
 MAX_CELLS_PER_CALL = 3_000_000  # raw cells in one stacked predict call (memory stays in the tens of MB)
 
@@ -58,7 +58,7 @@ def permutation_drops(model, X: pd.DataFrame, y: np.ndarray, task: dict[str, Any
 
 def _xgboost_pipeline(model):
     """(pipeline, label) of the XGBoost Pipeline inside the model: itself, or an ensemble member."""
-    from tools.features import final_estimator
+    from dsagent.tools.features import final_estimator
 
     candidates = [("model", model)] + [(name, m) for name, m in getattr(model, "named_estimators_", {}).items()]
     for name, pipe in candidates:
@@ -75,7 +75,7 @@ def _shap_xgboost(pipeline, X, max_rows: int, seed: int,
         return None, None
     import xgboost as xgb
 
-    from tools.features import final_estimator
+    from dsagent.tools.features import final_estimator
 
     model = final_estimator(pipe)
     sample = X.sample(min(max_rows, len(X)), random_state=seed)
@@ -86,7 +86,7 @@ def _shap_xgboost(pipeline, X, max_rows: int, seed: int,
     booster = model.get_booster()
     t0 = time.perf_counter()
     def contributions(start: int, stop: int) -> np.ndarray:
-        # A DataFrame when categories are passed natively (tools.features.Categories), else an array.
+        # A DataFrame when categories are passed natively (dsagent.tools.features.Categories), else an array.
         block = encoded.iloc[start:stop] if hasattr(encoded, "iloc") else encoded[start:stop]
         return booster.predict(xgb.DMatrix(block, enable_categorical=True), pred_contribs=True)
 

@@ -140,7 +140,7 @@ class Categories(_StatelessColumns):
         return np.asarray(self._input_names(input_features), dtype=object)
 
 
-TRUSTED_TYPES = [f"tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories")]
+TRUSTED_TYPES = [f"dsagent.tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories")]
 
 
 def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from sklearn import metrics as skm
 
-from tools.registry import ToolError
+from dsagent.tools.registry import ToolError
 
 
 @dataclass(frozen=True)

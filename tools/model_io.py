@@ -23,11 +23,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from tools import paths
-from tools.registry import ToolError
+from dsagent.tools import paths
+from dsagent.tools.registry import ToolError
 
 # Types skops does not trust by default that our pipelines contain (found by saving every model
-# family of tools.features; tests/test_model_io.py keeps this list honest). Add a type here only
+# family of dsagent.tools.features; tests/test_model_io.py keeps this list honest). Add a type here only
 # after reading how skops rebuilds it: constructors that run code are never acceptable.
 TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
@@ -36,10 +36,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "xgboost.core.Booster",  # restored from its own JSON/UBJ buffer via __setstate__, no pickle
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
-    "tools.features.DatetimeParts",
-    "tools.features.TextColumn",
-    "tools.features.ToStrings",
-    "tools.features.Categories",  # categories_ is a list of lists of strings
+    "dsagent.tools.features.DatetimeParts",
+    "dsagent.tools.features.TextColumn",
+    "dsagent.tools.features.ToStrings",
+    "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
     # MLPClassifier's Adam state (step sizes and moment arrays, restored as plain attributes; no __setstate__)
@@ -128,7 +128,7 @@ def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, A
         _fsync_file(tmp)
         refused = untrusted_types_of(tmp)
         if refused:  # refuse at save time: a model we could not load later must not replace a good one
-            raise ModelFileError(f"the model contains types outside the trusted list (tools.model_io.TRUSTED_TYPES) ({', '.join(refused[:5])}); "
+            raise ModelFileError(f"the model contains types outside the trusted list (dsagent.tools.model_io.TRUSTED_TYPES) ({', '.join(refused[:5])}); "
                                  "review how skops rebuilds them and add them to the list")
         digest = _sha256(tmp)
         full = {**manifest, "format": "skops", "file": model_path.name, "sha256": digest,

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools import paths
-from tools.markdown import md_cell
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools import paths
+from dsagent.tools.markdown import md_cell
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
 P_VALUE = 0.01
@@ -170,7 +170,7 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
     """The plan as data: pure, so tests can build one without a full run. `labels` (training label
     distribution), `decisions` (binary: predicted classes at the shipped threshold) and `checks`
     (prior-free measures with their floors) come from tools.monitor_labels."""
-    from tools.monitor_labels import floor_of
+    from dsagent.tools.monitor_labels import floor_of
 
     features: dict[str, Any] = {}
     for col, kind in kinds.items():
@@ -236,8 +236,8 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     Args:
         retrain_every_days: scheduled retraining cadence if nothing triggers earlier.
     """
-    from tools.monitor_labels import decision_reference, label_reference, reference_checks
-    from tools.task import test_data, training_data
+    from dsagent.tools.monitor_labels import decision_reference, label_reference, reference_checks
+    from dsagent.tools.task import test_data, training_data
 
     ev_path = ctx.artifacts_dir / paths.EVALUATION
     if not ev_path.exists():
@@ -408,8 +408,8 @@ def _feature_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], qu
 
 def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, Any]:
     """Drift, data quality and (with labels) performance of a new batch; verdict ok/investigate/retrain."""
-    from tools.model_io import load_model, resolve_model_path
-    from tools.serving import predict_frame
+    from dsagent.tools.model_io import load_model, resolve_model_path
+    from dsagent.tools.serving import predict_frame
 
     model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
@@ -463,7 +463,7 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
         verdict = "retrain"
         report["reasons"].append(f"a top feature drifted ({', '.join(top_drifted)}) and so did the predictions")
 
-    from tools.monitor_labels import check_decisions, check_labelled
+    from dsagent.tools.monitor_labels import check_decisions, check_labelled
 
     verdict = worse(verdict, check_decisions(plan, preds, report))
     if plan["target"] in data.columns:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.metrics import bootstrap_ci, get_metric, score
-from tools.monitor import _feature_drift, categorical_reference, numeric_reference
+from dsagent.tools.metrics import bootstrap_ci, get_metric, score
+from dsagent.tools.monitor import _feature_drift, categorical_reference, numeric_reference
 
 PRIOR_DEPENDENT = ("pr_auc", "accuracy", "f1", "precision", "recall")
 PRIOR_FREE = {"binary": ("roc_auc", "log_loss"), "multiclass": ("roc_auc_ovr", "log_loss")}

@@ -23,9 +23,9 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tools import paths
-from tools.markdown import md_cell
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools import paths
+from dsagent.tools.markdown import md_cell
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 
 SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
 METRIC_REASON = {
@@ -91,7 +91,7 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
     if ev.get("grown"):
         why = (f"{ev['grown']['es_rows']} of the others chose the number of boosting rounds by early stopping; "
                "SPEC holds the result")
-    return ("from tools.task import subsample\n\n"
+    return ("from dsagent.tools.task import subsample\n\n"
             f"# The run fitted the final model on {fit_rows} of the {n_train} training rows ({why}).\n"
             f"X_train, y_train = subsample(X_train, y_train, {{'task': TASK, 'split': {{'kind': {split['kind']!r}}}}}, "
             f"{fit_rows}, SEED)\n\n")
@@ -149,10 +149,10 @@ def _choice_reason(board: list[dict[str, Any]], ev: dict[str, Any], task: dict[s
                      f"{_f(base['cv_mean'])}: every real candidate must beat it to be worth anything.")
     params = ev.get("params") or {}
     if params:
-        parts.append("Hyperparameters (everything else is the library default set in `tools.features`): "
+        parts.append("Hyperparameters (everything else is the library default set in `dsagent.tools.features`): "
                      + ", ".join(f"`{k}={md_cell(v, 30)}`" for k, v in params.items()) + ".")
     else:
-        parts.append("It uses the default hyperparameters of its family in `tools.features`.")
+        parts.append("It uses the default hyperparameters of its family in `dsagent.tools.features`.")
     if chosen and chosen.get("trials"):
         parts.append(f"They come from {chosen['trials']} tuning trials scored by the same cross-validation.")
     return " ".join(parts)
@@ -184,7 +184,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             f"This notebook re-creates, from the raw data, the model chosen in dsagent session "
             f"`{session.get('id', ctx.session_dir.name)}`. Run it top to bottom: it reproduces the reported test score "
             f"exactly (the last check asserts it). It needs the `dsagent` package installed in the kernel for "
-            f"`tools.data.load_table` and `tools.features.build_pipeline`, the code that built the model.\n\n"
+            f"`dsagent.tools.data.load_table` and `dsagent.tools.features.build_pipeline`, the code that built the model.\n\n"
             f"## 1. The problem\n\n"
             f"- **Goal:** {md_cell(goal, 300)}\n"
             f"- **Target:** `{md_cell(task['target'])}`, a {task['task']} task"
@@ -199,7 +199,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             "changed, no number below can be trusted, so the notebook stops here."),
         new_code_cell(
             "import hashlib\nfrom pathlib import Path\n\nimport numpy as np\nimport pandas as pd\n\n"
-            "from tools.data import load_table\n\n"
+            "from dsagent.tools.data import load_table\n\n"
             f"DATA_PATH = Path({data_path!r})\n"
             f"EXPECTED_SHA256 = {session.get('data_sha256')!r}\n"
             f"SEED = {ctx.seed}\n\n"
@@ -222,7 +222,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             "lives inside the Pipeline, so no cross-validation fold saw another fold's rows, and the saved model takes raw "
             "columns."),
         new_code_cell(
-            "from tools.features import build_pipeline\n\n" + _fit_rows_code(ev, split) +
+            "from dsagent.tools.features import build_pipeline\n\n" + _fit_rows_code(ev, split) +
             f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
             f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])})\n"
             "model.fit(X_train, y_train)"),
@@ -233,7 +233,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             + f"; the baseline scored {_f(ev['baseline_score'])} on the same rows. The cell below recomputes it and checks "
             "that it is the same number."),
         new_code_cell(
-            "from tools.metrics import get_metric, score\n\n"
+            "from dsagent.tools.metrics import get_metric, score\n\n"
             f"metric = get_metric({metric!r}, TASK)\n"
             "if TASK == 'regression':\n    proba, pred = None, model.predict(X_test)\n"
             "else:\n    proba = model.predict_proba(X_test)\n    pred = proba.argmax(axis=1)\n"

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.data import DataError, LoadInfo, load_dataset
-from tools.paths import PROFILE
-from tools.registry import ToolContext, ToolOutput, artifact_path, tool
+from dsagent.tools.data import DataError, LoadInfo, load_dataset
+from dsagent.tools.paths import PROFILE
+from dsagent.tools.registry import ToolContext, ToolOutput, artifact_path, tool
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
 

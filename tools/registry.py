@@ -213,18 +213,18 @@ def build_spec(fn: Callable[..., Any], *, name: str | None = None, runs_in_loop:
 
 
 BUILTIN_MODULES = [
-    "tools.ask",
-    "tools.profile",
-    "tools.task",
-    "tools.train",
-    "tools.tune",
-    "tools.ensemble",
-    "tools.evaluate",
-    "tools.explain",
-    "tools.notebook",
-    "tools.report",
-    "tools.monitor",
-    "tools.run_python",
+    "dsagent.tools.ask",
+    "dsagent.tools.profile",
+    "dsagent.tools.task",
+    "dsagent.tools.train",
+    "dsagent.tools.tune",
+    "dsagent.tools.ensemble",
+    "dsagent.tools.evaluate",
+    "dsagent.tools.explain",
+    "dsagent.tools.notebook",
+    "dsagent.tools.report",
+    "dsagent.tools.monitor",
+    "dsagent.tools.run_python",
 ]
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools import paths, plots
-from tools.markdown import md_cell
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools import paths, plots
+from dsagent.tools.markdown import md_cell
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -56,8 +56,8 @@ class TestView:
     """The held-out rows, their labels and the saved model's predictions on them."""
 
     def __init__(self, ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any]):
-        from tools.data import load_dataset
-        from tools.task import encode_target
+        from dsagent.tools.data import load_dataset
+        from dsagent.tools.task import encode_target
 
         saved = np.load(ctx.artifacts_dir / "test_predictions.npz")
         self.pred = np.asarray(saved["pred"])
@@ -87,7 +87,7 @@ def _fit_rows_text(ev: dict[str, Any]) -> str:
 
 
 def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tuple[float, float] | None]:
-    from tools.metrics import METRICS, bootstrap_ci
+    from dsagent.tools.metrics import METRICS, bootstrap_ci
 
     out: dict[str, tuple[float, float] | None] = {}
     for name in ev.get("test_metrics", {}):
@@ -106,7 +106,7 @@ def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tupl
 
 def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str, Any]]:
     """Per value of `column`: rows, the main metric and error rates (fairness view)."""
-    from tools.metrics import METRICS, score
+    from dsagent.tools.metrics import METRICS, score
 
     values = view.frame[column]
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 
 OUTPUT_BUDGET = 6000  # characters the model reads
 OUTPUT_HARD_CAP = 8 * 1024 * 1024  # bytes; past this the code is stopped (printing 1 GB)
@@ -99,7 +99,7 @@ def _execute(ctx: ToolContext, code: str, run: str, cwd: Path, timeout: float) -
     prefix = json.loads(os.environ.get("DSAGENT_CONFINE_PREFIX", "[]"))
     if prefix:
         prefix = prefix + ["--cpu", str(int(timeout) + 5), "--"]
-    argv = prefix + [sys.executable, "-m", "tools.run_python", "--child"]
+    argv = prefix + [sys.executable, "-m", "dsagent.tools.run_python", "--child"]
     payload = json.dumps({"code": code, "ctx": ctx.to_json(), "run": run}).encode()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
@@ -218,7 +218,7 @@ def _preload(namespace: dict, names: set[str], ctx_json: dict) -> None:
     ctx = ToolContext.from_json(ctx_json)
     if "df" in names and ctx.data_path is not None:
         try:
-            from tools.data import load_dataset
+            from dsagent.tools.data import load_dataset
 
             namespace["df"] = load_dataset(ctx)[0]
         except Exception as exc:  # the analysis may not need the data; say why it is missing

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from tools.registry import ToolError
+from dsagent.tools.registry import ToolError
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -119,8 +119,8 @@ def write_csv_atomic(frame: pd.DataFrame, out_path: Path) -> None:
 
 def predict_file(model_ref: str | Path, data_path: str | Path, out_path: str | Path,
                  warn: Callable[[str], None] = print) -> dict[str, Any]:
-    from tools.data import load_table
-    from tools.model_io import load_model
+    from dsagent.tools.data import load_table
+    from dsagent.tools.model_io import load_model
 
     model, manifest = load_model(model_ref)
     data, _info = load_table(data_path)

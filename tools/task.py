@@ -14,9 +14,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tools import paths
-from tools.data import DataError, load_dataset
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools import paths
+from dsagent.tools.data import DataError, load_dataset
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 
 CLASSIFICATION_MAX_CLASSES = 50
 
@@ -84,8 +84,8 @@ def define_task(
         drop_columns: extra columns to exclude (e.g. not available at prediction time).
         test_size: fraction of rows held out for the final test.
     """
-    from tools.metrics import get_metric
-    from tools.profile import check_target, infer_task
+    from dsagent.tools.metrics import get_metric
+    from dsagent.tools.profile import check_target, infer_task
 
     df, info = load_dataset(ctx)
     check_target(df, target)
@@ -135,7 +135,7 @@ def define_task(
     if task != "regression":
         train_counts = y.iloc[train_local].astype(str).value_counts()
         minority = float(train_counts.min() / len(train_local)) if len(train_counts) == len(classes) else 0.0
-    from tools.profile import column_decisions
+    from dsagent.tools.profile import column_decisions
 
     decided = column_decisions(train_frame, target, task, ctx.seed)
     kinds = decided["kinds"]
@@ -284,7 +284,7 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
 # The tools that may read the test split: evaluate_model scores the chosen model on it (the model
 # is fitted on training rows first), explain_model measures the saved model's importances on it.
 # Neither decides anything the model learns.
-TEST_READERS = {("tools.evaluate", "evaluate_model"), ("tools.explain", "explain_model")}
+TEST_READERS = {("dsagent.tools.evaluate", "evaluate_model"), ("dsagent.tools.explain", "explain_model")}
 
 
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools import paths
-from tools.data import load_dataset
-from tools.features import build_pipeline
-from tools.metrics import all_scores, get_metric, score
-from tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
-from tools.task import search_data
+from dsagent.tools import paths
+from dsagent.tools.data import load_dataset
+from dsagent.tools.features import build_pipeline
+from dsagent.tools.metrics import all_scores, get_metric, score
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.task import search_data
 
 # Cheap and diverse first: under a tight budget the later ones are the ones skipped.
 DEFAULT_CANDIDATES = ["baseline", "linear", "xgboost", "extra_trees", "random_forest", "hist_gb"]
@@ -398,7 +398,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
     ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task["greater_is_better"])
     blended = None
     if ensemble:
-        from tools.ensemble import blend
+        from dsagent.tools.ensemble import blend
 
         blended, _ = blend(ctx, max_refit_s=max_refit_s)
         ranked = load_leaderboard(ctx)

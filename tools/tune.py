@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from tools import paths
-from tools.registry import ToolContext, ToolError, ToolOutput, tool
-from tools.task import search_data
-from tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
+from dsagent.tools import paths
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from dsagent.tools.task import search_data
+from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
 
 TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
@@ -24,7 +24,7 @@ TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp"
 # Known-good starting points (enqueued before TPE samples): library defaults plus configurations
 # that do well across many tabular datasets.
 WARM_STARTS: dict[str, list[dict[str, Any]]] = {
-    # XGBoost's number of rounds is not searched: each fold early-stops (tools.train.fit_fold).
+    # XGBoost's number of rounds is not searched: each fold early-stops (dsagent.tools.train.fit_fold).
     "xgboost": [
         {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.8,
          "reg_lambda": 1.0, "reg_alpha": 1e-8},
@@ -202,7 +202,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "study": f"{paths.STUDY_DB} (study {study.study_name}; open with optuna-dashboard)",
     }
     if ensemble:
-        from tools.ensemble import blend
+        from dsagent.tools.ensemble import blend
 
         ens, _ = blend(ctx, max_refit_s=max_refit_s)
         summary["ensemble"] = {k: v for k, v in ens.items() if k != "leaderboard"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from agent.loop import LoopState, ToolCall, Turn
+from dsagent.loop import LoopState, ToolCall, Turn
 
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from agent.answers import BadInput
+from dsagent.answers import BadInput
 
 # The current Sonnet: the speed/quality balance an interactive tool loop wants, at a known price.
 DEFAULT_MODEL = "claude-sonnet-5-5"

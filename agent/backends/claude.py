@@ -28,11 +28,11 @@ from typing import Any, Iterator
 import anthropic
 import httpx2
 
-from agent.loop import LoopState, ToolCall, Turn
-from agent.models.config import resolve_model
-from agent.models.errors import BackendError
-from agent.persona import Persona
-from tools.registry import ToolSpec
+from dsagent.loop import LoopState, ToolCall, Turn
+from dsagent.backends.config import resolve_model
+from dsagent.backends.errors import BackendError
+from dsagent.persona import Persona
+from dsagent.tools.registry import ToolSpec
 
 CACHE = {"type": "ephemeral"}
 MAX_PAUSE_CONTINUATIONS = 5
