@@ -1,6 +1,6 @@
 """dsagent: an ML assistant with a data-scientist persona.
 
-Python API (imported on first use, so `import agent` stays cheap):
+Python API (imported on first use, so `import dsagent` stays cheap):
     from dsagent import run_task, Assistant, as_anthropic_tool
 """
 
@@ -19,4 +19,4 @@ def __getattr__(name: str) -> Any:
         from dsagent import api
 
         return getattr(api, name)
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    raise AttributeError(f"module 'dsagent' has no attribute {name!r}")

@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Only the code the worker needs: not .git, other sessions, examples or the user's files.
-PROJECT_CODE = ["agent", "tools"]
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
 # The few /etc files a Python process needs. /etc/passwd, shadow, ssh, ssl... stay hidden.
 ETC_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
@@ -107,9 +105,25 @@ def python_paths() -> list[Path]:
     return sorted(paths)
 
 
+def code_dirs() -> list[Path]:
+    """Only the code the worker needs: not .git, other sessions, examples or the user's files.
+
+    In a source checkout the one `dsagent` package is three sibling folders (agent/, tools/,
+    personas/) joined by the editable install's finder; in a wheel it is one folder. Asked of the
+    import system so both look the same (this module itself stays stdlib-only: confine runs it
+    with -S as a script)."""
+    import importlib.util
+
+    found: list[Path] = []
+    for name in ("dsagent", "dsagent.tools", "dsagent.personas"):
+        spec = importlib.util.find_spec(name)
+        found += [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+    return found
+
+
 def read_paths(session_dir: Path, data_paths: list[Path], roots: list[Path], extra: list[Path]) -> list[Path]:
     found = [Path(p) for p in SYSTEM_DIRS + ETC_FILES if os.path.lexists(p)]
-    found += python_paths() + [PROJECT_ROOT / name for name in PROJECT_CODE]
+    found += python_paths() + code_dirs()
     found += [Path(p) for p in (CPU_INFO,) if os.path.isdir(p)]
     found += [session_dir] + list(data_paths) + list(roots) + list(extra)
     out: list[Path] = []
@@ -490,7 +504,7 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def confine_main(argv: list[str]) -> None:
-    """`python -S -m dsagent.isolation confine [--cpu S] -- CMD...`: a tighter child.
+    """`python -S .../isolation.py confine [--cpu S] -- CMD...` (a script: -S skips site, so no package import): a tighter child.
 
     Used by tools (through DSAGENT_CONFINE_PREFIX) for code they do not trust: adds a seccomp
     filter that denies setsid/setpgid, so every process it starts stays in its process group

@@ -34,7 +34,7 @@ class Persona:
 
 def _packaged() -> dict[str, Path]:
     found = {}
-    for entry in resources.files("personas").iterdir():
+    for entry in resources.files("dsagent.personas").iterdir():
         if entry.name.endswith(".md") and entry.is_file():
             found[entry.name[:-3]] = Path(str(entry))
     return found

@@ -72,8 +72,8 @@ HOST_SOCKET_VARS = {"SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS
 def clean_environment(base: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in (base if base is not None else os.environ).items()
            if not SECRET_NAME.search(k) and k not in HOST_SOCKET_VARS}
-    pythonpath = [str(PROJECT_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    # dsagent itself is imported from its installation (the wheel, or the editable install's finder
+    # in site-packages), never from the current directory: no PYTHONPATH entry for it.
     env["MPLBACKEND"] = "Agg"
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONHASHSEED"] = "0"
@@ -114,10 +114,10 @@ class Plan:
             "TMPDIR": tmp, "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter",
             # for the notebook tool: no TCP inside the sandbox, so kernels talk over unix sockets
             "DSAGENT_KERNEL_TRANSPORT": "ipc",
-            "DSAGENT_CONFINE_PREFIX": json.dumps([sys.executable, "-S", "-m", "dsagent.isolation", "confine"]),
+            "DSAGENT_CONFINE_PREFIX": json.dumps([sys.executable, "-S", isolation.__file__, "confine"]),
         }
         env = clean_environment(extra=extra)
-        pythonpath = [Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p and Path(p).resolve() != PROJECT_ROOT]
+        pythonpath = [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PROJECT_ROOT]
         read = isolation.read_paths(session_dir, list(data_paths), [Path(r) for r in roots], pythonpath)
         write = [str(artifacts_dir), str(cache)] + ([host_tmp] if host_tmp else [])
         mem = limits.memory_mb * 1024 * 1024

@@ -1,4 +1,4 @@
-"""The wheel must carry agent/, tools/ and personas/*.md, and its console script must start.
+"""The wheel must carry one package, dsagent (agent/, tools/, personas/*.md), and its console script must start.
 
 Setuptools' automatic discovery refuses this flat layout and a narrowed `find` can silently drop
 `tools`; this test builds the wheel, installs it (without dependencies: no network) into a clean
@@ -23,10 +23,12 @@ def test_wheel_installs_and_runs(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(dist.glob("dsagent-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for required in ("agent/cli.py", "agent/backends/autopilot.py", "tools/registry.py", "tools/train.py",
-                     "personas/data-scientist.md", "personas/ml-engineer.md"):
+    for required in ("dsagent/cli.py", "dsagent/backends/autopilot.py", "dsagent/tools/registry.py",
+                     "dsagent/tools/train.py", "dsagent/personas/data-scientist.md", "dsagent/personas/ml-engineer.md"):
         assert required in names, required
-    assert not any(n.startswith("tests/") for n in names)
+    # One import package: embedded in-process, dsagent must not shadow a host's `agent` or `tools`.
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top_level == {"dsagent"}, top_level
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -44,6 +46,22 @@ def test_wheel_installs_and_runs(tmp_path):
     for args in (["--help"], ["tools"]):
         proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    where = subprocess.run([str(py), "-c", "import agent, tools; print(agent.__file__, tools.__file__)"],
+    where = subprocess.run([str(py), "-c", "import dsagent.tools; from dsagent import run_task; "
+                            "print(dsagent.__file__, dsagent.tools.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert where.returncode == 0, where.stderr[-2000:]
     assert str(ROOT) not in where.stdout and "site-packages" in where.stdout
+    for name in ("agent", "tools", "personas"):  # nothing else the wheel could have installed
+        gone = subprocess.run([str(py), "-c", f"import {name}"], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert gone.returncode != 0, f"the wheel installed a top-level {name!r} package"
+
+
+def test_editable_install_imports_the_same_names():
+    """The checkout's editable install maps agent/, tools/ and personas/ into `dsagent` too."""
+    code = ("import dsagent, dsagent.tools.train, dsagent.backends.autopilot, dsagent.personas; "
+            "from dsagent import run_task, Assistant, as_anthropic_tool; "
+            "from importlib import resources; "
+            "print(sorted(p.name for p in resources.files('dsagent.personas').iterdir() if p.name.endswith('.md')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "data-scientist.md" in proc.stdout

@@ -226,6 +226,10 @@ def load_model(ref: str | Path) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:
         raise ModelFileError(f"{path} is not a readable skops model ({type(exc).__name__}); re-run training") from None
     refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+    if any(t.startswith("tools.features.") for t in refused):
+        # dsagent 0.1 installed a top-level `tools` package; its classes now live in dsagent.tools.
+        raise ModelFileError(f"{path} was saved by dsagent 0.1 (before its code moved into the `dsagent` package); "
+                             "re-run training with this version to get a model it can load")
     if refused:
         raise ModelFileError(f"{path} contains types outside the trusted list ({', '.join(refused[:5])}); "
                              "refusing to load it")

@@ -102,8 +102,6 @@ def _execute(ctx: ToolContext, code: str, run: str, cwd: Path, timeout: float) -
     argv = prefix + [sys.executable, "-m", "dsagent.tools.run_python", "--child"]
     payload = json.dumps({"code": code, "ctx": ctx.to_json(), "run": run}).encode()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
-                                                      env.get("PYTHONPATH")]))
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             cwd=cwd, env=env, process_group=0)  # its own group: killed whole at the end
     chunks: list[bytes] = []
