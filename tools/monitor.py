@@ -169,7 +169,7 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
                checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The plan as data: pure, so tests can build one without a full run. `labels` (training label
     distribution), `decisions` (binary: predicted classes at the shipped threshold) and `checks`
-    (prior-free measures with their floors) come from tools.monitor_labels."""
+    (prior-free measures with their floors) come from dsagent.tools.monitor_labels."""
     from dsagent.tools.monitor_labels import floor_of
 
     features: dict[str, Any] = {}
