@@ -1,17 +1,17 @@
 """dsagent: an ML assistant with a data-scientist persona.
 
 Python API (imported on first use, so `import dsagent` stays cheap):
-    from dsagent import run_task, Assistant, as_anthropic_tool
+    from dsagent import run_task, Assistant, as_anthropic_tool, ask_about
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["run_task", "Assistant", "as_anthropic_tool"]
+__all__ = ["run_task", "Assistant", "as_anthropic_tool", "ask_about"]
 
 if TYPE_CHECKING:
-    from dsagent.api import Assistant, as_anthropic_tool, run_task
+    from dsagent.api import Assistant, as_anthropic_tool, ask_about, run_task
 
 
 def __getattr__(name: str) -> Any:

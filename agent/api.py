@@ -187,6 +187,26 @@ def run_task(goal: str | None, data: Any, target: str | None = None, *, answers:
     return assistant.run(goal, data, target, answers=answers, metric=metric)
 
 
+def ask_about(session: Any, question: str, *, sessions_dir: str | Path | None = None) -> dict[str, Any]:
+    """Answer a question about a finished task from its saved artifacts (no model, no network).
+
+    session: a RunResult, a session directory, or a session id (looked up in sessions_dir, default
+    the usual sessions directory). Returns {"intent", "answer" (markdown with the numbers),
+    "plots" (file paths), "action"}; a follow-up such as "use recall instead" is not run here:
+    its answer says which run_task call would do it, and `action` carries the answers for it.
+    An unmatched question gets the list of what can be asked."""
+    from dsagent.about import ask_about as answer
+    from dsagent.session import default_sessions_dir
+    from dsagent.tasks import session_dir
+
+    if isinstance(session, RunResult):
+        session = session.session_dir
+    path = Path(str(session)).expanduser()
+    if not (path / "session.json").is_file():
+        path = session_dir(Path(sessions_dir).expanduser() if sessions_dir else default_sessions_dir(), str(session))
+    return answer(path, question).to_dict()
+
+
 # ------------------------------------------------------------------------- delegate tool
 
 

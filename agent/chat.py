@@ -594,7 +594,8 @@ class Chat:
         self.say(f"session {run.session.id}  ({run.session.dir})")
         if self.opts.backend == "auto" and run.backend_name == "offline":
             self.say("No ANTHROPIC_API_KEY set: the offline autopilot runs the data-scientist workflow step by step; "
-                     "it asks its questions here but does not answer free-form ones.")
+                     "it asks its questions here, and once it has finished it answers questions about its work from the "
+                     "session's files.")
         if self._columns_thread is not None:
             self._columns_thread.join(timeout=5)
         data = run.session.data_path
@@ -627,7 +628,7 @@ class Chat:
                             "conversation. Press Enter to let the agent issue it again, or type a message.",
                             style="" if self.plain else "yellow"))
         elif (run.session.artifacts_dir / paths.EVALUATION).exists():
-            self.say("This session's model is built: /show report, /artifacts, or type a message.", style="")
+            self.say("This session's model is built: /show report, /artifacts, or ask about it (\"how good is it?\").", style="")
         else:
             self.say("Press Enter to continue, or type a message.", style="")
 
@@ -677,6 +678,9 @@ class Chat:
         if not message and run.has_started() and run.interrupt_note is None and not run.dropped:
             return  # an empty Enter mid-conversation means nothing
         run.dropped = None
+        if message and self._offline_finished():
+            self.ask_about(message)
+            return
         if message and not run.has_started():
             self._first_message(message)
         gen = run.send(message or None)
@@ -705,6 +709,53 @@ class Chat:
         finally:
             self._end_displays()
         self._after_turn()
+
+    # -- questions about finished work (offline) -------------------------------------------------
+    def _offline_finished(self) -> bool:
+        """The autopilot has nothing left to do: its last turn made no tool call and a model is evaluated."""
+        run = self.run
+        if run is None or run.backend_name != "offline" or not (run.session.artifacts_dir / paths.EVALUATION).exists():
+            return False
+        last = next((m for m in reversed(run.conversation) if m["role"] == "assistant"), None)
+        return run.status == "completed" or (last is not None and not last.get("tool_calls"))
+
+    def ask_about(self, message: str) -> None:
+        """Answer from the session's artifacts (agent/about.py); carry out a follow-up after saying what it does."""
+        from dsagent.about import ask_about
+
+        run = self.run
+        assert run is not None
+        reply = ask_about(run.session.dir, message, acting=True)
+        run.session.append({"type": "ask_about", "question": message, "intent": reply.intent, "action": reply.action})
+        self.print(markdown(reply.text, self.plain))
+        for plot in reply.plots if reply.action is None else []:
+            self.print(Text.assemble(("plot: ", "bold"), plot), soft_wrap=True)
+        if reply.action and reply.action["kind"] == "show":
+            self.cmd_show(reply.action["name"])
+        elif reply.action and reply.action["kind"] == "rerun":
+            self._rerun(reply.action["changes"])
+
+    def _rerun(self, changes: dict[str, Any]) -> None:
+        """The simplest honest re-run: a new session on the same data with the changed answers (the
+        finished session cannot be re-entered at define_task, and stays as it is)."""
+        run = self.run
+        assert run is not None
+        given = {k: v for k, v in run.state.answers.items() if k in ANSWER_KEYS and v is not None}
+        try:
+            answers = parse_answers({**given, **changes}, source="follow-up")
+        except BadInput as exc:
+            self.error(str(exc))
+            return
+        budget = float(changes.get("time_budget") or run.budget)
+        opts = RunOptions(**{**self.opts.__dict__, "data": run.session.data_path, "resume": None, "target": answers.target,
+                             "answers": answers, "goal": None, "time_budget": budget, "metric": None})
+        opts.asker = TerminalAsker(self)
+        old = run.session.id
+        if not self.open(opts):
+            return
+        self.opts = opts
+        self.say(f"New session {self.run.session.id} (from {old}); budget {fmt_seconds(budget)}.", style="")
+        self.turn("")
 
     def _first_message(self, message: str) -> None:
         """The first message is the goal; when it names exactly one column and no target is set,
@@ -743,9 +794,9 @@ class Chat:
             if run.backend_name == "offline":
                 self.say("/show report renders the report · /artifacts lists every file · /data PATH starts on another "
                          "file · Ctrl-D exits")
-        elif run.status == "completed" and run.backend_name == "offline":
-            self.say("(The offline autopilot has finished its workflow and does not answer free-form questions; "
-                     "/show and /artifacts open what it made. With ANTHROPIC_API_KEY set, Claude can discuss it.)")
+                self.say("Ask about the work: \"what drives the predictions?\", \"how good is it?\", \"why this "
+                         "model?\", \"where is it weak?\"... or a follow-up: \"try again with 5 minutes\", \"use recall "
+                         "instead\", \"drop column X\", \"show me the confusion matrix\".")
 
     # -- events ---------------------------------------------------------------------------------
     def render(self, event: Event) -> None:

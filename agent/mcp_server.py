@@ -347,6 +347,19 @@ def _add_task_tools(server: DsagentMCPServer, app: DsagentApp) -> None:
         return json.dumps(snap, default=str)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def ask_about(
+        task_id: str = Field(description="a finished task's id (its session id)"),
+        question: str = Field(description="e.g. what drives the predictions? how good is it? why this model? "
+                                          "where is it weak? how do I use it? what is <column>?"),
+    ) -> str:
+        """Answer a question about a finished task from its saved artifacts (no model needed): intent,
+        answer with the numbers, plot paths, and for a follow-up (another metric, more time, drop a
+        column) the answers a new start_ml_task would take. Unmatched questions get the menu."""
+        from dsagent.about import ask_about as answer
+
+        return json.dumps(answer(session_dir(app.sessions_dir, task_id), question).to_dict(), default=str)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def list_tasks() -> str:
         """Tasks started by this server: id, status, phase, data file."""
         return json.dumps(tasks.list())

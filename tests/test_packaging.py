@@ -7,6 +7,7 @@ venv, and runs `dsagent --help` and `dsagent tools` from outside the checkout.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,7 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_installs_and_runs(tmp_path):
     dist = tmp_path / "dist"
-    build = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+    # Built from a copy: a build/ folder left in the checkout by an older layout would leak stale
+    # packages into the wheel.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "sessions", "*.egg-info",
+                                                              "__pycache__", "benchmarks", "docs"))
+    build = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(src)],
                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(dist.glob("dsagent-*.whl"))

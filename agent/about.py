@@ -1,0 +1,559 @@
+"""Answers about a FINISHED session, read from its artifacts: no model, no network, stdlib only.
+
+The offline autopilot has no language model, yet the person (or a parent agent) has the answers
+on disk: explanation.json, evaluation.json, leaderboard.json, profile.json, monitoring.json,
+task.json and session.json. `ask_about(session_dir, question)` matches the question against one
+table of intents (keywords, first best match wins) and answers in a few sentences with the
+numbers. Follow-up requests in words ("try again with 5 minutes", "use recall instead", "drop
+column X", "show me the confusion matrix") come back as an `action` the surface carries out:
+the chat runs it, the Python API and MCP describe the call that would do it.
+
+An unmatched question gets the menu of what can be asked, never the run's summary again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dsagent.tools import paths
+
+# Metric names per task (tools/metrics.py is authoritative and validates again in define_task;
+# it imports scikit-learn, which agent/ must not, so the names are listed here).
+METRICS = {
+    "binary": ["roc_auc", "pr_auc", "log_loss", "accuracy", "balanced_accuracy", "f1", "precision", "recall"],
+    "multiclass": ["log_loss", "roc_auc_ovr", "accuracy", "balanced_accuracy", "f1_macro"],
+    "regression": ["rmse", "mae", "r2", "mape"],
+}
+METRIC_WORDS = {"auc": "roc_auc", "roc auc": "roc_auc", "pr auc": "pr_auc", "average precision": "pr_auc",
+                "logloss": "log_loss", "log loss": "log_loss", "balanced accuracy": "balanced_accuracy",
+                "f1 macro": "f1_macro", "macro f1": "f1_macro", "r squared": "r2", "mse": "rmse"}
+
+
+@dataclass
+class Reply:
+    """One answer: the text (markdown), plot files worth opening, and an action to carry out."""
+
+    intent: str
+    text: str
+    plots: list[str] = field(default_factory=list)
+    # {"kind": "show", "name": ...} or {"kind": "rerun", "changes": {answer key: value}}
+    action: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"intent": self.intent, "answer": self.text, "plots": self.plots, "action": self.action}
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Artifacts:
+    """The session's files, read lazily; a missing file reads as empty."""
+
+    def __init__(self, session_dir: Path, acting: bool = False):
+        self.dir = Path(session_dir)
+        self.acting = acting  # the surface carries out follow-ups (the chat), or only reads (API, MCP)
+        self.art = self.dir / "artifacts"
+        self._cache: dict[str, Any] = {}
+
+    def json(self, rel: str, default: Any = None) -> Any:
+        if rel not in self._cache:
+            try:
+                self._cache[rel] = json.loads((self.art / rel).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._cache[rel] = None
+        value = self._cache[rel]
+        return default if value is None else value
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if "session" not in self._cache:
+            try:
+                self._cache["session"] = json.loads((self.dir / "session.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._cache["session"] = {}
+        return self._cache["session"]
+
+    def plot(self, rel: str | None) -> str | None:
+        p = self.art / rel if rel else None
+        return str(p) if p is not None and p.is_file() else None
+
+    def columns(self) -> list[str]:
+        return [c["name"] for c in self.json(paths.PROFILE, {}).get("columns", [])]
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    if isinstance(x, (int, float)):
+        return f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return str(x)
+
+
+def _norm(text: str) -> str:
+    """Case and separators folded: "Bill_Length-mm?" -> "bill length mm"."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def _find_column(text: str, columns: list[str]) -> str | None:
+    """The column a phrase names: exact, then with separators folded, then by close spelling."""
+    import difflib
+
+    norm = _norm(text)
+    by_norm = {_norm(c): c for c in columns}
+    for key in sorted(by_norm, key=len, reverse=True):  # longest first: "bill length mm" before "bill"
+        if re.search(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", norm):
+            return by_norm[key]
+    words = norm.split()
+    for word in words:
+        close = difflib.get_close_matches(word, list(by_norm), n=1, cutoff=0.8)
+        if close:
+            return by_norm[close[0]]
+    return None
+
+
+# ------------------------------------------------------------------------------ the answers
+
+
+def drivers(a: Artifacts, q: str) -> Reply:
+    ex = a.json(paths.EXPLANATION, {})
+    perm = ex.get("permutation_importance") or []
+    if not perm:
+        return Reply("drivers", "This session has no explanation yet (explain_model did not run), so I cannot say "
+                                "what drives the predictions.")
+    scoring = ex.get("scoring", "the metric")
+    top = [r for r in perm if r["importance"] > 0][:5] or perm[:3]
+    lines = [f"What drives the predictions: permutation importance on {ex.get('rows', '?')} held-out test rows, i.e. "
+             f"how much {scoring} worsens when one column is shuffled (mean ± std over {ex.get('repeats', '?')} repeats):"]
+    lines += [f"{i}. `{r['feature']}` {_f(r['importance'])} ± {_f(r['std'])}" for i, r in enumerate(top, 1)]
+    useless = [r["feature"] for r in perm if r["importance"] <= 0]
+    if useless:
+        lines.append(f"Adding nothing measurable: {', '.join(useless)}.")
+    shap = ex.get("shap_mean_abs") or {}
+    if shap:
+        lines.append("Mean |SHAP| (" + str(ex.get("shap_model", "the model")) + "): "
+                     + ", ".join(f"{k} {_f(v)}" for k, v in list(shap.items())[:5]) + ".")
+    lines.append("Direction is not recorded: permutation importance says how much a column matters, not which way it "
+                 "pushes; and it measures association, not cause (correlated columns share importance).")
+    plot = a.plot(f"{paths.PLOTS_DIR}/permutation_importance.png")
+    return Reply("drivers", "\n".join(lines), [plot] if plot else [])
+
+
+def _mistakes(ev: dict[str, Any]) -> str:
+    """The test split's most frequent confusions (rows of the matrix are the actual class)."""
+    cm = ev.get("confusion_matrix") or {}
+    labels, mat = cm.get("labels", []), cm.get("matrix", [])
+    errs = sorted(((mat[i][j], labels[i], labels[j]) for i in range(len(labels)) for j in range(len(labels))
+                   if i != j and mat[i][j]), reverse=True)
+    return "; ".join(f"{n} x actual `{t}` predicted `{p}`" for n, t, p in errs[:4])
+
+
+def _in_goal_terms(a: Artifacts, ev: dict[str, Any], task: dict[str, Any]) -> list[str]:
+    kind, m = task.get("task"), ev.get("test_metrics", {})
+    out = []
+    if kind == "binary" and ev.get("threshold"):
+        th = ev["threshold"]
+        at = th.get("test_metrics_at_threshold", {})
+        pos = task.get("positive_class")
+        out.append(f"In practice: flagging rows with P({pos}) >= {_f(th['threshold'], 3)} ({th.get('rule', '')}) finds "
+                   f"{at.get('recall', 0):.1%} of the actual `{pos}` rows (recall), and {at.get('precision', 0):.1%} of "
+                   "the flagged rows are right (precision) on the test split.")
+    elif kind in ("binary", "multiclass") and "accuracy" in m:
+        out.append(f"In practice: {m['accuracy']:.1%} of the test rows get the right class "
+                   f"(about {round(m['accuracy'] * 100)} in 100; balanced accuracy {_f(m.get('balanced_accuracy'))}).")
+    elif kind == "regression":
+        target = task.get("target", "the target")
+        if "mae" in m:
+            out.append(f"In practice: a prediction of `{target}` is off by {_f(m['mae'], 1)} on average (MAE), "
+                       f"RMSE {_f(m.get('rmse'), 1)}; the model explains {m.get('r2', 0):.1%} of its variance (R²).")
+    if _mistakes(ev):
+        out.append(f"Mistakes on the test split: {_mistakes(ev)}.")
+    goal = a.meta.get("answers", {}).get("goal")
+    if goal:
+        out.append(f"The goal was: {goal}.")
+    return out
+
+
+def performance(a: Artifacts, q: str) -> Reply:
+    ev, task = a.json(paths.EVALUATION, {}), a.json(paths.TASK, {})
+    if not ev:
+        return Reply("performance", "This session has no evaluated model yet (evaluate_model did not run).")
+    better = "higher" if ev.get("greater_is_better", True) else "lower"
+    ci = ev.get("test_ci")
+    lines = [f"The model ({ev['model']}) scores **{ev['metric']} {_f(ev['test_score'])}** on {ev.get('n_test', '?')} "
+             f"held-out test rows, scored once" + (f"; 95% bootstrap CI {_f(ci[0])} to {_f(ci[1])}" if ci else "")
+             + f" ({better} is better)."]
+    if ev.get("baseline_score") is not None:
+        gain = (ev["test_score"] - ev["baseline_score"]) * (1 if better == "higher" else -1)
+        verdict = "better than" if gain > 0 else "NOT better than"
+        lines.append(f"The baseline (class prior / training mean) scores {_f(ev['baseline_score'])}: the model is "
+                     f"{verdict} it by {_f(abs(gain))}.")
+    if ev.get("cv_mean") is not None:
+        lines.append(f"Cross-validation on the training split gave {_f(ev['cv_mean'])} ± {_f(ev.get('cv_std'))}.")
+    others = {k: v for k, v in ev.get("test_metrics", {}).items() if k != ev["metric"]}
+    if others:
+        lines.append("Other test metrics: " + ", ".join(f"{k} {_f(v)}" for k, v in others.items()) + ".")
+    lines += _in_goal_terms(a, ev, task)
+    if ci and ev.get("n_test", 0) < 200:
+        lines.append(f"With only {ev['n_test']} test rows the interval is wide: new data from the same source may score "
+                     "anywhere in it.")
+    files = ev.get("files", {})
+    plots = [p for p in (a.plot(files.get(k)) for k in ("roc_pr", "confusion_matrix", "regression")) if p]
+    return Reply("performance", "\n".join(lines), plots)
+
+
+def why_model(a: Artifacts, q: str) -> Reply:
+    board, ev = a.json(paths.LEADERBOARD, []), a.json(paths.EVALUATION, {})
+    if not board:
+        return Reply("why_model", "No models were compared yet (train_models did not run).")
+    metric = board[0].get("metric", "")
+    lines = [f"Candidates by cross-validated {metric} on the training split (best first):"]
+    lines += [f"- {r['name']} ({r['family']}): {_f(r['cv_mean'])} ± {_f(r.get('cv_std'))}"
+              + (" ← chosen" if r["name"] == ev.get("model") else "") for r in board[:6]]
+    interp = a.meta.get("answers", {}).get("interpretability")
+    chosen = ev.get("model")
+    ranked = [r for r in board if r.get("family") != "baseline"]
+    rule = ("The rule: ship the best cross-validated candidate (the baseline never counts); only when interpretability "
+            "is 'high' does a linear model within one CV standard deviation of the best win instead.")
+    lines.append(rule + f" Interpretability here: {interp or 'not stated'}.")
+    if ranked and chosen:
+        if chosen == ranked[0]["name"]:
+            lines.append(f"So {chosen} was chosen: it has the best CV {metric}.")
+        else:
+            lines.append(f"So {chosen} was chosen over {ranked[0]['name']} (the best by CV): interpretability mattered.")
+    linear = next((r for r in ranked if r["family"] == "linear"), None)
+    best = ranked[0] if ranked else None
+    if linear and best and linear is not best:
+        gap = abs(best["cv_mean"] - linear["cv_mean"])
+        spread = max(best.get("cv_std") or 0, linear.get("cv_std") or 0)
+        within = "within" if gap <= spread else "more than"
+        lines.append(f"Trade-off: the interpretable linear model is {_f(gap)} behind, {within} the fold-to-fold spread "
+                     f"({_f(spread)}).")
+    return Reply("why_model", "\n".join(lines))
+
+
+def assumptions(a: Artifacts, q: str) -> Reply:
+    items = a.meta.get("assumptions") or []
+    if not items:
+        return Reply("assumptions", "Nothing was assumed: every question was answered (or none was needed).")
+    lines = [f"{len(items)} answer(s) were assumed rather than given (say otherwise and I can re-run with yours):"]
+    lines += [f"- {x}" for x in items]
+    return Reply("assumptions", "\n".join(lines))
+
+
+def data_quality(a: Artifacts, q: str) -> Reply:
+    prof, task = a.json(paths.PROFILE, {}), a.json(paths.TASK, {})
+    if not prof:
+        return Reply("data_quality", "The data was not profiled in this session.")
+    lines = [f"{prof.get('n_rows', '?')} rows x {prof.get('n_cols', '?')} columns; "
+             f"{prof.get('duplicate_rows', 0)} exact duplicate rows."]
+    missing = [(c["name"], c.get("missing_frac", 0)) for c in prof.get("columns", []) if c.get("n_missing")]
+    if missing:
+        lines.append("Missing values: " + ", ".join(f"`{n}` {f:.1%}" for n, f in missing)
+                     + " (imputed inside the model's Pipeline).")
+    else:
+        lines.append("No missing values.")
+    for key, label in (("leakage_suspects", "Possible leakage"), ("drop_suggestions", "Suggested to drop"),
+                       ("duplicate_columns", "Duplicate columns")):
+        if prof.get(key):
+            lines.append(f"{label}: {json.dumps(prof[key], default=str)[:300]}.")
+    lines += [f"Warning: {w}" for w in prof.get("warnings", [])]
+    lines += [f"Note: {n}" for n in task.get("notes", [])]
+    if task.get("dropped"):
+        lines.append(f"Columns left out of the features: {', '.join(map(str, task['dropped']))}.")
+    return Reply("data_quality", "\n".join(lines))
+
+
+def weak_spots(a: Artifacts, q: str) -> Reply:
+    ev = a.json(paths.EVALUATION, {})
+    worst = ev.get("worst_segments") or []
+    lines = []
+    if worst:
+        lines.append("Where the model is weakest: test-split segments with the highest mean per-row loss "
+                     "(x overall = how many times the average loss):")
+        lines += [f"- `{s['column']}` = {s['value']}: {s['n']} rows, mean loss {_f(s['mean_loss'])}, "
+                  f"x{_f(s['ratio_to_overall'], 2)} overall" for s in worst[:5]]
+    else:
+        lines.append("No test-split segment stands out: no segment's loss is above the overall mean by a margin.")
+    if ev.get("confusion_matrix"):
+        lines.append(f"Most frequent mistakes: {_mistakes(ev)}." if _mistakes(ev) else "No misclassified test rows.")
+    lines.append(f"Small segments ({min((s['n'] for s in worst), default=0)} rows and up) are noisy: treat them as leads "
+                 "to check, not verdicts." if worst else "")
+    files = ev.get("files", {})
+    plots = [p for p in (a.plot(files.get(k)) for k in ("confusion_matrix", "regression")) if p]
+    return Reply("weak_spots", "\n".join(x for x in lines if x), plots)
+
+
+def usage(a: Artifacts, q: str) -> Reply:
+    task, ev = a.json(paths.TASK, {}), a.json(paths.EVALUATION, {})
+    if not (a.art / paths.MODEL).is_file():
+        return Reply("usage", "This session has no saved model yet, so there is nothing to predict with.")
+    features = list(task.get("features", {}))
+    cols = "`prediction`" + (", plus one `proba_<class>` column per class (" + ", ".join(map(str, task.get("classes", [])))
+                             + ")" if task.get("task") in ("binary", "multiclass") else "")
+    lines = [f"Predict on new rows with: `dsagent predict {a.dir} new.csv -o predictions.csv`",
+             f"The file needs the columns {', '.join(features)} (raw, as in the training file; the saved Pipeline "
+             f"does the preprocessing). The output has one row per input row, in order: {cols}.",
+             f"The model is {a.art / paths.MODEL} (skops; its sha256 is checked against {paths.MODEL_MANIFEST})."]
+    lat = (ev.get("latency") or {}).get("single_row_ms")
+    if lat:
+        lines.append(f"Measured latency on this machine: {_f(lat.get('p50'), 1)} ms per single row (p50), "
+                     f"{_f(lat.get('p95'), 1)} ms p95.")
+    if (a.art / paths.NOTEBOOK).is_file():
+        lines.append(f"{a.art / paths.NOTEBOOK} re-creates the model from the raw file.")
+    return Reply("usage", "\n".join(lines))
+
+
+def monitoring(a: Artifacts, q: str) -> Reply:
+    plan = a.json(paths.MONITORING, {})
+    if not plan:
+        return Reply("monitoring", "No monitoring plan yet (plan_monitoring did not run).")
+    lines = [f"Check each new batch with `dsagent monitor {a.dir} new_batch.csv` (exit 0 ok, 3 investigate, 4 retrain)."]
+    if plan.get("important_features"):
+        lines.append("Watch most closely: " + ", ".join(plan["important_features"]) + " (the top features) and the "
+                     "predictions themselves (drift by PSI: warn at "
+                     f"{plan.get('thresholds', {}).get('psi_warn')}, alert at {plan.get('thresholds', {}).get('psi_alert')}).")
+    lines.append("Retrain when:")
+    lines += [f"- {t}" for t in plan.get("retraining_triggers", [])]
+    sched = plan.get("schedule") or {}
+    if sched:
+        lines.append(f"Schedule: check {sched.get('check_every')}; retrain every {sched.get('retrain_every_days')} days at the latest.")
+    md = a.art / paths.MONITORING_MD
+    if md.is_file():
+        lines.append(f"Details: {md}")
+    return Reply("monitoring", "\n".join(lines))
+
+
+def improve(a: Artifacts, q: str) -> Reply:
+    """Next steps read off the artifacts: each one says which number suggests it."""
+    ev, board, ex, task = (a.json(paths.EVALUATION, {}), a.json(paths.LEADERBOARD, []), a.json(paths.EXPLANATION, {}),
+                           a.json(paths.TASK, {}))
+    prof = a.json(paths.PROFILE, {})
+    steps = []
+    if ev and ev.get("baseline_score") is not None:
+        gain = (ev["test_score"] - ev["baseline_score"]) * (1 if ev.get("greater_is_better", True) else -1)
+        if gain <= 0:
+            steps.append("The model does not beat the baseline: revisit the features or the framing before anything else.")
+    if board and not any(r["name"].endswith("_tuned") for r in board):
+        steps.append(f"No candidate was tuned within the {_f(a.meta.get('time_budget'), 0)}s budget: more time lets "
+                     "Optuna tune the best family (say \"try again with 5 minutes\").")
+    if ev.get("test_ci") and ev.get("n_test", 0) < 200:
+        steps.append(f"More labelled rows: the test split has {ev['n_test']} rows, so the CI "
+                     f"({_f(ev['test_ci'][0])} to {_f(ev['test_ci'][1])}) is wide.")
+    worst = ev.get("worst_segments") or []
+    if worst:
+        s = worst[0]
+        steps.append(f"More data or a feature for the weakest segment, `{s['column']}` = {s['value']} "
+                     f"(loss x{_f(s['ratio_to_overall'], 2)} overall).")
+    useless = [r["feature"] for r in ex.get("permutation_importance", []) if r["importance"] <= 0]
+    if useless:
+        steps.append(f"Drop columns that add nothing measurable ({', '.join(useless)}), e.g. \"drop column {useless[0]}\".")
+    if a.meta.get("assumptions"):
+        steps.append(f"Answer the {len(a.meta['assumptions'])} assumed question(s) (costs of errors, goal): they set "
+                     "the metric and the threshold.")
+    if task.get("task") == "binary" and task.get("metric") == "roc_auc":
+        steps.append("If one kind of error matters more, optimise for it (e.g. \"use recall instead\").")
+    if prof.get("leakage_suspects"):
+        steps.append("Check the leakage suspects in the profile before trusting the score.")
+    head = "What would improve it, from this session's numbers:" if steps else "Nothing in the artifacts points to an obvious next step."
+    return Reply("improve", "\n".join([head] + [f"- {s}" for s in steps]))
+
+
+def column(a: Artifacts, q: str) -> Reply:
+    prof = a.json(paths.PROFILE, {})
+    name = _find_column(q, a.columns())
+    col = next((c for c in prof.get("columns", []) if c["name"] == name), None)
+    if col is None:
+        return Reply("column", "Which column? The data has: " + ", ".join(a.columns()) + ".")
+    parts = [f"`{name}`: {col.get('kind')} ({col.get('dtype')}), {col.get('n_unique')} distinct values, "
+             f"{col.get('n_missing', 0)} missing ({col.get('missing_frac', 0):.1%})."]
+    if col.get("kind") == "numeric" and col.get("mean") is not None:
+        parts.append(f"Range {_f(col.get('min'), 2)} to {_f(col.get('max'), 2)}, mean {_f(col.get('mean'), 2)}, "
+                     f"median {_f(col.get('median'), 2)}, std {_f(col.get('std'), 2)}; {col.get('outlier_frac', 0):.1%} outliers (IQR rule).")
+    elif col.get("top_values"):
+        parts.append("Most frequent: " + ", ".join(f"{v} ({n})" for v, n in col["top_values"][:5]) + ".")
+    task = a.json(paths.TASK, {})
+    if name == task.get("target"):
+        parts.append(f"It is the target ({task.get('task')}).")
+    elif name in task.get("features", {}):
+        perm = a.json(paths.EXPLANATION, {}).get("permutation_importance", [])
+        rank = next((i for i, r in enumerate(perm, 1) if r["feature"] == name), None)
+        if rank:
+            parts.append(f"Used as a {task['features'][name]} feature: importance rank {rank} of {len(perm)} "
+                         f"({_f(perm[rank - 1]['importance'])}).")
+    elif task:
+        parts.append("It is not one of the model's features.")
+    if col.get("target_score") is not None:
+        parts.append(f"On its own it predicts the target with a score of {_f(col['target_score'])} (profile's single-feature check).")
+    return Reply("column", " ".join(parts))
+
+
+# --------------------------------------------------------------------------- follow-up actions
+
+
+def _rerun(a: Artifacts, intent: str, what: str, changes: dict[str, Any]) -> Reply:
+    """A new run on the same data with this session's answers changed. The offline workflow of a
+    finished session cannot be re-entered at define_task, so the honest version is a new session
+    (the finished one stays as it is). The chat carries it out; the API and MCP only read, so
+    they say which call would."""
+    answers = {k: v for k, v in (a.meta.get("answers") or {}).items() if v is not None} | changes
+    action = {"kind": "rerun", "changes": changes, "answers": answers, "data": a.meta.get("data_path")}
+    if a.acting:
+        text = f"I will start a new run on the same data with {what}, the other answers as before; the finished session stays as it is."
+    else:
+        text = (f"That needs a new run with {what}; ask_about only reads the finished session. Start it with "
+                f"run_task(goal, {a.meta.get('data_path')!r}, answers={json.dumps(answers, default=str)}) in Python, "
+                "or start_ml_task with the same data and answers over MCP (or say it in `dsagent chat`).")
+    return Reply(intent, text, action=action)
+
+
+def _rerun_budget(a: Artifacts, q: str, m: re.Match) -> Reply:
+    amount, unit = float(m.group("n")), (m.group("unit") or "m")[0]
+    seconds = amount * {"s": 1, "m": 60, "h": 3600}[unit]
+    return _rerun(a, "rerun_budget", f"a {seconds:.0f}s time budget (this session had {_f(a.meta.get('time_budget'), 0)}s)",
+                  {"time_budget": seconds})
+
+
+def _rerun_metric(a: Artifacts, q: str, m: re.Match) -> Reply:
+    task = a.json(paths.TASK, {}).get("task", "")
+    word = _norm(m.group("metric"))
+    name = METRIC_WORDS.get(word, word.replace(" ", "_"))
+    ok = METRICS.get(task, [])
+    if name == "roc_auc" and task == "multiclass":
+        name = "roc_auc_ovr"
+    if name not in ok:
+        return Reply("rerun_metric", f"{name} does not fit a {task} task; choose one of {', '.join(ok)}.")
+    return _rerun(a, "rerun_metric", f"metric = {name} (define_task frames the task with it, so the models are "
+                                     "compared, tuned and evaluated on it)", {"metric": name})
+
+
+def _rerun_drop(a: Artifacts, q: str, m: re.Match) -> Reply:
+    cols = a.columns()
+    name = _find_column(m.group("col"), cols)
+    target = a.json(paths.TASK, {}).get("target")
+    if name is None:
+        return Reply("rerun_drop", f"{m.group('col').strip()!r} is not a column of the data; columns: {', '.join(cols)}.")
+    if name == target:
+        return Reply("rerun_drop", f"{name} is the target: it cannot be dropped from the features.")
+    ids = list(dict.fromkeys(list(a.meta.get("answers", {}).get("id_columns") or []) + [name]))
+    return _rerun(a, "rerun_drop", f"`{name}` left out of the features (id_columns = {', '.join(ids)})", {"id_columns": ids})
+
+
+SHOWABLE = {"report": paths.REPORT, "model card": paths.MODEL_CARD, "card": paths.MODEL_CARD,
+            "monitoring": paths.MONITORING_MD, "leaderboard": paths.LEADERBOARD, "profile": paths.PROFILE,
+            "notebook": paths.NOTEBOOK}
+
+
+def _show(a: Artifacts, q: str, m: re.Match) -> Reply:
+    want = _norm(m.group("what"))
+    want = re.sub(r"^(me |the |a |us )+", "", want).strip()
+    plots = sorted(p for p in (a.art / paths.PLOTS_DIR).glob("*.png")) if (a.art / paths.PLOTS_DIR).is_dir() else []
+    for p in plots:
+        stem = _norm(p.stem)
+        if stem and (stem in want or want in stem):
+            rel = f"{paths.PLOTS_DIR}/{p.name}"
+            return Reply("show", f"Showing {rel} (the same as /show {rel}):", [str(p)], action={"kind": "show", "name": rel})
+    for word, rel in SHOWABLE.items():
+        if word in want and (a.art / rel).is_file():
+            name = word.replace(" ", "_") if word != "card" else "model_card"
+            return Reply("show", f"Showing the {word} (the same as /show {name}): {a.art / rel}", [],
+                         action={"kind": "show", "name": name})
+    names = [f"{paths.PLOTS_DIR}/{p.name}" for p in plots] + [w for w, rel in SHOWABLE.items() if w != "card" and (a.art / rel).is_file()]
+    return Reply("show", f"This session has no {want or 'such file'}; it can show: {', '.join(names)}.")
+
+
+_METRIC_ALT = "|".join(sorted({re.escape(w) for w in METRIC_WORDS} | {m.replace("_", "[ _]") for ms in METRICS.values() for m in ms},
+                              key=len, reverse=True))
+# Follow-ups first (they are imperative and would otherwise match an intent's keywords). A
+# question ("how does it do with recall?") is not a request to re-run.
+_COL = r"(the\s+)?(column\s+|feature\s+)?(?P<col>[^,.;!?]+)"
+_ASKING = r"^(please |can you |could you |now |ok |okay |then )*"
+ACTIONS: list[tuple[re.Pattern[str], Callable[[Artifacts, str, re.Match], Reply]]] = [
+    (re.compile(r"\b(again|re-?run|retry|more time|longer|budget|give it)\b.*?\b(?P<n>\d+(\.\d+)?)\s*"
+                r"(?P<unit>s|sec|secs|seconds?|m|mins?|minutes?|h|hours?)\b"), _rerun_budget),
+    (re.compile(rf"\b(use|optimi[sz]e|switch to|try|maximi[sz]e|minimi[sz]e)\b.*?\b(?P<metric>{_METRIC_ALT})\b(?!.*\?$)"),
+     _rerun_metric),
+    (re.compile(_ASKING + r"(drop|remove|exclude|ignore|leave out)\s+" + _COL), _rerun_drop),
+    (re.compile(r"\b(again|re-?run|retry)\b.*?\bwithout\s+" + _COL), _rerun_drop),
+    (re.compile(_ASKING + r"(show|open|display|plot|view)\b\s*(?P<what>.*)$"), _show),
+]
+
+
+# ---------------------------------------------------------------------------------- the table
+
+# intent -> (keywords or phrases, handler, what the menu says). A question scores one point per
+# keyword found; the highest score wins, ties go to the earlier row.
+INTENTS: list[tuple[str, list[str], Callable[[Artifacts, str], Reply], str]] = [
+    ("drivers", ["drive", "drives", "driver", "drivers", "important", "importance", "matter", "matters", "influence",
+                 "factor", "factors", "top features", "which features", "shap", "explain", "predictive", "relies"],
+     drivers, "what drives the predictions (top features and their importance)"),
+    ("performance", ["how good", "how well", "accurate", "accuracy", "performance", "perform", "score", "error", "sure",
+                     "confident", "confidence", "ci", "interval", "uncertain", "uncertainty", "reliable", "baseline",
+                     "metric", "test", "precision", "recall", "rmse", "auc"],
+     performance, "how good the model is (metric, confidence interval, baseline, what it means for the goal)"),
+    ("why_model", ["why this", "why that", "why did", "why was", "why not", "choose", "chose", "chosen", "choice", "pick", "picked",
+                   "leaderboard", "compare", "compared", "candidates", "alternatives", "other models", "which model",
+                   "trade off", "interpretable", "interpretability"],
+     why_model, "why this model (the leaderboard and the rule that chose it)"),
+    ("assumptions", ["assume", "assumed", "assumption", "assumptions", "defaults", "guess", "guessed"],
+     assumptions, "what was assumed"),
+    ("data_quality", ["data quality", "quality", "missing", "duplicate", "duplicates", "clean", "leakage", "leak",
+                      "outliers", "nulls", "problems with the data", "issues with the data", "warnings"],
+     data_quality, "data quality findings"),
+    ("weak_spots", ["weak", "weakest", "worst", "fail", "fails", "mistakes", "wrong", "segment", "segments", "struggle",
+                    "bad at", "error analysis", "errors", "misclassif", "where does it"],
+     weak_spots, "where the model is weak (worst segments, mistakes)"),
+    ("usage", ["how do i use", "use it", "use the model", "predict", "predictions on new", "deploy", "serve", "apply",
+               "new data", "production", "score new", "run it"],
+     usage, "how to use it (the predict command)"),
+    ("monitoring", ["monitor", "monitoring", "drift", "retrain", "retraining", "watch", "maintain", "degrade", "alert"],
+     monitoring, "what to monitor and when to retrain"),
+    ("improve", ["improve", "improvement", "better", "next step", "next steps", "boost", "increase", "more data",
+                 "what else", "what would help"],
+     improve, "what would improve it"),
+]
+COLUMN_WORDS = ["column", "what is", "what's", "tell me about", "describe", "distribution", "values of", "mean of",
+                "range of", "meaning of"]
+
+
+def _score(norm: str, words: list[str]) -> int:
+    return sum(1 for w in words if re.search(rf"(?<![a-z0-9]){re.escape(w)}", norm))
+
+
+def menu(a: Artifacts | None = None) -> str:
+    lines = ["I can answer questions about this finished session from its files:"]
+    lines += [f"- {what}" for _, _, _, what in INTENTS]
+    lines.append("- what a column is (\"what is <column>?\")")
+    lines.append("And act on follow-ups: \"try again with 5 minutes\", \"use recall instead\" (another metric), "
+                 "\"drop column X\", \"show me the confusion matrix\".")
+    return "\n".join(lines)
+
+
+def ask_about(session_dir: str | Path, question: str, *, acting: bool = False) -> Reply:
+    """Answer `question` about the finished session in `session_dir` from its artifacts.
+
+    acting: the caller carries out follow-up actions (the chat); otherwise a follow-up's reply
+    says which call would do it."""
+    a = Artifacts(Path(session_dir), acting)
+    norm = _norm(question)
+    low = " ".join(question.lower().split())
+    for pattern, handler in ACTIONS:
+        m = pattern.search(low)
+        if m:
+            return handler(a, question, m)
+    scored = sorted(((_score(norm, words), -i, name, handler) for i, (name, words, handler, _) in enumerate(INTENTS)),
+                    reverse=True)
+    col = _find_column(question, a.columns()) if norm else None
+    if col is not None and (_score(norm, COLUMN_WORDS) or scored[0][0] == 0):
+        return column(a, question)
+    hits = [s for s in scored if s[0] > 0]
+    if not hits:
+        return Reply("menu", ("I did not understand that question. " if norm else "") + menu(a))
+    reply = hits[0][3](a, question)
+    # "Which features matter most, and how sure are you about the error?" asks two things: answer both.
+    if len(hits) > 1 and re.search(r"\band\b|\?.+\?", low):
+        second = hits[1][3](a, question)
+        reply = Reply(f"{reply.intent}+{second.intent}", f"{reply.text}\n\n{second.text}",
+                      list(dict.fromkeys(reply.plots + second.plots)))
+    return reply
