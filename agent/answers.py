@@ -131,3 +131,19 @@ def parse_answers(data: dict[str, Any], source: str = "answers", *, as_note: boo
     except ValidationError as exc:
         first = exc.errors()[0]
         raise BadInput(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+# The one default of the run's wall-clock budget. Every surface (CLI, chat, MCP, Python API)
+# passes None when the caller gave no budget, so an answer can still decide it.
+DEFAULT_TIME_BUDGET = 120.0
+
+
+def resolve_time_budget(explicit: float | None, answers: Answers | None = None, saved: float | None = None) -> float:
+    """Seconds for a run: the explicit argument > the answers' time_budget > what a resumed
+    session saved > DEFAULT_TIME_BUDGET."""
+    for value in (explicit, answers.time_budget if answers is not None else None, saved):
+        if value is not None:
+            if value <= 0:
+                raise BadInput(f"time_budget must be a positive number of seconds, not {value:g}")
+            return float(value)
+    return DEFAULT_TIME_BUDGET

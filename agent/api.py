@@ -21,11 +21,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, parse_answers
 from dsagent.loop import Event
 from dsagent.result import RunResult
 
-DEFAULT_TIME_BUDGET = 120.0
 INPUTS_DIR = "inputs"
 
 
@@ -92,7 +91,7 @@ class Assistant:
     """
 
     def __init__(self, *, backend: str = "auto", persona: str = "data-scientist", on_questions: str = "ask",
-                 time_budget: float = DEFAULT_TIME_BUDGET, sessions_dir: str | Path | None = None,
+                 time_budget: float | None = None, sessions_dir: str | Path | None = None,
                  max_trials: int | None = None, model: str | None = None, seed: int = 0,
                  roots: list[str | Path] | None = None):
         from dsagent.session import default_sessions_dir
@@ -170,7 +169,7 @@ class Assistant:
 
 
 def run_task(goal: str | None, data: Any, target: str | None = None, *, answers: dict[str, Any] | Answers | None = None,
-             time_budget: float = DEFAULT_TIME_BUDGET, backend: str = "auto", persona: str = "data-scientist",
+             time_budget: float | None = None, backend: str = "auto", persona: str = "data-scientist",
              on_questions: str = "ask", sessions_dir: str | Path | None = None, max_trials: int | None = None,
              metric: str | None = None, model: str | None = None, seed: int = 0) -> RunResult:
     """Run one ML task to its end and return the RunResult.
@@ -178,6 +177,7 @@ def run_task(goal: str | None, data: Any, target: str | None = None, *, answers:
     goal: what the model is for, in words. data: a file path or a pandas DataFrame.
     target: the column to predict (asked, or taken from `answers`, when omitted).
     answers: answers to clarifying questions (keys of dsagent.answers.Answers).
+    time_budget: wall-clock seconds; when None, `answers["time_budget"]`, else DEFAULT_TIME_BUDGET.
     on_questions: "ask" returns status needs_input with the questions when one is not answered;
     "assume" proceeds on stated defaults and lists them as assumptions.
     backend: "auto" (Claude when ANTHROPIC_API_KEY is set), "claude" or "offline".
@@ -211,7 +211,7 @@ def ask_about(session: Any, question: str, *, sessions_dir: str | Path | None = 
 
 
 def as_anthropic_tool(*, name: str = "dsagent", backend: str = "auto", sessions_dir: str | Path | None = None,
-                      time_budget: float = DEFAULT_TIME_BUDGET, max_trials: int | None = None,
+                      time_budget: float | None = None, max_trials: int | None = None,
                       on_questions: str = "ask", roots: list[str | Path] | None = None
                       ) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     """dsagent as one tool for a parent agent on the anthropic SDK: (tool definition, handler).
@@ -243,7 +243,8 @@ def as_anthropic_tool(*, name: str = "dsagent", backend: str = "auto", sessions_
                 "target": {"type": "string", "description": "column to predict, if known"},
                 "answers": answers_schema,
                 "time_budget": {"type": "number", "exclusiveMinimum": 0,
-                                "description": f"seconds for the whole run (default {time_budget:.0f})"},
+                                "description": "seconds for the whole run (default: answers.time_budget, else "
+                                               f"{time_budget or DEFAULT_TIME_BUDGET:.0f})"},
                 "session_id": {"type": "string",
                                "description": "to continue a run that returned needs_input: its session_id"},
             },

@@ -7,14 +7,20 @@ monitor: 0 ok, 3 investigate, 4 retrain. Bad input is one line on stderr, no tra
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
+import time
+
+# When this process began its work, as near as Python lets us: the run's budget counts from here,
+# so the seconds spent importing the tools (several on a busy machine) are not free.
+LAUNCHED = time.time()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path
 from typing import Any
 
-from dsagent.answers import Answers, BadInput, load_answers
+from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, load_answers
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
@@ -38,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="column to predict")
     p.add_argument("--goal", help="what the model is for, in words")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 120)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help=f"wall-clock budget for the whole run (default: the answers' time_budget, else {DEFAULT_TIME_BUDGET:g})")
     p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
     p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
     p.add_argument("--backend", default="auto", choices=["auto", "claude", "offline"],
@@ -129,7 +135,7 @@ def cmd_run(args) -> int:
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
                       metric=args.metric, backend=args.backend, model=args.model, persona=args.persona,
                       sessions_dir=args.sessions_dir, on_questions="assume", max_trials=args.max_trials, seed=args.seed,
-                      memory_mb=args.memory_mb, resume=args.resume)
+                      memory_mb=args.memory_mb, resume=args.resume, started=LAUNCHED)
     run = Run(opts)
     printer = ProgressPrinter(plain=args.json or None)
     if run.backend_name == "offline" and args.backend == "auto":

@@ -10,6 +10,8 @@ session transcript as it happens, so a session can be resumed from it.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -201,8 +203,18 @@ def run_loop(
         tool_message = {"role": "tool", "results": results}
         conversation.append(tool_message)
         session.append({"type": "tool_results", "results": results})
+        _crash_for_test(results)
         if any(r.get("kind") == "needs_input" for r in results):
             return
+
+
+def _crash_for_test(results: list[dict[str, Any]]) -> None:
+    """DSAGENT_TEST_KILL_AFTER=<tool>: SIGKILL this process right after that tool's result is
+    persisted, the way a crash or `kill -9` would. The resume tests use it to crash exactly between
+    two steps without racing a watcher against fast steps."""
+    name = os.environ.get("DSAGENT_TEST_KILL_AFTER")
+    if name and any(r.get("name") == name and r.get("ok") for r in results):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, runner: ToolRunner, asker: Asker, grace: float):

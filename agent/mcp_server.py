@@ -39,7 +39,7 @@ from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 from pydantic import Field
 
-from dsagent.answers import ANSWER_KEYS, BadInput, parse_answers
+from dsagent.answers import ANSWER_KEYS, DEFAULT_TIME_BUDGET, BadInput, parse_answers
 from dsagent.tasks import DirectSession, TaskManager, confine_data_path, resolve_roots, session_dir
 from dsagent.tools import paths
 
@@ -124,7 +124,7 @@ class DsagentApp:
 
     # -- direct calls -----------------------------------------------------------------------------
     def load_data(self, key: str, path: str | None, *, target: str | None, answers: dict[str, Any] | None,
-                  time_budget: float, session_id: str | None) -> dict[str, Any]:
+                  time_budget: float | None, session_id: str | None) -> dict[str, Any]:
         given = parse_answers(dict(answers or {}))
         if target:
             given = given.merged({"target": target})
@@ -268,7 +268,8 @@ def _add_task_tools(server: DsagentMCPServer, app: DsagentApp) -> None:
                                                    "roots; relative paths are taken from the first root"),
         target: str | None = Field(None, description="column to predict, if known"),
         answers: dict[str, Any] | None = Field(None, description=answers_doc),
-        time_budget: float = Field(120.0, gt=0, description="seconds each direct tool call may spend"),
+        time_budget: float | None = Field(None, gt=0, description="seconds each direct tool call may spend (default: "
+                                                                  f"answers.time_budget, else {DEFAULT_TIME_BUDGET:g})"),
         session_id: str | None = Field(None, description="continue in an existing session (e.g. a finished task's) "
                                                          "instead of loading a new file"),
     ) -> str:
@@ -287,7 +288,8 @@ def _add_task_tools(server: DsagentMCPServer, app: DsagentApp) -> None:
         data: str = Field(description="data file under the server's roots (relative paths: from the first root)"),
         goal: str = Field(description="what the model is for, in words (the decision it supports)"),
         target: str | None = Field(None, description="column to predict; if omitted it is asked"),
-        time_budget: float = Field(120.0, gt=0, description="wall-clock seconds for the whole run"),
+        time_budget: float | None = Field(None, gt=0, description="wall-clock seconds for the whole run (default: "
+                                                                  f"answers.time_budget, else {DEFAULT_TIME_BUDGET:g})"),
         answers: dict[str, Any] | None = Field(None, description=answers_doc),
         on_questions: Literal["ask", "assume"] = Field(
             "ask", description="ask: pause with status needs_input when a question is not answered; "

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.answers import Answers, BadInput, parse_answers, resolve_time_budget
 from dsagent.asking import AssumeAsker, PauseAsker
 from dsagent.loop import Asker, Event, LoopState, ToolRunner, run_loop
 from dsagent.result import Question, RunResult, Usage
 from dsagent.sandbox import Limits
 from dsagent.session import Session, default_sessions_dir, read_transcript
 from dsagent.tools import paths
-
-DEFAULT_TIME_BUDGET = 120.0
 
 
 @dataclass
@@ -42,6 +40,43 @@ class RunOptions:
     roots: list[str] = field(default_factory=list)
     resume: str | None = None
     asker: Asker | None = None  # chat passes a terminal asker
+    started: float | None = None  # epoch seconds the budget counts from (default: when Run is made)
+
+
+# Answer keys that name columns of the data: a name that is not a column must stop the run up
+# front, not be dropped silently by the tool that would have used it.
+COLUMN_KEYS = ("target", "time_column", "group_column", "segment_columns", "sensitive_columns", "id_columns")
+NO_COLUMN = {"", "no", "none"}  # "is there a time column?" -> "no"
+
+
+def check_answer_columns(answers: Answers, data: Path) -> None:
+    """Raise BadInput naming the first answer that names no column of `data`, with its closest
+    matches. Large non-Parquet files are not read here (dsagent.tools.data.column_names)."""
+    import difflib
+
+    from dsagent.tools.data import column_names
+    from dsagent.tools.registry import ToolError
+
+    given = answers.given()
+    named = [(key, v) for key in COLUMN_KEYS for v in ([given[key]] if isinstance(given.get(key), str) else given.get(key) or [])
+             if str(v).strip().lower() not in NO_COLUMN]
+    if not named:
+        return
+    try:
+        columns = column_names(data)
+    except ToolError as exc:  # unreadable data: say so now rather than after the session exists
+        raise BadInput(str(exc)) from None
+    if columns is None:
+        return
+    known = set(columns)
+    for key, name in named:
+        if name in known:
+            continue
+        folded = {c.lower(): c for c in columns}
+        close = ([folded[name.lower()]] if name.lower() in folded else []) or difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"the columns are {', '.join(columns[:12])}" + (
+            f", ... ({len(columns)} in all)" if len(columns) > 12 else "") + "."
+        raise BadInput(f"{key}: {name!r} is not a column of {data.name}; {hint} Fix the name and run again")
 
 
 def choose_backend_name(requested: str) -> str:
@@ -83,7 +118,7 @@ class Run:
         from dsagent.tools.registry import all_tools
 
         self.opts = opts
-        self.started = time.time()
+        self.started = opts.started or time.time()
         sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()
         registry = all_tools()
         self.persona = _load_persona(opts.persona, list(registry))
@@ -100,7 +135,11 @@ class Run:
             saved = parse_answers(self.session.meta.get("answers") or {}, source="session.json answers", as_note=True)
             answers = saved.merged(answers)
             self.backend_name = self.session.meta.get("backend", "offline") if opts.backend == "auto" else choose_backend_name(opts.backend)
-            budget = opts.time_budget or self.session.meta.get("time_budget") or DEFAULT_TIME_BUDGET
+            # Answers given now beat the budget the session saved; the saved answers do not (the
+            # saved budget already is what they resolved to, or an explicit argument that beat them).
+            budget = resolve_time_budget(opts.time_budget, opts.answers, self.session.meta.get("time_budget"))
+            if self.session.data_path is not None and self.session.data_path.is_file():
+                check_answer_columns(answers, self.session.data_path)
         else:
             if opts.data is None:
                 raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
@@ -108,12 +147,11 @@ class Run:
             if not data.is_file():
                 raise BadInput(f"data file {data} not found; check the path")
             self.backend_name = choose_backend_name(opts.backend)
-            budget = opts.time_budget or answers.time_budget or DEFAULT_TIME_BUDGET
+            budget = resolve_time_budget(opts.time_budget, answers)
+            check_answer_columns(answers, data)
             sessions_dir.mkdir(parents=True, exist_ok=True)
             self.session = Session.create(sessions_dir, data_path=data, persona=self.persona.name, backend=self.backend_name,
                                           model=opts.model, seed=opts.seed, extra={"time_budget": budget})
-        if budget <= 0:
-            raise BadInput("--time-budget must be positive")
         self.budget = float(budget)
         self.answers = answers
         target = answers.target
@@ -122,7 +160,7 @@ class Run:
 
         self.session.update(answers=answers.for_asker(), backend=self.backend_name, model=getattr(self.backend, "model", None),
                             status="running", time_budget=self.budget, sandbox=layers())
-        self.state = LoopState(session=self.session, deadline=time.time() + self.budget, time_budget=self.budget,
+        self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))
         given = answers.for_asker()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from dsagent.answers import Answers, BadInput, parse_answers
+from dsagent.answers import Answers, BadInput, parse_answers, resolve_time_budget
 from dsagent.loop import Event
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -433,14 +433,13 @@ class DirectSession:
     and the same validation, records and transcript as calls made by the loop."""
 
     def __init__(self, sessions_dir: Path, data: Path | None, *, roots: list[Path], answers: Answers | None = None,
-                 time_budget: float = 120.0, session_id: str | None = None, seed: int = 0):
+                 time_budget: float | None = None, session_id: str | None = None, seed: int = 0):
         from dsagent.loop import LoopState, ToolRunner
         from dsagent.session import Session
         from dsagent.tools.registry import all_tools
 
-        if time_budget <= 0:
-            raise BadInput("time_budget must be positive (seconds)")
         answers = answers or Answers()
+        time_budget = resolve_time_budget(time_budget, answers)
         sessions_dir = Path(os.path.abspath(sessions_dir))
         if session_id:
             self.session = Session.load(sessions_dir, session_dir(sessions_dir, session_id).name)

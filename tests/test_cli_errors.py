@@ -45,12 +45,11 @@ def test_claude_backend_without_key_is_clear(tmp_path):
     assert proc.returncode == 2 and "ANTHROPIC_API_KEY" in proc.stderr
 
 
-def test_wrong_target_fails_cleanly_and_keeps_the_session(tmp_path):
+def test_wrong_target_is_bad_input_before_any_session(tmp_path):
     proc = dsagent("run", str(EXAMPLE), "--target", "specis", "--backend", "offline", "--time-budget", "20",
                    "--sessions-dir", str(tmp_path), "--json")
-    assert proc.returncode == 1
-    import json
-
-    result = json.loads(proc.stdout)
-    assert result["status"] == "failed" and "species" in result["error"]  # suggests the close name
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "did you mean 'species'" in lines[0]  # suggests the close name
+    assert not any(tmp_path.iterdir())  # no session for a run that never started
     assert "Traceback" not in proc.stderr

@@ -40,26 +40,61 @@ def _called(session_dir: Path) -> list[str]:
             for c in e["tool_calls"]]
 
 
-def test_kill_9_then_resume_continues(tmp_path):
-    proc = _start(tmp_path)
-    session_dir = _wait_for(tmp_path, "define_task")
-    proc.kill()  # SIGKILL: no cleanup at all
-    proc.wait(timeout=10)
-    # simulate the torn last line a kill during a write can leave
-    with open(session_dir / "transcript.jsonl", "a") as fh:
-        fh.write('{"t": 1, "type": "assistant", "text": "half a li')
-    before = _called(session_dir)
-    assert "define_task" in before
+# The workflow's steps, each the last one done when the process dies. The CLI's test hook
+# DSAGENT_TEST_KILL_AFTER=<tool> makes it SIGKILL itself right after that tool's result is
+# persisted (a real kill -9 of the real process, at an exact point: a watcher polling the
+# transcript would miss fast steps such as define_task). ask_user, build_ensemble, explain_model and
+# plan_monitoring die with their neighbours' runs and are counted too.
+KILL_AFTER = ["profile_data", "define_task", "train_models", "tune_model", "evaluate_model", "write_report",
+              "write_notebook"]
+
+
+def _run_cli(sessions: Path, args: list[str], kill_after: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    resumed = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", "--resume", session_dir.name, "--sessions-dir",
-                              str(tmp_path), "--backend", "offline", "--time-budget", "25", "--json"], capture_output=True, text=True, cwd=ROOT,
-                             env=env, timeout=240)
+    env.pop("DSAGENT_TEST_KILL_AFTER", None)
+    if kill_after:
+        env["DSAGENT_TEST_KILL_AFTER"] = kill_after
+    return subprocess.run([sys.executable, "-m", "dsagent.cli", "run", *args, "--backend", "offline", "--time-budget", "40",
+                           "--max-trials", "1", "--sessions-dir", str(sessions), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+
+
+def _workers_in(session_dir: Path, wait_s: float = 10.0) -> list[str]:
+    """Processes still working in the session (a killed run's worker must not outlive it)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = subprocess.run(["pgrep", "-f", "agent"], capture_output=True, text=True).stdout.split()
+        stray = [p for p in found if _cwd_in(p, session_dir)]
+        if not stray or time.monotonic() > deadline:
+            return stray
+        time.sleep(0.3)
+
+
+def test_kill_9_after_every_step_then_resume_runs_each_step_once(tmp_path):
+    session_dir: Path | None = None
+    for step in KILL_AFTER:
+        args = ["--resume", session_dir.name] if session_dir else [str(EXAMPLE), "--target", "sex"]
+        proc = _run_cli(tmp_path, args, kill_after=step)
+        session_dir = session_dir or next(tmp_path.iterdir())
+        assert proc.returncode == -signal.SIGKILL, f"not killed after {step}: {proc.returncode} {proc.stderr[-1500:]}"
+        last = list(read_transcript(session_dir / "transcript.jsonl"))[-1]
+        assert last["type"] == "tool_results" and [r["name"] for r in last["results"]] == [step]
+        assert not _workers_in(session_dir), f"a worker outlived the kill after {step}"
+        if step == "define_task":  # the torn last line a kill during a write can leave
+            with open(session_dir / "transcript.jsonl", "a") as fh:
+                fh.write('{"t": 1, "type": "assistant", "text": "half a li')
+    assert session_dir is not None
+    resumed = _run_cli(tmp_path, ["--resume", session_dir.name], kill_after=None)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     result = json.loads(resumed.stdout)
     assert result["status"] == "completed" and result["session_id"] == session_dir.name
-    after = _called(session_dir)
-    assert after.count("profile_data") == 1 and after.count("define_task") == 1  # completed steps are not redone
-    assert "evaluate_model" in after and Path(result["artifacts"]["model"]).is_file()
+    assert Path(result["artifacts"]["model"]).is_file() and Path(result["artifacts"]["notebook"]).is_file()
+    events = list(read_transcript(session_dir / "transcript.jsonl"))
+    assert sum(e["type"] == "resume" for e in events) == len(KILL_AFTER)
+    called = _called(session_dir)
+    done = [r["name"] for e in events if e["type"] == "tool_results" for r in e["results"] if r.get("ok")]
+    for step in set(called) | set(KILL_AFTER):
+        assert called.count(step) == 1 and done.count(step) == 1, (step, called)
 
 
 def test_torn_last_line_is_dropped(tmp_path):

@@ -238,6 +238,25 @@ def load_table(path: str | Path, *, memory_budget: int | None = None) -> tuple[p
     return df, info
 
 
+# Up to this size the surfaces read the whole file to check the column names callers give
+# (answers naming columns); above it only Parquet, whose schema is cheap, is checked up front.
+COLUMN_CHECK_BYTES = 64 << 20
+
+
+def column_names(path: str | Path) -> list[str] | None:
+    """The column names the tools will see for this file, or None when finding them would mean
+    reading a large non-Parquet file (then nothing is checked before the run)."""
+    p = Path(path)
+    if p.stat().st_size <= COLUMN_CHECK_BYTES:
+        return [str(c) for c in load_table(p)[0].columns]
+    if p.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        names, _ = normalize_columns(list(pq.read_schema(p).names))
+        return [str(c) for c in names]
+    return None
+
+
 _CACHE: dict[tuple[str, int, int], tuple[pd.DataFrame, LoadInfo]] = {}
 
 
