@@ -41,6 +41,9 @@ class Answers(BaseModel):
     latency_ms: float | None = Field(None, gt=0)
     interpretability: Literal["low", "medium", "high"] | None = None
     time_budget: float | None = Field(None, gt=0)
+    # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
+    # Checked here for syntax, against the data's columns when the run starts.
+    derived_features: list[str] | None = None
     # Free text the user wants on record (an answer to "anything else?", or an answer to a
     # question whose key is not one of the above). Recorded and shown to the agent, never
     # rejected: any value is kept as text.
@@ -50,6 +53,18 @@ class Answers(BaseModel):
     @classmethod
     def _note_as_text(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else note_text(value)
+
+    @field_validator("derived_features", mode="before")
+    @classmethod
+    def _derived_parse(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, str):  # one feature given as a plain string
+            value = [value]
+        from dsagent.tools.derived import check_features  # ast and re only: no ML library
+
+        check_features(value)  # DerivedError is a ValueError: a one-line BadInput via parse_answers
+        return value
 
     def given(self) -> dict[str, Any]:
         """Only the keys somebody actually answered."""
@@ -130,7 +145,8 @@ def parse_answers(data: dict[str, Any], source: str = "answers", *, as_note: boo
         return answers
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise BadInput(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        msg = str(first["msg"]).removeprefix("Value error, ")  # our validators' own one-line reasons
+        raise BadInput(f"{source}: {'.'.join(map(str, first['loc']))}: {msg}") from None
 
 
 # The one default of the run's wall-clock budget. Every surface (CLI, chat, MCP, Python API)

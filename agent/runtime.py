@@ -107,6 +107,19 @@ def _load_persona(ref: str, known: list[str]):
     return load_persona(ref, known_tools=known)
 
 
+def _check_derived(answers: Answers, data: Path) -> None:
+    """Derived features that read a column the data lacks stop the run before a session exists."""
+    if not answers.derived_features:
+        return
+    from dsagent.tools.derived import DerivedError, check_against_file
+
+    time_column = answers.time_column if answers.time_column not in (None, "", "no") else None
+    try:
+        check_against_file(answers.derived_features, data, target=answers.target, time_column=time_column)
+    except DerivedError as exc:
+        raise BadInput(f"{exc}; fix derived_features in the answers") from None
+
+
 class Run:
     """A run in progress. Iterate `events()` to drive it; then read `result()`."""
 
@@ -149,6 +162,7 @@ class Run:
             self.backend_name = choose_backend_name(opts.backend)
             budget = resolve_time_budget(opts.time_budget, answers)
             check_answer_columns(answers, data)
+            _check_derived(answers, data)
             sessions_dir.mkdir(parents=True, exist_ok=True)
             self.session = Session.create(sessions_dir, data_path=data, persona=self.persona.name, backend=self.backend_name,
                                           model=opts.model, seed=opts.seed, extra={"time_budget": budget})

@@ -33,7 +33,12 @@ def frame() -> pd.DataFrame:
     return df
 
 
-def _fit(frame, family="linear", task="multiclass", n=5):
+DERIVED = {"features": ["bill_per_year = bill_length_mm / (`year` - 2000)", "n_island = count() by island",
+                        "bill_island = mean(bill_length_mm) by island", "recent = mean(bill_length_mm) by sex over 30 days",
+                        "long_note = length(note) * contains(note, \"fox\")"], "time_column": "when"}
+
+
+def _fit(frame, family="linear", task="multiclass", n=5, derived=None):
     X = frame[list(KINDS)]
     y = {"multiclass": frame["species"].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2}).to_numpy(),
          "binary": (frame["species"] == "Adelie").astype(int).to_numpy(),
@@ -43,7 +48,7 @@ def _fit(frame, family="linear", task="multiclass", n=5):
         params = {"max_iter": n}
     if family == "mlp":
         params = {"max_iter": n, "hidden_layer_sizes": [8]}
-    return build_pipeline({"family": family, "params": params}, KINDS, X, task, 0, 3).fit(X, y), X
+    return build_pipeline({"family": family, "params": params}, KINDS, X, task, 0, 3, derived).fit(X, y), X
 
 
 def _manifest(tag: str) -> dict:
@@ -64,6 +69,17 @@ def test_every_family_round_trips_with_the_trusted_list(frame, tmp_path, task):
         np.testing.assert_allclose(loaded.predict(X.iloc[:20]), model.predict(X.iloc[:20]))
         assert manifest["model"] == family and len(manifest["sha256"]) == 64
         assert set(manifest["trusted_types"]) == set(TRUSTED_TYPES)
+
+
+def test_derived_features_round_trip_with_their_fitted_aggregates(frame, tmp_path):
+    """The DerivedFeatures step (group and windowed aggregates learned in fit) saves and loads."""
+    model, X = _fit(frame, "xgboost", "multiclass", derived=DERIVED)
+    path = tmp_path / "derived" / "model.skops"
+    save_model(model, path, _manifest("derived"))
+    loaded, _ = load_model(path)
+    step = loaded.named_steps["preprocess"].named_steps["derive"]
+    assert step.tables_ == model.named_steps["preprocess"].named_steps["derive"].tables_
+    np.testing.assert_allclose(loaded.predict_proba(X.iloc[:30]), model.predict_proba(X.iloc[:30]))
 
 
 def test_trusted_list_is_exact_names_not_prefixes():

@@ -12,8 +12,8 @@ from dsagent.answers import BadInput
 from dsagent.backends.config import resolve_model
 from dsagent.persona import MCP_PREFIX, list_personas, load_persona, parse_persona, to_claude_code
 
-TOOLS = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
-         "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
+TOOLS = ["ask_user", "profile_data", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
+         "evaluate_model", "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
 SEEDS = Path("/work/shared/seeds")
 
 

@@ -214,7 +214,8 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         grow.update(rounds=params["n_estimators"], search_rounds=chosen["params"]["n_estimators"],
                     search_learning_rate=float(chosen["params"].get("learning_rate", 0.05)))
     else:
-        pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes).fit(X_train, y_train)
+        pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes,
+                                  task.get("derived")).fit(X_train, y_train)
         params = chosen["params"]
     fit_s = time.perf_counter() - t0
     pred, proba = predict_any(pipeline, X_test, task)

@@ -305,7 +305,7 @@ NATIVE_DEFAULT = {"xgboost": "native", "hist_gb": "ordinal"}
 
 
 def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
-                   n_classes: int = 2):
+                   n_classes: int = 2, derived: dict[str, Any] | None = None):
     """spec = {"family": ..., "params": {...}} -> an unfitted estimator on raw columns.
 
     Deterministic: the same spec, columns and seed give the same model (the notebook relies on it).
@@ -313,6 +313,9 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
       (regression: fit on log1p(y), predict back on the original scale);
     - family "ensemble" with params {"members": [spec, ...], "weights": [...]} -> a soft
       VotingClassifier / VotingRegressor of member Pipelines (each with its own preprocessing).
+    - `derived` (the task's "derived" entry: {"features": ["name = expr", ...], "time_column": ...})
+      puts a DerivedFeatures step in front of the preprocessing (tools/derived_step.py): the features
+      are computed from raw rows and fitted with the rest, per fold.
     """
     limit_native_threads()
     family = spec["family"]
@@ -321,7 +324,8 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         from sklearn.ensemble import VotingClassifier, VotingRegressor
 
         names = params.get("names") or [f"m{i}_{m['family']}" for i, m in enumerate(params["members"])]
-        members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes)) for n, m in zip(names, params["members"])]
+        members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes, derived))
+                   for n, m in zip(names, params["members"])]
         weights = [float(w) for w in params["weights"]]
         if task == "regression":
             return VotingRegressor(members, weights=weights)
@@ -331,6 +335,12 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
     if categorical not in ("ordinal", "native") or (categorical == "native" and family not in NATIVE_DEFAULT):
         raise ValueError(f"categorical {categorical!r}: 'ordinal', or 'native' for {sorted(NATIVE_DEFAULT)}")
     native = False
+    if derived and derived.get("features"):
+        from dsagent.tools.derived import parse_feature
+
+        # Derived features are numbers; the step keeps the raw columns, so the preprocessing below
+        # selects by name as before and drops the helper columns a feature only reads.
+        kinds = {**kinds, **{parse_feature(f).name: "numeric" for f in derived["features"]}}
     if family == "baseline":  # the prior / the mean reads no feature: encoding them is wasted time on large data
         pre = ColumnTransformer([], remainder="drop")
     else:
@@ -348,6 +358,11 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
             raise ValueError(f"target_transform {transform!r} needs a regression task and one of {list(TARGET_TRANSFORMS)}")
         func, inverse = TARGET_TRANSFORMS[transform]
         model = TransformedTargetRegressor(regressor=model, func=func, inverse_func=inverse, check_inverse=False)
+    if derived and derived.get("features"):
+        from dsagent.tools.derived_step import DerivedFeatures
+
+        # One "preprocess" step still: the callers that fit or read it (early stopping, explain) need no change.
+        pre = Pipeline([("derive", DerivedFeatures(list(derived["features"]), derived.get("time_column"))), ("columns", pre)])
     return Pipeline([("preprocess", pre), ("model", model)])
 
 

@@ -40,6 +40,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "dsagent.tools.features.TextColumn",
     "dsagent.tools.features.ToStrings",
     "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
+    # Derived features: skops rebuilds it with __new__ and BaseEstimator.__setstate__ (a __dict__ update);
+    # its state is the expressions as strings and dicts/lists of strings and floats (no callable:
+    # the expressions are parsed again, by a whitelist, when it transforms).
+    "dsagent.tools.derived_step.DerivedFeatures",
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
     # MLPClassifier's Adam state (step sizes and moment arrays, restored as plain attributes; no __setstate__)

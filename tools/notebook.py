@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pprint
 import re
 import shutil
 import tempfile
@@ -76,6 +77,10 @@ def _data_findings(profile: dict[str, Any], task: dict[str, Any]) -> str:
     kinds: dict[str, list[str]] = {}
     for col, kind in task["features"].items():
         kinds.setdefault(kind, []).append(col)
+    for f in (task.get("derived") or {}).get("features") or []:  # the Pipeline computes these from raw columns
+        name, expression = (part.strip() for part in f.split("=", 1))
+        lines.append(f"- Derived feature `{md_cell(name, 60)}` = `{md_cell(expression, 200)}` (computed inside the Pipeline, "
+                     "fitted on training rows only; see DERIVED below).")
     lines.append("- Features used: " + "; ".join(f"{k}: " + ", ".join(f"`{md_cell(c, 40)}`" for c in cols[:12])
                                                  + (" ..." if len(cols) > 12 else "") for k, cols in kinds.items()) + ".")
     return "\n".join(lines)
@@ -95,6 +100,21 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
             f"# The run fitted the final model on {fit_rows} of the {n_train} training rows ({why}).\n"
             f"X_train, y_train = subsample(X_train, y_train, {{'task': TASK, 'split': {{'kind': {split['kind']!r}}}}}, "
             f"{fit_rows}, SEED)\n\n")
+
+
+def _derived_code(task: dict[str, Any]) -> str:
+    """INPUTS (the raw columns the model reads) and, with derived features, DERIVED: the
+    expressions the Pipeline's first step computes from those columns (tools/derived.py)."""
+    from dsagent.tools.task import input_columns
+
+    derived = task.get("derived")
+    if not derived:
+        return "INPUTS = list(FEATURES)\n"
+    lines = ["# Derived features, computed inside the Pipeline from raw columns (fitted on training rows only):"]
+    lines += [f"#   {f}" for f in derived["features"]]
+    shown = {k: derived[k] for k in ("features", "time_column")}  # what build_pipeline reads; a Python literal (None, not null)
+    return ("\n".join(lines) + f"\nDERIVED = {pprint.pformat(shown, width=100)}\n"
+            f"INPUTS = {json.dumps(input_columns(task))}  # the features and the columns only derived features read\n")
 
 
 def _split_code(split: dict[str, Any]) -> str:
@@ -121,8 +141,8 @@ def _split_code(split: dict[str, Any]) -> str:
             "    \"\"\"Classes -> 0..k-1 in the order of CLASSES (for binary, the positive class is 1).\"\"\"\n"
             "    if TASK == 'regression':\n        return y.to_numpy(dtype=float)\n"
             "    return y.astype(str).map({c: i for i, c in enumerate(CLASSES)}).to_numpy(dtype=int)\n\n"
-            "X_train, y_train = df.iloc[train_rows][list(FEATURES)], encode(df[TARGET].iloc[train_rows])\n"
-            "X_test, y_test = df.iloc[test_rows][list(FEATURES)], encode(df[TARGET].iloc[test_rows])\n"
+            "X_train, y_train = df.iloc[train_rows][INPUTS], encode(df[TARGET].iloc[train_rows])\n"
+            "X_test, y_test = df.iloc[test_rows][INPUTS], encode(df[TARGET].iloc[test_rows])\n"
             "print(f'training rows: {len(X_train)}, test rows: {len(X_test)}')")
     return head + body + tail
 
@@ -214,7 +234,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             f"{SPLIT_REASON.get(split['kind'], split['kind'])}. Model selection below only ever sees the training part."),
         new_code_cell(
             f"TARGET = {task['target']!r}\nTASK = {task['task']!r}\nCLASSES = {task['classes']!r}\n"
-            f"FEATURES = {json.dumps(task['features'], indent=1)}\n\n" + _split_code(split)),
+            f"FEATURES = {json.dumps(task['features'], indent=1)}\n" + _derived_code(task) + "\n" + _split_code(split)),
         new_markdown_cell(
             "## 5. Choose a model by cross-validation on the training split\n\n"
             + _leaderboard_md(board, metric) + "\n\n" + _choice_reason(board, ev, task) + "\n\n"
@@ -224,7 +244,8 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
         new_code_cell(
             "from dsagent.tools.features import build_pipeline\n\n" + _fit_rows_code(ev, split) +
             f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
-            f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])})\n"
+            f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])}"
+            + (", derived=DERIVED" if task.get("derived") else "") + ")\n"
             "model.fit(X_train, y_train)"),
         new_markdown_cell(
             "## 6. Score the untouched test split once\n\n"

@@ -216,6 +216,7 @@ BUILTIN_MODULES = [
     "dsagent.tools.ask",
     "dsagent.tools.profile",
     "dsagent.tools.task",
+    "dsagent.tools.engineer",
     "dsagent.tools.train",
     "dsagent.tools.tune",
     "dsagent.tools.ensemble",

@@ -325,6 +325,9 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                  else " (consistent with the test score)."), ""]
     lines += _section_business(answers, task, ev, goal, view)
     lines += _section_data(profile, task)
+    from dsagent.tools.engineer import derived_markdown
+
+    lines += derived_markdown(ctx.artifacts_dir)
 
     lines += ["## Models compared (cross-validation on the training split)", "",
               f"| model | family | CV {metric} mean | CV std | vs baseline | fit s |", "|---|---|---|---|---|---|"]
@@ -483,6 +486,12 @@ def _fairness_notes(rows: list[dict[str, Any]], task: str, sensitive: bool) -> l
     return notes
 
 
+def _derived_card(ctx: ToolContext) -> list[str]:
+    from dsagent.tools.engineer import derived_markdown
+
+    return derived_markdown(ctx.artifacts_dir, heading="### Derived features")
+
+
 def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answers: dict[str, Any],
                session: dict[str, Any], groups: dict[str, list[dict[str, Any]]] | None = None,
                cis: dict[str, Any] | None = None) -> str:
@@ -499,6 +508,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              "categories). Output: " + ("a predicted value." if task["task"] == "regression" else
                                         "a class and one probability per class (" + ", ".join(f"`{md_cell(c)}`" for c in task["classes"][:10]) + ")."),
              "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
+             *_derived_card(ctx),
              "## Intended use", "",
              f"- {md_cell(goal[:1].upper() + goal[1:], 300)}, on rows drawn from the same source and period as the training data.",
              "- Decision support: a person can review and override individual predictions."

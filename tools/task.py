@@ -151,6 +151,7 @@ def define_task(
     if not features:
         raise ToolError("no usable feature columns remain after dropping ID-like, constant and leaking columns")
 
+    derived = declared_features(ctx, df, target, time_column)
     chosen_metric = metric or ctx.answers.get("metric") or default_metric(task, minority)
     metric_spec = get_metric(chosen_metric, task)
     record = {
@@ -162,6 +163,7 @@ def define_task(
         "classes": classes,
         "minority_frac": minority,
         "features": features,
+        "derived": derived,
         "dropped": dropped,
         "n_rows": int(len(df)),
         "n_labelled": int(len(positions)),
@@ -180,9 +182,35 @@ def define_task(
     summary = {k: record[k] for k in ("target", "task", "metric", "positive_class", "n_train", "n_test", "split", "cv", "notes")}
     summary["classes"] = classes[:20] if classes else None
     summary["n_features"] = len(features)
+    if derived:
+        summary["derived_features"] = derived["features"]
     summary["dropped"] = dropped[:20]
     return ToolOutput(summary=summary, record={k: v for k, v in record.items() if not k.endswith("_rows")},
                       files={"task": paths.TASK})
+
+
+def declared_features(ctx: ToolContext, df: pd.DataFrame, target: str, time_column: str | None) -> dict[str, Any] | None:
+    """The answers' derived_features, checked against the data: the task's "derived" entry (what
+    build_pipeline puts in front of the preprocessing), or None."""
+    texts = ctx.answers.get("derived_features") or []
+    return derived_entry(texts, [str(c) for c in df.columns], target, time_column) if texts else None
+
+
+def derived_entry(texts: list[str], columns: list[str], target: str, time_column: str | None) -> dict[str, Any]:
+    from dsagent.tools.derived import DerivedError, check_features, feature_inputs
+
+    try:
+        check_features(list(texts), columns, target=target, time_column=time_column)
+    except DerivedError as exc:
+        raise ToolError(str(exc)) from None
+    return {"features": list(texts), "time_column": time_column, "inputs": feature_inputs(list(texts), time_column)}
+
+
+def input_columns(task: dict[str, Any]) -> list[str]:
+    """The raw columns the model reads: the features, then the columns only derived features read."""
+    features = list(task["features"])
+    extra = (task.get("derived") or {}).get("inputs") or []
+    return features + [c for c in extra if c not in features]
 
 
 def _guess_positive(classes: list[str], counts: pd.Series) -> str:
@@ -243,7 +271,7 @@ def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, di
     if len(df) != task["n_rows"]:
         raise DataError("the data file changed since define_task; call define_task again")
     part = df.iloc[task[rows_key]]
-    X = part[list(task["features"])]
+    X = part[input_columns(task)]
     return X, encode_target(task, part[task["target"]]), task
 
 

@@ -112,7 +112,7 @@ def fit_fold(spec: dict[str, Any], X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: p
     rows (the preprocessing is fitted on the training rows only) and reports its best round."""
     params = spec.get("params") or {}
     if spec["family"] != "xgboost" or "n_estimators" in params:
-        return build_pipeline(spec, task["features"], X_tr, task["task"], seed, n_classes).fit(X_tr, y_tr), None
+        return build_pipeline(spec, task["features"], X_tr, task["task"], seed, n_classes, task.get("derived")).fit(X_tr, y_tr), None
     model, booster = _fit_early_stopped(params, task, X_tr, y_tr, X_va, y_va, seed, n_classes)
     model.rounds_trained_ = booster.get_booster().num_boosted_rounds()  # best + patience: what the fold paid for
     return model, int(booster.best_iteration) + 1
@@ -123,7 +123,8 @@ def _fit_early_stopped(params: dict[str, Any], task: dict[str, Any], X_tr: pd.Da
     """(the fitted Pipeline, its XGBoost model) early-stopped on the validation rows, whose
     preprocessing is fitted on the training rows only."""
     es_params = {**params, "n_estimators": XGB_MAX_ROUNDS, "early_stopping_rounds": _early_stopping_rounds(params)}
-    model = build_pipeline({"family": "xgboost", "params": es_params}, task["features"], X_tr, task["task"], seed, n_classes)
+    model = build_pipeline({"family": "xgboost", "params": es_params}, task["features"], X_tr, task["task"], seed, n_classes,
+                           task.get("derived"))
     pre, est = model.steps[0][1], model.steps[1][1]
     Xt = pre.fit_transform(X_tr, y_tr)
     Xv = pre.transform(X_va)

@@ -174,7 +174,7 @@ class AutopilotBackend:
             yield text
             return Turn(text=text)
         budget = state.time_budget
-        if self._next_step(done) == "train_models":  # measured once, before the search is planned
+        if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
             self._slow = _slowdown()
         slow = self._slow
         task = self._task(state)  # read once per turn: it holds the split's row lists (1.7 MB on 225k rows)
@@ -194,6 +194,15 @@ class AutopilotBackend:
                 call = ToolCall("auto-ask", "ask_user", {"questions": questions})
             else:
                 step = "define_task"
+        if step == "engineer_features":
+            declared = state.answers.get("derived_features") or []
+            if declared and "engineer_features" in self._tool_names(tools):
+                # Declared features are in the task already (define_task); this measures each one's CV change
+                # for the report, and keeps them all: the user asked for them.
+                text = f"Measuring the {len(declared)} derived feature(s) you declared by cross-validation."
+                call = ToolCall("auto-engineer", "engineer_features", {"expressions": list(declared), "keep": "all"})
+            else:
+                step = "train_models"
         if step == "define_task":
             a = state.answers
             args: dict[str, Any] = {"target": a.get("target") or target}
@@ -306,8 +315,8 @@ class AutopilotBackend:
             yield text
         return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
 
-    ORDER = ["profile_data", "ask_user", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
-             "explain_model", "write_report", "plan_monitoring", "write_notebook"]
+    ORDER = ["profile_data", "ask_user", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
+             "evaluate_model", "explain_model", "write_report", "plan_monitoring", "write_notebook"]
 
     @staticmethod
     def _tool_names(tools) -> set[str]:

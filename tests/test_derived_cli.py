@@ -1,0 +1,100 @@
+"""Derived features through the real CLI: a declared ratio beats the run without it beyond the CI,
+`dsagent predict` computes it from raw rows, and a hostile or wrong expression stops the run
+with exit 2 before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsagent.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=_env(), timeout=240)
+
+
+@pytest.fixture(scope="module")
+def ratio_data(tmp_path_factory) -> Path:
+    """y is a / b plus a little noise: trees approximate a ratio of two inputs poorly, a ratio column directly."""
+    d = tmp_path_factory.mktemp("ratio")
+    rng = np.random.default_rng(0)
+    n = 400
+    a, b = rng.uniform(1, 10, n), rng.uniform(1, 10, n)
+    pd.DataFrame({"a": a.round(3), "b": b.round(3), "c": rng.normal(size=n).round(3),
+                  "y": (a / b + rng.normal(0, 0.05, n)).round(4)}).to_csv(d / "ratio.csv", index=False)
+    return d
+
+
+def _start(d: Path, name: str, answers: str | None) -> subprocess.Popen:
+    extra = []
+    if answers is not None:
+        (d / f"{name}.yaml").write_text(answers)
+        extra = ["--answers", f"{name}.yaml"]
+    cmd = [sys.executable, "-m", "dsagent.cli", "run", "ratio.csv", "--target", "y", "--backend", "offline",
+           "--time-budget", "10", "--max-trials", "2", "--sessions-dir", name, "--json", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d, env=_env())
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_raw_rows(ratio_data):
+    # Both runs at once: most of a tiny run's time is waiting (its budget, the notebook's kernel start).
+    runs = [_start(ratio_data, "with", "derived_features:\n  - ratio = a / b\n"), _start(ratio_data, "without", None)]
+    with_ratio, without = (_result(p) for p in runs)
+    assert with_ratio["metric"] == without["metric"] == "rmse"
+    # Beyond the CI: the whole 95% interval of the run with the ratio lies below the other run's score.
+    assert with_ratio["test_ci"][1] < without["test_score"], (with_ratio["test_ci"], without["test_score"])
+
+    art = Path(with_ratio["session_dir"]) / "artifacts"
+    task = json.loads((art / "task.json").read_text())
+    assert task["derived"]["features"] == ["ratio = a / b"]
+    assert "ratio" not in pd.read_csv(ratio_data / "ratio.csv").columns
+    measured = json.loads((art / "derived_features.json").read_text())["features"]
+    assert measured[0]["name"] == "ratio" and measured[0]["cv_change"] < 0  # rmse: lower is better
+    assert "`ratio` | `a / b`" in (art / "report.md").read_text()
+    assert "`ratio` | `a / b`" in (art / "model_card.md").read_text()
+    notebook = (art / "notebook.ipynb").read_text()
+    assert "ratio = a / b" in notebook and "derived=DERIVED" in notebook
+
+    # `dsagent predict` on the raw test rows (no ratio column) gives the session's test predictions.
+    raw = pd.read_csv(ratio_data / "ratio.csv").iloc[task["test_rows"]].drop(columns=["y"])
+    raw.to_csv(ratio_data / "test_raw.csv", index=False)
+    proc = _cli("predict", with_ratio["session_dir"], "test_raw.csv", "-o", "pred.csv", cwd=ratio_data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    session_pred = np.load(art / "test_predictions.npz")["pred"]
+    np.testing.assert_allclose(pd.read_csv(ratio_data / "pred.csv")["prediction"], session_pred, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("feature,reason", [
+    ("x = a.__class__.__bases__", "attribute access"),
+    ("x = __import__('os').system('touch pwned')", "attribute access"),
+    ("x = a / incme", "'incme', which is not a column"),
+])
+def test_hostile_or_wrong_expression_exits_2_in_one_line_before_anything_runs(ratio_data, feature, reason):
+    d = ratio_data
+    (d / "bad.yaml").write_text(json.dumps({"derived_features": [feature]}))
+    proc = _cli("run", "ratio.csv", "--target", "y", "--backend", "offline", "--sessions-dir", "bad", "--answers",
+                "bad.yaml", cwd=d)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert not (d / "bad").exists() or not any((d / "bad").iterdir())  # no session: nothing ran
+    assert not (d / "pwned").exists()
