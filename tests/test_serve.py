@@ -197,3 +197,28 @@ def test_bad_model_and_monitor_usage_are_one_line_errors(offline_run, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert "no model or session" in err[0] and "--from-log" in err[1] and "ISO" in err[2]
+
+
+def test_rows_the_model_cannot_score_get_the_fallback_and_are_counted(offline_run):
+    """A model that raises on one row: the rest of the batch is still scored, that row gets the
+    fallback answer (null until the answers key `fallback` exists) and is listed."""
+    from dsagent.tools.service import ServedModel
+
+    served = ServedModel(offline_run.session_dir, log=False)
+    real = served.model
+
+    class Choking:  # the real pipeline, except on one bill length
+        def predict_proba(self, X):
+            if (X["bill_length_mm"] == 99.9).any():
+                raise ValueError("cannot score this row")
+            return real.predict_proba(X)
+
+    rows = _rows(6)
+    rows.iloc[2, rows.columns.get_loc("bill_length_mm")] = 99.9
+    expected = json.loads(served.score(rows.drop(index=rows.index[2]).to_csv(index=False).encode(), "csv")["predictions_json"])
+    served.model = Choking()
+    result = served.score(rows.to_csv(index=False).encode(), "csv")
+    predictions = json.loads(result["predictions_json"])
+    assert result["fallback_rows"] == [2] and result["rows"] == 6
+    assert predictions[2]["prediction"] is None
+    assert [p for i, p in enumerate(predictions) if i != 2] == expected

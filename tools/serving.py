@@ -50,7 +50,7 @@ def check_schema(manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[s
             values = X[name].dropna().astype(str)
             unseen = values[~values.isin(seen)]
             if len(unseen):
-                examples = ", ".join(map(repr, unseen.unique()[:3]))
+                examples = ", ".join(repr(v if len(v) <= 40 else v[:40] + "...") for v in unseen.unique()[:3])
                 warn(f"column {name!r}: {len(unseen)} row(s) with categories not seen in training ({examples}); "
                      "the model treats them as unknown")
     return X
