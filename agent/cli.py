@@ -1,4 +1,4 @@
-"""dsagent run | predict | monitor | chat | mcp | sessions | tools | doctor
+"""dsagent run | predict | monitor | serve | chat | mcp | sessions | tools | doctor
 
 Exit codes: 0 success; 1 the run failed; 2 bad usage or bad input; 130 interrupted;
 monitor: 0 ok, 3 investigate, 4 retrain. Bad input is one line on stderr, no traceback unless
@@ -83,8 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 3 investigate, 4 retrain; 2 bad input (unreadable data, missing columns, "
                "no model or plan); 1 unexpected failure")
     mon.add_argument("model", help="session id or directory, or a model.skops file")
-    mon.add_argument("data", type=Path, help="the new batch (CSV/TSV/Parquet/Excel/JSON-lines), target column optional")
+    mon.add_argument("data", nargs="?", type=Path,
+                     help="the new batch (CSV/TSV/Parquet/Excel/JSON-lines), target column optional")
+    mon.add_argument("--from-log", action="store_true",
+                     help="check the rows `dsagent serve` scored (the session's traffic log) instead of a file")
+    mon.add_argument("--since", metavar="ISO", help="with --from-log: only rows served at or after this time (UTC)")
     _common(mon)
+    srv = sub.add_parser(
+        "serve", help="serve a saved model over HTTP",
+        description="POST /predict (JSON records or CSV; the columns and checks of `dsagent predict`), GET /health, "
+                    "/ready, /metadata, /metrics (Prometheus), /docs. Every scored row is logged to the session's "
+                    "artifacts/traffic/ (Parquet) for `dsagent monitor SESSION --from-log`.",
+        epilog="exit 2 on a bad model or an address that cannot be used; Ctrl-C stops it cleanly")
+    srv.add_argument("model", help="session id or directory, or a model.skops file")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one and prints it)")
+    srv.add_argument("--workers", type=int, default=1, help="worker processes, each with its own copy of the model")
+    srv.add_argument("--no-log", action="store_true", help="do not log served rows and predictions")
+    srv.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body accepted (413 above it)")
+    _common(srv)
     chat = sub.add_parser("chat", help="interactive terminal chat")
     chat.add_argument("data", nargs="?", type=Path)
     chat.add_argument("--plain", action="store_true", help="no colours or live widgets")
@@ -176,7 +193,16 @@ def cmd_monitor(args) -> int:
     from dsagent.tools.monitor import VERDICT_EXIT, apply_plan
 
     model_ref = _resolve_model_ref(args)
-    data, _ = load_table(args.data)
+    if args.from_log == (args.data is not None):
+        raise UsageError("dsagent monitor needs either a DATA file or --from-log (not both); see `dsagent monitor --help`")
+    if args.since and not args.from_log:
+        raise UsageError("--since only applies with --from-log")
+    if args.from_log:
+        from dsagent.tools.traffic import served_rows
+
+        data = served_rows(model_ref, args.since)
+    else:
+        data, _ = load_table(args.data)
     report = apply_plan(model_ref, data)
     if args.json:
         print(json.dumps(report, default=str))
@@ -214,6 +240,13 @@ def cmd_monitor(args) -> int:
     for r in report["reasons"]:
         console.print(f"  - {r}", markup=False)
     return VERDICT_EXIT[report["verdict"]]
+
+
+def cmd_serve(args) -> int:
+    from dsagent.serve import serve
+
+    return serve(_resolve_model_ref(args), host=args.host, port=args.port, workers=args.workers, log=not args.no_log,
+                 max_body_mb=args.max_body_mb)
 
 
 def cmd_sessions(args) -> int:
@@ -287,7 +320,7 @@ def cmd_mcp(args) -> int:
     return serve(args)
 
 
-COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "sessions": cmd_sessions, "tools": cmd_tools,
+COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "serve": cmd_serve, "sessions": cmd_sessions, "tools": cmd_tools,
             "doctor": cmd_doctor, "chat": cmd_chat, "mcp": cmd_mcp}
 
 

@@ -257,6 +257,24 @@ def column_names(path: str | Path) -> list[str] | None:
     return None
 
 
+def load_bytes(data: bytes, name: str, fmt: str, *, memory_budget: int | None = None) -> tuple[pd.DataFrame, LoadInfo]:
+    """A table sent over the wire (an HTTP body): `fmt` is "csv" or "json" (an array of records,
+    JSON lines, or one list of records under a key). The same detection and clean-up as a file
+    read by `load_table`, so `dsagent serve` and `dsagent predict` see the same frame."""
+    if not data.strip():
+        raise DataError(f"{name} is empty; send CSV with a header row or a JSON array of records")
+    info = LoadInfo(path=name, format="unknown", size_bytes=len(data))
+    budget = memory_budget if memory_budget is not None else available_memory()
+    ext = ".json" if fmt == "json" else ".csv"
+    try:
+        df = _read_text(data, data[:SAMPLE_BYTES], ext, info, budget, name)
+    except MemoryError:
+        raise DataError(f"ran out of memory reading {name} ({_human(len(data))}); send fewer rows per request") from None
+    df = _postprocess(df, info, name)
+    info.n_rows, info.n_cols = int(df.shape[0]), int(df.shape[1])
+    return df, info
+
+
 _CACHE: dict[tuple[str, int, int], tuple[pd.DataFrame, LoadInfo]] = {}
 
 

@@ -17,3 +17,4 @@ MONITORING = "monitoring.json"
 MONITORING_MD = "monitoring.md"
 PLOTS_DIR = "plots"
 RECORDS_DIR = "records"
+TRAFFIC = "traffic"  # the traffic log of `dsagent serve` (Parquet parts; tools/traffic.py)

@@ -50,7 +50,7 @@ def check_schema(manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[s
             values = X[name].dropna().astype(str)
             unseen = values[~values.isin(seen)]
             if len(unseen):
-                examples = ", ".join(map(repr, unseen.unique()[:3]))
+                examples = ", ".join(repr(v if len(v) <= 40 else v[:40] + "...") for v in unseen.unique()[:3])
                 warn(f"column {name!r}: {len(unseen)} row(s) with categories not seen in training ({examples}); "
                      "the model treats them as unknown")
     return X
@@ -58,8 +58,13 @@ def check_schema(manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[s
 
 def predict_frame(model, manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[str], None] = print) -> pd.DataFrame:
     """`prediction` per row (and `proba_<class>` per class for classifiers), same index and order."""
-    X = check_schema(manifest, data, warn)
-    out = pd.DataFrame(index=data.index)
+    return score_rows(model, manifest, check_schema(manifest, data, warn))
+
+
+def score_rows(model, manifest: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
+    """The model's answers for rows already through `check_schema` (the server calls the two
+    apart: it logs the checked rows and scores a failing batch row by row)."""
+    out = pd.DataFrame(index=X.index)
     if len(X) == 0:
         out["prediction"] = pd.Series(dtype=float if manifest["task"] == "regression" else object)
         for c in manifest.get("classes") or []:

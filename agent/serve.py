@@ -1,0 +1,263 @@
+"""`dsagent serve`: a saved model behind HTTP (FastAPI on uvicorn).
+
+POST /predict (JSON records or CSV), GET /health /ready /metadata /metrics, and the OpenAPI page
+(/docs, /openapi.json). This module is only the web layer: it reads bodies (refusing oversize
+ones with 413 before they are in memory), maps bad input to a 4xx with a one-line reason, and
+counts things for Prometheus. Scoring, schema checks and the traffic log are dsagent.tools.service,
+so no pandas or scikit-learn is imported here.
+
+With --workers N > 1, uvicorn starts N processes that each load the model (`app_from_env`) and
+share one listening socket; Prometheus metrics then go through prometheus_client's multiprocess
+mode so /metrics sums all workers whichever one answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from dsagent.answers import BadInput
+
+DEFAULT_MAX_BODY_MB = 32.0
+ENV_CONFIG = "DSAGENT_SERVE_CONFIG"  # how the parent hands its options to worker processes
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-values")
+JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl", "application/json-lines")
+
+PREDICT_BODY = {  # the body is read raw (size limit, CSV); this tells the OpenAPI page what it takes
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
+                             "example": [{"column": "value"}]},
+        "text/csv": {"schema": {"type": "string"}, "example": "column_a,column_b\n1,x\n"},
+    },
+}
+
+
+class Metrics:
+    def __init__(self, multiprocess: bool, classes: list[Any] | None):
+        # Multiprocess mode: values live in files under PROMETHEUS_MULTIPROC_DIR and are summed at
+        # scrape time, so the metrics are not registered anywhere (registry=None).
+        self.multiprocess = multiprocess
+        self.registry = None if multiprocess else CollectorRegistry()
+        reg = {"registry": self.registry}
+        self.requests = Counter("dsagent_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], **reg)
+        self.errors = Counter("dsagent_request_errors", "requests answered with a 4xx or 5xx", ["endpoint", "status"], **reg)
+        self.latency = Histogram("dsagent_request_latency_seconds", "request latency", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, **reg)
+        self.rows = Counter("dsagent_rows_scored", "rows scored by the model or the fallback", **reg)
+        self.fallback = Counter("dsagent_fallback_rows", "rows the model could not score (fallback answer)", **reg)
+        # Prediction distribution: a count per class (classifiers) or a histogram (regression).
+        self.classes = classes
+        if classes:
+            self.predicted = Counter("dsagent_predictions", "predictions by class", ["prediction"], **reg)
+        else:
+            self.predicted = Histogram("dsagent_prediction_value", "predicted values", **reg)
+
+    def observe_predictions(self, labels: list[Any]) -> None:
+        if self.classes:
+            for label in labels:
+                self.predicted.labels(prediction=str(label)).inc()
+        else:
+            for value in labels:
+                if value is not None:
+                    self.predicted.observe(float(value))
+
+    def exposition(self) -> bytes:
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` (declared length or
+    bytes received), so an oversize upload is never held in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise HTTPException(413, f"the body is {int(declared):,} bytes, over the limit of {limit:,}; "
+                                         "send fewer rows per request (or raise --max-body-mb)")
+        except ValueError:
+            raise HTTPException(400, "the Content-Length header is not a number") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over the limit of {limit:,} bytes; send fewer rows per request "
+                                     "(or raise --max-body-mb)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_format(content_type: str | None) -> str:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        return "json"
+    if kind in CSV_TYPES:
+        return "csv"
+    raise HTTPException(415, f"unsupported Content-Type {kind or '(none)'!r}; send application/json (an array of "
+                             "records) or text/csv (a header row and rows)")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> FastAPI:
+    """The app around one loaded `dsagent.tools.service.ServedModel`."""
+    from dsagent.tools.registry import ToolError
+
+    metrics = Metrics(multiprocess, served.manifest.get("classes"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if served.log is not None:
+            served.log.start()
+        try:
+            yield
+        finally:  # graceful shutdown (Ctrl-C, SIGTERM): the last requests reach the log
+            if served.log is not None:
+                served.log.close()
+
+    app = FastAPI(title="dsagent serve", version=served.version or "unknown", lifespan=lifespan,
+                  description=f"{served.manifest.get('model')} predicting {served.manifest.get('target')!r} "
+                              f"({served.manifest.get('task')}). Same columns and checks as `dsagent predict`.")
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        except Exception:  # never reached for handled errors; a bug still gets a clean 500
+            response, status = JSONResponse({"detail": "internal error while answering; see the server log"}, 500), 500
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "other")  # unmatched paths share one label (bounded cardinality)
+        metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+        metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
+        if status >= 400:
+            metrics.errors.labels(endpoint=endpoint, status=str(status)).inc()
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def one_line_error(request: Request, exc: HTTPException):
+        return JSONResponse({"detail": _one_line(exc.detail)}, status_code=exc.status_code)
+
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY},
+              summary="score rows: one prediction per row, in order (plus proba_<class> for classifiers)")
+    async def predict(request: Request) -> Response:
+        fmt = _body_format(request.headers.get("content-type"))
+        body = await _read_body(request, max_body_bytes)
+        try:
+            result = await run_in_threadpool(served.score, body, fmt)
+        except ToolError as exc:  # unreadable body, missing columns, no rows: the caller's to fix
+            raise HTTPException(422, _one_line(exc)) from None
+        except Exception as exc:
+            raise HTTPException(500, f"could not score the rows ({type(exc).__name__}: "
+                                     f"{_one_line(exc)[:200]})") from None
+        metrics.rows.inc(result["rows"])
+        metrics.fallback.inc(len(result["fallback_rows"]))
+        metrics.observe_predictions(result.pop("labels"))
+        records = result.pop("predictions_json")
+        head = json.dumps(result, default=str)
+        return Response(f'{head[:-1]}, "predictions": {records}}}', media_type="application/json")
+
+    @app.get("/health", summary="the process is up")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="the model is loaded and can score")
+    async def ready() -> Response:
+        if served.model is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, "model": served.manifest.get("model"), "version": served.version})
+
+    @app.get("/metadata", summary="model, version, task, metric, input schema, training data hash")
+    async def metadata() -> dict[str, Any]:
+        return served.metadata()
+
+    @app.get("/metrics", summary="Prometheus text format")
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _load(config: dict[str, Any]):
+    from dsagent.tools.service import ServedModel
+
+    return ServedModel(config["model"], log=config["log"])
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory in each worker process (--workers > 1)."""
+    config = json.loads(os.environ[ENV_CONFIG])
+    return create_app(_load(config), max_body_bytes=config["max_body_bytes"], multiprocess=True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit TCP_NODELAY. Without it, a kept-alive connection waits ~40 ms
+    # per response (Nagle's algorithm against the client's delayed ACK): asyncio sets it only on
+    # sockets it sees as TCP, and a socket handed over by fd (--workers) does not look like one.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
+                       "(0 picks a free one) or --host") from None
+    # Listening now: a client that connects as soon as the address is printed waits in the
+    # backlog until uvicorn accepts, instead of being refused.
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_body_mb: float) -> int:
+    import uvicorn
+
+    if workers < 1:
+        raise BadInput("--workers must be at least 1")
+    if max_body_mb <= 0:
+        raise BadInput("--max-body-mb must be positive")
+    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20))}
+    served = _load(config)  # in this process first: a bad model is exit 2 before anything listens
+    sock = _bind(host, port)
+    where = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
+    # The bound address goes out first, on its own line: with --port 0 it is how callers learn the port.
+    print(f"serving {served.manifest.get('model')} (version {served.version}) on {where} "
+          f"(docs at {where}/docs){'' if log else '; traffic log off'}", file=sys.stderr, flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print("warning: listening beyond this machine with no authentication; put it behind a proxy that has some",
+              file=sys.stderr, flush=True)
+    if workers == 1:
+        app = create_app(served, max_body_bytes=config["max_body_bytes"])
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10))
+        server.run(sockets=[sock])
+        return 0
+    del served  # each worker loads its own copy
+    os.environ[ENV_CONFIG] = json.dumps(config)
+    with tempfile.TemporaryDirectory(prefix="dsagent-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run("dsagent.serve:app_from_env", factory=True, fd=sock.fileno(), workers=workers,
+                    log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    return 0

@@ -1,0 +1,110 @@
+"""The model behind `dsagent serve`: loaded once, scoring request bodies the way `dsagent predict`
+scores files, and logging what it served.
+
+The web layer (dsagent/serve.py) hands over raw bytes and gets plain JSON-ready data back, so all
+pandas and scikit-learn work stays here. Same semantics as `dsagent predict`: the same loader
+(tools/data.py), the same safe model loader (tools/model_io.py), the same schema checks and
+warnings and the same output columns (tools/serving.py).
+
+When the model raises on a batch (not a schema problem, which is the caller's to fix), the batch
+is scored row by row and each row the model cannot score gets the fallback answer: the answers
+key `fallback` of the session when it exists. That key is not part of `Answers` yet (issue 22),
+so today such rows get a null prediction; either way they are counted and listed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dsagent.tools.data import load_bytes
+from dsagent.tools.model_io import load_model, resolve_model_path
+from dsagent.tools.registry import ToolError
+from dsagent.tools.serving import check_schema, score_rows
+from dsagent.tools.traffic import REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
+
+
+def _session_meta(model_path: Path) -> dict[str, Any]:
+    """session.json of the session that trained the model, when the model lives in one."""
+    for folder in list(model_path.resolve().parents)[:4]:
+        meta = folder / "session.json"
+        if meta.is_file():
+            try:
+                return json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+    return {}
+
+
+class ServedModel:
+    def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0):
+        self.model_path = resolve_model_path(ref)
+        self.model, self.manifest = load_model(self.model_path)
+        self.session = _session_meta(self.model_path)
+        answers = self.session.get("answers") or {}
+        self.fallback = answers.get("fallback")
+        # Columns kept in the log beside the features, so labels can be joined later.
+        self.keep = [c for c in (answers.get("id_columns") or []) if isinstance(c, str)] + [self.manifest.get("target")]
+        self.log = TrafficLog(traffic_dir(self.model_path), flush_seconds=log_flush_seconds) if log else None
+        self._requests = itertools.count(1)
+
+    @property
+    def version(self) -> str:
+        """The model file's sha256, shortened: changes whenever the served model does."""
+        return str(self.manifest.get("sha256", ""))[:12]
+
+    def metadata(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "model": m.get("model"), "family": m.get("family"), "version": self.version, "task": m.get("task"),
+            "metric": m.get("metric"), "target": m.get("target"), "classes": m.get("classes"),
+            "threshold": m.get("threshold"), "input_schema": m.get("input_schema"),
+            "training_data_sha256": self.session.get("data_sha256"), "session": self.session.get("id"),
+            "model_sha256": m.get("sha256"), "library_versions": m.get("versions"),
+            "output_columns": ["prediction"] + [f"proba_{c}" for c in m.get("classes") or []],
+            "fallback": self.fallback, "traffic_log": str(self.log.directory) if self.log else None,
+        }
+
+    def score(self, body: bytes, fmt: str) -> dict[str, Any]:
+        """Score a CSV or JSON body. Bad input raises ToolError (a one-line reason for a 4xx)."""
+        data, _info = load_bytes(body, "the request body", fmt)
+        warnings: list[str] = []
+        X = check_schema(self.manifest, data, warnings.append)
+        preds, failed = self._score_with_fallback(X)
+        if self.log is not None:
+            self._log(data, X, preds)
+        # The records stay JSON text: decoding them here only for the web layer to encode them
+        # again took most of the time of a 1,000-row request.
+        return {"rows": len(preds), "predictions_json": preds.to_json(orient="records", double_precision=15),
+                "warnings": warnings, "fallback_rows": failed, "model": self.manifest.get("model"),
+                "version": self.version, "labels": preds["prediction"].tolist()}
+
+    def _score_with_fallback(self, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+        try:
+            return score_rows(self.model, self.manifest, X), []
+        except ToolError:
+            raise
+        except Exception:  # one row the model chokes on must not fail the rest of the batch
+            pass
+        parts, failed = [], []
+        for i in range(len(X)):
+            try:
+                parts.append(score_rows(self.model, self.manifest, X.iloc[[i]]))
+            except Exception:
+                failed.append(i)
+                row = pd.DataFrame({"prediction": [self.fallback]}, index=X.index[[i]])
+                for c in self.manifest.get("classes") or []:
+                    row[f"proba_{c}"] = float("nan")
+                parts.append(row)
+        return pd.concat(parts), failed
+
+    def _log(self, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame) -> None:
+        kept = [c for c in dict.fromkeys(self.keep) if c and c in data.columns and c not in X.columns]
+        frame = pd.concat([X, data[kept], preds], axis=1).reset_index(drop=True)
+        frame.insert(0, REQUEST, next(self._requests))
+        frame.insert(0, SERVED_AT, now_utc())
+        self.log.append(frame)
