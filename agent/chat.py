@@ -32,6 +32,7 @@ from rich.text import Text
 from dsagent import runtime
 from dsagent.answers import ANSWER_KEYS, Answers, BadInput, load_answers, parse_answers
 from dsagent.asking import is_judgement
+from dsagent.goal import clear_target, data_columns
 from dsagent.chat_render import (MarkdownStream, StatusLine, code, fmt_seconds, fmt_tokens, leaderboard_table, markdown,
                                notebook_view, one_line, profile_notes, profile_table, summary_table)
 from dsagent.loop import Event, LoopState
@@ -338,6 +339,7 @@ class TerminalAsker:
 
     def __init__(self, chat: "Chat"):
         self.chat = chat
+        self.reason: str | None = None  # why my judgement chose what it did (stated with the answer)
 
     def ask(self, questions: list[dict[str, Any]], state: LoopState) -> dict[str, Any]:
         chat = self.chat
@@ -346,13 +348,42 @@ class TerminalAsker:
         answers: dict[str, Any] = {}
         try:
             n = len(questions)
-            chat.print(Text(f"{n} question{'s' if n > 1 else ''}: Enter takes the default; "
-                            "\"use your judgement\" leaves it to me.", style="dim"))
+            if self._left_to_me():
+                chat.print(Text(f"{n} question{'s' if n > 1 else ''}, left to my judgement as you asked:", style="dim"))
+            else:
+                chat.print(Text(f"{n} question{'s' if n > 1 else ''}: Enter takes the default; "
+                                "\"use your judgement\" leaves it to me.", style="dim"))
             for i, q in enumerate(questions, 1):
-                answers[q["key"]] = self._one(q, i, n, state)
+                judged = self._judged(q, state) if self._left_to_me() else None
+                answers[q["key"]] = judged[0] if judged else self._one(q, i, n, state)
         finally:
             state.deadline += time.time() - started  # waiting for the person is not work time
         return answers
+
+    def _left_to_me(self) -> bool:
+        run = getattr(self.chat, "run", None)
+        return bool(run is not None and run.leave_to_judgement)
+
+    def _goal(self) -> str | None:
+        run = getattr(self.chat, "run", None)
+        return run.state.answers.get("goal") if run is not None else None
+
+    def _judged(self, q: dict[str, Any], state: LoopState) -> tuple[Any] | None:
+        """The person left every question to me: (the default,) or, for the target, (the clear
+        choice,), stated with the reason; None when no choice is defensible (then it is asked)."""
+        try:
+            value, _ = self.parse(q, "use your judgement")
+        except ValueError as exc:
+            self.chat.print(Text(f"  {q['key']}: {exc}", style="yellow"))
+            return None
+        self._record(q, value, state)
+        return (value,)
+
+    def _record(self, q: dict[str, Any], value: Any, state: LoopState) -> None:
+        why = self.reason or q.get("why")
+        state.assumptions.append(f"{q['key']} = {value!r}: left to my judgement by the user" + (f" ({why})" if why else ""))
+        self.chat.print(Text(f"  → {q['key']} = {value!r} (assumed{': ' + self.reason if self.reason else ''})", style="dim"))
+        self.reason = None
 
     def _show(self, q: dict[str, Any], i: int, n: int) -> None:
         chat = self.chat
@@ -395,9 +426,7 @@ class TerminalAsker:
                 continue
             break
         if assumed:
-            why = f" ({q['why']})" if q.get("why") else ""
-            state.assumptions.append(f"{q['key']} = {value!r}: left to my judgement by the user{why}")
-            self.chat.print(Text(f"  → {q['key']} = {value!r} (assumed)", style="dim"))
+            self._record(q, value, state)
         else:
             self.chat.print(Text(f"  → {q['key']} = {value!r}", style="dim"))
         return value
@@ -407,7 +436,11 @@ class TerminalAsker:
         options = [str(o) for o in q.get("options") or []]
         if is_judgement(text):
             if self._required(q):
-                raise ValueError("I need an answer to this one: type a column name (Tab completes) or its number.")
+                column, why = clear_target(self._goal(), self.chat.columns or [])
+                if column is None:
+                    raise ValueError(f"No column is the clear choice: {why}. Type a column name (Tab completes) or its number.")
+                self.reason = why
+                return column, True
             return q.get("default"), True
         if text.isdigit() and options and 1 <= int(text) <= len(options):
             text = options[int(text) - 1]
@@ -451,16 +484,8 @@ def _columns_of(run: Run | None) -> list[str] | None:
             return [c["name"] for c in json.loads(prof.read_text()).get("columns", [])]
         except (OSError, ValueError, KeyError):
             pass
-    data = run.session.data_path
-    if data is None or not data.exists() or data.stat().st_size > COLUMNS_READ_LIMIT:
-        return None  # a big file is read once, by profile_data; its columns come from profile.json
-    try:
-        from dsagent.tools.data import load_table  # the same reader the tools use: same column names
-
-        df, _ = load_table(data)
-        return [str(c) for c in df.columns]
-    except Exception:  # completion is a convenience; a file the tools cannot read says so later
-        return None
+    # A big file is read once, by profile_data; its columns come from profile.json.
+    return data_columns(run.session.data_path, limit=COLUMNS_READ_LIMIT)
 
 
 class Chat:
@@ -758,19 +783,16 @@ class Chat:
         self.turn("")
 
     def _first_message(self, message: str) -> None:
-        """The first message is the goal; when it names exactly one column and no target is set,
-        that column is the target (DESIGN: the target may come from the goal text)."""
+        """The first message is the goal: what it says (target, budget, costs, ...) fills the keys
+        not already given, and is echoed in one line so the person can correct it."""
         run = self.run
         assert run is not None
         answers = run.state.answers
         if not answers.get("goal"):
             answers["goal"] = message
-        if not answers.get("target") and self.columns:
-            named = [c for c in self.columns if re.search(rf"(?<![\w.\-]){re.escape(c)}(?![\w.\-])", message, re.I)]
-            if len(named) == 1:
-                answers["target"] = named[0]
-                self.say(f"Taking {named[0]} as the target (named in your message).")
-        run.session.update(answers=answers)
+        understood = run.take_goal(message, self.columns)
+        if understood.values or understood.notes or understood.judgement:
+            self.say(understood.line(), style="")
 
     def _end_displays(self) -> None:
         if self.stream is not None:

@@ -138,6 +138,15 @@ def _resolve_model_ref(args) -> str:
                    "or a model.skops file")
 
 
+def _goal_target(goal: str | None, data) -> str | None:
+    """The target the goal in words names, if any (the run itself records the rest it says)."""
+    if not goal:
+        return None
+    from dsagent.goal import data_columns, understand
+
+    return understand(goal, data_columns(data)).values.get("target")
+
+
 def cmd_run(args) -> int:
     from dsagent.progress import ProgressPrinter
     from dsagent.runtime import Run, RunOptions
@@ -145,8 +154,9 @@ def cmd_run(args) -> int:
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
     answers = load_answers(args.answers) if args.answers else Answers()
-    if not args.resume and not (args.target or answers.target):
-        raise BadInput("no target column: pass --target COL or put `target:` in the --answers file")
+    if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data)):
+        raise BadInput("no target column: pass --target COL, put `target:` in the --answers file, "
+                       "or name the column in --goal (\"predict COL\")")
     if args.allow_unsandboxed:
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,

@@ -15,6 +15,14 @@ class Question(BaseModel):
     default: Any = None
 
 
+class Answer(BaseModel):
+    """One answers key as the run used it, and where it came from: given (argument, answers file,
+    the person in chat), understood (from the goal in words) or assumed (a stated default)."""
+
+    value: Any
+    source: Literal["given", "understood", "assumed"]
+
+
 class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
@@ -43,3 +51,4 @@ class RunResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     elapsed_s: float = 0.0
     error: str | None = None
+    answers: dict[str, Answer] = Field(default_factory=dict)

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from dsagent.answers import Answers, BadInput, parse_answers, resolve_time_budget
 from dsagent.asking import AssumeAsker, PauseAsker
 from dsagent.loop import Asker, Event, LoopState, ToolRunner, run_loop
-from dsagent.result import Question, RunResult, Usage
+from dsagent.result import Answer, Question, RunResult, Usage
 from dsagent.sandbox import Limits
 from dsagent.session import Session, default_sessions_dir, read_transcript
 from dsagent.tools import paths
@@ -177,6 +177,15 @@ class Run:
         self.state = LoopState(session=self.session, deadline=self.started + self.budget, time_budget=self.budget,
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))
+        self.echo: str | None = None  # the "Understood from your goal" line, shown when the run starts
+        self.leave_to_judgement = False  # the goal said "use your judgement on anything you need to ask"
+        if not opts.resume:
+            explicit = opts.time_budget or answers.time_budget
+            self.session.update(answer_sources={"time_budget": "given" if explicit else "assumed"})
+            if answers.goal:
+                from dsagent.goal import data_columns
+
+                self.echo = self.take_goal(answers.goal, data_columns(self.session.data_path)).line()
         given = answers.for_asker()
         self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
         limits = Limits(memory_mb=opts.memory_mb) if opts.memory_mb else Limits()
@@ -187,6 +196,28 @@ class Run:
         self.status = "running"
         self.error: str | None = None
         self.questions: list[dict[str, Any]] = []
+
+    def take_goal(self, goal: str, columns: list[str] | None):
+        """What the goal says fills the answers keys nobody gave (precedence: explicit argument >
+        answers > understood from the goal > default); recorded, with its source, in session.json."""
+        from dsagent.goal import understand
+
+        understood = understand(goal, columns)
+        self.leave_to_judgement |= understood.judgement
+        known = set(self.state.answers) | ({"time_budget"} if self.opts.time_budget or self.answers.time_budget else set())
+        understood.values = {k: v for k, v in understood.values.items() if k not in known}
+        if "time_budget" in understood.values:
+            extra = understood.values["time_budget"] - self.budget
+            self.budget += extra
+            self.state.time_budget = self.budget
+            self.state.deadline += extra
+        self.state.answers.update(understood.values)
+        sources = {**(self.session.meta.get("answer_sources") or {}), **{k: "understood" for k in understood.values}}
+        self.session.update(answers={**(self.session.meta.get("answers") or {}), **self.state.answers},
+                            answer_sources=sources, time_budget=self.budget,
+                            understood={"goal": goal, "line": understood.line(), "reasons": understood.reasons,
+                                        "notes": understood.notes})
+        return understood
 
     def _conversation(self) -> list[dict[str, Any]]:
         events = list(read_transcript(self.session.transcript_path))
@@ -221,8 +252,11 @@ class Run:
         parts = [f"Data file: {self.session.data_path.name if self.session.data_path else 'none'}."]
         if a.goal:
             parts.append(f"Goal: {a.goal}.")
-        if a.target:
-            parts.append(f"Target column: {a.target}.")
+        target = self.state.answers.get("target")
+        if target:
+            parts.append(f"Target column: {target}.")
+        if self.echo:
+            parts.append(self.echo)
         parts.append(f"Time budget: {self.budget:.0f} seconds.")
         parts.append("Build, evaluate and document the best model you can, following your workflow.")
         return " ".join(parts)
@@ -230,6 +264,9 @@ class Run:
     def events(self) -> Iterator[Event]:
         from dsagent.loop import NeedsInput  # noqa: F401  (documented: askers raise it)
 
+        if self.echo:
+            yield Event("notice", {"message": self.echo})
+            self.echo = None
         try:
             for event in run_loop(self.backend, self.state, self.tools, self.runner, self.asker, self.conversation,
                                   max_steps=self.opts.max_steps):
@@ -293,6 +330,21 @@ def _json(path: Path) -> Any:
         return None
 
 
+def answers_used(meta: dict[str, Any], assumptions: list[str]) -> dict[str, Answer]:
+    """Each answers key the run used, marked given, understood (from the goal) or assumed."""
+    from dsagent.asking import is_judgement
+
+    sources = meta.get("answer_sources") or {}
+    answers = {**(meta.get("answers") or {}), "time_budget": meta.get("time_budget")}
+    out: dict[str, Answer] = {}
+    for key, value in answers.items():
+        if is_judgement(value):
+            continue  # a key left to judgement and never asked: nothing was used
+        assumed = any(a.startswith(f"{key} = ") for a in assumptions)
+        out[key] = Answer(value=value, source=sources.get(key) or ("assumed" if assumed else "given"))
+    return out
+
+
 def build_result(session: Session, status: str, elapsed: float, error: str | None = None,
                  questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
     art = session.artifacts_dir
@@ -317,6 +369,7 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
             recommendations.insert(0, "The model does not beat the baseline on the test split: do not deploy it; "
                                       "revisit the features or the framing.")
     usage = session.meta.get("usage") or {}
+    assumed = list(assumptions if assumptions is not None else session.meta.get("assumptions") or [])
     return RunResult(
         status=status,  # type: ignore[arg-type]
         session_id=session.id,
@@ -332,7 +385,7 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
         best_model=ev.get("model"),
         leaderboard=[{k: r.get(k) for k in ("name", "family", "cv_mean", "cv_std", "fit_s")} for r in board[:5]],
         artifacts=artifacts,
-        assumptions=list(assumptions if assumptions is not None else session.meta.get("assumptions") or []),
+        assumptions=assumed,
         recommendations=recommendations,
         usage=Usage(input_tokens=int(usage.get("input_tokens", 0)), output_tokens=int(usage.get("output_tokens", 0)),
                     cache_read_tokens=int(usage.get("cache_read_tokens", 0)),
@@ -340,4 +393,5 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
                     model=usage.get("model")),
         elapsed_s=round(elapsed, 2),
         error=error,
+        answers=answers_used(session.meta, assumed),
     )

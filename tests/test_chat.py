@@ -94,14 +94,14 @@ def _factory(backend, runner=None):
     return make
 
 
-def _chat(sessions_dir, keys: str, backend, runner=None, *, resume=None, data=EXAMPLE, target=None):
+def _chat(sessions_dir, keys: str, backend, runner=None, *, resume=None, data=EXAMPLE, target=None, time_budget=60):
     """Run a whole chat on the given keystrokes; returns (chat, printed text)."""
     out = io.StringIO()
     console = Console(file=out, width=110, force_terminal=False, color_system=None, highlight=False)
     with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
         inp.send_text(keys)
         opts = RunOptions(data=None if resume else data, target=target, backend="offline", sessions_dir=sessions_dir,
-                          time_budget=60, resume=resume)
+                          time_budget=time_budget, resume=resume)
         chat = Chat(opts, console=console, run_factory=_factory(backend, runner), input=inp, output=DummyOutput(),
                     history_path=sessions_dir / ".chat_history")
         assert chat.open(opts)
@@ -139,7 +139,7 @@ def test_question_answered_through_the_prompt(sessions_dir):
     assert run.state.answers["cost_fp"] == 5.0
     assert run.state.answers["interpretability"] == "medium"
     assert any(a.startswith("interpretability") for a in run.state.assumptions)
-    assert "I need an answer" in out and "did you mean species" in out and "try again" in out
+    assert "No column is the clear choice" in out and "did you mean species" in out and "try again" in out
     assert "Thanks, noted" in out or "Thanks, **noted**" in out
     # The backend read the answers as the tool result, after the person's message.
     last = backend.seen[-1]
@@ -509,3 +509,48 @@ def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
     finally:
         chat.close()
         server.stop()
+
+
+CONCRETE_ROWS = "cement,water,age,strength\n" + "".join(f"{300 + i},{180 - i},{7 + i},{30 + i / 2}\n" for i in range(20))
+
+
+def test_goal_sentence_sets_target_and_budget_and_leaves_the_questions_to_judgement(sessions_dir, tmp_path):
+    """The issue's first message: the target and the budget come from the sentence (followed by a
+    full stop), it is echoed in one line, and every question is answered by judgement, not asked."""
+    data = tmp_path / "concrete.csv"
+    data.write_text(CONCRETE_ROWS)
+    questions = [{"key": "interpretability", "question": "How important is understanding?",
+                  "options": ["low", "medium", "high"], "default": "medium"},
+                 {"key": "time_column", "question": "Split by time?", "default": None}]
+    backend = ScriptedBackend([Turn(text="Questions.", tool_calls=[ToolCall("q1", "ask_user", {"questions": questions})],
+                                    stop_reason="tool_use"), Turn(text="done")])
+    message = "Predict strength. Use your judgement on anything you need to ask, and keep it to 60 seconds."
+    chat, out = _chat(sessions_dir, message + ENTER + CTRL_D, backend, data=data, time_budget=None)
+    run = chat.run
+    assert "Understood from your goal: target strength, budget 60 s, the rest left to my judgement." in out
+    assert run.state.answers["target"] == "strength" and run.budget == 60 and run.state.time_budget == 60
+    assert run.state.answers["interpretability"] == "medium"
+    assert "answer ›" not in out  # nothing was asked at the prompt
+    assert any(a.startswith("interpretability = 'medium': left to my judgement") for a in run.state.assumptions)
+    result = run.result()
+    assert result.answers["target"].source == "understood" and result.answers["time_budget"].value == 60
+    assert result.answers["interpretability"].source == "assumed"
+
+
+def test_judgement_on_the_target_picks_the_clear_column_or_says_why_not(sessions_dir, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("f1,f2,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    target_q = [{"key": "target", "question": "Which column should the model predict?", "options": ["f1", "f2", "label"],
+                 "default": None}]
+    backend = ScriptedBackend([Turn(text="Q.", tool_calls=[ToolCall("q1", "ask_user", {"questions": target_q})],
+                                    stop_reason="tool_use"), Turn(text="done")])
+    chat, out = _chat(sessions_dir, "build a model" + ENTER + "use your judgement" + ENTER + CTRL_D, backend, data=data)
+    assert chat.run.state.answers["target"] == "label"
+    assert "label is named like a target" in out
+
+    backend = ScriptedBackend([Turn(text="Q.", tool_calls=[ToolCall("q1", "ask_user", {"questions": target_q})],
+                                    stop_reason="tool_use"), Turn(text="done")])
+    keys = "compare f1 and f2" + ENTER + "use your judgement" + ENTER + "f2" + ENTER + CTRL_D
+    chat, out = _chat(sessions_dir, keys, backend, data=data)
+    assert "No column is the clear choice: your goal names 2 columns (f1, f2)" in out
+    assert chat.run.state.answers["target"] == "f2"

@@ -24,6 +24,15 @@ def test_json_stdout_is_exactly_one_object(offline_run_output):
     assert "profile_data" in offline_run_output.stderr  # progress went to stderr
 
 
+def test_answers_are_reported_with_their_source(offline_run):
+    """--target, --time-budget and the answers file are given; what the autopilot assumed is marked so."""
+    answers = offline_run.answers
+    assert answers["target"].model_dump() == {"value": "species", "source": "given"}
+    assert answers["time_budget"].model_dump() == {"value": 45.0, "source": "given"}
+    assert answers["segment_columns"].source == "given" and answers["goal"].source == "given"
+    assert answers["interpretability"].source == "assumed"
+
+
 def test_run_leaves_every_deliverable(offline_run):
     assert offline_run.status == "completed"
     assert offline_run.task == "multiclass" and offline_run.metric == "log_loss"
