@@ -282,9 +282,11 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
 
 
 # The tools that may read the test split: evaluate_model scores the chosen model on it (the model
-# is fitted on training rows first), explain_model measures the saved model's importances on it.
-# Neither decides anything the model learns.
-TEST_READERS = {("dsagent.tools.evaluate", "evaluate_model"), ("dsagent.tools.explain", "explain_model")}
+# is fitted on training rows first), explain_model measures the saved model's importances on it,
+# plan_monitoring takes the saved model's held-out scores as the reference its performance checks
+# compare a new batch with. None decides anything the model learns.
+TEST_READERS = {("dsagent.tools.evaluate", "evaluate_model"), ("dsagent.tools.explain", "explain_model"),
+                ("dsagent.tools.monitor", "plan_monitoring")}
 
 
 def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
@@ -295,6 +297,7 @@ def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any
     caller = sys._getframe(1)
     who = (caller.f_globals.get("__name__"), caller.f_code.co_name)
     if who not in TEST_READERS:
-        raise ToolError(f"the test split is read only by evaluate_model and explain_model, not by {who[0]}.{who[1]}; "
+        raise ToolError(f"the test split is read only by evaluate_model, explain_model and plan_monitoring, not by "
+                        f"{who[0]}.{who[1]}; "
                         "use training_data or search_data")
     return _part(ctx, "test_rows")
