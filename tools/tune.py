@@ -15,6 +15,7 @@ import numpy as np
 
 from dsagent.tools import paths
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from dsagent.tools.schemas import CVResult
 from dsagent.tools.task import search_data
 from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
@@ -98,12 +99,12 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     X, y, task = search_data(ctx)
     board = load_leaderboard(ctx)
     if family == "auto":
-        family = next((r["family"] for r in board if r["family"] in TUNABLE), "xgboost")
+        family = next((r.family for r in board if r.family in TUNABLE), "xgboost")
     # Params of the leaderboard's best variant of this family that are not searched (class
     # weights, target transform) carry over into every trial.
-    base = next((r for r in board if r["family"] == family and not r["name"].endswith("_tuned")), None)
-    fixed = {k: v for k, v in (base or {}).get("params", {}).items() if k in ("target_transform", "scale_pos_weight",
-                                                                                "class_weight")}
+    base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")), None)
+    fixed = {k: v for k, v in (base.params if base else {}).items() if k in ("target_transform", "scale_pos_weight",
+                                                                               "class_weight")}
     if family not in TUNABLE:
         raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(TUNABLE)}")
     budget = time_budget_s if time_budget_s is not None else max(5.0, ctx.seconds_left(60) * 0.6)
@@ -114,15 +115,15 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     storage = f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
     study = optuna.create_study(
         storage=storage,
-        study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task["metric"]]),
-        direction="maximize" if task["greater_is_better"] else "minimize",
+        study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task.metric]),
+        direction="maximize" if task.greater_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=8, multivariate=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         load_if_exists=True,
     )
     if len(study.trials) == 0:
         for params in WARM_STARTS.get(family, []):
-            study.enqueue_trial({k: v for k, v in params.items() if not (task["task"] == "regression" and k == "C")},
+            study.enqueue_trial({k: v for k, v in params.items() if not (task.task == "regression" and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}
     started = time.time()
@@ -132,7 +133,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
     def objective(trial):
         trial_started = time.time()
-        params = {**suggest(trial, family, task["task"]), **fixed}
+        params = {**suggest(trial, family, task.task), **fixed}
         spec = {"family": family, "params": params}
 
         def on_fold(i, value):
@@ -144,19 +145,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
             cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
         except OutOfTime:
             raise optuna.TrialPruned() from None
-        oofs[trial.number] = cv["oof"]
+        oofs[trial.number] = cv.oof
         trial_s.append(time.time() - trial_started)
-        trial.set_user_attr("refit_params", cv["refit_params"])
-        trial.set_user_attr("fold_fit_s", cv["fold_fit_s"])
-        trial.set_user_attr("fold_rows", cv["fold_rows"])
-        trial.set_user_attr("fold_rounds", cv["fold_rounds"])
-        trial.set_user_attr("fold_val_rows", cv["fold_val_rows"])
-        trial.set_user_attr("fit_s", cv["fit_s"])
-        trial.set_user_attr("predict_s", cv["predict_s"])
-        trial.set_user_attr("n_predicted", cv["n_predicted"])
-        ctx.report(f"trial {trial.number}: {task['metric']}={np.mean(cv['fold_scores']):.4f}",
+        for key, value in cv.timings().items():  # kept in the study: a resumed call rebuilds the result
+            trial.set_user_attr(key, value)
+        ctx.report(f"trial {trial.number}: {task.metric}={np.mean(cv.fold_scores):.4f}",
                    min(1.0, (time.time() - started) / budget))
-        return float(np.mean(cv["fold_scores"]))
+        return float(np.mean(cv.fold_scores))
 
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts, so a trial started with a second
@@ -177,23 +172,18 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
         cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
     else:
-        a = best.user_attrs
-        cv = {"oof": oof, "fold_scores": [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
-              "covered": ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]), "fit_s": a.get("fit_s", 0.0),
-              "predict_s": a.get("predict_s", 0.0), "n_predicted": a.get("n_predicted", len(X)),
-              "refit_params": a.get("refit_params", params), "fold_fit_s": a.get("fold_fit_s"),
-              "fold_rows": a.get("fold_rows"), "fold_rounds": a.get("fold_rounds"),
-              "fold_val_rows": a.get("fold_val_rows")}
-    params = cv["refit_params"]
+        cv = CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
+                                   [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
+                                   best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
+    params = cv.refit_params
     name = f"{family}_tuned"
-    save_oof(ctx, name, cv["oof"])
-    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv)
-    row["trials"] = len(study.trials)
-    ranked = save_leaderboard(ctx, [r for r in board if r["name"] != name] + [row], task["greater_is_better"])
+    save_oof(ctx, name, cv.oof)
+    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
+    ranked = save_leaderboard(ctx, [r for r in board if r.name != name] + [row], task.greater_is_better)
     states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
     summary = {
         "family": family,
-        "metric": task["metric"],
+        "metric": task.metric,
         "trials": {k: v for k, v in states.items() if v},
         "best_cv": round(best.value, 5),
         "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
@@ -209,5 +199,5 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         if ens.get("kept"):
             ranked = load_leaderboard(ctx)
             summary["leaderboard"] = compact_board(ranked)
-    return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": ranked},
+    return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
                       files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})
