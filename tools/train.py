@@ -11,14 +11,13 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
+from dsagent.tools.families import families_for, model_families
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import CVResult, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task import search_data
 
-# Cheap and diverse first: under a tight budget the later ones are the ones skipped.
-DEFAULT_CANDIDATES = ["baseline", "linear", "xgboost", "extra_trees", "random_forest", "hist_gb"]
 VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]
 XGB_MAX_ROUNDS = 2000
 
@@ -27,10 +26,9 @@ def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
     """Candidates by name. Families as they are, plus variants the data calls for: class weights
     when a binary target is imbalanced (judged by CV like the rest), a log1p target when a
     non-negative regression target is skewed (scored on the original scale), and for
-    classification a small neural network (mlp)."""
-    specs = {f: {"family": f, "params": {}} for f in DEFAULT_CANDIDATES}
-    if task.task != "regression":
-        specs["mlp"] = {"family": "mlp", "params": {}}
+    classification a small neural network (mlp). The families are the registry's (plugins too)
+    that support the task and ask to be candidates."""
+    specs = {f.name: {"family": f.name, "params": {}} for f in families_for(task.task) if f.candidate}
     if task.task == "binary" and (task.minority_frac or 0.5) < 0.2 and task.metric != "log_loss":
         pos = max(int((y == 1).sum()), 1)
         specs["linear_balanced"] = {"family": "linear", "params": {"class_weight": "balanced"}}
@@ -307,10 +305,9 @@ def compact_board(rows: list[LeaderboardRow], top: int = 8) -> list[dict[str, An
             for r in rows[:top]]
 
 
-# How a family's fit time grows with rows, as a power of the row ratio. Boosting pays a per-round
+# How a family's fit time grows with rows, as a power of the row ratio (ModelFamily.rows_exponent). Boosting pays a per-round
 # cost that does not grow with rows, so 4x the rows costs ~2-3x the time (measured: XGBoost 4x rows
 # 1.7x time on diamonds, 39x rows 30x time on census_kdd); the others grow about linearly or worse.
-ROWS_EXPONENT = {"xgboost": 0.9, "hist_gb": 0.9}
 # Scoring the validation rows each boosting round (early stopping): measured 0.8 ms per round for
 # 7.3k rows on diamonds, where 891 rounds took 1.0 s without it and 1.7 s with it.
 ES_EVAL_S_PER_ROUND_ROW = 1.1e-7
@@ -337,7 +334,8 @@ def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
         val_rows = row.get("fold_val_rows") or rows / 2
         per_fold = max(0.3 * float(per_fold), float(per_fold) - trained * val_rows * ES_EVAL_S_PER_ROUND_ROW)
         per_fold *= rounds / trained
-    return float(per_fold) * ratio ** ROWS_EXPONENT.get(row.get("family", ""), 1.0)
+    family = model_families().get(row.get("family", ""))
+    return float(per_fold) * ratio ** (family.rows_exponent if family else 1.0)
 
 
 @tool

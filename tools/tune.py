@@ -9,72 +9,23 @@ failed and the study goes on.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 from dsagent.tools import paths
+from dsagent.tools.families import ModelFamily, model_families, tunable_names
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
 from dsagent.tools.task import search_data
 from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
 
-TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
-
-# Known-good starting points (enqueued before TPE samples): library defaults plus configurations
-# that do well across many tabular datasets.
-WARM_STARTS: dict[str, list[dict[str, Any]]] = {
-    # XGBoost's number of rounds is not searched: each fold early-stops (dsagent.tools.train.fit_fold).
-    "xgboost": [
-        {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.8,
-         "reg_lambda": 1.0, "reg_alpha": 1e-8},
-        {"learning_rate": 0.08, "max_depth": 4, "min_child_weight": 2.0, "subsample": 0.8, "colsample_bytree": 0.6,
-         "reg_lambda": 3.0, "reg_alpha": 1e-8},
-        {"learning_rate": 0.05, "max_depth": 8, "min_child_weight": 3.0, "subsample": 0.7, "colsample_bytree": 0.5,
-         "reg_lambda": 1.0, "reg_alpha": 0.1},
-    ],
-    "hist_gb": [{"learning_rate": 0.06, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-6,
-                 "max_iter": 300}],
-    "random_forest": [{"min_samples_leaf": 1, "max_features": 0.5}],
-    "extra_trees": [{"min_samples_leaf": 1, "max_features": 0.5}],
-    "linear": [{"C": 1.0}],
-    "mlp": [{"alpha": 0.1, "learning_rate_init": 1e-3}, {"alpha": 1.0, "learning_rate_init": 1e-3}],
-}
-
-
-def suggest(trial, family: str, task: str) -> dict[str, Any]:
-    if family == "xgboost":
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
-            "max_depth": trial.suggest_int("max_depth", 2, 10),
-            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),
-            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30, log=True),
-            "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 5, log=True),
-        }
-    if family == "hist_gb":
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 100, log=True),
-            "l2_regularization": trial.suggest_float("l2_regularization", 1e-8, 10, log=True),
-            "max_iter": trial.suggest_int("max_iter", 100, 800, step=50),
-        }
-    if family in ("random_forest", "extra_trees"):
-        return {
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
-            "max_features": trial.suggest_float("max_features", 0.1, 1.0),
-        }
-    if family == "linear":
-        # A narrow range: on small data an extreme C wins CV log-loss by luck and loses on test.
-        key = "C" if task != "regression" else "alpha"
-        return {key: trial.suggest_float(key, 1e-2, 1e2, log=True)}
-    if family == "mlp" and task != "regression":
-        return {"alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
-                "learning_rate_init": trial.suggest_float("learning_rate_init", 3e-4, 1e-2, log=True)}
-    raise ToolError(f"family {family!r} cannot be tuned; choose one of {TUNABLE}")
+def _tunable(family: str, task: str) -> ModelFamily:
+    fam = model_families().get(family)
+    if fam is None or not fam.tunable or task not in fam.tasks:
+        names = [f.name for f in model_families().values() if f.tunable and task in f.tasks]
+        raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(names)}")
+    return fam
 
 
 @tool
@@ -99,14 +50,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     X, y, task = search_data(ctx)
     board = load_leaderboard(ctx)
     if family == "auto":
-        family = next((r.family for r in board if r.family in TUNABLE), "xgboost")
+        family = next((r.family for r in board if r.family in tunable_names()), "xgboost")
     # Params of the leaderboard's best variant of this family that are not searched (class
     # weights, target transform) carry over into every trial.
     base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")), None)
     fixed = {k: v for k, v in (base.params if base else {}).items() if k in ("target_transform", "scale_pos_weight",
                                                                                "class_weight")}
-    if family not in TUNABLE:
-        raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(TUNABLE)}")
+    fam = _tunable(family, task.task)
     budget = time_budget_s if time_budget_s is not None else max(5.0, ctx.seconds_left(60) * 0.6)
     if n_trials is None and time_budget_s is None and ctx.deadline is None:
         n_trials = 20
@@ -122,7 +72,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         load_if_exists=True,
     )
     if len(study.trials) == 0:
-        for params in WARM_STARTS.get(family, []):
+        for params in fam.warm_starts:
             study.enqueue_trial({k: v for k, v in params.items() if not (task.task == "regression" and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}
@@ -133,7 +83,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
     def objective(trial):
         trial_started = time.time()
-        params = {**suggest(trial, family, task.task), **fixed}
+        params = {**fam.search_space(trial, task.task), **fixed}
         spec = {"family": family, "params": params}
 
         def on_fold(i, value):

@@ -16,6 +16,7 @@ import json
 from typing import Any, Iterator
 
 from dsagent.loop import LoopState, ToolCall, Turn
+from dsagent.tools.families import tunable_names
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
@@ -45,7 +46,6 @@ def _slowdown(sample_s: float = 0.12) -> float:
     return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
 
 
-TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
 LINEAR_TRIALS = 16
 
 
@@ -228,7 +228,7 @@ class AutopilotBackend:
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = (task.n_train if task else 0)
             spend, refit = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
-            tunable = [r for r in board if r["family"] in TUNABLE]
+            tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
             else:
@@ -328,7 +328,7 @@ class AutopilotBackend:
         names = {r["name"] for r in board}
         if "linear_tuned" not in names:
             return None
-        others = [r["family"] for r in board if r["family"] in TUNABLE and r["family"] != "linear"]
+        others = [r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"]
         return others[0] if others and f"{others[0]}_tuned" not in names else None
 
     @staticmethod
