@@ -31,6 +31,7 @@ class ModelFamily:
     search_space: Callable[[Any, str], dict[str, Any]] | None = None
     warm_starts: tuple[dict[str, Any], ...] = ()
     candidate: bool = True  # train_models tries it by default (where it supports the task)
+    cheap: bool = False  # a plugin's cheap candidate is tried right after the baseline, before time runs short
     scaled_inputs: bool = False  # standardised numbers and one-hot categories (linear models, networks)
     dense: bool = False  # needs a dense matrix (small TF-IDF)
     native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode

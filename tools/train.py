@@ -46,7 +46,12 @@ def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
     # 0.093 without it) and last in line it was the one skipped when the search ran short of time.
     order = ["baseline", "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "mlp", "linear_log",
              "linear_balanced", "random_forest", "hist_gb"]
-    return [n for n in order if n in specs] + [n for n in specs if n not in order]
+    families = model_families()
+    # A plugin family that declares itself cheap is tried right after the baseline; others come
+    # last (where a short budget skips them first).
+    cheap = [n for n in specs if n not in order and getattr(families.get(specs[n]["family"]), "cheap", False)]
+    return ([n for n in order[:1] if n in specs] + cheap + [n for n in order[1:] if n in specs]
+            + [n for n in specs if n not in order and n not in cheap])
 
 
 def cv_splits(task: TaskSpec, X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) -> list[tuple[np.ndarray, np.ndarray]]:
