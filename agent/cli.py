@@ -282,15 +282,31 @@ def cmd_sessions(args) -> int:
     return EXIT_OK
 
 
+def _package_of(module: str) -> str:
+    """The installed distribution that provides a module (its top-level import package)."""
+    from importlib.metadata import packages_distributions
+
+    return (packages_distributions().get(module.split(".")[0]) or ["?"])[0]
+
+
 def cmd_tools(args) -> int:
+    """Tools, then model families, each with the package that provides it (plugins included)."""
+    from dsagent.tools.families import model_families
     from dsagent.tools.registry import all_tools
 
     specs = all_tools()
-    if args.json:
-        print(json.dumps([s.to_anthropic() | {"module": s.module} for s in specs.values()]))
+    families = model_families()
+    if args.json:  # the list of tools keeps its shape; each entry names its package
+        print(json.dumps([s.to_anthropic() | {"module": s.module, "package": _package_of(s.module)}
+                          for s in specs.values()]))
         return EXIT_OK
+    print("tools:")
     for spec in specs.values():
-        print(f"{spec.name:18} {spec.module:22} {spec.description.splitlines()[0]}")
+        print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
+    print("model families:")
+    for fam in families.values():
+        tasks = ", ".join(sorted(fam.tasks))
+        print(f"  {fam.name:18} {fam.package:14} {tasks}{'; tunable' if fam.tunable else ''}")
     return EXIT_OK
 
 

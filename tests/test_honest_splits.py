@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from dsagent.tools.schemas import CVPlan
 import pytest
 
 from dsagent.tools.registry import ToolContext, ToolError, all_tools
@@ -75,7 +77,8 @@ def test_time_split_folds_validate_on_later_rows_whatever_the_file_order(tmp_pat
         for tr, va in splits:
             assert times[va].min() > times[tr].max(), f"{name}: a fold validates on rows older than its training rows"
         # The large-data plan: one holdout, which must be the latest training rows.
-        (tr, va), = cv_splits({**task, "cv": {"kind": "holdout", "folds": 1, "fraction": 0.2}}, X, y, ctx)
+        holdout = CVPlan(kind="holdout", folds=1, fraction=0.2)
+        (tr, va), = cv_splits(task.model_copy(update={"cv": holdout}), X, y, ctx)
         assert times[va].min() > times[tr].max(), f"{name}: the search holdout is not the latest rows"
     assert boards[0] == boards[1]
 
@@ -91,9 +94,9 @@ def test_group_split_holdout_keeps_groups_whole(tmp_path):
     _call(ctx, "define_task", target="y", group_column="customer", metric="roc_auc")
     X, y, task = search_data(ctx)
     groups = df.loc[X.index, "customer"].to_numpy()
-    for plan in (task["cv"], {"kind": "holdout", "folds": 1, "fraction": 0.2}):
-        for tr, va in cv_splits({**task, "cv": plan}, X, y, ctx):
-            assert not set(groups[tr]) & set(groups[va]), f"{plan['kind']}: a group on both sides"
+    for plan in (task.cv, CVPlan(kind="holdout", folds=1, fraction=0.2)):
+        for tr, va in cv_splits(task.model_copy(update={"cv": plan}), X, y, ctx):
+            assert not set(groups[tr]) & set(groups[va]), f"{plan.kind}: a group on both sides"
 
 
 def test_test_split_loader_refuses_everything_but_evaluation(tmp_path):

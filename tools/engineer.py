@@ -87,8 +87,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
                      "cv_after": round(float(after.mean()), 6), "cv_change": round(float(after.mean() - before.mean()), 6),
                      "se": round(se, 6) if np.isfinite(se) else None, "helps": helpful, "kept": keep == "all" or helpful})
     kept = base + [new[r["name"]] for r in rows if r["kept"]]
-    task["derived"] = derived_entry(kept, columns, task["target"], time_column) if kept else None
-    artifact_path(ctx, paths.TASK).write_text(json.dumps(task))
+    task.derived = derived_entry(kept, columns, task.target, time_column) if kept else None
+    task.write(ctx.artifacts_dir)
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
               "in_task": kept}

@@ -18,17 +18,18 @@ from dsagent.tools import paths
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task import search_data
-from dsagent.tools.train import (compact_board, cv_splits, estimated_refit_s, load_leaderboard, oof_scores, save_leaderboard,
-                         save_oof)
+from dsagent.tools.schemas import CVResult, TaskSpec
+from dsagent.tools.train import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
+                                 save_leaderboard, save_oof)
 
 
-def _pred(task: dict[str, Any], oof: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    if task["task"] == "regression":
+def _pred(task: TaskSpec, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if task.task == "regression":
         return oof, None
     return oof.argmax(axis=1), oof
 
 
-def fold_scores(task: dict[str, Any], metric, y: np.ndarray, oof: np.ndarray,
+def fold_scores(task: TaskSpec, metric, y: np.ndarray, oof: np.ndarray,
                 splits: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
     """The metric on each fold's validation rows: the same measure as the leaderboard's cv_mean."""
     out = []
@@ -38,7 +39,7 @@ def fold_scores(task: dict[str, Any], metric, y: np.ndarray, oof: np.ndarray,
     return out
 
 
-def greedy_selection(task: dict[str, Any], metric, y: np.ndarray, oofs: list[np.ndarray],
+def greedy_selection(task: TaskSpec, metric, y: np.ndarray, oofs: list[np.ndarray],
                      splits: list[tuple[np.ndarray, np.ndarray]], rounds: int = 30,
                      cost: list[float] | None = None, max_cost: float | None = None) -> tuple[list[int], float]:
     """Caruana's forward selection with replacement. Returns per-member counts and the CV score.
@@ -98,21 +99,21 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     """The work of build_ensemble (also run at the end of tune_model(ensemble=True))."""
     started = time.time()
     X, y, task = search_data(ctx)
-    metric = get_metric(task["metric"], task["task"])
-    board = [r for r in load_leaderboard(ctx) if r["name"] != "ensemble"]
+    metric = get_metric(task.metric, task.task)
+    board = [r for r in load_leaderboard(ctx) if r.name != "ensemble"]
     oof_path = ctx.artifacts_dir / paths.OOF
     if not board or not oof_path.exists():
         raise ToolError("no candidates yet; call train_models first")
     stored = dict(np.load(oof_path))
-    pool = [r for r in board if r["family"] not in ("baseline", "ensemble") and r["name"] in stored
-            and len(stored[r["name"]]) == len(y)][:max_members]
+    pool = [r for r in board if r.family not in ("baseline", "ensemble") and r.name in stored
+            and len(stored[r.name]) == len(y)][:max_members]
     if len(pool) < 2:
         out = {"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"}
         return out, out
     splits = cv_splits(task, X, y, ctx)
     covered = np.ones(len(y), dtype=bool)
     for r in pool:
-        o = stored[r["name"]]
+        o = stored[r.name]
         covered &= ~np.isnan(o if o.ndim == 1 else o[:, 0])
     covered_idx = np.flatnonzero(covered)
     # Folds restricted to rows every member predicted (all of them for K-fold).
@@ -120,9 +121,9 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     pos[covered_idx] = np.arange(len(covered_idx))
     folds = [(np.empty(0, int), pos[va][pos[va] >= 0]) for _, va in splits]
     folds = [f for f in folds if len(f[1])]
-    oofs = [stored[r["name"]][covered_idx] for r in pool]
+    oofs = [stored[r.name][covered_idx] for r in pool]
     yc = y[covered_idx]
-    cost = [estimated_refit_s(r, task["n_train"]) for r in pool]
+    cost = [estimated_refit_s(r, task.n_train) for r in pool]
     counts, value = greedy_selection(task, metric, yc, oofs, folds, cost=cost, max_cost=max_refit_s)
     best_single = pool[0]
     single_value = float(np.mean(fold_scores(task, metric, yc, oofs[0], folds)))
@@ -130,31 +131,28 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     members = [i for i, c in enumerate(counts) if c]
     kept = len(members) >= 2 and sign * value > sign * single_value + 1e-9
     summary: dict[str, Any] = {
-        "metric": metric.name, "best_single": best_single["name"], "best_single_cv": round(single_value, 6),
-        "ensemble_cv": round(value, 6), "weights": {pool[i]["name"]: counts[i] for i in members},
+        "metric": metric.name, "best_single": best_single.name, "best_single_cv": round(single_value, 6),
+        "ensemble_cv": round(value, 6), "weights": {pool[i].name: counts[i] for i in members},
         "kept": bool(kept), "seconds": round(time.time() - started, 2),
     }
     if not kept:
         summary["reason"] = "the blend does not beat the best single model on the same folds"
         return summary, summary
-    blend = np.full_like(stored[pool[0]["name"]], np.nan, dtype=float)
+    blend = np.full_like(stored[pool[0].name], np.nan, dtype=float)
     blend[covered_idx] = sum(counts[i] * oofs[i] for i in members) / sum(counts[i] for i in members)
     scores = fold_scores(task, metric, yc, blend[covered_idx], folds)
     spec = {"family": "ensemble", "params": {
-        "members": [{"family": pool[i]["family"], "params": pool[i]["params"]} for i in members],
+        "members": [{"family": pool[i].family, "params": pool[i].params} for i in members],
         "weights": [counts[i] for i in members],
-        "names": [pool[i]["name"] for i in members],
+        "names": [pool[i].name for i in members],
     }}
-    row = {
-        "name": "ensemble", "family": "ensemble", "params": spec["params"], "metric": metric.name,
-        "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
-        "folds": [round(float(s), 6) for s in scores],
-        "oof_metrics": {k: round(v, 6) for k, v in oof_scores(task, y, blend, covered).items()},
-        "fit_s": round(sum(pool[i]["fit_s"] for i in members), 3),
-        "refit_s_est": round(sum(cost[i] for i in members), 3),
-        "predict_ms_per_1k": round(sum(pool[i].get("predict_ms_per_1k", 0.0) for i in members), 3),
-    }
+    # The blend's costs are its members' (summed), not timings of its own.
+    fit_s = sum(pool[i].fit_s for i in members)
+    cv = CVResult(oof=blend, covered=covered, fold_scores=scores, fit_s=fit_s, predict_s=0.0, n_predicted=int(covered.sum()),
+                  refit_params=spec["params"])
+    row = leaderboard_row("ensemble", spec, task, y, cv, fold_fit_s=None, refit_s_est=round(sum(cost[i] for i in members), 3),
+                          predict_ms_per_1k=round(sum(pool[i].predict_ms_per_1k for i in members), 3))
     save_oof(ctx, "ensemble", blend)
-    ranked = save_leaderboard(ctx, board + [row], task["greater_is_better"])
+    ranked = save_leaderboard(ctx, board + [row], task.greater_is_better)
     summary["leaderboard"] = compact_board(ranked)
-    return summary, {**summary, "spec": spec, "leaderboard": ranked}
+    return summary, {**summary, "spec": spec, "leaderboard": [r.to_json() for r in ranked]}

@@ -4,7 +4,6 @@ per-segment metrics, worst segments and latency."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -16,20 +15,21 @@ from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task import load_task, search_data, subsample_positions, test_data, training_data
 from dsagent.tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
-def pick_candidate(board: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def pick_candidate(board: list[LeaderboardRow], name: str) -> LeaderboardRow:
     if not board:
         raise ToolError("no trained candidates yet; call train_models first")
     if name == "best":
-        non_baseline = [r for r in board if r["family"] != "baseline"]
+        non_baseline = [r for r in board if r.family != "baseline"]
         return (non_baseline or board)[0]
     for row in board:
-        if row["name"] == name:
+        if row.name == name:
             return row
-    raise ToolError(f"no candidate named {name!r}; leaderboard has {', '.join(r['name'] for r in board)}")
+    raise ToolError(f"no candidate named {name!r}; leaderboard has {', '.join(r.name for r in board)}")
 
 
 def choose_threshold(y: np.ndarray, score_pos: np.ndarray, cost_fp: float | None, cost_fn: float | None) -> dict[str, Any]:
@@ -52,16 +52,16 @@ def choose_threshold(y: np.ndarray, score_pos: np.ndarray, cost_fp: float | None
     return {"threshold": round(best_t, 6), "rule": rule}
 
 
-def _shipped_threshold(ctx: ToolContext, chosen: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+def _shipped_threshold(ctx: ToolContext, chosen: LeaderboardRow, task: TaskSpec) -> dict[str, Any]:
     """The binary decision threshold the saved model ships with, from the chosen candidate's
     out-of-fold predictions (0.5 when it has none)."""
     oof_path = ctx.artifacts_dir / paths.OOF
     stored = np.load(oof_path) if oof_path.exists() else {}
-    oof = stored[chosen["name"]] if chosen["name"] in stored else None
+    oof = stored[chosen.name] if chosen.name in stored else None
     _, y_search, _ = search_data(ctx)  # the rows the out-of-fold predictions cover
     if oof is not None and len(oof) == len(y_search) and not np.isnan(oof[:, 1]).all():
         covered = ~np.isnan(oof[:, 1])
-        return choose_threshold(y_search[covered], oof[covered, 1], task.get("cost_fp"), task.get("cost_fn"))
+        return choose_threshold(y_search[covered], oof[covered, 1], task.cost_fp, task.cost_fn)
     return {"threshold": 0.5, "rule": "default 0.5 (no out-of-fold predictions for this candidate)"}
 
 
@@ -95,8 +95,8 @@ def _latency(model, X: pd.DataFrame, time_limit: float = 1.5) -> dict[str, Any]:
             "batch_rows": len(batch_rows), "batch_ms": round(float(np.median(batch)), 2)}
 
 
-def _row_loss(task: dict[str, Any], y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
-    if task["task"] == "regression":
+def _row_loss(task: TaskSpec, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
+    if task.task == "regression":
         return np.abs(y - pred)
     return -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))
 
@@ -118,7 +118,7 @@ def _segments(frame: pd.DataFrame, columns: list[str], loss: np.ndarray, task, y
                 entry[metric.name] = round(score(metric, y[mask], pred[mask], None if proba is None else proba[mask]), 5)
             except ValueError:
                 entry[metric.name] = None
-            if task["task"] != "regression":
+            if task.task != "regression":
                 entry["accuracy"] = round(float((pred[mask] == y[mask]).mean()), 4)
             rows.append(entry)
         out[col] = rows
@@ -151,7 +151,7 @@ def _worst_segments(frame: pd.DataFrame, features: dict[str, str], loss: np.ndar
     return sorted(found, key=lambda r: -r["ratio_to_overall"])[:5]
 
 
-def final_fit_rows(chosen: dict[str, Any], task: dict[str, Any], y: np.ndarray, max_fit_rows: int | None,
+def final_fit_rows(chosen: LeaderboardRow, task: TaskSpec, y: np.ndarray, max_fit_rows: int | None,
                    max_fit_s: float | None, seed: int) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any] | None]:
     """(positions of the training rows the final fit uses, positions of the training rows that
     early-stop it or None, the growth plan or None). Deterministic: the notebook's `subsample`
@@ -167,7 +167,7 @@ def final_fit_rows(chosen: dict[str, Any], task: dict[str, Any], y: np.ndarray, 
         # When every row nearly fits, take them all: an overrun of at most 15% and 1.5 s is worth
         # more than the last rows (diamonds: 548.7 RMSE on 86% of its rows, 538.7 on all).
         if estimate - max_fit_s > min(0.15 * estimate, 1.5):
-            floor = max(5_000, int(chosen.get("fold_rows") or 0))
+            floor = max(5_000, int(chosen.fold_rows or 0))
             n_fit = min(n_fit, max(floor, int(n_fit * max_fit_s / estimate)))
     return subsample_positions(y, task, n_fit, seed), None, None
 
@@ -201,40 +201,40 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         raise ToolError("max_fit_rows must be at least 100")
     if max_fit_s is not None and max_fit_s <= 0:
         raise ToolError("max_fit_s must be a positive number of seconds")
-    n_classes = len(task["classes"]) if task["classes"] else 0
-    spec = {"family": chosen["family"], "params": chosen["params"]}
+    n_classes = len(task.classes) if task.classes else 0
+    spec = {"family": chosen.family, "params": chosen.params}
     keep, held, grow = final_fit_rows(chosen, task, y_all, max_fit_rows, max_fit_s, ctx.seed)
     X_train, y_train = X_all.iloc[keep], y_all[keep]
     X_test, y_test, _ = test_data(ctx)
-    metric = get_metric(task["metric"], task["task"])
-    ctx.report(f"fitting {chosen['name']} on {len(X_train)} of {n_train_rows} training rows", 0.1)
+    metric = get_metric(task.metric, task.task)
+    ctx.report(f"fitting {chosen.name} on {len(X_train)} of {n_train_rows} training rows", 0.1)
     t0 = time.perf_counter()
     if grow:
         pipeline, params = fit_grown(spec, grow, task, X_train, y_train, X_all.iloc[held], y_all[held], ctx.seed, n_classes)
-        grow.update(rounds=params["n_estimators"], search_rounds=chosen["params"]["n_estimators"],
-                    search_learning_rate=float(chosen["params"].get("learning_rate", 0.05)))
+        grow.update(rounds=params["n_estimators"], search_rounds=chosen.params["n_estimators"],
+                    search_learning_rate=float(chosen.params.get("learning_rate", 0.05)))
     else:
-        pipeline = build_pipeline(spec, task["features"], X_train, task["task"], ctx.seed, n_classes,
+        pipeline = build_pipeline(spec, task.features, X_train, task.task, ctx.seed, n_classes,
                                   task.get("derived")).fit(X_train, y_train)
-        params = chosen["params"]
+        params = chosen.params
     fit_s = time.perf_counter() - t0
     pred, proba = predict_any(pipeline, X_test, task)
-    threshold = _shipped_threshold(ctx, chosen, task) if task["task"] == "binary" else None
+    threshold = _shipped_threshold(ctx, chosen, task) if task.task == "binary" else None
     if threshold is not None:  # label metrics score the decision that ships, not an argmax at 0.5
         pred = (proba[:, 1] >= threshold["threshold"]).astype(int)
-    scores = all_scores(task["task"], y_test, pred, proba)
+    scores = all_scores(task.task, y_test, pred, proba)
     main = score(metric, y_test, pred, proba)
     ci = bootstrap_ci(metric, y_test, pred, proba, seed=ctx.seed, time_limit=min(6.0, ctx.seconds_left(60) / 10 + 1))
 
-    baseline = build_pipeline({"family": "baseline"}, task["features"], X_train, task["task"], ctx.seed, n_classes)
+    baseline = build_pipeline({"family": "baseline"}, task.features, X_train, task.task, ctx.seed, n_classes)
     baseline.fit(X_train, y_train)
     b_pred, b_proba = predict_any(baseline, X_test, task)
     baseline_score = score(metric, y_test, b_pred, b_proba)
 
     record: dict[str, Any] = {
-        "model": chosen["name"], "family": chosen["family"], "params": params, "metric": metric.name,
+        "model": chosen.name, "family": chosen.family, "params": params, "metric": metric.name,
         "greater_is_better": metric.greater_is_better, "test_score": main, "test_ci": ci, "baseline_score": baseline_score,
-        "cv_mean": chosen["cv_mean"], "cv_std": chosen["cv_std"], "test_metrics": scores, "n_test": len(y_test),
+        "cv_mean": chosen.cv_mean, "cv_std": chosen.cv_std, "test_metrics": scores, "n_test": len(y_test),
         "n_train": n_train_rows, "fit_rows": len(y_train), "fit_s": round(fit_s, 3),
         "scored_at": scored_at(metric.name, metric.needs_proba, threshold),
     }
@@ -242,10 +242,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         record["grown"] = grow
     plot_dir = paths.PLOTS_DIR
     files: dict[str, str] = {}
-    if task["task"] != "regression":
+    if task.task != "regression":
         from sklearn.metrics import confusion_matrix
 
-        labels = task["classes"]
+        labels = task.classes
         if threshold is not None:
             threshold["test_metrics_at_threshold"] = all_scores("binary", y_test, pred, None)
             record["threshold"] = threshold
@@ -256,10 +256,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         cm = confusion_matrix(y_test, pred, labels=list(range(len(labels))))
         record["confusion_matrix"] = {"labels": labels, "matrix": cm.tolist()}
         files["confusion_matrix"] = f"{plot_dir}/confusion_matrix.png"
-        plots.confusion(cm, labels, artifact_path(ctx, files["confusion_matrix"]), f"Confusion matrix — {chosen['name']} (test)")
+        plots.confusion(cm, labels, artifact_path(ctx, files["confusion_matrix"]), f"Confusion matrix — {chosen.name} (test)")
     else:
         files["regression"] = f"{plot_dir}/regression.png"
-        plots.regression(y_test, pred, artifact_path(ctx, files["regression"]), task["target"])
+        plots.regression(y_test, pred, artifact_path(ctx, files["regression"]), task.target)
 
     loss = _row_loss(task, y_test, pred, proba)
     segment_cols = list(dict.fromkeys((ctx.answers.get("segment_columns") or []) + (ctx.answers.get("sensitive_columns") or [])))
@@ -268,14 +268,14 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     df, _ = load_dataset(ctx)
     test_frame = df.iloc[load_task(ctx)["test_rows"]]
     record["segments"] = _segments(test_frame, segment_cols, loss, task, y_test, pred, proba, metric)
-    record["worst_segments"] = _worst_segments(X_test, task["features"], loss, max(10, len(y_test) // 50))
+    record["worst_segments"] = _worst_segments(X_test, task.features, loss, max(10, len(y_test) // 50))
     record["latency"] = _latency(pipeline, X_test)
 
     manifest = {
-        "target": task["target"], "task": task["task"], "classes": task["classes"], "positive_class": task["positive_class"],
-        "threshold": record.get("threshold", {}).get("threshold"), "metric": metric.name, "model": chosen["name"],
-        "family": chosen["family"], "params": params, "input_schema": input_schema(X_train),
-        "dropped_columns": [d["column"] for d in task["dropped"]], "session_dir": str(ctx.session_dir),
+        "target": task.target, "task": task.task, "classes": task.classes, "positive_class": task.positive_class,
+        "threshold": record.get("threshold", {}).get("threshold"), "metric": metric.name, "model": chosen.name,
+        "family": chosen.family, "params": params, "input_schema": input_schema(X_train),
+        "dropped_columns": [d["column"] for d in task.dropped], "session_dir": str(ctx.session_dir),
     }
     save_model(pipeline, artifact_path(ctx, paths.MODEL), manifest)
     files["model"] = paths.MODEL
@@ -285,13 +285,13 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     np.savez_compressed(artifact_path(ctx, "test_predictions.npz"), pred=pred,
                         proba=proba if proba is not None else np.empty(0))
     record["files"] = files
-    artifact_path(ctx, paths.EVALUATION).write_text(json.dumps(record, indent=1, default=str))
+    Evaluation.model_validate(record).write(ctx.artifacts_dir)
     files["evaluation"] = paths.EVALUATION
 
     summary = {
-        "model": chosen["name"], "metric": metric.name, "test_score": round(main, 5), "scored_at": record["scored_at"],
+        "model": chosen.name, "metric": metric.name, "test_score": round(main, 5), "scored_at": record["scored_at"],
         "test_ci95": [round(ci[0], 5), round(ci[1], 5)] if ci else None, "baseline_score": round(baseline_score, 5),
-        "cv_mean": round(chosen["cv_mean"], 5), "other_test_metrics": {k: round(v, 4) for k, v in scores.items()},
+        "cv_mean": round(chosen.cv_mean, 5), "other_test_metrics": {k: round(v, 4) for k, v in scores.items()},
         "threshold": record.get("threshold", {}).get("threshold"), "worst_segments": record["worst_segments"][:3],
         "latency_single_row_ms_p95": record["latency"]["single_row_ms"]["p95"], "plots": [v for k, v in files.items()
                                                                                           if v.endswith(".png")],

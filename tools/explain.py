@@ -3,7 +3,6 @@ for XGBoost, SHAP contributions (`pred_contribs`) on the encoded features."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from dsagent.tools import paths, plots
 from dsagent.tools.model_io import load_model
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.schemas import Explanation
 from dsagent.tools.task import test_data
 from dsagent.tools.train import predict_any
 
@@ -159,7 +159,7 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
             title = f"Mean |SHAP contribution| (ensemble member {member})"
         plots.importance(names, [shap[n] for n in names], artifact_path(ctx, files["shap"]),
                          title, "mean |contribution| to the margin")
-    artifact_path(ctx, paths.EXPLANATION).write_text(json.dumps(record, indent=1))
+    Explanation.model_validate(record).write(ctx.artifacts_dir)
     files["explanation"] = paths.EXPLANATION
     summary = {"top_features": top[:10], "shap_top": [{"feature": k, "mean_abs": round(v, 5)} for k, v in list((shap or {}).items())[:8]],
                "note": "permutation importance on held-out rows; correlated columns share importance", "plots": [

@@ -240,68 +240,18 @@ def limit_native_threads() -> None:
 
 
 def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_classes: int = 2) -> Any:
-    """Model families by name. `params` overrides the defaults shown here."""
-    clf = task != "regression"
-    p = dict(params)
-    threads = native_threads()
-    if family == "baseline":
-        from sklearn.dummy import DummyClassifier, DummyRegressor
+    """An unfitted estimator of a registered family (dsagent.tools.families); `params` override its defaults."""
+    from dsagent.tools.families import get_family
 
-        return DummyClassifier(strategy="prior") if clf else DummyRegressor(strategy="mean")
-    if family == "linear":
-        from sklearn.linear_model import LogisticRegression, Ridge
-
-        if clf:
-            return LogisticRegression(**({"C": 1.0, "max_iter": 1000, "class_weight": None} | p))
-        return Ridge(**({"alpha": 1.0} | p))
-    if family == "mlp":
-        from sklearn.neural_network import MLPClassifier
-
-        if not clf:  # an unscaled regression target trains poorly; no candidate asks for it
-            raise ValueError("family 'mlp' is for classification tasks")
-        # One wide hidden layer, L2-regularised, on scaled/one-hot inputs: on digits its CV log-loss
-        # is 0.078 against 0.112 for logistic regression, in about a second per fit. At most 100
-        # epochs: 300 took 5 s per fold on telco_churn's 2.8k rows and overfitted (AUC 0.79 vs 0.83).
-        # (scikit-learn's early_stopping watches accuracy and stopped digits at log-loss 0.30.)
-        return MLPClassifier(**({"hidden_layer_sizes": (256,), "alpha": 0.1, "learning_rate_init": 1e-3,
-                                 "max_iter": 100, "random_state": seed} | p))
-    if family in ("random_forest", "extra_trees"):
-        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
-
-        cls = {("random_forest", True): RandomForestClassifier, ("random_forest", False): RandomForestRegressor,
-               ("extra_trees", True): ExtraTreesClassifier, ("extra_trees", False): ExtraTreesRegressor}[(family, clf)]
-        # 150 trees: nearly all of the forest's accuracy, half the fit, prediction and save time of 300
-        # (a 600-tree blend took 30 s to save with skops and 0.5 s per single-row prediction).
-        defaults = {"n_estimators": 150, "min_samples_leaf": 1, "max_features": "sqrt" if clf else 1.0, "n_jobs": threads,
-                    "random_state": seed}
-        return cls(**(defaults | p))
-    if family == "hist_gb":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(**({"max_iter": 300, "learning_rate": 0.06, "early_stopping": "auto", "random_state": seed} | p))
-    if family == "xgboost":
-        import xgboost as xgb
-
-        defaults = {"n_estimators": 400, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.9, "colsample_bytree": 0.8,
-                    "min_child_weight": 1.0, "tree_method": "hist", "max_bin": 256, "n_jobs": threads,
-                    "random_state": seed}
-        if clf:
-            defaults["eval_metric"] = "logloss" if n_classes <= 2 else "mlogloss"
-            return xgb.XGBClassifier(**(defaults | p))
-        defaults["eval_metric"] = "rmse"
-        return xgb.XGBRegressor(**(defaults | p))
-    raise ValueError(f"unknown model family {family!r}")
+    return get_family(family).build(dict(params), task, seed, n_classes)
 
 
-LINEAR_FAMILIES = {"linear", "mlp"}  # scaled numbers and one-hot categories
-DENSE_FAMILIES = {"hist_gb"}
 # Keys of a spec's params that shape the pipeline rather than the estimator.
 TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
-# "categorical": how a family sees low-cardinality categoricals by default. XGBoost splits on
-# categories natively (better on 4 of the 7 suite datasets with categoricals, measured at fixed
-# rounds); the forests and hist_gb get ordinal codes ("native" is allowed for hist_gb too).
-NATIVE_DEFAULT = {"xgboost": "native", "hist_gb": "ordinal"}
+# "categorical": how a family sees low-cardinality categoricals (ModelFamily.native_categorical is
+# its default). XGBoost splits on categories natively (better on 4 of the 7 suite datasets with
+# categoricals, measured at fixed rounds); the forests and hist_gb get ordinal codes ("native" is
+# allowed for hist_gb too).
 
 
 def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
@@ -330,10 +280,14 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         if task == "regression":
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
+    from dsagent.tools.families import get_family, model_families
+
+    fam = get_family(family)
     transform = params.pop("target_transform", None)
-    categorical = params.pop("categorical", NATIVE_DEFAULT.get(family, "ordinal"))
-    if categorical not in ("ordinal", "native") or (categorical == "native" and family not in NATIVE_DEFAULT):
-        raise ValueError(f"categorical {categorical!r}: 'ordinal', or 'native' for {sorted(NATIVE_DEFAULT)}")
+    categorical = params.pop("categorical", fam.native_categorical or "ordinal")
+    if categorical not in ("ordinal", "native") or (categorical == "native" and not fam.native_categorical):
+        native_families = sorted(f.name for f in model_families().values() if f.native_categorical)
+        raise ValueError(f"categorical {categorical!r}: 'ordinal', or 'native' for {native_families}")
     native = False
     if derived and derived.get("features"):
         from dsagent.tools.derived import parse_feature
@@ -346,7 +300,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
     else:
         groups = split_columns(kinds, df)
         native = categorical == "native" and native_ok(groups)
-        pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES,
+        pre = build_preprocessor(groups, linear=fam.scaled_inputs, task=task, dense=fam.dense,
                                  native_categorical=native)
     model = make_estimator(family, params, task, seed, n_classes)
     if native and family == "xgboost":

@@ -26,6 +26,7 @@ import pandas as pd
 from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.schemas import Evaluation, Explanation, MonitoringPlan
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
 P_VALUE = 0.01
@@ -239,17 +240,15 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     from dsagent.tools.monitor_labels import decision_reference, label_reference, reference_checks
     from dsagent.tools.task import test_data, training_data
 
-    ev_path = ctx.artifacts_dir / paths.EVALUATION
-    if not ev_path.exists():
+    ev = Evaluation.read(ctx.artifacts_dir)
+    if ev is None:
         raise ToolError("evaluate_model must run before plan_monitoring")
-    ev = json.loads(ev_path.read_text())
     X, y_train, task = training_data(ctx)
     pred, proba, source = _reference_predictions(ctx, ev, task)
     important: list[str] = []
-    expl_path = ctx.artifacts_dir / paths.EXPLANATION
-    if expl_path.exists():
-        expl = json.loads(expl_path.read_text())
-        important = [r["feature"] for r in expl.get("permutation_importance", []) if r.get("importance", 0) > 0]
+    expl = Explanation.read(ctx.artifacts_dir)
+    if expl is not None:
+        important = expl.important_features()
     _, y_test, _ = test_data(ctx)
     saved = np.load(ctx.artifacts_dir / "test_predictions.npz")
     test_proba = np.asarray(saved["proba"]) if saved["proba"].size else None
@@ -259,7 +258,7 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
                       n_train=task["n_train"], n_test=task["n_test"], labels=label_reference(task, y_train),
                       decisions=decisions | {"source": source} if decisions else None,
                       checks=reference_checks(task, ev["metric"], y_test, test_proba, ctx.seed))
-    artifact_path(ctx, paths.MONITORING).write_text(json.dumps(plan, indent=1))
+    MonitoringPlan.model_validate(plan).write(ctx.artifacts_dir)
     artifact_path(ctx, paths.MONITORING_MD).write_text(plan_markdown(plan), encoding="utf-8")
     summary = {"features_tracked": len(plan["features"]), "performance_floor": round(plan["performance"]["floor"], 5),
                "latency_budget_ms": plan["latency_budget_ms"], "triggers": plan["retraining_triggers"],

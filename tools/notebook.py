@@ -27,6 +27,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.schemas import Evaluation, Leaderboard, TaskSpec
 
 SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
 METRIC_REASON = {
@@ -179,11 +180,11 @@ def _choice_reason(board: list[dict[str, Any]], ev: dict[str, Any], task: dict[s
 
 
 def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.NotebookNode:
-    task = _load_json(ctx, paths.TASK)
-    ev = _load_json(ctx, paths.EVALUATION)
-    board = _load_json(ctx, paths.LEADERBOARD) or []
+    task = TaskSpec.read(ctx.artifacts_dir)
+    ev = Evaluation.read(ctx.artifacts_dir)
+    board = Leaderboard.read(ctx.artifacts_dir)
     profile = _load_json(ctx, paths.PROFILE)
-    if not task or not ev:
+    if task is None or ev is None:
         raise ToolError("define_task and evaluate_model must run before write_notebook")
     split = task["split"]
     data_path = session.get("data_path") or (str(ctx.data_path.resolve()) if ctx.data_path else None)

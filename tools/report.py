@@ -23,6 +23,7 @@ import pandas as pd
 from dsagent.tools import paths, plots
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -288,13 +289,13 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     intervals, plots, feature importance, error analysis (worst segments), segment/fairness tables,
     trade-offs, limitations and assumptions, and a reproducibility block (data sha256, library
     versions, seed, hyperparameters)."""
-    task = _load(ctx, paths.TASK)
-    ev = _load(ctx, paths.EVALUATION)
-    if not task or not ev:
+    task = TaskSpec.read(ctx.artifacts_dir)
+    ev = Evaluation.read(ctx.artifacts_dir)
+    if task is None or ev is None:
         raise ToolError("define_task and evaluate_model must run before write_report")
     profile = _load(ctx, paths.PROFILE)
-    board = _load(ctx, paths.LEADERBOARD) or []
-    expl = _load(ctx, paths.EXPLANATION)
+    board = Leaderboard.read(ctx.artifacts_dir)
+    expl = Explanation.read(ctx.artifacts_dir)
     session = read_json(ctx.session_dir / "session.json", {})
     answers = ctx.answers
     metric = ev["metric"]
@@ -445,8 +446,8 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     lines += ["## Reproducibility", "", "```",
               f"data:        {session.get('data_path')}", f"sha256:      {session.get('data_sha256')}",
               f"rows:        {task['n_rows']} ({task['n_train']} train / {task['n_test']} test)",
-              f"seed:        {ctx.seed}", f"split:       {json.dumps(task['split'])}",
-              f"cv:          {json.dumps(task.get('cv'))}",
+              f"seed:        {ctx.seed}", f"split:       {json.dumps(task.split.to_json())}",
+              f"cv:          {json.dumps(task.cv.to_json())}",
               f"model:       {ev['model']} = {ev['family']} {json.dumps(ev['params'], default=str)}",
               f"python:      {platform.python_version()}",
               "versions:    " + ", ".join(f"{k} {v}" for k, v in versions.items()),

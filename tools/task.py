@@ -7,7 +7,6 @@ only evaluation reads the test part (`test_data`).
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Literal
 
@@ -16,7 +15,8 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.data import DataError, load_dataset
-from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from dsagent.tools.schemas import TaskSpec
 
 CLASSIFICATION_MAX_CLASSES = 50
 
@@ -178,7 +178,7 @@ def define_task(
         "train_rows": positions[train_local].tolist(),
         "test_rows": positions[test_local].tolist(),
     }
-    artifact_path(ctx, paths.TASK).write_text(json.dumps(record))
+    TaskSpec.model_validate(record).write(ctx.artifacts_dir)
     summary = {k: record[k] for k in ("target", "task", "metric", "positive_class", "n_train", "n_test", "split", "cv", "notes")}
     summary["classes"] = classes[:20] if classes else None
     summary["n_features"] = len(features)
@@ -251,41 +251,41 @@ def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, task: str, min
 
 
 # -- helpers for the other tools -------------------------------------------------------------
-def load_task(ctx: ToolContext) -> dict[str, Any]:
-    path = ctx.artifacts_dir / paths.TASK
-    if not path.exists():
+def load_task(ctx: ToolContext) -> TaskSpec:
+    task = TaskSpec.read(ctx.artifacts_dir)
+    if task is None:
         raise ToolError("no task defined yet; call define_task first")
-    return json.loads(path.read_text())
+    return task
 
 
-def encode_target(task: dict[str, Any], y: pd.Series) -> np.ndarray:
-    if task["task"] == "regression":
+def encode_target(task: TaskSpec, y: pd.Series) -> np.ndarray:
+    if task.task == "regression":
         return y.to_numpy(dtype=float)
-    lookup = {c: i for i, c in enumerate(task["classes"])}
+    lookup = {c: i for i, c in enumerate(task.classes)}
     return y.astype(str).map(lookup).to_numpy(dtype=int)
 
 
-def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, TaskSpec]:
     task = load_task(ctx)
     df, _ = load_dataset(ctx)
-    if len(df) != task["n_rows"]:
+    if len(df) != task.n_rows:
         raise DataError("the data file changed since define_task; call define_task again")
-    part = df.iloc[task[rows_key]]
+    part = df.iloc[getattr(task, rows_key)]
     X = part[input_columns(task)]
-    return X, encode_target(task, part[task["target"]]), task
+    return X, encode_target(task, part[task.target]), task
 
 
-def training_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def training_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, TaskSpec]:
     """The training part only: what train and tune may see."""
     return _part(ctx, "train_rows")
 
 
-def search_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def search_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, TaskSpec]:
     """The rows the model search (train, tune, ensemble) works on: the training part, or a
     deterministic (stratified) subsample of it when it exceeds the plan's max_rows. Every search
     tool gets the same rows, so their out-of-fold predictions line up."""
     X, y, task = training_data(ctx)
-    return (*subsample(X, y, task, task["cv"].get("max_rows") or len(X), ctx.seed), task)
+    return (*subsample(X, y, task, task.cv.max_rows or len(X), ctx.seed), task)
 
 
 def subsample(X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], cap: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -303,6 +303,7 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
+    # Keyed reads on purpose: generated notebooks pass a plain {"task": ..., "split": {"kind": ...}}.
     strat = (y if task["task"] != "regression" and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
              else None)
     keep, _ = train_test_split(np.arange(len(y)), train_size=int(cap), random_state=seed, stratify=strat)
@@ -311,13 +312,13 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
 
 # The tools that may read the test split: evaluate_model scores the chosen model on it (the model
 # is fitted on training rows first), explain_model measures the saved model's importances on it,
-# plan_monitoring sets the monitor's floors from the shipped model's test scores. None of them
-# decides anything the model learns.
+# plan_monitoring takes the saved model's held-out scores as the reference its performance checks
+# compare a new batch with. None decides anything the model learns.
 TEST_READERS = {("dsagent.tools.evaluate", "evaluate_model"), ("dsagent.tools.explain", "explain_model"),
                 ("dsagent.tools.monitor", "plan_monitoring")}
 
 
-def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, TaskSpec]:
     """The untouched test part: read only by evaluation, after the model is chosen.
 
     Any other caller is refused, so a tool that would let test rows shape the model (a feature
@@ -325,6 +326,7 @@ def test_data(ctx: ToolContext) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any
     caller = sys._getframe(1)
     who = (caller.f_globals.get("__name__"), caller.f_code.co_name)
     if who not in TEST_READERS:
-        raise ToolError(f"the test split is read only by evaluate_model, explain_model and plan_monitoring, not by {who[0]}.{who[1]}; "
+        raise ToolError(f"the test split is read only by evaluate_model, explain_model and plan_monitoring, not by "
+                        f"{who[0]}.{who[1]}; "
                         "use training_data or search_data")
     return _part(ctx, "test_rows")

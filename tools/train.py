@@ -3,7 +3,6 @@ training part only; keep out-of-fold predictions for ensembling and threshold ch
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -12,30 +11,29 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
+from dsagent.tools.families import families_for, model_families
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, get_metric, score
-from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
+from dsagent.tools.schemas import CVResult, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task import search_data
 
-# Cheap and diverse first: under a tight budget the later ones are the ones skipped.
-DEFAULT_CANDIDATES = ["baseline", "linear", "xgboost", "extra_trees", "random_forest", "hist_gb"]
 VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]
 XGB_MAX_ROUNDS = 2000
 
 
-def candidate_specs(task: dict[str, Any], y: np.ndarray) -> dict[str, dict[str, Any]]:
+def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
     """Candidates by name. Families as they are, plus variants the data calls for: class weights
     when a binary target is imbalanced (judged by CV like the rest), a log1p target when a
     non-negative regression target is skewed (scored on the original scale), and for
-    classification a small neural network (mlp)."""
-    specs = {f: {"family": f, "params": {}} for f in DEFAULT_CANDIDATES}
-    if task["task"] != "regression":
-        specs["mlp"] = {"family": "mlp", "params": {}}
-    if task["task"] == "binary" and (task.get("minority_frac") or 0.5) < 0.2 and task["metric"] != "log_loss":
+    classification a small neural network (mlp). The families are the registry's (plugins too)
+    that support the task and ask to be candidates."""
+    specs = {f.name: {"family": f.name, "params": {}} for f in families_for(task.task) if f.candidate}
+    if task.task == "binary" and (task.minority_frac or 0.5) < 0.2 and task.metric != "log_loss":
         pos = max(int((y == 1).sum()), 1)
         specs["linear_balanced"] = {"family": "linear", "params": {"class_weight": "balanced"}}
         specs["xgboost_balanced"] = {"family": "xgboost", "params": {"scale_pos_weight": round((len(y) - pos) / pos, 4)}}
-    if task["task"] == "regression" and len(y) and float(np.min(y)) >= 0:
+    if task.task == "regression" and len(y) and float(np.min(y)) >= 0:
         skew = float(pd.Series(y).skew())
         if skew > 1.0:
             specs["linear_log"] = {"family": "linear", "params": {"target_transform": "log1p"}}
@@ -48,25 +46,30 @@ def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
     # 0.093 without it) and last in line it was the one skipped when the search ran short of time.
     order = ["baseline", "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "mlp", "linear_log",
              "linear_balanced", "random_forest", "hist_gb"]
-    return [n for n in order if n in specs] + [n for n in specs if n not in order]
+    families = model_families()
+    # A plugin family that declares itself cheap is tried right after the baseline; others come
+    # last (where a short budget skips them first).
+    cheap = [n for n in specs if n not in order and getattr(families.get(specs[n]["family"]), "cheap", False)]
+    return ([n for n in order[:1] if n in specs] + cheap + [n for n in order[1:] if n in specs]
+            + [n for n in specs if n not in order and n not in cheap])
 
 
-def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_splits(task: TaskSpec, X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import (GroupKFold, GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit,
                                          train_test_split)
 
-    plan, split = task["cv"], task["split"]
+    plan, split = task.cv, task.split
     idx = np.arange(len(X))
-    classification = task["task"] != "regression"
-    fraction = plan.get("fraction", 0.2)
+    classification = task.task != "regression"
+    fraction = plan.fraction
     groups = None
-    if split["kind"] == "group":
+    if split.kind == "group":
         df, _ = load_dataset(ctx)
-        groups = df.loc[X.index, split["group_column"]].astype(str).to_numpy()  # X keeps the data's row labels
-    if plan["kind"] == "holdout":
+        groups = df.loc[X.index, split.group_column].astype(str).to_numpy()  # X keeps the data's row labels
+    if plan.kind == "holdout":
         # The search holdout follows the split: the latest rows under a time split (training rows
         # come in time order), whole groups under a group split, stratified at random otherwise.
-        if split["kind"] == "time":
+        if split.kind == "time":
             cut = int(round(len(idx) * (1 - fraction)))
             return [(idx[:cut], idx[cut:])]
         if groups is not None:
@@ -75,8 +78,8 @@ def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolCon
         strat = y if classification and np.bincount(y).min() >= 2 else None
         tr, va = train_test_split(idx, test_size=fraction, random_state=ctx.seed, stratify=strat)
         return [(np.sort(tr), np.sort(va))]
-    k = plan["folds"]
-    if split["kind"] == "time":
+    k = plan.folds
+    if split.kind == "time":
         return list(TimeSeriesSplit(n_splits=k).split(idx))  # rows in time order: each fold validates on later rows
     if groups is not None:
         return list(GroupKFold(n_splits=k).split(idx, groups=groups))
@@ -85,12 +88,12 @@ def cv_splits(task: dict[str, Any], X: pd.DataFrame, y: np.ndarray, ctx: ToolCon
     return list(KFold(n_splits=k, shuffle=True, random_state=ctx.seed).split(idx))
 
 
-def predict_any(model, X, task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_any(model, X, task: TaskSpec) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted labels or values, class probabilities or None)."""
-    if task["task"] == "regression":
+    if task.task == "regression":
         return np.asarray(model.predict(X), dtype=float), None
     proba = np.asarray(model.predict_proba(X), dtype=float)
-    n_classes = len(task["classes"])
+    n_classes = len(task.classes)
     if proba.shape[1] != n_classes:  # a fold that missed a class: pad with zeros
         full = np.zeros((len(proba), n_classes))
         full[:, model.classes_] = proba
@@ -107,23 +110,23 @@ def _early_stopping_rounds(params: dict[str, Any]) -> int:
 
 
 def fit_fold(spec: dict[str, Any], X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va: np.ndarray,
-             task: dict[str, Any], seed: int, n_classes: int) -> tuple[Any, int | None]:
+             task: TaskSpec, seed: int, n_classes: int) -> tuple[Any, int | None]:
     """Fit one fold. XGBoost without a fixed n_estimators early-stops on the fold's validation
     rows (the preprocessing is fitted on the training rows only) and reports its best round."""
     params = spec.get("params") or {}
     if spec["family"] != "xgboost" or "n_estimators" in params:
-        return build_pipeline(spec, task["features"], X_tr, task["task"], seed, n_classes, task.get("derived")).fit(X_tr, y_tr), None
+        return build_pipeline(spec, task.features, X_tr, task.task, seed, n_classes, task.get("derived")).fit(X_tr, y_tr), None
     model, booster = _fit_early_stopped(params, task, X_tr, y_tr, X_va, y_va, seed, n_classes)
     model.rounds_trained_ = booster.get_booster().num_boosted_rounds()  # best + patience: what the fold paid for
     return model, int(booster.best_iteration) + 1
 
 
-def _fit_early_stopped(params: dict[str, Any], task: dict[str, Any], X_tr: pd.DataFrame, y_tr: np.ndarray,
+def _fit_early_stopped(params: dict[str, Any], task: TaskSpec, X_tr: pd.DataFrame, y_tr: np.ndarray,
                        X_va: pd.DataFrame, y_va: np.ndarray, seed: int, n_classes: int, callbacks: list | None = None):
     """(the fitted Pipeline, its XGBoost model) early-stopped on the validation rows, whose
     preprocessing is fitted on the training rows only."""
     es_params = {**params, "n_estimators": XGB_MAX_ROUNDS, "early_stopping_rounds": _early_stopping_rounds(params)}
-    model = build_pipeline({"family": "xgboost", "params": es_params}, task["features"], X_tr, task["task"], seed, n_classes,
+    model = build_pipeline({"family": "xgboost", "params": es_params}, task.features, X_tr, task.task, seed, n_classes,
                            task.get("derived"))
     pre, est = model.steps[0][1], model.steps[1][1]
     Xt = pre.fit_transform(X_tr, y_tr)
@@ -156,7 +159,7 @@ ROUND_COST_EXPONENT = 0.8  # one round's cost ~ rows ** 0.8 (census_kdd: 5 ms on
 MAX_STEP_GROWTH = 3.0  # the final fit's step is at most 3x the searched one; beyond that, fewer rows
 
 
-def growth_plan(row: dict[str, Any], task: dict[str, Any], n_rows: int, seconds: float | None) -> dict[str, Any] | None:
+def growth_plan(row: dict[str, Any], task: TaskSpec, n_rows: int, seconds: float | None) -> dict[str, Any] | None:
     """How the final fit of an XGBoost candidate re-learns its rounds on up to `n_rows` rows within
     `seconds`: {"rows", "es_rows", "learning_rate", ...}, or None when its search folds saw a
     third of them or more (or the split is by time or group, where a random early-stopping holdout
@@ -164,7 +167,7 @@ def growth_plan(row: dict[str, Any], task: dict[str, Any], n_rows: int, seconds:
     params = row.get("params") or {}
     fold_rows, trained = row.get("fold_rows"), row.get("fold_rounds")
     if (row.get("family") != "xgboost" or not seconds or seconds <= 0 or not fold_rows or not trained
-            or "n_estimators" not in params or task["split"]["kind"] not in ("stratified", "random")
+            or "n_estimators" not in params or task.split.kind not in ("stratified", "random")
             or n_rows < GROW_MIN_RATIO * fold_rows):
         return None
     rate = float(params.get("learning_rate", 0.05))
@@ -185,7 +188,7 @@ def growth_plan(row: dict[str, Any], task: dict[str, Any], n_rows: int, seconds:
     return {**plan, "learning_rate": round(max(step, rate), 4), "seconds": round(float(seconds), 1)}
 
 
-def fit_grown(spec: dict[str, Any], plan: dict[str, Any], task: dict[str, Any], X_fit: pd.DataFrame, y_fit: np.ndarray,
+def fit_grown(spec: dict[str, Any], plan: dict[str, Any], task: TaskSpec, X_fit: pd.DataFrame, y_fit: np.ndarray,
               X_es: pd.DataFrame, y_es: np.ndarray, seed: int, n_classes: int) -> tuple[Any, dict[str, Any]]:
     """The final XGBoost fit per `growth_plan`: early-stopped on (X_es, y_es), stopped anyway at
     plan["seconds"], then cut to its best round. Returns (pipeline, params): a plain fit of
@@ -213,14 +216,14 @@ def fit_grown(spec: dict[str, Any], plan: dict[str, Any], task: dict[str, Any], 
     return model, {**params, "n_estimators": best}
 
 
-def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], ctx: ToolContext,
-                   splits: list[tuple[np.ndarray, np.ndarray]], on_fold=None, deadline: float | None = None) -> dict[str, Any]:
+def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: TaskSpec, ctx: ToolContext,
+                   splits: list[tuple[np.ndarray, np.ndarray]], on_fold=None, deadline: float | None = None) -> CVResult:
     """Fit the spec on each fold's training rows; score on its validation rows (OOF).
 
     With a deadline, stop as soon as the folds done so far say the rest would not fit.
     `refit_params` are the params to refit with (XGBoost's early-stopped round count made fixed)."""
-    metric = get_metric(task["metric"], task["task"])
-    n_classes = len(task["classes"]) if task["classes"] else 0
+    metric = get_metric(task.metric, task.task)
+    n_classes = len(task.classes) if task.classes else 0
     oof = np.full((len(X), n_classes), np.nan) if n_classes else np.full(len(X), np.nan)
     fold_scores, fit_s, predict_s, rounds, trained, fold_rows, val_rows = [], 0.0, 0.0, [], [], [], []
     for i, (tr, va) in enumerate(splits):
@@ -246,50 +249,52 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: d
     refit_params = dict(spec.get("params") or {})
     if rounds:
         refit_params["n_estimators"] = refit_rounds(rounds)
-    return {"oof": oof, "covered": covered, "fold_scores": fold_scores, "fit_s": fit_s, "predict_s": predict_s,
-            "n_predicted": int(covered.sum()), "refit_params": refit_params, "fold_fit_s": fit_s / len(splits),
-            "fold_rows": float(np.mean(fold_rows)), "fold_rounds": float(np.mean(trained)) if trained else None,
-            "fold_val_rows": float(np.mean(val_rows))}
+    return CVResult(oof=oof, covered=covered, fold_scores=fold_scores, fit_s=fit_s, predict_s=predict_s,
+                    n_predicted=int(covered.sum()), refit_params=refit_params, fold_fit_s=fit_s / len(splits),
+                    fold_rows=float(np.mean(fold_rows)), fold_rounds=float(np.mean(trained)) if trained else None,
+                    fold_val_rows=float(np.mean(val_rows)))
 
 
-def oof_scores(task: dict[str, Any], y: np.ndarray, oof: np.ndarray, covered: np.ndarray) -> dict[str, float]:
-    if task["task"] == "regression":
+def oof_scores(task: TaskSpec, y: np.ndarray, oof: np.ndarray, covered: np.ndarray) -> dict[str, float]:
+    if task.task == "regression":
         return all_scores("regression", y[covered], oof[covered], None)
     proba = oof[covered]
-    return all_scores(task["task"], y[covered], proba.argmax(axis=1), proba)
+    return all_scores(task.task, y[covered], proba.argmax(axis=1), proba)
 
 
-def leaderboard_row(name: str, spec: dict[str, Any], task: dict[str, Any], y: np.ndarray, cv: dict[str, Any]) -> dict[str, Any]:
-    scores = np.asarray(cv["fold_scores"])
-    row = {
+def leaderboard_row(name: str, spec: dict[str, Any], task: TaskSpec, y: np.ndarray, cv: CVResult,
+                    **measured: Any) -> LeaderboardRow:
+    """The one place a leaderboard row is built (candidates, tuned models and the blend).
+    `measured` overrides what the blend knows better than its CV timings (summed member costs)."""
+    scores = np.asarray(cv.fold_scores)
+    fields: dict[str, Any] = {
         "name": name,
         "family": spec["family"],
-        "params": cv.get("refit_params", spec.get("params", {})),
-        "metric": task["metric"],
+        "params": cv.refit_params,
+        "metric": task.metric,
         "cv_mean": float(scores.mean()),
         "cv_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
         "folds": [round(float(s), 6) for s in scores],
-        "oof_metrics": {k: round(v, 6) for k, v in oof_scores(task, y, cv["oof"], cv["covered"]).items()},
-        "fit_s": round(cv["fit_s"], 3),
-        "fold_fit_s": round(cv.get("fold_fit_s", cv["fit_s"]), 3),
-        "fold_rows": cv.get("fold_rows"),
-        "fold_rounds": cv.get("fold_rounds"),
-        "fold_val_rows": cv.get("fold_val_rows"),
-        "predict_ms_per_1k": round(1000 * cv["predict_s"] / max(cv["n_predicted"], 1) * 1000, 3),
+        "oof_metrics": {k: round(v, 6) for k, v in oof_scores(task, y, cv.oof, cv.covered).items()},
+        "fit_s": round(cv.fit_s, 3),
+        "fold_fit_s": round(cv.fold_fit_s if cv.fold_fit_s is not None else cv.fit_s, 3),
+        "fold_rows": cv.fold_rows,
+        "fold_rounds": cv.fold_rounds,
+        "fold_val_rows": cv.fold_val_rows,
+        "predict_ms_per_1k": round(1000 * cv.predict_s / max(cv.n_predicted, 1) * 1000, 3),
     }
-    row["refit_s_est"] = round(estimated_refit_s(row, task["n_train"]), 3)
+    row = LeaderboardRow(**(fields | measured))
+    if "refit_s_est" not in measured:
+        row.refit_s_est = round(estimated_refit_s(row, task.n_train), 3)
     return row
 
 
-def load_leaderboard(ctx: ToolContext) -> list[dict[str, Any]]:
-    return read_json(ctx.artifacts_dir / paths.LEADERBOARD, [])
+def load_leaderboard(ctx: ToolContext) -> list[LeaderboardRow]:
+    return Leaderboard.read(ctx.artifacts_dir)
 
 
-def save_leaderboard(ctx: ToolContext, rows: list[dict[str, Any]], greater_is_better: bool) -> list[dict[str, Any]]:
-    by_name = {r["name"]: r for r in rows}
-    ranked = sorted(by_name.values(), key=lambda r: -r["cv_mean"] if greater_is_better else r["cv_mean"])
-    artifact_path(ctx, paths.LEADERBOARD).write_text(json.dumps(ranked, indent=1))
-    return ranked
+def save_leaderboard(ctx: ToolContext, rows: list[LeaderboardRow], greater_is_better: bool) -> list[LeaderboardRow]:
+    return Leaderboard.write(ctx.artifacts_dir, rows, greater_is_better)
 
 
 def save_oof(ctx: ToolContext, name: str, oof: np.ndarray) -> None:
@@ -301,15 +306,14 @@ def save_oof(ctx: ToolContext, name: str, oof: np.ndarray) -> None:
     tmp.replace(path)
 
 
-def compact_board(rows: list[dict[str, Any]], top: int = 8) -> list[dict[str, Any]]:
-    return [{"name": r["name"], "cv_mean": round(r["cv_mean"], 5), "cv_std": round(r["cv_std"], 5), "fit_s": r["fit_s"]}
+def compact_board(rows: list[LeaderboardRow], top: int = 8) -> list[dict[str, Any]]:
+    return [{"name": r.name, "cv_mean": round(r.cv_mean, 5), "cv_std": round(r.cv_std, 5), "fit_s": r.fit_s}
             for r in rows[:top]]
 
 
-# How a family's fit time grows with rows, as a power of the row ratio. Boosting pays a per-round
+# How a family's fit time grows with rows, as a power of the row ratio (ModelFamily.rows_exponent). Boosting pays a per-round
 # cost that does not grow with rows, so 4x the rows costs ~2-3x the time (measured: XGBoost 4x rows
 # 1.7x time on diamonds, 39x rows 30x time on census_kdd); the others grow about linearly or worse.
-ROWS_EXPONENT = {"xgboost": 0.9, "hist_gb": 0.9}
 # Scoring the validation rows each boosting round (early stopping): measured 0.8 ms per round for
 # 7.3k rows on diamonds, where 891 rounds took 1.0 s without it and 1.7 s with it.
 ES_EVAL_S_PER_ROUND_ROW = 1.1e-7
@@ -336,7 +340,8 @@ def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
         val_rows = row.get("fold_val_rows") or rows / 2
         per_fold = max(0.3 * float(per_fold), float(per_fold) - trained * val_rows * ES_EVAL_S_PER_ROUND_ROW)
         per_fold *= rounds / trained
-    return float(per_fold) * ratio ** ROWS_EXPONENT.get(row.get("family", ""), 1.0)
+    family = model_families().get(row.get("family", ""))
+    return float(per_fold) * ratio ** (family.rows_exponent if family else 1.0)
 
 
 @tool
@@ -392,31 +397,31 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
         except Exception as exc:  # one failing candidate must not sink the comparison
             skipped.append(f"{name} (failed: {type(exc).__name__}: {str(exc)[:120]})")
             continue
-        save_oof(ctx, name, cv["oof"])
+        save_oof(ctx, name, cv.oof)
         rows.append(leaderboard_row(name, spec, task, y, cv))
         if name != "baseline":
-            finished_s.append(cv["fit_s"] + cv["predict_s"])
-    ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task["greater_is_better"])
+            finished_s.append(cv.fit_s + cv.predict_s)
+    ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task.greater_is_better)
     blended = None
     if ensemble:
         from dsagent.tools.ensemble import blend
 
         blended, _ = blend(ctx, max_refit_s=max_refit_s)
         ranked = load_leaderboard(ctx)
-    baseline = next((r for r in ranked if r["family"] == "baseline"), None)
-    n_train = task["n_train"]
+    baseline = next((r for r in ranked if r.family == "baseline"), None)
+    n_train = task.n_train
     summary = {
-        "metric": task["metric"],
-        "greater_is_better": task["greater_is_better"],
+        "metric": task.metric,
+        "greater_is_better": task.greater_is_better,
         "cv": f"{len(splits)} fold(s) on {len(X)} training rows"
               + (f" (a fixed subsample of {n_train}; the chosen model is refit on all)" if len(X) < n_train else ""),
         "leaderboard": compact_board(ranked),
-        "baseline_cv": round(baseline["cv_mean"], 5) if baseline else None,
-        "best": ranked[0]["name"] if ranked else None,
-        "refit_s_est": {r["name"]: round(estimated_refit_s(r, n_train), 2) for r in ranked[:8]},
+        "baseline_cv": round(baseline.cv_mean, 5) if baseline else None,
+        "best": ranked[0].name if ranked else None,
+        "refit_s_est": {r.name: round(estimated_refit_s(r, n_train), 2) for r in ranked[:8]},
         "skipped": skipped,
     }
     if blended is not None:
         summary["ensemble"] = {k: v for k, v in blended.items() if k != "leaderboard"}
-    return ToolOutput(summary=summary, record={"leaderboard": ranked, "skipped": skipped},
+    return ToolOutput(summary=summary, record={"leaderboard": [r.to_json() for r in ranked], "skipped": skipped},
                       files={"leaderboard": paths.LEADERBOARD})

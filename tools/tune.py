@@ -9,71 +9,23 @@ failed and the study goes on.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 from dsagent.tools import paths
+from dsagent.tools.families import ModelFamily, model_families, tunable_names
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from dsagent.tools.schemas import CVResult
 from dsagent.tools.task import search_data
 from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
 
-TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
-
-# Known-good starting points (enqueued before TPE samples): library defaults plus configurations
-# that do well across many tabular datasets.
-WARM_STARTS: dict[str, list[dict[str, Any]]] = {
-    # XGBoost's number of rounds is not searched: each fold early-stops (dsagent.tools.train.fit_fold).
-    "xgboost": [
-        {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.8,
-         "reg_lambda": 1.0, "reg_alpha": 1e-8},
-        {"learning_rate": 0.08, "max_depth": 4, "min_child_weight": 2.0, "subsample": 0.8, "colsample_bytree": 0.6,
-         "reg_lambda": 3.0, "reg_alpha": 1e-8},
-        {"learning_rate": 0.05, "max_depth": 8, "min_child_weight": 3.0, "subsample": 0.7, "colsample_bytree": 0.5,
-         "reg_lambda": 1.0, "reg_alpha": 0.1},
-    ],
-    "hist_gb": [{"learning_rate": 0.06, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-6,
-                 "max_iter": 300}],
-    "random_forest": [{"min_samples_leaf": 1, "max_features": 0.5}],
-    "extra_trees": [{"min_samples_leaf": 1, "max_features": 0.5}],
-    "linear": [{"C": 1.0}],
-    "mlp": [{"alpha": 0.1, "learning_rate_init": 1e-3}, {"alpha": 1.0, "learning_rate_init": 1e-3}],
-}
-
-
-def suggest(trial, family: str, task: str) -> dict[str, Any]:
-    if family == "xgboost":
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
-            "max_depth": trial.suggest_int("max_depth", 2, 10),
-            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),
-            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30, log=True),
-            "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 5, log=True),
-        }
-    if family == "hist_gb":
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 100, log=True),
-            "l2_regularization": trial.suggest_float("l2_regularization", 1e-8, 10, log=True),
-            "max_iter": trial.suggest_int("max_iter", 100, 800, step=50),
-        }
-    if family in ("random_forest", "extra_trees"):
-        return {
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
-            "max_features": trial.suggest_float("max_features", 0.1, 1.0),
-        }
-    if family == "linear":
-        # A narrow range: on small data an extreme C wins CV log-loss by luck and loses on test.
-        key = "C" if task != "regression" else "alpha"
-        return {key: trial.suggest_float(key, 1e-2, 1e2, log=True)}
-    if family == "mlp" and task != "regression":
-        return {"alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
-                "learning_rate_init": trial.suggest_float("learning_rate_init", 3e-4, 1e-2, log=True)}
-    raise ToolError(f"family {family!r} cannot be tuned; choose one of {TUNABLE}")
+def _tunable(family: str, task: str) -> ModelFamily:
+    fam = model_families().get(family)
+    if fam is None or not fam.tunable or task not in fam.tasks:
+        names = [f.name for f in model_families().values() if f.tunable and task in f.tasks]
+        raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(names)}")
+    return fam
 
 
 @tool
@@ -98,14 +50,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     X, y, task = search_data(ctx)
     board = load_leaderboard(ctx)
     if family == "auto":
-        family = next((r["family"] for r in board if r["family"] in TUNABLE), "xgboost")
+        family = next((r.family for r in board if r.family in tunable_names()), "xgboost")
     # Params of the leaderboard's best variant of this family that are not searched (class
     # weights, target transform) carry over into every trial.
-    base = next((r for r in board if r["family"] == family and not r["name"].endswith("_tuned")), None)
-    fixed = {k: v for k, v in (base or {}).get("params", {}).items() if k in ("target_transform", "scale_pos_weight",
-                                                                                "class_weight")}
-    if family not in TUNABLE:
-        raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(TUNABLE)}")
+    base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")), None)
+    fixed = {k: v for k, v in (base.params if base else {}).items() if k in ("target_transform", "scale_pos_weight",
+                                                                               "class_weight")}
+    fam = _tunable(family, task.task)
     budget = time_budget_s if time_budget_s is not None else max(5.0, ctx.seconds_left(60) * 0.6)
     if n_trials is None and time_budget_s is None and ctx.deadline is None:
         n_trials = 20
@@ -114,15 +65,15 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     storage = f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
     study = optuna.create_study(
         storage=storage,
-        study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task["metric"]]),
-        direction="maximize" if task["greater_is_better"] else "minimize",
+        study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task.metric]),
+        direction="maximize" if task.greater_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=8, multivariate=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         load_if_exists=True,
     )
     if len(study.trials) == 0:
-        for params in WARM_STARTS.get(family, []):
-            study.enqueue_trial({k: v for k, v in params.items() if not (task["task"] == "regression" and k == "C")},
+        for params in fam.warm_starts:
+            study.enqueue_trial({k: v for k, v in params.items() if not (task.task == "regression" and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}
     started = time.time()
@@ -132,7 +83,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
     def objective(trial):
         trial_started = time.time()
-        params = {**suggest(trial, family, task["task"]), **fixed}
+        params = {**fam.search_space(trial, task.task), **fixed}
         spec = {"family": family, "params": params}
 
         def on_fold(i, value):
@@ -144,19 +95,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
             cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
         except OutOfTime:
             raise optuna.TrialPruned() from None
-        oofs[trial.number] = cv["oof"]
+        oofs[trial.number] = cv.oof
         trial_s.append(time.time() - trial_started)
-        trial.set_user_attr("refit_params", cv["refit_params"])
-        trial.set_user_attr("fold_fit_s", cv["fold_fit_s"])
-        trial.set_user_attr("fold_rows", cv["fold_rows"])
-        trial.set_user_attr("fold_rounds", cv["fold_rounds"])
-        trial.set_user_attr("fold_val_rows", cv["fold_val_rows"])
-        trial.set_user_attr("fit_s", cv["fit_s"])
-        trial.set_user_attr("predict_s", cv["predict_s"])
-        trial.set_user_attr("n_predicted", cv["n_predicted"])
-        ctx.report(f"trial {trial.number}: {task['metric']}={np.mean(cv['fold_scores']):.4f}",
+        for key, value in cv.timings().items():  # kept in the study: a resumed call rebuilds the result
+            trial.set_user_attr(key, value)
+        ctx.report(f"trial {trial.number}: {task.metric}={np.mean(cv.fold_scores):.4f}",
                    min(1.0, (time.time() - started) / budget))
-        return float(np.mean(cv["fold_scores"]))
+        return float(np.mean(cv.fold_scores))
 
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts, so a trial started with a second
@@ -177,23 +122,18 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
         cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
     else:
-        a = best.user_attrs
-        cv = {"oof": oof, "fold_scores": [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
-              "covered": ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]), "fit_s": a.get("fit_s", 0.0),
-              "predict_s": a.get("predict_s", 0.0), "n_predicted": a.get("n_predicted", len(X)),
-              "refit_params": a.get("refit_params", params), "fold_fit_s": a.get("fold_fit_s"),
-              "fold_rows": a.get("fold_rows"), "fold_rounds": a.get("fold_rounds"),
-              "fold_val_rows": a.get("fold_val_rows")}
-    params = cv["refit_params"]
+        cv = CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
+                                   [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
+                                   best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
+    params = cv.refit_params
     name = f"{family}_tuned"
-    save_oof(ctx, name, cv["oof"])
-    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv)
-    row["trials"] = len(study.trials)
-    ranked = save_leaderboard(ctx, [r for r in board if r["name"] != name] + [row], task["greater_is_better"])
+    save_oof(ctx, name, cv.oof)
+    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
+    ranked = save_leaderboard(ctx, [r for r in board if r.name != name] + [row], task.greater_is_better)
     states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
     summary = {
         "family": family,
-        "metric": task["metric"],
+        "metric": task.metric,
         "trials": {k: v for k, v in states.items() if v},
         "best_cv": round(best.value, 5),
         "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
@@ -209,5 +149,5 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         if ens.get("kept"):
             ranked = load_leaderboard(ctx)
             summary["leaderboard"] = compact_board(ranked)
-    return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": ranked},
+    return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
                       files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})

@@ -16,6 +16,8 @@ import json
 from typing import Any, Iterator
 
 from dsagent.loop import LoopState, ToolCall, Turn
+from dsagent.tools.families import tunable_names
+from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 
 CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 
@@ -44,7 +46,6 @@ def _slowdown(sample_s: float = 0.12) -> float:
     return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
 
 
-TUNABLE = ("xgboost", "hist_gb", "random_forest", "extra_trees", "linear", "mlp")
 LINEAR_TRIALS = 16
 
 
@@ -77,13 +78,13 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> t
     return search_s - 2.3 * refit, refit
 
 
-def _search_is_subsampled(task: dict[str, Any]) -> bool:
-    return int(task.get("cv", {}).get("max_rows") or task.get("n_train", 0)) < int(task.get("n_train", 0))
+def _search_is_subsampled(task: TaskSpec | None) -> bool:
+    return task is not None and task.search_is_subsampled
 
 
-def _test_cells(task: dict[str, Any]) -> float:
+def _test_cells(task: TaskSpec | None) -> float:
     """Test rows x feature columns once the task is defined (what the deliverables' cost grows with)."""
-    return float(task.get("n_test", 0)) * float(task.get("n_features") or len(task.get("features", {})))
+    return float(task.n_test) * float(len(task.features)) if task is not None else 0.0
 
 
 def choose_model(board: list[dict[str, Any]], interpretability: str | None) -> tuple[str, str]:
@@ -234,9 +235,9 @@ class AutopilotBackend:
             call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
-            n_train = int(task.get("n_train", 0))
+            n_train = (task.n_train if task else 0)
             spend, refit = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
-            tunable = [r for r in board if r["family"] in TUNABLE]
+            tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
             else:
@@ -255,7 +256,7 @@ class AutopilotBackend:
         if step == "build_ensemble" and not self.max_trials and not self._tuned_second:
             board = self._leaderboard(state)
             second = self._second_tuning(board)
-            spend, _ = tuning_time(board, int(task.get("n_train", 0)), self._search_seconds(state, budget, cells))
+            spend, _ = tuning_time(board, (task.n_train if task else 0), self._search_seconds(state, budget, cells))
             if second and spend >= 8 and "build_ensemble" in self._tool_names(tools):
                 step, self._tuned_second = "", True
                 text = f"Tuning {second} too, the best family after the linear model, for up to {spend:.0f}s."
@@ -265,7 +266,7 @@ class AutopilotBackend:
                 step = "evaluate_model"
             else:
                 board = self._leaderboard(state)
-                n_train = int(task.get("n_train", 0))
+                n_train = (task.n_train if task else 0)
                 # The blend is refit member by member: cap its refit so the deliverables still fit.
                 cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3)
                 best_refit = _refit_estimate(board, n_train, top=1)
@@ -276,7 +277,7 @@ class AutopilotBackend:
             choice, why = choose_model(board, state.answers.get("interpretability"))
             ranked = [r for r in board if r.get("family") != "baseline"] or board
             row = ranked[0] if choice == "best" and ranked else next((r for r in board if r["name"] == choice), None)
-            n_train = int(task.get("n_train", 0))
+            n_train = (task.n_train if task else 0)
             seconds = state.seconds_left() - reserve
             fit_s = round(max(seconds / 2.3, 1.0), 1)  # the fit runs twice: here and in the notebook
             refit = _refit_estimate([row], n_train, top=1) if row else 0.0
@@ -336,19 +337,17 @@ class AutopilotBackend:
         names = {r["name"] for r in board}
         if "linear_tuned" not in names:
             return None
-        others = [r["family"] for r in board if r["family"] in TUNABLE and r["family"] != "linear"]
+        others = [r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"]
         return others[0] if others and f"{others[0]}_tuned" not in names else None
 
     @staticmethod
-    def _leaderboard(state: LoopState) -> list[dict[str, Any]]:
-        path = state.session.artifacts_dir / "leaderboard.json"
-        return json.loads(path.read_text()) if path.exists() else []
+    def _leaderboard(state: LoopState) -> list[LeaderboardRow]:
+        return Leaderboard.read(state.session.artifacts_dir)
 
     @staticmethod
-    def _task(state: LoopState) -> dict[str, Any]:
-        """task.json once define_task has run, else {}."""
-        path = state.session.artifacts_dir / "task.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+    def _task(state: LoopState) -> TaskSpec | None:
+        """task.json once define_task has run, else None."""
+        return TaskSpec.read(state.session.artifacts_dir)
 
     def _next_step(self, done: dict[str, dict[str, Any]]) -> str:
         """The step after the furthest one taken (skipped steps stay skipped)."""
@@ -357,15 +356,14 @@ class AutopilotBackend:
         return self.ORDER[furthest + 1] if furthest + 1 < len(self.ORDER) else "final"
 
     def _summary(self, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
-        ev_path = state.session.artifacts_dir / "evaluation.json"
-        if not ev_path.exists():
+        ev = Evaluation.read(state.session.artifacts_dir)
+        if ev is None:
             return "The run ended without an evaluated model."
-        ev = json.loads(ev_path.read_text())
-        ci = ev.get("test_ci")
+        ci = ev.test_ci
         lines = [
-            f"Done. The chosen model is {ev['model']}: test {ev['metric']} {ev['test_score']:.4f}"
+            f"Done. The chosen model is {ev.model}: test {ev.metric} {ev.test_score:.4f}"
             + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
-            + f" vs baseline {ev['baseline_score']:.4f}.",
+            + f" vs baseline {ev.baseline_score:.4f}.",
         ]
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:

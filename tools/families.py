@@ -1,0 +1,98 @@
+"""Model families as plugins: the `dsagent.model_families` entry-point group.
+
+A family says which tasks it supports, how it builds its estimator, its Optuna search space and
+warm starts (None: not tunable), how its preprocessing looks (scaled inputs, dense output, native
+categoricals) and how its fit time grows with rows (the refit estimate). The built-ins
+(tools/builtin_families.py) register through pyproject.toml exactly as a third-party package
+would; the candidate list, the tuner, the autopilot and build_pipeline (hence the notebook) read
+them from here.
+
+No ML library is imported here: the autopilot reads the registry in the agent process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+ENTRY_POINT_GROUP = "dsagent.model_families"
+BUILTIN_MODULE = "dsagent.tools.builtin_families"
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    # (params, task kind, seed, n_classes) -> an unfitted scikit-learn estimator; params override defaults.
+    build: Callable[[dict[str, Any], str, int, int], Any]
+    tasks: frozenset[str] = ALL_TASKS
+    # (optuna trial, task kind) -> params; None: tune_model refuses the family.
+    search_space: Callable[[Any, str], dict[str, Any]] | None = None
+    warm_starts: tuple[dict[str, Any], ...] = ()
+    candidate: bool = True  # train_models tries it by default (where it supports the task)
+    cheap: bool = False  # a plugin's cheap candidate is tried right after the baseline, before time runs short
+    scaled_inputs: bool = False  # standardised numbers and one-hot categories (linear models, networks)
+    dense: bool = False  # needs a dense matrix (small TF-IDF)
+    native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
+    rows_exponent: float = 1.0  # fit time ~ rows ** this (boosting pays a per-round cost that does not grow)
+    package: str = field(default="dsagent", compare=False)  # filled in by the registry
+
+    @property
+    def tunable(self) -> bool:
+        return self.search_space is not None
+
+
+_FAMILIES: dict[str, ModelFamily] | None = None
+
+
+def _entries() -> list[tuple[str, Any]]:
+    """(providing distribution, loaded object) per entry point; the built-ins when not installed."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        found.append((dist.name if dist else "?", ep))
+    return found
+
+
+def model_families() -> dict[str, ModelFamily]:
+    """Every installed family by name, built-ins first. A broken third-party plugin is skipped with
+    a warning (a broken built-in fails loudly)."""
+    global _FAMILIES
+    if _FAMILIES is None:
+        import importlib
+        import warnings
+
+        builtin = importlib.import_module(BUILTIN_MODULE)
+        found = {f.name: f for f in builtin.FAMILIES}
+        for package, ep in _entries():
+            if ep.value.startswith(BUILTIN_MODULE):
+                continue
+            try:
+                loaded = ep.load()
+                for fam in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
+                    if not isinstance(fam, ModelFamily):
+                        raise TypeError(f"{ep.value} is not a ModelFamily")
+                    found.setdefault(fam.name, ModelFamily(**{**fam.__dict__, "package": package}))
+            except Exception as exc:  # noqa: BLE001 - one bad plugin must not take the others down
+                warnings.warn(f"dsagent: skipping model family plugin {ep.name}: {type(exc).__name__}: {exc}", stacklevel=2)
+        _FAMILIES = found
+    return _FAMILIES
+
+
+def get_family(name: str) -> ModelFamily:
+    families = model_families()
+    if name not in families:
+        raise ValueError(f"unknown model family {name!r}; installed: {', '.join(families)}")
+    return families[name]
+
+
+def families_for(task: str) -> list[ModelFamily]:
+    """Families that support a task kind, in registry order."""
+    return [f for f in model_families().values() if task in f.tasks]
+
+
+def tunable_names() -> tuple[str, ...]:
+    return tuple(f.name for f in model_families().values() if f.tunable)
