@@ -59,6 +59,10 @@ def check_schema(manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[s
 def predict_frame(model, manifest: dict[str, Any], data: pd.DataFrame, warn: Callable[[str], None] = print) -> pd.DataFrame:
     """`prediction` per row (and `proba_<class>` per class for classifiers), same index and order."""
     X = check_schema(manifest, data, warn)
+    if manifest["task"] in ("clustering", "anomaly"):  # work without a target: the task object predicts
+        from dsagent.tools.unsupervised import task_class
+
+        return task_class(manifest["task"]).predict(model, manifest, X)
     out = pd.DataFrame(index=data.index)
     if len(X) == 0:
         out["prediction"] = pd.Series(dtype=float if manifest["task"] == "regression" else object)
