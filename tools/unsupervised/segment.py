@@ -150,11 +150,13 @@ class ClusteringTask:
         Z = Z_all[sample]
         lo, hi = segment_range(self.answers.get("n_segments"), len(Z_all))
         methods = ["kmeans", "gmm"] + (["agglomerative"] if len(Z_all) <= AGGLOMERATIVE_ROWS else [])
-        plan = [(m, k) for k in range(lo, hi + 1) for m in methods] + [("hdbscan", 0)]
+        # KMeans at every k first (cheap, and it covers the whole range); the budget may cut what follows.
+        plan = [(m, k) for m in methods for k in range(lo, hi + 1)] + [("hdbscan", 0)]
         candidates: list[dict[str, Any]] = []
         for i, (method, k) in enumerate(plan):
-            if deadline is not None and time.time() > deadline and candidates:
-                break  # the budget is spent: choose among what was scored
+            if deadline is not None and time.time() > deadline and method != "kmeans":
+                candidates.append({"method": method, "k": int(k), "silhouette": None, "skipped": "time budget spent"})
+                continue
             progress(f"{method} k={k or 'auto'}", i / len(plan))
             t0 = time.perf_counter()
             labels, _ = _fit_labels(method, k, Z, self.seed)
