@@ -28,7 +28,7 @@ class Answers(BaseModel):
 
     goal: str | None = None
     target: str | None = None
-    task: Literal["auto", "binary", "multiclass", "regression"] | None = None
+    task: Literal["auto", "binary", "multiclass", "regression", "clustering", "anomaly"] | None = None
     metric: str | None = None
     positive_class: str | None = None
     cost_fp: float | None = Field(None, ge=0)
@@ -44,6 +44,10 @@ class Answers(BaseModel):
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
     # Checked here for syntax, against the data's columns when the run starts.
     derived_features: list[str] | None = None
+    # Work without a target (task clustering / anomaly; dsagent.tools.unsupervised).
+    n_segments: list[int] | None = Field(None, min_length=1, max_length=2)  # [min, max] segments to consider
+    expected_anomaly_rate: float | None = Field(None, gt=0, lt=0.5)  # share of rows expected to be anomalies
+    anomaly_label: str | None = None  # column of known anomalies: used only to evaluate, never to fit
     # Free text the user wants on record (an answer to "anything else?", or an answer to a
     # question whose key is not one of the above). Recorded and shown to the agent, never
     # rejected: any value is kept as text.

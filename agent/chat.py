@@ -1200,6 +1200,8 @@ def conversation_markdown(conversation: list[dict[str, Any]]) -> str:
 def run_chat(args) -> int:
     """Entry point of `dsagent chat` (called by dsagent.cli)."""
     answers = load_answers(args.answers) if getattr(args, "answers", None) else Answers()
+    if getattr(args, "task", None):
+        answers = answers.merged({"task": args.task})
     if getattr(args, "allow_unsandboxed", False):
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     plain = bool(getattr(args, "plain", False) or getattr(args, "json", False) or not sys.stdout.isatty())

@@ -44,6 +44,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="column to predict")
     p.add_argument("--goal", help="what the model is for, in words")
+    p.add_argument("--task", choices=["auto", "binary", "multiclass", "regression", "clustering", "anomaly"],
+                   help="the kind of task; clustering (segments) and anomaly (unusual rows) need no --target")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help=f"wall-clock budget for the whole run (default: the answers' time_budget, else {DEFAULT_TIME_BUDGET:g})")
     p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
     p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
@@ -154,9 +156,15 @@ def cmd_run(args) -> int:
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
     answers = load_answers(args.answers) if args.answers else Answers()
+    if args.task:
+        answers = answers.merged({"task": args.task})
     if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data)):
-        raise BadInput("no target column: pass --target COL, put `target:` in the --answers file, "
-                       "or name the column in --goal (\"predict COL\")")
+        from dsagent.tools.unsupervised.goal import unsupervised_kind  # plain text matching, no ML library
+
+        if unsupervised_kind(answers.given() | ({"goal": args.goal} if args.goal else {})) is None:
+            raise BadInput("no target column: pass --target COL, put `target:` in the --answers file, or name the column "
+                           "in --goal (\"predict COL\"); for work without a target pass --task clustering or --task "
+                           "anomaly, or say it in --goal ('segment these customers', 'flag unusual transactions')")
     if args.allow_unsandboxed:
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
@@ -226,13 +234,22 @@ def cmd_monitor(args) -> int:
     for col, justify in (("feature", "left"), ("PSI", "right"), ("p-value", "right"), ("status", "left"),
                          ("null rate", "right")):
         table.add_column(col, justify=justify)
-    rows = list(report["features"].items()) + [(f"prediction: {report['prediction'].get('of')}", report["prediction"])]
+    rows = list(report["features"].items())
+    if "prediction" in report:
+        rows.append((f"prediction: {report['prediction'].get('of')}", report["prediction"]))
     for name, f in rows:
         status = f["status"]
         p = f.get("p_value")
         table.add_row(str(name), f"{f['psi']:.3f}", "n/a" if p is None else f"{p:.2g}",
                       f"[{colour.get(status, 'default')}]{status}[/]", f"{f['null_rate']:.1%}" if "null_rate" in f else "")
     console.print(table)
+    if report.get("segments"):
+        s = report["segments"]
+        console.print(f"segment shares: PSI {s['psi']:.3f}, [{colour.get(s['status'], 'default')}]{s['status']}[/]")
+    if report.get("anomaly_rate"):
+        a = report["anomaly_rate"]
+        console.print(f"flag rate: {a['rate']:.2%} of {a['rows']} rows vs {a['expected']:.2%} expected (binomial p {a['p_value']:.2g}), "
+                      f"[{colour.get(a['status'], 'default')}]{a['status']}[/]")
     for key, what in (("labels", "label distribution"), ("decisions", "predicted-positive rate")):
         if report.get(key):
             e = report[key]

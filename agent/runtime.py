@@ -45,7 +45,7 @@ class RunOptions:
 
 # Answer keys that name columns of the data: a name that is not a column must stop the run up
 # front, not be dropped silently by the tool that would have used it.
-COLUMN_KEYS = ("target", "time_column", "group_column", "segment_columns", "sensitive_columns", "id_columns")
+COLUMN_KEYS = ("target", "time_column", "group_column", "segment_columns", "sensitive_columns", "id_columns", "anomaly_label")
 NO_COLUMN = {"", "no", "none"}  # "is there a time column?" -> "no"
 
 
@@ -348,7 +348,8 @@ def answers_used(meta: dict[str, Any], assumptions: list[str]) -> dict[str, Answ
 def build_result(session: Session, status: str, elapsed: float, error: str | None = None,
                  questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
     art = session.artifacts_dir
-    task = _json(art / paths.TASK) or {}
+    # An unsupervised run has no task.json: its record (tools/unsupervised) names the task instead.
+    task = _json(art / paths.TASK) or _json(art / paths.UNSUPERVISED) or {}
     ev = _json(art / paths.EVALUATION) or {}
     board = _json(art / paths.LEADERBOARD) or []
     plan = _json(art / paths.MONITORING) or {}
@@ -378,7 +379,7 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
                    for q in (questions or [])],
         task=task.get("task"),
         target=task.get("target") or (session.meta.get("answers") or {}).get("target"),
-        metric=task.get("metric"),
+        metric=task.get("metric") or ev.get("metric"),
         test_score=ev.get("test_score"),
         test_ci=tuple(ev["test_ci"]) if ev.get("test_ci") else None,
         baseline_score=ev.get("baseline_score"),

@@ -25,8 +25,9 @@ from dsagent.tools.ask import ask_user
 from dsagent.tools.registry import ToolContext, build_spec
 
 MODEL = "claude-sonnet-5-5"
-TOOL_NAMES = ["ask_user", "profile_data", "define_task", "train_models", "tune_model", "build_ensemble", "evaluate_model",
-              "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
+TOOL_NAMES = ["ask_user", "profile_data", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble", "evaluate_model",
+              "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python",
+              "find_segments", "detect_anomalies"]
 
 
 def train_models(ctx: ToolContext, metric: str = "roc_auc", max_models: int = 3) -> dict:

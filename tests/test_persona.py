@@ -13,7 +13,8 @@ from dsagent.backends.config import resolve_model
 from dsagent.persona import MCP_PREFIX, list_personas, load_persona, parse_persona, to_claude_code
 
 TOOLS = ["ask_user", "profile_data", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
-         "evaluate_model", "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python"]
+         "evaluate_model", "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python",
+         "find_segments", "detect_anomalies"]
 SEEDS = Path("/work/shared/seeds")
 
 

@@ -48,6 +48,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
     # MLPClassifier's Adam state (step sizes and moment arrays, restored as plain attributes; no __setstate__)
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    # The anomaly baseline: two float arrays restored as plain attributes (BaseEstimator.__setstate__).
+    "dsagent.tools.unsupervised.anomaly.RobustZScore",
 )
 REFUSED_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle", ".pt", ".pth")
 MANIFEST = "manifest.json"

@@ -239,7 +239,12 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     """
     from dsagent.tools.monitor_labels import decision_reference, label_reference, reference_checks
     from dsagent.tools.task import test_data, training_data
+    from dsagent.tools.unsupervised import saved_record
 
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: their own plan
+        from dsagent.tools.unsupervised.monitoring import write_plan
+
+        return write_plan(ctx, rec, retrain_every_days)
     ev = Evaluation.read(ctx.artifacts_dir)
     if ev is None:
         raise ToolError("evaluate_model must run before plan_monitoring")
@@ -405,6 +410,16 @@ def _feature_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], qu
     return entry
 
 
+def check_batch(plan: dict[str, Any], data: pd.DataFrame) -> None:
+    """A batch must carry every column the plan tracks, and at least one row."""
+    missing = [c for c in plan["features"] if c not in data.columns]
+    if missing:
+        raise ToolError(f"the new data lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing[:10]))}; "
+                        "monitor the same columns the model was trained on")
+    if len(data) == 0:
+        raise ToolError("the new data has no rows")
+
+
 def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, Any]:
     """Drift, data quality and (with labels) performance of a new batch; verdict ok/investigate/retrain."""
     from dsagent.tools.model_io import load_model, resolve_model_path
@@ -412,13 +427,12 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
 
     model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
+    if plan.get("task") in ("clustering", "anomaly"):  # segment shares / flag rate instead of predictions and labels
+        from dsagent.tools.unsupervised.monitoring import apply
+
+        return apply(plan, *load_model(model_path), data)
     t = plan["thresholds"]
-    missing = [c for c in plan["features"] if c not in data.columns]
-    if missing:
-        raise ToolError(f"the new data lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing[:10]))}; "
-                        "monitor the same columns the model was trained on")
-    if len(data) == 0:
-        raise ToolError("the new data has no rows")
+    check_batch(plan, data)
     report: dict[str, Any] = {"rows": len(data), "features": {}, "quality": [], "reasons": [], "notes": []}
     if len(data) < t["min_batch_rows"]:
         report["notes"].append(f"only {len(data)} rows: drift estimates are unreliable below {t['min_batch_rows']} rows")

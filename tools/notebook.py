@@ -407,8 +407,15 @@ def write_notebook(ctx: ToolContext, execute_notebook: bool = True, timeout_s: f
         execute_notebook: run it now and save it with outputs.
         timeout_s: total seconds allowed for execution (each cell gets at most 3/4 of it).
     """
+    from dsagent.tools.unsupervised import saved_record
+
     session = read_json(ctx.session_dir / "session.json", {})
-    nb = build_notebook(ctx, session)
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: a shorter notebook
+        from dsagent.tools.unsupervised.notebook import build_notebook as build_unsupervised
+
+        nb = build_unsupervised(ctx, session, rec)
+    else:
+        nb = build_notebook(ctx, session)
     path = artifact_path(ctx, paths.NOTEBOOK)
     reported = nb.metadata["dsagent"]["reported_test_score"]
     record: dict[str, Any] = {"path": paths.NOTEBOOK, "executed": False, "reported_test_score": reported}

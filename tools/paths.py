@@ -1,7 +1,8 @@
 """Artifact names inside sessions/<id>/artifacts/: one place, shared by tools and the agent."""
 
 PROFILE = "profile.json"
-TASK = "task.json"  # target, task type, metric, split description and test row indices
+TASK = "task.json"
+UNSUPERVISED = "unsupervised.json"  # the fitted clustering / anomaly task (tools/unsupervised): no task.json then  # target, task type, metric, split description and test row indices
 LEADERBOARD = "leaderboard.json"
 OOF = "oof.npz"  # out-of-fold predictions of the candidates (training part only)
 TUNING = "tuning.json"

@@ -289,6 +289,12 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     intervals, plots, feature importance, error analysis (worst segments), segment/fairness tables,
     trade-offs, limitations and assumptions, and a reproducibility block (data sha256, library
     versions, seed, hyperparameters)."""
+    from dsagent.tools.unsupervised import saved_record
+
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: their own report and card
+        from dsagent.tools.unsupervised.report import write
+
+        return write(ctx, rec)
     task = TaskSpec.read(ctx.artifacts_dir)
     ev = Evaluation.read(ctx.artifacts_dir)
     if task is None or ev is None:

@@ -64,6 +64,10 @@ def predict_frame(model, manifest: dict[str, Any], data: pd.DataFrame, warn: Cal
 def score_rows(model, manifest: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
     """The model's answers for rows already through `check_schema` (the server calls the two
     apart: it logs the checked rows and scores a failing batch row by row)."""
+    if manifest["task"] in ("clustering", "anomaly"):  # work without a target: the task object predicts
+        from dsagent.tools.unsupervised import task_class
+
+        return task_class(manifest["task"]).predict(model, manifest, X)
     out = pd.DataFrame(index=X.index)
     if len(X) == 0:
         out["prediction"] = pd.Series(dtype=float if manifest["task"] == "regression" else object)

@@ -18,8 +18,23 @@ from typing import Any, Iterator
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
+from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
 
-CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
+CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model", "find_segments", "detect_anomalies"}
+
+# Work without a target: the tool that fits each kind, then the same deliverables, which dispatch
+# on the session's task themselves.
+UNSUPERVISED_FIT = {"clustering": "find_segments", "anomaly": "detect_anomalies"}
+UNSUPERVISED_STEPS = {
+    "profile_data": "First I profile the data: column types, missing values, and columns that only identify rows.",
+    "find_segments": ("Comparing KMeans, Gaussian mixtures, agglomerative clustering and HDBSCAN, choosing the number of "
+                      "segments by silhouette, Calinski-Harabasz and bootstrap stability."),
+    "detect_anomalies": ("Comparing IsolationForest, LocalOutlierFactor, robust covariance and a robust z-score baseline, "
+                         "chosen without labels; a known-anomaly label, if any, only evaluates."),
+    "write_report": "Writing the report and model card.",
+    "plan_monitoring": "Planning how to monitor the model after launch.",
+    "write_notebook": "Writing and executing a notebook that re-creates the model.",
+}
 
 
 def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_cells: float = 0.0) -> float:
@@ -174,6 +189,9 @@ class AutopilotBackend:
             text = f"I have to stop: {name} failed — {done[name].get('content', '')[:400]}"
             yield text
             return Turn(text=text)
+        kind = unsupervised_kind(state.answers, self.target)
+        if kind:
+            return (yield from self._unsupervised_turn(kind, done, state))
         budget = state.time_budget
         if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
             self._slow = _slowdown()
@@ -208,7 +226,8 @@ class AutopilotBackend:
             a = state.answers
             args: dict[str, Any] = {"target": a.get("target") or target}
             if not args["target"]:
-                text = "I cannot continue without a target column. Pass --target COL or answer the target question."
+                text = ("I cannot continue without a target column or a task: pass --target COL, or --task clustering "
+                        "or --task anomaly for work without a target (a goal such as 'segment these customers' says it too).")
                 yield text
                 return Turn(text=text)
             for key in ("task", "metric", "positive_class", "group_column"):
@@ -315,6 +334,51 @@ class AutopilotBackend:
         if text:
             yield text
         return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
+
+    def _unsupervised_turn(self, kind: str, done: dict[str, dict[str, Any]], state: LoopState):
+        """profile -> fit (segments or anomalies) -> report -> monitoring -> notebook -> summary."""
+        order = ["profile_data", UNSUPERVISED_FIT[kind], "write_report", "plan_monitoring", "write_notebook"]
+        taken = [order.index(name) for name in done if name in order]
+        step = order[max(taken, default=-1) + 1] if max(taken, default=-1) + 1 < len(order) else "final"
+        if step == "final":
+            text = self._unsupervised_summary(kind, state, done)
+            yield text
+            return Turn(text=text)
+        args: dict[str, Any] = {}
+        if step == "write_notebook":
+            args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)}
+        if step == UNSUPERVISED_FIT[kind]:
+            assumed = ({"n_segments": "n_segments = [2, 8]: the range of segment counts considered (not given)"} if kind == "clustering"
+                       else {"expected_anomaly_rate": "expected_anomaly_rate estimated from the score distribution (not given)"})
+            for key, note in assumed.items():
+                if key not in state.answers and note not in state.assumptions:
+                    state.assumptions.append(note)
+        text = UNSUPERVISED_STEPS[step]
+        yield text
+        return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
+
+    def _unsupervised_summary(self, kind: str, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
+        from dsagent.tools import paths
+
+        path = state.session.artifacts_dir / paths.UNSUPERVISED
+        if not path.exists():
+            return "The run ended without a fitted model."
+        rec = json.loads(path.read_text())
+        if kind == "clustering":
+            names = "; ".join(f"{s['segment']}: {s['name']} ({s['share']:.0%})" for s in rec.get("segments", [])[:8])
+            lines = [f"Done. {rec['k']} segments by {rec['method']} (silhouette {rec['chosen']['silhouette']:.3f}, "
+                     f"bootstrap stability ARI {rec['chosen']['stability']:.2f}): {names}."]
+        else:
+            ev = rec.get("evaluation") or {}
+            scored = (f" On {ev['rows']} held-out labelled rows: average precision {ev['average_precision']:.3f}, ROC-AUC "
+                      f"{ev['roc_auc']:.3f}." if "average_precision" in ev else "")
+            lines = [f"Done. {rec['method']} flags {rec['flagged']} of {rec['n_rows']} rows "
+                     f"(threshold at an expected rate of {rec['expected_anomaly_rate']:.1%}, {rec['rate_source']}).{scored}"]
+        failed = [n for n, r in done.items() if not r.get("ok")]
+        if failed:
+            lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
+        lines.append("See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts.")
+        return " ".join(lines)
 
     ORDER = ["profile_data", "ask_user", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
              "evaluate_model", "explain_model", "write_report", "plan_monitoring", "write_notebook"]

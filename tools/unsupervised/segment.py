@@ -1,0 +1,223 @@
+"""Segmentation: candidates, the choice of the number of segments, and the shipped model.
+
+Candidates are KMeans, a Gaussian mixture and (on small data) Ward agglomerative clustering for
+every k in the user's range, plus scikit-learn's HDBSCAN, which finds its own k. Each is scored on
+three things that fail in different ways: silhouette (separation, fooled by one big blob split in
+two), Calinski-Harabasz (grows with k on unstructured data) and stability (adjusted Rand index
+between the candidate and refits on bootstrap resamples: a k that appears only by chance does
+not come back). The choice is the best mean rank over the three, ties to the smaller k.
+
+The shipped model predicts on raw rows: KMeans and the mixture predict themselves; the others
+cannot assign new rows, so a nearest-neighbour classifier trained on their labels ships instead.
+Segment ids are renumbered by size (0 is the largest); HDBSCAN's noise is segment -1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from dsagent.tools.registry import ToolError
+from dsagent.tools.unsupervised.prep import as_matrix, build_preprocessor, feature_columns
+
+DEFAULT_RANGE = (2, 8)
+SELECTION_ROWS = 2000  # silhouette is quadratic in rows: choose k on a sample this size
+AGGLOMERATIVE_ROWS = 2000  # Ward's memory is quadratic too: only on data this small
+BOOTSTRAPS = 3
+METHODS = ("kmeans", "gmm", "agglomerative", "hdbscan")
+MAX_NOISE = 0.3  # an HDBSCAN result that calls more than this share noise is not a segmentation
+
+
+def segment_range(answer: Any, n_rows: int) -> tuple[int, int]:
+    lo, hi = DEFAULT_RANGE
+    if answer:
+        values = [int(v) for v in (answer if isinstance(answer, (list, tuple)) else [answer])]
+        lo, hi = (values[0], values[0]) if len(values) == 1 else (min(values), max(values))
+    if lo < 2:
+        raise ToolError(f"n_segments must be at least 2, not {lo}; give a range such as [2, 8]")
+    hi = min(hi, max(2, n_rows // 10))  # at least ~10 rows per segment
+    if lo > hi:
+        raise ToolError(f"{n_rows} rows are too few for {lo} segments of ~10 rows each; lower n_segments")
+    return lo, hi
+
+
+def make_clusterer(method: str, k: int, n_rows: int, seed: int) -> Any:
+    """The unfitted estimator of a candidate (the notebook prints its repr to re-create it)."""
+    if method == "kmeans":
+        return KMeans(n_clusters=k, n_init=4, random_state=seed)
+    if method == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="diag", n_init=2, random_state=seed)
+    if method == "agglomerative":
+        return AgglomerativeClustering(n_clusters=k, linkage="ward")
+    if method == "hdbscan":
+        return HDBSCAN(min_cluster_size=max(5, n_rows // 50), copy=True)
+    raise KeyError(method)
+
+
+def _fit_labels(method: str, k: int, Z: np.ndarray, seed: int) -> tuple[np.ndarray, Any]:
+    est = make_clusterer(method, k, len(Z), seed)
+    labels = est.fit_predict(Z)
+    return np.asarray(labels), est
+
+
+def _assign(labels: np.ndarray, Z_fit: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Labels for the rows of Z by their nearest centroid of a fit on Z_fit (methods that cannot predict)."""
+    ids = [c for c in np.unique(labels) if c >= 0]
+    if not ids:
+        return np.full(len(Z), -1)
+    centroids = np.vstack([Z_fit[labels == c].mean(axis=0) for c in ids])
+    d = ((Z[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return np.asarray(ids)[d.argmin(axis=1)]
+
+
+def stability(method: str, k: int, Z: np.ndarray, labels: np.ndarray, seed: int, n: int = BOOTSTRAPS) -> float:
+    """Mean adjusted Rand index between `labels` and refits on bootstrap resamples, all rows assigned."""
+    rng = np.random.default_rng(seed + 1)
+    scores = []
+    for b in range(n):
+        idx = rng.integers(0, len(Z), len(Z))
+        boot, est = _fit_labels(method, k, Z[idx], seed + 1 + b)
+        again = est.predict(Z) if method in ("kmeans", "gmm") else _assign(boot, Z[idx], Z)
+        scores.append(adjusted_rand_score(labels, again))
+    return float(np.mean(scores))
+
+
+def _rank01(values: list[float]) -> np.ndarray:
+    """0 (worst) .. 1 (best) by rank; ties share a rank."""
+    v = np.asarray(values, dtype=float)
+    order = pd.Series(v).rank(method="min").to_numpy()
+    return (order - 1) / max(len(v) - 1, 1)
+
+
+def choose(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate with the best mean rank of silhouette, Calinski-Harabasz and stability."""
+    ok = [c for c in candidates if c.get("silhouette") is not None]
+    if not ok:
+        raise ToolError("no clustering candidate produced at least two segments; check that the features vary")
+    ranks = (_rank01([c["silhouette"] for c in ok]) + _rank01([c["calinski_harabasz"] for c in ok])
+             + _rank01([c["stability"] for c in ok])) / 3
+    for c, r in zip(ok, ranks):
+        c["rank_score"] = round(float(r), 4)
+    # Ties (the same partition found by several methods) go to the smaller k, then to the method
+    # that assigns new rows itself.
+    return sorted(ok, key=lambda c: (-c["rank_score"], c["k"], METHODS.index(c["method"])))[0]
+
+
+@dataclass
+class Fitted:
+    model: Any
+    labels: np.ndarray  # segment per training row (renumbered)
+    record: dict[str, Any]
+    Z: np.ndarray = field(repr=False)
+
+
+class ClusteringTask:
+    """What a TaskType owns for segmentation: fit and choose, predict, prediction columns."""
+
+    kind = "clustering"
+    prediction_columns = ("segment", "segment_distance")
+
+    def __init__(self, answers: dict[str, Any], seed: int = 0):
+        self.answers = answers
+        self.seed = seed
+
+    def excluded(self) -> list[str]:
+        return list(self.answers.get("id_columns") or [])
+
+    def fit(self, df: pd.DataFrame, deadline: float | None = None, progress=lambda m, f=None: None) -> Fitted:
+        from threadpoolctl import threadpool_limits
+
+        # Many small fits: OpenMP threads cost more than they give here (10x slower on a busy 2-core machine).
+        with threadpool_limits(1):
+            return self._fit(df, deadline, progress)
+
+    def _fit(self, df: pd.DataFrame, deadline: float | None, progress) -> Fitted:
+        groups = feature_columns(df, self.excluded())
+        X = df[groups["numeric"] + groups["categorical"]]
+        pre = build_preprocessor(groups).fit(X)
+        Z_all = as_matrix(pre, X)
+        rng = np.random.default_rng(self.seed)
+        sample = np.sort(rng.choice(len(Z_all), SELECTION_ROWS, replace=False)) if len(Z_all) > SELECTION_ROWS else np.arange(len(Z_all))
+        Z = Z_all[sample]
+        lo, hi = segment_range(self.answers.get("n_segments"), len(Z_all))
+        methods = ["kmeans", "gmm"] + (["agglomerative"] if len(Z_all) <= AGGLOMERATIVE_ROWS else [])
+        # KMeans at every k first (cheap, and it covers the whole range); the budget may cut what follows.
+        plan = [(m, k) for m in methods for k in range(lo, hi + 1)] + [("hdbscan", 0)]
+        candidates: list[dict[str, Any]] = []
+        for i, (method, k) in enumerate(plan):
+            if deadline is not None and time.time() > deadline and method != "kmeans":
+                candidates.append({"method": method, "k": int(k), "silhouette": None, "skipped": "time budget spent"})
+                continue
+            progress(f"{method} k={k or 'auto'}", i / len(plan))
+            t0 = time.perf_counter()
+            labels, _ = _fit_labels(method, k, Z, self.seed)
+            row: dict[str, Any] = {"method": method, "k": int(k), "silhouette": None}
+            kept = labels >= 0
+            found = len(set(labels[kept].tolist()))
+            if method == "hdbscan":
+                row["k"] = found
+                row["noise_share"] = round(float(1 - kept.mean()), 4)
+                if not (lo <= found <= hi) or row["noise_share"] > MAX_NOISE:
+                    row["skipped"] = f"found {found} segments and {row['noise_share']:.0%} noise"
+                    candidates.append(row)
+                    continue
+            if found < 2:
+                row["skipped"] = "fewer than two segments"
+                candidates.append(row)
+                continue
+            row["silhouette"] = round(float(silhouette_score(Z[kept], labels[kept], random_state=self.seed)), 4)
+            row["calinski_harabasz"] = round(float(calinski_harabasz_score(Z[kept], labels[kept])), 2)
+            row["stability"] = round(stability(method, row["k"], Z, labels, self.seed), 4)
+            row["fit_s"] = round(time.perf_counter() - t0, 3)
+            candidates.append(row)
+        best = choose(candidates)
+        model, labels, label_map = self._final(best, pre, X, Z_all)
+        centroids = [Z_all[labels == s].mean(axis=0).tolist() for s in range(best["k"])]
+        # What the notebook's refit must reproduce: the partition the saved model gives the training rows
+        # (1.0 for KMeans/mixtures; a nearest-neighbour model may disagree on a few border rows).
+        shipped = self.predict(model, {"label_map": label_map, "centroids": centroids}, X)["segment"]
+        record = {"task": self.kind, "agreement": round(float(adjusted_rand_score(labels, shipped)), 12), "method": best["method"], "k": best["k"], "range": [lo, hi],
+                  "selection_rows": int(len(Z)), "candidates": candidates, "chosen": best, "features": groups,
+                  "label_map": label_map, "centroids": centroids}
+        return Fitted(model=model, labels=labels, record=record, Z=Z_all)
+
+    def _final(self, best: dict[str, Any], pre, X: pd.DataFrame, Z: np.ndarray):
+        """The shipped Pipeline refit on every row, its labels renumbered by size, and the map
+        from the estimator's own labels to segment ids."""
+        raw, est = _fit_labels(best["method"], best["k"], Z, self.seed)
+        kept = raw[raw >= 0]
+        by_size = [int(c) for c in pd.Series(kept).value_counts().index]
+        remap = {old: new for new, old in enumerate(by_size)} | {-1: -1}
+        labels = np.asarray([remap[int(v)] for v in raw])
+        if best["method"] in ("kmeans", "gmm"):
+            model = Pipeline([("prep", pre), ("model", est)])
+            n_internal = best["k"]
+            label_map = [remap.get(i, -1) for i in range(n_internal)]
+        else:  # cannot assign new rows itself: a nearest-neighbour classifier learns its segments
+            knn = KNeighborsClassifier(n_neighbors=5, algorithm="brute").fit(Z, labels)
+            model = Pipeline([("prep", pre), ("model", knn)])
+            label_map = None
+        return model, labels, label_map
+
+    @staticmethod
+    def predict(model, manifest: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
+        """`segment` and `segment_distance` (Euclidean distance, in the model's standardised feature
+        space, from the row to its segment's centre: large means a poor fit to any segment)."""
+        Z = np.asarray(model[:-1].transform(X), dtype=float)
+        raw = np.asarray(model[-1].predict(Z))
+        label_map = manifest.get("label_map")
+        seg = np.asarray([label_map[int(v)] for v in raw]) if label_map else raw.astype(int)
+        centroids = np.asarray(manifest["centroids"], dtype=float)
+        dist = np.full(len(Z), np.nan)
+        inside = seg >= 0
+        dist[inside] = np.sqrt(((Z[inside] - centroids[seg[inside]]) ** 2).sum(axis=1))
+        return pd.DataFrame({"segment": seg.astype(int), "segment_distance": dist}, index=X.index)
