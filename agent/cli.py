@@ -46,6 +46,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--goal", help="what the model is for, in words")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help=f"wall-clock budget for the whole run (default: the answers' time_budget, else {DEFAULT_TIME_BUDGET:g})")
     p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
+    p.add_argument("--task", choices=["auto", "binary", "multiclass", "regression", "forecast"],
+                   help="kind of work (default: the answers' task, else inferred from the target)")
+    p.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default: the answers' horizon, else from the frequency)")
     p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
     p.add_argument("--backend", default="auto", choices=["auto", "claude", "offline"],
                    help="auto = Claude when ANTHROPIC_API_KEY is set, else the offline autopilot")
@@ -121,13 +124,20 @@ def _resolve_model_ref(args) -> str:
                    "or a model.skops file")
 
 
+def cli_answers(args, answers: Answers) -> Answers:
+    """Flags that are answers keys (--task, --horizon) beat the answers file: explicit > answers."""
+    if args.horizon is not None and args.horizon < 1:
+        raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
+    return answers.merged({"task": args.task, "horizon": args.horizon})
+
+
 def cmd_run(args) -> int:
     from dsagent.progress import ProgressPrinter
     from dsagent.runtime import Run, RunOptions
 
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
-    answers = load_answers(args.answers) if args.answers else Answers()
+    answers = cli_answers(args, load_answers(args.answers) if args.answers else Answers())
     if not args.resume and not (args.target or answers.target):
         raise BadInput("no target column: pass --target COL or put `target:` in the --answers file")
     if args.allow_unsandboxed:
