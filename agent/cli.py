@@ -75,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifiers. Missing model columns are an error; extra columns are ignored with a warning.",
         epilog="only .skops models written by dsagent are loaded (pickle/joblib files are refused); exit 2 on bad input")
     pred.add_argument("model", help="session id or directory, or a model.skops file")
-    pred.add_argument("data", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines)")
-    pred.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
+    pred.add_argument("data", nargs="?", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines); for a forecast, "
+                                                          "optional history that extends what the model saw")
+    pred.add_argument("-o", "--output", type=Path, help="output CSV (required for tabular models; a forecast without it "
+                                                        "prints CSV on stdout)")
+    pred.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default and maximum: the trained horizon)")
     _common(pred)
     mon = sub.add_parser(
         "monitor", help="check new data against a model's monitoring plan",
@@ -168,10 +171,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from dsagent.tools.forecast.predict import is_forecast_model, predict_forecast
     from dsagent.tools.serving import predict_file
 
+    ref = _resolve_model_ref(args)
+    if is_forecast_model(ref):  # one row per series and step after the history, not one per input row
+        if args.horizon is not None and args.horizon < 1:
+            raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
+        info = predict_forecast(ref, args.data, args.horizon, args.output)
+        if args.json and args.output:
+            print(json.dumps(info))
+        elif args.output:
+            print(f"wrote {info['rows']} forecast rows to {info['out']}", file=sys.stderr)
+        return EXIT_OK
+    if args.data is None or args.output is None:
+        raise UsageError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
     notes: list[str] = []
-    info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=notes.append)
+    info = predict_file(ref, args.data, args.output, warn=notes.append)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if args.json:

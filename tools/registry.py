@@ -226,6 +226,7 @@ BUILTIN_MODULES = [
     "dsagent.tools.report",
     "dsagent.tools.monitor",
     "dsagent.tools.run_python",
+    "dsagent.tools.forecast.tools",
 ]
 
 

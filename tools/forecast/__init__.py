@@ -7,3 +7,7 @@ features), models (naive, seasonal naive, global gradient boosting), backtest (r
 the metrics), intervals (conformal, per horizon step), profile (time-series profile), report
 (report section, model card, notebook), task (ForecastTask).
 """
+
+# The autopilot's workflow after profile_data when the answers say `task: forecast` (the tools of
+# tools.py, in order). Here, with no import, so the agent side can read it without pandas.
+AUTOPILOT_STEPS = ("define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report")

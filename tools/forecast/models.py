@@ -53,6 +53,7 @@ def fit(name: str, history: Series, horizon: int, period: int, freq: str, seed: 
         if len(X) < 20:
             state["fallback"] = "seasonal_naive"  # too little history to learn from: say so, forecast like the baseline
         else:
+            X = X.loc[:, X.notna().any()]  # a lag longer than every history: all NaN, which the binner rejects
             reg = HistGradientBoostingRegressor(loss="absolute_error", learning_rate=0.1, max_iter=150, max_leaf_nodes=15,
                                                 min_samples_leaf=10, l2_regularization=1.0, random_state=seed)
             with one_thread():

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dsagent.tools.forecast import backtest, intervals, models
+from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models
 from dsagent.tools.forecast.features import n_lags
 from dsagent.tools.forecast.frequency import ForecastDataError, Panel, build_panel
 
@@ -39,7 +39,7 @@ class ForecastTask:
     greater_is_better = False
     predict_columns = PREDICT_COLUMNS
     # The autopilot's workflow after profile_data (tool names of tools.py).
-    steps = ("define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report")
+    steps = AUTOPILOT_STEPS
 
     def __init__(self, spec: ForecastSpec):
         self.spec = spec
