@@ -33,7 +33,7 @@ def _level(y: np.ndarray, t: np.ndarray, w: int) -> np.ndarray:
 
 def calendar(times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
     return {"month": times.month.to_numpy(), "quarter": times.quarter.to_numpy(), "week": times.isocalendar().week.to_numpy(dtype=int),
-            "dayofweek": times.dayofweek.to_numpy(), "day": times.day.to_numpy(), "hour": times.hour.to_numpy()}
+            "dayofweek": times.day_of_week.to_numpy(), "day": times.day.to_numpy(), "hour": times.hour.to_numpy()}
 
 
 def series_rows(y: np.ndarray, times: pd.DatetimeIndex, origins: np.ndarray, horizon: int, period: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -62,6 +62,20 @@ def _infer_one(times: pd.DatetimeIndex) -> str | None:
     return found.freqstr if hasattr(found, "freqstr") else found
 
 
+def _calendar_grid(times: pd.DatetimeIndex) -> str | None:
+    """Yearly, quarterly or monthly (anchored on the first timestamp), coarsest first, that contains
+    every timestamp and is at least two-thirds filled (so quarterly data is never read as monthly)."""
+    month = times[0].strftime("%b").upper()
+    for f in (f"YS-{month}", f"YE-{month}", f"QS-{month}", f"QE-{month}", "MS", "ME"):
+        try:
+            grid = pd.date_range(times[0], times[-1], freq=f)
+        except ValueError:
+            continue
+        if len(grid) and times.isin(grid).all() and len(times) >= 2 * len(grid) / 3:
+            return pd.tseries.frequencies.to_offset(f).freqstr
+    return None
+
+
 def infer_frequency(per_series: dict[str, pd.DatetimeIndex]) -> str:
     """The frequency most series agree on; a series with gaps is read off the most common step."""
     votes: dict[str, int] = {}
@@ -71,9 +85,8 @@ def infer_frequency(per_series: dict[str, pd.DatetimeIndex]) -> str:
             step = pd.Series(np.diff(times.asi8)).mode().iloc[0]
             full = pd.date_range(times[0], times[-1], freq=pd.Timedelta(step))
             freq = _infer_one(full) if full.isin(times).sum() == len(times) else None
-            if freq is None:  # a calendar step (months, quarters) varies in days: try the usual ones
-                freq = next((f for f in ("MS", "ME", "QS", "QE", "YS", "YE")
-                             if pd.DatetimeIndex(times).isin(pd.date_range(times[0], times[-1], freq=f)).all()), None)
+            if freq is None:  # a calendar step (months, quarters) varies in days: the coarsest grid that holds them all
+                freq = _calendar_grid(pd.DatetimeIndex(times))
         if freq:
             votes[freq] = votes.get(freq, 0) + len(times)
     if not votes:
