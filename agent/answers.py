@@ -28,13 +28,19 @@ class Answers(BaseModel):
 
     goal: str | None = None
     target: str | None = None
-    task: Literal["auto", "binary", "multiclass", "regression", "clustering", "anomaly"] | None = None
+    task: Literal["auto", "binary", "multiclass", "regression", "forecast", "clustering", "anomaly"] | None = None
     metric: str | None = None
     positive_class: str | None = None
     cost_fp: float | None = Field(None, ge=0)
     cost_fn: float | None = Field(None, ge=0)
     time_column: str | None = None
     group_column: str | None = None
+    # Forecasting (task: forecast; the library is dsagent.tools.forecast): the id columns that tell
+    # series apart in a panel, the steps ahead to forecast, and a pandas frequency alias (MS, W, D,
+    # ...) when the timestamps should not decide it. `frequency` is checked against the data there.
+    series_columns: list[str] | None = None
+    horizon: int | None = Field(None, ge=1, le=10000)
+    frequency: str | None = None
     segment_columns: list[str] | None = None
     sensitive_columns: list[str] | None = None
     id_columns: list[str] | None = None
@@ -57,6 +63,11 @@ class Answers(BaseModel):
     @classmethod
     def _note_as_text(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else note_text(value)
+
+    @field_validator("series_columns", mode="before")
+    @classmethod
+    def _one_series_column(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("derived_features", mode="before")
     @classmethod

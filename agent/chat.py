@@ -1200,8 +1200,10 @@ def conversation_markdown(conversation: list[dict[str, Any]]) -> str:
 def run_chat(args) -> int:
     """Entry point of `dsagent chat` (called by dsagent.cli)."""
     answers = load_answers(args.answers) if getattr(args, "answers", None) else Answers()
-    if getattr(args, "task", None):
-        answers = answers.merged({"task": args.task})
+    if hasattr(args, "task"):  # --task/--horizon are answers keys given as flags
+        from dsagent.cli import cli_answers
+
+        answers = cli_answers(args, answers)
     if getattr(args, "allow_unsandboxed", False):
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     plain = bool(getattr(args, "plain", False) or getattr(args, "json", False) or not sys.stdout.isatty())

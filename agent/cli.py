@@ -44,10 +44,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="column to predict")
     p.add_argument("--goal", help="what the model is for, in words")
-    p.add_argument("--task", choices=["auto", "binary", "multiclass", "regression", "clustering", "anomaly"],
-                   help="the kind of task; clustering (segments) and anomaly (unusual rows) need no --target")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help=f"wall-clock budget for the whole run (default: the answers' time_budget, else {DEFAULT_TIME_BUDGET:g})")
     p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
+    p.add_argument("--task", choices=["auto", "binary", "multiclass", "regression", "forecast", "clustering", "anomaly"],
+                   help="kind of work (default: the answers' task, else inferred from the target); clustering (segments) "
+                        "and anomaly (unusual rows) need no --target")
+    p.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default: the answers' horizon, else from the frequency)")
     p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
     p.add_argument("--backend", default="auto", choices=["auto", "claude", "offline"],
                    help="auto = Claude when ANTHROPIC_API_KEY is set, else the offline autopilot")
@@ -74,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifiers. Missing model columns are an error; extra columns are ignored with a warning.",
         epilog="only .skops models written by dsagent are loaded (pickle/joblib files are refused); exit 2 on bad input")
     pred.add_argument("model", help="session id or directory, or a model.skops file")
-    pred.add_argument("data", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines)")
-    pred.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
+    pred.add_argument("data", nargs="?", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines); for a forecast, "
+                                                          "optional history that extends what the model saw")
+    pred.add_argument("-o", "--output", type=Path, help="output CSV (required for tabular models; a forecast without it "
+                                                        "prints CSV on stdout)")
+    pred.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default and maximum: the trained horizon)")
     _common(pred)
     mon = sub.add_parser(
         "monitor", help="check new data against a model's monitoring plan",
@@ -149,15 +154,20 @@ def _goal_target(goal: str | None, data) -> str | None:
     return understand(goal, data_columns(data)).values.get("target")
 
 
+def cli_answers(args, answers: Answers) -> Answers:
+    """Flags that are answers keys (--task, --horizon) beat the answers file: explicit > answers."""
+    if args.horizon is not None and args.horizon < 1:
+        raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
+    return answers.merged({"task": args.task, "horizon": args.horizon})
+
+
 def cmd_run(args) -> int:
     from dsagent.progress import ProgressPrinter
     from dsagent.runtime import Run, RunOptions
 
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
-    answers = load_answers(args.answers) if args.answers else Answers()
-    if args.task:
-        answers = answers.merged({"task": args.task})
+    answers = cli_answers(args, load_answers(args.answers) if args.answers else Answers())
     if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data)):
         from dsagent.tools.unsupervised.goal import unsupervised_kind  # plain text matching, no ML library
 
@@ -193,10 +203,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from dsagent.tools.forecast.predict import is_forecast_model, predict_forecast
     from dsagent.tools.serving import predict_file
 
+    ref = _resolve_model_ref(args)
+    if is_forecast_model(ref):  # one row per series and step after the history, not one per input row
+        if args.horizon is not None and args.horizon < 1:
+            raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
+        info = predict_forecast(ref, args.data, args.horizon, args.output)
+        if args.json and args.output:
+            print(json.dumps(info))
+        elif args.output:
+            print(f"wrote {info['rows']} forecast rows to {info['out']}", file=sys.stderr)
+        return EXIT_OK
+    if args.data is None or args.output is None:
+        raise UsageError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
     notes: list[str] = []
-    info = predict_file(_resolve_model_ref(args), args.data, args.output, warn=notes.append)
+    info = predict_file(ref, args.data, args.output, warn=notes.append)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if args.json:

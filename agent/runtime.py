@@ -45,7 +45,8 @@ class RunOptions:
 
 # Answer keys that name columns of the data: a name that is not a column must stop the run up
 # front, not be dropped silently by the tool that would have used it.
-COLUMN_KEYS = ("target", "time_column", "group_column", "segment_columns", "sensitive_columns", "id_columns", "anomaly_label")
+COLUMN_KEYS = ("target", "time_column", "group_column", "series_columns", "segment_columns", "sensitive_columns",
+               "id_columns", "anomaly_label")
 NO_COLUMN = {"", "no", "none"}  # "is there a time column?" -> "no"
 
 

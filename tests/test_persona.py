@@ -15,6 +15,8 @@ from dsagent.persona import MCP_PREFIX, list_personas, load_persona, parse_perso
 TOOLS = ["ask_user", "profile_data", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
          "evaluate_model", "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python",
          "find_segments", "detect_anomalies"]
+FORECAST_TOOLS = ["define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report"]  # data-scientist only
+TOOLS += FORECAST_TOOLS
 SEEDS = Path("/work/shared/seeds")
 
 
@@ -23,7 +25,7 @@ def test_packaged_personas_load(name):
     persona = load_persona(name, known_tools=TOOLS)
     assert persona.name == name and Path(persona.path).name == f"{name}.md"
     assert len(persona.description) > 40
-    expected = TOOLS if name == "data-scientist" else [t for t in TOOLS if t != "run_python"]
+    expected = TOOLS if name == "data-scientist" else [t for t in TOOLS if t != "run_python" and t not in FORECAST_TOOLS]
     assert sorted(persona.tools) == sorted(expected)
     assert resolve_model(None, persona.model).startswith("claude-")
     body = persona.body

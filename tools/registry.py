@@ -227,6 +227,7 @@ BUILTIN_MODULES = [
     "dsagent.tools.monitor",
     "dsagent.tools.run_python",
     "dsagent.tools.unsupervised_tools",
+    "dsagent.tools.forecast.tools",
 ]
 
 

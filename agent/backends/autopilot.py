@@ -189,6 +189,8 @@ class AutopilotBackend:
             text = f"I have to stop: {name} failed — {done[name].get('content', '')[:400]}"
             yield text
             return Turn(text=text)
+        if state.answers.get("task") == "forecast":
+            return (yield from self._forecast_turn(done, state))
         kind = unsupervised_kind(state.answers, self.target)
         if kind:
             return (yield from self._unsupervised_turn(kind, done, state))
@@ -379,6 +381,38 @@ class AutopilotBackend:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
         lines.append("See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts.")
         return " ".join(lines)
+
+    def _forecast_turn(self, done: dict[str, dict[str, Any]], state: LoopState):
+        """`task: forecast`: profile, then the forecasting tools in the order the task owns
+        (dsagent.tools.forecast.AUTOPILOT_STEPS), then the summary. No clarifying round: a missing
+        horizon takes the frequency's default, recorded as an assumption by define_forecast."""
+        from dsagent.tools.forecast import AUTOPILOT_STEPS
+
+        failed = [n for n in AUTOPILOT_STEPS[:3] if n in done and not done[n].get("ok")]
+        if failed:
+            text = f"I have to stop: {failed[0]} failed — {done[failed[0]].get('content', '')[:400]}"
+            yield text
+            return Turn(text=text)
+        target = state.answers.get("target") or self.target
+        todo = [n for n in ("profile_data", *AUTOPILOT_STEPS) if n not in done]
+        texts = {"profile_data": "First I profile the data.",
+                 "define_forecast": "Framing the forecast: frequency, horizon and rolling-origin backtest windows; the "
+                                    "latest horizon stays untouched until evaluation.",
+                 "backtest_forecast": "Backtesting the naive and seasonal-naive baselines and a global gradient-boosted "
+                                      "model, each fit only on the past of every origin.",
+                 "evaluate_forecast": "Scoring the best model once on the test window, with conformal intervals.",
+                 "write_forecast_report": "Writing the report, model card and a notebook that re-creates the backtest."}
+        if not todo:
+            ev = self._record(state, done.get("evaluate_forecast"))
+            text = (f"Done. The chosen forecaster is {ev.get('model')}: test MASE {ev.get('test_score', float('nan')):.3f} vs "
+                    f"the seasonal naive's {ev.get('baseline_score', float('nan')):.3f}. See report.md, model_card.md and "
+                    "notebook.ipynb; forecast with `dsagent predict SESSION`.") if ev else "The run ended without an evaluated forecast."
+            yield text
+            return Turn(text=text)
+        step = todo[0]
+        args: dict[str, Any] = {"target": target} if step in ("profile_data", "define_forecast") and target else {}
+        yield texts[step]
+        return Turn(text=texts[step], tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
 
     ORDER = ["profile_data", "ask_user", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
              "evaluate_model", "explain_model", "write_report", "plan_monitoring", "write_notebook"]

@@ -1,0 +1,118 @@
+"""Forecasting (issue 17): accuracy on a synthetic panel, leak-free backtests, row order, and the
+CLI end to end (`dsagent run` with task: forecast, then `dsagent predict`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsagent.tools.forecast import backtest, models
+from dsagent.tools.forecast.frequency import ForecastDataError, build_panel
+from dsagent.tools.forecast.task import ForecastSpec, ForecastTask
+
+
+def panel_frame(n_series: int = 2, periods: int = 40, freq: str = "QS", period: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Trend + seasonality + a little noise, one level per series."""
+    t = pd.date_range("2000-01-01", periods=periods, freq=freq)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for s in range(n_series):
+        i = np.arange(periods)
+        y = 100 * (s + 1) + (s + 1) * i + 15 * (s + 1) * np.sin(2 * np.pi * i / period) + rng.normal(0, 1.5, periods)
+        parts.append(pd.DataFrame({"when": t.strftime("%Y-%m-%d"), "shop": f"s{s}", "sales": y.round(3)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_synthetic_panel_is_forecast_within_a_stated_error():
+    """Known trend and seasonality: the global model's test-window MASE stays under 0.5 (the seasonal
+    naive, which misses the trend, scores about 1) and its sMAPE under 5%."""
+    task = ForecastTask(ForecastSpec("sales", "when", ["shop"], horizon=4))
+    spec, panel = task.define(panel_frame(n_series=3))
+    assert spec["frequency"] == "QS-JAN" and spec["period"] == 4 and spec["split"]["windows"] >= 3
+    results = task.backtest(panel)
+    board = task.leaderboard(results)
+    assert board[0]["name"] == "gbm"
+    ev, _ = task.evaluate(panel, results, "gbm")
+    assert ev["test_score"] < 0.5 < ev["baseline_score"]
+    assert ev["test_metrics"]["smape"] < 5.0
+    assert [r["step"] for r in ev["by_step"]] == [1, 2, 3, 4] and len(ev["by_series"]) == 3
+
+
+def test_backtest_never_reads_past_its_origin():
+    """Poison every value after a backtest origin: the forecasts made at that origin (and every earlier
+    one) are unchanged, for the global model whose lags and rolling windows could leak."""
+    frame = panel_frame(periods=28)
+    panel = build_panel(frame, "when", "sales", ["shop"])
+    clean = backtest.run_backtest(panel, 4, ("gbm",))
+    assert clean["windows"] >= 3
+    rows = clean["models"]["gbm"]["rows"]
+    for w, origin in enumerate(pd.to_datetime(clean["origins"])):
+        poisoned = build_panel(frame, "when", "sales", ["shop"])
+        after = poisoned.frame["time"] > origin
+        poisoned.frame.loc[after, "y"] = 1e9 * np.arange(1, after.sum() + 1)
+        again = backtest.run_backtest(poisoned, 4, ("gbm",))["models"]["gbm"]["rows"]
+        for k in range(w + 1):
+            a, b = rows[rows["window"] == k], again[again["window"] == k]
+            np.testing.assert_allclose(a["yhat"].to_numpy(), b["yhat"].to_numpy(), err_msg=f"origin {origin}: window {k} moved")
+
+
+def test_shuffled_file_gives_the_same_backtest_as_a_sorted_one():
+    frame = panel_frame()
+    shuffled = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    names = ("seasonal_naive", "gbm")
+    a = backtest.run_backtest(build_panel(frame, "when", "sales", ["shop"]), 4, names)
+    b = backtest.run_backtest(build_panel(shuffled, "when", "sales", ["shop"]), 4, names)
+    for name in names:
+        assert a["models"][name]["mase_windows"] == b["models"][name]["mase_windows"]
+
+
+def test_duplicated_timestamps_are_refused_and_gaps_filled():
+    frame = panel_frame(periods=24)
+    with pytest.raises(ForecastDataError, match="share a timestamp.*series_columns"):
+        build_panel(pd.concat([frame, frame.iloc[[3]]]), "when", "sales", ["shop"])
+    gappy = frame.drop(index=[5, 30])
+    panel = build_panel(gappy, "when", "sales", ["shop"])
+    assert panel.gaps_filled == 2 and len(panel.frame) == len(frame)
+    with pytest.raises(ForecastDataError, match="MAPE|too few"):
+        backtest.plan_windows(12, 4, 4)
+
+
+def test_mape_is_refused_when_an_actual_is_zero():
+    rows = pd.DataFrame({"y": [0.0, 2.0], "yhat": [1.0, 2.0], "scale": [1.0, 1.0]})
+    m = backtest.metrics(rows)
+    assert m["mape"] is None and "zero" in m["mape_refused"] and m["mase"] == pytest.approx(0.5)
+
+
+def test_run_then_predict_from_the_cli(tmp_path):
+    """`dsagent run sales.csv --answers a.yaml --json` with task: forecast completes offline with every
+    deliverable; `dsagent predict` returns exactly horizon x series rows with the promised columns."""
+    data, answers = tmp_path / "sales.csv", tmp_path / "a.yaml"
+    panel_frame(n_series=2, periods=36).sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\n")
+    sessions = tmp_path / "sessions"
+    cmd = [sys.executable, "-m", "dsagent.cli"]
+    run = subprocess.run(cmd + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
+                                "--sessions-dir", str(sessions), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert result["status"] == "completed" and result["task"] == "forecast" and result["metric"] == "mase"
+    assert result["test_score"] < result["baseline_score"]
+    for key in ("model", "report", "model_card", "notebook"):
+        assert result["artifacts"][key], key
+    assert "Do not use it for" in open(result["artifacts"]["model_card"]).read()
+    out = tmp_path / "forecast.csv"
+    pred = subprocess.run(cmd + ["predict", result["session_dir"], "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert pred.returncode == 0, pred.stderr
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["when", "shop", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
+    assert len(got) == 4 * 2 and sorted(got["shop"].unique()) == ["s0", "s1"]
+    assert (got["lower_95"] <= got["lower_80"]).all() and (got["lower_80"] <= got["prediction"]).all()
+    assert (got["prediction"] <= got["upper_80"]).all() and (got["upper_80"] <= got["upper_95"]).all()
+    assert got["when"].min() > pd.read_csv(data)["when"].max()
+    beyond = subprocess.run(cmd + ["predict", result["session_dir"], "--horizon", "5"], capture_output=True, text=True, timeout=120)
+    assert beyond.returncode == 2 and "beyond the 4 steps" in beyond.stderr and "Traceback" not in beyond.stderr

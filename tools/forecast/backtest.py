@@ -1,0 +1,122 @@
+"""Rolling-origin backtesting and the forecast metrics.
+
+Origins are cut in time on the panel's common grid, never at random: the final test window is the
+latest `horizon` time steps, and it is not read until evaluation; before it, `windows` backtest
+windows of `horizon` steps each, walking back from the test window. A model is fit on the past of
+each origin only (the panel is cut at the origin before `models.fit` sees it), then forecasts the
+window.
+
+MASE (the default) scales each series' absolute error by the in-sample seasonal-naive MAE of its
+own history before the origin, so series of any size count alike. MAPE is refused (None, with the
+reason) when an actual is zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from dsagent.tools.forecast import models
+from dsagent.tools.forecast.frequency import ForecastDataError, Panel
+
+MIN_WINDOWS, MAX_WINDOWS = 3, 5
+METRICS = ("mase", "smape", "mae", "rmse", "mape")
+
+
+def min_history(period: int) -> int:
+    """Time steps of history the first backtest origin needs (a season and a bit)."""
+    return max(period + 2, 6)
+
+
+def plan_windows(n_times: int, horizon: int, period: int) -> int:
+    """How many backtest windows fit before the test window (at most MAX_WINDOWS), or refuse."""
+    fit = (n_times - horizon - min_history(period)) // horizon
+    if fit < MIN_WINDOWS:
+        need = (MIN_WINDOWS + 1) * horizon + min_history(period)
+        raise ForecastDataError(f"{n_times} time steps are too few for horizon {horizon}: a test window and {MIN_WINDOWS} "
+                                f"backtest windows of {horizon} steps need at least {need}; lower the horizon or add history")
+    return min(fit, MAX_WINDOWS)
+
+
+def cutoffs(times: pd.DatetimeIndex, horizon: int, windows: int) -> tuple[list[pd.Timestamp], pd.Timestamp]:
+    """(backtest origins, oldest first; the test origin). An origin is the last time step a model may see."""
+    test = times[-horizon - 1]
+    back = [times[-horizon - 1 - j * horizon] for j in range(windows, 0, -1)]
+    return back, test
+
+
+def cut(panel_frame: pd.DataFrame, origin: pd.Timestamp) -> models.Series:
+    return models.as_series(panel_frame[panel_frame["time"] <= origin])
+
+
+def mase_scales(history: models.Series, period: int) -> dict[str, float]:
+    """In-sample seasonal-naive MAE per series (lag 1 when a series is shorter than two seasons)."""
+    out = {}
+    for s, (_, y) in history.items():
+        m = period if period > 1 and len(y) > 2 * period else 1
+        d = np.abs(y[m:] - y[:-m]) if len(y) > m else np.array([])
+        scale = float(np.mean(d)) if len(d) else 0.0
+        if not scale > 0:  # a flat history: fall back on the level, then on 1
+            scale = float(np.mean(np.abs(y))) if len(y) and np.mean(np.abs(y)) > 0 else 1.0
+        out[s] = scale
+    return out
+
+
+def score_window(pred: pd.DataFrame, actual: pd.DataFrame, scales: dict[str, float]) -> pd.DataFrame:
+    """Forecasts joined with their actuals: series, step, time, y, yhat, scale."""
+    joined = pred.merge(actual[["series", "time", "y"]], on=["series", "time"], how="inner")
+    joined["scale"] = joined["series"].map(scales).astype(float)
+    return joined
+
+
+def metrics(rows: pd.DataFrame) -> dict[str, Any]:
+    """MASE, sMAPE (%), MAE, RMSE, MAPE (%) of scored rows; MAPE None (+ reason) with a zero actual."""
+    if rows.empty:
+        return {k: None for k in METRICS}
+    e = rows["y"].to_numpy() - rows["yhat"].to_numpy()
+    y, yhat = rows["y"].to_numpy(), rows["yhat"].to_numpy()
+    denom = np.abs(y) + np.abs(yhat)
+    smape = np.where(denom > 0, 2 * np.abs(e) / np.where(denom > 0, denom, 1), 0.0)
+    out: dict[str, Any] = {"mase": float(np.mean(np.abs(e) / rows["scale"].to_numpy())), "smape": float(100 * np.mean(smape)),
+                           "mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(np.mean(e ** 2)))}
+    if (y == 0).any():
+        out["mape"] = None
+        out["mape_refused"] = f"MAPE is undefined: {int((y == 0).sum())} actual value(s) are zero; use MASE or sMAPE"
+    else:
+        out["mape"] = float(100 * np.mean(np.abs(e) / np.abs(y)))
+    return out
+
+
+def breakdown(rows: pd.DataFrame, by: str) -> list[dict[str, Any]]:
+    return [{by: (int(k) if by == "step" else k), "n": int(len(g)), **metrics(g)} for k, g in rows.groupby(by, sort=True)]
+
+
+def run_backtest(panel: Panel, horizon: int, names: tuple[str, ...] = models.CANDIDATES, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every candidate through every backtest window. Returns per model its scored rows (a frame)
+    and its mean/std MASE over windows; nothing after the test origin is read."""
+    times = panel.times
+    windows = plan_windows(len(times), horizon, panel.period)
+    origins, test_origin = cutoffs(times, horizon, windows)
+    frame = panel.frame[panel.frame["time"] <= test_origin]  # the test window stays untouched
+    results: dict[str, Any] = {}
+    for name in names:
+        scored, per_window, fit_s = [], [], 0.0
+        for w, origin in enumerate(origins):
+            if progress:
+                progress(f"{name}: backtest window {w + 1} of {len(origins)}")
+            history = cut(frame, origin)
+            state = models.fit(name, history, horizon, panel.period, panel.freq, seed=seed)
+            fit_s += state["fit_s"]
+            end = times[times.get_loc(origin) + horizon]
+            actual = frame[(frame["time"] > origin) & (frame["time"] <= end)]
+            rows = score_window(models.forecast(state, history), actual, mase_scales(history, panel.period))
+            rows["window"] = w
+            scored.append(rows)
+            per_window.append(metrics(rows)["mase"])
+        rows = pd.concat(scored, ignore_index=True)
+        results[name] = {"rows": rows, "mase_windows": per_window, "cv_mean": float(np.mean(per_window)),
+                         "cv_std": float(np.std(per_window)), "fit_s": round(fit_s / len(origins), 3), "metrics": metrics(rows)}
+    return {"origins": [str(o) for o in origins], "test_origin": str(test_origin), "windows": windows, "models": results}

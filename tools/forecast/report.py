@@ -1,0 +1,127 @@
+"""The forecast's deliverables: the report section (history + forecast + intervals of the largest
+series, error by horizon step, the baselines), the model card's limits, and a notebook that
+re-creates the backtest from the raw data with the same library calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def plot_largest(history: pd.DataFrame, test_rows: pd.DataFrame, series: str, path: Path, target: str) -> str:
+    from dsagent.tools.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    h = history[history["series"] == series]
+    t = test_rows[test_rows["series"] == series].sort_values("time")
+    ax.plot(h["time"], h["y"], color="black", lw=1, label="history (actual)")
+    ax.fill_between(t["time"], t["lower_95"], t["upper_95"], alpha=0.2, color="tab:blue", label="95% interval")
+    ax.fill_between(t["time"], t["lower_80"], t["upper_80"], alpha=0.35, color="tab:blue", label="80% interval")
+    ax.plot(t["time"], t["yhat"], color="tab:blue", lw=1.5, label="forecast of the test window")
+    ax.set(title=f"{target}: series {series} (largest), test-window forecast", xlabel="time", ylabel=target)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_by_step(by_step: list[dict[str, Any]], path: Path) -> str:
+    from dsagent.tools.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.bar([r["step"] for r in by_step], [r["mase"] for r in by_step], color="tab:orange")
+    ax.axhline(1.0, color="grey", ls="--", lw=1, label="in-sample seasonal naive (MASE 1)")
+    ax.set(title="Test-window error by horizon step", xlabel="steps ahead", ylabel="MASE")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, Any],
+              plots: dict[str, str], goal: str) -> str:
+    lines = [f"# Forecast report: {task['target']}", "", f"**Goal:** {goal}", "",
+             "## Data", "",
+             f"- {task['n_series']} series ({', '.join(task['series_columns']) or 'one series'}), frequency **{task['frequency']}** "
+             f"(seasonal period {task['period']}), {task['n_times']} time steps.",
+             f"- Horizon: **{task['horizon']} steps**; {task['split']['windows']} rolling-origin backtest windows of "
+             f"{task['horizon']} steps; the test window ({task['split']['test_window'][0]} to {task['split']['test_window'][1]}) "
+             "was not read until evaluation.",
+             f"- Median seasonal strength {_f(profile.get('median_seasonal_strength'))}; "
+             f"{profile.get('intermittent_series', 0)} intermittent series (over 30% zeros)."]
+    lines += [f"- {n}" for n in task.get("notes", []) + task.get("assumptions", [])]
+    lines += ["", "## Backtest (mean over windows; MASE is the default metric, lower is better)", "",
+              "| model | MASE | MASE std | sMAPE % | MAE | RMSE | MAPE % |", "|---|---|---|---|---|---|---|"]
+    for r in board:
+        lines.append(f"| {r['name']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {_f(r.get('bt_smape'), 2)} | {_f(r.get('bt_mae'))} "
+                     f"| {_f(r.get('bt_rmse'))} | {_f(r.get('bt_mape'), 2)} |")
+    m = ev["test_metrics"]
+    lines += ["", "## Test window", "",
+              f"Chosen model **{ev['model']}**: MASE {_f(m['mase'])} against the seasonal naive's {_f(ev['baseline_score'])}; "
+              f"sMAPE {_f(m['smape'], 2)}%, MAE {_f(m['mae'])}, RMSE {_f(m['rmse'])}, "
+              + (f"MAPE {_f(m['mape'], 2)}%." if m.get("mape") is not None else f"MAPE not reported ({m.get('mape_refused')})."),
+              "", "| model | test MASE | test sMAPE % |", "|---|---|---|"]
+    lines += [f"| {n} | {_f(s['mase'])} | {_f(s['smape'], 2)} |" for n, s in ev["test_by_model"].items()]
+    cov_t, cov_b = ev["coverage_test"], ev["coverage_backtest"]
+    lines += ["", "## Prediction intervals", "",
+              "Conformal, per horizon step, from the backtest errors scaled by each series' MASE scale.",
+              f"Empirical coverage: 80% interval {_f(cov_b.get('80'), 2)} on the backtests (leave one window out), "
+              f"{_f(cov_t.get('80'), 2)} on the test window; 95% interval {_f(cov_b.get('95'), 2)} and {_f(cov_t.get('95'), 2)}.",
+              "", f"![history, forecast and intervals of the largest series]({plots['largest']})", "",
+              "## Error by horizon step", "", "| step | MASE | sMAPE % |", "|---|---|---|"]
+    lines += [f"| {r['step']} | {_f(r['mase'])} | {_f(r['smape'], 2)} |" for r in ev["by_step"]]
+    worst = sorted(ev["by_series"], key=lambda r: -(r["mase"] or 0))[:5]
+    lines += ["", f"![error by horizon step]({plots['by_step']})", "", "## Worst series (test MASE)", "",
+              "| series | MASE | sMAPE % |", "|---|---|---|"]
+    lines += [f"| {r['series']} | {_f(r['mase'])} | {_f(r['smape'], 2)} |" for r in worst]
+    return "\n".join(lines) + "\n"
+
+
+def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
+    return "\n".join([
+        f"# Model card: {task['target']} forecast", "",
+        f"- **Model:** {ev['model']} (naive, seasonal naive and a global gradient-boosted model were compared by "
+        f"rolling-origin backtest; direct multi-step with the step as a feature).",
+        f"- **Trained for:** {task['horizon']} steps ahead of {task['frequency']} data, {task['n_series']} series.",
+        f"- **Test window MASE:** {_f(ev['test_score'])} (seasonal naive {_f(ev['baseline_score'])}).", "",
+        "## Do not use it for", "",
+        f"- Horizons beyond {task['horizon']} steps: neither the model nor its intervals were trained or checked there "
+        "(`dsagent predict` refuses them).",
+        "- New series with no history: every forecast is built from the series' own recent past.",
+        "- Data at another frequency, or a history with duplicated timestamps.",
+        "- Periods after a structural break (new product, pricing change, pandemic): backtests measure the past only.",
+        "", "## Limits of this version", "",
+        "- Known-future covariates (price, holidays) are not used yet: only the target's own past and the calendar.",
+        "- No statistical per-series models (ETS, Theta, ARIMA) and no blend yet.",
+        "- Intervals assume future errors look like the backtest errors at the same step.", ""])
+
+
+def notebook(task: dict[str, Any], data_path: str, sha256: str | None, chosen: str, cv_mean: float) -> Any:
+    """A notebook that re-creates the backtest: load the raw file (checking its sha256), rebuild the
+    panel and the rolling-origin windows with the same library, and assert the chosen model's MASE."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    spec = {k: task[k] for k in ("target", "time_column", "series_columns", "horizon")} | {"frequency": task["frequency"]}
+    cells = [
+        new_markdown_cell(f"# Backtest of the {task['target']} forecast\n\nRe-creates the rolling-origin backtest of the dsagent "
+                          f"session from the raw data: {task['split']['windows']} windows of {task['horizon']} steps before the "
+                          "untouched test window, the same candidates, and checks the chosen model's backtest MASE. "
+                          "It needs the `dsagent` package (its forecasting library builds the features and models)."),
+        new_code_cell("import hashlib\nfrom dsagent.tools.data import load_table\n"
+                      f"DATA = {data_path!r}\n"
+                      + (f"assert hashlib.sha256(open(DATA, 'rb').read()).hexdigest() == {sha256!r}, 'the data file changed'\n" if sha256 else "")
+                      + "df, _ = load_table(DATA)\ndf.shape"),
+        new_code_cell("from dsagent.tools.forecast.task import ForecastSpec, ForecastTask\n"
+                      f"task = ForecastTask(ForecastSpec(**{spec!r}))\nspec, panel = task.define(df)\nspec['split']"),
+        new_code_cell("results = task.backtest(panel)\nimport pandas as pd\npd.DataFrame(task.leaderboard(results))"),
+        new_code_cell(f"assert abs(results['models'][{chosen!r}]['cv_mean'] - {cv_mean!r}) < 1e-6, 'backtest differs from the session'\n"
+                      f"results['models'][{chosen!r}]['mase_windows']"),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb

@@ -1,0 +1,175 @@
+"""ForecastTask: the one object that owns what a TaskType owns for `task: forecast` (issue 16's seam):
+validation of the answers and the data, the split and backtest, the candidates, the evaluation on
+the untouched last horizon, the predict columns and predicting from history, and the autopilot's
+steps. When the TaskType registry lands this class registers there; the tools in tools.py and the
+hooks in the core (answers keys, CLI flags, the autopilot, predict) only call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models
+from dsagent.tools.forecast.features import n_lags
+from dsagent.tools.forecast.frequency import ForecastDataError, Panel, build_panel
+
+# Steps ahead when nobody said: a season for monthly (12) and hourly (24) data, two quarters' worth of
+# a year for quarterly (8), a quarter of a year for weekly (13), two weeks for daily (14).
+DEFAULT_HORIZON = {12: 12, 4: 8, 52: 13, 7: 14, 24: 24, 5: 10, 1: 4}
+PREDICT_COLUMNS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
+MODEL_KIND = "dsagent-forecast"
+
+
+@dataclass
+class ForecastSpec:
+    target: str
+    time_column: str
+    series_columns: list[str] = field(default_factory=list)
+    horizon: int | None = None
+    frequency: str | None = None
+
+
+class ForecastTask:
+    name = "forecast"
+    default_metric = "mase"
+    greater_is_better = False
+    predict_columns = PREDICT_COLUMNS
+    # The autopilot's workflow after profile_data (tool names of tools.py).
+    steps = AUTOPILOT_STEPS
+
+    def __init__(self, spec: ForecastSpec):
+        self.spec = spec
+
+    @classmethod
+    def from_answers(cls, answers: dict[str, Any]) -> "ForecastTask":
+        target, time_column = answers.get("target"), answers.get("time_column")
+        if not target:
+            raise ForecastDataError("forecasting needs the column to forecast: pass --target COL or `target:` in the answers")
+        if time_column in (None, "", "no"):
+            raise ForecastDataError("forecasting needs the time column: put `time_column: COL` in the answers")
+        return cls(ForecastSpec(target=target, time_column=time_column, series_columns=list(answers.get("series_columns") or []),
+                                horizon=answers.get("horizon"), frequency=answers.get("frequency")))
+
+    # -- validation and the panel ------------------------------------------------------------
+    def panel(self, df: pd.DataFrame) -> Panel:
+        s = self.spec
+        return build_panel(df, s.time_column, s.target, s.series_columns, s.frequency)
+
+    def resolve_horizon(self, panel: Panel) -> tuple[int, str | None]:
+        """(horizon, assumption or None). A given horizon that does not fit is refused; a default one shrinks."""
+        n = len(panel.times)
+        if self.spec.horizon:
+            backtest.plan_windows(n, self.spec.horizon, panel.period)
+            return int(self.spec.horizon), None
+        h = DEFAULT_HORIZON.get(panel.period, panel.period)
+        while h > 1 and (n - h - backtest.min_history(panel.period)) // h < backtest.MIN_WINDOWS:
+            h -= 1
+        backtest.plan_windows(n, h, panel.period)  # refuses when even one step does not fit
+        return h, f"horizon = {h} steps (not given; the default for {panel.freq} data, shortened to fit the history)"
+
+    def define(self, df: pd.DataFrame) -> tuple[dict[str, Any], Panel]:
+        """task.json for a forecast, and the panel it describes."""
+        panel = self.panel(df)
+        horizon, assumed = self.resolve_horizon(panel)
+        self.spec.horizon = horizon
+        windows = backtest.plan_windows(len(panel.times), horizon, panel.period)
+        origins, test_origin = backtest.cutoffs(panel.times, horizon, windows)
+        task = {"task": self.name, "target": self.spec.target, "metric": self.default_metric, "greater_is_better": False,
+                **{k: v for k, v in asdict(self.spec).items() if k != "target"}, "frequency": panel.freq,
+                "period": panel.period, "n_series": int(panel.frame["series"].nunique()), "n_times": len(panel.times),
+                "n_rows": int(len(panel.frame)), "gaps_filled": panel.gaps_filled, "notes": panel.notes,
+                "split": {"kind": "rolling_origin", "windows": windows, "origins": [str(o) for o in origins],
+                          "test_origin": str(test_origin), "test_window": [str(panel.times[-horizon]), str(panel.times[-1])]},
+                "assumptions": [assumed] if assumed else []}
+        return task, panel
+
+    # -- candidates, backtest, evaluation ----------------------------------------------------
+    def candidates(self) -> tuple[str, ...]:
+        return models.CANDIDATES
+
+    def backtest(self, panel: Panel, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        return backtest.run_backtest(panel, int(self.spec.horizon), self.candidates(), seed=seed, progress=progress)
+
+    @staticmethod
+    def leaderboard(results: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = [{"name": n, "family": models.FAMILY[n], "cv_mean": r["cv_mean"], "cv_std": r["cv_std"], "fit_s": r["fit_s"],
+                 "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS}}
+                for n, r in results["models"].items()]
+        return sorted(rows, key=lambda r: r["cv_mean"])
+
+    def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Score every candidate once on the untouched test window (fit on everything before it),
+        attach conformal intervals to the chosen one, then refit it on all the data.
+        Returns (evaluation record, the model to save)."""
+        h, times = int(self.spec.horizon), panel.times
+        test_origin = times[-h - 1]
+        history = backtest.cut(panel.frame, test_origin)
+        scales = backtest.mase_scales(history, panel.period)
+        actual = panel.frame[panel.frame["time"] > test_origin]
+        q = intervals.quantiles(results["models"][chosen]["rows"], h)
+        test_scores, chosen_rows = {}, None
+        for name in self.candidates():
+            state = models.fit(name, history, h, panel.period, panel.freq, seed=seed)
+            rows = backtest.score_window(models.forecast(state, history), actual, scales)
+            test_scores[name] = backtest.metrics(rows)
+            if name == chosen:
+                chosen_rows = intervals.apply(rows, q, scales)
+        assert chosen_rows is not None
+        everything = models.as_series(panel.frame)
+        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed)
+        ev = {"task": self.name, "model": chosen, "metric": "mase", "greater_is_better": False,
+              "test_score": test_scores[chosen]["mase"], "test_ci": None,
+              "baseline_score": test_scores["seasonal_naive"]["mase"], "baseline": "seasonal_naive",
+              "test_metrics": test_scores[chosen], "test_by_model": test_scores,
+              "by_step": backtest.breakdown(chosen_rows, "step"), "by_series": backtest.breakdown(chosen_rows, "series"),
+              "coverage_test": intervals.coverage(chosen_rows),
+              "coverage_backtest": intervals.backtest_coverage(results["models"][chosen]["rows"], h),
+              "interval_quantiles": q, "test_window": [str(times[-h]), str(times[-1])], "horizon": h}
+        model = self.model_artifact(final, everything, backtest.mase_scales(everything, panel.period), q, panel)
+        return ev, {"model": model, "test_rows": chosen_rows}
+
+    # -- the saved model: plain types plus, for gbm, a scikit-learn regressor -------------------
+    def model_artifact(self, state: dict[str, Any], history: models.Series, scales: dict[str, float],
+                       q: dict[str, list[float]], panel: Panel) -> dict[str, Any]:
+        keep = 3 * n_lags(panel.period) + 2 * panel.period
+        return {"kind": MODEL_KIND, "spec": asdict(self.spec), "state": state, "scales": scales, "quantiles": q,
+                "freq": panel.freq, "period": panel.period, "series_values": panel.series_values,
+                "history": {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]}
+                            for s, (ts, y) in history.items()}}
+
+
+def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None = None, horizon: int | None = None) -> pd.DataFrame:
+    """One row per series and step after each series' last timestamp: the time column, the series
+    columns, prediction, lower_80, upper_80, lower_95, upper_95. `new_history` (raw rows with the time,
+    target and series columns) extends or replaces what the model saw; the saved history fills in."""
+    spec = ForecastSpec(**model["spec"])
+    h = int(horizon or spec.horizon)
+    if h > spec.horizon:
+        raise ForecastDataError(f"--horizon {h} is beyond the {spec.horizon} steps the model was trained and backtested for; "
+                                f"ask for at most {spec.horizon}, or re-run with horizon: {h}")
+    saved = pd.concat([pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
+                       for s, v in model["history"].items()], ignore_index=True)
+    values = dict(model.get("series_values") or {})
+    if new_history is not None:
+        task = ForecastTask(ForecastSpec(**{**model["spec"], "frequency": model["freq"]}))
+        fresh = task.panel(new_history)
+        values.update(fresh.series_values)
+        saved = saved[~saved.set_index(["series", "time"]).index.isin(fresh.frame.set_index(["series", "time"]).index)]
+        saved = pd.concat([saved, fresh.frame], ignore_index=True)
+        saved = build_panel(saved.rename(columns={"time": "_t", "y": "_y"}), "_t", "_y", ["series"], model["freq"]).frame
+    history = models.as_series(saved)
+    pred = models.forecast(model["state"], history, h)
+    scales = {s: model["scales"].get(s) or backtest.mase_scales({s: history[s]}, model["period"])[s] for s in history}
+    pred = intervals.apply(pred, model["quantiles"], scales)
+    out = pd.DataFrame({spec.time_column: pred["time"]})
+    for i, col in enumerate(spec.series_columns):
+        out[col] = [values.get(s, {}).get(col, s.split(" | ")[i] if " | " in s or i == 0 else None) for s in pred["series"]]
+    out["prediction"] = pred["yhat"].to_numpy()
+    for lv in intervals.LEVELS:
+        out[f"lower_{lv}"] = pred[f"lower_{lv}"].to_numpy()
+        out[f"upper_{lv}"] = pred[f"upper_{lv}"].to_numpy()
+    return out.reset_index(drop=True)
