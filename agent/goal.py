@@ -112,7 +112,8 @@ BUDGET = re.compile(r"(?:\b(?:keep (?:it )?(?:to|under|within)|within|under|budg
 
 TIME_WORDS = r"\b(by|per|each|every) (day|week|month|quarter|year)\b|\b(daily|weekly|monthly|quarterly|yearly)\b|" \
              r"\bover time\b|\bseasonal\w*\b|\btrend\b|\bin time order\b"
-DATE_NAME = re.compile(r"(date|time|month|year|day|week|period|timestamp|^ds$|^dt$)", re.I)
+# A word of the column's name: `signup_date`, `OrderDate`, `month`; not `monthly_charges` (a price).
+DATE_NAME = re.compile(r"^(\w*(date|time|timestamp)|month|year|day|week|period|ds|dt)$", re.I)
 GROUP_AFTER = re.compile(r"\b(?:per|for each|each|by|across|within) (\w+)")
 
 
@@ -390,7 +391,7 @@ def _time_and_group(text: str, words: list[str], columns: list[str], u: Understo
     "per store" with a store column. Returns the columns taken (never the target)."""
     taken: set[str] = set()
     flat = " ".join(words)
-    dates = [c for c in columns if DATE_NAME.search(normalize(c).replace(" ", ""))]
+    dates = [c for c in columns if any(DATE_NAME.match(w) for w in _words(c))]
     for m in GROUP_AFTER.finditer(flat):
         col = _column_named(m.group(1), columns)
         if col is None:
