@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.business import use_lines
 from dsagent.tools import paths, plots
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
@@ -199,6 +200,7 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
         ok = lat.get("p95") is not None and lat["p95"] <= answers["latency_ms"]
         out.append(f"- **Latency:** required {answers['latency_ms']} ms per prediction; measured single-row p95 "
                    f"{lat.get('p95')} ms ({'meets' if ok else 'MISSES'} it).")
+    out += use_lines(answers, ev)  # what latency, volume, min useful score, baseline and cadence changed
     if answers.get("interpretability"):
         out.append(f"- **Interpretability need:** {answers['interpretability']}; the chosen family's is "
                    f"{INTERPRETABILITY.get(ev['family'], 'unknown')}.")
