@@ -13,6 +13,7 @@ import pandas as pd
 
 from dsagent.tools import paths, plots
 from dsagent.tools.business import against_current, verdict, within_latency
+from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
@@ -274,6 +275,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     df, _ = load_dataset(ctx)
     test_frame = df.iloc[load_task(ctx)["test_rows"]]
     record["segments"] = _segments(test_frame, segment_cols, loss, task, y_test, pred, proba, metric)
+    sensitive = ctx.answers.get("sensitive_columns")
+    record["fairness"] = {c: fairness_table(test_frame[c], y_test, pred, proba, metric, ctx.seed)
+                          for c in (sensitive if isinstance(sensitive, list) else []) if c in test_frame.columns}
     record["worst_segments"] = _worst_segments(X_test, task["features"], loss, max(10, len(y_test) // 50))
     record["latency"] = _latency(pipeline, X_test)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.business import use_lines
+from dsagent.tools.fairness import fairness_md
 from dsagent.tools import paths, plots
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
@@ -427,6 +428,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                 files[f"segments_{col}"] = rel
                 lines += [f"![{md_cell(metric)} by {md_cell(col)}]({rel})", ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += fairness_md((ev.get("fairness") or {}).get(col))
     lines += _section_tradeoffs(board, ev)
 
     lines += ["## Limitations and assumptions", ""]
@@ -538,6 +540,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
             tag = " — sensitive attribute" if col in sensitive else ""
             lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], task["task"]), ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += fairness_md((ev.get("fairness") or {}).get(col))
     else:
         lines += ["- No segment or sensitive columns were named (answers `segment_columns` / `sensitive_columns`); "
                   "performance across groups and fairness were not assessed.", ""]
