@@ -99,3 +99,11 @@ def test_one_run_where_every_key_acts(tmp_path):
     assert plan["schedule"]["retrain_every_days"] == 14 and "every 14 days" in " ".join(plan["retraining_triggers"])
     assert {k: result["answers"][k]["source"] for k in ("latency_ms", "min_useful_score")} == {
         "latency_ms": "given", "min_useful_score": "given"}
+
+
+def test_readme_documents_every_answers_key():
+    from dsagent.answers import ANSWER_KEYS
+
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    documented = {k.strip("` ") for line in rows for k in line.split("|")[1].split(",")}
+    assert set(ANSWER_KEYS) <= documented, sorted(set(ANSWER_KEYS) - documented)
