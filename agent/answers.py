@@ -7,6 +7,7 @@ asked again.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,14 @@ class Answers(BaseModel):
     segment_columns: list[str] | None = None
     sensitive_columns: list[str] | None = None
     id_columns: list[str] | None = None
-    latency_ms: float | None = Field(None, gt=0)
+    # Each of these changes one decision (tools/business.py says which, and the report says how).
+    latency_ms: float | None = Field(None, gt=0)  # candidates slower per row are left out
+    prediction_volume: float | None = Field(None, gt=0)  # rows a day: batch or online scoring
+    retrain_every_days: float | None = Field(None, gt=0)  # the monitoring plan's retraining schedule
+    min_useful_score: float | None = None  # go / no-go against the test CI, in the run's metric
+    current_baseline: float | None = None  # the score of what is in use today, in the run's metric
+    # Columns known when a prediction is made ("all": every column); the others are left out.
+    features_at_prediction_time: list[str] | Literal["all"] | None = None
     interpretability: Literal["low", "medium", "high"] | None = None
     time_budget: float | None = Field(None, gt=0)
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
@@ -68,6 +76,13 @@ class Answers(BaseModel):
     @classmethod
     def _one_series_column(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("features_at_prediction_time", mode="before")
+    @classmethod
+    def _known_columns(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "all", or columns written as one string: "age, income"
+            return "all" if value.strip().lower() == "all" else [v for v in re.split(r"\s*,\s*", value.strip()) if v]
+        return value
 
     @field_validator("derived_features", mode="before")
     @classmethod

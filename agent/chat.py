@@ -32,7 +32,7 @@ from rich.text import Text
 from dsagent import runtime
 from dsagent.answers import ANSWER_KEYS, Answers, BadInput, load_answers, parse_answers
 from dsagent.asking import is_judgement
-from dsagent.goal import clear_target, data_columns
+from dsagent.goal import answer_in_words, clear_target, data_columns
 from dsagent.chat_render import (MarkdownStream, StatusLine, code, fmt_seconds, fmt_tokens, leaderboard_table, markdown,
                                notebook_view, one_line, profile_notes, profile_table, summary_table)
 from dsagent.loop import Event, LoopState
@@ -42,7 +42,7 @@ from dsagent.tools import paths
 
 STEPS_PER_TURN = 40
 COLUMNS_READ_LIMIT = 200 * 2**20  # bytes: larger files are not read in the chat process just for completion
-LIST_KEYS = {"segment_columns", "sensitive_columns", "id_columns"}
+LIST_KEYS = {"segment_columns", "sensitive_columns", "id_columns", "features_at_prediction_time"}
 COLUMN_KEYS = {"target", "time_column", "group_column"} | LIST_KEYS
 
 KEYS_HELP = """\
@@ -444,9 +444,13 @@ class TerminalAsker:
             return q.get("default"), True
         if text.isdigit() and options and 1 <= int(text) <= len(options):
             text = options[int(text) - 1]
-        value: Any = text
+        # Words first: "two minutes", "$120", yes / no, an option's name in any case.
+        value: Any = answer_in_words(key, text, options, q.get("default"))
+        text = value if isinstance(value, str) else text
         cols = self.chat.columns or []
-        if key in LIST_KEYS:
+        if not isinstance(value, str) or (key == "features_at_prediction_time" and value.lower() == "all"):
+            pass  # a number, a list of the offered columns, [] for "no", or "all"
+        elif key in LIST_KEYS:
             value = [self._column(v, cols, key) for v in re.split(r"[,\s]+", text) if v]
         elif key in COLUMN_KEYS and text.lower() not in ("no", "none"):
             value = self._column(text, cols, key)

@@ -112,7 +112,8 @@ BUDGET = re.compile(r"(?:\b(?:keep (?:it )?(?:to|under|within)|within|under|budg
 
 TIME_WORDS = r"\b(by|per|each|every) (day|week|month|quarter|year)\b|\b(daily|weekly|monthly|quarterly|yearly)\b|" \
              r"\bover time\b|\bseasonal\w*\b|\btrend\b|\bin time order\b"
-DATE_NAME = re.compile(r"(date|time|month|year|day|week|period|timestamp|^ds$|^dt$)", re.I)
+# A word of the column's name: `signup_date`, `OrderDate`, `month`; not `monthly_charges` (a price).
+DATE_NAME = re.compile(r"^(\w*(date|time|timestamp)|month|year|day|week|period|ds|dt)$", re.I)
 GROUP_AFTER = re.compile(r"\b(?:per|for each|each|by|across|within) (\w+)")
 
 
@@ -390,7 +391,7 @@ def _time_and_group(text: str, words: list[str], columns: list[str], u: Understo
     "per store" with a store column. Returns the columns taken (never the target)."""
     taken: set[str] = set()
     flat = " ".join(words)
-    dates = [c for c in columns if DATE_NAME.search(normalize(c).replace(" ", ""))]
+    dates = [c for c in columns if any(DATE_NAME.match(w) for w in _words(c))]
     for m in GROUP_AFTER.finditer(flat):
         col = _column_named(m.group(1), columns)
         if col is None:
@@ -429,3 +430,40 @@ def _read_columns(path: str, size: int, mtime: int) -> list[str] | None:
         return [str(c) for c in df.columns]
     except Exception:  # noqa: BLE001  a file the tools cannot read fails later with their message
         return None
+
+
+# ------------------------------------------------------------------------------------ answers in words
+
+# The unit each numeric answers key is kept in, and what a spoken unit is worth in it.
+DURATION_KEYS = {"time_budget": 1.0, "latency_ms": 0.001, "retrain_every_days": 86_400.0}  # seconds per key unit
+DAY_UNITS = {"day": 86_400, "days": 86_400, "week": 604_800, "weeks": 604_800, "month": 2_592_000, "months": 2_592_000,
+             "year": 31_536_000, "years": 31_536_000, "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001}
+NUMBER_KEYS = {"cost_fp", "cost_fn", "prediction_volume", "min_useful_score", "current_baseline", *DURATION_KEYS}
+YES = {"yes", "y", "yeah", "yep", "sure", "ok", "please do", "do it"}
+NO = {"no", "n", "nope", "none", "don't", "do not"}
+
+
+def answer_in_words(key: str, text: str, options: list[str] | None = None, default: Any = None) -> Any:
+    """A typed answer to the question on `key`, read as a person writes it: "two minutes", "$120",
+    "50 ms", "10k rows a day", "a month"; yes / no; an option by name in any case. Returns the text
+    itself when nothing here applies (the answers model then checks it)."""
+    t = " ".join(text.strip().lower().replace(",", "").split())
+    opts = [str(o) for o in options or []]
+    by_name = {o.lower(): o for o in opts}
+    if t in NO and isinstance(default, list):  # "audit these columns?" no -> none of them
+        return []
+    if t in by_name:
+        return by_name[t]
+    if t in YES and (default is not None or opts):  # "audit them?" yes -> the offered columns; "split by time?" yes -> the first option
+        return default if default is not None else opts[0]
+    if key in NUMBER_KEYS:
+        units = {**UNITS, **DAY_UNITS}
+        m = re.fullmatch(r"(?:about |around |roughly )?(?P<num>.+?)\s*(?P<unit>" + "|".join(sorted(map(re.escape, units),
+                         key=len, reverse=True)) + r")?(?: (?:rows )?(?:a|per) day| each)?", t)
+        value = _number(m.group("num")) if m else None
+        if value is not None:
+            unit = m.group("unit")
+            if unit and key in DURATION_KEYS:
+                return value * units[unit] / DURATION_KEYS[key]
+            return value
+    return text.strip()

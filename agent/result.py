@@ -52,3 +52,6 @@ class RunResult(BaseModel):
     elapsed_s: float = 0.0
     error: str | None = None
     answers: dict[str, Answer] = Field(default_factory=dict)
+    # Against the answers' min_useful_score: {"decision": go | no-go | uncertain, "min_useful_score",
+    # "test_score", "test_ci", "reason"}; null when no minimum was given.
+    verdict: dict[str, Any] | None = None

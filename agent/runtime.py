@@ -46,8 +46,8 @@ class RunOptions:
 # Answer keys that name columns of the data: a name that is not a column must stop the run up
 # front, not be dropped silently by the tool that would have used it.
 COLUMN_KEYS = ("target", "time_column", "group_column", "series_columns", "segment_columns", "sensitive_columns",
-               "id_columns", "anomaly_label")
-NO_COLUMN = {"", "no", "none"}  # "is there a time column?" -> "no"
+               "id_columns", "anomaly_label", "features_at_prediction_time")
+NO_COLUMN = {"", "no", "none", "all"}  # "is there a time column?" -> "no"; "which columns are known?" -> "all"
 
 
 def check_answer_columns(answers: Answers, data: Path) -> None:
@@ -370,6 +370,14 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
         if not beats:
             recommendations.insert(0, "The model does not beat the baseline on the test split: do not deploy it; "
                                       "revisit the features or the framing.")
+    if (ev.get("verdict") or {}).get("decision") == "no-go":
+        recommendations.insert(0, f"Do not deploy: {ev['verdict']['reason']}.")
+    from dsagent.tools.business import serving_mode  # stdlib only
+
+    mode = serving_mode((session.meta.get("answers") or {}).get("prediction_volume"),
+                        (session.meta.get("answers") or {}).get("latency_ms"), ev.get("latency") or {})
+    if mode:
+        recommendations.append(f"Serve by {mode['mode']} scoring: {mode['why']}.")
     usage = session.meta.get("usage") or {}
     assumed = list(assumptions if assumptions is not None else session.meta.get("assumptions") or [])
     return RunResult(
@@ -396,4 +404,5 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
         elapsed_s=round(elapsed, 2),
         error=error,
         answers=answers_used(session.meta, assumed),
+        verdict=ev.get("verdict"),
     )

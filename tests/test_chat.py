@@ -302,6 +302,25 @@ def test_answer_parsing():
         asker.parse({"key": "target", "default": None}, "")
 
 
+def test_answers_in_words():
+    """Numbers with units, yes / no, option names in any case, and skip for an optional question."""
+    chat = Chat.__new__(Chat)
+    chat.columns = ["species", "island", "sex", "year"]
+    ask = TerminalAsker(chat).parse
+    assert ask({"key": "time_budget"}, "two minutes") == (120.0, False)
+    assert ask({"key": "cost_fn"}, "$120") == (120.0, False)
+    assert ask({"key": "latency_ms"}, "0.2 seconds") == (200.0, False)
+    assert ask({"key": "prediction_volume"}, "10k rows a day") == (10000.0, False)
+    assert ask({"key": "retrain_every_days"}, "a month") == (30.0, False)
+    assert ask({"key": "interpretability", "options": ["low", "medium", "high"]}, "High") == ("high", False)
+    offered = {"key": "sensitive_columns", "options": ["sex", "no"], "default": ["sex"]}
+    assert ask(offered, "yes") == (["sex"], False) and ask(offered, "no") == ([], False)
+    assert ask({"key": "time_column", "options": ["year", "no"]}, "yes") == ("year", False)
+    assert ask({"key": "features_at_prediction_time", "options": ["all"], "default": "all"}, "yes") == ("all", False)
+    assert ask({"key": "features_at_prediction_time"}, "species, Sex") == (["species", "sex"], False)
+    assert ask({"key": "min_useful_score", "default": None}, "skip") == (None, True)
+
+
 def test_plain_chat_from_a_pipe(tmp_path):
     """The real CLI with stdin and stdout piped: plain output, commands work, exit 0 on EOF."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}

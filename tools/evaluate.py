@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools import paths, plots
+from dsagent.tools.business import against_current, verdict, within_latency
+from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
@@ -194,7 +196,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
             learning rate (or fewer rows) when the rounds it needs would not fit, and stops at this limit.
     """
     board = load_leaderboard(ctx)
-    chosen = pick_candidate(board, model)
+    # A stated latency leaves slower candidates out of "best" (a candidate named explicitly is the caller's call).
+    pool, too_slow = within_latency(board, ctx.answers.get("latency_ms")) if model == "best" else (board, [])
+    chosen = pick_candidate(pool, model)
     X_all, y_all, task = training_data(ctx)
     n_train_rows = len(X_all)
     if max_fit_rows is not None and max_fit_rows < 100:
@@ -240,6 +244,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     }
     if grow:
         record["grown"] = grow
+    record["latency_excluded"] = too_slow
+    record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
+    record["current_comparison"] = against_current(ctx.answers.get("current_baseline"), main, ci, metric.greater_is_better)
     plot_dir = paths.PLOTS_DIR
     files: dict[str, str] = {}
     if task.task != "regression":
@@ -268,6 +275,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     df, _ = load_dataset(ctx)
     test_frame = df.iloc[load_task(ctx)["test_rows"]]
     record["segments"] = _segments(test_frame, segment_cols, loss, task, y_test, pred, proba, metric)
+    sensitive = ctx.answers.get("sensitive_columns")
+    record["fairness"] = {c: fairness_table(test_frame[c], y_test, pred, proba, metric, ctx.seed)
+                          for c in (sensitive if isinstance(sensitive, list) else []) if c in test_frame.columns}
     record["worst_segments"] = _worst_segments(X_test, task.features, loss, max(10, len(y_test) // 50))
     record["latency"] = _latency(pipeline, X_test)
 
@@ -293,7 +303,8 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         "test_ci95": [round(ci[0], 5), round(ci[1], 5)] if ci else None, "baseline_score": round(baseline_score, 5),
         "cv_mean": round(chosen.cv_mean, 5), "other_test_metrics": {k: round(v, 4) for k, v in scores.items()},
         "threshold": record.get("threshold", {}).get("threshold"), "worst_segments": record["worst_segments"][:3],
-        "latency_single_row_ms_p95": record["latency"]["single_row_ms"]["p95"], "plots": [v for k, v in files.items()
+        "latency_single_row_ms_p95": record["latency"]["single_row_ms"]["p95"], "left_out_for_latency": too_slow,
+        "verdict": (record["verdict"] or {}).get("reason"), "plots": [v for k, v in files.items()
                                                                                           if v.endswith(".png")],
     }
     if grow:

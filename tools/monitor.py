@@ -165,7 +165,7 @@ def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str,
 # -- the plan -------------------------------------------------------------------------------
 def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any], ev: dict[str, Any],
                prediction_ref: dict[str, Any], *, important: list[str] | None = None, latency_ms: float | None = None,
-               retrain_every_days: int = 90, n_train: int | None = None, n_test: int | None = None,
+               retrain_every_days: float = 90, n_train: int | None = None, n_test: int | None = None,
                labels: dict[str, Any] | None = None, decisions: dict[str, Any] | None = None,
                checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The plan as data: pure, so tests can build one without a full run. `labels` (training label
@@ -209,7 +209,7 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
             f"drift: PSI >= {PSI_ALERT} (with p < {P_VALUE}) on at least 30% of the features"
             + (f", or on one of the most important features ({', '.join(important)}) together with prediction drift"
                if important else ""),
-            f"schedule: every {retrain_every_days} days even without alerts",
+            f"schedule: every {retrain_every_days:g} days even without alerts",
             f"new labels: once {max(50, round(0.25 * n_train))} labelled rows (25% of the {n_train} training rows) "
             "have arrived since training, retrain and compare on the newest rows",
         ],
@@ -221,12 +221,14 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
             "A/B: when the real goal is a business KPI, run a pre-registered A/B test before full rollout",
             "rollback: keep the previous model directory (model.skops + manifest.json) to restore in one copy",
         ],
-        "schedule": {"check_every": "each scored batch, at least weekly", "retrain_every_days": retrain_every_days},
+        # Checks come at least four times per retraining period (weekly for the default 90 days).
+        "schedule": {"check_every": f"each scored batch, at least every {min(7, max(1, round(retrain_every_days / 4)))} day(s)",
+                     "retrain_every_days": retrain_every_days},
     }
 
 
 @tool
-def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutput:
+def plan_monitoring(ctx: ToolContext, retrain_every_days: int | None = None) -> ToolOutput:
     """Write the monitoring plan (monitoring.json + monitoring.md) for the saved model: reference
     distributions per feature (quantile bins / category frequencies) and for predictions, drift
     thresholds (PSI 0.1 warn / 0.25 alert, confirmed by KS / chi-squared p < 0.01), data-quality
@@ -235,8 +237,10 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int = 90) -> ToolOutpu
     applies it (exit 0 ok, 3 investigate, 4 retrain).
 
     Args:
-        retrain_every_days: scheduled retraining cadence if nothing triggers earlier.
+        retrain_every_days: scheduled retraining cadence if nothing triggers earlier; default the
+            answers' retrain_every_days, else 90.
     """
+    retrain_every_days = retrain_every_days or ctx.answers.get("retrain_every_days") or 90
     from dsagent.tools.monitor_labels import decision_reference, label_reference, reference_checks
     from dsagent.tools.task import test_data, training_data
     from dsagent.tools.unsupervised import saved_record

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.business import use_lines
+from dsagent.tools.fairness import fairness_md
 from dsagent.tools import paths, plots
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
@@ -200,6 +202,7 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
         ok = lat.get("p95") is not None and lat["p95"] <= answers["latency_ms"]
         out.append(f"- **Latency:** required {answers['latency_ms']} ms per prediction; measured single-row p95 "
                    f"{lat.get('p95')} ms ({'meets' if ok else 'MISSES'} it).")
+    out += use_lines(answers, ev)  # what latency, volume, min useful score, baseline and cadence changed
     if answers.get("interpretability"):
         out.append(f"- **Interpretability need:** {answers['interpretability']}; the chosen family's is "
                    f"{INTERPRETABILITY.get(ev['family'], 'unknown')}.")
@@ -432,6 +435,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                 files[f"segments_{col}"] = rel
                 lines += [f"![{md_cell(metric)} by {md_cell(col)}]({rel})", ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += fairness_md((ev.get("fairness") or {}).get(col))
     lines += _section_tradeoffs(board, ev)
 
     lines += ["## Limitations and assumptions", ""]
@@ -543,6 +547,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
             tag = " — sensitive attribute" if col in sensitive else ""
             lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], task["task"]), ""]
             lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += fairness_md((ev.get("fairness") or {}).get(col))
     else:
         lines += ["- No segment or sensitive columns were named (answers `segment_columns` / `sensitive_columns`); "
                   "performance across groups and fairness were not assessed.", ""]

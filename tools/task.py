@@ -146,6 +146,12 @@ def define_task(
     for col in (time_column, group_column):
         if col and col not in {d["column"] for d in dropped}:
             dropped.append({"column": col, "reason": "split column (kept out of the features)"})
+    from dsagent.tools.business import unknown_at_prediction
+
+    for col in unknown_at_prediction(list(kinds), ctx.answers.get("features_at_prediction_time"),
+                                     [target, time_column, group_column]):
+        if col not in {d["column"] for d in dropped}:
+            dropped.append({"column": col, "reason": "not known at prediction time (features_at_prediction_time)"})
     drop_set = {d["column"] for d in dropped}
     features = {c: k for c, k in kinds.items() if c not in drop_set and k not in ("id", "constant")}
     if not features:

@@ -151,31 +151,15 @@ class AutopilotBackend:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _questions(self, profile: dict[str, Any], state: LoopState) -> list[dict[str, Any]]:
+        """Only what changes the work on this data (dsagent.questions holds the policy)."""
+        from dsagent.goal import understand
+        from dsagent.questions import plan_questions
+
         target = state.answers.get("target") or self.target
-        tgt = profile.get("target") or {}
-        kinds = {c["name"]: c["kind"] for c in profile.get("columns", [])}
-        qs: list[dict[str, Any]] = []
-        if not target:
-            options = [c for c, k in kinds.items() if k not in ("id", "constant")][:12]
-            qs.append({"key": "target", "question": "Which column should the model predict?", "why": "everything depends on it",
-                       "options": options, "default": None})
-        qs.append({"key": "goal", "question": "What decision will this model support, and how will success be measured?",
-                   "why": "the metric and the threshold follow from the decision",
-                   "default": f"predict {target or 'the target'} as accurately as possible"})
-        if tgt.get("task") == "binary":
-            qs.append({"key": "cost_fp", "question": "What does a false positive cost, relative to a false negative?",
-                       "why": "sets the decision threshold", "default": 1.0})
-            qs.append({"key": "cost_fn", "question": "What does a missed positive (false negative) cost?",
-                       "why": "sets the decision threshold", "default": 1.0})
-        dates = [c for c, k in kinds.items() if k == "datetime"]
-        if dates:
-            qs.append({"key": "time_column", "question": f"Should the test split follow time (column {dates[0]})?",
-                       "why": "a random split overstates accuracy when the future differs from the past",
-                       "options": dates + ["no"], "default": None})
-        qs.append({"key": "interpretability", "question": "How important is it that people can understand each prediction?",
-                   "why": "decides whether a simpler model is worth a small loss of accuracy",
-                   "options": ["low", "medium", "high"], "default": "medium"})
-        return [q for q in qs if q["key"] not in state.answers][:6]
+        goal = state.answers.get("goal")
+        columns = [c["name"] for c in profile.get("columns", [])]
+        candidates = understand(goal, columns).candidates if goal and not target else []
+        return plan_questions(profile, state.answers, target, candidates)
 
     def _say(self, text: str) -> Iterator[str]:
         yield text
