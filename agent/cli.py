@@ -115,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every version of the session's model (v1 from `dsagent run`, v2... from `dsagent retrain`) with "
                     "its scores and data hash; the active one is what predict, serve and monitor use by default.")
     mod.add_argument("model", help="session id or directory")
+    mod.add_argument("--activate", metavar="VERSION", help="make this version the active one (e.g. roll back to v1)")
+    _common(mod)
+    exp = sub.add_parser(
+        "explain", help="per-row explanations: how much each feature moved each prediction",
+        description="One output row per input row, in order: the predict columns, then `base_value` and one "
+                    "`contrib_<feature>` per feature (classifiers: `explained_class`). Exact TreeSHAP for XGBoost, exact "
+                    "coefficient x value for linear models, sampled Shapley values otherwise; the method is printed.",
+        epilog="exit 2 on bad input")
+    exp.add_argument("model", help="session id or directory, or a model.skops file")
+    exp.add_argument("data", type=Path, help="rows to explain (CSV/TSV/Parquet/Excel/JSON-lines)")
+    exp.add_argument("-o", "--output", type=Path, help="output CSV (default: CSV on stdout)")
+    _version_option(exp)
+    _common(exp)
     ret = sub.add_parser(
         "retrain", help="refit the session's model on new data; promote it only when it is better",
         description="Replays the session's decisions (task, features, the shipped family and its tuned parameters; no "
@@ -127,8 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     ret.add_argument("--time-budget", type=float, metavar="SECONDS", help="bounds the comparison (the refit is one fit)")
     ret.add_argument("--seed", type=int, default=0)
     _common(ret)
-    mod.add_argument("--activate", metavar="VERSION", help="make this version the active one (e.g. roll back to v1)")
-    _common(mod)
     chat = sub.add_parser("chat", help="interactive terminal chat")
     chat.add_argument("data", nargs="?", type=Path)
     chat.add_argument("--plain", action="store_true", help="no colours or live widgets")
@@ -311,6 +322,31 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args) -> int:
+    from dsagent.tools.contributions import explain_frame
+    from dsagent.tools.data import load_table
+    from dsagent.tools.serving import escape_cells, write_csv_atomic
+
+    if args.json and not args.output:
+        raise UsageError("--json prints a summary; pass -o OUT.csv for the table")
+    data, _ = load_table(args.data)
+    notes: list[str] = []
+    frame, info = explain_frame(_resolve_model_ref(args), data, version=args.version, warn=notes.append)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.output:
+        write_csv_atomic(frame, args.output)
+    else:
+        escape_cells(frame).to_csv(sys.stdout, index=False)
+    if args.json:
+        print(json.dumps({"rows": len(frame), "out": str(args.output), "columns": list(frame.columns), **info,
+                          "warnings": notes}))
+    else:
+        print(f"explained {len(frame)} rows with {info['method']}; contributions to {info['explains']} "
+              f"({info['space']}){f', written to {args.output}' if args.output else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_retrain(args) -> int:
     from dsagent.tools.retrain import PROMOTED, retrain
 
@@ -402,7 +438,7 @@ def cmd_mcp(args) -> int:
     return serve(args)
 
 
-COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "serve": cmd_serve, "models": cmd_models, "retrain": cmd_retrain,
+COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "serve": cmd_serve, "models": cmd_models, "retrain": cmd_retrain, "explain": cmd_explain,
             "sessions": cmd_sessions, "tools": cmd_tools,
             "doctor": cmd_doctor, "chat": cmd_chat, "mcp": cmd_mcp}
 

@@ -49,6 +49,8 @@ PREDICT_BODY = {  # the body is read raw (size limit, CSV); this tells the OpenA
         "text/csv": {"schema": {"type": "string"}, "example": "column_a,column_b\n1,x\n"},
     },
 }
+EXPLAIN_PARAM = {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+                 "description": "add `explanations` (per-row feature contributions) and `explanation` (the method)"}
 
 
 class Metrics:
@@ -165,13 +167,15 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
     async def one_line_error(request: Request, exc: HTTPException):
         return JSONResponse({"detail": _one_line(exc.detail)}, status_code=exc.status_code)
 
-    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY},
-              summary="score rows: one prediction per row, in order (plus proba_<class> for classifiers)")
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY, "parameters": [EXPLAIN_PARAM]},
+              summary="score rows: one prediction per row, in order (plus proba_<class> for classifiers; "
+                      "?explain=true adds per-row contributions)")
     async def predict(request: Request) -> Response:
         fmt = _body_format(request.headers.get("content-type"))
         body = await _read_body(request, max_body_bytes)
         try:
-            result = await run_in_threadpool(served.score, body, fmt)
+            explain = request.query_params.get("explain", "false").lower() in ("1", "true", "yes")
+            result = await run_in_threadpool(served.score, body, fmt, explain)
         except ToolError as exc:  # unreadable body, missing columns, no rows: the caller's to fix
             raise HTTPException(422, _one_line(exc)) from None
         except Exception as exc:

@@ -120,6 +120,26 @@ def test_malformed_bodies_get_a_4xx_and_the_server_keeps_answering(served):
     assert client.post("/predict", content=good, headers={"content-type": "text/csv"}).status_code == 200
 
 
+def test_predict_can_explain_each_row_like_dsagent_explain(served, tmp_path, capsys):
+    client, session, _ = served
+    rows = _rows(8, seed=9)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["explain", str(session), str(tmp_path / "rows.csv"), "-o", str(tmp_path / "out.csv"), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    expected = pd.read_csv(tmp_path / "out.csv")
+    r = client.post("/predict?explain=true", content=rows.to_csv(index=False), headers={"content-type": "text/csv"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["explanation"]["method"] == cli["method"] and len(body["explanations"]) == 8
+    got = pd.DataFrame(body["explanations"])
+    contribs = [c for c in expected.columns if c.startswith("contrib_")]
+    assert list(got.filter(like="contrib_").columns) == contribs
+    np.testing.assert_allclose(got[["base_value", *contribs]].to_numpy(), expected[["base_value", *contribs]].to_numpy(),
+                               rtol=1e-6, atol=1e-9)
+    assert "explanations" not in client.post("/predict", content=rows.to_csv(index=False),
+                                             headers={"content-type": "text/csv"}).json()
+
+
 def test_metadata_ready_and_openapi(served):
     client, session, _ = served
     meta = client.get("/metadata").json()

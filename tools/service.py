@@ -34,7 +34,7 @@ from dsagent.tools import versions
 from dsagent.tools.traffic import MODEL_VERSION, REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
 
 
-def _session_meta(model_path: Path) -> dict[str, Any]:
+def session_meta(model_path: Path) -> dict[str, Any]:
     """session.json of the session that trained the model, when the model lives in one."""
     for folder in list(model_path.resolve().parents)[:4]:
         meta = folder / "session.json"
@@ -65,13 +65,14 @@ class ServedModel:
         self.ref = ref
         self._loaded = _Loaded(resolve_model_path(ref, version))
         self.model_path = self._loaded.path
-        self.session = _session_meta(self.model_path)
+        self.session = session_meta(self.model_path)
         answers = self.session.get("answers") or {}
         self.fallback = answers.get("fallback")
         # Columns kept in the log beside the features, so labels can be joined later.
         self.keep = [c for c in (answers.get("id_columns") or []) if isinstance(c, str)] + [self.manifest.get("target")]
         self.log = TrafficLog(traffic_dir(self.model_path), flush_seconds=log_flush_seconds) if log else None
         self._requests = itertools.count(1)
+        self._background: pd.DataFrame | None = None
 
     # The pair is read once per request (see the module docstring); these are for everything else.
     @property
@@ -107,6 +108,7 @@ class ServedModel:
                 raise SwitchRefused(f"version {name} has a different {key} ({new.manifest.get(key)!r}, serving "
                                     f"{old.get(key)!r}); serve it with a new `dsagent serve --version {name}`")
         before = self._loaded.name
+        self._background = None  # the next version may read other columns
         self._loaded = new
         self.model_path = new.path
         return {"from": before, "to": new.name, "model": new.manifest.get("model"), "sha256": new.manifest.get("sha256")}
@@ -129,8 +131,9 @@ class ServedModel:
             "fallback": self.fallback, "traffic_log": str(self.log.directory) if self.log else None,
         }
 
-    def score(self, body: bytes, fmt: str) -> dict[str, Any]:
-        """Score a CSV or JSON body. Bad input raises ToolError (a one-line reason for a 4xx)."""
+    def score(self, body: bytes, fmt: str, explain: bool = False) -> dict[str, Any]:
+        """Score a CSV or JSON body (and explain each row when asked). Bad input raises ToolError
+        (a one-line reason for a 4xx)."""
         loaded = self._loaded  # one version for the whole request, whatever a switch does meanwhile
         data, _info = load_bytes(body, "the request body", fmt)
         warnings: list[str] = []
@@ -138,12 +141,25 @@ class ServedModel:
         preds, failed = self._score_with_fallback(loaded, X)
         if self.log is not None:
             self._log(loaded, data, X, preds)
+        extra: dict[str, Any] = {}
+        if explain:
+            extra = self._explain(loaded, X)
         # The records stay JSON text: decoding them here only for the web layer to encode them
         # again took most of the time of a 1,000-row request.
         return {"rows": len(preds), "predictions_json": preds.to_json(orient="records", double_precision=15),
                 "warnings": warnings, "fallback_rows": failed, "model": loaded.manifest.get("model"),
                 "version": str(loaded.manifest.get("sha256", ""))[:12], "model_version": loaded.name,
-                "labels": preds["prediction"].tolist()}
+                "labels": preds["prediction"].tolist(), **extra}
+
+    def _explain(self, loaded: _Loaded, X: pd.DataFrame) -> dict[str, Any]:
+        from dsagent.tools.contributions import background_rows, explain_rows
+
+        if self._background is None:  # read once: the training rows the model-agnostic method compares with
+            self._background = background_rows(self.session, loaded.manifest)
+            if self._background is None:
+                self._background = X.iloc[:0]
+        frame, info = explain_rows(loaded.model, loaded.manifest, X, self._background)
+        return {"explanation": info, "explanations": json.loads(frame.to_json(orient="records", double_precision=15))}
 
     def _score_with_fallback(self, loaded: _Loaded, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
         try:
