@@ -8,8 +8,8 @@ warnings and the same output columns (tools/serving.py).
 
 When the model raises on a batch (not a schema problem, which is the caller's to fix), the batch
 is scored row by row and each row the model cannot score gets the fallback answer: the answers
-key `fallback` of the session when it exists. That key is not part of `Answers` yet (issue 22),
-so today such rows get a null prediction; either way they are counted and listed.
+key `fallback` of the session (tools/fallback.py), or null when there is none; either way such
+rows are counted and listed.
 
 Versions: a session's server answers with one version of its model (`--version`, else the
 active one) and `switch()` moves it to another while it runs. The model and its manifest are
@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from dsagent.tools.data import load_bytes
+from dsagent.tools.fallback import normalize as normalize_fallback
 from dsagent.tools.model_io import load_model, resolve_model_path
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
@@ -67,7 +68,8 @@ class ServedModel:
         self.model_path = self._loaded.path
         self.session = session_meta(self.model_path)
         answers = self.session.get("answers") or {}
-        self.fallback = answers.get("fallback")
+        self.fallback, self.fallback_note = normalize_fallback(answers.get("fallback"), self.manifest.get("task"),
+                                                               self.manifest.get("classes"))
         # Columns kept in the log beside the features, so labels can be joined later.
         self.keep = [c for c in (answers.get("id_columns") or []) if isinstance(c, str)] + [self.manifest.get("target")]
         self.log = TrafficLog(traffic_dir(self.model_path), flush_seconds=log_flush_seconds) if log else None
@@ -128,7 +130,7 @@ class ServedModel:
             "training_data_sha256": self.session.get("data_sha256"), "session": self.session.get("id"),
             "model_sha256": m.get("sha256"), "library_versions": m.get("versions"),
             "output_columns": ["prediction"] + [f"proba_{c}" for c in m.get("classes") or []],
-            "fallback": self.fallback, "traffic_log": str(self.log.directory) if self.log else None,
+            "fallback": self.fallback, "fallback_note": self.fallback_note, "traffic_log": str(self.log.directory) if self.log else None,
         }
 
     def score(self, body: bytes, fmt: str, explain: bool = False) -> dict[str, Any]:
