@@ -2,16 +2,17 @@
 
 Python API (imported on first use, so `import dsagent` stays cheap):
     from dsagent import run_task, Assistant, as_anthropic_tool, ask_about
+    from dsagent import predict, explain, monitor, retrain   # on a finished session
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["run_task", "Assistant", "as_anthropic_tool", "ask_about"]
+__all__ = ["run_task", "Assistant", "as_anthropic_tool", "ask_about", "predict", "explain", "monitor", "retrain"]
 
 if TYPE_CHECKING:
-    from dsagent.api import Assistant, as_anthropic_tool, ask_about, run_task
+    from dsagent.api import Assistant, as_anthropic_tool, ask_about, explain, monitor, predict, retrain, run_task
 
 
 def __getattr__(name: str) -> Any:

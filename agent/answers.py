@@ -55,6 +55,9 @@ class Answers(BaseModel):
     features_at_prediction_time: list[str] | Literal["all"] | None = None
     interpretability: Literal["low", "medium", "high"] | None = None
     time_budget: float | None = Field(None, gt=0)
+    # What `dsagent serve` answers for a row the model cannot score (a class, or a number for
+    # regression); recorded in the model card (tools/fallback.py).
+    fallback: str | float | None = None
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
     # Checked here for syntax, against the data's columns when the run starts.
     derived_features: list[str] | None = None

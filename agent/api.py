@@ -196,15 +196,73 @@ def ask_about(session: Any, question: str, *, sessions_dir: str | Path | None = 
     its answer says which run_task call would do it, and `action` carries the answers for it.
     An unmatched question gets the list of what can be asked."""
     from dsagent.about import ask_about as answer
+
+    return answer(_session(session, sessions_dir), question).to_dict()
+
+
+# ------------------------------------------------------- a finished session's model (dsagent.lifecycle)
+
+
+def _session(session: Any, sessions_dir: str | Path | None) -> Path:
+    """A RunResult, a session directory or a session id (looked up in sessions_dir)."""
     from dsagent.session import default_sessions_dir
     from dsagent.tasks import session_dir
 
     if isinstance(session, RunResult):
         session = session.session_dir
     path = Path(str(session)).expanduser()
-    if not (path / "session.json").is_file():
-        path = session_dir(Path(sessions_dir).expanduser() if sessions_dir else default_sessions_dir(), str(session))
-    return answer(path, question).to_dict()
+    if (path / "session.json").is_file():
+        return path
+    return session_dir(Path(sessions_dir).expanduser() if sessions_dir else default_sessions_dir(), str(session))
+
+
+def _table(data: Any) -> Any:
+    if _is_dataframe(data):
+        return data
+    return _data_path(data, Path("."))
+
+
+def predict(session: Any, data: Any, *, version: str | None = None, sessions_dir: str | Path | None = None):
+    """Predictions of a finished session's model (its active version unless `version`): a DataFrame,
+    one row per row of `data` (a DataFrame or a file), in order, with the columns of `dsagent predict`.
+    Schema warnings go to the `warnings` attribute of the frame (`frame.attrs["warnings"]`)."""
+    from dsagent.lifecycle import predict_table
+
+    frame, warnings, _ = predict_table(_session(session, sessions_dir), _table(data), version)
+    frame.attrs["warnings"] = warnings
+    return frame
+
+
+def explain(session: Any, data: Any, *, version: str | None = None, sessions_dir: str | Path | None = None):
+    """Per-row explanations: a DataFrame of the predict columns, `base_value` and one
+    `contrib_<feature>` per feature; `frame.attrs["method"]` says how they were computed."""
+    from dsagent.lifecycle import explain_table
+
+    frame, info, warnings = explain_table(_session(session, sessions_dir), _table(data), version)
+    frame.attrs.update(info, warnings=warnings)
+    return frame
+
+
+def monitor(session: Any, data: Any = None, *, from_log: bool = False, since: str | None = None,
+            sessions_dir: str | Path | None = None) -> dict[str, Any]:
+    """Drift, data quality and (with labels) performance of `data` (or of the served traffic with
+    from_log=True): the `dsagent monitor --json` report, with `exit_code` 0 ok, 3 investigate, 4 retrain."""
+    from dsagent.lifecycle import monitor as check
+
+    return check(_session(session, sessions_dir), None if data is None else _table(data), from_log=from_log, since=since)
+
+
+def retrain(session: Any, data: Any, *, time_budget: float | None = None, seed: int = 0,
+            sessions_dir: str | Path | None = None) -> dict[str, Any]:
+    """Refit on new labelled data and promote only when better beyond the CI (`dsagent retrain
+    --json`'s result, with `exit_code` 0 promoted, 5 champion kept). A DataFrame is saved under the
+    sessions directory's inputs/ first, so the new version records the file it learned from."""
+    from dsagent.lifecycle import retrain as run
+
+    path = _session(session, sessions_dir)
+    if _is_dataframe(data):
+        data = write_frame(data, path.parent / INPUTS_DIR)
+    return run(path, _data_path(data, path.parent), time_budget=time_budget, seed=seed)
 
 
 # ------------------------------------------------------------------------- delegate tool

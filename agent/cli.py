@@ -1,4 +1,4 @@
-"""dsagent run | predict | monitor | serve | chat | mcp | sessions | tools | doctor
+"""dsagent run | predict | monitor | serve | models | chat | mcp | sessions | tools | doctor
 
 Exit codes: 0 success; 1 the run failed; 2 bad usage or bad input; 130 interrupted;
 monitor: 0 ok, 3 investigate, 4 retrain. Bad input is one line on stderr, no traceback unless
@@ -24,6 +24,7 @@ from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, load_answers
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
+EXIT_KEPT_CHAMPION = 5  # retrain: the challenger was not better beyond the CI
 
 
 class UsageError(BadInput):
@@ -63,6 +64,11 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
                    help="let run_python execute without filesystem/network confinement (not recommended)")
 
 
+def _version_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", metavar="VERSION", help="a version of the session's model (v1, v2, ...; "
+                                                        "default the active one, see `dsagent models`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dsagent", description="An ML assistant with a data-scientist persona.")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("-o", "--output", type=Path, help="output CSV (required for tabular models; a forecast without it "
                                                         "prints CSV on stdout)")
     pred.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default and maximum: the trained horizon)")
+    _version_option(pred)
     _common(pred)
     mon = sub.add_parser(
         "monitor", help="check new data against a model's monitoring plan",
@@ -108,7 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--workers", type=int, default=1, help="worker processes, each with its own copy of the model")
     srv.add_argument("--no-log", action="store_true", help="do not log served rows and predictions")
     srv.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body accepted (413 above it)")
+    _version_option(srv)
     _common(srv)
+    mod = sub.add_parser(
+        "models", help="list a session's model versions",
+        description="Every version of the session's model (v1 from `dsagent run`, v2... from `dsagent retrain`) with "
+                    "its scores and data hash; the active one is what predict, serve and monitor use by default.")
+    mod.add_argument("model", help="session id or directory")
+    mod.add_argument("--activate", metavar="VERSION", help="make this version the active one (e.g. roll back to v1)")
+    _common(mod)
+    exp = sub.add_parser(
+        "explain", help="per-row explanations: how much each feature moved each prediction",
+        description="One output row per input row, in order: the predict columns, then `base_value` and one "
+                    "`contrib_<feature>` per feature (classifiers: `explained_class`). Exact TreeSHAP for XGBoost, exact "
+                    "coefficient x value for linear models, sampled Shapley values otherwise; the method is printed.",
+        epilog="exit 2 on bad input")
+    exp.add_argument("model", help="session id or directory, or a model.skops file")
+    exp.add_argument("data", type=Path, help="rows to explain (CSV/TSV/Parquet/Excel/JSON-lines)")
+    exp.add_argument("-o", "--output", type=Path, help="output CSV (default: CSV on stdout)")
+    _version_option(exp)
+    _common(exp)
+    ret = sub.add_parser(
+        "retrain", help="refit the session's model on new data; promote it only when it is better",
+        description="Replays the session's decisions (task, features, the shipped family and its tuned parameters; no "
+                    "new search) on NEW_DATA, then scores the new model (challenger) and the active one (champion) on "
+                    "the same held-out newest rows with a paired bootstrap. The challenger becomes the active version "
+                    "only when the 95% CI of the difference favours it; both versions stay (`dsagent models`).",
+        epilog="exit codes: 0 challenger promoted, 5 champion kept, 2 bad input")
+    ret.add_argument("model", help="session id or directory")
+    ret.add_argument("data", type=Path, help="new labelled rows (CSV/TSV/Parquet/Excel/JSON-lines) with the target column")
+    ret.add_argument("--time-budget", type=float, metavar="SECONDS", help="bounds the comparison (the refit is one fit)")
+    ret.add_argument("--seed", type=int, default=0)
+    _common(ret)
     chat = sub.add_parser("chat", help="interactive terminal chat")
     chat.add_argument("data", nargs="?", type=Path)
     chat.add_argument("--plain", action="store_true", help="no colours or live widgets")
@@ -219,7 +257,7 @@ def cmd_predict(args) -> int:
     if args.data is None or args.output is None:
         raise UsageError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
     notes: list[str] = []
-    info = predict_file(ref, args.data, args.output, warn=notes.append)
+    info = predict_file(ref, args.data, args.output, warn=notes.append, version=args.version)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if args.json:
@@ -296,7 +334,77 @@ def cmd_serve(args) -> int:
     from dsagent.serve import serve
 
     return serve(_resolve_model_ref(args), host=args.host, port=args.port, workers=args.workers, log=not args.no_log,
-                 max_body_mb=args.max_body_mb)
+                 max_body_mb=args.max_body_mb, version=args.version)
+
+
+def cmd_models(args) -> int:
+    from dsagent.tools import versions
+
+    ref = _resolve_model_ref(args)
+    if args.activate:
+        versions.set_active(versions.model_dir(ref) or Path(ref), args.activate)
+    info = versions.listing(ref)
+    if args.json:
+        print(json.dumps(info, default=str))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"model versions in {info['model_dir']}")
+    for col in ("", "version", "model", "scores", "data sha256", "created"):
+        table.add_column(col)
+    for v in info["versions"]:
+        scores = ", ".join(f"{k} {x:.4f}" for k, x in (v["scores"] or {}).items() if isinstance(x, (int, float)))
+        table.add_row("*" if v["active"] else "", v["version"], str(v["model"]), scores, str(v["data_sha256"] or "")[:12],
+                      str(v["created_at"] or ""))
+    Console().print(table)
+    print(f"active: {info['active']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_explain(args) -> int:
+    from dsagent.tools.contributions import explain_frame
+    from dsagent.tools.data import load_table
+    from dsagent.tools.serving import escape_cells, write_csv_atomic
+
+    if args.json and not args.output:
+        raise UsageError("--json prints a summary; pass -o OUT.csv for the table")
+    data, _ = load_table(args.data)
+    notes: list[str] = []
+    frame, info = explain_frame(_resolve_model_ref(args), data, version=args.version, warn=notes.append)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.output:
+        write_csv_atomic(frame, args.output)
+    else:
+        escape_cells(frame).to_csv(sys.stdout, index=False)
+    if args.json:
+        print(json.dumps({"rows": len(frame), "out": str(args.output), "columns": list(frame.columns), **info,
+                          "warnings": notes}))
+    else:
+        print(f"explained {len(frame)} rows with {info['method']}; contributions to {info['explains']} "
+              f"({info['space']}){f', written to {args.output}' if args.output else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_retrain(args) -> int:
+    from dsagent.tools.retrain import PROMOTED, retrain
+
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise BadInput("--time-budget must be a positive number of seconds")
+    result = retrain(_resolve_model_ref(args), args.data, time_budget=args.time_budget, seed=args.seed)
+    for note in result["warnings"]:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        ci = result["difference_ci"]
+        print(f"{result['metric']} on {result['holdout_rows']} held-out new rows: challenger {result['version']} "
+              f"{result['scores']['challenger']:.4f}, champion {result['parent']} {result['scores']['champion']:.4f}; "
+              f"difference 95% CI {'n/a' if ci is None else f'{ci[0]:+.4f} to {ci[1]:+.4f}'} (positive = challenger better)")
+        print(f"{'promoted' if result['status'] == PROMOTED else 'kept the champion'}: active version is "
+              f"{result['active']}")
+    return EXIT_OK if result["status"] == PROMOTED else EXIT_KEPT_CHAMPION
 
 
 def cmd_sessions(args) -> int:
@@ -386,7 +494,8 @@ def cmd_mcp(args) -> int:
     return serve(args)
 
 
-COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "serve": cmd_serve, "sessions": cmd_sessions, "tools": cmd_tools,
+COMMANDS = {"run": cmd_run, "predict": cmd_predict, "monitor": cmd_monitor, "serve": cmd_serve, "models": cmd_models, "retrain": cmd_retrain, "explain": cmd_explain,
+            "sessions": cmd_sessions, "tools": cmd_tools,
             "doctor": cmd_doctor, "chat": cmd_chat, "mcp": cmd_mcp}
 
 

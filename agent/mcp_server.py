@@ -11,6 +11,8 @@ The only module that imports `mcp`. What a client sees:
 - task tools for whole runs that outlast a request: start_ml_task, task_status,
   answer_questions, task_result, cancel_task, list_tasks (agent/tasks.py). Each task is its own
   session; its id is the session id.
+- model tools on a finished task (agent/lifecycle.py, shared with the Python API): predict,
+  explain, monitor, retrain.
 - resources for a session's artifacts: dsagent://sessions/{id}/report, model-card, notebook,
   monitoring, monitoring-plan, leaderboard, evaluation, profile, result.
 
@@ -64,6 +66,8 @@ Whole job: start_ml_task(data, goal, target?) returns a task id at once; poll ta
 task_result(id) and the resources dsagent://sessions/{id}/report (model-card, notebook, monitoring,
 leaderboard...). Step by step: load_data(path) first, then profile_data, define_task, train_models,
 tune_model, evaluate_model, explain_model, write_report, plan_monitoring, write_notebook.
+A finished task's model: predict(id, data), explain(id, data) (per-row contributions),
+monitor(id, data) (drift and performance), retrain(id, new_data) (promoted only when better).
 Data paths must lie under the server's --root directories."""
 
 _GUIDE_NO_DATA = ("no data registered for direct tool calls: call load_data(path) with a file under the server's "
@@ -191,7 +195,10 @@ class DsagentMCPServer(MCPServer):
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
-            if isinstance(exc.__cause__, BadInput):  # bad input is the caller's to fix: say what
+            from dsagent.tools.registry import ToolError
+
+            # bad input (a bad file, an unknown version, data without labels) is the caller's to fix: say what
+            if isinstance(exc.__cause__, (BadInput, ToolError)):
                 return _text(str(exc.__cause__), error=True)
             raise
 
@@ -253,6 +260,7 @@ def build_server(roots: list[str | Path] | None = None, sessions_dir: Path | Non
     server = DsagentMCPServer(app, name=SERVER_NAME, instructions=INSTRUCTIONS, debug=debug,
                               log_level="DEBUG" if debug else "WARNING")
     _add_task_tools(server, app)
+    _add_model_tools(server, app)
     _add_resources(server, app)
     return server
 
@@ -365,6 +373,56 @@ def _add_task_tools(server: DsagentMCPServer, app: DsagentApp) -> None:
     async def list_tasks() -> str:
         """Tasks started by this server: id, status, phase, data file."""
         return json.dumps(tasks.list())
+
+
+def _add_model_tools(server: DsagentMCPServer, app: DsagentApp) -> None:
+    """predict, explain, monitor, retrain on a finished session (thin over dsagent.lifecycle)."""
+    from dsagent import lifecycle
+
+    def place(task_id: str, data: str | None) -> tuple[Path, Path | None]:
+        return session_dir(app.sessions_dir, task_id), confine_data_path(data, app.roots) if data else None
+
+    task_doc = "a finished task's id (its session id)"
+    data_doc = "data file under the server's roots (relative paths: from the first root)"
+    version_doc = "a model version (v1, v2, ...; default the active one)"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def predict(task_id: str = Field(description=task_doc), data: str = Field(description=data_doc),
+                      version: str | None = Field(None, description=version_doc)) -> str:
+        """Predict with a finished task's model: one row per input row, in order (`prediction`, and
+        `proba_<class>` for classifiers), with the same schema checks and warnings as `dsagent predict`."""
+        session, path = place(task_id, data)
+        return json.dumps(await anyio.to_thread.run_sync(lambda: lifecycle.predict(session, path, version)), default=str)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def explain(task_id: str = Field(description=task_doc), data: str = Field(description=data_doc),
+                      version: str | None = Field(None, description=version_doc)) -> str:
+        """Per-row explanations: each feature's contribution to each row's prediction, and the method
+        (exact TreeSHAP for XGBoost, exact for linear models, sampled Shapley values otherwise)."""
+        session, path = place(task_id, data)
+        return json.dumps(await anyio.to_thread.run_sync(lambda: lifecycle.explain(session, path, version)), default=str)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def monitor(task_id: str = Field(description=task_doc),
+                      data: str | None = Field(None, description=data_doc + "; or from_log"),
+                      from_log: bool = Field(False, description="check the rows `dsagent serve` scored instead"),
+                      since: str | None = Field(None, description="with from_log: rows served at or after (ISO, UTC)")) -> str:
+        """Drift, data quality and (when labels are present) performance of new data against the
+        training reference; verdict ok / investigate / retrain."""
+        session, path = place(task_id, data)
+        return json.dumps(await anyio.to_thread.run_sync(
+            lambda: lifecycle.monitor(session, path, from_log=from_log, since=since)), default=str)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False))
+    async def retrain(task_id: str = Field(description=task_doc),
+                      data: str = Field(description=data_doc + ", with the target column"),
+                      time_budget: float | None = Field(None, gt=0, description="seconds for the comparison")) -> str:
+        """Refit the task's model (same family and tuned parameters) on new labelled data, compare it
+        with the active version on held-out new rows (paired bootstrap) and make it active only when
+        it is better beyond the 95% CI. Both versions stay."""
+        session, path = place(task_id, data)
+        return json.dumps(await anyio.to_thread.run_sync(
+            lambda: lifecycle.retrain(session, path, time_budget=time_budget)), default=str)
 
 
 def _add_resources(server: DsagentMCPServer, app: DsagentApp) -> None:

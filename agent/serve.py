@@ -9,6 +9,11 @@ so no pandas or scikit-learn is imported here.
 With --workers N > 1, uvicorn starts N processes that each load the model (`app_from_env`) and
 share one listening socket; Prometheus metrics then go through prometheus_client's multiprocess
 mode so /metrics sums all workers whichever one answers.
+
+A session's server can move to another model version while it runs: `POST /admin/version`
+with {"version": "v2"}, accepted from this machine only (the loopback address) and with one
+worker (each of N workers holds its own copy; restart with --version there). No request is
+dropped: see dsagent.tools.service.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dsagent.answers import BadInput
 
 DEFAULT_MAX_BODY_MB = 32.0
 ENV_CONFIG = "DSAGENT_SERVE_CONFIG"  # how the parent hands its options to worker processes
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-values")
 JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl", "application/json-lines")
@@ -43,6 +49,8 @@ PREDICT_BODY = {  # the body is read raw (size limit, CSV); this tells the OpenA
         "text/csv": {"schema": {"type": "string"}, "example": "column_a,column_b\n1,x\n"},
     },
 }
+EXPLAIN_PARAM = {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+                 "description": "add `explanations` (per-row feature contributions) and `explanation` (the method)"}
 
 
 class Metrics:
@@ -159,13 +167,15 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
     async def one_line_error(request: Request, exc: HTTPException):
         return JSONResponse({"detail": _one_line(exc.detail)}, status_code=exc.status_code)
 
-    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY},
-              summary="score rows: one prediction per row, in order (plus proba_<class> for classifiers)")
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY, "parameters": [EXPLAIN_PARAM]},
+              summary="score rows: one prediction per row, in order (plus proba_<class> for classifiers; "
+                      "?explain=true adds per-row contributions)")
     async def predict(request: Request) -> Response:
         fmt = _body_format(request.headers.get("content-type"))
         body = await _read_body(request, max_body_bytes)
         try:
-            result = await run_in_threadpool(served.score, body, fmt)
+            explain = request.query_params.get("explain", "false").lower() in ("1", "true", "yes")
+            result = await run_in_threadpool(served.score, body, fmt, explain)
         except ToolError as exc:  # unreadable body, missing columns, no rows: the caller's to fix
             raise HTTPException(422, _one_line(exc)) from None
         except Exception as exc:
@@ -178,6 +188,28 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
         head = json.dumps(result, default=str)
         return Response(f'{head[:-1]}, "predictions": {records}}}', media_type="application/json")
 
+    @app.post("/admin/version", summary="answer with another version of the session's model (loopback only)")
+    async def switch_version(request: Request) -> dict[str, Any]:
+        from dsagent.tools.service import SwitchRefused
+
+        if (request.client.host if request.client else None) not in LOOPBACK:
+            raise HTTPException(403, "switching versions is allowed from this machine only (127.0.0.1)")
+        if multiprocess:
+            raise HTTPException(409, "this server runs several workers, each with its own model copy; restart it with "
+                                     "--version (or --workers 1 to switch while it runs)")
+        try:
+            wanted = json.loads(await _read_body(request, 4096) or b"{}").get("version")
+        except (ValueError, AttributeError):
+            wanted = None
+        if not isinstance(wanted, str):
+            raise HTTPException(422, 'send {"version": "v2"} (a version from `dsagent models SESSION`)')
+        try:
+            return await run_in_threadpool(served.switch, wanted)
+        except SwitchRefused as exc:
+            raise HTTPException(409, _one_line(exc)) from None
+        except ToolError as exc:  # an unknown version or a model file that fails its checks
+            raise HTTPException(404, _one_line(exc)) from None
+
     @app.get("/health", summary="the process is up")
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
@@ -186,7 +218,8 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
     async def ready() -> Response:
         if served.model is None:
             return JSONResponse({"ready": False}, status_code=503)
-        return JSONResponse({"ready": True, "model": served.manifest.get("model"), "version": served.version})
+        return JSONResponse({"ready": True, "model": served.manifest.get("model"), "version": served.version,
+                             "model_version": served.model_version})
 
     @app.get("/metadata", summary="model, version, task, metric, input schema, training data hash")
     async def metadata() -> dict[str, Any]:
@@ -202,7 +235,7 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
 def _load(config: dict[str, Any]):
     from dsagent.tools.service import ServedModel
 
-    return ServedModel(config["model"], log=config["log"])
+    return ServedModel(config["model"], log=config["log"], version=config.get("version"))
 
 
 def app_from_env() -> FastAPI:
@@ -232,19 +265,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_body_mb: float) -> int:
+def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_body_mb: float,
+          version: str | None = None) -> int:
     import uvicorn
 
     if workers < 1:
         raise BadInput("--workers must be at least 1")
     if max_body_mb <= 0:
         raise BadInput("--max-body-mb must be positive")
-    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20))}
+    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20)), "version": version}
     served = _load(config)  # in this process first: a bad model is exit 2 before anything listens
     sock = _bind(host, port)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     # The bound address goes out first, on its own line: with --port 0 it is how callers learn the port.
-    print(f"serving {served.manifest.get('model')} (version {served.version}) on {where} "
+    named = f"{served.model_version}, " if served.model_version else ""
+    print(f"serving {served.manifest.get('model')} (version {named}{served.version}) on {where} "
           f"(docs at {where}/docs){'' if log else '; traffic log off'}", file=sys.stderr, flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: listening beyond this machine with no authentication; put it behind a proxy that has some",

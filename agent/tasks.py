@@ -35,7 +35,7 @@ PHASES = {
 
 # Tools only the MCP server has (agent/mcp_server.py): the direct-call session and whole tasks.
 MCP_SESSION_TOOLS = ("load_data", "start_ml_task", "task_status", "answer_questions", "task_result", "cancel_task",
-                     "list_tasks", "ask_about")
+                     "list_tasks", "ask_about", "predict", "explain", "monitor", "retrain")
 
 
 # ------------------------------------------------------------------------- path confinement

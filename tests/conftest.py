@@ -36,7 +36,9 @@ def offline_run_output(tmp_path_factory):
 
     sessions = tmp_path_factory.mktemp("shared-sessions")
     answers = sessions / "answers.yaml"
-    answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n")
+    # fallback: what `dsagent serve` answers for a row the model cannot score (tests/test_serve.py)
+    answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n"
+                       "fallback: Adelie\n")
     cmd = [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
            "--time-budget", "45", "--max-trials", "4", "--sessions-dir", str(sessions), "--answers", str(answers), "--json"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}

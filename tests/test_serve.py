@@ -120,6 +120,26 @@ def test_malformed_bodies_get_a_4xx_and_the_server_keeps_answering(served):
     assert client.post("/predict", content=good, headers={"content-type": "text/csv"}).status_code == 200
 
 
+def test_predict_can_explain_each_row_like_dsagent_explain(served, tmp_path, capsys):
+    client, session, _ = served
+    rows = _rows(8, seed=9)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["explain", str(session), str(tmp_path / "rows.csv"), "-o", str(tmp_path / "out.csv"), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    expected = pd.read_csv(tmp_path / "out.csv")
+    r = client.post("/predict?explain=true", content=rows.to_csv(index=False), headers={"content-type": "text/csv"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["explanation"]["method"] == cli["method"] and len(body["explanations"]) == 8
+    got = pd.DataFrame(body["explanations"])
+    contribs = [c for c in expected.columns if c.startswith("contrib_")]
+    assert list(got.filter(like="contrib_").columns) == contribs
+    np.testing.assert_allclose(got[["base_value", *contribs]].to_numpy(), expected[["base_value", *contribs]].to_numpy(),
+                               rtol=1e-6, atol=1e-9)
+    assert "explanations" not in client.post("/predict", content=rows.to_csv(index=False),
+                                             headers={"content-type": "text/csv"}).json()
+
+
 def test_metadata_ready_and_openapi(served):
     client, session, _ = served
     meta = client.get("/metadata").json()
@@ -128,6 +148,7 @@ def test_metadata_ready_and_openapi(served):
     assert meta["task"] == "multiclass" and meta["target"] == "species" and meta["metric"] == manifest["metric"]
     assert meta["training_data_sha256"] == session_meta["data_sha256"]
     assert meta["version"] == manifest["sha256"][:12] and meta["model"] == manifest["model"]
+    assert meta["model_version"] == "v1" and meta["fallback"] == "Adelie"  # the answers key of the shared run
     assert [c["name"] for c in meta["input_schema"]["columns"]] == [c["name"] for c in manifest["input_schema"]["columns"]]
     assert client.get("/ready").json()["ready"] is True
     spec = client.get("/openapi.json").json()
@@ -201,10 +222,14 @@ def test_bad_model_and_monitor_usage_are_one_line_errors(offline_run, tmp_path, 
 
 def test_rows_the_model_cannot_score_get_the_fallback_and_are_counted(offline_run):
     """A model that raises on one row: the rest of the batch is still scored, that row gets the
-    fallback answer (null until the answers key `fallback` exists) and is listed."""
+    fallback answer (the answers key `fallback` of the shared run: Adelie), is listed, and the
+    model card says what such rows get."""
     from dsagent.tools.service import ServedModel
 
+    card = Path(offline_run.artifacts["model_card"]).read_text()
+    assert "When the model cannot score a row" in card and "`Adelie`" in card
     served = ServedModel(offline_run.session_dir, log=False)
+    assert served.metadata()["fallback"] == "Adelie"
     real = served.model
 
     class Choking:  # the real pipeline, except on one bill length
@@ -220,5 +245,14 @@ def test_rows_the_model_cannot_score_get_the_fallback_and_are_counted(offline_ru
     result = served.score(rows.to_csv(index=False).encode(), "csv")
     predictions = json.loads(result["predictions_json"])
     assert result["fallback_rows"] == [2] and result["rows"] == 6
-    assert predictions[2]["prediction"] is None
+    assert predictions[2]["prediction"] == "Adelie" and predictions[2]["proba_Adelie"] is None
     assert [p for i, p in enumerate(predictions) if i != 2] == expected
+
+
+def test_an_unusable_fallback_is_noted_and_answered_as_null():
+    from dsagent.tools.fallback import normalize
+
+    assert normalize("Emperor", "multiclass", ["Adelie", "Gentoo"])[0] is None
+    assert "not one of the classes" in normalize("Emperor", "multiclass", ["Adelie", "Gentoo"])[1]
+    assert normalize(1.0, "binary", ["0", "1"]) == ("1", None)
+    assert normalize("2.5", "regression", None) == (2.5, None)

@@ -169,13 +169,19 @@ def _pid_alive(pid: str) -> bool:
     return True
 
 
-def resolve_model_path(ref: str | Path) -> Path:
-    """A session directory, its artifacts directory, a model directory or a .skops file."""
+def resolve_model_path(ref: str | Path, version: str | None = None) -> Path:
+    """A session directory, its artifacts directory, a model directory or a .skops file. A
+    directory with versions gives `version`, else its active version (tools/versions.py)."""
+    from dsagent.tools import versions
+
     p = Path(ref).expanduser()
     if p.suffix.lower() in REFUSED_SUFFIXES:
         raise ModelFileError(f"{p.name} is a pickle/joblib file; dsagent refuses to load it because unpickling runs "
                              "arbitrary code. Load it only if you trust its author, then re-save the model with "
                              "skops (or re-run `dsagent run`)")
+    found = versions.resolve(p, version)
+    if found is not None:
+        return found
     if p.is_dir():
         for candidate in (p / paths.MODEL, p / "artifacts" / paths.MODEL, p / "model.skops"):
             if candidate.is_file():
@@ -209,10 +215,10 @@ def _matching_manifest(path: Path, digest: str) -> dict[str, Any] | None:
     return None
 
 
-def load_model(ref: str | Path) -> tuple[Any, dict[str, Any]]:
+def load_model(ref: str | Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
     import skops.io as sio
 
-    path = resolve_model_path(ref)
+    path = resolve_model_path(ref, version)
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head[:1] == b"\x80":

@@ -23,6 +23,7 @@ import pandas as pd
 from dsagent.tools.business import use_lines
 from dsagent.tools.fairness import fairness_md
 from dsagent.tools import paths, plots
+from dsagent.tools.fallback import card_lines as fallback_card
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
@@ -529,6 +530,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              "- Data from another population, region, period or collection process than the training data.",
              "- Automated decisions about individuals without human review, or causal claims (\"changing X changes Y\").",
              "- Rows missing the input columns, or inputs outside the ranges seen in training (monitoring.md lists them).", "",
+             *fallback_card(answers, task),
              "## Training data", "",
              f"- File `{md_cell(session.get('data_path'), 200)}` (sha256 `{session.get('data_sha256')}`), "
              f"{task['n_rows']} rows; {task['n_labelled']} with a target.",

@@ -8,8 +8,13 @@ warnings and the same output columns (tools/serving.py).
 
 When the model raises on a batch (not a schema problem, which is the caller's to fix), the batch
 is scored row by row and each row the model cannot score gets the fallback answer: the answers
-key `fallback` of the session when it exists. That key is not part of `Answers` yet (issue 22),
-so today such rows get a null prediction; either way they are counted and listed.
+key `fallback` of the session (tools/fallback.py), or null when there is none; either way such
+rows are counted and listed.
+
+Versions: a session's server answers with one version of its model (`--version`, else the
+active one) and `switch()` moves it to another while it runs. The model and its manifest are
+one immutable pair replaced by a single assignment; each request takes the pair once, so a
+request that started on v1 finishes on v1 and none is dropped or sees a mix of the two.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from typing import Any
 import pandas as pd
 
 from dsagent.tools.data import load_bytes
+from dsagent.tools.fallback import normalize as normalize_fallback
 from dsagent.tools.model_io import load_model, resolve_model_path
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
-from dsagent.tools.traffic import REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
+from dsagent.tools import versions
+from dsagent.tools.traffic import MODEL_VERSION, REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
 
 
-def _session_meta(model_path: Path) -> dict[str, Any]:
+def session_meta(model_path: Path) -> dict[str, Any]:
     """session.json of the session that trained the model, when the model lives in one."""
     for folder in list(model_path.resolve().parents)[:4]:
         meta = folder / "session.json"
@@ -40,17 +47,73 @@ def _session_meta(model_path: Path) -> dict[str, Any]:
     return {}
 
 
+class SwitchRefused(ToolError):
+    pass
+
+
+class _Loaded:
+    """One version of the model: file, fitted pipeline, manifest (never mutated once built)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.model, self.manifest = load_model(path)
+        self.name = versions.name_of(path)
+
+
 class ServedModel:
-    def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0):
-        self.model_path = resolve_model_path(ref)
-        self.model, self.manifest = load_model(self.model_path)
-        self.session = _session_meta(self.model_path)
+    def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0,
+                 version: str | None = None):
+        self.ref = ref
+        self._loaded = _Loaded(resolve_model_path(ref, version))
+        self.model_path = self._loaded.path
+        self.session = session_meta(self.model_path)
         answers = self.session.get("answers") or {}
-        self.fallback = answers.get("fallback")
+        self.fallback, self.fallback_note = normalize_fallback(answers.get("fallback"), self.manifest.get("task"),
+                                                               self.manifest.get("classes"))
         # Columns kept in the log beside the features, so labels can be joined later.
         self.keep = [c for c in (answers.get("id_columns") or []) if isinstance(c, str)] + [self.manifest.get("target")]
         self.log = TrafficLog(traffic_dir(self.model_path), flush_seconds=log_flush_seconds) if log else None
         self._requests = itertools.count(1)
+        self._background: pd.DataFrame | None = None
+
+    # The pair is read once per request (see the module docstring); these are for everything else.
+    @property
+    def model(self):
+        return self._loaded.model
+
+    @model.setter
+    def model(self, value) -> None:  # tests put a model that fails on some rows in place
+        loaded = object.__new__(_Loaded)
+        loaded.__dict__.update(self._loaded.__dict__, model=value)
+        self._loaded = loaded
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._loaded.manifest
+
+    @property
+    def model_version(self) -> str | None:
+        """The session's version name (v1, v2, ...) of the model answering now."""
+        return self._loaded.name
+
+    def switch(self, name: str) -> dict[str, Any]:
+        """Answer with version `name` from the next request on (in-flight requests finish on the
+        version they started with). Refused when the new version would change what callers get
+        back (task, target, classes): that needs a new deployment, not a switch."""
+        folder = versions.model_dir(self.ref)
+        if folder is None:
+            raise SwitchRefused("this server was started on a model file, not a session: it has no versions to switch to")
+        new = _Loaded(versions.version_file(folder, name))
+        old = self._loaded.manifest
+        for key in ("task", "target", "classes"):
+            if new.manifest.get(key) != old.get(key):
+                raise SwitchRefused(f"version {name} has a different {key} ({new.manifest.get(key)!r}, serving "
+                                    f"{old.get(key)!r}); serve it with a new `dsagent serve --version {name}`")
+        before = self._loaded.name
+        self._background = None  # the next version may read other columns
+        self._loaded = new
+        self.model_path = new.path
+        return {"from": before, "to": new.name, "model": new.manifest.get("model"), "sha256": new.manifest.get("sha256")}
 
     @property
     def version(self) -> str:
@@ -60,32 +123,49 @@ class ServedModel:
     def metadata(self) -> dict[str, Any]:
         m = self.manifest
         return {
-            "model": m.get("model"), "family": m.get("family"), "version": self.version, "task": m.get("task"),
+            "model": m.get("model"), "family": m.get("family"), "version": self.version,
+            "model_version": self.model_version, "task": m.get("task"),
             "metric": m.get("metric"), "target": m.get("target"), "classes": m.get("classes"),
             "threshold": m.get("threshold"), "input_schema": m.get("input_schema"),
             "training_data_sha256": self.session.get("data_sha256"), "session": self.session.get("id"),
             "model_sha256": m.get("sha256"), "library_versions": m.get("versions"),
             "output_columns": ["prediction"] + [f"proba_{c}" for c in m.get("classes") or []],
-            "fallback": self.fallback, "traffic_log": str(self.log.directory) if self.log else None,
+            "fallback": self.fallback, "fallback_note": self.fallback_note, "traffic_log": str(self.log.directory) if self.log else None,
         }
 
-    def score(self, body: bytes, fmt: str) -> dict[str, Any]:
-        """Score a CSV or JSON body. Bad input raises ToolError (a one-line reason for a 4xx)."""
+    def score(self, body: bytes, fmt: str, explain: bool = False) -> dict[str, Any]:
+        """Score a CSV or JSON body (and explain each row when asked). Bad input raises ToolError
+        (a one-line reason for a 4xx)."""
+        loaded = self._loaded  # one version for the whole request, whatever a switch does meanwhile
         data, _info = load_bytes(body, "the request body", fmt)
         warnings: list[str] = []
-        X = check_schema(self.manifest, data, warnings.append)
-        preds, failed = self._score_with_fallback(X)
+        X = check_schema(loaded.manifest, data, warnings.append)
+        preds, failed = self._score_with_fallback(loaded, X)
         if self.log is not None:
-            self._log(data, X, preds)
+            self._log(loaded, data, X, preds)
+        extra: dict[str, Any] = {}
+        if explain:
+            extra = self._explain(loaded, X)
         # The records stay JSON text: decoding them here only for the web layer to encode them
         # again took most of the time of a 1,000-row request.
         return {"rows": len(preds), "predictions_json": preds.to_json(orient="records", double_precision=15),
-                "warnings": warnings, "fallback_rows": failed, "model": self.manifest.get("model"),
-                "version": self.version, "labels": preds["prediction"].tolist()}
+                "warnings": warnings, "fallback_rows": failed, "model": loaded.manifest.get("model"),
+                "version": str(loaded.manifest.get("sha256", ""))[:12], "model_version": loaded.name,
+                "labels": preds["prediction"].tolist(), **extra}
 
-    def _score_with_fallback(self, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    def _explain(self, loaded: _Loaded, X: pd.DataFrame) -> dict[str, Any]:
+        from dsagent.tools.contributions import background_rows, explain_rows
+
+        if self._background is None:  # read once: the training rows the model-agnostic method compares with
+            self._background = background_rows(self.session, loaded.manifest)
+            if self._background is None:
+                self._background = X.iloc[:0]
+        frame, info = explain_rows(loaded.model, loaded.manifest, X, self._background)
+        return {"explanation": info, "explanations": json.loads(frame.to_json(orient="records", double_precision=15))}
+
+    def _score_with_fallback(self, loaded: _Loaded, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
         try:
-            return score_rows(self.model, self.manifest, X), []
+            return score_rows(loaded.model, loaded.manifest, X), []
         except ToolError:
             raise
         except Exception:  # one row the model chokes on must not fail the rest of the batch
@@ -93,18 +173,19 @@ class ServedModel:
         parts, failed = [], []
         for i in range(len(X)):
             try:
-                parts.append(score_rows(self.model, self.manifest, X.iloc[[i]]))
+                parts.append(score_rows(loaded.model, loaded.manifest, X.iloc[[i]]))
             except Exception:
                 failed.append(i)
                 row = pd.DataFrame({"prediction": [self.fallback]}, index=X.index[[i]])
-                for c in self.manifest.get("classes") or []:
+                for c in loaded.manifest.get("classes") or []:
                     row[f"proba_{c}"] = float("nan")
                 parts.append(row)
         return pd.concat(parts), failed
 
-    def _log(self, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame) -> None:
+    def _log(self, loaded: _Loaded, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame) -> None:
         kept = [c for c in dict.fromkeys(self.keep) if c and c in data.columns and c not in X.columns]
         frame = pd.concat([X, data[kept], preds], axis=1).reset_index(drop=True)
+        frame.insert(0, MODEL_VERSION, loaded.name or "")
         frame.insert(0, REQUEST, next(self._requests))
         frame.insert(0, SERVED_AT, now_utc())
         self.log.append(frame)

@@ -127,11 +127,11 @@ def write_csv_atomic(frame: pd.DataFrame, out_path: Path) -> None:
 
 
 def predict_file(model_ref: str | Path, data_path: str | Path, out_path: str | Path,
-                 warn: Callable[[str], None] = print) -> dict[str, Any]:
+                 warn: Callable[[str], None] = print, version: str | None = None) -> dict[str, Any]:
     from dsagent.tools.data import load_table
     from dsagent.tools.model_io import load_model
 
-    model, manifest = load_model(model_ref)
+    model, manifest = load_model(model_ref, version)
     data, _info = load_table(data_path)
     preds = predict_frame(model, manifest, data, warn)
     write_csv_atomic(preds, Path(out_path))

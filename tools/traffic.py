@@ -25,13 +25,16 @@ from dsagent.tools.data import DataError
 
 SERVED_AT = "_served_at"  # UTC time the request was scored
 REQUEST = "_request"  # request number within one server process, to group rows of a batch
-LOG_COLUMNS = (SERVED_AT, REQUEST)
+MODEL_VERSION = "_model_version"  # which version of the session's model answered (tools/versions.py)
+LOG_COLUMNS = (SERVED_AT, REQUEST, MODEL_VERSION)
 
 
 def traffic_dir(model_path: Path) -> Path:
     """Where the log of a model lives: the session's artifacts/traffic for a session's model,
     otherwise a traffic/ folder beside the model file."""
     folder = Path(model_path).resolve().parent
+    if folder.name[:1] == "v" and folder.name[1:].isdigit() and folder.parent.name == "model":
+        folder = folder.parent  # model/v2/model.skops: one log per session, whatever the version
     base = folder.parent if folder.parent.name == "artifacts" else folder
     return base / paths.TRAFFIC
 
