@@ -58,7 +58,8 @@ class DatetimeParts(_StatelessColumns):
 
 
 class TextColumn(TransformerMixin, BaseEstimator):
-    """One free-text column -> TF-IDF. Missing text becomes the empty string."""
+    """One free-text column -> TF-IDF. Missing text becomes the empty string. Kept so models saved
+    before dsagent.tools.text.TextFeatures still load; new pipelines use that."""
 
     def __init__(self, max_features: int = 500):
         self.max_features = max_features
@@ -163,9 +164,12 @@ def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict
 
 
 def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False,
-                       native_categorical: bool = False) -> ColumnTransformer:
+                       native_categorical: bool = False, sparse_text: bool | None = None) -> ColumnTransformer:
     """`native_categorical`: low-cardinality categoricals stay pandas categories and the output is
-    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first."""
+    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first.
+    `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
+    dsagent.tools.text); default: sparse for linear, reduced for dense."""
+    sparse_text = (linear and not dense) if sparse_text is None else sparse_text
     target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
     parts: list[tuple[str, Any, Any]] = []
     for name, indicator in (("num", True), ("num_rare_missing", False)):
@@ -199,8 +203,11 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         if linear:
             steps.append(StandardScaler())
         parts.append(("dt", make_pipeline(*steps), groups["datetime"]))
-    for col in groups["text"]:
-        parts.append((f"text_{col}", TextColumn(max_features=300 if dense else 2000), [col]))
+    if groups["text"]:
+        from dsagent.tools.text import text_transformer
+
+        for col in groups["text"]:
+            parts.append((f"text_{col}", text_transformer(sparse_text), [col]))
     if native_categorical:
         return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0,
                                  verbose_feature_names_out=False).set_output(transform="pandas")
@@ -296,6 +303,9 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
 
 LINEAR_FAMILIES = {"linear", "mlp"}  # scaled numbers and one-hot categories
 DENSE_FAMILIES = {"hist_gb"}
+# Wide sparse TF-IDF suits a linear model; every other family (the MLP too: 40k inputs x 256 units
+# is slow) gets SVD-reduced text beside the tabular columns.
+SPARSE_TEXT_FAMILIES = {"linear"}
 # Keys of a spec's params that shape the pipeline rather than the estimator.
 TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
 # "categorical": how a family sees low-cardinality categoricals by default. XGBoost splits on
@@ -347,7 +357,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         groups = split_columns(kinds, df)
         native = categorical == "native" and native_ok(groups)
         pre = build_preprocessor(groups, linear=family in LINEAR_FAMILIES, task=task, dense=family in DENSE_FAMILIES,
-                                 native_categorical=native)
+                                 native_categorical=native, sparse_text=family in SPARSE_TEXT_FAMILIES)
     model = make_estimator(family, params, task, seed, n_classes)
     if native and family == "xgboost":
         model.set_params(enable_categorical=True)
