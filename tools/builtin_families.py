@@ -116,7 +116,8 @@ def _xgboost_space(trial, task: str) -> dict[str, Any]:
 # Warm starts (enqueued before TPE samples): library defaults plus configurations that do well
 # across many tabular datasets.
 BASELINE = ModelFamily("baseline", _baseline)
-LINEAR = ModelFamily("linear", _linear, search_space=_linear_space, warm_starts=({"C": 1.0},), scaled_inputs=True)
+LINEAR = ModelFamily("linear", _linear, search_space=_linear_space, warm_starts=({"C": 1.0},), scaled_inputs=True,
+                     sparse_text=True)
 XGBOOST = ModelFamily("xgboost", _xgboost, search_space=_xgboost_space, native_categorical="native", rows_exponent=0.9,
                       warm_starts=(
                           {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.9,

@@ -106,8 +106,9 @@ def _shap_xgboost(pipeline, X, max_rows: int, seed: int,
 @tool
 def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> ToolOutput:
     """Explain the saved model: permutation importance of each raw input column (on the test split,
-    with spread over repeats) and, for XGBoost models, mean absolute SHAP contributions. Saves bar
-    plots. Importance is association with predictions, not causation.
+    with spread over repeats), for XGBoost models mean absolute SHAP contributions, and for free-text
+    columns the words and word pairs that move predictions most per class (deleting them from held-out
+    rows). Saves bar plots. Importance is association with predictions, not causation.
 
     Args:
         top_k: how many features to show.
@@ -159,9 +160,18 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
             title = f"Mean |SHAP contribution| (ensemble member {member})"
         plots.importance(names, [shap[n] for n in names], artifact_path(ctx, files["shap"]),
                          title, "mean |contribution| to the margin")
+    text_cols = [c for c, kind in task.features.items() if kind == "text" and c in X.columns]
+    if text_cols:
+        from dsagent.tools.text_explain import term_effects
+
+        ctx.report("words that move the predictions", 0.85)
+        limit = min(15.0, max(2.0, 0.08 * ctx.seconds_left(120))) / len(text_cols)
+        record["text_terms"] = [term_effects(pipeline, X.iloc[:500], task, c, time_limit=limit) for c in text_cols]
     Explanation.model_validate(record).write(ctx.artifacts_dir)
     files["explanation"] = paths.EXPLANATION
     summary = {"top_features": top[:10], "shap_top": [{"feature": k, "mean_abs": round(v, 5)} for k, v in list((shap or {}).items())[:8]],
+               "top_terms": {t["column"]: {d: [r["term"] for r in items[:5]] for d, items in t["effects"].items()}
+                             for t in record.get("text_terms", [])},
                "note": "permutation importance on held-out rows; correlated columns share importance", "plots": [
                    v for v in files.values() if v.endswith(".png")]}
     return ToolOutput(summary=summary, record=record, files=files)

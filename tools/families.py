@@ -34,6 +34,9 @@ class ModelFamily:
     cheap: bool = False  # a plugin's cheap candidate is tried right after the baseline, before time runs short
     scaled_inputs: bool = False  # standardised numbers and one-hot categories (linear models, networks)
     dense: bool = False  # needs a dense matrix (small TF-IDF)
+    # Free text as wide sparse TF-IDF (suits a linear model); otherwise SVD-reduced text beside the
+    # tabular columns (an MLP on 40k TF-IDF inputs x 256 units is slow).
+    sparse_text: bool = False
     native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
     rows_exponent: float = 1.0  # fit time ~ rows ** this (boosting pays a per-round cost that does not grow)
     package: str = field(default="dsagent", compare=False)  # filled in by the registry

@@ -58,7 +58,8 @@ class DatetimeParts(_StatelessColumns):
 
 
 class TextColumn(TransformerMixin, BaseEstimator):
-    """One free-text column -> TF-IDF. Missing text becomes the empty string."""
+    """One free-text column -> TF-IDF. Missing text becomes the empty string. Kept so models saved
+    before dsagent.tools.text.TextFeatures still load; new pipelines use that."""
 
     def __init__(self, max_features: int = 500):
         self.max_features = max_features
@@ -163,9 +164,12 @@ def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict
 
 
 def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False,
-                       native_categorical: bool = False) -> ColumnTransformer:
+                       native_categorical: bool = False, sparse_text: bool | None = None) -> ColumnTransformer:
     """`native_categorical`: low-cardinality categoricals stay pandas categories and the output is
-    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first."""
+    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first.
+    `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
+    dsagent.tools.text); default: sparse for linear, reduced for dense."""
+    sparse_text = (linear and not dense) if sparse_text is None else sparse_text
     target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
     parts: list[tuple[str, Any, Any]] = []
     for name, indicator in (("num", True), ("num_rare_missing", False)):
@@ -199,8 +203,11 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         if linear:
             steps.append(StandardScaler())
         parts.append(("dt", make_pipeline(*steps), groups["datetime"]))
-    for col in groups["text"]:
-        parts.append((f"text_{col}", TextColumn(max_features=300 if dense else 2000), [col]))
+    if groups["text"]:
+        from dsagent.tools.text import text_transformer
+
+        for col in groups["text"]:
+            parts.append((f"text_{col}", text_transformer(sparse_text), [col]))
     if native_categorical:
         return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0,
                                  verbose_feature_names_out=False).set_output(transform="pandas")
@@ -301,7 +308,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         groups = split_columns(kinds, df)
         native = categorical == "native" and native_ok(groups)
         pre = build_preprocessor(groups, linear=fam.scaled_inputs, task=task, dense=fam.dense,
-                                 native_categorical=native)
+                                 native_categorical=native, sparse_text=fam.sparse_text)
     model = make_estimator(family, params, task, seed, n_classes)
     if native and family == "xgboost":
         model.set_params(enable_categorical=True)

@@ -38,6 +38,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "xgboost.sklearn.XGBRegressor",
     "dsagent.tools.features.DatetimeParts",
     "dsagent.tools.features.TextColumn",
+    # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
+    "dsagent.tools.text.TextFeatures",
     "dsagent.tools.features.ToStrings",
     "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
     # Derived features: skops rebuilds it with __new__ and BaseEstimator.__setstate__ (a __dict__ update);

@@ -175,7 +175,12 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
 
     features: dict[str, Any] = {}
     for col, kind in kinds.items():
-        features[col] = numeric_reference(X_ref[col]) if kind == "numeric" else categorical_reference(X_ref[col])
+        if kind == "text":
+            from dsagent.tools.text_monitor import text_reference
+
+            features[col] = text_reference(X_ref[col])
+        else:
+            features[col] = numeric_reference(X_ref[col]) if kind == "numeric" else categorical_reference(X_ref[col])
     ci = ev.get("test_ci")
     gib = ev["greater_is_better"]
     floor = floor_of(gib, ev["test_score"], ci)
@@ -333,6 +338,12 @@ def plan_markdown(plan: dict[str, Any]) -> str:
              f"{t['out_of_range_share']:.0%} of a numeric column beyond the training range widened by {t['range_margin']:.0%} "
              f"of its width; more than {t['unseen_category_share']:.0%} of a categorical column in categories never seen "
              "in training (the model treats them as unknown).",
+             *(["- **Free text** (" + ", ".join(f"`{md_cell(c)}`" for c, r in plan["features"].items() if r["type"] == "text")
+                + "): the length in words (PSI and KS, as for numbers); vocabulary drift, the share of word occurrences "
+                "outside the training vocabulary, against the share expected on new rows of the same kind (measured "
+                "between two halves of the training rows): 5 points above it warns, 15 alerts; and the empty-text rate, "
+                f"a data-quality violation when up by more than {t['null_rate_increase']:.0%} points."]
+               if any(r["type"] == "text" for r in plan["features"].values()) else []),
              *_labelled_checks_markdown(plan),
              f"- **Latency budget**: {plan['latency_budget_ms']} ms per single-row prediction"
              + (f" (twice the measured p95 of {plan['measured_p95_ms']} ms)" if plan.get("measured_p95_ms") else "")
@@ -354,7 +365,11 @@ def plan_markdown(plan: dict[str, Any]) -> str:
              "| feature | type | nulls at training | reference (numbers: p5 / median / p95, range; categories: top 3) |",
              "|---|---|---|---|"]
     for name, ref in plan["features"].items():
-        if ref["type"] == "numeric":
+        if ref["type"] == "text":
+            from dsagent.tools.text_monitor import text_plan_line
+
+            desc = text_plan_line(ref)
+        elif ref["type"] == "numeric":
             s = ref.get("stats") or {}
             desc = f"{_num(s.get('p05'))} / {_num(s.get('p50'))} / {_num(s.get('p95'))}; range {_num(ref['min'])} to {_num(ref['max'])}"
         else:
@@ -441,7 +456,12 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
     if len(data) < t["min_batch_rows"]:
         report["notes"].append(f"only {len(data)} rows: drift estimates are unreliable below {t['min_batch_rows']} rows")
     for col, ref in plan["features"].items():
-        report["features"][col] = _feature_drift(ref, data[col], t, report["quality"], col)
+        if ref["type"] == "text":
+            from dsagent.tools.text_monitor import text_drift
+
+            report["features"][col] = text_drift(ref, data[col], t, report["quality"], col)
+        else:
+            report["features"][col] = _feature_drift(ref, data[col], t, report["quality"], col)
     alerts = [c for c, e in report["features"].items() if e["status"] == "alert"]
     warns = [c for c, e in report["features"].items() if e["status"] == "warn"]
 

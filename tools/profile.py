@@ -28,6 +28,7 @@ import pandas as pd
 from dsagent.tools.data import DataError, LoadInfo, load_dataset
 from dsagent.tools.paths import PROFILE
 from dsagent.tools.registry import ToolContext, ToolOutput, artifact_path, tool
+from dsagent.tools.text import is_free_text, word_facts
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
 
@@ -261,6 +262,7 @@ def _string_facts(s: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
                 out["datetime_parse"] = True
                 out["min"] = str(parsed.min())
                 out["max"] = str(parsed.max())
+        out.update(word_facts(sample))
         out["numeric_frac"] = sum(1 for x in sample if _NUMERIC_TEXT.match(x)) / len(sample)
         out["uuid_frac"] = sum(1 for x in sample[:200] if _UUID.match(x)) / min(len(sample), 200)
     if len(vc) == 2:
@@ -357,10 +359,7 @@ def _kind_of(f: dict[str, Any], n: int) -> str:
     if f.get("datetime_parse"):
         return "datetime"
     unique_frac = n_unique / max(n_nonnull, 1)
-    avg_words = f.get("avg_words", 1.0)
-    avg_len = f.get("avg_len", 0.0)
-    is_text = (avg_words >= 5 or avg_len >= 40) and unique_frac >= 0.3
-    if is_text:
+    if is_free_text(f, unique_frac):
         return "text"
     if n_nonnull >= 20 and (unique_frac >= 0.98 or f.get("uuid_frac", 0) >= 0.9):
         return "id"
@@ -800,7 +799,8 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
         warnings.append(f"inf values in {', '.join(with_inf[:5])}: profiled as missing; treat them as missing before training")
     text_cols = [f["name"] for f in facts if f["kind"] == "text"]
     if text_cols:
-        warnings.append(f"free-text column(s) {', '.join(text_cols[:5])}: need text features or should be dropped")
+        warnings.append(f"free-text column(s) {', '.join(text_cols[:5])}: modelled with TF-IDF of words and character "
+                        "n-grams (SVD-reduced for tree models), fitted within each fold")
 
     columns = []
     for f in facts:
@@ -898,6 +898,10 @@ def _summary_at(r: dict[str, Any], limit: int) -> dict[str, Any]:
         "drop_suggestions": _group_drops(r["drop_suggestions"], limit, nm),
         "duplicate_rows": r["duplicate_rows"],
         "duplicate_columns": [f"{nm(d['column'])}={nm(d['duplicate_of'])}" for d in top(r["duplicate_columns"])],
+        # Free text said out loud: what makes it text (words, length, uniqueness) and how it is used.
+        "text_columns": {nm(c["name"]): {"avg_words": round(c.get("avg_words") or 0, 1), "avg_chars": round(c.get("avg_len") or 0),
+                                         "unique_frac": round(c["unique_frac"], 2)}
+                         for c in cols if c["kind"] == "text"} if limit else {},
         "high_cardinality": {nm(c["name"]): c["n_unique"] for c in top(high_card, min(limit, 6))},
         "outliers_iqr_frac": {nm(c["name"]): round(c["outlier_frac"], 3) for c in top(outliers, min(limit, 6))},
         "skewed": {nm(c["name"]): round(c["skew"], 1) for c in top(skewed, min(limit, 6))},

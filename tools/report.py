@@ -387,6 +387,10 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         if expl.get("shap_mean_abs"):
             lines += [f"![SHAP importance]({paths.PLOTS_DIR}/shap_importance.png)", ""]
         lines += ["Importance measures association with the model's predictions, not causation; correlated columns share it.", ""]
+        if expl.get("text_terms"):
+            from dsagent.tools.text_explain import terms_markdown
+
+            lines += terms_markdown(expl["text_terms"])
 
     lines += ["## Where the model fails", ""]
     worst = [w for w in ev.get("worst_segments") or [] if w.get("ratio_to_overall", 0) > 1.0]
@@ -409,6 +413,11 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         else:
             lines.append("No misclassified test rows.")
         lines.append("")
+    if view is not None:
+        from dsagent.tools.text_explain import misclassified_markdown
+
+        lines += misclassified_markdown(view.frame, [c for c, k in task["features"].items() if k == "text"], task,
+                                        view.y, view.decision, view.proba)
     elif view is not None:
         resid = view.y - view.pred
         q = pd.qcut(pd.Series(view.pred), 4, duplicates="drop")
