@@ -31,6 +31,7 @@ from dsagent.tools.metrics import Metric, get_metric, score
 from dsagent.tools.model_io import _sha256 as file_sha256, input_schema, load_model, save_model
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema
+from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task import encode_target
 from dsagent.tools.train import predict_any
 
@@ -114,7 +115,7 @@ def retrain(session_dir: str | Path, new_data: str | Path, *, time_budget: float
     if folder is None or not (art / paths.TASK).is_file():
         raise ToolError(f"{session_dir} is not a finished session with a model; retrain a session directory or id "
                         "that `dsagent run` completed")
-    task = _read_json(art / paths.TASK, "task")
+    task = TaskSpec.model_validate(_read_json(art / paths.TASK, "task"))
     evaluation = _read_json(art / paths.EVALUATION, "chosen model")
     champion_name = versions.active(folder)
     champion, manifest = load_model(versions.version_file(folder, champion_name))
