@@ -60,7 +60,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     entry = derived_entry(base + list(expressions), columns, task["target"], time_column)
 
     # The search rows and folds train_models uses, with every column any of the features reads.
-    wide = {**task, "derived": entry}
+    wide = task.model_copy(update={"derived": entry})
     from dsagent.tools.task import input_columns
     from dsagent.tools.train import cross_validate, cv_splits
 
@@ -71,8 +71,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     sign = 1.0 if task["greater_is_better"] else -1.0
 
     def folds(features: list[str]) -> np.ndarray:
-        trial = {**task, "derived": derived_entry(features, columns, task["target"], time_column) if features else None}
-        return np.asarray(cross_validate(PROBE, X, y, trial, ctx, splits)["fold_scores"], dtype=float)
+        trial = task.model_copy(update={"derived": derived_entry(features, columns, task.target, time_column) if features else None})
+        return np.asarray(cross_validate(PROBE, X, y, trial, ctx, splits).fold_scores, dtype=float)
 
     t0 = time.perf_counter()
     before = folds(base)
