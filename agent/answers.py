@@ -29,7 +29,7 @@ class Answers(BaseModel):
 
     goal: str | None = None
     target: str | None = None
-    task: Literal["auto", "binary", "multiclass", "regression", "forecast", "clustering", "anomaly"] | None = None
+    task: str | None = None  # auto or an installed task type (dsagent.tools.task_types: plugins add more)
     metric: str | None = None
     positive_class: str | None = None
     cost_fp: float | None = Field(None, ge=0)
@@ -69,6 +69,15 @@ class Answers(BaseModel):
     # question whose key is not one of the above). Recorded and shown to the agent, never
     # rejected: any value is kept as text.
     note: str | None = None
+
+    @field_validator("task")
+    @classmethod
+    def _task_installed(cls, value: str | None) -> str | None:
+        from dsagent.tools.task_types import task_names  # the registry: no ML library
+
+        if value is not None and value not in ("auto", *task_names()):
+            raise ValueError(f"unknown task {value!r}; use auto or one of: {', '.join(task_names())}")
+        return value
 
     @field_validator("note", mode="before")
     @classmethod

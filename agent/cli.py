@@ -45,11 +45,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="column to predict")
     p.add_argument("--goal", help="what the model is for, in words")
+    from dsagent.tools.task_types import task_names  # the installed task types, plugins' too (no ML library)
+
+    p.add_argument("--task", choices=["auto", *task_names()],
+                   help="the kind of task; clustering (segments) and anomaly (unusual rows) need no --target")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help=f"wall-clock budget for the whole run (default: the answers' time_budget, else {DEFAULT_TIME_BUDGET:g})")
     p.add_argument("--metric", help="metric to optimise (roc_auc, pr_auc, log_loss, rmse, ...)")
-    p.add_argument("--task", choices=["auto", "binary", "multiclass", "regression", "forecast", "clustering", "anomaly"],
-                   help="kind of work (default: the answers' task, else inferred from the target); clustering (segments) "
-                        "and anomaly (unusual rows) need no --target")
     p.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default: the answers' horizon, else from the frequency)")
     p.add_argument("--answers", type=Path, metavar="FILE", help="YAML/JSON answers to the clarifying questions")
     p.add_argument("--backend", default="auto", choices=["auto", "claude", "offline"],
@@ -438,9 +439,10 @@ def _package_of(module: str) -> str:
 
 
 def cmd_tools(args) -> int:
-    """Tools, then model families, each with the package that provides it (plugins included)."""
+    """Tools, task types, then model families, each with the package that provides it (plugins included)."""
     from dsagent.tools.families import model_families
     from dsagent.tools.registry import all_tools
+    from dsagent.tools.task_types import task_types
 
     specs = all_tools()
     families = model_families()
@@ -451,6 +453,10 @@ def cmd_tools(args) -> int:
     print("tools:")
     for spec in specs.values():
         print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
+    print("task types:")
+    for tt in task_types().values():
+        shape = f"predicts {tt.prediction}" if tt.prediction else ("forecasts a series" if tt.needs_target else "no target")
+        print(f"  {tt.name:18} {tt.package:14} {shape}; {tt.description}")
     print("model families:")
     for fam in families.values():
         tasks = ", ".join(sorted(fam.tasks))

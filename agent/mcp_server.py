@@ -44,6 +44,7 @@ from pydantic import Field
 from dsagent.answers import ANSWER_KEYS, DEFAULT_TIME_BUDGET, BadInput, parse_answers
 from dsagent.tasks import DirectSession, TaskManager, confine_data_path, resolve_roots, session_dir
 from dsagent.tools import paths
+from dsagent.tools.task_types import SUPERVISED_STEPS
 
 SERVER_NAME = "dsagent"
 
@@ -64,11 +65,12 @@ dsagent is an ML assistant for tabular data (CSV, Parquet, Excel, JSON lines).
 Whole job: start_ml_task(data, goal, target?) returns a task id at once; poll task_status(id)
 (it may report questions: answer them with answer_questions(id, answers)), then read
 task_result(id) and the resources dsagent://sessions/{id}/report (model-card, notebook, monitoring,
-leaderboard...). Step by step: load_data(path) first, then profile_data, define_task, train_models,
-tune_model, evaluate_model, explain_model, write_report, plan_monitoring, write_notebook.
+leaderboard...). Step by step: load_data(path) first, then {steps}.
 A finished task's model: predict(id, data), explain(id, data) (per-row contributions),
 monitor(id, data) (drift and performance), retrain(id, new_data) (promoted only when better).
 Data paths must lie under the server's --root directories."""
+# The workflow is the task types' (dsagent.tools.task_types); ask_user is the parent's job here.
+INSTRUCTIONS = INSTRUCTIONS.replace("{steps}", ", ".join(s for s in SUPERVISED_STEPS if s != "ask_user"))
 
 _GUIDE_NO_DATA = ("no data registered for direct tool calls: call load_data(path) with a file under the server's "
                   "roots first (or use start_ml_task for a whole run)")

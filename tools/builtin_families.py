@@ -18,7 +18,8 @@ def _threads() -> int:
 def _baseline(p: dict[str, Any], task: str, seed: int, n_classes: int) -> Any:
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    return DummyClassifier(strategy="prior") if task != "regression" else DummyRegressor(strategy="mean")
+    # params override the strategy: a task type may ask for another (a quantile, say)
+    return DummyClassifier(**{"strategy": "prior"} | p) if task != "regression" else DummyRegressor(**{"strategy": "mean"} | p)
 
 
 def _linear(p: dict[str, Any], task: str, seed: int, n_classes: int) -> Any:

@@ -18,13 +18,14 @@ from dsagent.tools import paths
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task import search_data
+from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, TaskSpec
 from dsagent.tools.train import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
                                  save_leaderboard, save_oof)
 
 
 def _pred(task: TaskSpec, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    if task.task == "regression":
+    if prediction_of(task["task"]) == "regression":
         return oof, None
     return oof.argmax(axis=1), oof
 

@@ -19,6 +19,7 @@ from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task import load_task, search_data, subsample_positions, test_data, training_data
+from dsagent.tools.task_types import prediction_of
 from dsagent.tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
@@ -98,7 +99,7 @@ def _latency(model, X: pd.DataFrame, time_limit: float = 1.5) -> dict[str, Any]:
 
 
 def _row_loss(task: TaskSpec, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
-    if task.task == "regression":
+    if prediction_of(task["task"]) == "regression":
         return np.abs(y - pred)
     return -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))
 
@@ -120,7 +121,7 @@ def _segments(frame: pd.DataFrame, columns: list[str], loss: np.ndarray, task, y
                 entry[metric.name] = round(score(metric, y[mask], pred[mask], None if proba is None else proba[mask]), 5)
             except ValueError:
                 entry[metric.name] = None
-            if task.task != "regression":
+            if prediction_of(task["task"]) != "regression":
                 entry["accuracy"] = round(float((pred[mask] == y[mask]).mean()), 4)
             rows.append(entry)
         out[col] = rows
@@ -223,7 +224,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         params = chosen.params
     fit_s = time.perf_counter() - t0
     pred, proba = predict_any(pipeline, X_test, task)
-    threshold = _shipped_threshold(ctx, chosen, task) if task.task == "binary" else None
+    threshold = _shipped_threshold(ctx, chosen, task) if prediction_of(task["task"]) == "binary" else None
     if threshold is not None:  # label metrics score the decision that ships, not an argmax at 0.5
         pred = (proba[:, 1] >= threshold["threshold"]).astype(int)
     scores = all_scores(task.task, y_test, pred, proba)
@@ -249,7 +250,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     record["current_comparison"] = against_current(ctx.answers.get("current_baseline"), main, ci, metric.greater_is_better)
     plot_dir = paths.PLOTS_DIR
     files: dict[str, str] = {}
-    if task.task != "regression":
+    if prediction_of(task["task"]) != "regression":
         from sklearn.metrics import confusion_matrix
 
         labels = task.classes

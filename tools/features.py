@@ -20,6 +20,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
+from dsagent.tools.task_types import prediction_of, task_types
+
 HIGH_CARDINALITY = 30
 RARE = 5  # fewer rows than this do not earn a one-hot column or a missing-indicator of their own
 FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime", "text")
@@ -170,6 +172,7 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
     `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
     dsagent.tools.text); default: sparse for linear, reduced for dense."""
     sparse_text = (linear and not dense) if sparse_text is None else sparse_text
+    task = prediction_of(task)
     target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
     parts: list[tuple[str, Any, Any]] = []
     for name, indicator in (("num", True), ("num_rare_missing", False)):
@@ -250,6 +253,11 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int, n_
     """An unfitted estimator of a registered family (dsagent.tools.families); `params` override its defaults."""
     from dsagent.tools.families import get_family
 
+    # The task type may set parameters on the family (a quantile loss, say); the family is built
+    # for the task's prediction shape (binary / multiclass / regression).
+    tt = task_types().get(task)
+    if tt is not None and tt.prediction:
+        params, task = {**tt.family_params(family), **params}, tt.prediction
     return get_family(family).build(dict(params), task, seed, n_classes)
 
 
@@ -284,7 +292,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes, derived))
                    for n, m in zip(names, params["members"])]
         weights = [float(w) for w in params["weights"]]
-        if task == "regression":
+        if prediction_of(task) == "regression":
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
     from dsagent.tools.families import get_family, model_families
@@ -315,7 +323,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
     if transform:
         from sklearn.compose import TransformedTargetRegressor
 
-        if task != "regression" or transform not in TARGET_TRANSFORMS:
+        if prediction_of(task) != "regression" or transform not in TARGET_TRANSFORMS:
             raise ValueError(f"target_transform {transform!r} needs a regression task and one of {list(TARGET_TRANSFORMS)}")
         func, inverse = TARGET_TRANSFORMS[transform]
         model = TransformedTargetRegressor(regressor=model, func=func, inverse_func=inverse, check_inverse=False)

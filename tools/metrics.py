@@ -61,17 +61,24 @@ ALIASES = {"auc": "roc_auc", "average_precision": "pr_auc", "ap": "pr_auc", "log
            "neg_log_loss": "log_loss", "mse": "rmse", "neg_root_mean_squared_error": "rmse"}
 
 
+def task_metrics(task: str) -> dict[str, Metric]:
+    """The metrics that apply to a task: its task type says (a plugin's may bring its own)."""
+    from dsagent.tools.task_types import task_types
+
+    tt = task_types().get(task)
+    return tt.metrics() if tt is not None else {n: m for n, m in METRICS.items() if task in m.tasks}
+
+
 def get_metric(name: str, task: str) -> Metric:
     key = ALIASES.get(name.lower(), name.lower())
     if key == "roc_auc" and task == "multiclass":
         key = "roc_auc_ovr"
-    if key not in METRICS:
-        raise ToolError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
-    metric = METRICS[key]
-    if task not in metric.tasks:
-        ok = [m for m, spec in METRICS.items() if task in spec.tasks]
-        raise ToolError(f"metric {metric.name} does not fit a {task} task; choose one of {', '.join(ok)}")
-    return metric
+    ok = task_metrics(task)
+    if key not in METRICS and key not in ok:
+        raise ToolError(f"unknown metric {name!r}; choose one of {', '.join({**METRICS, **ok})}")
+    if key not in ok:
+        raise ToolError(f"metric {key} does not fit a {task} task; choose one of {', '.join(ok)}")
+    return ok[key]
 
 
 def score(metric: Metric, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> float:
@@ -85,8 +92,8 @@ def score(metric: Metric, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarra
 def all_scores(task: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
     """Every metric that applies to the task (skipping ones undefined on this sample)."""
     out = {}
-    for name, metric in METRICS.items():
-        if task not in metric.tasks or (metric.needs_proba and proba is None):
+    for name, metric in task_metrics(task).items():
+        if metric.needs_proba and proba is None:
             continue
         try:
             out[name] = score(metric, y, pred, proba)

@@ -27,6 +27,7 @@ from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, Explanation, MonitoringPlan
+from dsagent.tools.task_types import fits_own_models, get_task_type, prediction_of
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
 P_VALUE = 0.01
@@ -126,9 +127,9 @@ def _status(psi_value: float, p: float | None, n: int) -> str:
 
 
 def _prediction_reference(task: dict[str, Any], pred: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
-    if task["task"] == "binary":
+    if prediction_of(task["task"]) == "binary":
         return numeric_reference(pd.Series(proba[:, 1])) | {"of": f"P({task['classes'][1]})"}
-    if task["task"] == "multiclass":
+    if prediction_of(task["task"]) == "multiclass":
         labels = pd.Series([task["classes"][int(i)] for i in pred])
         return categorical_reference(labels) | {"of": "predicted class"}
     return numeric_reference(pd.Series(pred)) | {"of": f"predicted {task['target']}"}
@@ -147,7 +148,7 @@ def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str,
         oof_all = np.load(oof_path)
         if ev["model"] in oof_all.files:
             oof = np.asarray(oof_all[ev["model"]], dtype=float)
-            if task["task"] == "regression":
+            if prediction_of(task["task"]) == "regression":
                 oof = oof.reshape(len(oof), -1)[:, 0]
                 keep = np.isfinite(oof)
                 if keep.any():
@@ -250,10 +251,8 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int | None = None) -> 
     from dsagent.tools.task import test_data, training_data
     from dsagent.tools.unsupervised import saved_record
 
-    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: their own plan
-        from dsagent.tools.unsupervised.monitoring import write_plan
-
-        return write_plan(ctx, rec, retrain_every_days)
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its own plan
+        return get_task_type(rec["task"]).write_monitoring_plan(ctx, rec, retrain_every_days)
     ev = Evaluation.read(ctx.artifacts_dir)
     if ev is None:
         raise ToolError("evaluate_model must run before plan_monitoring")
@@ -446,10 +445,8 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
 
     model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
-    if plan.get("task") in ("clustering", "anomaly"):  # segment shares / flag rate instead of predictions and labels
-        from dsagent.tools.unsupervised.monitoring import apply
-
-        return apply(plan, *load_model(model_path), data)
+    if (own := fits_own_models(plan.get("task"))) is not None:  # e.g. segment shares / flag rate, not labels
+        return own.apply_monitoring(plan, *load_model(model_path), data)
     t = plan["thresholds"]
     check_batch(plan, data)
     report: dict[str, Any] = {"rows": len(data), "features": {}, "quality": [], "reasons": [], "notes": []}

@@ -23,6 +23,7 @@ import pandas as pd
 
 from dsagent.tools.metrics import bootstrap_ci, get_metric, score
 from dsagent.tools.monitor import _feature_drift, categorical_reference, numeric_reference
+from dsagent.tools.task_types import prediction_of
 
 PRIOR_DEPENDENT = ("pr_auc", "accuracy", "f1", "precision", "recall")
 PRIOR_FREE = {"binary": ("roc_auc", "log_loss"), "multiclass": ("roc_auc_ovr", "log_loss")}
@@ -38,14 +39,14 @@ def floor_of(greater_is_better: bool, value: float, ci: Any) -> float:
 def label_reference(task: dict[str, Any], y: np.ndarray) -> dict[str, Any]:
     """Distribution of the training labels (class names, or the regression target's bins)."""
     of = {"of": f"labels of {task['target']}"}
-    if task["task"] == "regression":
+    if prediction_of(task["task"]) == "regression":
         return numeric_reference(pd.Series(np.asarray(y, dtype=float))) | of
     return categorical_reference(pd.Series([str(task["classes"][int(i)]) for i in y])) | of
 
 
 def decision_reference(task: dict[str, Any], proba: np.ndarray | None, threshold: float | None) -> dict[str, Any] | None:
     """Binary only: predicted classes at the shipped threshold on the reference predictions."""
-    if task["task"] != "binary" or proba is None:
+    if prediction_of(task["task"]) != "binary" or proba is None:
         return None
     cut = 0.5 if threshold is None else float(threshold)
     idx = (proba[:, 1] >= cut).astype(int)
@@ -59,8 +60,8 @@ def reference_checks(task: dict[str, Any], primary: str, y_test: np.ndarray, pro
     checks: list[dict[str, Any]] = []
     if proba is None:
         return checks
-    for name in PRIOR_FREE.get(task["task"], ()):
-        metric = get_metric(name, task["task"])
+    for name in PRIOR_FREE.get(prediction_of(task["task"]), ()):
+        metric = get_metric(name, prediction_of(task["task"]))
         if metric.name == primary:
             continue
         try:

@@ -28,6 +28,7 @@ from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Leaderboard, TaskSpec
+from dsagent.tools.task_types import get_task_type, prediction_of
 
 SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
 METRIC_REASON = {
@@ -195,9 +196,9 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
     metric = task["metric"]
     metric_reason = ("it was asked for" if ctx.answers.get("metric") else METRIC_REASON.get(metric, "it fits the task"))
     ci = ev.get("test_ci")
-    threshold = (ev.get("threshold") or {}).get("threshold") if task["task"] == "binary" else None
+    threshold = (ev.get("threshold") or {}).get("threshold") if prediction_of(task["task"]) == "binary" else None
     reported = float(ev["test_score"])
-    classification = task["task"] != "regression"
+    classification = prediction_of(task["task"]) != "regression"
 
     cells = [
         new_markdown_cell(
@@ -410,10 +411,8 @@ def write_notebook(ctx: ToolContext, execute_notebook: bool = True, timeout_s: f
     from dsagent.tools.unsupervised import saved_record
 
     session = read_json(ctx.session_dir / "session.json", {})
-    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: a shorter notebook
-        from dsagent.tools.unsupervised.notebook import build_notebook as build_unsupervised
-
-        nb = build_unsupervised(ctx, session, rec)
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its notebook
+        nb = get_task_type(rec["task"]).build_notebook(ctx, session, rec)
     else:
         nb = build_notebook(ctx, session)
     path = artifact_path(ctx, paths.NOTEBOOK)

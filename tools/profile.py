@@ -741,7 +741,9 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     if m > 200 and getattr(getattr(df, "_mgr", None), "nblocks", 0) > 50:
         df = df.copy()  # one block per dtype: wide frames from read_csv come as one block per column
     inferred = check_target(df, target) if target else None
-    answered_task = task if task in ("binary", "multiclass", "regression") else None
+    from dsagent.tools.task_types import PREDICTIONS, prediction_of
+
+    answered_task = prediction_of(task) if task and prediction_of(task) in PREDICTIONS else None  # a plugin's task by its shape
     facts = _column_facts(df, seed)
     warnings: list[str] = []
 

@@ -27,6 +27,7 @@ from dsagent.tools.fallback import card_lines as fallback_card
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
+from dsagent.tools.task_types import get_task_type, prediction_of
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -91,14 +92,15 @@ def _fit_rows_text(ev: dict[str, Any]) -> str:
 
 
 def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tuple[float, float] | None]:
-    from dsagent.tools.metrics import METRICS, bootstrap_ci
+    from dsagent.tools.metrics import bootstrap_ci, task_metrics
 
     out: dict[str, tuple[float, float] | None] = {}
+    known = task_metrics(view.task["task"])
     for name in ev.get("test_metrics", {}):
         if name == ev["metric"] and ev.get("test_ci"):
             out[name] = tuple(ev["test_ci"])
             continue
-        metric = METRICS.get(name)
+        metric = known.get(name)
         if metric is None:
             continue
         try:
@@ -110,13 +112,13 @@ def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tupl
 
 def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str, Any]]:
     """Per value of `column`: rows, the main metric and error rates (fairness view)."""
-    from dsagent.tools.metrics import METRICS, score
+    from dsagent.tools.metrics import score, task_metrics
 
     values = view.frame[column]
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
         values = pd.qcut(values, 4, duplicates="drop").astype(str)
     values = values.astype(object).where(values.notna(), "(missing)").astype(str).to_numpy()
-    metric = METRICS[metric_name]
+    metric = task_metrics(view.task["task"])[metric_name]
     rows = []
     for val in pd.Series(values).value_counts().index[:12]:
         m = values == val
@@ -125,13 +127,13 @@ def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str,
             row[metric_name] = score(metric, view.y[m], view.pred[m], None if view.proba is None else view.proba[m])
         except (ValueError, IndexError):
             row[metric_name] = None
-        if view.task["task"] == "regression":
+        if prediction_of(view.task["task"]) == "regression":
             resid = view.y[m] - view.pred[m]
             row["mae"] = float(np.abs(resid).mean())
             row["mean_residual"] = float(resid.mean())
         else:
             row["accuracy"] = float((view.decision[m] == view.y[m]).mean())
-            if view.task["task"] == "binary":
+            if prediction_of(view.task["task"]) == "binary":
                 pos, neg = view.y[m] == 1, view.y[m] == 0
                 row["selection_rate"] = float(view.decision[m].mean())
                 row["tpr"] = float(view.decision[m][pos].mean()) if pos.any() else None
@@ -169,7 +171,7 @@ def _group_md(rows: list[dict[str, Any]], metric: str, task: str) -> list[str]:
 def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[str, Any], goal: str,
                       view: TestView | None) -> list[str]:
     out = ["## Business framing", "", f"- **Goal:** {md_cell(goal, 300)}."]
-    if task["task"] == "binary":
+    if prediction_of(task["task"]) == "binary":
         cfp, cfn = answers.get("cost_fp"), answers.get("cost_fn")
         th = ev.get("threshold") or {}
         if cfp is not None or cfn is not None:
@@ -188,7 +190,7 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
             out.append(f"- On the {len(view.y)} test rows that is {fp} false positive(s) and {fn} miss(es)"
                        + (f", a cost of {fp * (cfp or 1):g} + {fn * (cfn or 1):g} = {fp * (cfp or 1) + fn * (cfn or 1):g}"
                           if cfp is not None or cfn is not None else "") + ".")
-    elif task["task"] == "regression":
+    elif prediction_of(task["task"]) == "regression":
         mae = ev.get("test_metrics", {}).get("mae")
         if mae is not None:
             out.append(f"- **What it means in practice:** a typical prediction is off by about {_fmt(mae, 2)} "
@@ -295,10 +297,8 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     versions, seed, hyperparameters)."""
     from dsagent.tools.unsupervised import saved_record
 
-    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # segments / anomaly flags: their own report and card
-        from dsagent.tools.unsupervised.report import write
-
-        return write(ctx, rec)
+    if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its report and card
+        return get_task_type(rec["task"]).write_report(ctx, rec)
     task = TaskSpec.read(ctx.artifacts_dir)
     ev = Evaluation.read(ctx.artifacts_dir)
     if task is None or ev is None:
@@ -368,7 +368,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     for label, rel in (ev.get("files") or {}).items():
         if rel.endswith(".png") and (ctx.artifacts_dir / rel).exists():
             lines += [f"![{captions.get(label, label.replace('_', ' '))}]({rel})", ""]
-    if task["task"] == "multiclass" and view is not None and view.proba is not None:
+    if prediction_of(task["task"]) == "multiclass" and view is not None and view.proba is not None:
         rel = f"{paths.PLOTS_DIR}/multiclass_curves.png"
         try:
             plots.multiclass_curves(view.y, view.proba, task["classes"], artifact_path(ctx, rel))
@@ -403,7 +403,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     else:
         lines.append("No segment with enough rows has a loss above the overall mean.")
     lines.append("")
-    if view is not None and task["task"] != "regression":
+    if view is not None and prediction_of(task["task"]) != "regression":
         cm = pd.crosstab(view.y, view.decision)
         pairs = [(int(cm.loc[a, b]), a, b) for a in cm.index for b in cm.columns if a != b and cm.loc[a, b] > 0]
         if pairs:
@@ -438,13 +438,13 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += ["## Performance across segments", ""]
         for col, rows in groups.items():
             tag = " (sensitive attribute)" if col in sensitive else ""
-            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, metric, task["task"]), ""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, metric, prediction_of(task["task"])), ""]
             rel = f"{paths.PLOTS_DIR}/segments_{_slug(col)}.png"
             if any(r.get(metric) is not None for r in rows):
                 plots.segments(rows, metric, artifact_path(ctx, rel), f"{metric} by {col} (test split)", ev["test_score"])
                 files[f"segments_{col}"] = rel
                 lines += [f"![{md_cell(metric)} by {md_cell(col)}]({rel})", ""]
-            lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += _fairness_notes(rows, prediction_of(task["task"]), col in sensitive) + [""]
             lines += fairness_md((ev.get("fairness") or {}).get(col))
     lines += _section_tradeoffs(board, ev)
 
@@ -526,7 +526,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              f"- A scikit-learn Pipeline (preprocessing + {ev['family']}) built by dsagent session "
              f"`{session.get('id', ctx.session_dir.name)}`; hyperparameters {json.dumps(ev['params'], default=str)}.",
              f"- Input: the {len(task['features'])} raw columns listed in `model/manifest.json` (names, dtypes, known "
-             "categories). Output: " + ("a predicted value." if task["task"] == "regression" else
+             "categories). Output: " + ("a predicted value." if prediction_of(task["task"]) == "regression" else
                                         "a class and one probability per class (" + ", ".join(f"`{md_cell(c)}`" for c in task["classes"][:10]) + ")."),
              "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
              *_derived_card(ctx),
@@ -556,8 +556,8 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
     if groups:
         for col, rows in groups.items():
             tag = " — sensitive attribute" if col in sensitive else ""
-            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], task["task"]), ""]
-            lines += _fairness_notes(rows, task["task"], col in sensitive) + [""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], prediction_of(task["task"])), ""]
+            lines += _fairness_notes(rows, prediction_of(task["task"]), col in sensitive) + [""]
             lines += fairness_md((ev.get("fairness") or {}).get(col))
     else:
         lines += ["- No segment or sensitive columns were named (answers `segment_columns` / `sensitive_columns`); "

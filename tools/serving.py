@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.registry import ToolError
+from dsagent.tools.task_types import fits_own_models, prediction_of
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -64,17 +65,15 @@ def predict_frame(model, manifest: dict[str, Any], data: pd.DataFrame, warn: Cal
 def score_rows(model, manifest: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
     """The model's answers for rows already through `check_schema` (the server calls the two
     apart: it logs the checked rows and scores a failing batch row by row)."""
-    if manifest["task"] in ("clustering", "anomaly"):  # work without a target: the task object predicts
-        from dsagent.tools.unsupervised import task_class
-
-        return task_class(manifest["task"]).predict(model, manifest, X)
+    if (own := fits_own_models(manifest["task"])) is not None:  # work without a target: its task type predicts
+        return own.predict(model, manifest, X)
     out = pd.DataFrame(index=X.index)
     if len(X) == 0:
-        out["prediction"] = pd.Series(dtype=float if manifest["task"] == "regression" else object)
+        out["prediction"] = pd.Series(dtype=float if prediction_of(manifest["task"]) == "regression" else object)
         for c in manifest.get("classes") or []:
             out[f"proba_{c}"] = pd.Series(dtype=float)
         return out
-    if manifest["task"] == "regression":
+    if prediction_of(manifest["task"]) == "regression":
         out["prediction"] = np.asarray(model.predict(X), dtype=float)
         return out
     classes = manifest["classes"]

@@ -8,7 +8,7 @@ only evaluation reads the test part (`test_data`).
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,14 +17,12 @@ from dsagent.tools import paths
 from dsagent.tools.data import DataError, load_dataset
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import TaskSpec
+from dsagent.tools.task_types import get_task_type
 
-CLASSIFICATION_MAX_CLASSES = 50
 
 
 def default_metric(task: str, minority_frac: float | None) -> str:
-    if task == "binary":
-        return "pr_auc" if minority_frac is not None and minority_frac < 0.15 else "roc_auc"
-    return "log_loss" if task == "multiclass" else "rmse"
+    return get_task_type(task).default_metric(minority_frac)
 
 
 def search_rows_cap(budget_s: float | None, n_features: int | None = None) -> int:
@@ -59,7 +57,7 @@ def cv_plan(n_train: int, budget_s: float | None = None, n_features: int | None 
 def define_task(
     ctx: ToolContext,
     target: str,
-    task: Literal["auto", "binary", "multiclass", "regression"] = "auto",
+    task: str = "auto",
     metric: str | None = None,
     positive_class: str | None = None,
     time_column: str | None = None,
@@ -76,7 +74,7 @@ def define_task(
 
     Args:
         target: the column to predict.
-        task: binary, multiclass or regression; auto infers it from the target.
+        task: binary, multiclass, regression or an installed plugin's task type (`dsagent tools` lists them); auto infers it from the target.
         metric: metric to optimise (roc_auc, pr_auc, log_loss, accuracy, balanced_accuracy, f1, rmse, mae, r2, mape); default follows the task and class balance.
         positive_class: for binary tasks, the class that counts as positive.
         time_column: a time column: split by time instead of at random.
@@ -104,40 +102,27 @@ def define_task(
     if task == "auto":
         task = infer_task(y)  # the profile's rule, so define_task and profile_data never disagree
 
-    classes: list[str] | None = None
-    minority = None
-    if task != "regression":
-        counts = y.astype(str).value_counts()
-        if len(counts) < 2:
-            raise ToolError(f"target {target!r} has a single class; a classifier needs at least two")
-        if task == "binary" and len(counts) != 2:
-            raise ToolError(f"target {target!r} has {len(counts)} classes, not 2; use task=multiclass")
-        if len(counts) > CLASSIFICATION_MAX_CLASSES:
-            raise ToolError(f"target {target!r} has {len(counts)} classes; use task=regression or group the classes")
-        classes = sorted(counts.index.tolist())
-        if task == "binary":
-            pos = positive_class if positive_class is not None else _guess_positive(classes, counts)
-            if str(pos) not in classes:
-                raise ToolError(f"positive_class {pos!r} is not a class of {target!r}; classes: {classes}")
-            classes = [c for c in classes if c != str(pos)] + [str(pos)]  # positive class last = encoded 1
-            positive_class = str(pos)
-        minority = float(counts.min() / counts.sum())
-    else:
-        if not pd.api.types.is_numeric_dtype(y):
-            raise ToolError(f"target {target!r} is not numeric; use task=binary or multiclass")
+    try:
+        tt = get_task_type(task)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    if not tt.needs_target:
+        raise ToolError(f"task {task} has no target: call {tt.steps[1] if len(tt.steps) > 1 else 'its own tool'} instead of define_task")
+    found = tt.check_target(y, target, positive_class)
+    classes, positive_class, minority = found.classes, found.positive_class, found.minority
 
-    train_local, test_local, split_kind = _split(df, y, positions, task, minority, time_column, group_column,
+    train_local, test_local, split_kind = _split(df, y, positions, tt.stratify(), minority, time_column, group_column,
                                                  test_size, ctx.seed)
     # Everything that shapes the model is decided on the training rows only: the column kinds
     # (hence encodings), the leak check and the other drops, the class balance behind the default
     # metric and the candidates. profile.json still describes the whole file for the reader.
     train_frame = df.iloc[positions[train_local]]
-    if task != "regression":
+    if classes:
         train_counts = y.iloc[train_local].astype(str).value_counts()
         minority = float(train_counts.min() / len(train_local)) if len(train_counts) == len(classes) else 0.0
     from dsagent.tools.profile import column_decisions
 
-    decided = column_decisions(train_frame, target, task, ctx.seed)
+    decided = column_decisions(train_frame, target, tt.prediction, ctx.seed)  # by prediction shape
     kinds = decided["kinds"]
     dropped = [{"column": c, "reason": "requested"} for c in (drop_columns or [])]
     for item in decided["drop"]:
@@ -158,7 +143,7 @@ def define_task(
         raise ToolError("no usable feature columns remain after dropping ID-like, constant and leaking columns")
 
     derived = declared_features(ctx, df, target, time_column)
-    chosen_metric = metric or ctx.answers.get("metric") or default_metric(task, minority)
+    chosen_metric = metric or ctx.answers.get("metric") or tt.default_metric(minority)
     metric_spec = get_metric(chosen_metric, task)
     record = {
         "target": target,
@@ -219,15 +204,7 @@ def input_columns(task: dict[str, Any]) -> list[str]:
     return features + [c for c in extra if c not in features]
 
 
-def _guess_positive(classes: list[str], counts: pd.Series) -> str:
-    lowered = {c.lower(): c for c in classes}
-    for name in ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0"):
-        if name in lowered:
-            return lowered[name]
-    return str(counts.idxmin())  # otherwise the rarer class is usually the one of interest
-
-
-def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, task: str, minority: float | None,
+def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, stratified: bool, minority: float | None,
            time_column: str | None, group_column: str | None, test_size: float,
            seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """(training positions, test positions, split kind), positions into the labelled rows.
@@ -251,7 +228,7 @@ def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, task: str, min
         return train_local, test_local, "group"
     # Stratifying reads every label, the test rows' too: it decides which rows are held out, not
     # what the model learns from the training rows.
-    stratify = y.astype(str).to_numpy() if task != "regression" and minority and minority * n >= 2 else None
+    stratify = y.astype(str).to_numpy() if stratified and minority and minority * n >= 2 else None
     train_local, test_local = train_test_split(local, test_size=test_size, random_state=seed, stratify=stratify)
     return np.sort(train_local), np.sort(test_local), "stratified" if stratify is not None else "random"
 
@@ -265,10 +242,7 @@ def load_task(ctx: ToolContext) -> TaskSpec:
 
 
 def encode_target(task: TaskSpec, y: pd.Series) -> np.ndarray:
-    if task.task == "regression":
-        return y.to_numpy(dtype=float)
-    lookup = {c: i for i, c in enumerate(task.classes)}
-    return y.astype(str).map(lookup).to_numpy(dtype=int)
+    return get_task_type(task["task"]).encode_target(task, y)
 
 
 def _part(ctx: ToolContext, rows_key: str) -> tuple[pd.DataFrame, np.ndarray, TaskSpec]:
@@ -310,7 +284,7 @@ def subsample_positions(y: np.ndarray, task: dict[str, Any], cap: int, seed: int
     from sklearn.model_selection import train_test_split
 
     # Keyed reads on purpose: generated notebooks pass a plain {"task": ..., "split": {"kind": ...}}.
-    strat = (y if task["task"] != "regression" and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
+    strat = (y if get_task_type(task["task"]).stratify() and task["split"]["kind"] != "time" and np.bincount(y).min() >= 2
              else None)
     keep, _ = train_test_split(np.arange(len(y)), train_size=int(cap), random_state=seed, stratify=strat)
     return np.sort(keep)

@@ -11,12 +11,13 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
-from dsagent.tools.families import families_for, model_families
+from dsagent.tools.families import model_families
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import CVResult, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task import search_data
+from dsagent.tools.task_types import get_task_type, prediction_of
 
 VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]
 XGB_MAX_ROUNDS = 2000
@@ -28,16 +29,9 @@ def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
     non-negative regression target is skewed (scored on the original scale), and for
     classification a small neural network (mlp). The families are the registry's (plugins too)
     that support the task and ask to be candidates."""
-    specs = {f.name: {"family": f.name, "params": {}} for f in families_for(task.task) if f.candidate}
-    if task.task == "binary" and (task.minority_frac or 0.5) < 0.2 and task.metric != "log_loss":
-        pos = max(int((y == 1).sum()), 1)
-        specs["linear_balanced"] = {"family": "linear", "params": {"class_weight": "balanced"}}
-        specs["xgboost_balanced"] = {"family": "xgboost", "params": {"scale_pos_weight": round((len(y) - pos) / pos, 4)}}
-    if task.task == "regression" and len(y) and float(np.min(y)) >= 0:
-        skew = float(pd.Series(y).skew())
-        if skew > 1.0:
-            specs["linear_log"] = {"family": "linear", "params": {"target_transform": "log1p"}}
-            specs["xgboost_log"] = {"family": "xgboost", "params": {"target_transform": "log1p"}}
+    tt = get_task_type(task["task"])
+    specs = {f.name: {"family": f.name, "params": {}} for f in model_families().values() if f.candidate and tt.supports(f)}
+    specs.update(tt.candidate_variants(task, y))
     return specs
 
 
@@ -60,7 +54,7 @@ def cv_splits(task: TaskSpec, X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) 
 
     plan, split = task.cv, task.split
     idx = np.arange(len(X))
-    classification = task.task != "regression"
+    classification = get_task_type(task.task).stratify()  # stratified folds
     fraction = plan.fraction
     groups = None
     if split.kind == "group":
@@ -90,10 +84,10 @@ def cv_splits(task: TaskSpec, X: pd.DataFrame, y: np.ndarray, ctx: ToolContext) 
 
 def predict_any(model, X, task: TaskSpec) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted labels or values, class probabilities or None)."""
-    if task.task == "regression":
+    if prediction_of(task["task"]) == "regression":
         return np.asarray(model.predict(X), dtype=float), None
     proba = np.asarray(model.predict_proba(X), dtype=float)
-    n_classes = len(task.classes)
+    n_classes = len(task["classes"])
     if proba.shape[1] != n_classes:  # a fold that missed a class: pad with zeros
         full = np.zeros((len(proba), n_classes))
         full[:, model.classes_] = proba
@@ -256,8 +250,8 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
 
 
 def oof_scores(task: TaskSpec, y: np.ndarray, oof: np.ndarray, covered: np.ndarray) -> dict[str, float]:
-    if task.task == "regression":
-        return all_scores("regression", y[covered], oof[covered], None)
+    if prediction_of(task["task"]) == "regression":
+        return all_scores(task.task, y[covered], oof[covered], None)
     proba = oof[covered]
     return all_scores(task.task, y[covered], proba.argmax(axis=1), proba)
 

@@ -17,13 +17,16 @@ from dsagent.tools.families import ModelFamily, model_families, tunable_names
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
 from dsagent.tools.task import search_data
+from dsagent.tools.task_types import get_task_type, prediction_of
 from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
 
+
 def _tunable(family: str, task: str) -> ModelFamily:
+    supports = get_task_type(task).supports
     fam = model_families().get(family)
-    if fam is None or not fam.tunable or task not in fam.tasks:
-        names = [f.name for f in model_families().values() if f.tunable and task in f.tasks]
+    if fam is None or not fam.tunable or not supports(fam):
+        names = [f.name for f in model_families().values() if f.tunable and supports(f)]
         raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(names)}")
     return fam
 
@@ -73,7 +76,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     )
     if len(study.trials) == 0:
         for params in fam.warm_starts:
-            study.enqueue_trial({k: v for k, v in params.items() if not (task.task == "regression" and k == "C")},
+            study.enqueue_trial({k: v for k, v in params.items() if not (prediction_of(task["task"]) == "regression" and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}
     started = time.time()
@@ -83,7 +86,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
     def objective(trial):
         trial_started = time.time()
-        params = {**fam.search_space(trial, task.task), **fixed}
+        params = {**fam.search_space(trial, prediction_of(task["task"])), **fixed}  # families are built for the prediction shape
         spec = {"family": family, "params": params}
 
         def on_fold(i, value):

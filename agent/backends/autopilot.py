@@ -18,19 +18,15 @@ from typing import Any, Iterator
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
+from dsagent.tools.task_types import SUPERVISED_STEPS, get_task_type, task_types
 from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
 
-CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model", "find_segments", "detect_anomalies"}
+# A failure here ends the run: the define/train/evaluate steps, and the tool a task without a
+# target fits with (its step after profiling).
+CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
 
-# Work without a target: the tool that fits each kind, then the same deliverables, which dispatch
-# on the session's task themselves.
-UNSUPERVISED_FIT = {"clustering": "find_segments", "anomaly": "detect_anomalies"}
-UNSUPERVISED_STEPS = {
-    "profile_data": "First I profile the data: column types, missing values, and columns that only identify rows.",
-    "find_segments": ("Comparing KMeans, Gaussian mixtures, agglomerative clustering and HDBSCAN, choosing the number of "
-                      "segments by silhouette, Calinski-Harabasz and bootstrap stability."),
-    "detect_anomalies": ("Comparing IsolationForest, LocalOutlierFactor, robust covariance and a robust z-score baseline, "
-                         "chosen without labels; a known-anomaly label, if any, only evaluates."),
+# What the autopilot says before the deliverables (a task type's step_text may say more).
+STEP_TEXT = {
     "write_report": "Writing the report and model card.",
     "plan_monitoring": "Planning how to monitor the model after launch.",
     "write_notebook": "Writing and executing a notebook that re-creates the model.",
@@ -167,7 +163,8 @@ class AutopilotBackend:
     # -- the plan --------------------------------------------------------------------------
     def stream_turn(self, conversation: list[dict[str, Any]], tools, state: LoopState):
         done = self._done(conversation)
-        failed = [name for name, r in done.items() if not r.get("ok") and name in CRITICAL]
+        critical = CRITICAL | {t.steps[1] for t in task_types().values() if not t.needs_target and len(t.steps) > 1}
+        failed = [name for name, r in done.items() if not r.get("ok") and name in critical]
         if failed:
             name = failed[0]
             text = f"I have to stop: {name} failed — {done[name].get('content', '')[:400]}"
@@ -178,6 +175,9 @@ class AutopilotBackend:
         kind = unsupervised_kind(state.answers, self.target)
         if kind:
             return (yield from self._unsupervised_turn(kind, done, state))
+        # The task type's workflow when the answers name one (a plugin's may differ), else the built-in one.
+        named = task_types().get(state.answers.get("task") or "")
+        self.ORDER = list(named.steps if named is not None else SUPERVISED_STEPS)
         budget = state.time_budget
         if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
             self._slow = _slowdown()
@@ -317,13 +317,17 @@ class AutopilotBackend:
             call = ToolCall("auto-notebook", "write_notebook", {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)})
         elif step == "final":
             text = self._summary(state, done)
+        elif step and step not in SUPERVISED_STEPS:  # a plugin task type's own step: its tool, on its defaults
+            text = f"Calling {step}."
+            call = ToolCall(f"auto-{step}", step, {})
         if text:
             yield text
         return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
 
     def _unsupervised_turn(self, kind: str, done: dict[str, dict[str, Any]], state: LoopState):
-        """profile -> fit (segments or anomalies) -> report -> monitoring -> notebook -> summary."""
-        order = ["profile_data", UNSUPERVISED_FIT[kind], "write_report", "plan_monitoring", "write_notebook"]
+        """The task type's steps (e.g. profile -> fit segments -> report -> monitoring -> notebook), then a summary."""
+        tt = get_task_type(kind)
+        order = list(tt.steps)
         taken = [order.index(name) for name in done if name in order]
         step = order[max(taken, default=-1) + 1] if max(taken, default=-1) + 1 < len(order) else "final"
         if step == "final":
@@ -333,13 +337,11 @@ class AutopilotBackend:
         args: dict[str, Any] = {}
         if step == "write_notebook":
             args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)}
-        if step == UNSUPERVISED_FIT[kind]:
-            assumed = ({"n_segments": "n_segments = [2, 8]: the range of segment counts considered (not given)"} if kind == "clustering"
-                       else {"expected_anomaly_rate": "expected_anomaly_rate estimated from the score distribution (not given)"})
-            for key, note in assumed.items():
+        if step == order[1]:  # the fit: record what the task assumed for the answers not given
+            for key, note in tt.assumptions.items():
                 if key not in state.answers and note not in state.assumptions:
                     state.assumptions.append(note)
-        text = UNSUPERVISED_STEPS[step]
+        text = tt.step_text.get(step) or STEP_TEXT.get(step) or f"Calling {step}."
         yield text
         return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
 
@@ -350,16 +352,7 @@ class AutopilotBackend:
         if not path.exists():
             return "The run ended without a fitted model."
         rec = json.loads(path.read_text())
-        if kind == "clustering":
-            names = "; ".join(f"{s['segment']}: {s['name']} ({s['share']:.0%})" for s in rec.get("segments", [])[:8])
-            lines = [f"Done. {rec['k']} segments by {rec['method']} (silhouette {rec['chosen']['silhouette']:.3f}, "
-                     f"bootstrap stability ARI {rec['chosen']['stability']:.2f}): {names}."]
-        else:
-            ev = rec.get("evaluation") or {}
-            scored = (f" On {ev['rows']} held-out labelled rows: average precision {ev['average_precision']:.3f}, ROC-AUC "
-                      f"{ev['roc_auc']:.3f}." if "average_precision" in ev else "")
-            lines = [f"Done. {rec['method']} flags {rec['flagged']} of {rec['n_rows']} rows "
-                     f"(threshold at an expected rate of {rec['expected_anomaly_rate']:.1%}, {rec['rate_source']}).{scored}"]
+        lines = [get_task_type(kind).summary(rec)]
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
@@ -398,8 +391,7 @@ class AutopilotBackend:
         yield texts[step]
         return Turn(text=texts[step], tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
 
-    ORDER = ["profile_data", "ask_user", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
-             "evaluate_model", "explain_model", "write_report", "plan_monitoring", "write_notebook"]
+    ORDER = list(SUPERVISED_STEPS)  # the run's task type may replace it (stream_turn)
 
     @staticmethod
     def _tool_names(tools) -> set[str]:

@@ -1,33 +1,19 @@
-"""Which unsupervised job a goal sentence asks for. Plain text matching, no ML library: the CLI
-and the autopilot call it before anything is fitted."""
+"""Which task without a target a run asks for. Plain text matching, no ML library: the CLI and the
+autopilot call it before anything is fitted. The task types (tools/task_types.py) own the words."""
 
 from __future__ import annotations
 
-import re
+from dsagent.tools.task_types import task_from_goal, task_names
 
-UNSUPERVISED = ("clustering", "anomaly")
+__all__ = ["UNSUPERVISED", "task_from_goal", "unsupervised_kind"]
 
-# Word stems, matched at the start of a word after folding case: "segments", "Segmentation",
-# "grouping", "outlier", "anomalies", "fraudulent" all count.
-_STEMS = {
-    "clustering": ("segment", "group", "cluster", "persona", "cohort"),
-    "anomaly": ("unusual", "outlier", "anomal", "fraud", "abnormal", "suspicious", "odd ", "rare event"),
-}
-
-
-def task_from_goal(goal: str | None) -> str | None:
-    """'clustering', 'anomaly' or None (the goal names neither, or both)."""
-    if not goal:
-        return None
-    text = " " + re.sub(r"[^a-z0-9]+", " ", goal.lower()) + " "
-    found = [kind for kind, stems in _STEMS.items() if any(f" {s}" in text for s in stems)]
-    return found[0] if len(found) == 1 else None
+UNSUPERVISED = ("clustering", "anomaly")  # the built-in ones; the registry may hold more
 
 
 def unsupervised_kind(answers: dict, target: str | None = None) -> str | None:
-    """The unsupervised task of a run: `task` when it says so; else, with no target, the goal's words."""
+    """The task without a target of a run: `task` when it names one; else, with no target, the goal's words."""
     task = answers.get("task")
-    if task in UNSUPERVISED:
+    if task in task_names(supervised=False):
         return task
     if task not in (None, "auto", "") or target or answers.get("target"):
         return None

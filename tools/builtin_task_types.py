@@ -1,0 +1,173 @@
+"""The built-in task types, registered through the `dsagent.task_types` entry points in
+pyproject.toml exactly as a plugin's would be (tools/task_types.py).
+
+Binary, multiclass and regression run the supervised workflow through the core pipeline;
+clustering and anomaly fit their own models (tools/unsupervised) and keep a shorter workflow.
+Nothing here imports an ML library at module level: the agent process reads the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dsagent.tools.task_types import DELIVERABLE_STEPS, TargetInfo, TaskType
+
+CLASSIFICATION_MAX_CLASSES = 50
+
+
+def check_target(tt: TaskType, y, target: str, positive_class: str | None = None) -> TargetInfo:
+    """The built-in checks by prediction shape: numbers for regression; for classification at
+    least two classes (exactly two for binary), at most CLASSIFICATION_MAX_CLASSES, the positive
+    class last (encoded 1)."""
+    import pandas as pd
+
+    from dsagent.tools.registry import ToolError
+
+    if not tt.classification:
+        if not pd.api.types.is_numeric_dtype(y):
+            raise ToolError(f"target {target!r} is not numeric; use task=binary or multiclass")
+        return TargetInfo()
+    counts = y.astype(str).value_counts()
+    if len(counts) < 2:
+        raise ToolError(f"target {target!r} has a single class; a classifier needs at least two")
+    if tt.prediction == "binary" and len(counts) != 2:
+        raise ToolError(f"target {target!r} has {len(counts)} classes, not 2; use task=multiclass")
+    if len(counts) > CLASSIFICATION_MAX_CLASSES:
+        raise ToolError(f"target {target!r} has {len(counts)} classes; use task=regression or group the classes")
+    classes = sorted(counts.index.tolist())
+    if tt.prediction == "binary":
+        pos = positive_class if positive_class is not None else _guess_positive(classes, counts)
+        if str(pos) not in classes:
+            raise ToolError(f"positive_class {pos!r} is not a class of {target!r}; classes: {classes}")
+        classes = [c for c in classes if c != str(pos)] + [str(pos)]  # positive class last = encoded 1
+        positive_class = str(pos)
+    return TargetInfo(classes=classes, positive_class=positive_class, minority=float(counts.min() / counts.sum()))
+
+
+def _guess_positive(classes: list[str], counts) -> str:
+    lowered = {c.lower(): c for c in classes}
+    for name in ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0"):
+        if name in lowered:
+            return lowered[name]
+    return str(counts.idxmin())  # otherwise the rarer class is usually the one of interest
+
+
+@dataclass(frozen=True)
+class BinaryTask(TaskType):
+    def candidate_variants(self, spec, y) -> dict[str, dict[str, Any]]:
+        """Class weights when the target is imbalanced (judged by CV like the rest)."""
+        if (spec.get("minority_frac") or 0.5) >= 0.2 or spec["metric"] == "log_loss":
+            return {}
+        pos = max(int((y == 1).sum()), 1)
+        return {"linear_balanced": {"family": "linear", "params": {"class_weight": "balanced"}},
+                "xgboost_balanced": {"family": "xgboost", "params": {"scale_pos_weight": round((len(y) - pos) / pos, 4)}}}
+
+
+@dataclass(frozen=True)
+class RegressionTask(TaskType):
+    def candidate_variants(self, spec, y) -> dict[str, dict[str, Any]]:
+        """A log1p target when a non-negative target is skewed (scored on the original scale)."""
+        import numpy as np
+        import pandas as pd
+
+        if not len(y) or float(np.min(y)) < 0 or float(pd.Series(y).skew()) <= 1.0:
+            return {}
+        return {"linear_log": {"family": "linear", "params": {"target_transform": "log1p"}},
+                "xgboost_log": {"family": "xgboost", "params": {"target_transform": "log1p"}}}
+
+
+@dataclass(frozen=True)
+class UnsupervisedTask(TaskType):
+    """Work without a target: its task object (tools/unsupervised) fits, predicts, reports."""
+
+    def fitted_class(self):
+        from dsagent.tools.unsupervised import task_class
+
+        return task_class(self.name)
+
+    def write_report(self, ctx, record: dict[str, Any]):
+        from dsagent.tools.unsupervised.report import write
+
+        return write(ctx, record)
+
+    def build_notebook(self, ctx, session: dict[str, Any], record: dict[str, Any]):
+        from dsagent.tools.unsupervised.notebook import build_notebook
+
+        return build_notebook(ctx, session, record)
+
+    def write_monitoring_plan(self, ctx, record: dict[str, Any], retrain_every_days: int):
+        from dsagent.tools.unsupervised.monitoring import write_plan
+
+        return write_plan(ctx, record, retrain_every_days)
+
+    def apply_monitoring(self, plan: dict[str, Any], model, manifest: dict[str, Any], data) -> dict[str, Any]:
+        from dsagent.tools.unsupervised.monitoring import apply
+
+        return apply(plan, model, manifest, data)
+
+
+@dataclass(frozen=True)
+class ClusteringType(UnsupervisedTask):
+    def summary(self, rec: dict[str, Any]) -> str:
+        names = "; ".join(f"{s['segment']}: {s['name']} ({s['share']:.0%})" for s in rec.get("segments", [])[:8])
+        return (f"Done. {rec['k']} segments by {rec['method']} (silhouette {rec['chosen']['silhouette']:.3f}, "
+                f"bootstrap stability ARI {rec['chosen']['stability']:.2f}): {names}.")
+
+
+@dataclass(frozen=True)
+class AnomalyType(UnsupervisedTask):
+    def summary(self, rec: dict[str, Any]) -> str:
+        ev = rec.get("evaluation") or {}
+        scored = (f" On {ev['rows']} held-out labelled rows: average precision {ev['average_precision']:.3f}, ROC-AUC "
+                  f"{ev['roc_auc']:.3f}." if "average_precision" in ev else "")
+        return (f"Done. {rec['method']} flags {rec['flagged']} of {rec['n_rows']} rows "
+                f"(threshold at an expected rate of {rec['expected_anomaly_rate']:.1%}, {rec['rate_source']}).{scored}")
+
+    def predict_columns(self, classes: list[str] | None) -> list[str]:
+        return ["anomaly_score", "is_anomaly"]
+
+
+_PROFILE = "First I profile the data: column types, missing values, and columns that only identify rows."
+
+BINARY = BinaryTask("binary", "two classes: probabilities of the positive class, a decision threshold", "binary")
+MULTICLASS = TaskType("multiclass", "three or more classes: a probability per class", "multiclass")
+REGRESSION = RegressionTask("regression", "a number per row", "regression")
+CLUSTERING = ClusteringType(
+    "clustering", "segments of similar rows, no target", None,
+    steps=("profile_data", "find_segments", *DELIVERABLE_STEPS),
+    step_text={"profile_data": _PROFILE,
+               "find_segments": ("Comparing KMeans, Gaussian mixtures, agglomerative clustering and HDBSCAN, choosing the "
+                                 "number of segments by silhouette, Calinski-Harabasz and bootstrap stability.")},
+    goal_words=("segment", "group", "cluster", "persona", "cohort"),
+    assumptions={"n_segments": "n_segments = [2, 8]: the range of segment counts considered (not given)"})
+ANOMALY = AnomalyType(
+    "anomaly", "unusual rows flagged by a score and a threshold, no target", None,
+    steps=("profile_data", "detect_anomalies", *DELIVERABLE_STEPS),
+    step_text={"profile_data": _PROFILE,
+               "detect_anomalies": ("Comparing IsolationForest, LocalOutlierFactor, robust covariance and a robust z-score "
+                                    "baseline, chosen without labels; a known-anomaly label, if any, only evaluates.")},
+    goal_words=("unusual", "outlier", "anomal", "fraud", "abnormal", "suspicious", "odd ", "rare event"),
+    assumptions={"expected_anomaly_rate": "expected_anomaly_rate estimated from the score distribution (not given)"})
+
+
+
+class ForecastType(TaskType):
+    """Forecasting fits its own models (tools/forecast: rolling-origin backtests, conformal
+    intervals) on a target over time; the autopilot walks its own tools (agent/backends/autopilot.py
+    _forecast_turn, which passes them the target) and predict dispatches on the model manifest."""
+
+    @property
+    def needs_target(self) -> bool:
+        return True
+
+    def predict_columns(self, classes: list[str] | None) -> list[str]:
+        return ["prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
+
+
+FORECAST = ForecastType(
+    "forecast", "future values of a series over time, with 80% and 95% intervals (rolling-origin backtests)", None,
+    steps=("profile_data", "define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report"),
+    assumptions={"horizon": "horizon from the frequency's default (not given)"})
+
+TASK_TYPES = (BINARY, MULTICLASS, REGRESSION, CLUSTERING, ANOMALY, FORECAST)

@@ -1,0 +1,210 @@
+"""Task types as plugins: the `dsagent.task_types` entry-point group.
+
+A task type owns what differs between kinds of work, so that adding one (forecasting, ranking, a
+quantile regression...) needs no edit to the core: how the target is validated and encoded, the
+metrics and the default metric, whether splits and folds are stratified, the candidate model
+families (and the parameters it sets on them), the workflow the autopilot follows, the predict
+columns, and, for work that fits its own models (clustering, anomaly), the fitting object behind
+predict, report, notebook and monitoring.
+
+`prediction` is the shape of what a supervised task type's models output, which the core
+pipeline (cross-validation, ensembles, evaluation, serving) works with: "binary" / "multiclass"
+(class probabilities) or "regression" (one number per row). A plugin task type picks one and
+changes what it needs through the methods below; families are built for that shape.
+
+The built-ins (tools/builtin_task_types.py) register through pyproject.toml exactly as a
+third-party package would. No ML library is imported here: the CLI, the answers and the
+autopilot read the registry in the agent process. Methods that need one import it themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ENTRY_POINT_GROUP = "dsagent.task_types"
+BUILTIN_MODULE = "dsagent.tools.builtin_task_types"
+PREDICTIONS = ("binary", "multiclass", "regression")
+
+# The supervised workflow, written once: the autopilot walks it, the MCP instructions, task_status
+# phases and the personas' tool lists are read against it (tests/test_task_types.py).
+SUPERVISED_STEPS = ("profile_data", "ask_user", "define_task", "engineer_features", "train_models", "tune_model",
+                    "build_ensemble", "evaluate_model", "explain_model", "write_report", "plan_monitoring",
+                    "write_notebook")
+DELIVERABLE_STEPS = ("write_report", "plan_monitoring", "write_notebook")
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What validating a target found: the classes (in encoded order), the positive class, the
+    minority share (classification only)."""
+
+    classes: list[str] | None = None
+    positive_class: str | None = None
+    minority: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    description: str
+    prediction: str | None  # "binary" | "multiclass" | "regression"; None: the task fits its own models
+    steps: tuple[str, ...] = SUPERVISED_STEPS  # the autopilot's workflow, in order
+    # What the autopilot says before each step (when it says nothing more specific).
+    step_text: dict[str, str] = field(default_factory=dict, compare=False)
+    goal_words: tuple[str, ...] = ()  # word stems that name this task in a goal sentence (no target needed)
+    # Answers keys the task reads, with the note recorded as an assumption when one is not given.
+    assumptions: dict[str, str] = field(default_factory=dict, compare=False)
+    package: str = field(default="dsagent", compare=False)  # filled in by the registry
+
+    # -- what kind of work --------------------------------------------------------------------
+    @property
+    def needs_target(self) -> bool:
+        return self.prediction is not None
+
+    @property
+    def classification(self) -> bool:
+        return self.prediction in ("binary", "multiclass")
+
+    # -- the target ---------------------------------------------------------------------------
+    def check_target(self, y, target: str, positive_class: str | None = None) -> TargetInfo:
+        """Validate the labelled target values (a pandas Series) and say how they encode; raise
+        ToolError with what to do when they do not fit this task."""
+        from dsagent.tools.builtin_task_types import check_target
+
+        return check_target(self, y, target, positive_class)
+
+    def encode_target(self, spec, y):
+        """The target as the models see it: class indices (classification) or floats."""
+        if not self.classification:
+            return y.to_numpy(dtype=float)
+        lookup = {c: i for i, c in enumerate(spec["classes"])}
+        return y.astype(str).map(lookup).to_numpy(dtype=int)
+
+    def stratify(self) -> bool:
+        """Whether splits and folds keep the class shares (classification)."""
+        return self.classification
+
+    # -- metrics ------------------------------------------------------------------------------
+    def default_metric(self, minority_frac: float | None) -> str:
+        if self.prediction == "binary":
+            return "pr_auc" if minority_frac is not None and minority_frac < 0.15 else "roc_auc"
+        return "log_loss" if self.prediction == "multiclass" else "rmse"
+
+    def metrics(self) -> dict[str, Any]:
+        """The metrics (tools.metrics.Metric by name) that apply to this task."""
+        from dsagent.tools.metrics import METRICS
+
+        return {n: m for n, m in METRICS.items() if self.name in m.tasks}
+
+    # -- models -------------------------------------------------------------------------------
+    def supports(self, family) -> bool:
+        """Whether a model family (tools.families.ModelFamily) may model this task: it says so."""
+        return self.name in family.tasks
+
+    def family_params(self, family: str) -> dict[str, Any]:
+        """Parameters this task sets on a family's estimator (explicit params still win)."""
+        return {}
+
+    def candidate_variants(self, spec, y) -> dict[str, dict[str, Any]]:
+        """Candidates beyond the families themselves that this data calls for (by name)."""
+        return {}
+
+    # -- outputs ------------------------------------------------------------------------------
+    def predict_columns(self, classes: list[str] | None) -> list[str]:
+        """The columns `dsagent predict` writes (besides the input rows' order)."""
+        return ["prediction"] + [f"proba_{c}" for c in (classes or [])] if self.classification else ["prediction"]
+
+    def fitted_class(self):
+        """For a task that fits its own models (no `prediction`): the class of its task object
+        (fit/predict/report/notebook/monitoring, as tools.unsupervised's), else None."""
+        return None
+
+    # -- a task that fits its own models (no `prediction`): its record drives the deliverables --
+    def summary(self, record: dict[str, Any]) -> str:
+        """The autopilot's closing sentence for a task that fits its own models, from its record."""
+        return "Done."
+
+    def predict(self, model, manifest: dict[str, Any], X):
+        """Predict columns for raw rows (serve, predict, monitor)."""
+        return self.fitted_class().predict(model, manifest, X)
+
+    def write_report(self, ctx, record: dict[str, Any]):
+        raise NotImplementedError(f"task type {self.name} writes no report of its own")
+
+    def build_notebook(self, ctx, session: dict[str, Any], record: dict[str, Any]):
+        raise NotImplementedError(f"task type {self.name} builds no notebook of its own")
+
+    def write_monitoring_plan(self, ctx, record: dict[str, Any], retrain_every_days: int):
+        raise NotImplementedError(f"task type {self.name} plans no monitoring of its own")
+
+    def apply_monitoring(self, plan: dict[str, Any], model, manifest: dict[str, Any], data) -> dict[str, Any]:
+        raise NotImplementedError(f"task type {self.name} has no monitoring checks of its own")
+
+
+_TYPES: dict[str, TaskType] | None = None
+
+
+def task_types() -> dict[str, TaskType]:
+    """Every installed task type by name, built-ins first. A broken third-party plugin is skipped
+    with a warning (a broken built-in fails loudly)."""
+    global _TYPES
+    if _TYPES is None:
+        import importlib
+        import warnings
+        from importlib.metadata import entry_points
+
+        builtin = importlib.import_module(BUILTIN_MODULE)
+        found = {t.name: t for t in builtin.TASK_TYPES}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value.startswith(BUILTIN_MODULE):
+                continue
+            dist = getattr(ep, "dist", None)
+            try:
+                loaded = ep.load()
+                for tt in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
+                    if not isinstance(tt, TaskType):
+                        raise TypeError(f"{ep.value} is not a TaskType")
+                    if tt.prediction not in (*PREDICTIONS, None):
+                        raise ValueError(f"prediction {tt.prediction!r}: one of {PREDICTIONS} or None")
+                    found.setdefault(tt.name, replace(tt, package=dist.name if dist else "?"))
+            except Exception as exc:  # noqa: BLE001 - one bad plugin must not take the others down
+                warnings.warn(f"dsagent: skipping task type plugin {ep.name}: {type(exc).__name__}: {exc}", stacklevel=2)
+        _TYPES = found
+    return _TYPES
+
+
+def get_task_type(name: str) -> TaskType:
+    types = task_types()
+    if name not in types:
+        raise ValueError(f"unknown task {name!r}; installed task types: {', '.join(types)}")
+    return types[name]
+
+
+def fits_own_models(task: str | None) -> TaskType | None:
+    """The task type of a task that fits its own models (clustering, anomaly...), else None."""
+    tt = task_types().get(task) if task else None
+    return tt if tt is not None and not tt.needs_target else None
+
+
+def prediction_of(task: str) -> str:
+    """The prediction shape of a task by name (a built-in kind names itself)."""
+    types = task_types()
+    return types[task].prediction if task in types and types[task].prediction else task
+
+
+def task_names(supervised: bool | None = None) -> list[str]:
+    """Installed task names; only those with (True) or without (False) a target when asked."""
+    return [t.name for t in task_types().values() if supervised is None or t.needs_target == supervised]
+
+
+def task_from_goal(goal: str | None) -> str | None:
+    """The task without a target that a goal sentence names ('segment these customers'), or None
+    (it names none, or more than one). Word stems match at a word's start, case folded."""
+    import re
+
+    if not goal:
+        return None
+    text = " " + re.sub(r"[^a-z0-9]+", " ", goal.lower()) + " "
+    found = [t.name for t in task_types().values() if any(f" {s}" in text for s in t.goal_words)]
+    return found[0] if len(found) == 1 else None
