@@ -33,6 +33,20 @@ METRIC_WORDS = {"auc": "roc_auc", "roc auc": "roc_auc", "pr auc": "pr_auc", "ave
                 "f1 macro": "f1_macro", "macro f1": "f1_macro", "r squared": "r2", "mse": "rmse"}
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*]|\d+[.)]?)\s")
+
+
+def _paragraphs(text: str) -> str:
+    """A blank line after a list when plain text follows it: markdown would otherwise fold the text
+    into the list's last item (the chat renders replies as markdown)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        if out and line.strip() and not _LIST_ITEM.match(line) and _LIST_ITEM.match(out[-1]):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
 @dataclass
 class Reply:
     """One answer: the text (markdown), plot files worth opening, and an action to carry out."""
@@ -42,6 +56,9 @@ class Reply:
     plots: list[str] = field(default_factory=list)
     # {"kind": "show", "name": ...} or {"kind": "rerun", "changes": {answer key: value}}
     action: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.text = _paragraphs(self.text)
 
     def to_dict(self) -> dict[str, Any]:
         return {"intent": self.intent, "answer": self.text, "plots": self.plots, "action": self.action}
@@ -171,7 +188,7 @@ def _in_goal_terms(a: Artifacts, ev: dict[str, Any], task: dict[str, Any]) -> li
         out.append(f"Mistakes on the test split: {_mistakes(ev)}.")
     goal = a.meta.get("answers", {}).get("goal")
     if goal:
-        out.append(f"The goal was: {goal}.")
+        out.append(f"The goal was: {goal.rstrip('.')}.")
     return out
 
 
@@ -524,7 +541,7 @@ def _score(norm: str, words: list[str]) -> int:
 def menu(a: Artifacts | None = None) -> str:
     lines = ["I can answer questions about this finished session from its files:"]
     lines += [f"- {what}" for _, _, _, what in INTENTS]
-    lines.append("- what a column is (\"what is <column>?\")")
+    lines.append("- what a column is (\"what is COLUMN?\", with a column's name)")
     lines.append("And act on follow-ups: \"try again with 5 minutes\", \"use recall instead\" (another metric), "
                  "\"drop column X\", \"show me the confusion matrix\".")
     return "\n".join(lines)
