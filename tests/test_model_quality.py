@@ -21,6 +21,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from dsagent.tools.registry import ToolContext, all_tools
+from dsagent.tools.schemas import CVPlan, CVResult, Leaderboard, LeaderboardRow, SplitSpec, TaskSpec
 
 
 def _frame(n: int = 240, seed: int = 0, imbalance: float = 0.5) -> pd.DataFrame:
@@ -45,6 +46,29 @@ def _ctx(tmp_path: Path, df: pd.DataFrame, name: str = "s", **answers) -> ToolCo
 
 def _call(ctx: ToolContext, name: str, **args):
     return all_tools()[name].invoke(ctx, args)
+
+
+def _task(**fields) -> TaskSpec:
+    """A task spec for calling a library helper directly: the fields the test names, neutral
+    values for the required rest (define_task writes the real one)."""
+    neutral = {"target": "y", "task": "binary", "metric": "roc_auc", "greater_is_better": True, "features": {},
+               "n_rows": 0, "n_labelled": 0, "n_train": 0, "n_test": 0, "split": {"kind": "stratified"},
+               "cv": {"kind": "kfold"}}
+    return TaskSpec.model_validate({**neutral, **fields})
+
+
+def _row(**fields) -> LeaderboardRow:
+    """A leaderboard row with the timings the test names (name, metric and score are neutral)."""
+    return LeaderboardRow.model_validate({"name": fields.get("family", "m"), "metric": "roc_auc", "cv_mean": 0.0,
+                                          **fields})
+
+
+def _flat_cv(X, splits, fit_s: float, fold_fit_s: float, refit_params: dict | None = None) -> CVResult:
+    """What cross_validate returns for a model that predicts 0.5 for every row (for fake CVs that
+    only cost time)."""
+    return CVResult(oof=np.full((len(X), 2), 0.5), covered=np.ones(len(X), bool), fold_scores=[0.5] * len(splits),
+                    fit_s=fit_s, predict_s=0.0, n_predicted=len(X), refit_params=refit_params or {},
+                    fold_fit_s=fold_fit_s, fold_rows=len(X), fold_rounds=None, fold_val_rows=len(X) / len(splits))
 
 
 def test_test_rows_never_reach_fit(tmp_path, monkeypatch):
@@ -108,7 +132,7 @@ def test_imbalanced_binary_gets_pr_auc_and_weighted_candidates(tmp_path):
     ctx = _ctx(tmp_path, df)
     out = _call(ctx, "define_task", target="y")
     assert out.summary["metric"] == "pr_auc" and out.summary["split"]["kind"] == "stratified"
-    task = json.loads((ctx.artifacts_dir / "task.json").read_text())
+    task = TaskSpec.read(ctx.artifacts_dir)
     y = np.array([1] * 10 + [0] * 190)
     specs = candidate_specs(task, y)
     assert specs["linear_balanced"]["params"]["class_weight"] == "balanced"
@@ -202,12 +226,12 @@ def test_greedy_ensemble_is_kept_only_when_it_beats_the_best_single_model():
     good = np.clip(y + rng.normal(0, 0.35, 400), 0.02, 0.98)
     other = np.clip(y + rng.normal(0, 0.35, 400), 0.02, 0.98)  # independent errors: blending helps
     as_proba = [np.c_[1 - p, p] for p in (good, other)]
-    counts, value = greedy_selection({"task": "binary"}, metric, y, as_proba, splits)
+    counts, value = greedy_selection(_task(task="binary"), metric, y, as_proba, splits)
     assert sum(c > 0 for c in counts) == 2
     single = min(metric.fn(y, p) for p in as_proba)
     assert value < single
     # A copy of the same model adds nothing: the selection stays with one member.
-    counts, _ = greedy_selection({"task": "binary"}, metric, y, [as_proba[0], as_proba[0]], splits)
+    counts, _ = greedy_selection(_task(task="binary"), metric, y, [as_proba[0], as_proba[0]], splits)
     assert sum(c > 0 for c in counts) == 1
 
 
@@ -279,7 +303,7 @@ def test_batched_permutation_importance_ranks_the_informative_column_first():
     from dsagent.tools.features import build_pipeline
 
     df = _frame(300)
-    task = {"task": "binary", "metric": "roc_auc", "classes": ["no", "yes"]}
+    task = _task(task="binary", metric="roc_auc", classes=["no", "yes"])
     kinds = {"x1": "numeric", "x2": "numeric", "color": "categorical", "city": "categorical"}
     X, y = df[list(kinds)], (df["y"] == "yes").to_numpy(dtype=int)
     model = build_pipeline({"family": "linear", "params": {}}, kinds, X, "binary", 0, 2).fit(X, y)
@@ -386,10 +410,9 @@ def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_
 
     ctx = _ctx(tmp_path, _frame(1500))
     _call(ctx, "define_task", target="y", metric="roc_auc")
-    task_path = ctx.artifacts_dir / "task.json"
-    task = json.loads(task_path.read_text())
-    task["cv"] = {"kind": "kfold", "folds": 3, "max_rows": 300}  # as on data 4x larger than the search rows
-    task_path.write_text(json.dumps(task))
+    task = TaskSpec.read(ctx.artifacts_dir)
+    task.cv = CVPlan(kind="kfold", folds=3, max_rows=300)  # as on data 4x larger than the search rows
+    task.write(ctx.artifacts_dir)
     _call(ctx, "train_models", models=["xgboost"])
     seen = {}
     original = evaluate.fit_grown
@@ -403,14 +426,15 @@ def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_
     ev = json.loads((ctx.artifacts_dir / "evaluation.json").read_text())
     grown = ev["grown"]
     assert ev["fit_rows"] == grown["rows"] - grown["es_rows"] == len(seen["fit"]) and len(seen["es"]) == grown["es_rows"]
-    assert not seen["fit"] & seen["es"] and (seen["fit"] | seen["es"]) <= set(task["train_rows"])
+    assert not seen["fit"] & seen["es"] and (seen["fit"] | seen["es"]) <= set(task.train_rows)
     assert ev["params"]["n_estimators"] == grown["rounds"] and ev["params"]["learning_rate"] >= 0.05
     nb = _call(ctx, "write_notebook", timeout_s=120)
     assert nb.summary["executed"] and nb.summary["matches"] is True, nb.summary
 
-    row = json.loads((ctx.artifacts_dir / "leaderboard.json").read_text())[0]
-    assert growth_plan(row, {**task, "split": {"kind": "time"}}, 1200, 30) is None  # no random holdout in time
-    assert growth_plan(row, task, int(2.5 * row["fold_rows"]), 30) is None  # the search saw enough rows
+    row = Leaderboard.read(ctx.artifacts_dir)[0]
+    by_time = task.model_copy(update={"split": SplitSpec(kind="time")})
+    assert growth_plan(row, by_time, 1200, 30) is None  # no random holdout in time
+    assert growth_plan(row, task, int(2.5 * row.fold_rows), 30) is None  # the search saw enough rows
     roomy, tight = growth_plan(row, task, 100_000, 1e4), growth_plan(row, task, 100_000, 0.01)
     assert roomy["rows"] == 100_000 and roomy["learning_rate"] == pytest.approx(0.05)
     assert tight["learning_rate"] == pytest.approx(0.15) and tight["rows"] < 100_000  # 3x the step, then fewer rows
@@ -421,8 +445,8 @@ def test_final_fit_rows_follow_what_the_time_affords():
     never fewer than the search's own rows; the autopilot only passes the seconds."""
     from dsagent.tools.evaluate import final_fit_rows
 
-    task = {"task": "binary", "split": {"kind": "stratified"}}
-    row = {"family": "random_forest", "fold_fit_s": 1.0, "fold_rows": 6_000}  # ~1.7 s on 10k rows
+    task = _task(task="binary", split={"kind": "stratified"})
+    row = _row(family="random_forest", fold_fit_s=1.0, fold_rows=6_000)  # ~1.7 s on 10k rows
 
     def rows(n, seconds):
         y = np.arange(n) % 2
@@ -452,10 +476,7 @@ def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, 
         name = next(n for n, c in cost.items() if n == spec["family"])
         started.append(name)
         time.sleep(cost[name])
-        oof = np.full((len(X), 2), 0.5)
-        return {"oof": oof, "covered": np.ones(len(X), bool), "fold_scores": [0.5] * len(splits), "fit_s": cost[name],
-                "predict_s": 0.0, "n_predicted": len(X), "refit_params": {}, "fold_fit_s": cost[name] / len(splits),
-                "fold_rows": len(X), "fold_rounds": None, "fold_val_rows": len(X) / len(splits)}
+        return _flat_cv(X, splits, fit_s=cost[name], fold_fit_s=cost[name] / len(splits))
 
     monkeypatch.setattr(train, "cross_validate", fake_cv)
     out = _call(ctx, "train_models", models=["linear", "xgboost", "extra_trees"], time_budget_s=1.8)
@@ -466,7 +487,9 @@ def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, 
 def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monkeypatch):
     """Optuna's timeout is checked before a trial only; tune_model also stops when the time left is
     shorter than a typical complete trial, so tuning ends within its budget. Each fake trial moves
-    tune_model's clock by 0.6 s (no sleeping: the test does not depend on the machine's speed)."""
+    tune_model's clock by 6 s (no sleeping: the test does not depend on the machine's speed).
+    Optuna's own timeout runs on the real clock: the budget is ten times what two fake trials take
+    there on a loaded machine, so only tune_model's stop can end the study after two."""
     import types
 
     from dsagent.tools import tune as tune
@@ -478,15 +501,13 @@ def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monk
     monkeypatch.setattr(tune, "time", types.SimpleNamespace(time=lambda: clock["now"]))
 
     def slow_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
-        clock["now"] += 0.6
-        return {"oof": np.full((len(X), 2), 0.5), "covered": np.ones(len(X), bool), "fold_scores": [0.5] * len(splits),
-                "fit_s": 0.6, "predict_s": 0.0, "n_predicted": len(X), "refit_params": dict(spec["params"]),
-                "fold_fit_s": 0.2, "fold_rows": len(X), "fold_rounds": None, "fold_val_rows": len(X) / len(splits)}
+        clock["now"] += 6.0
+        return _flat_cv(X, splits, fit_s=6.0, fold_fit_s=2.0, refit_params=dict(spec["params"]))
 
     monkeypatch.setattr(tune, "cross_validate", slow_cv)
-    out = _call(ctx, "tune_model", family="linear", time_budget_s=1.5)
-    assert out.summary["trials"] == {"complete": 2}  # the third would have started with 0.3 s left
-    assert out.summary["seconds"] == pytest.approx(1.2)
+    out = _call(ctx, "tune_model", family="linear", time_budget_s=15)
+    assert out.summary["trials"] == {"complete": 2}  # the third would have started with 3 s left
+    assert out.summary["seconds"] == pytest.approx(12.0)
 
 
 # -- quality floors (issue 15): where the right answer is known, a drop in model quality fails CI --

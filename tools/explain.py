@@ -13,14 +13,14 @@ from dsagent.tools import paths, plots
 from dsagent.tools.model_io import load_model
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from dsagent.tools.schemas import Explanation
+from dsagent.tools.schemas import Explanation, TaskSpec
 from dsagent.tools.task import test_data
 from dsagent.tools.train import predict_any
 
 MAX_CELLS_PER_CALL = 3_000_000  # raw cells in one stacked predict call (memory stays in the tens of MB)
 
 
-def permutation_drops(model, X: pd.DataFrame, y: np.ndarray, task: dict[str, Any], seed: int,
+def permutation_drops(model, X: pd.DataFrame, y: np.ndarray, task: TaskSpec, seed: int,
                       time_limit: float, max_repeats: int = 5) -> tuple[np.ndarray, int]:
     """Permutation importance of each raw column: (drop in the task metric per column and repeat,
     repeats done). The same quantity as sklearn's permutation_importance, computed with one
