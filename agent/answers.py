@@ -41,6 +41,10 @@ class Answers(BaseModel):
     latency_ms: float | None = Field(None, gt=0)
     interpretability: Literal["low", "medium", "high"] | None = None
     time_budget: float | None = Field(None, gt=0)
+    # Where the work runs (issue 23): local[:N] or tcp://HOST:PORT, and the Optuna study's storage
+    # (a journal file or a database URL). Checked when the run starts (dsagent.runtime.cluster_settings).
+    cluster: str | None = None
+    tuning_storage: str | None = None
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
     # Checked here for syntax, against the data's columns when the run starts.
     derived_features: list[str] | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dsagent.tools import paths
+from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task import search_data
 from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
@@ -76,6 +77,54 @@ def suggest(trial, family: str, task: str) -> dict[str, Any]:
     raise ToolError(f"family {family!r} cannot be tuned; choose one of {TUNABLE}")
 
 
+def make_sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
+
+
+def make_pruner():
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def make_objective(family: str, task: dict[str, Any], fixed: dict[str, Any], X, y, ctx: ToolContext, splits,
+                   deadline: float, oofs: dict[int, np.ndarray], trial_s: list[float], on_done=None,
+                   attrs: dict[str, Any] | None = None):
+    """One trial: cross-validate the suggested params, pruned per fold and at the deadline. Each
+    complete trial's OOF predictions land in `oofs`, its seconds in `trial_s`; `attrs` are set on
+    every trial (a cluster worker records who ran it). Module-level so Dask workers run the same code."""
+    import optuna
+
+    def objective(trial):
+        trial_started = time.time()
+        for key, value in (attrs or {}).items():
+            trial.set_user_attr(key, value)
+        params = {**suggest(trial, family, task["task"]), **fixed}
+        spec = {"family": family, "params": params}
+
+        def on_fold(i, value):
+            trial.report(value, i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:  # a trial whose remaining folds would overrun the budget is abandoned (pruned)
+            cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
+        except OutOfTime:
+            raise optuna.TrialPruned() from None
+        oofs[trial.number] = cv["oof"]
+        trial_s.append(time.time() - trial_started)
+        for key in ("refit_params", "fold_fit_s", "fold_rows", "fold_rounds", "fold_val_rows", "fit_s", "predict_s",
+                    "n_predicted"):
+            trial.set_user_attr(key, cv[key])
+        if on_done is not None:
+            on_done(trial, cv)
+        return float(np.mean(cv["fold_scores"]))
+
+    return objective
+
+
 @tool
 def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = None,
                time_budget_s: float | None = None, ensemble: bool = False,
@@ -111,13 +160,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         n_trials = 20
     splits = cv_splits(task, X, y, ctx)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
+    storage_spec, storage_label = study_location(ctx)
+    storage = make_storage(storage_spec) if storage_spec else f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
     study = optuna.create_study(
         storage=storage,
         study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task["metric"]]),
         direction="maximize" if task["greater_is_better"] else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=8, multivariate=True),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        sampler=make_sampler(ctx.seed),
+        pruner=make_pruner(),
         load_if_exists=True,
     )
     if len(study.trials) == 0:
@@ -129,34 +179,10 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     deadline = started + budget
 
     trial_s: list[float] = []  # how long each complete trial of this call took
-
-    def objective(trial):
-        trial_started = time.time()
-        params = {**suggest(trial, family, task["task"]), **fixed}
-        spec = {"family": family, "params": params}
-
-        def on_fold(i, value):
-            trial.report(value, i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        try:  # a trial whose remaining folds would overrun the budget is abandoned (pruned)
-            cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
-        except OutOfTime:
-            raise optuna.TrialPruned() from None
-        oofs[trial.number] = cv["oof"]
-        trial_s.append(time.time() - trial_started)
-        trial.set_user_attr("refit_params", cv["refit_params"])
-        trial.set_user_attr("fold_fit_s", cv["fold_fit_s"])
-        trial.set_user_attr("fold_rows", cv["fold_rows"])
-        trial.set_user_attr("fold_rounds", cv["fold_rounds"])
-        trial.set_user_attr("fold_val_rows", cv["fold_val_rows"])
-        trial.set_user_attr("fit_s", cv["fit_s"])
-        trial.set_user_attr("predict_s", cv["predict_s"])
-        trial.set_user_attr("n_predicted", cv["n_predicted"])
-        ctx.report(f"trial {trial.number}: {task['metric']}={np.mean(cv['fold_scores']):.4f}",
-                   min(1.0, (time.time() - started) / budget))
-        return float(np.mean(cv["fold_scores"]))
+    objective = make_objective(family, task, fixed, X, y, ctx, splits, deadline, oofs, trial_s,
+                               lambda trial, cv: ctx.report(f"trial {trial.number}: {task['metric']}="
+                                                            f"{np.mean(cv['fold_scores']):.4f}",
+                                                            min(1.0, (time.time() - started) / budget)))
 
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts, so a trial started with a second
@@ -166,8 +192,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         if not time_covers(deadline - time.time(), trial_s):
             study.stop()
 
-    study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
-                   callbacks=[stop_when_short] if n_trials is None else [])
+    if ctx.cluster:  # trials run on the cluster's workers, all against the shared study
+        from dsagent.tools.cluster_tune import optimize_on_cluster
+
+        oofs.update(optimize_on_cluster(ctx.cluster, storage_spec, study, n_trials, budget, seed=ctx.seed,
+                                        objective_args=(family, task, fixed, X, y, ctx.detached(), splits)))
+    else:
+        study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
+                       callbacks=[stop_when_short] if n_trials is None else [])
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise ToolError(f"no {family} trial completed within {budget:.0f}s; give tuning more time or skip it")
@@ -199,8 +231,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
         "seconds": round(time.time() - started, 1),
         "leaderboard": compact_board(ranked),
-        "study": f"{paths.STUDY_DB} (study {study.study_name}; open with optuna-dashboard)",
+        "study": f"{storage_label} (study {study.study_name}; open with optuna-dashboard)",
     }
+    if ctx.cluster:
+        by_worker: dict[str, int] = {}
+        for t in study.trials:
+            by_worker[t.user_attrs.get("worker", "client")] = by_worker.get(t.user_attrs.get("worker", "client"), 0) + 1
+        summary["cluster"] = {"trials_by_worker": by_worker,
+                              "note": "trials ran in parallel: the result for a fixed --max-trials is not deterministic"}
     if ensemble:
         from dsagent.tools.ensemble import blend
 
@@ -210,4 +248,17 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
             ranked = load_leaderboard(ctx)
             summary["leaderboard"] = compact_board(ranked)
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": ranked},
-                      files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})
+                      files={"leaderboard": paths.LEADERBOARD,
+                             **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})
+
+
+def study_location(ctx: ToolContext) -> tuple[tuple[str, str] | None, str]:
+    """(storage spec or None for the session's SQLite file, how to name it). With a cluster and no
+    --tuning-storage the study is a journal file in the session: a LocalCluster's workers share this
+    machine's disk (for a remote cluster, give --tuning-storage on a shared file system or a database)."""
+    if ctx.tuning_storage:
+        spec = parse_storage(ctx.tuning_storage)
+        return spec, spec[1]
+    if ctx.cluster:
+        return ("journal", str((ctx.artifacts_dir / paths.STUDY_JOURNAL).resolve())), paths.STUDY_JOURNAL
+    return None, paths.STUDY_DB
