@@ -178,6 +178,9 @@ class Run:
     def __init__(self, opts: RunOptions):
         from dsagent.tools.registry import all_tools
 
+        # First: a bad address or storage is bad input before the tools load or a session exists.
+        # (A resumed run is given its cluster again: a cluster does not outlive its run.)
+        cluster, storage = cluster_settings(opts.answers, opts.cluster, opts.tuning_storage)
         self.opts = opts
         self.started = opts.started or time.time()
         sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()
@@ -191,7 +194,6 @@ class Run:
             answers = answers.merged({"metric": opts.metric})
         if opts.goal:
             answers = answers.merged({"goal": opts.goal})
-        cluster, storage = cluster_settings(answers, opts.cluster, opts.tuning_storage)
         if opts.resume:
             self.session = Session.load(sessions_dir, opts.resume)
             saved = parse_answers(self.session.meta.get("answers") or {}, source="session.json answers", as_note=True)
