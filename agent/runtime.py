@@ -122,10 +122,15 @@ def _check_derived(answers: Answers, data: Path) -> None:
         raise BadInput(f"{exc}; fix derived_features in the answers") from None
 
 
-def cluster_settings(answers: Answers, cluster: str | None = None, storage: str | None = None) -> tuple[str | None, str | None]:
+def cluster_settings(answers: Answers, cluster: str | None = None, storage: str | None = None,
+                     roots: list[str] | list[Path] = ()) -> tuple[str | None, str | None]:
     """(cluster, tuning storage) as given: argument > answers > $DSAGENT_CLUSTER; checked here, so a
-    bad address is bad input before anything starts. The journal path is made absolute."""
+    bad address is bad input before anything starts. The journal path is made absolute.
+
+    A study file's directory becomes writable in the sandbox: where the caller is confined to data
+    roots (MCP), the file must lie under one of them, or an MCP client could open any directory."""
     from dsagent.tools.cluster import ClusterError, parse_cluster, parse_storage
+    from dsagent.tools.data import is_within_roots
 
     cluster = cluster or answers.cluster or os.environ.get("DSAGENT_CLUSTER") or None
     storage = storage or answers.tuning_storage or None
@@ -135,6 +140,10 @@ def cluster_settings(answers: Answers, cluster: str | None = None, storage: str 
         if storage:
             kind, where = parse_storage(storage)
             storage = f"journal://{where}" if kind == "journal" else where
+            path = where if kind == "journal" else (where.removeprefix("sqlite:///") if where.startswith("sqlite:///") else None)
+            if path and roots and not is_within_roots(Path(path).absolute().parent, list(roots)):
+                raise ClusterError(f"tuning storage {path} lies outside the allowed data roots; put the study file "
+                                   "under one of them")
     except ClusterError as exc:
         raise BadInput(str(exc)) from None
     return cluster, storage
@@ -180,7 +189,7 @@ class Run:
 
         # First: a bad address or storage is bad input before the tools load or a session exists.
         # (A resumed run is given its cluster again: a cluster does not outlive its run.)
-        cluster, storage = cluster_settings(opts.answers, opts.cluster, opts.tuning_storage)
+        cluster, storage = cluster_settings(opts.answers, opts.cluster, opts.tuning_storage, opts.roots)
         self.opts = opts
         self.started = opts.started or time.time()
         sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()

@@ -457,7 +457,7 @@ class DirectSession:
                                           seed=seed, extra={"time_budget": time_budget, "origin": "mcp direct calls"})
         from dsagent.runtime import cluster_settings, start_cluster, worker_limits
 
-        cluster, storage = cluster_settings(answers)
+        cluster, storage = cluster_settings(answers, roots=roots)
         self.session.update(answers=answers.given(), status="direct")
         self.time_budget = float(time_budget)
         self.tools = {n: s for n, s in all_tools().items() if not s.runs_in_loop}

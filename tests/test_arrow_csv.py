@@ -47,13 +47,13 @@ TRICKY = {
     "typical": None,  # typical_frame() written by pandas
     "crlf_tab": b"a\tb\tc\r\n1\tx\t2.5\r\n2\ty\t\r\n3\t\tNaN\r\n",
     "bom_pipe": "\ufeffa|b\n1|é\n2|ü\n".encode(),
+    "inf": b"a,b\ninf,1\n2,-inf\n3,4\n",  # both become missing (with a note)
     "mixed_numbers_and_text": b"a,b\n1,x\n2,y\n?,z\n4,w\n5,v\n6,u\n",
     "control_chars": b"a,b\nx\x00y,1\nz\x07,2\n",
     "padded_numbers": b"a,b\n 1,x\n2 ,y\n 3 ,z\n",  # both readers skip the blanks around numbers
     "quoted_na_and_bools": b'a,b,c\n"NA",TRUE,1\n"",false,2\nq,True,3\n',
 }
 FALLBACK = {  # Arrow would type these differently (or fail): pandas reads them, and says so
-    "inf": b"a,b\ninf,1\n2,-inf\n3,4\n",  # Arrow's float parser reads no "inf"
     "beyond_int64": b"a,b\n18446744073709551615,1\n1,2\n",
     "duplicate_names": b"a,a,b\n1,2,3\n4,5,6\n",
     "latin1": "a,b\nJosé,1\n".encode("latin-1"),

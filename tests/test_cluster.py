@@ -116,6 +116,19 @@ def test_answers_naming_an_unusable_cluster_or_storage_are_bad_input(given, says
         cluster_settings(given)
 
 
+def test_a_study_file_outside_the_mcp_roots_is_refused(tmp_path):
+    # Its directory would become writable in the sandbox: a client confined to roots may not pick it.
+    from dsagent.answers import BadInput
+    from dsagent.runtime import cluster_settings
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(BadInput, match="outside the allowed data roots"):
+        cluster_settings(Answers(tuning_storage=str(tmp_path / "elsewhere" / "s.log")), roots=[tmp_path / "root"])
+    assert cluster_settings(Answers(tuning_storage=str(tmp_path / "root" / "s.log")), roots=[tmp_path / "root"])[1] == \
+        f"journal://{tmp_path / 'root' / 's.log'}"
+
+
 def test_addresses_and_trial_shares():
     assert parse_cluster("local") == ("local", 2) and parse_cluster("local:3") == ("local", 3)
     assert parse_cluster("tcp://10.0.0.5:8786") == ("tcp", "tcp://10.0.0.5:8786")

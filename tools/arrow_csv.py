@@ -38,6 +38,7 @@ TRUE_WORDS = ["True", "TRUE", "true"]
 FALSE_WORDS = ["False", "FALSE", "false"]
 _PLAIN = {"int64", "double", "bool", "string", "large_string", "null"}
 _INT64_LIMIT = 2.0**63
+_WHOLE = re.compile(r"^[+-]?\d+$")
 _DATELIKE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2})")  # what Arrow would infer as date/time
 
 
@@ -54,7 +55,8 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
         return None
     if len(set(header_names)) != len(header_names):
         return None  # column_types below is keyed by name
-    if _odd_quotes(path):
+    quotes = _count_quotes(path)
+    if quotes % 2:
         return None  # an unterminated quote: Arrow reads it to the end of the file, pandas names the line
     try:
         import pyarrow as pa
@@ -66,8 +68,9 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=True, skip_rows=1, column_names=header_names),
+            # Quoted newlines need Arrow's slower, quote-aware chunking: only when there are quotes.
             parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True,
-                                             newlines_in_values=True, ignore_empty_lines=True),
+                                             newlines_in_values=quotes > 0, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 null_values=PANDAS_NA, strings_can_be_null=True, quoted_strings_can_be_null=True,
                 true_values=TRUE_WORDS, false_values=FALSE_WORDS,
@@ -83,7 +86,7 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
             table = read(datelike + other)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError):
         return None  # pandas reads it again and explains what is wrong
-    if not _same_types_as_pandas(table):
+    if not _same_types_as_pandas(table, _integer_like(header_names, sample_rows)):
         return None
     df = table.to_pandas(split_blocks=False)
     for name in [f.name for f in table.schema if str(f.type) == "null"]:
@@ -93,22 +96,33 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
     return df
 
 
-def _odd_quotes(path: Path) -> bool:
-    """An odd number of quote characters: some quoted field never closes (a memchr-speed scan)."""
+def _count_quotes(path: Path) -> int:
+    """Quote characters in the file (a memchr-speed scan): odd means some quoted field never closes."""
     count = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 24):
             count += chunk.count(b'"')
-    return count % 2 == 1
+    return count
 
 
-def _same_types_as_pandas(table: Any) -> bool:
+def _integer_like(names: list[str], rows: list[list[str]]) -> set[str]:
+    """Columns whose sampled values are all whole numbers (or empty). Only these can hold integers
+    beyond int64; a column with a decimal point anywhere is float64 for pandas too."""
+    out = set()
+    for j, name in enumerate(names):
+        cells = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
+        if all(_WHOLE.match(c) for c in cells):
+            out.add(name)
+    return out
+
+
+def _same_types_as_pandas(table: Any, integer_like: set[str]) -> bool:
     """False when pandas would type some column differently from what Arrow inferred."""
     import pyarrow.compute as pc
 
     for field, column in zip(table.schema, table.columns):
         kind = str(field.type)
-        if kind == "double":
+        if kind == "double" and field.name in integer_like:
             # Integers beyond int64: Arrow falls back to double, pandas to uint64 or text.
             lo, hi = pc.min_max(column).values()
             if (hi.is_valid and hi.as_py() >= _INT64_LIMIT) or (lo.is_valid and lo.as_py() < -_INT64_LIMIT):
