@@ -14,6 +14,7 @@ from dsagent.tools.data import DataError, load_table
 
 @pytest.fixture
 def arrow_for_small_files(monkeypatch):
+    monkeypatch.setenv("DSAGENT_ARROW_CSV", "1")  # opt-in (see tools/arrow_csv.py)
     monkeypatch.setattr(arrow_csv, "MIN_BYTES", 0)  # the tricky cases are small files
 
 
@@ -22,7 +23,7 @@ def both(path, monkeypatch):
     fast = load_table(path)
     monkeypatch.setenv("DSAGENT_ARROW_CSV", "0")
     slow = load_table(path)
-    monkeypatch.delenv("DSAGENT_ARROW_CSV")
+    monkeypatch.setenv("DSAGENT_ARROW_CSV", "1")
     return fast, slow
 
 
@@ -100,9 +101,16 @@ def test_broken_files_are_still_explained(body, says, tmp_path, arrow_for_small_
         load_table(path)
 
 
-def test_small_files_keep_the_pandas_reader(tmp_path):
+def test_pandas_reads_by_default_and_small_files_even_when_arrow_is_on(tmp_path, monkeypatch):
     buf = io.StringIO()
     typical_frame(200).to_csv(buf, index=False)
     path = tmp_path / "small.csv"
     path.write_text(buf.getvalue())
-    assert load_table(path)[1].reader == "pandas"
+    monkeypatch.setattr(arrow_csv, "MIN_BYTES", 0)
+    monkeypatch.delenv("DSAGENT_ARROW_CSV", raising=False)
+    assert load_table(path)[1].reader == "pandas"  # off by default: slower here (docs/BENCHMARKS.md)
+    monkeypatch.setenv("DSAGENT_ARROW_CSV", "1")
+    monkeypatch.setattr(arrow_csv, "MIN_BYTES", 4 << 20)
+    assert load_table(path)[1].reader == "pandas"  # under MIN_BYTES
+    monkeypatch.setattr(arrow_csv, "MIN_BYTES", 0)
+    assert load_table(path)[1].reader == "arrow"

@@ -1,9 +1,12 @@
-"""The fast path for plain CSV files: Arrow's multi-threaded reader (`pyarrow.csv`).
+"""An opt-in path for plain CSV files: Arrow's multi-threaded reader (`pyarrow.csv`).
 
-`pandas.read_csv` parses on one core; at 1M rows x 50 columns `load_table` took 1.9x its time
-(docs/BENCHMARKS.md). Arrow parses and converts blocks on every core. It is used only where it
-gives the frame `pandas.read_csv` would give with the options tools/data.py passes, and the caller
-falls back to pandas whenever this returns None:
+Off by default (DSAGENT_ARROW_CSV=1 turns it on): measured at 1M rows x 50 columns on the 2-core
+development machine (benchmarks/bench_load.py, docs/BENCHMARKS.md), `load_table` through Arrow was
+slower than through pandas 3.1's reader, with or without threads; the gap to `pandas.read_csv` is
+load_table's own checks after the read, not the parser. Worth trying on many idle cores.
+
+When on, it is used only where it gives the frame `pandas.read_csv` would give with the options
+tools/data.py passes, and the caller falls back to pandas whenever this returns None:
 
 - only UTF-8 text, a dot decimal, no thousands separator, a header row (the other cases are the
   tricky ones data.py's detection handles: legacy encodings, UTF-16, decimal commas, no header);
@@ -49,7 +52,7 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
     that (then the caller reads with pandas). `header_names` is data.py's own parse of the header,
     `sample_rows` its parse of the first rows (columns that look like dates there are read as text
     up front, which saves a second read)."""
-    if os.environ.get("DSAGENT_ARROW_CSV", "1") == "0" or size < MIN_BYTES:
+    if os.environ.get("DSAGENT_ARROW_CSV", "0") != "1" or size < MIN_BYTES:
         return None
     if encoding not in ("utf-8", "utf-8-sig") or decimal != "." or thousands is not None or not header_names:
         return None
@@ -67,7 +70,9 @@ def read_csv_arrow(path: Path, *, encoding: str, delim: str, decimal: str, thous
     def read(as_text: list[str]) -> Any:
         return pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=True, skip_rows=1, column_names=header_names),
+            # DSAGENT_ARROW_THREADS=0: one thread (on a machine whose cores are all busy, threads contend)
+            read_options=pacsv.ReadOptions(use_threads=os.environ.get("DSAGENT_ARROW_THREADS", "1") != "0",
+                                           skip_rows=1, column_names=header_names),
             # Quoted newlines need Arrow's slower, quote-aware chunking: only when there are quotes.
             parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True,
                                              newlines_in_values=quotes > 0, ignore_empty_lines=True),

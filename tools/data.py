@@ -772,7 +772,7 @@ def _read_text(src: Path | bytes, head: bytes, ext: str, info: LoadInfo, budget:
         source = src
     df = None
     if isinstance(src, Path) and header == 0 and rows and sample.lstrip("\ufeff")[:1] not in ("\r", "\n"):
-        # Arrow's multi-threaded reader where it gives the same frame; None sends the file to pandas.
+        # Arrow's reader, when switched on (DSAGENT_ARROW_CSV=1) and it gives the same frame; None: pandas.
         from dsagent.tools.arrow_csv import read_csv_arrow
 
         df = read_csv_arrow(src, encoding=encoding, delim=delim, decimal=decimal, thousands=thousands,

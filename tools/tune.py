@@ -9,6 +9,7 @@ failed and the study goes on.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -234,10 +235,8 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "study": f"{storage_label} (study {study.study_name}; open with optuna-dashboard)",
     }
     if ctx.cluster:
-        by_worker: dict[str, int] = {}
-        for t in study.trials:
-            by_worker[t.user_attrs.get("worker", "client")] = by_worker.get(t.user_attrs.get("worker", "client"), 0) + 1
-        summary["cluster"] = {"trials_by_worker": by_worker,
+        by_worker = Counter(t.user_attrs.get("worker", "client") for t in study.trials)
+        summary["cluster"] = {"trials_by_worker": dict(by_worker),
                               "note": "trials ran in parallel: the result for a fixed --max-trials is not deterministic"}
     if ensemble:
         from dsagent.tools.ensemble import blend
