@@ -42,8 +42,9 @@ def test_tuning_trials_run_on_both_workers_into_one_shared_study(tmp_path):
     journal.parent.mkdir()
     with start_cluster(2) as lc:
         workers = set(lc.scheduler_info["workers"])
-        # The direct-call session (MCP's direct tools) with the cluster given as an answer.
-        ds = DirectSession(tmp_path / "sessions", EXAMPLE, roots=[EXAMPLE.parent], time_budget=60,
+        # The direct-call session (MCP's direct tools) with the cluster given as an answer; the study
+        # file must lie under a data root (its directory becomes writable in the sandbox).
+        ds = DirectSession(tmp_path / "sessions", EXAMPLE, roots=[EXAMPLE.parent, journal.parent], time_budget=60,
                            answers=Answers(target="species", cluster=lc.scheduler_address,
                                            tuning_storage=f"journal://{journal}"))
         try:
