@@ -249,7 +249,12 @@ class Run:
         given = answers.for_asker()
         self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
-        self.runner = ToolRunner(self.session, self.tools, worker_limits(opts.memory_mb, cluster, storage), roots=opts.roots,
+        limits = worker_limits(opts.memory_mb, cluster, storage)
+        if limits.tcp:  # session.json must not say the network is confined when it is not
+            from dsagent.isolation import without_network
+
+            self.session.update(sandbox=without_network(layers(), "TCP allowed to reach the Dask cluster (--cluster)"))
+        self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots,
                                  cluster=self.cluster.address if self.cluster else None, tuning_storage=storage)
         self.conversation = self._conversation()
         # Keep numbering records after the steps already taken (a resumed run must not overwrite them).

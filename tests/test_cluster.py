@@ -53,6 +53,17 @@ def test_tuning_trials_run_on_both_workers_into_one_shared_study(tmp_path):
             layers = ds.runner.worker.layers
         finally:
             ds.close()
+        # A scripted run given the cluster records it, and says in session.json that the tool
+        # worker's network is not confined (it must reach the scheduler).
+        from dsagent.runtime import Run, RunOptions
+
+        run = Run(RunOptions(data=EXAMPLE, target="species", backend="offline", sessions_dir=tmp_path / "runs",
+                             cluster=lc.scheduler_address))
+        run.close()
+        meta = json.loads((run.session.dir / "session.json").read_text())
+        assert meta["cluster"] == {"given": lc.scheduler_address, "scheduler": lc.scheduler_address}
+        assert not any("network" in info.get("confines", []) for info in meta["sandbox"].values())
+        assert any("network NOT confined" in info.get("reason", "") for info in meta["sandbox"].values())
     assert result["ok"], result.get("error")
     summary = json.loads(result["content"])
     assert summary["trials"] == {"complete": 4}
