@@ -58,6 +58,10 @@ class Answers(BaseModel):
     # What `dsagent serve` answers for a row the model cannot score (a class, or a number for
     # regression); recorded in the model card (tools/fallback.py).
     fallback: str | float | None = None
+    # Where the work runs (issue 23): local[:N] or tcp://HOST:PORT, and the Optuna study's storage
+    # (a journal file or a database URL). Checked when the run starts (dsagent.runtime.cluster_settings).
+    cluster: str | None = None
+    tuning_storage: str | None = None
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
     # Checked here for syntax, against the data's columns when the run starts.
     derived_features: list[str] | None = None

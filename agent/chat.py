@@ -1214,7 +1214,8 @@ def run_chat(args) -> int:
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
                       metric=args.metric, backend=args.backend, model=args.model, persona=args.persona,
                       sessions_dir=args.sessions_dir, on_questions="ask", max_trials=args.max_trials, seed=args.seed,
-                      memory_mb=args.memory_mb, resume=args.resume)
+                      memory_mb=args.memory_mb, resume=args.resume, cluster=args.cluster,
+                      tuning_storage=args.tuning_storage)
     chat = Chat(opts, plain=plain, debug=bool(getattr(args, "debug", False)))
     if args.data is not None or args.resume:
         what = f"resuming {args.resume}" if args.resume else f"opening {Path(args.data).name}"

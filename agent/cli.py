@@ -61,6 +61,12 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="SESSION", help="continue a session from its transcript")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-mb", type=int, help="memory cap of the tool worker (default 8192)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run tuning trials on Dask: local[:N] (N worker processes here) or tcp://HOST:PORT "
+                        "(an existing scheduler); default $DSAGENT_CLUSTER, else none")
+    p.add_argument("--tuning-storage", metavar="URL",
+                   help="Optuna study storage shared by the workers: a journal file (journal:///path or a path) "
+                        "or a database URL (default: in the session)")
     p.add_argument("--allow-unsandboxed", action="store_true",
                    help="let run_python execute without filesystem/network confinement (not recommended)")
 
@@ -161,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ses)
     tls = sub.add_parser("tools", help="list installed tools")
     _common(tls)
-    doc = sub.add_parser("doctor", help="check the installation and the sandbox layers")
+    doc = sub.add_parser("doctor", help="check the installation and the sandbox layers",
+                         epilog="with --cluster (or $DSAGENT_CLUSTER): the workers, their memory and versions; exit 2 "
+                                "when a worker's xgboost, scikit-learn or dsagent differs from this machine's")
+    doc.add_argument("--cluster", metavar="ADDRESS", help="local[:N] or tcp://HOST:PORT: check this Dask cluster too")
     _common(doc)
     return parser
 
@@ -219,7 +228,8 @@ def cmd_run(args) -> int:
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
                       metric=args.metric, backend=args.backend, model=args.model, persona=args.persona,
                       sessions_dir=args.sessions_dir, on_questions="assume", max_trials=args.max_trials, seed=args.seed,
-                      memory_mb=args.memory_mb, resume=args.resume, started=LAUNCHED)
+                      memory_mb=args.memory_mb, resume=args.resume, started=LAUNCHED, cluster=args.cluster,
+                      tuning_storage=args.tuning_storage)
     run = Run(opts)
     printer = ProgressPrinter(plain=args.json or None)
     if run.backend_name == "offline" and args.backend == "auto":
@@ -475,9 +485,12 @@ def cmd_doctor(args) -> int:
         report["sandbox"] = layers()
     except ImportError:
         report["sandbox"] = {"process": {"active": True, "reason": "worker process with rlimits and timeouts"}}
+    cluster = args.cluster or os.environ.get("DSAGENT_CLUSTER")
+    if cluster:
+        report["cluster"] = _doctor_cluster(cluster)
     if args.json:
         print(json.dumps(report, default=str))
-        return EXIT_OK
+        return _cluster_verdict(report)
     print(f"python {report['python']}")
     for k, v in report["versions"].items():
         print(f"  {k} {v}")
@@ -485,6 +498,31 @@ def cmd_doctor(args) -> int:
     print("sandbox layers:")
     for name, info in report["sandbox"].items():
         print(f"  {'on ' if info.get('active') else 'off'} {name}: {info.get('reason', '')}")
+    if cluster:
+        c = report["cluster"]
+        print(f"cluster {cluster}: scheduler {c['scheduler']}, {len(c['workers'])} worker(s)")
+        for w in c["workers"]:
+            v = w["versions"]
+            mem = f"{w['memory_limit'] / 2**30:.1f} GB" if w.get("memory_limit") else "no memory limit"
+            print(f"  {w['address']} on {w['host']}: {w['threads']} thread(s), {mem}; "
+                  + ", ".join(f"{k} {v.get(k)}" for k in ("dsagent", "xgboost", "scikit-learn", "optuna", "python")))
+        print("  note: a tool worker that talks to the cluster may open TCP connections (not confined by the sandbox)")
+    return _cluster_verdict(report)
+
+
+def _doctor_cluster(address: str) -> dict[str, Any]:
+    from dsagent.tools.cluster import Cluster, describe
+
+    with Cluster(address) as cluster:
+        return describe(cluster.client)
+
+
+def _cluster_verdict(report: dict[str, Any]) -> int:
+    """Exit 2 with one line when the cluster cannot be used (versions differ, no workers)."""
+    if "cluster" in report:
+        from dsagent.tools.cluster import check_versions
+
+        check_versions(report["cluster"])  # ClusterError: one line, exit 2 (main)
     return EXIT_OK
 
 

@@ -82,6 +82,18 @@ def layer(active: bool, reason: str, name: str) -> dict[str, Any]:
     return {"active": bool(active), "reason": reason, "confines": CONFINES.get(name, [])}
 
 
+def without_network(layers: dict[str, dict[str, Any]], why: str) -> dict[str, dict[str, Any]]:
+    """The layers of a worker allowed TCP (--cluster): none of them confines the network any more,
+    and each says why, so run_python refuses and `doctor`/session.json do not overstate."""
+    out = {}
+    for name, info in layers.items():
+        if "network" in (info.get("confines") or CONFINES.get(name, [])):
+            info = {**info, "confines": [c for c in info.get("confines") or CONFINES.get(name, []) if c != "network"],
+                    "reason": f"{info.get('reason', '')}; network NOT confined: {why}".lstrip("; ")}
+        out[name] = info
+    return out
+
+
 # ---------------------------------------------------------------- what the worker may see
 
 
@@ -144,6 +156,8 @@ def depth(p: Path | str) -> int:
 def bwrap_argv(plan: dict[str, Any], env: dict[str, str]) -> list[str]:
     """bubblewrap's command line for a plan (see Plan in dsagent.sandbox)."""
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+    if plan.get("tcp"):
+        argv.append("--share-net")  # --cluster: the Dask client must reach the scheduler and workers
     for key, value in sorted(env.items()):
         if key != "JPY_PARENT_PID":  # a Jupyter parent pid from outside means nothing in our PID namespace
             argv += ["--setenv", key, value]
@@ -287,7 +301,8 @@ def landlock_abi() -> int:
     return abi if abi > 0 else 0
 
 
-def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_only: list[str] = ()) -> str:
+def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_only: list[str] = (),
+                   tcp: bool = False) -> str:
     """Restrict this process (and its future children) to the given paths. Returns a note.
 
     Raises OSError when the kernel has no Landlock or refuses the ruleset.
@@ -304,9 +319,11 @@ def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_
         handled |= _FS_IOCTL_DEV
     attr = _RulesetAttr(handled, 0, 0)
     notes = [f"ABI {abi}"]
-    if abi >= 4:
+    if abi >= 4 and not tcp:
         attr.handled_access_net = 0b11  # bind_tcp | connect_tcp, with no port allowed
         notes.append("TCP bind/connect denied")
+    elif tcp:
+        notes.append("TCP allowed (--cluster)")
     if abi >= 6:
         attr.scoped = 0b11  # abstract unix sockets and signals stay inside the sandbox
         notes.append("signals and abstract sockets scoped")
@@ -380,6 +397,7 @@ DENIED = ["ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2",
           "move_mount", "open_tree", "mount_setattr", "acct", "settimeofday", "clock_settime", "adjtimex",
           "clock_adjtime", "quotactl", "iopl", "ioperm"]
 _ALLOWED_FAMILIES = [socket.AF_UNIX, 16]  # AF_NETLINK: glibc asks it about interfaces
+_INET_FAMILIES = [socket.AF_INET, socket.AF_INET6]  # only with --cluster: the Dask client speaks TCP
 _NAMESPACE_FLAGS = 0x7E020080  # CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET,TIME}
 _RET_ALLOW, _RET_KILL, _RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 
@@ -392,7 +410,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def seccomp_program(arch: str, extra_denied: list[str] = ()) -> list[tuple[int, Any, Any, int]]:
+def seccomp_program(arch: str, extra_denied: list[str] = (), tcp: bool = False) -> list[tuple[int, Any, Any, int]]:
     """The filter as (code, jump-true label, jump-false label, k); labels resolved by _assemble."""
     audit, nrs = _ARCH[arch]
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
@@ -409,7 +427,7 @@ def seccomp_program(arch: str, extra_denied: list[str] = ()) -> list[tuple[int, 
              (jeq, "socket", 0, nrs["socket"]), (jeq, "clone", 0, nrs["clone"]),
              (ret, 0, 0, _RET_ALLOW)]
     prog += [("socket", None, None, 0), (ld, 0, 0, 16)]
-    prog += [(jeq, "allow", 0, fam) for fam in _ALLOWED_FAMILIES]
+    prog += [(jeq, "allow", 0, fam) for fam in _ALLOWED_FAMILIES + (_INET_FAMILIES if tcp else [])]
     prog += [(ret, 0, 0, _RET_ERRNO | errno.EPERM)]
     prog += [("clone", None, None, 0), (ld, 0, 0, 16), (jset, "eperm", "allow", _NAMESPACE_FLAGS)]
     prog += [("allow", None, None, 0), (ret, 0, 0, _RET_ALLOW),
@@ -433,12 +451,12 @@ def _assemble(prog: list[tuple[int, Any, Any, int]]) -> list[tuple[int, int, int
     return resolved
 
 
-def apply_seccomp(extra_denied: list[str] = ()) -> str:
+def apply_seccomp(extra_denied: list[str] = (), tcp: bool = False) -> str:
     """Install the filter on this process (inherited by children). Raises OSError if impossible."""
     arch = platform.machine()
     if arch not in _ARCH:
         raise OSError(errno.ENOSYS, f"no seccomp syscall table for {arch}")
-    code = _assemble(seccomp_program(arch, list(extra_denied)))
+    code = _assemble(seccomp_program(arch, list(extra_denied), tcp))
     filters = (_SockFilter * len(code))(*[_SockFilter(*c) for c in code])
     prog = _SockFprog(len(code), filters)
     if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -487,7 +505,8 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ll = spec["landlock"]
         try:
             result["landlock"] = layer(True, apply_landlock(ll["read"], ll["write"], ll["rw_files"],
-                                                            ll.get("list_only", [])), "landlock")
+                                                            ll.get("list_only", []), tcp=bool(spec.get("tcp"))),
+                                       "landlock")
         except OSError as exc:
             result["landlock"] = layer(False, f"not applied: {exc.strerror or exc}", "landlock")
     if spec.get("drop_caps"):
@@ -497,7 +516,7 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
             result["capabilities"] = layer(False, f"not dropped: {exc.strerror or exc}", "capabilities")
     if spec.get("seccomp"):
         try:
-            result["seccomp"] = layer(True, apply_seccomp(), "seccomp")
+            result["seccomp"] = layer(True, apply_seccomp(tcp=bool(spec.get("tcp"))), "seccomp")
         except OSError as exc:
             result["seccomp"] = layer(False, f"not applied: {exc.strerror or exc}", "seccomp")
     return result

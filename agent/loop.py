@@ -96,8 +96,10 @@ class LoopState:
 class ToolRunner:
     """Executes validated tool calls through the session's sandboxed worker."""
 
-    def __init__(self, session: Session, tools: dict[str, ToolSpec], limits: Limits | None = None, roots: list[str] | None = None):
+    def __init__(self, session: Session, tools: dict[str, ToolSpec], limits: Limits | None = None, roots: list[str] | None = None,
+                 cluster: str | None = None, tuning_storage: str | None = None):
         self.session = session
+        self.cluster, self.tuning_storage = cluster, tuning_storage
         self.tools = tools
         self.roots = roots or []
         data = [session.data_path] if session.data_path else []
@@ -114,6 +116,8 @@ class ToolRunner:
             deadline=state.deadline,
             roots=self.roots,
             sandbox={"layers": self.worker.layers},
+            cluster=self.cluster,
+            tuning_storage=self.tuning_storage,
         )
 
     def run(self, name: str, args: dict[str, Any], state: LoopState, timeout: float) -> Iterator[Progress | CallResult]:

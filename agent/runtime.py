@@ -41,6 +41,8 @@ class RunOptions:
     resume: str | None = None
     asker: Asker | None = None  # chat passes a terminal asker
     started: float | None = None  # epoch seconds the budget counts from (default: when Run is made)
+    cluster: str | None = None  # local[:N] | tcp://HOST:PORT (else answers.cluster, else $DSAGENT_CLUSTER)
+    tuning_storage: str | None = None  # a journal file or database URL for the Optuna study
 
 
 # Answer keys that name columns of the data: a name that is not a column must stop the run up
@@ -121,6 +123,61 @@ def _check_derived(answers: Answers, data: Path) -> None:
         raise BadInput(f"{exc}; fix derived_features in the answers") from None
 
 
+def cluster_settings(answers: Answers, cluster: str | None = None, storage: str | None = None,
+                     roots: list[str] | list[Path] = ()) -> tuple[str | None, str | None]:
+    """(cluster, tuning storage) as given: argument > answers > $DSAGENT_CLUSTER; checked here, so a
+    bad address is bad input before anything starts. The journal path is made absolute.
+
+    A study file's directory becomes writable in the sandbox: where the caller is confined to data
+    roots (MCP), the file must lie under one of them, or an MCP client could open any directory."""
+    from dsagent.tools.cluster import ClusterError, parse_cluster, parse_storage
+    from dsagent.tools.data import is_within_roots
+
+    cluster = cluster or answers.cluster or os.environ.get("DSAGENT_CLUSTER") or None
+    storage = storage or answers.tuning_storage or None
+    try:
+        if cluster:
+            parse_cluster(cluster)
+        if storage:
+            kind, where = parse_storage(storage)
+            storage = f"journal://{where}" if kind == "journal" else where
+            path = where if kind == "journal" else (where.removeprefix("sqlite:///") if where.startswith("sqlite:///") else None)
+            if path and roots and not is_within_roots(Path(path).absolute().parent, list(roots)):
+                raise ClusterError(f"tuning storage {path} lies outside the allowed data roots; put the study file "
+                                   "under one of them")
+    except ClusterError as exc:
+        raise BadInput(str(exc)) from None
+    return cluster, storage
+
+
+def worker_limits(memory_mb: int | None, cluster: str | None, storage: str | None) -> Limits:
+    """The tool worker's limits: with a cluster (or a database on the network) it may open TCP
+    connections, and it may write the directory of a study file that lives outside the session."""
+    limits = Limits(memory_mb=memory_mb) if memory_mb else Limits()
+    if storage and storage.startswith("journal://"):
+        limits.extra_write = (str(Path(storage.removeprefix("journal://")).parent),)
+    elif storage and storage.startswith("sqlite:///"):
+        limits.extra_write = (str(Path(storage.removeprefix("sqlite:///")).absolute().parent),)
+    limits.tcp = bool(cluster) or bool(storage and not storage.startswith(("journal://", "sqlite:")))
+    return limits
+
+
+def start_cluster(cluster: str | None, storage: str | None, session: Session):
+    """Start (local[:N]) or connect to (tcp://) the cluster for a session, recorded in session.json;
+    None without one. A cluster that cannot be used is bad input."""
+    if not cluster:
+        return None
+    from dsagent.tools.cluster import Cluster, ClusterError
+
+    try:
+        found = Cluster(cluster)
+    except ClusterError as exc:
+        session.update(status="failed", error=str(exc))
+        raise BadInput(str(exc)) from None
+    session.update(cluster={"given": cluster, "scheduler": found.address}, tuning_storage=storage)
+    return found
+
+
 class Run:
     """A run in progress. Iterate `events()` to drive it; then read `result()`."""
 
@@ -131,6 +188,9 @@ class Run:
     def __init__(self, opts: RunOptions):
         from dsagent.tools.registry import all_tools
 
+        # First: a bad address or storage is bad input before the tools load or a session exists.
+        # (A resumed run is given its cluster again: a cluster does not outlive its run.)
+        cluster, storage = cluster_settings(opts.answers, opts.cluster, opts.tuning_storage, opts.roots)
         self.opts = opts
         self.started = opts.started or time.time()
         sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()
@@ -189,8 +249,14 @@ class Run:
                 self.echo = self.take_goal(answers.goal, data_columns(self.session.data_path)).line()
         given = answers.for_asker()
         self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
-        limits = Limits(memory_mb=opts.memory_mb) if opts.memory_mb else Limits()
-        self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots)
+        self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
+        limits = worker_limits(opts.memory_mb, cluster, storage)
+        if limits.tcp:  # session.json must not say the network is confined when it is not
+            from dsagent.isolation import without_network
+
+            self.session.update(sandbox=without_network(layers(), "TCP allowed to reach the Dask cluster (--cluster)"))
+        self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots,
+                                 cluster=self.cluster.address if self.cluster else None, tuning_storage=storage)
         self.conversation = self._conversation()
         # Keep numbering records after the steps already taken (a resumed run must not overwrite them).
         self.state.steps = sum(1 for m in self.conversation if m["role"] == "assistant")
@@ -295,7 +361,7 @@ class Run:
             self.error = str(exc)
         finally:
             if self.close_worker_after_turn:
-                self.runner.close()
+                self.close()
             self._save_usage()
             if self.status != "running":
                 self.session.update(status=self.status, assumptions=self.state.assumptions,
@@ -304,6 +370,9 @@ class Run:
 
     def close(self) -> None:
         self.runner.close()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
     def run(self) -> RunResult:
         for _ in self.events():

@@ -47,6 +47,10 @@ class Limits:
     file_mb: int = 4096  # RLIMIT_FSIZE: largest single file a tool may write
     open_files: int = 4096  # RLIMIT_NOFILE
     max_pids: int = 512  # pids.max of the worker's cgroup (processes + threads), when available
+    # --cluster: the worker may open TCP connections (to the Dask scheduler and workers), and may
+    # write these extra paths (a --tuning-storage journal file's directory). Off by default.
+    tcp: bool = False
+    extra_write: tuple[str, ...] = ()
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Plan:
     use_bwrap: bool
     host_tmp: str | None = None  # private tmp dir on the host when there is no bwrap /tmp
     cgroup: isolation.PidsCgroup | None = None
+    tcp: bool = False
 
     @classmethod
     def build(cls, artifacts_dir: Path, limits: Limits, *, use_bwrap: bool, data_paths: list[Path] = (),
@@ -119,7 +124,8 @@ class Plan:
         env = clean_environment(extra=extra)
         pythonpath = [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PROJECT_ROOT]
         read = isolation.read_paths(session_dir, list(data_paths), [Path(r) for r in roots], pythonpath)
-        write = [str(artifacts_dir), str(cache)] + ([host_tmp] if host_tmp else [])
+        write = [str(artifacts_dir), str(cache)] + ([host_tmp] if host_tmp else []) + [
+            str(Path(p).absolute()) for p in limits.extra_write if os.path.isdir(p)]
         mem = limits.memory_mb * 1024 * 1024
         rlimits = {
             "RLIMIT_AS": (mem, mem), "RLIMIT_CORE": (0, 0),
@@ -134,7 +140,7 @@ class Plan:
             except OSError:
                 cgroup = None
         return cls(session_dir, str(artifacts_dir), [str(p) for p in read], write, env, rlimits, use_bwrap,
-                   host_tmp, cgroup)
+                   host_tmp, cgroup, limits.tcp)
 
     def in_process_spec(self) -> dict[str, Any]:
         shm = ["/dev/shm"] if os.path.isdir("/dev/shm") else []  # joblib/loky semaphores and memmaps
@@ -143,6 +149,7 @@ class Plan:
         return {
             "session_dir": str(self.session_dir),
             "seccomp": "seccomp" not in off,
+            "tcp": self.tcp,
             "drop_caps": "capabilities" not in off,
             "landlock": None if "landlock" in off else {
                 # /sys/fs/cgroup: loky reads the CPU quota there and fails on EACCES (not ENOENT)
@@ -159,7 +166,7 @@ class Plan:
         spec = {"rlimits": self.rlimits, "cgroup": str(self.cgroup.path) if self.cgroup else None}
         argv = list(inner)
         if self.use_bwrap:
-            bwrap = isolation.bwrap_argv({"read": self.read, "write": self.write, "cwd": self.cwd}, env)
+            bwrap = isolation.bwrap_argv({"read": self.read, "write": self.write, "cwd": self.cwd, "tcp": self.tcp}, env)
             argv = [shutil.which("bwrap") or "/usr/bin/bwrap"] + bwrap[1:] + argv
         return isolation.launcher_argv(spec) + argv, env
 

@@ -455,10 +455,16 @@ class DirectSession:
             sessions_dir.mkdir(parents=True, exist_ok=True)
             self.session = Session.create(sessions_dir, data_path=data, persona="mcp-client", backend="mcp-client",
                                           seed=seed, extra={"time_budget": time_budget, "origin": "mcp direct calls"})
+        from dsagent.runtime import cluster_settings, start_cluster, worker_limits
+
+        cluster, storage = cluster_settings(answers, roots=roots)
         self.session.update(answers=answers.given(), status="direct")
         self.time_budget = float(time_budget)
         self.tools = {n: s for n, s in all_tools().items() if not s.runs_in_loop}
-        self.runner = ToolRunner(self.session, self.tools, roots=[str(r) for r in roots])
+        self.cluster = start_cluster(cluster, storage, self.session)  # answers' cluster: tune_model uses it
+        self.runner = ToolRunner(self.session, self.tools, worker_limits(None, cluster, storage),
+                                 roots=[str(r) for r in roots], cluster=self.cluster.address if self.cluster else None,
+                                 tuning_storage=storage)
         if self.session.data_path is not None:
             self.runner.worker.set_paths(data_paths=[self.session.data_path])
         self.state = LoopState(session=self.session, deadline=time.time() + self.time_budget,
@@ -506,6 +512,9 @@ class DirectSession:
 
     def close(self) -> None:
         self.runner.close()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
 
 def result_json(result: Any) -> str:

@@ -32,10 +32,13 @@ def _protocol_stream():
 
 
 def _apply_layers() -> dict:
-    from dsagent.isolation import apply_in_process
+    from dsagent.isolation import apply_in_process, without_network
 
     layers = json.loads(os.environ.pop("DSAGENT_LAYERS", "{}"))
-    layers.update(apply_in_process(json.loads(os.environ.pop("DSAGENT_SANDBOX", "{}"))))
+    spec = json.loads(os.environ.pop("DSAGENT_SANDBOX", "{}"))
+    layers.update(apply_in_process(spec))
+    if spec.get("tcp"):  # --cluster: say so, in the report the tools (run_python) read
+        layers = without_network(layers, "TCP allowed to reach the Dask cluster (--cluster)")
     return layers
 
 

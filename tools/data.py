@@ -57,6 +57,7 @@ class LoadInfo:
     size_bytes: int = 0
     n_rows: int = 0
     n_cols: int = 0
+    reader: str | None = None  # which CSV parser read the text: "arrow" (multi-threaded) or "pandas"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -769,7 +770,16 @@ def _read_text(src: Path | bytes, head: bytes, ext: str, info: LoadInfo, budget:
         source: Any = io.BytesIO(src)
     else:
         source = src
-    df = _parse_csv(source, name, encoding, delim, decimal, thousands, header, names, info, budget)
+    df = None
+    if isinstance(src, Path) and header == 0 and rows and sample.lstrip("\ufeff")[:1] not in ("\r", "\n"):
+        # Arrow's reader, when switched on (DSAGENT_ARROW_CSV=1) and it gives the same frame; None: pandas.
+        from dsagent.tools.arrow_csv import read_csv_arrow
+
+        df = read_csv_arrow(src, encoding=encoding, delim=delim, decimal=decimal, thousands=thousands,
+                            header_names=rows[0], size=total, sample_rows=rows[1:])
+    info.reader = "pandas" if df is None else "arrow"
+    if df is None:
+        df = _parse_csv(source, name, encoding, delim, decimal, thousands, header, names, info, budget)
     if header == 0 and rows and len(rows[0]) == df.shape[1]:
         # Our own parse of the header keeps names pandas would mangle ("a.1", "Unnamed: 3").
         df.columns = rows[0]

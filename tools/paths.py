@@ -7,6 +7,7 @@ LEADERBOARD = "leaderboard.json"
 OOF = "oof.npz"  # out-of-fold predictions of the candidates (training part only)
 TUNING = "tuning.json"
 STUDY_DB = "optuna.db"
+STUDY_JOURNAL = "optuna.journal"  # the study with --cluster (workers append to one journal file)
 MODEL = "model/model.skops"
 MODEL_MANIFEST = "model/manifest.json"
 EVALUATION = "evaluation.json"

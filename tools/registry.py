@@ -40,6 +40,8 @@ class ToolContext:
     deadline: float | None = None  # epoch seconds; tools should finish their own work before it
     roots: list[str] = field(default_factory=list)  # directories tools may read data from
     sandbox: dict[str, Any] = field(default_factory=dict)  # which isolation layers are active
+    cluster: str | None = None  # tcp:// address of the Dask scheduler (--cluster), when there is one
+    tuning_storage: str | None = None  # --tuning-storage: a journal file or a database URL for Optuna
     progress: Callable[[str, float | None], None] | None = None
 
     def report(self, message: str, fraction: float | None = None) -> None:
@@ -61,7 +63,13 @@ class ToolContext:
             "deadline": self.deadline,
             "roots": self.roots,
             "sandbox": self.sandbox,
+            "cluster": self.cluster,
+            "tuning_storage": self.tuning_storage,
         }
+
+    def detached(self) -> "ToolContext":
+        """A copy without the progress callback: what travels to another process (a Dask worker)."""
+        return ToolContext.from_json(self.to_json())
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ToolContext":
@@ -74,6 +82,8 @@ class ToolContext:
             deadline=data.get("deadline"),
             roots=list(data.get("roots") or []),
             sandbox=dict(data.get("sandbox") or {}),
+            cluster=data.get("cluster"),
+            tuning_storage=data.get("tuning_storage"),
         )
 
 

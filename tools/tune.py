@@ -9,11 +9,14 @@ failed and the study goes on.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from typing import Any
 
 import numpy as np
 
 from dsagent.tools import paths
 from dsagent.tools.families import ModelFamily, model_families, tunable_names
+from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
 from dsagent.tools.task import search_data
@@ -29,6 +32,54 @@ def _tunable(family: str, task: str) -> ModelFamily:
         names = [f.name for f in model_families().values() if f.tunable and supports(f)]
         raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(names)}")
     return fam
+
+
+def make_sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
+
+
+def make_pruner():
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def make_objective(family: str, task: dict[str, Any], fixed: dict[str, Any], X, y, ctx: ToolContext, splits,
+                   deadline: float, oofs: dict[int, np.ndarray], trial_s: list[float], on_done=None,
+                   attrs: dict[str, Any] | None = None):
+    """One trial: cross-validate the suggested params, pruned per fold and at the deadline. Each
+    complete trial's OOF predictions land in `oofs`, its seconds in `trial_s`; `attrs` are set on
+    every trial (a cluster worker records who ran it). Module-level so Dask workers run the same code."""
+    import optuna
+
+    def objective(trial):
+        trial_started = time.time()
+        for key, value in (attrs or {}).items():
+            trial.set_user_attr(key, value)
+        # families are built for the prediction shape
+        params = {**model_families()[family].search_space(trial, prediction_of(task["task"])), **fixed}
+        spec = {"family": family, "params": params}
+
+        def on_fold(i, value):
+            trial.report(value, i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:  # a trial whose remaining folds would overrun the budget is abandoned (pruned)
+            cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
+        except OutOfTime:
+            raise optuna.TrialPruned() from None
+        oofs[trial.number] = cv.oof
+        trial_s.append(time.time() - trial_started)
+        for key, value in cv.timings().items():  # kept in the study: a resumed call rebuilds the result
+            trial.set_user_attr(key, value)
+        if on_done is not None:
+            on_done(trial, cv)
+        return float(np.mean(cv.fold_scores))
+
+    return objective
 
 
 @tool
@@ -65,13 +116,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         n_trials = 20
     splits = cv_splits(task, X, y, ctx)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
+    storage_spec, storage_label = study_location(ctx)
+    storage = make_storage(storage_spec) if storage_spec else f"sqlite:///{(ctx.artifacts_dir / paths.STUDY_DB).resolve()}"
     study = optuna.create_study(
         storage=storage,
         study_name="-".join([family, *(f"{k}={v}" for k, v in sorted(fixed.items())), task.metric]),
         direction="maximize" if task.greater_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=ctx.seed, n_startup_trials=8, multivariate=True),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        sampler=make_sampler(ctx.seed),
+        pruner=make_pruner(),
         load_if_exists=True,
     )
     if len(study.trials) == 0:
@@ -83,28 +135,10 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     deadline = started + budget
 
     trial_s: list[float] = []  # how long each complete trial of this call took
-
-    def objective(trial):
-        trial_started = time.time()
-        params = {**fam.search_space(trial, prediction_of(task["task"])), **fixed}  # families are built for the prediction shape
-        spec = {"family": family, "params": params}
-
-        def on_fold(i, value):
-            trial.report(value, i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        try:  # a trial whose remaining folds would overrun the budget is abandoned (pruned)
-            cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
-        except OutOfTime:
-            raise optuna.TrialPruned() from None
-        oofs[trial.number] = cv.oof
-        trial_s.append(time.time() - trial_started)
-        for key, value in cv.timings().items():  # kept in the study: a resumed call rebuilds the result
-            trial.set_user_attr(key, value)
-        ctx.report(f"trial {trial.number}: {task.metric}={np.mean(cv.fold_scores):.4f}",
-                   min(1.0, (time.time() - started) / budget))
-        return float(np.mean(cv.fold_scores))
+    objective = make_objective(family, task, fixed, X, y, ctx, splits, deadline, oofs, trial_s,
+                               lambda trial, cv: ctx.report(f"trial {trial.number}: {task.metric}="
+                                                            f"{np.mean(cv.fold_scores):.4f}",
+                                                            min(1.0, (time.time() - started) / budget)))
 
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts, so a trial started with a second
@@ -114,8 +148,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         if not time_covers(deadline - time.time(), trial_s):
             study.stop()
 
-    study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
-                   callbacks=[stop_when_short] if n_trials is None else [])
+    if ctx.cluster:  # trials run on the cluster's workers, all against the shared study
+        from dsagent.tools.cluster_tune import optimize_on_cluster
+
+        oofs.update(optimize_on_cluster(ctx.cluster, storage_spec, study, n_trials, budget, seed=ctx.seed,
+                                        objective_args=(family, task, fixed, X, y, ctx.detached(), splits)))
+    else:
+        study.optimize(objective, n_trials=n_trials, timeout=budget, catch=(Exception,), gc_after_trial=False,
+                       callbacks=[stop_when_short] if n_trials is None else [])
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise ToolError(f"no {family} trial completed within {budget:.0f}s; give tuning more time or skip it")
@@ -142,8 +182,12 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
         "seconds": round(time.time() - started, 1),
         "leaderboard": compact_board(ranked),
-        "study": f"{paths.STUDY_DB} (study {study.study_name}; open with optuna-dashboard)",
+        "study": f"{storage_label} (study {study.study_name}; open with optuna-dashboard)",
     }
+    if ctx.cluster:
+        by_worker = Counter(t.user_attrs.get("worker", "client") for t in study.trials)
+        summary["cluster"] = {"trials_by_worker": dict(by_worker),
+                              "note": "trials ran in parallel: the result for a fixed --max-trials is not deterministic"}
     if ensemble:
         from dsagent.tools.ensemble import blend
 
@@ -153,4 +197,17 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
             ranked = load_leaderboard(ctx)
             summary["leaderboard"] = compact_board(ranked)
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
-                      files={"study": paths.STUDY_DB, "leaderboard": paths.LEADERBOARD})
+                      files={"leaderboard": paths.LEADERBOARD,
+                             **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})
+
+
+def study_location(ctx: ToolContext) -> tuple[tuple[str, str] | None, str]:
+    """(storage spec or None for the session's SQLite file, how to name it). With a cluster and no
+    --tuning-storage the study is a journal file in the session: a LocalCluster's workers share this
+    machine's disk (for a remote cluster, give --tuning-storage on a shared file system or a database)."""
+    if ctx.tuning_storage:
+        spec = parse_storage(ctx.tuning_storage)
+        return spec, spec[1]
+    if ctx.cluster:
+        return ("journal", str((ctx.artifacts_dir / paths.STUDY_JOURNAL).resolve())), paths.STUDY_JOURNAL
+    return None, paths.STUDY_DB
