@@ -49,39 +49,14 @@ class ModelFamily:
 _FAMILIES: dict[str, ModelFamily] | None = None
 
 
-def _entries() -> list[tuple[str, Any]]:
-    """(providing distribution, loaded object) per entry point; the built-ins when not installed."""
-    from importlib.metadata import entry_points
-
-    found = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        found.append((dist.name if dist else "?", ep))
-    return found
-
-
 def model_families() -> dict[str, ModelFamily]:
     """Every installed family by name, built-ins first. A broken third-party plugin is skipped with
     a warning (a broken built-in fails loudly)."""
     global _FAMILIES
     if _FAMILIES is None:
-        import importlib
-        import warnings
+        from dsagent.tools.plugins import load_registry
 
-        builtin = importlib.import_module(BUILTIN_MODULE)
-        found = {f.name: f for f in builtin.FAMILIES}
-        for package, ep in _entries():
-            if ep.value.startswith(BUILTIN_MODULE):
-                continue
-            try:
-                loaded = ep.load()
-                for fam in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
-                    if not isinstance(fam, ModelFamily):
-                        raise TypeError(f"{ep.value} is not a ModelFamily")
-                    found.setdefault(fam.name, ModelFamily(**{**fam.__dict__, "package": package}))
-            except Exception as exc:  # noqa: BLE001 - one bad plugin must not take the others down
-                warnings.warn(f"dsagent: skipping model family plugin {ep.name}: {type(exc).__name__}: {exc}", stacklevel=2)
-        _FAMILIES = found
+        _FAMILIES = load_registry(ENTRY_POINT_GROUP, BUILTIN_MODULE, "FAMILIES", ModelFamily, "model family")
     return _FAMILIES
 
 

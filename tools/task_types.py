@@ -19,7 +19,7 @@ autopilot read the registry in the agent process. Methods that need one import i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 ENTRY_POINT_GROUP = "dsagent.task_types"
@@ -150,27 +150,13 @@ def task_types() -> dict[str, TaskType]:
     with a warning (a broken built-in fails loudly)."""
     global _TYPES
     if _TYPES is None:
-        import importlib
-        import warnings
-        from importlib.metadata import entry_points
+        from dsagent.tools.plugins import load_registry
 
-        builtin = importlib.import_module(BUILTIN_MODULE)
-        found = {t.name: t for t in builtin.TASK_TYPES}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.value.startswith(BUILTIN_MODULE):
-                continue
-            dist = getattr(ep, "dist", None)
-            try:
-                loaded = ep.load()
-                for tt in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
-                    if not isinstance(tt, TaskType):
-                        raise TypeError(f"{ep.value} is not a TaskType")
-                    if tt.prediction not in (*PREDICTIONS, None):
-                        raise ValueError(f"prediction {tt.prediction!r}: one of {PREDICTIONS} or None")
-                    found.setdefault(tt.name, replace(tt, package=dist.name if dist else "?"))
-            except Exception as exc:  # noqa: BLE001 - one bad plugin must not take the others down
-                warnings.warn(f"dsagent: skipping task type plugin {ep.name}: {type(exc).__name__}: {exc}", stacklevel=2)
-        _TYPES = found
+        def check(tt: TaskType) -> None:
+            if tt.prediction not in (*PREDICTIONS, None):
+                raise ValueError(f"prediction {tt.prediction!r}: one of {PREDICTIONS} or None")
+
+        _TYPES = load_registry(ENTRY_POINT_GROUP, BUILTIN_MODULE, "TASK_TYPES", TaskType, "task type", check)
     return _TYPES
 
 
