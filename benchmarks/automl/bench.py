@@ -228,6 +228,8 @@ def render(results: dict) -> str:
     wins = {"flaml": 0, "autogluon": 0}
     played = {"flaml": 0, "autogluon": 0}
     worse_than_floor, over_budget, n = [], [], 0
+    point_only: set[str] = set()
+    unjudged: list[str] = []
     for name in SUITE:
         r = results["datasets"].get(name)
         if not r:
@@ -242,7 +244,16 @@ def render(results: dict) -> str:
             if v:
                 played[peer] += 1
                 wins[peer] += v["better_or_equal"]
+            elif ds.get("score") is not None and s.get(peer, {}).get("score") is not None:
+                # The peer's predictions are not on disk (its venv was not re-run here): no paired
+                # bootstrap, so the point scores decide, and the summary says so.
+                played[peer] += 1
+                point_only.add(peer)
+                mine, theirs = ds["score"], s[peer]["score"]
+                wins[peer] += int(mine >= theirs if r["greater_is_better"] else mine <= theirs)
         floor = ds.get("vs", {}).get("xgboost")
+        if not floor and s.get("xgboost"):
+            unjudged.append(name)
         if floor:
             lo, hi = floor["diff_ci95"]
             if (r["greater_is_better"] and hi < 0) or (not r["greater_is_better"] and lo > 0):
@@ -251,9 +262,13 @@ def render(results: dict) -> str:
             over_budget.append(f"{name} ({ds['wall_s']} s)")
     lines += ["",
               f"- dsagent >= FLAML on {wins['flaml']} of {played['flaml']} datasets; >= AutoGluon on "
-              f"{wins['autogluon']} of {played['autogluon']} (of {n} run).",
+              f"{wins['autogluon']} of {played['autogluon']} (of {n} run)"
+              + (f"; point scores only against {' and '.join(sorted(point_only))} (their predictions were not on "
+                 "disk for a paired bootstrap)." if point_only else "."),
               f"- Worse than plain XGBoost defaults beyond the paired bootstrap 95% CI: "
-              f"{', '.join(worse_than_floor) or 'none'}.",
+              f"{', '.join(worse_than_floor) or 'none'}"
+              + (f" (not judged for {len(unjudged)} dataset(s) whose XGBoost predictions were not on disk)."
+                 if unjudged else "."),
               f"- dsagent runs over budget + 15%: {', '.join(over_budget) or 'none'}.",
               f"- Generated {results['generated']}; raw figures (paired bootstrap CIs of the score differences, "
               "leaderboards, wall times) in `benchmarks/results/automl.json`.",
