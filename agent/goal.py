@@ -10,7 +10,6 @@ question or default applies. Stdlib only (agent/ never imports ML libraries).
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -412,22 +411,16 @@ def _time_and_group(text: str, words: list[str], columns: list[str], u: Understo
 
 
 def data_columns(path: str | Path | None, limit: int = 50 * 2**20) -> list[str] | None:
-    """Column names as the tools will see them (the same reader), for files small enough to read
-    in this process; None when the file is larger, missing or unreadable (the tools say why)."""
+    """Column names as the tools will see them (the tools' own cached reader), for files small
+    enough to read in this process; None when the file is larger, missing or unreadable (the tools
+    say why)."""
     p = Path(path) if path else None
     if p is None or not p.is_file() or p.stat().st_size > limit:
         return None
-    stat = p.stat()
-    return _read_columns(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    from dsagent.tools.data import column_names
 
-
-@functools.lru_cache(maxsize=4)  # the CLI checks the goal names a target, then the run reads it again
-def _read_columns(path: str, size: int, mtime: int) -> list[str] | None:
     try:
-        from dsagent.tools.data import load_table
-
-        df, _ = load_table(path)
-        return [str(c) for c in df.columns]
+        return column_names(p, max_bytes=limit)
     except Exception:  # noqa: BLE001  a file the tools cannot read fails later with their message
         return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import csv
+import functools
 import gzip
 import io
 import json
@@ -244,18 +245,24 @@ def load_table(path: str | Path, *, memory_budget: int | None = None) -> tuple[p
 COLUMN_CHECK_BYTES = 64 << 20
 
 
-def column_names(path: str | Path) -> list[str] | None:
+def column_names(path: str | Path, max_bytes: int = COLUMN_CHECK_BYTES) -> list[str] | None:
     """The column names the tools will see for this file, or None when finding them would mean
-    reading a large non-Parquet file (then nothing is checked before the run)."""
+    reading a non-Parquet file larger than `max_bytes` (then nothing is checked before the run)."""
     p = Path(path)
-    if p.stat().st_size <= COLUMN_CHECK_BYTES:
-        return [str(c) for c in load_table(p)[0].columns]
+    st = p.stat()
+    if st.st_size <= max_bytes:
+        return list(_read_column_names(str(p.resolve()), st.st_size, st.st_mtime_ns))
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         names, _ = normalize_columns(list(pq.read_schema(p).names))
         return [str(c) for c in names]
     return None
+
+
+@functools.lru_cache(maxsize=4)  # at start-up the CLI, the answers check, the goal and derived features all ask
+def _read_column_names(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    return tuple(str(c) for c in load_table(path)[0].columns)
 
 
 def load_bytes(data: bytes, name: str, fmt: str, *, memory_budget: int | None = None) -> tuple[pd.DataFrame, LoadInfo]:

@@ -304,12 +304,13 @@ def check_against_file(texts: list[str], data_path: Any, *, target: str | None, 
     from pathlib import Path
 
     path = Path(data_path)
-    if not texts or not path.is_file() or path.stat().st_size > EARLY_CHECK_BYTES:
+    if not texts or not path.is_file():
         return
-    from dsagent.tools.data import load_table  # pandas: imported only when there is something to check
+    from dsagent.tools.data import column_names  # pandas: imported only when there is something to check
 
     try:
-        df, _ = load_table(path)
+        columns = column_names(path, max_bytes=EARLY_CHECK_BYTES)  # cached: the answers check read it already
     except Exception:  # an unreadable file is reported by profile_data, with its own reason
         return
-    check_features(list(texts), [str(c) for c in df.columns], target=target, time_column=time_column)
+    if columns is not None:
+        check_features(list(texts), columns, target=target, time_column=time_column)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -92,7 +93,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
               "in_task": kept}
-    previous = _read(ctx)
+    previous = _read(ctx.artifacts_dir)
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
                                                        if r["name"] not in new]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
@@ -102,8 +103,9 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     return ToolOutput(summary=summary, record=record, files={"derived_features": DERIVED_RECORD, "task": paths.TASK})
 
 
-def _read(ctx: ToolContext) -> dict[str, Any]:
-    path = ctx.artifacts_dir / DERIVED_RECORD
+def _read(artifacts_dir) -> dict[str, Any]:
+    """The record of measured derived features ({} before engineer_features has run)."""
+    path = Path(artifacts_dir) / DERIVED_RECORD
     try:
         return json.loads(path.read_text()) if path.exists() else {}
     except ValueError:
@@ -113,18 +115,16 @@ def _read(ctx: ToolContext) -> dict[str, Any]:
 def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
     """For the report, model card and notebook: each derived feature in the task, with its
     expression and the CV change measured when it was added (None when it was not measured)."""
-    from pathlib import Path
+    from dsagent.tools.schemas import TaskSpec
 
-    art = Path(artifacts_dir)
     try:
-        task = json.loads((art / paths.TASK).read_text())
+        task = TaskSpec.read(Path(artifacts_dir))
     except (OSError, ValueError):
         return []
-    measured = {}
-    path = art / DERIVED_RECORD
-    if path.exists():
-        rec = json.loads(path.read_text())
-        measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
+    if task is None:
+        return []
+    rec = _read(artifacts_dir)
+    measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
     out = []
     for text in (task.get("derived") or {}).get("features") or []:
         name, expression = (s.strip() for s in text.split("=", 1))
