@@ -65,6 +65,8 @@ class Answers(BaseModel):
     # `name = expression` strings in the whitelisted language of tools/derived.py (never eval).
     # Checked here for syntax, against the data's columns when the run starts.
     derived_features: list[str] | None = None
+    # false: the autopilot tries no automatic candidate features (tools/candidates.py); default on.
+    auto_features: bool | None = None
     # Work without a target (task clustering / anomaly; dsagent.tools.unsupervised).
     n_segments: list[int] | None = Field(None, min_length=1, max_length=2)  # [min, max] segments to consider
     expected_anomaly_rate: float | None = Field(None, gt=0, lt=0.5)  # share of rows expected to be anomalies

@@ -54,11 +54,19 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
+@pytest.fixture(scope="module")
+def runs(ratio_data) -> dict[str, dict]:
+    """The module's runs, all at once: most of a tiny run's time is waiting (its budget, the
+    notebook's kernel start)."""
+    started = {"with": _start(ratio_data, "with", "derived_features:\n  - ratio = a / b\n"),
+               "without": _start(ratio_data, "without", None),
+               "auto": _start(ratio_data, "auto", "auto_features: true\n")}
+    return {name: _result(p) for name, p in started.items()}
+
+
 @pytest.mark.slow
-def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_raw_rows(ratio_data):
-    # Both runs at once: most of a tiny run's time is waiting (its budget, the notebook's kernel start).
-    runs = [_start(ratio_data, "with", "derived_features:\n  - ratio = a / b\n"), _start(ratio_data, "without", None)]
-    with_ratio, without = (_result(p) for p in runs)
+def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_raw_rows(ratio_data, runs):
+    with_ratio, without = runs["with"], runs["without"]
     assert with_ratio["metric"] == without["metric"] == "rmse"
     # Beyond the CI: the whole 95% interval of the run with the ratio lies below the other run's score.
     assert with_ratio["test_ci"][1] < without["test_score"], (with_ratio["test_ci"], without["test_score"])
@@ -81,6 +89,29 @@ def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_ra
     assert proc.returncode == 0, proc.stderr[-2000:]
     session_pred = np.load(art / "test_predictions.npz")["pred"]
     np.testing.assert_allclose(pd.read_csv(ratio_data / "pred.csv")["prediction"], session_pred, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
+    """auto_features: true on y = a / b: the ratio candidate is kept (CV beyond its s.e., training
+    folds only), the others are dropped, the report lists both with their CV change, the notebook
+    re-creates the kept one."""
+    art = Path(runs["auto"]["session_dir"]) / "artifacts"
+    record = json.loads((art / "derived_features.json").read_text())
+    rows = {r["name"]: r for r in record["features"]}
+    assert rows["a_per_b"]["source"] == "auto" and rows["a_per_b"]["kept"]
+    assert rows["a_per_b"]["cv_change"] < -rows["a_per_b"]["se"]  # rmse: kept because it fell beyond its s.e.
+    dropped = [r for r in record["features"] if not r["kept"]]
+    assert dropped and all(not r["helps"] for r in dropped)
+    task = json.loads((art / "task.json").read_text())
+    assert "a_per_b = a / b" in task["derived"]["features"]
+    assert record["rows"] <= task["n_train"]  # measured on training rows only
+    report = (art / "report.md").read_text()
+    assert "| `a_per_b` | `a / b` |" in report and "| kept |" in report
+    assert f"| `{dropped[0]['name']}` | `{dropped[0]['expression']}` |" in report and "| dropped |" in report
+    assert "a_per_b = a / b" in (art / "notebook.ipynb").read_text()
+    assert not any(r.get("source") == "auto" for r in json.loads(
+        (Path(runs["with"]["session_dir"]) / "artifacts" / "derived_features.json").read_text())["features"])  # default: off at this budget
 
 
 @pytest.mark.parametrize("feature,reason", [

@@ -27,7 +27,8 @@ PROBE = {"family": "hist_gb", "params": {"max_iter": 100, "early_stopping": Fals
 
 
 @tool
-def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["helpful", "all"] = "helpful") -> ToolOutput:
+def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, keep: Literal["helpful", "all"] = "helpful",
+                      auto: bool = False, time_budget_s: float | None = None) -> ToolOutput:
     """Add derived features to the task and report the cross-validated change each one brings.
 
     Each expression is `name = expression` in a small safe language: column names (backquote
@@ -41,7 +42,10 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     Args:
         expressions: derived features, e.g. ["debt_ratio = debt / income"].
         keep: "helpful" keeps a feature only when it improves CV by more than its standard error; "all" keeps every one (features the user asked for).
+        auto: also try a few generic candidates (ratios and differences of related columns, counts and means by a high-cardinality category, days between dates, log of a skewed column), each kept only when it improves CV beyond its standard error.
+        time_budget_s: seconds the measuring may take; candidates not reached in time are not kept.
     """
+    expressions = list(expressions or [])
     task = load_task(ctx)
     df, _ = load_dataset(ctx)
     if len(df) != task["n_rows"]:
@@ -49,8 +53,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     current = list((task.get("derived") or {}).get("features") or [])
     time_column = task["split"].get("time_column")
     columns = [str(c) for c in df.columns]
-    if not expressions:
-        raise ToolError("give at least one expression, e.g. ['ratio = a / b']")
+    if not expressions and not auto:
+        raise ToolError("give at least one expression, e.g. ['ratio = a / b'], or auto=true for generic candidates")
     from dsagent.tools.derived import DerivedError, parse_feature
 
     try:
@@ -58,48 +62,80 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     except DerivedError as exc:
         raise ToolError(str(exc)) from None
     base = [f for f in current if parse_feature(f).name not in new]  # a feature given again is measured again
-    entry = derived_entry(base + list(expressions), columns, task["target"], time_column)
+    derived_entry(base + expressions, columns, task["target"], time_column)  # a bad one: ToolError before any work
+    from dsagent.tools.task import input_columns
+    from dsagent.tools.train import OutOfTime, cross_validate, cv_splits
+
+    part = df.iloc[task["train_rows"]]
+    y_part = encode_target(task, part[task["target"]])
+    candidates: list[str] = []
+    if auto:  # proposed from the training rows only: the test split never shapes a feature
+        from dsagent.tools.candidates import propose
+
+        candidates = propose(part[list(task["features"])], dict(task["features"]), y_part, base + expressions)
+    entry = derived_entry(base + expressions + candidates, columns, task["target"], time_column)
 
     # The search rows and folds train_models uses, with every column any of the features reads.
     wide = task.model_copy(update={"derived": entry})
-    from dsagent.tools.task import input_columns
-    from dsagent.tools.train import cross_validate, cv_splits
-
-    part = df.iloc[task["train_rows"]]
-    X, y = subsample(part[input_columns(wide)], encode_target(task, part[task["target"]]), task,
-                     task["cv"].get("max_rows") or len(part), ctx.seed)
+    X, y = subsample(part[input_columns(wide)], y_part, task, task["cv"].get("max_rows") or len(part), ctx.seed)
     splits = cv_splits(task, X, y, ctx)
     sign = 1.0 if task["greater_is_better"] else -1.0
-
-    def folds(features: list[str]) -> np.ndarray:
-        trial = task.model_copy(update={"derived": derived_entry(features, columns, task.target, time_column) if features else None})
-        return np.asarray(cross_validate(PROBE, X, y, trial, ctx, splits).fold_scores, dtype=float)
-
     t0 = time.perf_counter()
+    deadline = time.time() + time_budget_s if time_budget_s else None
+
+    def folds(features: list[str], limit: float | None = None) -> np.ndarray:
+        trial = task.model_copy(update={"derived": derived_entry(features, columns, task.target, time_column) if features else None})
+        return np.asarray(cross_validate(PROBE, X, y, trial, ctx, splits, deadline=limit).fold_scores, dtype=float)
+
+    def measured(name: str, text: str, before: np.ndarray, after: np.ndarray, source: str, keep_all: bool) -> dict[str, Any]:
+        gain = sign * (after - before)  # > 0: better, whatever the metric's direction (paired by fold)
+        se = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+        helpful = bool(gain.mean() > (se if np.isfinite(se) else 0.0))
+        return {"name": name, "expression": text.split("=", 1)[1].strip(), "cv_before": round(float(before.mean()), 6),
+                "cv_after": round(float(after.mean()), 6), "cv_change": round(float(after.mean() - before.mean()), 6),
+                "se": round(se, 6) if np.isfinite(se) else None, "helps": helpful, "kept": keep_all or helpful,
+                "source": source}
+
     before = folds(base)
     rows: list[dict[str, Any]] = []
     for i, (name, text) in enumerate(new.items()):
-        ctx.report(f"measuring {name}", (i + 1) / (len(new) + 1))
-        after = folds(base + [text])
-        gain = sign * (after - before)  # > 0: better, whatever the metric's direction
-        se = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-        helpful = bool(gain.mean() > (se if np.isfinite(se) else 0.0))
-        rows.append({"name": name, "expression": text.split("=", 1)[1].strip(), "cv_before": round(float(before.mean()), 6),
-                     "cv_after": round(float(after.mean()), 6), "cv_change": round(float(after.mean() - before.mean()), 6),
-                     "se": round(se, 6) if np.isfinite(se) else None, "helps": helpful, "kept": keep == "all" or helpful})
+        ctx.report(f"measuring {name}", (i + 1) / (len(new) + len(candidates) + 1))
+        rows.append(measured(name, text, before, folds(base + [text]), "declared", keep == "all"))
     kept = base + [new[r["name"]] for r in rows if r["kept"]]
+    not_reached: list[str] = []
+    if candidates:
+        # Greedy forward: each candidate against what is kept so far, so two that say the same thing
+        # are not both kept. A candidate that would not finish before the deadline is not measured.
+        now = before if kept == base else folds(kept)
+        for i, text in enumerate(candidates):
+            name = parse_feature(text).name
+            ctx.report(f"trying {name}", (len(new) + i + 1) / (len(new) + len(candidates) + 1))
+            try:
+                after = folds(kept + [text], deadline)
+            except OutOfTime:
+                not_reached = [parse_feature(t).name for t in candidates[i:]]
+                break
+            row = measured(name, text, now, after, "auto", False)
+            rows.append(row)
+            if row["kept"]:
+                kept, now = kept + [text], after
+            if deadline is not None and time.time() > deadline:
+                not_reached = [parse_feature(t).name for t in candidates[i + 1:]]
+                break
     task.derived = derived_entry(kept, columns, task.target, time_column) if kept else None
     task.write(ctx.artifacts_dir)
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
-              "in_task": kept}
+              "in_task": kept, "not_reached": not_reached}
     previous = _read(ctx.artifacts_dir)
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
-                                                       if r["name"] not in new]
+                                                       if r["name"] not in {x["name"] for x in rows}]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
     summary = {"metric": task["metric"], "cv_baseline": round(float(before.mean()), 5),
                "features": [{k: r[k] for k in ("name", "cv_change", "se", "kept")} for r in rows],
                "in_task": [parse_feature(f).name for f in kept]}
+    if not_reached:
+        summary["not_reached_in_time"] = not_reached
     return ToolOutput(summary=summary, record=record, files={"derived_features": DERIVED_RECORD, "task": paths.TASK})
 
 
@@ -138,8 +174,9 @@ def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> lis
     from dsagent.tools.markdown import md_cell
 
     rows = derived_rows(artifacts_dir)
+    tried = _candidate_lines(artifacts_dir)
     if not rows:
-        return []
+        return [heading, "", "No derived feature is in the model.", "", *tried] if tried else []
     out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "
            "`dsagent predict` and the notebook compute them too.", "",
            "| feature | expression | CV change when added (± s.e.) |", "|---|---|---|"]
@@ -147,4 +184,24 @@ def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> lis
         change = "not measured" if r["cv_change"] is None else (
             f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else ""))
         out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} |")
+    return out + [""] + tried
+
+
+def _candidate_lines(artifacts_dir) -> list[str]:
+    """The automatic candidates tried, kept or dropped, each with its CV change (report lines)."""
+    from dsagent.tools.markdown import md_cell
+
+    rec = _read(artifacts_dir)
+    auto = [r for r in rec.get("features", []) if r.get("source") == "auto"]
+    if not auto and not rec.get("not_reached"):
+        return []
+    out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
+           "(training folds only) improved by more than its standard error.", "",
+           "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
+    for r in auto:
+        change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | "
+                   f"{'kept' if r['kept'] else 'dropped'} |")
+    if rec.get("not_reached"):
+        out += ["", f"Not measured within the time share (so not kept): {', '.join(rec['not_reached'])}."]
     return out + [""]

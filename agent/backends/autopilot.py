@@ -60,6 +60,18 @@ def _slowdown(sample_s: float = 0.12) -> float:
 LINEAR_TRIALS = 16
 
 
+def candidate_share(available_s: float, wanted: bool | None) -> float:
+    """Seconds for automatic candidate features: a tenth of what the search has (at most 60 s); none
+    when the answers turn them off, or by default when under 6 s would be left (one candidate's CV
+    alone); at least 8 s when the answers ask for them (auto_features: true) on a small budget."""
+    if wanted is False:
+        return 0.0
+    share = min(0.1 * available_s, 60.0)
+    if wanted:
+        return round(max(share, 8.0), 1)
+    return round(share, 1) if share >= 6.0 else 0.0
+
+
 def _refit_costs(board: list[dict[str, Any]], n_train: int, top: int = 3) -> list[float]:
     """Seconds each of the top candidates would need to refit on every training row."""
     costs = []
@@ -201,11 +213,17 @@ class AutopilotBackend:
                 step = "define_task"
         if step == "engineer_features":
             declared = state.answers.get("derived_features") or []
-            if declared and "engineer_features" in self._tool_names(tools):
+            share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"))
+            if (declared or share) and "engineer_features" in self._tool_names(tools):
                 # Declared features are in the task already (define_task); this measures each one's CV change
-                # for the report, and keeps them all: the user asked for them.
-                text = f"Measuring the {len(declared)} derived feature(s) you declared by cross-validation."
-                call = ToolCall("auto-engineer", "engineer_features", {"expressions": list(declared), "keep": "all"})
+                # for the report, and keeps them all: the user asked for them. Automatic candidates get a
+                # share of the time and are kept only when CV on the training folds says they help.
+                args = {"expressions": list(declared), "keep": "all"}
+                text = f"Measuring the {len(declared)} derived feature(s) you declared by cross-validation." if declared else ""
+                if share:
+                    args.update(auto=True, time_budget_s=share)
+                    text = (text + " " if text else "") + f"Trying a few generic candidate features for up to {share:.0f}s."
+                call = ToolCall("auto-engineer", "engineer_features", args)
             else:
                 step = "train_models"
         if step == "define_task":

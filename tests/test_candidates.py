@@ -1,0 +1,43 @@
+"""Automatic candidate features (tools/candidates.py, engineer_features(auto=True)): proposed from
+the training rows, each kept only when CV on the training folds improves beyond its standard
+error, reported kept and dropped, re-created by the notebook; off by `auto_features: false`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dsagent.backends.autopilot import candidate_share
+from dsagent.tools.candidates import propose
+from dsagent.tools.derived import check_features
+
+
+def test_candidates_are_bounded_related_and_valid_in_the_language():
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"monthly_charges": rng.uniform(20, 100, n), "total_charges": rng.uniform(100, 5000, n),
+                       "tenure": rng.integers(0, 70, n).astype(float), "signed": rng.normal(size=n),
+                       "city name": rng.choice([f"c{i}" for i in range(40)], n), "plan": rng.choice(["a", "b"], n),
+                       "income": rng.lognormal(0, 1.5, n)})
+    kinds = {"monthly_charges": "numeric", "total_charges": "numeric", "tenure": "numeric", "signed": "numeric",
+             "city name": "categorical", "plan": "categorical", "income": "numeric"}
+    y = df["total_charges"] / df["monthly_charges"]
+    feats = propose(df, kinds, y.to_numpy(), existing=["tenure_x = tenure * 2"])
+    assert 0 < len(feats) <= 8
+    check_features(feats, list(df.columns) + ["y"], target="y")  # every candidate parses and reads real columns
+    exprs = {f.split("=", 1)[1].strip() for f in feats}
+    assert "total_charges / monthly_charges" in exprs  # names sharing a word: same unit
+    assert "count() by `city name`" in exprs and not any("plan" in e for e in exprs)  # only high-cardinality
+    assert not any(e.endswith("/ signed") for e in exprs)  # never divide by a column that is not positive
+    assert "log(income)" in exprs  # skewed positive
+
+
+def test_candidate_time_share_follows_the_answers_and_the_budget():
+    assert candidate_share(100.0, None) == 10.0  # a tenth of the search's time by default
+    assert candidate_share(100.0, False) == 0.0  # auto_features: false turns them off
+    assert candidate_share(20.0, None) == 0.0  # too little time for one candidate's CV
+    assert candidate_share(20.0, True) >= 8.0  # asked for: tried even on a small budget
+    assert candidate_share(5000.0, None) == 60.0
+
+# The run through the real CLI: tests/test_derived_cli.py::test_automatic_candidates_are_kept_when_they_help_and_reported
+# (it shares that module's concurrent runs on the same data).
