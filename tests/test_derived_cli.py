@@ -118,7 +118,10 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     ("x = a.__class__.__bases__", "attribute access"),
     ("x = __import__('os').system('touch pwned')", "attribute access"),
     ("x = a / incme", "'incme', which is not a column"),
-])
+    ("x = __builtins__", "double underscores"),
+    ("x = open('/etc/passwd')", "'open' is not allowed"),
+    ("x = " + "(" * 10_000 + "a" + ")" * 10_000, "characters long"),
+], ids=["attribute", "import", "unknown-column", "dunder", "call", "nesting"])
 def test_hostile_or_wrong_expression_exits_2_in_one_line_before_anything_runs(ratio_data, feature, reason):
     d = ratio_data
     (d / "bad.yaml").write_text(json.dumps({"derived_features": [feature]}))
