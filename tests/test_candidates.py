@@ -41,3 +41,28 @@ def test_candidate_time_share_follows_the_answers_and_the_budget():
 
 # The run through the real CLI: tests/test_derived_cli.py::test_automatic_candidates_are_kept_when_they_help_and_reported
 # (it shares that module's concurrent runs on the same data).
+
+
+def test_wide_selection_decides_on_the_rows_it_is_fitted_on():
+    """Near-constant and correlated columns, and with importance on the noise columns, are
+    neutralised (set constant, names kept); rows it was not fitted on never change the decision."""
+    from dsagent.tools.select_step import WideSelection, is_wide
+
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame(rng.normal(size=(n, 30)), columns=[f"x{i}" for i in range(30)])
+    X["near"] = X["x0"] * 3 + rng.normal(0, 1e-3, n)
+    X["flat"] = np.where(np.arange(n) == 0, 1.0, 0.0)
+    X["city"] = "a"  # not numeric: never touched
+    y = (X["x0"] + X["x1"] > 0).astype(int).to_numpy()
+    cols = [c for c in X.columns if c != "city"]
+    step = WideSelection(cols).fit(X.iloc[:300], y[:300])
+    assert step.dropped_ == {"near": "correlated with x0", "flat": "near-constant"}
+    out = step.transform(X.iloc[300:])
+    assert list(out.columns) == list(X.columns) and (out["near"] == 0).all() and out["x5"].equals(X["x5"].iloc[300:])
+    poisoned = X.copy()
+    poisoned.iloc[300:, :30] = 1e6  # rows outside the fit
+    assert WideSelection(cols).fit(poisoned.iloc[:300], y[:300]).dropped_ == step.dropped_
+    pruned = WideSelection(cols, importance=True).fit(X.iloc[:300], y[:300]).dropped_
+    assert "x0" not in pruned and "x1" not in pruned and sum(v == "low importance" for v in pruned.values()) >= 5
+    assert is_wide(101, 100_000) and is_wide(40, 300) and not is_wide(20, 1000) and not is_wide(8, 50)

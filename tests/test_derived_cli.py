@@ -35,15 +35,20 @@ def ratio_data(tmp_path_factory) -> Path:
     a, b = rng.uniform(1, 10, n), rng.uniform(1, 10, n)
     pd.DataFrame({"a": a.round(3), "b": b.round(3), "c": rng.normal(size=n).round(3),
                   "y": (a / b + rng.normal(0, 0.05, n)).round(4)}).to_csv(d / "ratio.csv", index=False)
+    # Wide data (44 columns, 240 training rows) for the selection run: near_x1 is x1 up to noise.
+    X = pd.DataFrame(rng.normal(size=(300, 42)), columns=[f"x{i}" for i in range(42)]).round(4)
+    X["near_x1"] = (2 * X["x1"] + rng.normal(0, 0.01, 300)).round(4)
+    X["y"] = (X.x0 + X.x1 - X.x2 + rng.normal(0, 0.3, 300)).round(4)
+    X.to_csv(d / "wide.csv", index=False)
     return d
 
 
-def _start(d: Path, name: str, answers: str | None) -> subprocess.Popen:
+def _start(d: Path, name: str, answers: str | None, data: str = "ratio.csv") -> subprocess.Popen:
     extra = []
     if answers is not None:
         (d / f"{name}.yaml").write_text(answers)
         extra = ["--answers", f"{name}.yaml"]
-    cmd = [sys.executable, "-m", "dsagent.cli", "run", "ratio.csv", "--target", "y", "--backend", "offline",
+    cmd = [sys.executable, "-m", "dsagent.cli", "run", data, "--target", "y", "--backend", "offline",
            "--time-budget", "10", "--max-trials", "2", "--sessions-dir", name, "--json", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d, env=_env())
 
@@ -51,7 +56,7 @@ def _start(d: Path, name: str, answers: str | None) -> subprocess.Popen:
 def _result(proc: subprocess.Popen) -> dict:
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-2000:]
-    return json.loads(out)
+    return {**json.loads(out), "_stderr": err}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +65,8 @@ def runs(ratio_data) -> dict[str, dict]:
     notebook's kernel start)."""
     started = {"with": _start(ratio_data, "with", "derived_features:\n  - ratio = a / b\n"),
                "without": _start(ratio_data, "without", None),
-               "auto": _start(ratio_data, "auto", "auto_features: true\n")}
+               "auto": _start(ratio_data, "auto", "auto_features: true\n"),
+               "wide": _start(ratio_data, "wide", None, "wide.csv")}
     return {name: _result(p) for name, p in started.items()}
 
 
@@ -112,6 +118,24 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     assert "a_per_b = a / b" in (art / "notebook.ipynb").read_text()
     assert not any(r.get("source") == "auto" for r in json.loads(
         (Path(runs["with"]["session_dir"]) / "artifacts" / "derived_features.json").read_text())["features"])  # default: off at this budget
+
+
+@pytest.mark.slow
+def test_wide_data_selection_runs_inside_the_pipeline_says_what_it_dropped_and_predicts_from_raw_rows(ratio_data, runs):
+    art = Path(runs["wide"]["session_dir"]) / "artifacts"
+    task = json.loads((art / "task.json").read_text())
+    assert task["derived"]["select"]["columns"][:2] == ["x0", "x1"] and not task["derived"]["features"]
+    assert json.loads((art / "derived_features.json").read_text())["selection"]["dropped"] == {"near_x1": "correlated with x1"}
+    report = (art / "report.md").read_text()
+    assert "Wide data (43 numeric columns)" in report and "- `near_x1`: correlated with x1" in report
+    assert "FAILED" not in runs["wide"]["_stderr"], runs["wide"]["_stderr"][-2000:]  # explain and the rest read the step
+    assert "'select'" in (art / "notebook.ipynb").read_text()
+    raw = pd.read_csv(ratio_data / "wide.csv").iloc[task["test_rows"]].drop(columns=["y"])
+    raw.to_csv(ratio_data / "wide_raw.csv", index=False)
+    proc = _cli("predict", runs["wide"]["session_dir"], "wide_raw.csv", "-o", "wide_pred.csv", cwd=ratio_data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(pd.read_csv(ratio_data / "wide_pred.csv")["prediction"],
+                               np.load(art / "test_predictions.npz")["pred"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("feature,reason", [

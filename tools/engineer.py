@@ -53,7 +53,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     current = list((task.get("derived") or {}).get("features") or [])
     time_column = task["split"].get("time_column")
     columns = [str(c) for c in df.columns]
-    if not expressions and not auto:
+    if not expressions and not auto and not (task.get("derived") or {}).get("select"):
         raise ToolError("give at least one expression, e.g. ['ratio = a / b'], or auto=true for generic candidates")
     from dsagent.tools.derived import DerivedError, parse_feature
 
@@ -83,8 +83,17 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     t0 = time.perf_counter()
     deadline = time.time() + time_budget_s if time_budget_s else None
 
-    def folds(features: list[str], limit: float | None = None) -> np.ndarray:
-        trial = task.model_copy(update={"derived": derived_entry(features, columns, task.target, time_column) if features else None})
+    select = (task.get("derived") or {}).get("select")  # wide data: the selection step travels with the features
+
+    def step(features: list[str], importance: bool | None = None) -> dict[str, Any] | None:
+        entry = derived_entry(features, columns, task.target, time_column) if features else None
+        if not select:
+            return entry
+        chosen = select["importance"] if importance is None else importance
+        return {**(entry or {"features": [], "time_column": time_column, "inputs": []}), "select": {**select, "importance": chosen}}
+
+    def folds(features: list[str], limit: float | None = None, importance: bool | None = None) -> np.ndarray:
+        trial = task.model_copy(update={"derived": step(features, importance)})
         return np.asarray(cross_validate(PROBE, X, y, trial, ctx, splits, deadline=limit).fold_scores, dtype=float)
 
     def measured(name: str, text: str, before: np.ndarray, after: np.ndarray, source: str, keep_all: bool) -> dict[str, Any]:
@@ -96,13 +105,14 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
                 "se": round(se, 6) if np.isfinite(se) else None, "helps": helpful, "kept": keep_all or helpful,
                 "source": source}
 
-    before = folds(base)
+    before = folds(base) if new or candidates else None  # wide data alone: only the selection's record
     rows: list[dict[str, Any]] = []
     for i, (name, text) in enumerate(new.items()):
         ctx.report(f"measuring {name}", (i + 1) / (len(new) + len(candidates) + 1))
         rows.append(measured(name, text, before, folds(base + [text]), "declared", keep == "all"))
     kept = base + [new[r["name"]] for r in rows if r["kept"]]
     not_reached: list[str] = []
+    now = before if kept == base else None  # the CV folds of what is kept so far, once known
     if candidates:
         # Greedy forward: each candidate against what is kept so far, so two that say the same thing
         # are not both kept. A candidate that would not finish before the deadline is not measured.
@@ -122,21 +132,74 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
             if deadline is not None and time.time() > deadline:
                 not_reached = [parse_feature(t).name for t in candidates[i + 1:]]
                 break
-    task.derived = derived_entry(kept, columns, task.target, time_column) if kept else None
+    selection = None
+    if select:  # wide data: low-importance columns go too only when CV says so (in the time left)
+        measure = auto and not not_reached and (deadline is None or time.time() < deadline)
+        if measure and now is None:
+            now = folds(kept)
+        selection = _selection(select, X, y, task, ctx, now=now if measure else None,
+                               folds=lambda: folds(kept, deadline, importance=True), measured=measured)
+        select = {**select, "importance": selection["importance"]}
+    task.derived = step(kept)
     task.write(ctx.artifacts_dir)
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
-              "in_task": kept, "not_reached": not_reached}
+              "in_task": kept, "not_reached": not_reached, "selection": selection}
     previous = _read(ctx.artifacts_dir)
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
                                                        if r["name"] not in {x["name"] for x in rows}]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
-    summary = {"metric": task["metric"], "cv_baseline": round(float(before.mean()), 5),
+    summary = {"metric": task["metric"], "cv_baseline": round(float(before.mean()), 5) if before is not None else None,
                "features": [{k: r[k] for k in ("name", "cv_change", "se", "kept")} for r in rows],
                "in_task": [parse_feature(f).name for f in kept]}
     if not_reached:
         summary["not_reached_in_time"] = not_reached
+    if selection:
+        summary["wide_data_selection"] = {"columns": selection["n_columns"], "dropped": len(selection["dropped"]),
+                                          "low_importance_dropped": selection["importance"]}
     return ToolOutput(summary=summary, record=record, files={"derived_features": DERIVED_RECORD, "task": paths.TASK})
+
+
+def _selection_lines(artifacts_dir) -> list[str]:
+    """Wide data: what the selection dropped on the training rows, and why (report lines)."""
+    from dsagent.tools.markdown import md_cell
+
+    sel = _read(artifacts_dir).get("selection")
+    if not sel:
+        return []
+    dropped = sel.get("dropped") or {}
+    m = sel.get("measured")
+    how = ("low-importance columns dropped too: CV changed " f"{m['cv_change']:+.4g} ± {m['se'] or 0:.2g}" if sel["importance"] and m
+           else "low-importance columns kept" + (f" (dropping them changed CV {m['cv_change']:+.4g} ± {m['se'] or 0:.2g}, "
+                                                 "not beyond its s.e.)" if m else " (not measured)"))
+    out = [f"Wide data ({sel['n_columns']} numeric columns): the Pipeline's first step drops near-constant, duplicate "
+           f"and correlated columns, judged on each fold's training rows; {how}. On the training split it drops "
+           f"{len(dropped)}:", ""]
+    shown = list(dropped.items())[:40]
+    out += [f"- `{md_cell(c, 60)}`: {md_cell(why, 80)}" for c, why in shown]
+    if len(dropped) > len(shown):
+        out.append(f"- ... and {len(dropped) - len(shown)} more (derived_features.json)")
+    return out + [""]
+
+
+def _selection(select: dict[str, Any], X, y, task, ctx: ToolContext, *, now, folds, measured) -> dict[str, Any]:
+    """Wide data: whether low-importance columns are dropped too (only when CV on the training folds
+    improves beyond its s.e.), and what the selection drops on the training rows, for the report."""
+    from dsagent.tools.select_step import WideSelection
+    from dsagent.tools.train import OutOfTime
+
+    importance, row = bool(select.get("importance")), None
+    if now is not None and not importance:
+        try:
+            row = measured("drop low-importance columns", "= extra-trees importance below the mean", now, folds(), "selection", False)
+            importance = row["kept"]
+        except OutOfTime:
+            pass
+    from dsagent.tools.task_types import get_task_type
+
+    regression = get_task_type(task["task"]).prediction == "regression"
+    fitted = WideSelection(list(select["columns"]), importance, regression, ctx.seed).fit(X, y)
+    return {"importance": importance, "measured": row, "n_columns": len(select["columns"]), "dropped": fitted.dropped_}
 
 
 def _read(artifacts_dir) -> dict[str, Any]:
@@ -174,7 +237,7 @@ def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> lis
     from dsagent.tools.markdown import md_cell
 
     rows = derived_rows(artifacts_dir)
-    tried = _candidate_lines(artifacts_dir)
+    tried = _candidate_lines(artifacts_dir) + _selection_lines(artifacts_dir)
     if not rows:
         return [heading, "", "No derived feature is in the model.", "", *tried] if tried else []
     out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "

@@ -332,6 +332,13 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
 
         # One "preprocess" step still: the callers that fit or read it (early stopping, explain) need no change.
         pre = Pipeline([("derive", DerivedFeatures(list(derived["features"]), derived.get("time_column"))), ("columns", pre)])
+    if derived and derived.get("select") and family != "baseline":
+        from dsagent.tools.select_step import WideSelection
+
+        # Wide data: columns judged useless on the rows being fitted (each fold's training rows) go first.
+        sel = derived["select"]
+        step = WideSelection(list(sel["columns"]), bool(sel.get("importance")), prediction_of(task) == "regression", seed)
+        pre = Pipeline([("select", step), ("columns", pre)])
     return Pipeline([("preprocess", pre), ("model", model)])
 
 

@@ -46,6 +46,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # its state is the expressions as strings and dicts/lists of strings and floats (no callable:
     # the expressions are parsed again, by a whitelist, when it transforms).
     "dsagent.tools.derived_step.DerivedFeatures",
+    # Wide-data selection: state is column names, a bool, an int and dropped_ (a dict of strings).
+    "dsagent.tools.select_step.WideSelection",
     "sklearn.utils._bunch.Bunch",  # VotingClassifier/VotingRegressor.named_estimators_ (ensembles); a dict subclass
     "sklearn.model_selection._split.KFold",  # TargetEncoder's seeded splitter (three plain attributes)
     # MLPClassifier's Adam state (step sizes and moment arrays, restored as plain attributes; no __setstate__)

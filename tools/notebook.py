@@ -114,7 +114,11 @@ def _derived_code(task: dict[str, Any]) -> str:
         return "INPUTS = list(FEATURES)\n"
     lines = ["# Derived features, computed inside the Pipeline from raw columns (fitted on training rows only):"]
     lines += [f"#   {f}" for f in derived["features"]]
-    shown = {k: derived[k] for k in ("features", "time_column")}  # what build_pipeline reads; a Python literal (None, not null)
+    if derived.get("select"):
+        lines.append("# Wide data: near-constant, duplicate and correlated columns (and, when 'importance' is on, low-importance"
+                     " ones) are judged on the training rows and neutralised by the Pipeline's first step (tools/select_step.py).")
+    # What build_pipeline reads; a Python literal (None, not null).
+    shown = {k: derived[k] for k in ("features", "time_column", "select") if k in derived}
     return ("\n".join(lines) + f"\nDERIVED = {pprint.pformat(shown, width=100)}\n"
             f"INPUTS = {json.dumps(input_columns(task))}  # the features and the columns only derived features read\n")
 

@@ -142,7 +142,8 @@ def define_task(
     if not features:
         raise ToolError("no usable feature columns remain after dropping ID-like, constant and leaking columns")
 
-    derived = declared_features(ctx, df, target, time_column)
+    derived = with_selection(declared_features(ctx, df, target, time_column), features, len(train_local),
+                             tt.prediction, time_column)
     chosen_metric = metric or ctx.answers.get("metric") or tt.default_metric(minority)
     metric_spec = get_metric(chosen_metric, task)
     record = {
@@ -185,6 +186,20 @@ def declared_features(ctx: ToolContext, df: pd.DataFrame, target: str, time_colu
     build_pipeline puts in front of the preprocessing), or None."""
     texts = ctx.answers.get("derived_features") or []
     return derived_entry(texts, [str(c) for c in df.columns], target, time_column) if texts else None
+
+
+def with_selection(derived: dict[str, Any] | None, features: dict[str, str], n_train: int, prediction: str,
+                   time_column: str | None) -> dict[str, Any] | None:
+    """The "derived" entry (the feature step in front of the preprocessing) with wide-data column
+    selection when the data is wide (tools/select_step.py), for the supervised predictions."""
+    if prediction not in ("binary", "multiclass", "regression"):
+        return derived
+    from dsagent.tools.select_step import selection_entry
+
+    select = selection_entry(features, n_train)
+    if not select:
+        return derived
+    return {**(derived or {"features": [], "time_column": time_column, "inputs": []}), "select": select}
 
 
 def derived_entry(texts: list[str], columns: list[str], target: str, time_column: str | None) -> dict[str, Any]:

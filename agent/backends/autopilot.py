@@ -214,12 +214,14 @@ class AutopilotBackend:
         if step == "engineer_features":
             declared = state.answers.get("derived_features") or []
             share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"))
-            if (declared or share) and "engineer_features" in self._tool_names(tools):
+            wide = bool(task and (task.get("derived") or {}).get("select"))  # what the selection drops is reported
+            if (declared or share or wide) and "engineer_features" in self._tool_names(tools):
                 # Declared features are in the task already (define_task); this measures each one's CV change
                 # for the report, and keeps them all: the user asked for them. Automatic candidates get a
                 # share of the time and are kept only when CV on the training folds says they help.
                 args = {"expressions": list(declared), "keep": "all"}
-                text = f"Measuring the {len(declared)} derived feature(s) you declared by cross-validation." if declared else ""
+                text = (f"Measuring the {len(declared)} derived feature(s) you declared by cross-validation." if declared
+                        else "The data is wide: recording which columns the selection drops." if not share else "")
                 if share:
                     args.update(auto=True, time_budget_s=share)
                     text = (text + " " if text else "") + f"Trying a few generic candidate features for up to {share:.0f}s."
