@@ -707,6 +707,12 @@ class Chat:
         if not message and run.has_started() and run.interrupt_note is None and not run.dropped:
             return  # an empty Enter mid-conversation means nothing
         run.dropped = None
+        from dsagent.chat_features import add_feature, feature_phrase
+
+        feature = feature_phrase(message)
+        if feature:  # "add x = a / b": a derived feature, not a message to the model
+            add_feature(self, feature)
+            return
         if message and self._offline_finished():
             self.ask_about(message)
             return

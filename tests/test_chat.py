@@ -573,3 +573,26 @@ def test_judgement_on_the_target_picks_the_clear_column_or_says_why_not(sessions
     chat, out = _chat(sessions_dir, keys, backend, data=data)
     assert "No column is the clear choice: your goal names 2 columns (f1, f2)" in out
     assert chat.run.state.answers["target"] == "f2"
+
+
+def test_add_feature_phrase_declares_a_derived_feature_through_the_same_parser(sessions_dir):
+    """"add x = a / b" typed at the chat prompt is a derived feature, not a message to the model:
+    checked by the derived-feature parser (a hostile or wrong one is one line, nothing added), and
+    the real define_task then puts it in the task the model is trained on."""
+    backend = ScriptedBackend([Turn(text="Fixing the task.", tool_calls=[ToolCall("t1", "define_task", {"target": "species"})],
+                                    stop_reason="tool_use"), Turn(text="done")])
+    keys = ("add bill_ratio = bill_length_mm / bill_depth_mm" + ENTER
+            + "add feature bad = bill_length_mm.__class__" + ENTER
+            + "Add derived feature: typo = bill_length_mm / bill_dept" + ENTER
+            + "add mass_kg = body_mass_g / 1000" + ENTER
+            + "predict species" + ENTER + CTRL_D)
+    chat, out = _chat(sessions_dir, keys, backend, target="species")
+    assert chat.run.state.answers["derived_features"] == ["bill_ratio = bill_length_mm / bill_depth_mm",
+                                                          "mass_kg = body_mass_g / 1000"]
+    assert "Added derived feature bill_ratio = bill_length_mm / bill_depth_mm" in out
+    bad = [line for line in out.splitlines() if "attribute access" in line]
+    assert len(bad) == 1 and "nothing was added" in bad[0] and "Traceback" not in out
+    assert "'bill_dept', which is not a column" in out
+    assert all("add " not in str(m.get("content")) for conv in backend.seen for m in conv if m["role"] == "user")
+    task = json.loads((chat.run.session.artifacts_dir / "task.json").read_text())
+    assert task["derived"]["features"] == ["bill_ratio = bill_length_mm / bill_depth_mm", "mass_kg = body_mass_g / 1000"]
