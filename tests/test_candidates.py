@@ -66,3 +66,14 @@ def test_wide_selection_decides_on_the_rows_it_is_fitted_on():
     pruned = WideSelection(cols, importance=True).fit(X.iloc[:300], y[:300]).dropped_
     assert "x0" not in pruned and "x1" not in pruned and sum(v == "low importance" for v in pruned.values()) >= 5
     assert is_wide(101, 100_000) and is_wide(40, 300) and not is_wide(20, 1000) and not is_wide(8, 50)
+
+
+def test_columns_named_like_functions_or_keywords_are_backquoted():
+    """penguins has a column `year`: an unquoted `year` is the date function, and the whole
+    engineer_features step failed on it."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"year": rng.integers(2007, 2010, 200).astype(float), "mass": rng.uniform(3000, 6000, 200),
+                       "class": rng.uniform(2000, 2010, 200), "by": rng.uniform(1000, 3000, 200)})
+    feats = propose(df, {c: "numeric" for c in df.columns})
+    assert feats and any("`year`" in f for f in feats) and any("`class`" in f for f in feats)
+    check_features(feats, list(df.columns))

@@ -21,12 +21,16 @@ that runs out drops the least promising):
 
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.derived import AGGREGATES, ROW_FUNCTIONS, DerivedError, parse_feature
+
+RESERVED = set(ROW_FUNCTIONS) | AGGREGATES | {"by", "over"}
 MAX_CANDIDATES = 8
 MAX_NUMERIC = 6  # numeric columns considered for pairs (the ones most related to the target)
 HIGH_CARDINALITY = 10  # distinct values above which a category's count is informative
@@ -48,10 +52,15 @@ def propose(frame: pd.DataFrame, kinds: dict[str, str], y: np.ndarray | None = N
 
     def add(name: str, expr: str) -> None:
         name = _name(name, taken)
-        if expr not in seen_expr and len(out) < limit:
-            out.append(f"{name} = {expr}")
-            taken.add(name)
-            seen_expr.add(expr)
+        if expr in seen_expr or len(out) >= limit:
+            return
+        try:  # a column name the language cannot spell is skipped, never an error for the whole step
+            parse_feature(f"{name} = {expr}")
+        except DerivedError:
+            return
+        out.append(f"{name} = {expr}")
+        taken.add(name)
+        seen_expr.add(expr)
 
     for a, b in _related_pairs(frame, numeric):
         if (frame[b].dropna() > 0).all() and frame[b].notna().any():
@@ -106,8 +115,11 @@ def _words(name: str) -> set[str]:
 
 
 def _q(column: str) -> str:
-    """A column as the expression language reads it: backquoted unless it is a plain name."""
-    return column if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) and not column.startswith("__") else f"`{column}`"
+    """A column as the expression language reads it: backquoted unless it is a plain name that is
+    not also a function of the language or a Python keyword (a column named `year` or `class`)."""
+    plain = (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) and not column.startswith("__")
+             and column not in RESERVED and not keyword.iskeyword(column))
+    return column if plain else f"`{column}`"
 
 
 def _name(raw: str, taken: set[str]) -> str:
