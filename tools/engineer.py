@@ -105,13 +105,16 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
                 "se": round(se, 6) if np.isfinite(se) else None, "helps": helpful, "kept": keep_all or helpful,
                 "source": source}
 
-    before = folds(base) if new or candidates else None  # wide data alone: only the selection's record
+    not_reached: list[str] = []
+    try:  # with candidates only, the baseline's CV counts against their time share too
+        before = folds(base, None if new else deadline) if new or candidates else None  # wide data alone: no CV
+    except OutOfTime:
+        before, not_reached, candidates = None, [parse_feature(t).name for t in candidates], []
     rows: list[dict[str, Any]] = []
     for i, (name, text) in enumerate(new.items()):
         ctx.report(f"measuring {name}", (i + 1) / (len(new) + len(candidates) + 1))
         rows.append(measured(name, text, before, folds(base + [text]), "declared", keep == "all"))
     kept = base + [new[r["name"]] for r in rows if r["kept"]]
-    not_reached: list[str] = []
     now = before if kept == base else None  # the CV folds of what is kept so far, once known
     if candidates:
         # Greedy forward: each candidate against what is kept so far, so two that say the same thing
