@@ -93,8 +93,8 @@ def render(results: dict) -> str:
              f"Machine: {results['machine']}; 1-minute load average at the starts {results['load_min']:.1f}-"
              f"{results['load_max']:.1f} (a loaded, shared machine: the autopilot's search got less time than the "
              "budget says, in both arms alike).", "",
-             "| dataset | metric | without | with | with - without (95% CI) | verdict | candidates kept |",
-             "|---|---|---|---|---|---|---|"]
+             "| dataset | metric | without | with | with - without (95% CI) | verdict | candidates kept | dropped / not reached in time |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in SUITE:
         r = results["datasets"].get(name)
         if not r:
@@ -102,9 +102,11 @@ def render(results: dict) -> str:
         a = r["arms"]
         kept = "; ".join(f"`{k}`" for k in a.get("with", {}).get("kept", [])) or "none"
         ci = r.get("diff_ci95")
+        w = a.get("with", {})
         lines.append(f"| {name} | {r['metric']} | {a['without'].get('score', a['without'].get('status'))} | "
-                     f"{a['with'].get('score', a['with'].get('status'))} | "
-                     + (f"{ci[0]:+.4g} to {ci[1]:+.4g}" if ci else "—") + f" | {r.get('verdict', '—')} | {kept} |")
+                     f"{w.get('score', w.get('status'))} | "
+                     + (f"{ci[0]:+.4g} to {ci[1]:+.4g}" if ci else "—") + f" | {r.get('verdict', '—')} | {kept} | "
+                     f"{len(w.get('dropped', []))} / {len(w.get('not_reached', []))} |")
     better = [n for n, r in results["datasets"].items() if r.get("verdict") == "better"]
     worse = [n for n, r in results["datasets"].items() if r.get("verdict") == "worse"]
     lines += ["", f"- Helped beyond the CI: {', '.join(better) or 'none'}.",
@@ -115,11 +117,27 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_doc(results: dict) -> None:
+    """The table between its markers; the first time, right after the AutoML comparison's notes
+    (before the serving benchmark's own block)."""
+    text, block = DOC.read_text(), render(results)
+    if START in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        anchor = "<!-- serve-bench:start -->" if "<!-- serve-bench:start -->" in text else "## Serving latency"
+        text = text.replace(anchor, block + "\n\n" + anchor, 1)
+    DOC.write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="*", default=SUITE)
     ap.add_argument("--budget", type=float, default=30)
+    ap.add_argument("--render", action="store_true", help="only rewrite the table from the saved results")
     args = ap.parse_args()
+    if args.render:
+        write_doc(json.loads(RESULTS.read_text()))
+        return
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
     import platform
 
@@ -136,11 +154,7 @@ def main() -> None:
         results["load_max"] = max(loads + [results.get("load_max", 0)])
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1, default=str))
-        text = DOC.read_text()
-        block = render(results)
-        text = (text[: text.index(START)] + block + text[text.index(END) + len(END):] if START in text
-                else text.replace("## Serving latency", block + "\n\n## Serving latency", 1))
-        DOC.write_text(text)
+        write_doc(results)
         r = results["datasets"][name]
         print(f"{name}: {r.get('verdict')} {r.get('diff_ci95')} kept={r['arms']['with'].get('kept')}", file=sys.stderr, flush=True)
 
