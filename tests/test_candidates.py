@@ -69,11 +69,13 @@ def test_wide_selection_decides_on_the_rows_it_is_fitted_on():
 
 
 def test_columns_named_like_functions_or_keywords_are_backquoted():
-    """penguins has a column `year`: an unquoted `year` is the date function, and the whole
-    engineer_features step failed on it."""
+    """A column named like a function (`min`) or a keyword (`class`) is backquoted: an unquoted
+    `year` made the whole engineer_features step fail on penguins."""
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"year": rng.integers(2007, 2010, 200).astype(float), "mass": rng.uniform(3000, 6000, 200),
-                       "class": rng.uniform(2000, 2010, 200), "by": rng.uniform(1000, 3000, 200)})
+                       "class": rng.uniform(2000, 2010, 200), "by": rng.uniform(1000, 3000, 200),
+                       "min": rng.uniform(1000, 3000, 200)})
     feats = propose(df, {c: "numeric" for c in df.columns})
-    assert feats and any("`year`" in f for f in feats) and any("`class`" in f for f in feats)
+    assert feats and any("`class`" in f for f in feats) and any("`by`" in f for f in feats) and any("`min`" in f for f in feats)
     check_features(feats, list(df.columns))
+    assert not any("year" in f for f in feats)  # a calendar year is not a measurement to divide by

@@ -82,10 +82,17 @@ def propose(frame: pd.DataFrame, kinds: dict[str, str], y: np.ndarray | None = N
 
 def _ranked_numeric(frame: pd.DataFrame, columns: list[str], y: np.ndarray | None) -> list[str]:
     """Numeric columns (not binary flags) ordered by |Spearman correlation| with the target."""
-    cols = [c for c in columns if frame[c].nunique(dropna=True) > 2]
+    cols = [c for c in columns if frame[c].nunique(dropna=True) > 2 and not _calendar_year(frame[c])]
     if y is None or len(cols) <= MAX_NUMERIC:
         return cols[:MAX_NUMERIC] if y is None else _by_strength(frame, cols, y)
     return _by_strength(frame, cols, y)[:MAX_NUMERIC]
+
+
+def _calendar_year(values: pd.Series) -> bool:
+    """Whole numbers between 1800 and 2200: a year, whose ratio or difference with a measurement
+    (penguins: body_mass_g / year) means nothing even when the scales match."""
+    v = values.dropna().astype(float)
+    return len(v) > 0 and bool(((v % 1 == 0) & (v >= 1800) & (v <= 2200)).all())
 
 
 def _by_strength(frame: pd.DataFrame, cols: list[str], y: np.ndarray) -> list[str]:
