@@ -112,15 +112,20 @@ def _load_persona(ref: str, known: list[str]):
 
 def _check_derived(answers: Answers, data: Path) -> None:
     """Derived features that read a column the data lacks stop the run before a session exists."""
-    if not answers.derived_features:
-        return
     from dsagent.tools.derived import DerivedError, check_against_file
 
     time_column = answers.time_column if answers.time_column not in (None, "", "no") else None
-    try:
-        check_against_file(answers.derived_features, data, target=answers.target, time_column=time_column)
-    except DerivedError as exc:
-        raise BadInput(f"{exc}; fix derived_features in the answers") from None
+    # Today's system as a column or a rule (current_baseline) is checked the same way.
+    checks = [(answers.derived_features, "derived_features")]
+    if isinstance(answers.current_baseline, str):
+        checks.append(([f"current_baseline = {answers.current_baseline}"], "current_baseline"))
+    for texts, key in checks:
+        if not texts:
+            continue
+        try:
+            check_against_file(texts, data, target=answers.target, time_column=time_column)
+        except DerivedError as exc:
+            raise BadInput(f"{exc}; fix {key} in the answers") from None
 
 
 def cluster_settings(answers: Answers, cluster: str | None = None, storage: str | None = None,
