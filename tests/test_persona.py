@@ -160,3 +160,15 @@ def test_personas_do_not_copy_the_reference_text():
         body = norm(load_persona(name, known_tools=TOOLS).body)
         copied = [s for s in seed_lines if s in body]
         assert not copied, f"{name} copies the reference: {copied[:3]}"
+
+
+def test_the_persona_offers_the_fairness_audit_for_sensitive_looking_columns():
+    """Claude is told to offer the audit (one question, key sensitive_columns, default yes) when columns
+    look sensitive, not only to run it when the user names them: the offline policy's rule, in words."""
+    from dsagent.questions import SENSITIVE
+
+    body = load_persona("data-scientist", known_tools=TOOLS).body
+    offer = body[body.index("Fairness is part of quality"):].split("\n- **")[0]
+    assert "ask once whether to audit them" in offer and "`sensitive_columns`; default yes" in offer
+    for word in ("sex", "gender", "race", "ethnicity", "religion", "nationality", "disability", "marital"):
+        assert word in offer and SENSITIVE.search(word if word != "marital" else "marital_status"), word
