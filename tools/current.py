@@ -91,6 +91,8 @@ def compare_with_current(current: Any, metric: Metric, y: np.ndarray, pred: np.n
                          classes: list[str] | None, seed: int = 0, n_boot: int = N_BOOT) -> dict[str, Any] | None:
     """evaluation.json's `current_comparison`: paired when today's predictions can be computed per
     row, else the number against the model's CI; None when no current_baseline was given."""
+    if current is None:
+        return None
     if not isinstance(current, str):
         return against_current(current, score(metric, y, pred, proba), ci, metric.greater_is_better)
     try:
