@@ -83,3 +83,4 @@ def test_which_customers_will_churn_with_costs_in_words(tmp_path):
     # The threshold minimises 5 x FP + 120 x FN: far below the default 0.5, and it says so.
     assert "5 x FP + 120 x FN" in threshold.get("rule", ""), threshold
     assert threshold["threshold"] < 0.5
+    assert f"Decision threshold {threshold['threshold']:.4g}: it minimises 5 x FP + 120 x FN" in " ".join(out.split())  # said in the chat
