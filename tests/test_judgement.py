@@ -112,3 +112,25 @@ def test_mcp_use_your_judgement_answers_the_target_or_says_why_not(files):
     (target,) = [a for a in result["assumptions"] if a.startswith("target = ")]
     assert target == ("target = 'label': left to dsagent's judgement (label is named like a target and your goal "
                       "names no other column)")
+
+
+def test_cli_run_with_the_target_left_to_judgement(files):
+    """`dsagent run` (which assumes): a goal or an answers file leaving the target to judgement lets the
+    run take the clear column; with no clear column, exit 2 and one line naming the options."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    cmd = [sys.executable, "-m", "dsagent.cli", "run", str(files["unclear"]), "--backend", "offline", "--sessions-dir",
+           str(files["sessions"]), "--json", "--goal", "build a model; use your judgement"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == ("error: no column is the clear target: your goal names no column and "
+                                                   "none is named like a target; options: f1, f2, f3; pass --target COL")
+    # The clear column passes the gate; the run's asker then picks it with its reason (the API tests above).
+    from dsagent.cli import _goal_target
+
+    assert _goal_target(None, files["clear"], judged=True) == "label"
+    assert _goal_target("build a model; use your judgement", files["clear"]) == "label"
+    assert _goal_target("build a model", files["clear"]) is None  # not left to judgement: asked for, as before
