@@ -50,7 +50,10 @@ class Answers(BaseModel):
     prediction_volume: float | None = Field(None, gt=0)  # rows a day: batch or online scoring
     retrain_every_days: float | None = Field(None, gt=0)  # the monitoring plan's retraining schedule
     min_useful_score: float | None = None  # go / no-go against the test CI, in the run's metric
-    current_baseline: float | None = None  # the score of what is in use today, in the run's metric
+    # What is in use today: its score in the run's metric (a number), or its per-row predictions,
+    # as a column of the data or a rule in the derived-feature language ("tenure < 12"), then
+    # compared with the model by a paired bootstrap on the test split (tools/current.py).
+    current_baseline: float | str | None = None
     # Columns known when a prediction is made ("all": every column); the others are left out.
     features_at_prediction_time: list[str] | Literal["all"] | None = None
     interpretability: Literal["low", "medium", "high"] | None = None
@@ -101,6 +104,20 @@ class Answers(BaseModel):
         if isinstance(value, str):  # "all", or columns written as one string: "age, income"
             return "all" if value.strip().lower() == "all" else [v for v in re.split(r"\s*,\s*", value.strip()) if v]
         return value
+
+    @field_validator("current_baseline", mode="before")
+    @classmethod
+    def _current_parse(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return float(value.replace(",", ""))
+        except ValueError:
+            pass
+        from dsagent.tools.derived import check_features  # ast and re only: no ML library
+
+        check_features([f"current_baseline = {value}"])  # a column or a rule: checked for syntax here
+        return value.strip()
 
     @field_validator("derived_features", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ import sys  # noqa: E402
 from pathlib import Path
 from typing import Any
 
-from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, load_answers
+from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, is_judgement, load_answers
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
@@ -193,13 +193,22 @@ def _resolve_model_ref(args) -> str:
                    "or a model.skops file")
 
 
-def _goal_target(goal: str | None, data) -> str | None:
-    """The target the goal in words names, if any (the run itself records the rest it says)."""
-    if not goal:
+def _goal_target(goal: str | None, data, judged: bool = False) -> str | None:
+    """The target the goal in words names, if any (the run itself records the rest it says); when
+    the target is left to judgement (by the goal or the answers), the clear choice, or bad input
+    saying why there is none (the run's asker then picks the same column and records why)."""
+    if not goal and not judged:
         return None
-    from dsagent.goal import data_columns, understand
+    from dsagent.goal import clear_target, data_columns, understand
 
-    return understand(goal, data_columns(data)).values.get("target")
+    columns = data_columns(data)
+    understood = understand(goal or "", columns)
+    if understood.values.get("target") or not (judged or understood.judgement):
+        return understood.values.get("target")
+    column, why = clear_target(goal, columns or [])
+    if column is None:
+        raise BadInput(f"no column is the clear target: {why}; pass --target COL")
+    return column
 
 
 def cli_answers(args, answers: Answers) -> Answers:
@@ -216,7 +225,8 @@ def cmd_run(args) -> int:
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
     answers = cli_answers(args, load_answers(args.answers) if args.answers else Answers())
-    if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data)):
+    judged = is_judgement(answers.for_asker().get("target"))  # `target: use your judgement` in the answers file
+    if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data, judged)):
         from dsagent.tools.unsupervised.goal import unsupervised_kind  # plain text matching, no ML library
 
         if unsupervised_kind(answers.given() | ({"goal": args.goal} if args.goal else {})) is None:

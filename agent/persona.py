@@ -133,10 +133,27 @@ def load_persona(name_or_path: str, known_tools: Iterable[str] | None = None) ->
     return parse_persona(text, str(path), known_tools)
 
 
+# A Claude Code subagent has no ask_user tool and cannot reach the person: its questions go back
+# to its parent in its reply. Said once at the top of the body, and every mention of the tool in
+# the persona's workflow is reworded, so the subagent is never told to call a tool it lacks.
+SUBAGENT_ASKING = (
+    "**Asking questions.** You run as a Claude Code subagent: you have no `ask_user` tool and cannot talk to the "
+    "person. When an answer would change the work, ask through your parent: end your turn with the questions, "
+    "each with its answers key, why it matters and your default, and the parent asks the person and calls you "
+    "again with the answers. When a dsagent task pauses with needs_input, relay its questions the same way and "
+    "pass the answers to `answer_questions`.\n\n")
+_ASK_USER_STEP = re.compile(r"`ask_user`( once)?")
+
+
+def _subagent_body(body: str) -> str:
+    body = _ASK_USER_STEP.sub(lambda m: "ask your parent" + (m.group(1) or ""), body)
+    return SUBAGENT_ASKING + body
+
+
 def to_claude_code(persona: Persona) -> str:
     """The persona as a Claude Code subagent file, tools spelled as the MCP server exposes them.
 
-    ask_user is left out: as a subagent the parent asks the person (see DESIGN.md, MCP sessions).
+    ask_user is left out, and the body says to ask through the parent instead (see SUBAGENT_ASKING).
     """
     import yaml
 
@@ -146,4 +163,4 @@ def to_claude_code(persona: Persona) -> str:
         meta["model"] = persona.model
     meta.update(persona.extra)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000).strip()
-    return f"---\n{front}\n---\n\n{persona.body}\n"
+    return f"---\n{front}\n---\n\n{_subagent_body(persona.body)}\n"

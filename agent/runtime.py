@@ -112,15 +112,20 @@ def _load_persona(ref: str, known: list[str]):
 
 def _check_derived(answers: Answers, data: Path) -> None:
     """Derived features that read a column the data lacks stop the run before a session exists."""
-    if not answers.derived_features:
-        return
     from dsagent.tools.derived import DerivedError, check_against_file
 
     time_column = answers.time_column if answers.time_column not in (None, "", "no") else None
-    try:
-        check_against_file(answers.derived_features, data, target=answers.target, time_column=time_column)
-    except DerivedError as exc:
-        raise BadInput(f"{exc}; fix derived_features in the answers") from None
+    # Today's system as a column or a rule (current_baseline) is checked the same way.
+    checks = [(answers.derived_features, "derived_features")]
+    if isinstance(answers.current_baseline, str):
+        checks.append(([f"current_baseline = {answers.current_baseline}"], "current_baseline"))
+    for texts, key in checks:
+        if not texts:
+            continue
+        try:
+            check_against_file(texts, data, target=answers.target, time_column=time_column)
+        except DerivedError as exc:
+            raise BadInput(f"{exc}; fix {key} in the answers") from None
 
 
 def cluster_settings(answers: Answers, cluster: str | None = None, storage: str | None = None,
@@ -239,7 +244,8 @@ class Run:
                                answers=dict(answers.given()),
                                assumptions=list(self.session.meta.get("assumptions") or []))
         self.echo: str | None = None  # the "Understood from your goal" line, shown when the run starts
-        self.leave_to_judgement = False  # the goal said "use your judgement on anything you need to ask"
+        # The goal said "use your judgement on anything you need to ask" (kept for a resumed run).
+        self.leave_to_judgement = bool((self.session.meta.get("understood") or {}).get("judgement"))
         if not opts.resume:
             explicit = opts.time_budget or answers.time_budget
             self.session.update(answer_sources={"time_budget": "given" if explicit else "assumed"})
@@ -248,7 +254,9 @@ class Run:
 
                 self.echo = self.take_goal(answers.goal, data_columns(self.session.data_path)).line()
         given = answers.for_asker()
-        self.asker = opts.asker or (PauseAsker(given) if opts.on_questions == "ask" else AssumeAsker(given))
+        # A goal that says "use your judgement on anything you need to ask" answers every question by judgement.
+        self.asker = opts.asker or (PauseAsker(given, judge_all=self.leave_to_judgement) if opts.on_questions == "ask"
+                                    else AssumeAsker(given))
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
         limits = worker_limits(opts.memory_mb, cluster, storage)
         if limits.tcp:  # session.json must not say the network is confined when it is not
@@ -283,7 +291,7 @@ class Run:
         self.session.update(answers={**(self.session.meta.get("answers") or {}), **self.state.answers},
                             answer_sources=sources, time_budget=self.budget,
                             understood={"goal": goal, "line": understood.line(), "reasons": understood.reasons,
-                                        "notes": understood.notes})
+                                        "notes": understood.notes, "judgement": self.leave_to_judgement})
         return understood
 
     def _conversation(self) -> list[dict[str, Any]]:
@@ -415,6 +423,13 @@ def answers_used(meta: dict[str, Any], assumptions: list[str]) -> dict[str, Answ
     return out
 
 
+def _decided(value: Any) -> Any:
+    """A value somebody decided; "use your judgement" is a request, not a column."""
+    from dsagent.asking import is_judgement
+
+    return None if is_judgement(value) else value
+
+
 def build_result(session: Session, status: str, elapsed: float, error: str | None = None,
                  questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
     art = session.artifacts_dir
@@ -456,7 +471,7 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
         questions=[Question(**{k: q.get(k) for k in ("key", "question", "why", "options", "default") if q.get(k) is not None})
                    for q in (questions or [])],
         task=task.get("task"),
-        target=task.get("target") or (session.meta.get("answers") or {}).get("target"),
+        target=task.get("target") or _decided((session.meta.get("answers") or {}).get("target")),
         metric=task.get("metric") or ev.get("metric"),
         test_score=ev.get("test_score"),
         test_ci=tuple(ev["test_ci"]) if ev.get("test_ci") else None,

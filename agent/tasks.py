@@ -97,21 +97,27 @@ def _pending_questions(transcript: Path) -> list[dict[str, Any]]:
     return questions
 
 
-def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]], goal: str | None = None,
+                      columns: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """Answers such as "use your judgement" take the pending question's stated default (typed keys
-    like `interpretability` accept only their own values); each one becomes an assumption."""
-    from dsagent.asking import is_judgement
+    like `interpretability` accept only their own values), or for the target the column the goal
+    or the data make the clear choice; each one becomes an assumption with its reasoning. When no
+    choice is defensible: bad input, one line saying why with the options."""
+    from dsagent.asking import NoClearChoice, is_judgement, judge
 
-    defaults = {q.get("key"): q.get("default") for q in questions}
+    pending = {q.get("key"): q for q in questions}
     out, notes = {}, []
     for key, value in answers.items():
         if isinstance(value, str) and is_judgement(value):
-            if defaults.get(key) is None:
-                if key in defaults:
-                    raise BadInput(f"answers: {key} has no default to fall back on; give a value")
+            if key not in pending:
                 continue  # a judgement answer to a question nobody asked: nothing to record
-            out[key] = defaults[key]
-            notes.append(f"{key} = {defaults[key]!r}: left to dsagent's judgement (its stated default)")
+            try:
+                out[key], why = judge(pending[key], goal, columns)
+            except NoClearChoice as exc:
+                raise BadInput(f"answers: {key}: {exc}; give one") from None
+            if out[key] is None:
+                raise BadInput(f"answers: {key} has no default to fall back on; give a value")
+            notes.append(f"{key} = {out[key]!r}: left to dsagent's judgement ({why})")
         else:
             out[key] = value
     return out, notes
@@ -279,7 +285,11 @@ class TaskManager:
         if task.status != "needs_input":
             raise BadInput(f"task {task_id} is {task.status}, not waiting for answers")
         raw = answers.given() if isinstance(answers, Answers) else dict(answers or {})
-        raw, deferred = defer_to_defaults(raw, task.questions)
+        from dsagent.goal import data_columns
+        from dsagent.session import Session
+
+        goal = (Session.load(self.sessions_dir, task.id).meta.get("answers") or {}).get("goal")
+        raw, deferred = defer_to_defaults(raw, task.questions, goal, data_columns(task.data))
         # An answer to a pending question on a key outside the answers model is kept as a note.
         given = parse_answers(raw, source="answers", as_note={str(q.get("key")) for q in task.questions})
         opts = RunOptions(resume=task.id, answers=given, backend=task.backend, persona=task.persona,

@@ -69,7 +69,7 @@ def test_columns_not_known_at_prediction_time_are_left_out():
 def test_one_run_where_every_key_acts(tmp_path):
     answers = tmp_path / "answers.yaml"
     answers.write_text("latency_ms: 0.00001\nprediction_volume: 500000\nretrain_every_days: 14\nmin_useful_score: 0.5\n"
-                       "current_baseline: 0.6\nfeatures_at_prediction_time: [bill_length_mm, bill_depth_mm, "
+                       "current_baseline: body_mass_g > 4000\nfeatures_at_prediction_time: [bill_length_mm, bill_depth_mm, "
                        "flipper_length_mm, body_mass_g, species]\ncost_fp: 1\ncost_fn: 1\ninterpretability: low\n")
     proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--backend", "offline",
                            "--answers", str(answers), "--time-budget", "15", "--max-trials", "1",
@@ -92,7 +92,10 @@ def test_one_run_where_every_key_acts(tmp_path):
     assert result["verdict"]["decision"] in ("go", "no-go", "uncertain") and result["verdict"]["test_ci"]
     assert f"Go / no-go:** {result['verdict']['decision']}" in report
     # current_baseline, prediction_volume, retrain_every_days
-    assert "Against today's system:**" in report and "0.6" in report
+    # today's system as a rule: scored on the same test rows, paired bootstrap of the difference
+    current = ev["current_comparison"]
+    assert current["paired"] and current["n_rows"] == ev["n_test"] and len(current["difference_ci"]) == 2
+    assert "Against today's system:**" in report and "(body_mass_g > 4000)" in report and "paired bootstrap 95% CI" in report
     # 500k rows a day, but a stated latency means someone waits on each prediction: online, with a throughput check
     assert "online scoring recommended" in report and "core-seconds a day" in report
     assert any("Serve by online" in r for r in result["recommendations"])
@@ -107,3 +110,34 @@ def test_readme_documents_every_answers_key():
     rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
     documented = {k.strip("` ") for line in rows for k in line.split("|")[1].split(",")}
     assert set(ANSWER_KEYS) <= documented, sorted(set(ANSWER_KEYS) - documented)
+
+
+def test_current_baseline_as_predictions_is_compared_paired_on_the_test_rows():
+    """A column of today's predictions or a rule is scored on the same rows as the model and the
+    difference gets a paired bootstrap CI; a number is still compared with the model's CI."""
+    import numpy as np
+    import pandas as pd
+
+    from dsagent.tools.current import compare_with_current, current_predictions
+    from dsagent.tools.metrics import get_metric
+
+    rng = np.random.default_rng(0)
+    n = 300
+    test = pd.DataFrame({"tenure": rng.integers(1, 72, n), "old": rng.choice(["No", "Yes"], n)})
+    y = (test["tenure"] < 20).to_numpy().astype(int)
+    good = np.where(rng.random(n) < 0.9, y, 1 - y)  # the model: right 90% of the time
+    acc = get_metric("accuracy", "binary")
+    kw = {"train": test, "test": test, "task_kind": "binary", "classes": ["No", "Yes"], "n_boot": 200}
+    coin = compare_with_current("old", acc, y, good, None, None, **kw)  # today's system: a coin flip
+    assert coin["paired"] and coin["outcome"] == "better" and coin["difference_ci"][0] > 0.2, coin
+    assert "paired bootstrap 95% CI" in coin["reason"] and coin["n_rows"] == n
+    same = compare_with_current("tenure < 20", acc, y, y, None, None, **kw)  # a rule as good as the model
+    assert same["outcome"] == "not distinguishable" and same["difference_ci"] == [0.0, 0.0]
+    pred, proba, ok = current_predictions("tenure < 20", test, test, "binary", ["No", "Yes"])
+    assert ok.all() and (pred == y).all() and proba.shape == (n, 2)
+    number = compare_with_current(0.5, acc, y, good, None, (0.85, 0.93), **kw)
+    assert number["outcome"] == "better" and "paired" not in number
+    assert parse_answers({"current_baseline": "0.6"}).current_baseline == 0.6
+    assert parse_answers({"current_baseline": "old_score"}).current_baseline == "old_score"
+    with pytest.raises(BadInput, match="current_baseline"):
+        parse_answers({"current_baseline": "tenure <"})

@@ -115,7 +115,21 @@ def test_to_claude_code_uses_mcp_tool_names():
     names = [t.strip() for t in meta["tools"].split(",")]
     assert all(n.startswith(MCP_PREFIX) for n in names) and f"{MCP_PREFIX}ask_user" not in names
     again = parse_persona(text, "roundtrip.md", known_tools=TOOLS)  # the generated file loads back
-    assert again.body == persona.body and "ask_user" not in again.tools
+    assert again.body.endswith(persona.body.strip().splitlines()[-1]) and "ask_user" not in again.tools
+
+
+@pytest.mark.parametrize("name", ["data-scientist", "ml-engineer"])
+def test_claude_code_export_asks_through_the_parent_not_a_tool_it_lacks(name):
+    """The exported subagent has no ask_user tool: its body must not tell it to call one, and it
+    says to ask through the parent (and to relay a paused task's questions)."""
+    from dsagent.api import claude_code_subagent
+
+    text = claude_code_subagent(name)
+    body = text.split("\n---\n", 1)[1]
+    mentions = [line for line in body.splitlines() if "ask_user" in line]
+    assert len(mentions) == 1 and "you have no `ask_user` tool" in mentions[0]
+    assert "ask through your parent" in body and "answer_questions" in body
+    assert "ask your parent once" in body  # the workflow's first step, reworded
 
 
 def test_personas_tools_exist_in_the_registry():
@@ -146,3 +160,15 @@ def test_personas_do_not_copy_the_reference_text():
         body = norm(load_persona(name, known_tools=TOOLS).body)
         copied = [s for s in seed_lines if s in body]
         assert not copied, f"{name} copies the reference: {copied[:3]}"
+
+
+def test_the_persona_offers_the_fairness_audit_for_sensitive_looking_columns():
+    """Claude is told to offer the audit (one question, key sensitive_columns, default yes) when columns
+    look sensitive, not only to run it when the user names them: the offline policy's rule, in words."""
+    from dsagent.questions import SENSITIVE
+
+    body = load_persona("data-scientist", known_tools=TOOLS).body
+    offer = body[body.index("Fairness is part of quality"):].split("\n- **")[0]
+    assert "ask once whether to audit them" in offer and "`sensitive_columns`; default yes" in offer
+    for word in ("sex", "gender", "race", "ethnicity", "religion", "nationality", "disability", "marital"):
+        assert word in offer and SENSITIVE.search(word if word != "marital" else "marital_status"), word

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools import paths, plots
-from dsagent.tools.business import against_current, verdict, within_latency
+from dsagent.tools.business import verdict, within_latency
+from dsagent.tools.current import compare_with_current
 from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
@@ -247,7 +248,6 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         record["grown"] = grow
     record["latency_excluded"] = too_slow
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
-    record["current_comparison"] = against_current(ctx.answers.get("current_baseline"), main, ci, metric.greater_is_better)
     plot_dir = paths.PLOTS_DIR
     files: dict[str, str] = {}
     if prediction_of(task["task"]) != "regression":
@@ -276,6 +276,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     df, _ = load_dataset(ctx)
     test_frame = df.iloc[load_task(ctx)["test_rows"]]
     record["segments"] = _segments(test_frame, segment_cols, loss, task, y_test, pred, proba, metric)
+    # Today's system: paired with the model on these test rows when it is a column or a rule, else its score vs our CI.
+    record["current_comparison"] = compare_with_current(
+        ctx.answers.get("current_baseline"), metric, y_test, pred, proba, ci, train=df.iloc[load_task(ctx)["train_rows"]],
+        test=test_frame, task_kind=prediction_of(task["task"]), classes=task.classes, seed=ctx.seed)
     sensitive = ctx.answers.get("sensitive_columns")
     record["fairness"] = {c: fairness_table(test_frame[c], y_test, pred, proba, metric, ctx.seed)
                           for c in (sensitive if isinstance(sensitive, list) else []) if c in test_frame.columns}

@@ -137,6 +137,10 @@ def define_task(
                                      [target, time_column, group_column]):
         if col not in {d["column"] for d in dropped}:
             dropped.append({"column": col, "reason": "not known at prediction time (features_at_prediction_time)"})
+    current = ctx.answers.get("current_baseline")
+    if isinstance(current, str) and current.strip("` ") in kinds and current.strip("` ") not in {d["column"] for d in dropped}:
+        dropped.append({"column": current.strip("` "), "reason": "today's predictions (current_baseline): compared with, "
+                                                                 "not learned from"})
     drop_set = {d["column"] for d in dropped}
     features = {c: k for c, k in kinds.items() if c not in drop_set and k not in ("id", "constant")}
     if not features:

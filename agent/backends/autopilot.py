@@ -459,6 +459,9 @@ class AutopilotBackend:
             + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
             + f" vs baseline {ev.baseline_score:.4f}.",
         ]
+        # The decision that ships, said where the person reads it (not the 0.5 fallback, which chose nothing).
+        if ev.threshold and str(ev.threshold.get("rule")).startswith(("minimises", "maximises")):
+            lines.append(f"Decision threshold {ev.threshold['threshold']:.4g}: it {ev.threshold['rule']}.")
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
