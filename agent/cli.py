@@ -223,6 +223,11 @@ def cmd_run(args) -> int:
             raise BadInput("no target column: pass --target COL, put `target:` in the --answers file, or name the column "
                            "in --goal (\"predict COL\"); for work without a target pass --task clustering or --task "
                            "anomaly, or say it in --goal ('segment these customers', 'flag unusual transactions')")
+    if not args.resume and answers.task not in (None, "auto"):
+        from dsagent.tools.task_types import get_task_type  # the registry: no ML library
+
+        if problem := get_task_type(answers.task).answers_problem(answers.given()):
+            raise BadInput(problem)
     if args.allow_unsandboxed:
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,

@@ -183,6 +183,12 @@ class RankingType(TaskType):
     def scores_rows(self) -> bool:
         return True
 
+    def answers_problem(self, answers: dict[str, Any]) -> str | None:
+        if not answers.get("group_column"):
+            return ("task ranking needs the column whose rows are ranked together (the query, user or session): "
+                    "put `group_column: COL` in the --answers file")
+        return None
+
     def predict_columns(self, classes: list[str] | None) -> list[str]:
         return ["score", "rank"]
 

@@ -115,6 +115,11 @@ class TaskType:
         """The columns `dsagent predict` writes (besides the input rows' order)."""
         return ["prediction"] + [f"proba_{c}" for c in (classes or [])] if self.classification else ["prediction"]
 
+    def answers_problem(self, answers: dict[str, Any]) -> str | None:
+        """What the answers lack for this task, as a one-line error with what to do (checked before a
+        run starts), or None."""
+        return None
+
     def scores_rows(self) -> bool:
         """Whether a task that fits its own models scores raw rows itself (predict/serve/monitor call
         its predict and apply_monitoring): the ones without a target and ranking do; forecasting

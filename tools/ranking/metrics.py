@@ -4,10 +4,10 @@ Conventions (the report states them):
 - rows are ordered by score, highest first; ties keep the input order (a stable sort), so a
   constant score ranks in file order rather than by chance;
 - NDCG@k uses the exponential gain 2^grade - 1 and log2(position + 1) discounts, as XGBoost's
-  rank:ndcg does; a group with no relevant row has no ideal ordering and is left out of every
-  metric (counted in `groups_without_relevant`);
+  rank:ndcg does;
 - MAP@k, MRR and precision@k need relevant / not relevant: a row is relevant when its grade is at
-  least `threshold`. AP@k divides by min(relevant rows, k); precision@k divides by min(k, group
+  least `threshold`. A group with no relevant row has nothing to find: it is left out of every
+  metric, NDCG included, so that all four average the same groups (`groups_without_relevant`). AP@k divides by min(relevant rows, k); precision@k divides by min(k, group
   size), so a group of 3 is not penalised for having fewer than k rows; MRR uses the whole group.
 """
 
@@ -67,10 +67,15 @@ def per_group(grades, score, groups, k: int, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scored_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """The groups the averages cover: those with a relevant row."""
+    return table[table["relevant"] > 0] if len(table) else table
+
+
 def summarize(table: pd.DataFrame, n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
     """Mean of each metric over the groups that have a relevant row; with n_boot, a 95% CI from a
     bootstrap over those groups (groups, not rows, are the independent units)."""
-    scored = table.dropna(subset=["ndcg"])
+    scored = scored_groups(table)
     out: dict[str, Any] = {"groups": int(len(scored)), "groups_without_relevant": int(len(table) - len(scored))}
     for m in METRIC_NAMES:
         out[m] = float(scored[m].mean()) if len(scored) else float("nan")
@@ -91,7 +96,7 @@ def score_groups(grades, score, groups, k: int, threshold: float, n_boot: int = 
 
 def by_group_size(table: pd.DataFrame) -> list[dict[str, Any]]:
     """NDCG by group-size band (small groups are easy to rank well by chance)."""
-    scored = table.dropna(subset=["ndcg"])
+    scored = scored_groups(table)
     if scored.empty:
         return []
     bands = pd.cut(scored["size"], [0, 2, 5, 10, 20, 50, np.inf], labels=["1-2", "3-5", "6-10", "11-20", "21-50", "51+"])

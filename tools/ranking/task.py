@@ -190,7 +190,7 @@ class RankingTask:
             results[name] = metrics.summarize(table, n_boot=1000 if name == chosen else 0, seed=seed)
             if name == chosen:
                 fitted_chosen, table_chosen = fitted, table
-        worst = table_chosen.dropna(subset=["ndcg"]).sort_values(["ndcg", "size"], ascending=[True, False]).head(10)
+        worst = metrics.scored_groups(table_chosen).sort_values(["ndcg", "size"], ascending=[True, False]).head(10)
         base = results.get("single_feature") or results.get("random") or {}
         ev = {"task": "ranking", "model": chosen, "metric": f"ndcg@{k}", "k": k, "relevance_threshold": thr,
               # the fields every task's evaluation carries (run result, chat, about)
