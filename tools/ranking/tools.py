@@ -63,8 +63,7 @@ def define_ranking(ctx: ToolContext, target: str | None = None, group_column: st
 def train_rankers(ctx: ToolContext, time_budget_s: float | None = None) -> ToolOutput:
     """Cross-validate the ranking candidates on GroupKFold folds of the training groups: a random order
     and the best single feature (baselines), a pointwise XGBoost regressor, XGBoost rank:ndcg and
-    rank:pairwise (defaults), a tuned rank:ndcg, and LightGBM lambdarank when installed. Writes the
-    leaderboard (best mean NDCG@k first).
+    rank:pairwise (defaults) and a tuned rank:ndcg. Writes the leaderboard (best mean NDCG@k first).
 
     Args:
         time_budget_s: seconds for the search (default: 60% of what the session has left).
