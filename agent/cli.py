@@ -470,7 +470,7 @@ def cmd_tools(args) -> int:
         print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
     print("task types:")
     for tt in task_types().values():
-        shape = f"predicts {tt.prediction}" if tt.prediction else ("forecasts a series" if tt.needs_target else "no target")
+        shape = f"predicts {tt.prediction}" if tt.prediction else ("its own models" if tt.needs_target else "no target")
         print(f"  {tt.name:18} {tt.package:14} {shape}; {tt.description}")
     print("model families:")
     for fam in families.values():

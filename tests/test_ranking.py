@@ -63,6 +63,9 @@ def test_groups_are_never_split_between_test_and_train_or_between_folds():
     assert len(train) + len(test) == len(groups)
     for a, b in split.folds(groups[train], seed=3):
         assert not set(groups[train][a]) & set(groups[train][b])
+    picked = split.sample_groups(groups, 200, seed=0)  # the search's and a time-capped fit's sample: whole groups
+    assert 0 < len(picked) <= 200
+    assert all((groups[picked] == g).sum() == (groups == g).sum() for g in set(groups[picked]))
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +124,10 @@ def test_predict_writes_score_and_rank_within_group_in_input_order(ranking_run):
 
 
 def test_monitor_scores_ndcg_on_a_labelled_batch(ranking_run):
+    from dsagent.tools.monitor import apply_plan  # in-process: `dsagent monitor` prints this report (a subprocess costs 10 s)
+
     data, _, result = ranking_run
-    mon = subprocess.run(CLI + ["monitor", result["session_dir"], str(data), "--json"], capture_output=True, text=True, timeout=120)
-    report = json.loads(mon.stdout)
+    report = apply_plan(result["session_dir"], pd.read_csv(data))
     assert report["task"] == "ranking" and "score" == report["prediction"]["of"]
     check = report["performance"]["checks"][0]
     assert check["metric"] == "ndcg@5" and 0 < check["value"] <= 1

@@ -50,7 +50,9 @@ def report_md(rec: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, An
             lines.append(f"| {r['name']}{' (baseline)' if r.get('baseline') else ''} | {_f(r['cv_ndcg'])} | "
                          f"{_f(r['cv_ndcg_std'])} | {_f(r['cv_map'])} | {_f(r['cv_mrr'])} | {_f(r['cv_precision'])} | {r['seconds']} |")
     lines += ["", f"## Test ({ev['test_rows']:,} rows, {t['groups']} scored groups; 95% CI from 1000 bootstrap resamples of groups)", "",
-              f"Chosen: **{ev['model']}** (best cross-validated {lab['ndcg']}).", "",
+              f"Chosen: **{ev['model']}** (best cross-validated {lab['ndcg']})"
+              + (f"; fitted on {ev['fit_rows']:,} of the {ev['train_rows']:,} training rows (whole groups): what the time "
+                 "budget afforded." if ev.get("fit_rows", 0) < ev.get("train_rows", 0) else "."), "",
               "| model | " + " | ".join(lab[m] for m in METRIC_NAMES) + " |", "|---|---|---|---|---|"]
     for name, s in ev["compared"].items():
         lines.append(f"| {name} | " + " | ".join(_ci(s, m) for m in METRIC_NAMES) + " |")
@@ -80,7 +82,8 @@ def model_card_md(rec: dict[str, Any], ev: dict[str, Any]) -> str:
         f"- NDCG@{k} {_ci(t, 'ndcg')}; MAP@{k} {_ci(t, 'map')}; MRR {_ci(t, 'mrr')}; precision@{k} {_ci(t, 'precision')}.",
         f"- Random ordering: NDCG@{k} {_f(ev['compared'].get('random', {}).get('ndcg'))}; best single feature: "
         f"{_f(ev['compared'].get('single_feature', {}).get('ndcg'))}.",
-        f"- Trained on the {rec['split']['train_groups']} training groups only (the saved model is the one scored on test).", "",
+        f"- Trained on {ev['fit_rows']:,} of the {ev['train_rows']:,} training rows (whole training groups"
+        f"{'; fewer rows: the time budget' if ev['fit_rows'] < ev['train_rows'] else ''}); the saved model is the one scored on test.", "",
         "## Limits", "",
         "- Groups unlike the training ones (far larger, new kinds of query or user) are not covered by the test score; "
         "see NDCG by group size in the report.",
@@ -89,7 +92,8 @@ def model_card_md(rec: dict[str, Any], ev: dict[str, Any]) -> str:
         "- Not for decisions about individuals without review: it orders options, it does not judge them.", ""])
 
 
-def notebook(rec: dict[str, Any], data_path: str, sha256: str | None, chosen: str, test_ndcg: float) -> Any:
+def notebook(rec: dict[str, Any], data_path: str, sha256: str | None, chosen: str, test_ndcg: float,
+             max_fit_rows: int | None = None) -> Any:
     """Re-creates the split from the raw file (checking its sha256), refits the chosen candidate on the
     training groups and asserts its test NDCG@k."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -107,7 +111,8 @@ def notebook(rec: dict[str, Any], data_path: str, sha256: str | None, chosen: st
         new_code_cell("from dsagent.tools.ranking.task import RankingSpec, RankingTask\n"
                       f"task = RankingTask(RankingSpec(**{spec!r}))\nrec = task.define(df, seed={rec['seed']})\n"
                       "{k: rec['split'][k] for k in ('train_groups', 'test_groups')}"),
-        new_code_cell(f"ev, fitted, per_group = task.evaluate(df, rec, [], {chosen!r}, seed={rec['seed']})\n"
+        new_code_cell(f"ev, fitted, per_group = task.evaluate(df, rec, [], {chosen!r}, seed={rec['seed']}, "
+                      f"max_fit_rows={max_fit_rows!r})\n"
                       f"assert abs(ev['test']['ndcg'] - {test_ndcg!r}) < 1e-6, 'the test score differs from the session'\n"
                       "ev['test']"),
         new_code_cell("per_group.sort_values('ndcg').head(10)"),

@@ -31,3 +31,12 @@ def folds(groups: np.ndarray, seed: int, n_folds: int = MAX_FOLDS) -> list[tuple
     except TypeError:  # scikit-learn < 1.6 has no shuffle: groups are balanced by size instead
         gkf = GroupKFold(n_splits=n)
     return list(gkf.split(np.zeros(len(groups)), groups=groups))
+
+
+def sample_groups(groups: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """Row positions of whole groups, drawn in a seeded random order until `max_rows` rows (at least
+    one group): the search and a time-capped fit see fewer groups, never parts of groups."""
+    names, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(names))
+    n = max(1, int(np.searchsorted(np.cumsum(sizes[order]), max_rows, side="right")))
+    return np.flatnonzero(np.isin(inverse, order[:n]))

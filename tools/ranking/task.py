@@ -17,6 +17,7 @@ from dsagent.tools.registry import ToolError
 DEFAULT_K = 10
 MAX_GRADE = 31  # XGBoost's NDCG gain 2^grade - 1 is only defined up to grade 31
 MAX_GRADES = 5  # a continuous relevance (a rating with decimals, a dwell time) is binned into this many grades
+SEARCH_ROWS = 20_000  # cross-validation on more training rows than this uses a sample of whole groups
 ID_SHARE = 0.5  # a text column with more distinct values than this share of rows is an id or free text
 
 
@@ -142,6 +143,9 @@ class RankingTask:
         mean NDCG@k (baselines included). Candidates that do not fit in the budget are listed as skipped."""
         lab, g, groups = self.labelled(df, rec)
         tr = np.asarray(rec["split"]["train_rows"])
+        if len(tr) > SEARCH_ROWS:  # large data: the ranking of candidates needs far fewer rows than the final fit
+            tr = tr[split.sample_groups(groups[tr], SEARCH_ROWS, seed)]
+            progress(f"searching on {len(tr):,} training rows ({len(np.unique(groups[tr]))} whole groups)")
         X, gt, grp = lab.iloc[tr].reset_index(drop=True), g[tr], groups[tr]
         cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 else 3)  # a small budget: fewer, larger folds
         start, board, last = time.monotonic(), [], 0.0
@@ -153,12 +157,20 @@ class RankingTask:
                 continue
             t0, fold_scores = time.monotonic(), []
             for i, (a, b) in enumerate(cv):
+                if fold_scores and name not in models.BASELINES and time.monotonic() - start > budget_s:
+                    break  # the budget ran out inside this candidate (large data): see below
                 fitted = models.fit(name, X.iloc[a], gt[a], grp[a], rec["categorical"], rec["numeric"], rec["k"],
                                     rec["relevance_threshold"], seed)
                 fold_scores.append(metrics.score_groups(gt[b], fitted.score(X.iloc[b], seed + i), grp[b], rec["k"],
                                                         rec["relevance_threshold"]))
+            if len(fold_scores) < len(cv) and tried:  # a later candidate on fewer folds would not compare fairly
+                board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent after {len(fold_scores)} "
+                                                       f"of {len(cv)} folds"})
+                continue
+            # The first learned candidate keeps the folds it finished (at least one): a run needs a model.
             row = {"name": name, "family": name, "baseline": name in models.BASELINES,
-                   "seconds": round(time.monotonic() - t0, 2), "folds": len(cv)}
+                   "seconds": round(time.monotonic() - t0, 2), "folds": len(fold_scores),
+                   "fit_rows": int(np.mean([len(a) for a, _ in cv[:len(fold_scores)]]))}
             for m in metrics.METRIC_NAMES:
                 vals = [f[m] for f in fold_scores]
                 row[f"cv_{m}"] = float(np.nanmean(vals))
@@ -172,16 +184,34 @@ class RankingTask:
         return scored + [r for r in board if "skipped" in r]
 
     # -- evaluation ---------------------------------------------------------------------------
+    @staticmethod
+    def affordable_rows(board: list[dict[str, Any]], chosen: str, seconds: float) -> int | None:
+        """The training rows a fit of `chosen` can take in `seconds`, from its cross-validation time
+        (fits grow about linearly in rows); None when nothing was measured."""
+        row = next((r for r in board if r["name"] == chosen and "skipped" not in r), None)
+        if row is None or not row.get("fit_rows") or row["seconds"] <= 0:
+            return None
+        return int(seconds / (row["seconds"] / max(row["folds"], 1)) * row["fit_rows"])
+
     def evaluate(self, df: pd.DataFrame, rec: dict[str, Any], board: list[dict[str, Any]], chosen: str,
-                 seed: int) -> tuple[dict[str, Any], models.Fitted, pd.DataFrame]:
-        """Fit the chosen model and the baselines on all training rows and score the untouched test
-        groups once: means with bootstrap CIs over groups, NDCG by group size, the worst groups."""
+                 seed: int, seconds_left: float = float("inf"), max_fit_rows: int | None = None
+                 ) -> tuple[dict[str, Any], models.Fitted, pd.DataFrame]:
+        """Fit the chosen model and the baselines on the training rows and score the untouched test
+        groups once: means with bootstrap CIs over groups, NDCG by group size, the worst groups.
+        `max_fit_rows` caps the fit at that many rows of whole training groups (seeded: the notebook
+        draws the same ones). The pointwise model is compared too when its refit (from its CV time)
+        fits in a fifth of `seconds_left`."""
         lab, g, groups = self.labelled(df, rec)
         tr, te = np.asarray(rec["split"]["train_rows"]), np.asarray(rec["split"]["test_rows"])
         assert not set(groups[tr]) & set(groups[te]), "a group is on both sides of the split"
+        n_train = len(tr)
+        if max_fit_rows is not None and max_fit_rows < len(tr):
+            tr = tr[split.sample_groups(groups[tr], max_fit_rows, seed)]
         k, thr = rec["k"], rec["relevance_threshold"]
-        compared = [chosen] + [n for n in ("pointwise", *models.BASELINES) if n != chosen and
-                               any(r["name"] == n and "skipped" not in r for r in board)]
+        per_row = {r["name"]: r["seconds"] / max(r["folds"], 1) / max(r.get("fit_rows", 1), 1)
+                   for r in board if "skipped" not in r}
+        compared = [chosen] + [n for n in ("pointwise", *models.BASELINES) if n != chosen and n in per_row
+                               and (n in models.BASELINES or 1.5 * per_row[n] * len(tr) < seconds_left / 5)]
         results, fitted_chosen, table_chosen = {}, None, None
         for name in compared:
             fitted = models.fit(name, lab.iloc[tr], g[tr], groups[tr], rec["categorical"], rec["numeric"], k, thr, seed)
@@ -197,6 +227,7 @@ class RankingTask:
               "test_score": results[chosen]["ndcg"], "test_ci": results[chosen].get("ndcg_ci"),
               "baseline_score": base.get("ndcg"), "greater_is_better": True,
               "test_rows": int(len(te)), "test": results[chosen], "compared": results,
+              "fit_rows": int(len(tr)), "train_rows": int(n_train), "max_fit_rows": max_fit_rows,
               "by_group_size": metrics.by_group_size(table_chosen),
               "worst_groups": worst.to_dict(orient="records"),
               "single_feature": ({"feature": fitted_chosen.feature, "sign": fitted_chosen.sign}

@@ -103,7 +103,11 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
         raise ToolError(f"no model {model!r} on the leaderboard; choose one of {', '.join(r['name'] for r in scored)} or 'best'")
     df = _data(ctx)
     task = RankingTask(RankingSpec(rec["target"], rec["group_column"], rec["k"]))
-    ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed)
+    left = ctx.seconds_left(default=float("inf"))
+    # The fit runs here and again in the notebook, with the report between: a third of what is left each.
+    cap = RankingTask.affordable_rows(board, chosen, left / 3)
+    cap = cap if cap is not None and cap < len(rec["split"]["train_rows"]) else None
+    ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed, left, max_fit_rows=cap)
     per_group.to_csv(artifact_path(ctx, PER_GROUP), index=False)
     X = df[[rec["group_column"], *rec["categorical"], *rec["numeric"]]]
     manifest = {"task": "ranking", "model": chosen, "target": rec["target"], "group_column": rec["group_column"],
@@ -152,7 +156,7 @@ def write_ranking_report(ctx: ToolContext, execute_notebook: bool = True, retrai
     artifact_path(ctx, paths.MONITORING_MD).write_text(monitoring.plan_markdown(plan), encoding="utf-8")
     session = read_json(ctx.session_dir / "session.json") or {}
     nb = report.notebook(rec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"],
-                         ev["test"]["ndcg"])
+                         ev["test"]["ndcg"], ev.get("max_fit_rows"))
     executed = False
     if execute_notebook:
         from dsagent.tools.notebook import execute
