@@ -139,3 +139,16 @@ def test_ranking_without_a_group_column_is_a_one_line_error(tmp_path):
     run = subprocess.run(CLI + ["run", str(data), "--target", "relevance", "--task", "ranking", "--backend", "offline",
                                 "--sessions-dir", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "group_column" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_best_is_a_model_that_can_learn_from_every_training_row_in_the_time_left():
+    from dsagent.tools.ranking.task import RankingTask
+
+    board = [{"name": "xgb_ndcg", "cv_ndcg": 0.52, "seconds": 30.0, "folds": 1, "fit_rows": 10_000},  # 3 ms a row
+             {"name": "pointwise", "cv_ndcg": 0.50, "seconds": 15.0, "folds": 5, "fit_rows": 10_000},  # 0.3 ms a row
+             {"name": "random", "baseline": True, "cv_ndcg": 0.3, "seconds": 0.1, "folds": 5, "fit_rows": 10_000}]
+    assert RankingTask.choose(board, 80_000, seconds=1000)[0] == "xgb_ndcg"  # time for all rows: the best CV score
+    name, why = RankingTask.choose(board, 80_000, seconds=30)  # 10k rows for the ranker, 100k for pointwise
+    assert name == "pointwise" and "time" in why
+    assert RankingTask.choose(board, 80_000, seconds=5)[0] == "pointwise"  # neither: the larger share
+    assert RankingTask.affordable_rows(board, "xgb_ndcg", 30) == 10_000

@@ -50,9 +50,13 @@ class Fitted:
         return cls(d["name"], d.get("pipeline"), d.get("feature"), float(d.get("sign", 1.0)))
 
 
-def candidate_names() -> list[str]:
-    # The ranking objective first: on a short budget it is the one candidate that must be tried.
-    return ["random", "single_feature", "xgb_ndcg", "pointwise", "xgb_pairwise", "xgb_ndcg_tuned"]
+def candidate_names(large: bool = False) -> list[str]:
+    """In the order tried. The ranking objective first: on a short budget it is the one candidate
+    that must be tried; on large data the pointwise model first, as it fits about ten times faster
+    (movielens, 78k training rows: 33 s against over 60 s for rank:ndcg) and so can learn from
+    every training row where a ranker only affords a sample."""
+    first = ["pointwise", "xgb_ndcg"] if large else ["xgb_ndcg", "pointwise"]
+    return ["random", "single_feature", *first, "xgb_pairwise", "xgb_ndcg_tuned"]
 
 
 def _prep(categorical: list[str], numeric: list[str]):

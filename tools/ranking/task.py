@@ -143,13 +143,14 @@ class RankingTask:
         mean NDCG@k (baselines included). Candidates that do not fit in the budget are listed as skipped."""
         lab, g, groups = self.labelled(df, rec)
         tr = np.asarray(rec["split"]["train_rows"])
-        if len(tr) > SEARCH_ROWS:  # large data: the ranking of candidates needs far fewer rows than the final fit
+        large = len(tr) > SEARCH_ROWS
+        if large:  # large data: the ranking of candidates needs far fewer rows than the final fit
             tr = tr[split.sample_groups(groups[tr], SEARCH_ROWS, seed)]
             progress(f"searching on {len(tr):,} training rows ({len(np.unique(groups[tr]))} whole groups)")
         X, gt, grp = lab.iloc[tr].reset_index(drop=True), g[tr], groups[tr]
         cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 else 3)  # a small budget: fewer, larger folds
         start, board, last = time.monotonic(), [], 0.0
-        for name in models.candidate_names():
+        for name in models.candidate_names(large):
             # The first model is always tried; the next only when the last one's time still fits.
             tried = any(not r["baseline"] for r in board if "skipped" not in r)
             if name not in models.BASELINES and tried and time.monotonic() - start + last > budget_s:
@@ -192,6 +193,26 @@ class RankingTask:
         if row is None or not row.get("fit_rows") or row["seconds"] <= 0:
             return None
         return int(seconds / (row["seconds"] / max(row["folds"], 1)) * row["fit_rows"])
+
+    @staticmethod
+    def choose(board: list[dict[str, Any]], n_train: int, seconds: float) -> tuple[str, str]:
+        """The best cross-validated model that can be fitted on every training row in `seconds`;
+        when none can, the one that affords the largest share of them (a ranker fitted on a small
+        sample loses to a pointwise model fitted on all rows). Baselines only when nothing else ran."""
+        scored = [r for r in board if "skipped" not in r]
+        learned = [r for r in scored if not r.get("baseline")]
+        if not learned:
+            return scored[0]["name"], "no learned candidate finished its cross-validation"
+        share = {r["name"]: min(1.0, (RankingTask.affordable_rows(board, r["name"], seconds) or n_train) / max(n_train, 1))
+                 for r in learned}
+        full = [r["name"] for r in learned if share[r["name"]] >= 1.0]
+        if full and full[0] == learned[0]["name"]:
+            return full[0], "best cross-validated NDCG@k"
+        if full:
+            return full[0], (f"{learned[0]['name']} has the best cross-validated NDCG@k but cannot be fitted on every "
+                             f"training row in the time left; {full[0]} can")
+        name = max(learned, key=lambda r: share[r["name"]])["name"]
+        return name, f"no candidate can be fitted on every training row in the time left; {name} affords the largest share"
 
     def evaluate(self, df: pd.DataFrame, rec: dict[str, Any], board: list[dict[str, Any]], chosen: str,
                  seed: int, seconds_left: float = float("inf"), max_fit_rows: int | None = None

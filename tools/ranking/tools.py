@@ -95,19 +95,21 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
     scored = [r for r in board if "skipped" not in r]
     if not scored:
         raise ToolError("train_rankers must run first")
+    left = ctx.seconds_left(default=float("inf"))
+    n_train = len(rec["split"]["train_rows"])
+    # The fit runs here and again in the notebook, with the report between: a third of what is left each.
     if model == "best":
-        chosen = next((r["name"] for r in scored if not r.get("baseline")), scored[0]["name"])
+        chosen, why = RankingTask.choose(board, n_train, left / 3)
     elif model in {r["name"] for r in scored}:
-        chosen = model
+        chosen, why = model, "asked for"
     else:
         raise ToolError(f"no model {model!r} on the leaderboard; choose one of {', '.join(r['name'] for r in scored)} or 'best'")
     df = _data(ctx)
     task = RankingTask(RankingSpec(rec["target"], rec["group_column"], rec["k"]))
-    left = ctx.seconds_left(default=float("inf"))
-    # The fit runs here and again in the notebook, with the report between: a third of what is left each.
     cap = RankingTask.affordable_rows(board, chosen, left / 3)
     cap = cap if cap is not None and cap < len(rec["split"]["train_rows"]) else None
     ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed, left, max_fit_rows=cap)
+    ev["why"] = why
     per_group.to_csv(artifact_path(ctx, PER_GROUP), index=False)
     X = df[[rec["group_column"], *rec["categorical"], *rec["numeric"]]]
     manifest = {"task": "ranking", "model": chosen, "target": rec["target"], "group_column": rec["group_column"],
