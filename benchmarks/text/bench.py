@@ -35,7 +35,7 @@ def tfidf_lr(df: pd.DataFrame, cfg: dict, task: dict) -> tuple[float, float]:
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
 
-    tr, te = task["split"]["train_rows"], task["split"]["test_rows"]
+    tr, te = task["train_rows"], task["test_rows"]
     docs = df[cfg["text"]].fillna("").astype(str)
     y = (df[cfg["target"]].astype(str) == task["positive_class"]).astype(int).to_numpy()
     t0 = time.monotonic()
@@ -43,27 +43,35 @@ def tfidf_lr(df: pd.DataFrame, cfg: dict, task: dict) -> tuple[float, float]:
     return float(roc_auc_score(y[te], model.predict_proba(docs.iloc[te])[:, 1])), round(time.monotonic() - t0, 2)
 
 
+def run_dsagent(data: Path, cfg: dict, budget: float) -> tuple[dict, float]:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", cfg["target"], "--metric",
+                           "roc_auc", "--backend", "offline", "--json", "--time-budget", str(budget),
+                           "--sessions-dir", str(WORK / "sessions")], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"dsagent failed on {data.name}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout), round(time.monotonic() - t0, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--reuse", type=Path, help="score an existing dsagent session dir instead of running dsagent again")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name, cfg in DATASETS.items():
         load = os.getloadavg()[0]
         data = WORK / f"{name}.csv"
-        t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", cfg["target"], "--metric",
-                               "roc_auc", "--backend", "offline", "--json", "--time-budget", str(args.budget),
-                               "--sessions-dir", str(WORK / "sessions")], capture_output=True, text=True, cwd=ROOT)
-        wall = round(time.monotonic() - t0, 1)
-        if proc.returncode != 0:
-            raise SystemExit(f"dsagent failed on {name}: {proc.stderr[-2000:]}")
-        res = json.loads(proc.stdout)
+        if args.reuse:
+            prev = results.get(name, {})
+            res, wall, load = {"session_dir": str(args.reuse)}, prev.get("dsagent_wall_s"), prev.get("load_1min", load)
+        else:
+            res, wall = run_dsagent(data, cfg, args.budget)
         art = Path(res["session_dir"]) / "artifacts"
         task = json.loads((art / "task.json").read_text())
         ev = json.loads((art / "evaluation.json").read_text())
         ref, ref_s = tfidf_lr(pd.read_csv(data), cfg, task)
-        results[name] = {"what": cfg["what"], "rows": int(task["n_rows"]), "test_rows": len(task["split"]["test_rows"]),
+        results[name] = {"what": cfg["what"], "rows": int(task["n_rows"]), "test_rows": len(task["test_rows"]),
                          "dsagent": ev["test_score"], "dsagent_ci": ev.get("test_ci"), "dsagent_model": ev["model"],
                          "dsagent_wall_s": wall, "budget_s": args.budget, "tfidf_lr": ref, "tfidf_lr_s": ref_s,
                          "text_columns": [c for c, k in (task.get("features") or {}).items() if k == "text"]
@@ -82,7 +90,7 @@ def main() -> None:
         ci = r["dsagent_ci"] or [float("nan")] * 2
         lines.append(f"| {name} | {r['what']} | roc_auc | {f(r['dsagent'])} ({f(ci[0])} to {f(ci[1])}) | {f(r['tfidf_lr'])} | "
                      f"not run | {r['dsagent_wall_s']} | {r['budget_s']:g} | {r['dsagent_model']} |")
-    lines += ["", "- Same split (dsagent's task.json: 25% test, stratified, seed 0); the reference sees the text column only, "
+    lines += ["", "- Same split (dsagent's task.json: 20% test, stratified, seed 0); the reference sees the text column only, "
               "as 'TF-IDF + logistic regression with defaults' says; dsagent sees every column.",
               "- AutoGluon was not run for this row (its venv is not built in this worktree); the AutoML table above has it "
               "on tabular data.", f"- 1-minute load at the start: {', '.join(str(r['load_1min']) for r in results.values())}; "
