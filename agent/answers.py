@@ -43,6 +43,10 @@ class Answers(BaseModel):
     horizon: int | None = Field(None, ge=1, le=10000)
     frequency: str | None = None
     segment_columns: list[str] | None = None
+    # Ranking (task: ranking, dsagent.tools.ranking; the rows of one group_column are ranked together):
+    # the top positions NDCG@k / MAP@k / precision@k look at, and the grade from which a row is relevant.
+    top_k: int | None = Field(None, ge=1, le=1000)
+    relevance_threshold: float | None = None
     sensitive_columns: list[str] | None = None
     id_columns: list[str] | None = None
     # Each of these changes one decision (tools/business.py says which, and the report says how).

@@ -233,6 +233,11 @@ def cmd_run(args) -> int:
             raise BadInput("no target column: pass --target COL, put `target:` in the --answers file, or name the column "
                            "in --goal (\"predict COL\"); for work without a target pass --task clustering or --task "
                            "anomaly, or say it in --goal ('segment these customers', 'flag unusual transactions')")
+    if not args.resume and answers.task not in (None, "auto"):
+        from dsagent.tools.task_types import get_task_type  # the registry: no ML library
+
+        if problem := get_task_type(answers.task).answers_problem(answers.given()):
+            raise BadInput(problem)
     if args.allow_unsandboxed:
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"
     opts = RunOptions(data=args.data, target=args.target, goal=args.goal, answers=answers, time_budget=args.time_budget,
@@ -475,7 +480,7 @@ def cmd_tools(args) -> int:
         print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
     print("task types:")
     for tt in task_types().values():
-        shape = f"predicts {tt.prediction}" if tt.prediction else ("forecasts a series" if tt.needs_target else "no target")
+        shape = f"predicts {tt.prediction}" if tt.prediction else ("its own models" if tt.needs_target else "no target")
         print(f"  {tt.name:18} {tt.package:14} {shape}; {tt.description}")
     print("model families:")
     for fam in families.values():

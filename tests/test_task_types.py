@@ -11,7 +11,7 @@ def test_dsagent_tools_lists_task_types_with_their_package(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     section = out.stdout.split("task types:")[1].split("model families:")[0]
     rows = {line.split()[0]: line.split()[1] for line in section.splitlines() if line.startswith("  ")}
-    assert rows == {name: "dsagent" for name in ("binary", "multiclass", "regression", "clustering", "anomaly", "forecast")}
+    assert rows == {name: "dsagent" for name in ("binary", "multiclass", "regression", "clustering", "anomaly", "forecast", "ranking")}
 
 
 def test_unknown_task_is_one_line_bad_input(tmp_path):

@@ -170,4 +170,61 @@ FORECAST = ForecastType(
     steps=("profile_data", "define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report"),
     assumptions={"horizon": "horizon from the frequency's default (not given)"})
 
-TASK_TYPES = (BINARY, MULTICLASS, REGRESSION, CLUSTERING, ANOMALY, FORECAST)
+
+
+class RankingType(TaskType):
+    """Learning to rank fits its own models (tools/ranking: group-aware split and folds, NDCG@k) on a
+    relevance target within a group column; it scores rows itself for predict, serve and monitor."""
+
+    @property
+    def needs_target(self) -> bool:
+        return True
+
+    def scores_rows(self) -> bool:
+        return True
+
+    def answers_problem(self, answers: dict[str, Any]) -> str | None:
+        if not answers.get("group_column"):
+            return ("task ranking needs the column whose rows are ranked together (the query, user or session): "
+                    "put `group_column: COL` in the --answers file")
+        return None
+
+    def predict_columns(self, classes: list[str] | None) -> list[str]:
+        return ["score", "rank"]
+
+    def predict(self, model, manifest: dict[str, Any], X):
+        from dsagent.tools.ranking.task import predict
+
+        return predict(model, manifest, X)
+
+    def apply_monitoring(self, plan: dict[str, Any], model, manifest: dict[str, Any], data) -> dict[str, Any]:
+        from dsagent.tools.ranking.monitoring import apply
+
+        return apply(plan, model, manifest, data)
+
+    def summary(self, ev: dict[str, Any]) -> str:
+        if not ev.get("test"):
+            return "The run ended without an evaluated ranker."
+        t, k = ev["test"], ev["k"]
+        ci = t.get("ndcg_ci") or [float("nan")] * 2
+        base = ", ".join(f"{n} {s['ndcg']:.3f}" for n, s in ev["compared"].items() if n != ev["model"])
+        return (f"Done. The chosen ranker is {ev['model']}: test NDCG@{k} {t['ndcg']:.4f} (95% CI {ci[0]:.4f} to {ci[1]:.4f}, "
+                f"{t['groups']} groups), MAP@{k} {t['map']:.4f}, MRR {t['mrr']:.4f}; against {base}. See report.md, "
+                "model_card.md, monitoring.md and notebook.ipynb; score rows with `dsagent predict SESSION rows.csv -o out.csv`.")
+
+
+RANKING = RankingType(
+    "ranking", "order the rows of each query/user/session by relevance: NDCG@k, MAP, MRR (groups never split)", None,
+    steps=("profile_data", "define_ranking", "train_rankers", "evaluate_ranking", "write_ranking_report"),
+    step_text={"profile_data": "First I profile the data: column types, missing values, and columns that only identify rows.",
+               "define_ranking": ("Framing the ranking: the relevance grades, the group column, NDCG@k, and a test split "
+                                  "that keeps every group whole."),
+               "train_rankers": ("Comparing a random order and the best single feature with a pointwise regressor and "
+                                 "XGBoost's LambdaMART rankers, on GroupKFold folds of the training groups."),
+               "evaluate_ranking": "Scoring the best ranker once on the untouched test groups, with bootstrap CIs over groups.",
+               "write_ranking_report": "Writing the report, model card, monitoring plan and a notebook that re-creates the score."},
+    # No goal_words: a goal sentence names tasks without a target there (task_from_goal), and "rank" is
+    # common in goals about classification ("rank customers by churn risk"). Ranking is asked for by name.
+    assumptions={"top_k": "top_k = 10: NDCG@k, MAP@k and precision@k look at the top 10 (not given)"})
+
+TASK_TYPES = (BINARY, MULTICLASS, REGRESSION, CLUSTERING, ANOMALY, FORECAST, RANKING)

@@ -36,6 +36,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "xgboost.core.Booster",  # restored from its own JSON/UBJ buffer via __setstate__, no pickle
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
+    "xgboost.sklearn.XGBRanker",  # task: ranking (tools/ranking)
     "dsagent.tools.features.DatetimeParts",
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.

@@ -238,6 +238,7 @@ BUILTIN_MODULES = [
     "dsagent.tools.run_python",
     "dsagent.tools.unsupervised_tools",
     "dsagent.tools.forecast.tools",
+    "dsagent.tools.ranking.tools",
 ]
 
 

@@ -115,6 +115,17 @@ class TaskType:
         """The columns `dsagent predict` writes (besides the input rows' order)."""
         return ["prediction"] + [f"proba_{c}" for c in (classes or [])] if self.classification else ["prediction"]
 
+    def answers_problem(self, answers: dict[str, Any]) -> str | None:
+        """What the answers lack for this task, as a one-line error with what to do (checked before a
+        run starts), or None."""
+        return None
+
+    def scores_rows(self) -> bool:
+        """Whether a task that fits its own models scores raw rows itself (predict/serve/monitor call
+        its predict and apply_monitoring): the ones without a target and ranking do; forecasting
+        predicts from history instead (tools/forecast/predict.py)."""
+        return not self.needs_target
+
     def fitted_class(self):
         """For a task that fits its own models (no `prediction`): the class of its task object
         (fit/predict/report/notebook/monitoring, as tools.unsupervised's), else None."""
@@ -168,9 +179,10 @@ def get_task_type(name: str) -> TaskType:
 
 
 def fits_own_models(task: str | None) -> TaskType | None:
-    """The task type of a task that fits its own models (clustering, anomaly...), else None."""
+    """The task type of a task that fits its own models and scores rows itself (clustering,
+    anomaly, ranking...), else None."""
     tt = task_types().get(task) if task else None
-    return tt if tt is not None and not tt.needs_target else None
+    return tt if tt is not None and tt.prediction is None and tt.scores_rows() else None
 
 
 def prediction_of(task: str) -> str:

@@ -176,6 +176,9 @@ class AutopilotBackend:
     def stream_turn(self, conversation: list[dict[str, Any]], tools, state: LoopState):
         done = self._done(conversation)
         critical = CRITICAL | {t.steps[1] for t in task_types().values() if not t.needs_target and len(t.steps) > 1}
+        own = task_types().get(state.answers.get("task") or "")
+        if own is not None and own.prediction is None:  # its own fitting steps (ranking): nothing after them works without
+            critical |= set(own.steps[1:-1])
         failed = [name for name, r in done.items() if not r.get("ok") and name in critical]
         if failed:
             name = failed[0]
@@ -194,7 +197,9 @@ class AutopilotBackend:
         if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
             self._slow = _slowdown()
         slow = self._slow
-        task = self._task(state)  # read once per turn: it holds the split's row lists (1.7 MB on 225k rows)
+        # Read once per turn: it holds the split's row lists (1.7 MB on 225k rows). A task fitting its own
+        # models (ranking) writes its own task record, not a TaskSpec.
+        task = self._task(state) if named is None or named.prediction is not None else None
         cells = _test_cells(task)
         reserve = _reserve(budget, slowdown=slow, test_cells=cells)
         target = state.answers.get("target") or self.target
@@ -335,10 +340,11 @@ class AutopilotBackend:
         elif step == "write_notebook":
             text = "Writing and executing a notebook that re-creates the model."
             call = ToolCall("auto-notebook", "write_notebook", {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)})
-        elif step == "final":
-            text = self._summary(state, done)
+        elif step == "final":  # a task that fits its own models (ranking) sums up its own evaluation record
+            own_eval = named is not None and named.prediction is None
+            text = named.summary(self._evaluation(state)) if own_eval else self._summary(state, done)
         elif step and step not in SUPERVISED_STEPS:  # a plugin task type's own step: its tool, on its defaults
-            text = f"Calling {step}."
+            text = (named.step_text.get(step) if named is not None else None) or f"Calling {step}."
             call = ToolCall(f"auto-{step}", step, {})
         if text:
             yield text
@@ -448,6 +454,13 @@ class AutopilotBackend:
         taken = [self.ORDER.index(name) for name in done if name in self.ORDER]
         furthest = max(taken, default=-1)
         return self.ORDER[furthest + 1] if furthest + 1 < len(self.ORDER) else "final"
+
+    @staticmethod
+    def _evaluation(state: LoopState) -> dict[str, Any]:
+        from dsagent.tools import paths
+
+        path = state.session.artifacts_dir / paths.EVALUATION
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def _summary(self, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
         ev = Evaluation.read(state.session.artifacts_dir)

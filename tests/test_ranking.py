@@ -1,0 +1,154 @@
+"""task: ranking (issue 20): metrics against hand-computed values, groups never split, and one
+offline `dsagent run` with every deliverable, then `dsagent predict` and `dsagent monitor` on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from math import log2
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsagent.tools.ranking import metrics, split
+
+CLI = [sys.executable, "-m", "dsagent.cli"]
+
+
+def ranking_frame(n_groups: int = 30, per: int = 8, seed: int = 0) -> pd.DataFrame:
+    """Queries of `per` items whose 0-3 relevance grade follows two features and a category."""
+    rng = np.random.default_rng(seed)
+    n = n_groups * per
+    df = pd.DataFrame({"query": np.repeat([f"q{i}" for i in range(n_groups)], per), "a": rng.normal(size=n),
+                       "b": rng.normal(size=n), "colour": rng.choice(["red", "blue", "green"], size=n)})
+    latent = 1.5 * df["a"] + df["b"] ** 2 + 0.8 * (df["colour"] == "red") + rng.normal(scale=0.4, size=n)
+    df["relevance"] = latent.groupby(df["query"]).rank(method="first").sub(1).floordiv(per // 4).astype(int)
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # groups interleaved, as in a real log
+
+
+def test_metrics_match_hand_computed_values():
+    # Group A: grades [3, 2, 0, 1], scores put row 1 first, then 2, 3, 0 -> grades in rank order 2, 0, 1, 3.
+    # Group B: binary 0/0/1 scored in file order -> its one relevant row is third.
+    # Group C: nothing reaches the threshold (grade 2): left out of every average.
+    grades = [3, 2, 0, 1, 0, 0, 2, 1, 0]
+    score = [0.1, 0.9, 0.5, 0.3, 3, 2, 1, 5, 4]
+    groups = ["A"] * 4 + ["B"] * 3 + ["C"] * 2
+    k, threshold = 3, 2
+    table = metrics.per_group(grades, score, groups, k, threshold).set_index("group")
+    dcg = (2**2 - 1) / log2(2) + (2**0 - 1) / log2(3) + (2**1 - 1) / log2(4)
+    idcg = (2**3 - 1) / log2(2) + (2**2 - 1) / log2(3) + (2**1 - 1) / log2(4)
+    assert table.loc["A", "ndcg"] == pytest.approx(dcg / idcg)  # 0.3726
+    assert table.loc["A", "map"] == pytest.approx((1 / 1) / 2)  # relevant rows 0 and 1; only row 1 is in the top 3
+    assert table.loc["A", "mrr"] == pytest.approx(1.0)
+    assert table.loc["A", "precision"] == pytest.approx(1 / 3)
+    b_dcg = (2**2 - 1) / log2(4)
+    assert table.loc["B", "ndcg"] == pytest.approx(b_dcg / (2**2 - 1))  # 0.5
+    assert table.loc["B", "map"] == pytest.approx((1 / 3) / 1)
+    assert table.loc["B", "mrr"] == pytest.approx(1 / 3)
+    assert table.loc["B", "precision"] == pytest.approx(1 / 3)
+    summary = metrics.summarize(table.reset_index())
+    assert summary["groups"] == 2 and summary["groups_without_relevant"] == 1
+    assert summary["ndcg"] == pytest.approx((dcg / idcg + 0.5) / 2)
+    assert summary["mrr"] == pytest.approx((1 + 1 / 3) / 2)
+    # Ties keep the input order: a constant score ranks in file order.
+    assert metrics.ndcg_at_k([0, 1], [1.0, 1.0], 2) == pytest.approx((1 / log2(3)) / 1)
+
+
+def test_groups_are_never_split_between_test_and_train_or_between_folds():
+    groups = np.array([f"g{i}" for i in np.random.default_rng(1).integers(0, 40, size=600)])
+    train, test = split.test_split(groups, seed=3)
+    assert not set(groups[train]) & set(groups[test])
+    assert len(train) + len(test) == len(groups)
+    for a, b in split.folds(groups[train], seed=3):
+        assert not set(groups[train][a]) & set(groups[train][b])
+    picked = split.sample_groups(groups, 200, seed=0)  # the search's and a time-capped fit's sample: whole groups
+    assert 0 < len(picked) <= 200
+    assert all((groups[picked] == g).sum() == (groups == g).sum() for g in set(groups[picked]))
+
+
+@pytest.fixture(scope="module")
+def ranking_run(tmp_path_factory):
+    """One offline run (tiny budget) shared by the tests that read its artifacts."""
+    tmp = tmp_path_factory.mktemp("ranking")
+    data, answers = tmp / "queries.csv", tmp / "a.yaml"
+    ranking_frame().to_csv(data, index=False)
+    answers.write_text("task: ranking\ntarget: relevance\ngroup_column: query\ntop_k: 5\n")
+    run = subprocess.run(CLI + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
+                                "--sessions-dir", str(tmp / "sessions"), "--time-budget", "15"],
+                         capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return data, tmp, json.loads(run.stdout)
+
+
+def test_offline_run_has_every_deliverable_and_keeps_groups_whole(ranking_run):
+    data, _, result = ranking_run
+    assert result["status"] == "completed" and result["task"] == "ranking" and result["metric"] == "ndcg@5"
+    for key in ("model", "report", "model_card", "notebook", "monitoring"):
+        assert result["artifacts"][key], key
+    art = f"{result['session_dir']}/artifacts"
+    task = json.load(open(f"{art}/task.json"))
+    df = pd.read_csv(data)
+    lab = df[df["relevance"].notna() & df["query"].notna()].reset_index(drop=True)
+    train = set(lab["query"].iloc[task["split"]["train_rows"]])
+    test = set(lab["query"].iloc[task["split"]["test_rows"]])
+    assert train and test and not train & test
+    ev = json.load(open(f"{art}/evaluation.json"))
+    assert ev["test"]["groups"] == len(test) and ev["test"]["ndcg_ci"][0] <= ev["test"]["ndcg"] <= ev["test"]["ndcg_ci"][1]
+    assert ev["test"]["ndcg"] > ev["compared"]["random"]["ndcg"]  # a learned order beats chance on this data
+    board = json.load(open(f"{art}/leaderboard.json"))
+    assert {"random", "single_feature", "xgb_ndcg"} <= {r["name"] for r in board if "skipped" not in r}
+    report = open(result["artifacts"]["report"]).read()
+    for heading in ("## Cross-validation", "by group size", "## Worst test groups", "MAP@5", "MRR", "precision@5"):
+        assert heading in report, heading
+    nb = json.load(open(result["artifacts"]["notebook"]))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert outputs and not [o for o in outputs if o.get("output_type") == "error"]  # executed, and re-created the score
+
+
+def test_predict_writes_score_and_rank_within_group_in_input_order(ranking_run):
+    data, tmp, result = ranking_run
+    rows = pd.read_csv(data).drop(columns="relevance").iloc[::-1].reset_index(drop=True)  # no labels, another order
+    rows.to_csv(tmp / "new.csv", index=False)
+    out = tmp / "scored.csv"
+    pred = subprocess.run(CLI + ["predict", result["session_dir"], str(tmp / "new.csv"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert pred.returncode == 0, pred.stderr
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["score", "rank"] and len(got) == len(rows)
+    both = pd.concat([rows, got], axis=1)
+    for _, g in both.groupby("query"):
+        assert sorted(g["rank"]) == list(range(1, len(g) + 1))
+        assert (g.sort_values("rank")["score"].diff().dropna() <= 0).all()  # rank 1 holds the highest score
+
+
+def test_monitor_scores_ndcg_on_a_labelled_batch(ranking_run):
+    from dsagent.tools.monitor import apply_plan  # in-process: `dsagent monitor` prints this report (a subprocess costs 10 s)
+
+    data, _, result = ranking_run
+    report = apply_plan(result["session_dir"], pd.read_csv(data))
+    assert report["task"] == "ranking" and "score" == report["prediction"]["of"]
+    check = report["performance"]["checks"][0]
+    assert check["metric"] == "ndcg@5" and 0 < check["value"] <= 1
+
+
+def test_ranking_without_a_group_column_is_a_one_line_error(tmp_path):
+    data = tmp_path / "q.csv"
+    ranking_frame(n_groups=6).to_csv(data, index=False)
+    run = subprocess.run(CLI + ["run", str(data), "--target", "relevance", "--task", "ranking", "--backend", "offline",
+                                "--sessions-dir", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "group_column" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_best_is_a_model_that_can_learn_from_every_training_row_in_the_time_left():
+    from dsagent.tools.ranking.task import RankingTask
+
+    board = [{"name": "xgb_ndcg", "cv_ndcg": 0.52, "seconds": 30.0, "folds": 1, "fit_rows": 10_000},  # 3 ms a row
+             {"name": "pointwise", "cv_ndcg": 0.50, "seconds": 15.0, "folds": 5, "fit_rows": 10_000},  # 0.3 ms a row
+             {"name": "random", "baseline": True, "cv_ndcg": 0.3, "seconds": 0.1, "folds": 5, "fit_rows": 10_000}]
+    assert RankingTask.choose(board, 80_000, seconds=1000)[0] == "xgb_ndcg"  # time for all rows: the best CV score
+    name, why = RankingTask.choose(board, 80_000, seconds=30)  # 10k rows for the ranker, 100k for pointwise
+    assert name == "pointwise" and "time" in why
+    assert RankingTask.choose(board, 80_000, seconds=5)[0] == "pointwise"  # neither: the larger share
+    assert RankingTask.affordable_rows(board, "xgb_ndcg", 30) == 10_000
