@@ -63,7 +63,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     # The search rows and folds train_models uses, with every column any of the features reads.
     wide = task.model_copy(update={"derived": entry})
     from dsagent.tools.task import input_columns
-    from dsagent.tools.train import cross_validate, cv_splits
+    from dsagent.tools.cv import cross_validate, cv_splits
 
     part = df.iloc[task["train_rows"]]
     X, y = subsample(part[input_columns(wide)], encode_target(task, part[task["target"]]), task,

@@ -20,7 +20,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task import load_task, search_data, subsample_positions, test_data, training_data
 from dsagent.tools.task_types import prediction_of
-from dsagent.tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
+from dsagent.tools.cv import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
 def pick_candidate(board: list[LeaderboardRow], name: str) -> LeaderboardRow:

@@ -33,7 +33,7 @@ from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema
 from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task import encode_target
-from dsagent.tools.train import predict_any
+from dsagent.tools.cv import predict_any
 
 HOLDOUT = 0.3
 MIN_HOLDOUT = 20
