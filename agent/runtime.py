@@ -252,7 +252,7 @@ class Run:
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
         limits = worker_limits(opts.memory_mb, cluster, storage)
         if limits.tcp:  # session.json must not say the network is confined when it is not
-            from dsagent.isolation import without_network
+            from dsagent.sandbox.layer import without_network
 
             self.session.update(sandbox=without_network(layers(), "TCP allowed to reach the Dask cluster (--cluster)"))
         self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots,
