@@ -131,7 +131,7 @@ def cluster_settings(answers: Answers, cluster: str | None = None, storage: str 
     A study file's directory becomes writable in the sandbox: where the caller is confined to data
     roots (MCP), the file must lie under one of them, or an MCP client could open any directory."""
     from dsagent.tools.cluster import ClusterError, parse_cluster, parse_storage
-    from dsagent.tools.data import is_within_roots
+    from dsagent.tools.data_limits import is_within_roots
 
     cluster = cluster or answers.cluster or os.environ.get("DSAGENT_CLUSTER") or None
     storage = storage or answers.tuning_storage or None

@@ -115,3 +115,17 @@ def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
+
+# Files another engineer is splitting after this round's merge (chat.py, cli.py, about.py,
+# report.py, claude.py). This list may only shrink: a file leaves it when it is split, and no
+# file joins it (split the module instead).
+OVERSIZE_ALLOWED = {"agent/chat.py", "agent/cli.py", "agent/about.py", "tools/report.py", "agent/backends/claude.py"}
+MAX_LINES = 550
+
+
+def test_no_module_over_the_size_limit():
+    """Modules stay small enough to read: none in agent/ or tools/ over MAX_LINES lines."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+             for folder in ("agent", "tools") for p in (ROOT / folder).rglob("*.py")}
+    over = {f: n for f, n in sizes.items() if n > MAX_LINES and f not in OVERSIZE_ALLOWED}
+    assert not over, f"modules over {MAX_LINES} lines (split them along their sections): {over}"

@@ -83,7 +83,7 @@ def define_task(
         test_size: fraction of rows held out for the final test.
     """
     from dsagent.tools.metrics import get_metric
-    from dsagent.tools.profile import check_target, infer_task
+    from dsagent.tools.profile_target import check_target, infer_task
 
     df, info = load_dataset(ctx)
     check_target(df, target)
@@ -120,7 +120,7 @@ def define_task(
     if classes:
         train_counts = y.iloc[train_local].astype(str).value_counts()
         minority = float(train_counts.min() / len(train_local)) if len(train_counts) == len(classes) else 0.0
-    from dsagent.tools.profile import column_decisions
+    from dsagent.tools.profile_build import column_decisions
 
     decided = column_decisions(train_frame, target, tt.prediction, ctx.seed)  # by prediction shape
     kinds = decided["kinds"]
