@@ -116,6 +116,28 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+
+def is_tool_module(path: Path) -> bool:
+    """Whether the module declares a tool: a function decorated with @tool (or @tool(...))."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for d in node.decorator_list:
+                d = d.func if isinstance(d, ast.Call) else d
+                if (isinstance(d, ast.Name) and d.id == "tool") or (isinstance(d, ast.Attribute) and d.attr == "tool"):
+                    return True
+    return False
+
+
+def test_no_tool_module_imports_another():
+    """Tool modules are thin adapters over library modules (which carry no @tool): what two tools
+    share lives in the library, so no tool depends on another tool's module."""
+    files = module_files()
+    graph = import_graph()
+    tools = {name for name, path in files.items() if is_tool_module(path)}
+    assert {"dsagent.tools.train", "dsagent.tools.ensemble", "dsagent.tools.task"} <= tools
+    crossing = sorted(f"{a} -> {b}" for a in tools for b in graph[a] & tools)
+    assert not crossing, "tool modules importing tool modules: " + "; ".join(crossing)
+
 # Files another engineer is splitting after this round's merge (chat.py, cli.py, about.py,
 # report.py, claude.py). This list may only shrink: a file leaves it when it is split, and no
 # file joins it (split the module instead).

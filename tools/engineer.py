@@ -2,7 +2,7 @@
 measure what each one changes in cross-validation.
 
 A thin adapter: the language is tools/derived.py, the Pipeline step tools/derived_step.py, the
-CV machinery tools/train.py. The accepted features are written into task.json's "derived" entry,
+CV machinery tools/cv.py. The accepted features are written into task.json's "derived" entry,
 so train, tune, evaluate, the notebook and the saved model all compute them from raw rows.
 """
 
@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
+from dsagent.tools.derived_record import DERIVED_RECORD, read_record
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from dsagent.tools.task import derived_entry, encode_target, load_task, subsample
+from dsagent.tools.task_data import derived_entry, encode_target, load_task, subsample
 
-DERIVED_RECORD = "derived_features.json"
 # A quick, strong, stable model to judge a feature by: boosted trees with a fixed number of rounds
 # (no early stopping, so the comparison is not moved by where a fold happened to stop).
 PROBE = {"family": "hist_gb", "params": {"max_iter": 100, "early_stopping": False}}
@@ -62,7 +61,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
 
     # The search rows and folds train_models uses, with every column any of the features reads.
     wide = task.model_copy(update={"derived": entry})
-    from dsagent.tools.task import input_columns
+    from dsagent.tools.task_data import input_columns
     from dsagent.tools.cv import cross_validate, cv_splits
 
     part = df.iloc[task["train_rows"]]
@@ -93,7 +92,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
               "in_task": kept}
-    previous = _read(ctx.artifacts_dir)
+    previous = read_record(ctx.artifacts_dir)
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
                                                        if r["name"] not in new]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
@@ -101,50 +100,3 @@ def engineer_features(ctx: ToolContext, expressions: list[str], keep: Literal["h
                "features": [{k: r[k] for k in ("name", "cv_change", "se", "kept")} for r in rows],
                "in_task": [parse_feature(f).name for f in kept]}
     return ToolOutput(summary=summary, record=record, files={"derived_features": DERIVED_RECORD, "task": paths.TASK})
-
-
-def _read(artifacts_dir) -> dict[str, Any]:
-    """The record of measured derived features ({} before engineer_features has run)."""
-    path = Path(artifacts_dir) / DERIVED_RECORD
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
-        return {}
-
-
-def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
-    """For the report, model card and notebook: each derived feature in the task, with its
-    expression and the CV change measured when it was added (None when it was not measured)."""
-    from dsagent.tools.schemas import TaskSpec
-
-    try:
-        task = TaskSpec.read(Path(artifacts_dir))
-    except (OSError, ValueError):
-        return []
-    if task is None:
-        return []
-    rec = _read(artifacts_dir)
-    measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
-    out = []
-    for text in (task.get("derived") or {}).get("features") or []:
-        name, expression = (s.strip() for s in text.split("=", 1))
-        m = measured.get(name) or {}
-        out.append({"name": name, "expression": expression, "cv_change": m.get("cv_change"), "se": m.get("se")})
-    return out
-
-
-def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> list[str]:
-    """Report and model card lines: each derived feature, its expression and its measured CV change."""
-    from dsagent.tools.markdown import md_cell
-
-    rows = derived_rows(artifacts_dir)
-    if not rows:
-        return []
-    out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "
-           "`dsagent predict` and the notebook compute them too.", "",
-           "| feature | expression | CV change when added (± s.e.) |", "|---|---|---|"]
-    for r in rows:
-        change = "not measured" if r["cv_change"] is None else (
-            f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else ""))
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} |")
-    return out + [""]

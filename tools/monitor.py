@@ -154,7 +154,7 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int | None = None) -> 
     """
     retrain_every_days = retrain_every_days or ctx.answers.get("retrain_every_days") or 90
     from dsagent.tools.monitor_labels import decision_reference, label_reference, reference_checks
-    from dsagent.tools.task import test_data, training_data
+    from dsagent.tools.task_data import test_data, training_data
     from dsagent.tools.unsupervised import saved_record
 
     if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its own plan

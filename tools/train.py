@@ -14,7 +14,7 @@ from dsagent.tools.cv import (OutOfTime, compact_board, cross_validate, cv_split
 from dsagent.tools.families import model_families
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import TaskSpec
-from dsagent.tools.task import search_data
+from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type
 
 VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]

@@ -18,7 +18,7 @@ from dsagent.tools.families import ModelFamily, model_families, tunable_names
 from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
-from dsagent.tools.task import search_data
+from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type, prediction_of
 from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
 from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
