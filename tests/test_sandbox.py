@@ -83,6 +83,23 @@ def test_runaway_tool_is_killed_and_session_goes_on(make_worker):
     assert call(w, "t_echo", {"text": "again"}).output["summary"]["text"] == "again"
 
 
+def test_kill_from_another_thread_ends_the_call_and_the_session_goes_on(make_worker):
+    """Worker.kill() from another thread (a cancelled MCP task): the running call ends as an error
+    result at once, not at its timeout, and the next call starts a fresh worker."""
+    w = make_worker()
+    assert call(w, "t_echo").ok
+    first = w.proc.pid
+    killer = threading.Timer(1.0, w.kill)
+    killer.start()
+    started = time.monotonic()
+    result = call(w, "t_sleep", {"seconds": 60}, timeout=20)
+    killer.join()
+    assert not result.ok and result.kind != "timeout"
+    assert time.monotonic() - started < 10
+    assert call(w, "t_echo", {"text": "again"}).output["summary"]["text"] == "again"
+    assert w.proc.pid != first
+
+
 def test_memory_hog_is_stopped_and_session_goes_on(make_worker):
     w = make_worker(limits=Limits(memory_mb=1024))
     result = call(w, "t_hog", {"gigabytes": 4})

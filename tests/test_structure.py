@@ -9,6 +9,7 @@ never run and are left out.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = {"dsagent": ROOT / "agent", "dsagent.tools": ROOT / "tools", "dsagent.personas": ROOT / "personas"}
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """Each file is read and parsed once per test session (the checks below share the trees)."""
+    return ast.parse(path.read_text(), str(path))
+
+
+@functools.cache
 def module_files() -> dict[str, Path]:
     """{dotted module name: file} for every module of the dsagent package."""
     found: dict[str, Path] = {}
@@ -58,7 +66,7 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
             dotted = dotted.rpartition(".")[0]
         return dotted or None
 
-    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+    for node in _import_nodes(parsed(path)):
         if isinstance(node, ast.Import):
             targets = [nearest_module(alias.name) for alias in node.names]
         else:
@@ -74,6 +82,7 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
     return out
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     files = module_files()
     return {name: imports_of(name, path, set(files)) for name, path in files.items()}
@@ -119,7 +128,7 @@ def test_no_import_cycles():
 
 def is_tool_module(path: Path) -> bool:
     """Whether the module declares a tool: a function decorated with @tool (or @tool(...))."""
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for d in node.decorator_list:
                 d = d.func if isinstance(d, ast.Call) else d
