@@ -232,3 +232,10 @@ def resolve_time_budget(explicit: float | None, answers: Answers | None = None, 
                 raise BadInput(f"time_budget must be a positive number of seconds, not {value:g}")
             return float(value)
     return DEFAULT_TIME_BUDGET
+
+
+def cli_answers(args, answers: Answers) -> Answers:
+    """`dsagent run`/`chat` flags that are answers keys (--task, --horizon) beat the answers file: explicit > answers."""
+    if args.horizon is not None and args.horizon < 1:
+        raise BadInput(f"--horizon must be a positive number of steps, not {args.horizon}")
+    return answers.merged({"task": args.task, "horizon": args.horizon})

@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dsagent import runtime
-from dsagent.answers import ANSWER_KEYS, Answers, BadInput, load_answers, parse_answers
+from dsagent.answers import ANSWER_KEYS, Answers, BadInput, cli_answers, load_answers, parse_answers
 from dsagent.asking import is_judgement
 from dsagent.goal import answer_in_words, clear_target, data_columns
 from dsagent.chat_render import (MarkdownStream, StatusLine, code, fmt_seconds, fmt_tokens, leaderboard_table, markdown,
@@ -1211,8 +1211,6 @@ def run_chat(args) -> int:
     """Entry point of `dsagent chat` (called by dsagent.cli)."""
     answers = load_answers(args.answers) if getattr(args, "answers", None) else Answers()
     if hasattr(args, "task"):  # --task/--horizon are answers keys given as flags
-        from dsagent.cli import cli_answers
-
         answers = cli_answers(args, answers)
     if getattr(args, "allow_unsandboxed", False):
         os.environ["DSAGENT_ALLOW_UNSANDBOXED"] = "1"

@@ -20,7 +20,7 @@ import sys  # noqa: E402
 from pathlib import Path
 from typing import Any
 
-from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, is_judgement, load_answers
+from dsagent.answers import DEFAULT_TIME_BUDGET, Answers, BadInput, cli_answers, is_judgement, load_answers
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MONITOR_EXIT = {"ok": 0, "investigate": 3, "retrain": 4}
@@ -209,13 +209,6 @@ def _goal_target(goal: str | None, data, judged: bool = False) -> str | None:
     if column is None:
         raise BadInput(f"no column is the clear target: {why}; pass --target COL")
     return column
-
-
-def cli_answers(args, answers: Answers) -> Answers:
-    """Flags that are answers keys (--task, --horizon) beat the answers file: explicit > answers."""
-    if args.horizon is not None and args.horizon < 1:
-        raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
-    return answers.merged({"task": args.task, "horizon": args.horizon})
 
 
 def cmd_run(args) -> int:
@@ -495,7 +488,7 @@ def cmd_doctor(args) -> int:
     report: dict[str, Any] = {"python": sys.version.split()[0], "versions": library_versions(),
                               "anthropic_key": bool(os.environ.get("ANTHROPIC_API_KEY"))}
     try:
-        from dsagent.isolation import layers
+        from dsagent.sandbox import layers
 
         report["sandbox"] = layers()
     except ImportError:

@@ -136,7 +136,7 @@ def cluster_settings(answers: Answers, cluster: str | None = None, storage: str 
     A study file's directory becomes writable in the sandbox: where the caller is confined to data
     roots (MCP), the file must lie under one of them, or an MCP client could open any directory."""
     from dsagent.tools.cluster import ClusterError, parse_cluster, parse_storage
-    from dsagent.tools.data import is_within_roots
+    from dsagent.tools.data_limits import is_within_roots
 
     cluster = cluster or answers.cluster or os.environ.get("DSAGENT_CLUSTER") or None
     storage = storage or answers.tuning_storage or None
@@ -260,7 +260,7 @@ class Run:
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
         limits = worker_limits(opts.memory_mb, cluster, storage)
         if limits.tcp:  # session.json must not say the network is confined when it is not
-            from dsagent.isolation import without_network
+            from dsagent.sandbox.layer import without_network
 
             self.session.update(sandbox=without_network(layers(), "TCP allowed to reach the Dask cluster (--cluster)"))
         self.runner = ToolRunner(self.session, self.tools, limits, roots=opts.roots,

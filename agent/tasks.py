@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -124,22 +123,10 @@ def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]], 
 
 
 def _kill_worker(worker: Any) -> None:
-    """Kill a worker's process group from another thread. The thread reading its replies sees
+    """Kill a run's worker from another thread (Worker.kill). The thread reading its replies sees
     EOF and turns the call into an error result; it restarts nothing because the loop stops."""
-    proc = getattr(worker, "proc", None)
-    if proc is None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-    plan = getattr(worker, "_plan", None)
-    cgroup = getattr(plan, "cgroup", None)
-    if cgroup is not None:
-        try:
-            cgroup.kill()
-        except OSError:
-            pass
+    if worker is not None:
+        worker.kill()
 
 
 # ------------------------------------------------------------------------------- tasks

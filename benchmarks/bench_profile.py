@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dsagent.tools.data import load_table  # noqa: E402
-from dsagent.tools.profile import build_profile  # noqa: E402
+from dsagent.tools.profile_build import build_profile  # noqa: E402
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = ROOT / "benchmarks" / "results" / "profile.json"

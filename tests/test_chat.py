@@ -472,13 +472,13 @@ def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
     hint, and no process of the chat survives."""
     from fake_anthropic import FakeAnthropic, message
 
-    from dsagent import isolation
+    from dsagent.sandbox import detect
 
     # The hardest case for "nothing survives": no bubblewrap PID namespace and no pids cgroup to
     # kill the worker's processes whole (a container without either); run_python still needs
     # Landlock and seccomp.
     off = "bubblewrap,pids-cgroup"
-    found = isolation.layers()
+    found = detect.layers()
     for name in ("landlock", "seccomp"):
         if not found[name]["active"]:
             pytest.skip(f"layer {name} unavailable here (run_python needs it): {found[name]['reason']}")

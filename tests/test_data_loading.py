@@ -1,4 +1,4 @@
-"""tools/data.py: formats, detection notes, and every hostile/broken input as a one-line DataError."""
+"""tools/data.py and its sections (data_*.py): formats, detection notes, and every hostile/broken input as a one-line DataError."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsagent.tools import data as data_mod
-from dsagent.tools.data import DataError, LoadInfo, is_within_roots, load_dataset, load_table
+from dsagent.tools import data_limits
+from dsagent.tools.data import DataError, LoadInfo, load_dataset, load_table
+from dsagent.tools.data_limits import is_within_roots
 from dsagent.tools.registry import ToolContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ def test_latin1_is_detected_and_noted(tmp_path):
 
 
 def test_latin1_byte_after_the_sample_falls_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(data_limits, "SAMPLE_BYTES", 64)
     body = "name,v\n" + "".join(f"row{i},{i}\n" for i in range(50)) + "José,1\n"
     df, info = load_table(write(tmp_path / "late.csv", body.encode("latin-1")))
     assert df["name"].iloc[-1] == "José"
@@ -153,7 +154,7 @@ def test_ten_thousand_columns_load(tmp_path):
 
 
 def test_too_many_columns_is_a_clear_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "MAX_COLUMNS", 100)
+    monkeypatch.setattr(data_limits, "MAX_COLUMNS", 100)
     header = ",".join(f"c{i}" for i in range(150))
     row = ",".join("1" for _ in range(150))
     raises_one_line(write(tmp_path / "w.csv", f"{header}\n{row}\n".encode()), "150", "columns", "more than")
@@ -196,7 +197,7 @@ def test_file_too_large_for_memory(tmp_path):
 @pytest.fixture
 def small_bomb_limits(monkeypatch):
     # The same checks as production, scaled down so the tests stay fast.
-    monkeypatch.setattr(data_mod, "BOMB_MIN_BYTES", 2 << 20)
+    monkeypatch.setattr(data_limits, "BOMB_MIN_BYTES", 2 << 20)
 
 
 def test_gzip_bomb_is_capped(tmp_path):

@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dsagent.tools.notebook import execute, notebook_test_score
+from dsagent.tools.notebook import notebook_test_score
+from dsagent.tools.notebook_kernel import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -59,8 +59,8 @@ def _board(ctx: ToolContext) -> list[tuple]:
 
 
 def test_time_split_folds_validate_on_later_rows_whatever_the_file_order(tmp_path):
-    from dsagent.tools.task import search_data
-    from dsagent.tools.train import cv_splits
+    from dsagent.tools.task_data import search_data
+    from dsagent.tools.cv import cv_splits
 
     sorted_df = _timed_frame()
     shuffled = sorted_df.sample(frac=1.0, random_state=1).reset_index(drop=True)
@@ -84,8 +84,8 @@ def test_time_split_folds_validate_on_later_rows_whatever_the_file_order(tmp_pat
 
 
 def test_group_split_holdout_keeps_groups_whole(tmp_path):
-    from dsagent.tools.task import search_data
-    from dsagent.tools.train import cv_splits
+    from dsagent.tools.task_data import search_data
+    from dsagent.tools.cv import cv_splits
 
     rng = np.random.default_rng(3)
     df = _timed_frame(300).drop(columns="date")
@@ -100,7 +100,7 @@ def test_group_split_holdout_keeps_groups_whole(tmp_path):
 
 
 def test_test_split_loader_refuses_everything_but_evaluation(tmp_path):
-    from dsagent.tools.task import test_data
+    from dsagent.tools.task_data import test_data
 
     ctx = _ctx(tmp_path, _timed_frame(), "guard")
     _call(ctx, "define_task", target="y", time_column="date")

@@ -237,7 +237,7 @@ def test_ci_summary_line_names_each_missing_layer_with_its_reason():
     """.ci/run ends with this line, so a layer missing in CI is visible in its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSAGENT_")}
     env["DSAGENT_DISABLE_LAYERS"] = "bubblewrap,pids-cgroup"
-    proc = subprocess.run([sys.executable, "-m", "dsagent.isolation", "--summary"], env=env, cwd=TESTS.parent,
+    proc = subprocess.run([sys.executable, "-m", "dsagent.sandbox", "--summary"], env=env, cwd=TESTS.parent,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     [line] = proc.stdout.strip().splitlines()

@@ -390,7 +390,7 @@ def test_missing_indicators_only_for_columns_missing_in_enough_rows():
 
 def test_narrow_tables_search_more_rows_and_boosting_refits_sublinearly():
     from dsagent.tools.task import search_rows_cap
-    from dsagent.tools.train import estimated_refit_s
+    from dsagent.tools.cv import estimated_refit_s
 
     assert search_rows_cap(60) == search_rows_cap(60, 40) == 9_000
     assert search_rows_cap(60, 12) == 18_000 and search_rows_cap(60, 4) == 27_000  # at most 3x
@@ -406,7 +406,7 @@ def test_boosting_relearns_its_rounds_when_the_search_saw_a_small_subsample(tmp_
     """Large data is searched on a subsample: the final XGBoost fit early-stops again on held-out
     training rows (never test rows), and a plain fit of the recorded params rebuilds it exactly."""
     from dsagent.tools import evaluate as evaluate
-    from dsagent.tools.train import growth_plan
+    from dsagent.tools.cv import growth_plan
 
     ctx = _ctx(tmp_path, _frame(1500))
     _call(ctx, "define_task", target="y", metric="roc_auc")
@@ -493,18 +493,21 @@ def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monk
     import types
 
     from dsagent.tools import tune as tune
+    from dsagent.tools import tuning as tuning  # the trial objective lives there
 
     ctx = _ctx(tmp_path, _frame(200))
     _call(ctx, "define_task", target="y", metric="roc_auc")
     _call(ctx, "train_models", models=["linear"])
     clock = {"now": 1_000.0}
-    monkeypatch.setattr(tune, "time", types.SimpleNamespace(time=lambda: clock["now"]))
+    for module in (tune, tuning):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: clock["now"]))
 
     def slow_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
         clock["now"] += 6.0
         return _flat_cv(X, splits, fit_s=6.0, fold_fit_s=2.0, refit_params=dict(spec["params"]))
 
-    monkeypatch.setattr(tune, "cross_validate", slow_cv)
+    for module in (tune, tuning):
+        monkeypatch.setattr(module, "cross_validate", slow_cv)
     out = _call(ctx, "tune_model", family="linear", time_budget_s=15)
     assert out.summary["trials"] == {"complete": 2}  # the third would have started with 3 s left
     assert out.summary["seconds"] == pytest.approx(12.0)

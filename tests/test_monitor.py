@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from dsagent.cli import main
-from dsagent.tools.monitor import VERDICT_EXIT, apply_plan, build_plan, plan_markdown, psi
+from dsagent.tools.drift import psi
+from dsagent.tools.monitor import VERDICT_EXIT, apply_plan, build_plan, plan_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

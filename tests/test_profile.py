@@ -1,4 +1,4 @@
-"""tools/profile.py: column kinds, target checks and analysis, leakage, summary size, the tool."""
+"""tools/profile.py and its library (profile_*.py): column kinds, target checks and analysis, leakage, summary size, the tool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 
 from dsagent.tools.data import DataError
 from dsagent.tools.paths import PROFILE
-from dsagent.tools.profile import KINDS, build_profile, check_target, compact_summary, infer_column_kinds, infer_task, profile_data
+from dsagent.tools.profile import profile_data
+from dsagent.tools.profile_build import build_profile, compact_summary
+from dsagent.tools.profile_columns import KINDS, infer_column_kinds
+from dsagent.tools.profile_target import check_target, infer_task
 from dsagent.tools.registry import ToolContext, ToolOutput
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -113,7 +113,7 @@ def test_sigterm_stops_worker(tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode != 0
     time.sleep(1.0)
-    stray = subprocess.run(["pgrep", "-f", f"dsagent.worker.*|{session_dir.name}"], capture_output=True, text=True)
+    stray = subprocess.run(["pgrep", "-f", f"dsagent.sandbox.worker.*|{session_dir.name}"], capture_output=True, text=True)
     workers = [p for p in stray.stdout.split() if p and _cwd_in(p, session_dir)]
     assert not workers, f"stray worker processes: {workers}"
     meta = json.loads((session_dir / "session.json").read_text())

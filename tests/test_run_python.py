@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dsagent import isolation
+from dsagent.sandbox import detect
 from dsagent.sandbox import CallResult, Limits, Worker
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput
 from dsagent.tools.run_python import run_python
@@ -36,7 +36,7 @@ def box(request, tmp_path_factory):
         mp.setenv("DSAGENT_TOOL_MODULES", "dsagent.tools.run_python")
         mp.setenv("DSAGENT_DISABLE_LAYERS", MODES[request.param])
         mp.delenv("DSAGENT_ALLOW_UNSANDBOXED", raising=False)
-        found = isolation.layers()
+        found = detect.layers()
         # A mode runs with every layer it names or not at all: "all-layers" with bubblewrap
         # missing would pass on fewer layers and hide the gap, so it skips, naming the layer.
         for name in REQUIRED[request.param]:
@@ -233,7 +233,7 @@ def test_background_processes_do_not_outlive_the_call(box):
 def invoke_here(tmp_path, code: str) -> ToolOutput:
     """Call the tool in this process, with the layers detected under the current environment."""
     ctx = ToolContext(session_dir=tmp_path, artifacts_dir=tmp_path / "artifacts",
-                      sandbox={"layers": isolation.layers()})
+                      sandbox={"layers": detect.layers()})
     return run_python.tool_spec.invoke(ctx, {"code": code, "timeout_s": 20})
 
 

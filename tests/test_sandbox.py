@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dsagent import isolation
-from dsagent.sandbox import CallResult, Limits, Worker, layers
+from dsagent.sandbox import CallResult, Limits, Worker, detect, layers, seccomp
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -28,7 +27,7 @@ DATA = ROOT / "examples" / "penguins.csv"
 
 def need(name: str) -> dict:
     """The layer's report; SKIP naming the layer when this machine does not have it."""
-    info = isolation.layers().get(name, {})
+    info = detect.layers().get(name, {})
     if not info.get("active"):
         pytest.skip(f"layer {name} unavailable here: {info.get('reason', 'unknown')}")
     return info
@@ -73,7 +72,7 @@ def test_tools_see_the_layers_that_took_effect(make_worker):
     assert result.ok
     seen = result.output["summary"]["layers"]
     assert seen == w.layers
-    assert seen["seccomp"]["active"] == isolation.layers()["seccomp"]["active"]
+    assert seen["seccomp"]["active"] == detect.layers()["seccomp"]["active"]
 
 
 def test_runaway_tool_is_killed_and_session_goes_on(make_worker):
@@ -82,6 +81,23 @@ def test_runaway_tool_is_killed_and_session_goes_on(make_worker):
     assert not result.ok and result.kind == "timeout"
     assert result.seconds < 10
     assert call(w, "t_echo", {"text": "again"}).output["summary"]["text"] == "again"
+
+
+def test_kill_from_another_thread_ends_the_call_and_the_session_goes_on(make_worker):
+    """Worker.kill() from another thread (a cancelled MCP task): the running call ends as an error
+    result at once, not at its timeout, and the next call starts a fresh worker."""
+    w = make_worker()
+    assert call(w, "t_echo").ok
+    first = w.proc.pid
+    killer = threading.Timer(1.0, w.kill)
+    killer.start()
+    started = time.monotonic()
+    result = call(w, "t_sleep", {"seconds": 60}, timeout=20)
+    killer.join()
+    assert not result.ok and result.kind != "timeout"
+    assert time.monotonic() - started < 10
+    assert call(w, "t_echo", {"text": "again"}).output["summary"]["text"] == "again"
+    assert w.proc.pid != first
 
 
 def test_memory_hog_is_stopped_and_session_goes_on(make_worker):
@@ -122,9 +138,9 @@ def test_reply_and_log_are_capped(make_worker):
 
 
 def test_filesystem_view(make_worker, tmp_path):
-    if not (isolation.layers()["bubblewrap"]["active"] or isolation.layers()["landlock"]["active"]):
+    if not (detect.layers()["bubblewrap"]["active"] or detect.layers()["landlock"]["active"]):
         pytest.skip("layers bubblewrap and landlock unavailable here (no filesystem confinement): "
-                    + isolation.layers()["bubblewrap"]["reason"])
+                    + detect.layers()["bubblewrap"]["reason"])
     secret = tmp_path / "outside" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("secret")
@@ -176,8 +192,8 @@ def test_stop_leaves_nothing_behind(make_worker):
 
 
 def test_seccomp_filter_assembles_with_forward_jumps():
-    for arch in isolation._ARCH:
-        code = isolation._assemble(isolation.seccomp_program(arch, ["setsid"]))
+    for arch in seccomp._ARCH:
+        code = seccomp._assemble(seccomp.seccomp_program(arch, ["setsid"]))
         assert all(0 <= jt < 256 and 0 <= jf < 256 for _, jt, jf, _ in code)
 
 

@@ -48,7 +48,8 @@ def _frame(n: int, seed: int, words: list[str] = FILLER) -> pd.DataFrame:
 
 
 def test_detection_tells_text_from_categories_and_ids():
-    from dsagent.tools.profile import build_profile, compact_summary, infer_column_kinds
+    from dsagent.tools.profile_build import build_profile, compact_summary
+    from dsagent.tools.profile_columns import infer_column_kinds
 
     rng = np.random.default_rng(0)
     texts, _ = _messages(300, 1)

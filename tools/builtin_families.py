@@ -104,7 +104,7 @@ def _xgboost(p: dict[str, Any], task: str, seed: int, n_classes: int) -> Any:
 
 
 def _xgboost_space(trial, task: str) -> dict[str, Any]:
-    # The number of rounds is not searched: each fold early-stops (dsagent.tools.train.fit_fold).
+    # The number of rounds is not searched: each fold early-stops (dsagent.tools.cv.fit_fold).
     return {"learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
             "max_depth": trial.suggest_int("max_depth", 2, 10),
             "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),

@@ -66,7 +66,7 @@ def run_trials(storage_spec: tuple[str, str], study_name: str, seed: int, n_tria
     import optuna
     from distributed import get_worker
 
-    from dsagent.tools.tune import make_objective, make_pruner, make_sampler
+    from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage_spec), sampler=make_sampler(seed),

@@ -163,9 +163,8 @@ def background_rows(session: dict[str, Any], manifest: dict[str, Any], n: int = 
 def explain_frame(model_ref, data: pd.DataFrame, *, version: str | None = None, warn=print,
                   seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """`dsagent explain`: predictions and contributions of each row of `data`, in order."""
-    from dsagent.tools.model_io import load_model, resolve_model_path
+    from dsagent.tools.model_io import load_model, resolve_model_path, session_meta
     from dsagent.tools.serving import check_schema, score_rows
-    from dsagent.tools.service import session_meta
 
     path = resolve_model_path(model_ref, version)
     model, manifest = load_model(path)

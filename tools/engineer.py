@@ -2,7 +2,7 @@
 measure what each one changes in cross-validation.
 
 A thin adapter: the language is tools/derived.py, the Pipeline step tools/derived_step.py, the
-CV machinery tools/train.py. The accepted features are written into task.json's "derived" entry,
+CV machinery tools/cv.py. The accepted features are written into task.json's "derived" entry,
 so train, tune, evaluate, the notebook and the saved model all compute them from raw rows.
 """
 
@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
+from dsagent.tools.derived_record import DERIVED_RECORD, read_record
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
-from dsagent.tools.task import derived_entry, encode_target, load_task, subsample
+from dsagent.tools.task_data import derived_entry, encode_target, load_task, subsample
 
-DERIVED_RECORD = "derived_features.json"
 # A quick, strong, stable model to judge a feature by: boosted trees with a fixed number of rounds
 # (no early stopping, so the comparison is not moved by where a fold happened to stop).
 PROBE = {"family": "hist_gb", "params": {"max_iter": 100, "early_stopping": False}}
@@ -63,8 +62,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
         raise ToolError(str(exc)) from None
     base = [f for f in current if parse_feature(f).name not in new]  # a feature given again is measured again
     derived_entry(base + expressions, columns, task["target"], time_column)  # a bad one: ToolError before any work
-    from dsagent.tools.task import input_columns
-    from dsagent.tools.train import OutOfTime, cross_validate, cv_splits
+    from dsagent.tools.cv import OutOfTime, cross_validate, cv_splits
+    from dsagent.tools.task_data import input_columns
 
     part = df.iloc[task["train_rows"]]
     y_part = encode_target(task, part[task["target"]])
@@ -148,7 +147,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     record = {"metric": task["metric"], "greater_is_better": task["greater_is_better"], "probe": PROBE,
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
               "in_task": kept, "not_reached": not_reached, "selection": selection}
-    previous = _read(ctx.artifacts_dir)
+    previous = read_record(ctx.artifacts_dir)
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
                                                        if r["name"] not in {x["name"] for x in rows}]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
@@ -163,33 +162,11 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     return ToolOutput(summary=summary, record=record, files={"derived_features": DERIVED_RECORD, "task": paths.TASK})
 
 
-def _selection_lines(artifacts_dir) -> list[str]:
-    """Wide data: what the selection dropped on the training rows, and why (report lines)."""
-    from dsagent.tools.markdown import md_cell
-
-    sel = _read(artifacts_dir).get("selection")
-    if not sel:
-        return []
-    dropped = sel.get("dropped") or {}
-    m = sel.get("measured")
-    how = ("low-importance columns dropped too: CV changed " f"{m['cv_change']:+.4g} ± {m['se'] or 0:.2g}" if sel["importance"] and m
-           else "low-importance columns kept" + (f" (dropping them changed CV {m['cv_change']:+.4g} ± {m['se'] or 0:.2g}, "
-                                                 "not beyond its s.e.)" if m else " (not measured)"))
-    out = [f"Wide data ({sel['n_columns']} numeric columns): the Pipeline's first step drops near-constant, duplicate "
-           f"and correlated columns, judged on each fold's training rows; {how}. On the training split it drops "
-           f"{len(dropped)}:", ""]
-    shown = list(dropped.items())[:40]
-    out += [f"- `{md_cell(c, 60)}`: {md_cell(why, 80)}" for c, why in shown]
-    if len(dropped) > len(shown):
-        out.append(f"- ... and {len(dropped) - len(shown)} more (derived_features.json)")
-    return out + [""]
-
-
 def _selection(select: dict[str, Any], X, y, task, ctx: ToolContext, *, now, folds, measured) -> dict[str, Any]:
     """Wide data: whether low-importance columns are dropped too (only when CV on the training folds
     improves beyond its s.e.), and what the selection drops on the training rows, for the report."""
     from dsagent.tools.select_step import WideSelection
-    from dsagent.tools.train import OutOfTime
+    from dsagent.tools.cv import OutOfTime
 
     importance, row = bool(select.get("importance")), None
     if now is not None and not importance:
@@ -203,71 +180,3 @@ def _selection(select: dict[str, Any], X, y, task, ctx: ToolContext, *, now, fol
     regression = get_task_type(task["task"]).prediction == "regression"
     fitted = WideSelection(list(select["columns"]), importance, regression, ctx.seed).fit(X, y)
     return {"importance": importance, "measured": row, "n_columns": len(select["columns"]), "dropped": fitted.dropped_}
-
-
-def _read(artifacts_dir) -> dict[str, Any]:
-    """The record of measured derived features ({} before engineer_features has run)."""
-    path = Path(artifacts_dir) / DERIVED_RECORD
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
-        return {}
-
-
-def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
-    """For the report, model card and notebook: each derived feature in the task, with its
-    expression and the CV change measured when it was added (None when it was not measured)."""
-    from dsagent.tools.schemas import TaskSpec
-
-    try:
-        task = TaskSpec.read(Path(artifacts_dir))
-    except (OSError, ValueError):
-        return []
-    if task is None:
-        return []
-    rec = _read(artifacts_dir)
-    measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
-    out = []
-    for text in (task.get("derived") or {}).get("features") or []:
-        name, expression = (s.strip() for s in text.split("=", 1))
-        m = measured.get(name) or {}
-        out.append({"name": name, "expression": expression, "cv_change": m.get("cv_change"), "se": m.get("se")})
-    return out
-
-
-def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> list[str]:
-    """Report and model card lines: each derived feature, its expression and its measured CV change."""
-    from dsagent.tools.markdown import md_cell
-
-    rows = derived_rows(artifacts_dir)
-    tried = _candidate_lines(artifacts_dir) + _selection_lines(artifacts_dir)
-    if not rows:
-        return [heading, "", "No derived feature is in the model.", "", *tried] if tried else []
-    out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "
-           "`dsagent predict` and the notebook compute them too.", "",
-           "| feature | expression | CV change when added (± s.e.) |", "|---|---|---|"]
-    for r in rows:
-        change = "not measured" if r["cv_change"] is None else (
-            f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else ""))
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} |")
-    return out + [""] + tried
-
-
-def _candidate_lines(artifacts_dir) -> list[str]:
-    """The automatic candidates tried, kept or dropped, each with its CV change (report lines)."""
-    from dsagent.tools.markdown import md_cell
-
-    rec = _read(artifacts_dir)
-    auto = [r for r in rec.get("features", []) if r.get("source") == "auto"]
-    if not auto and not rec.get("not_reached"):
-        return []
-    out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
-           "(training folds only) improved by more than its standard error.", "",
-           "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
-    for r in auto:
-        change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | "
-                   f"{'kept' if r['kept'] else 'dropped'} |")
-    if rec.get("not_reached"):
-        out += ["", f"Not measured within the time share (so not kept): {', '.join(rec['not_reached'])}."]
-    return out + [""]

@@ -17,10 +17,10 @@ import numpy as np
 from dsagent.tools import paths
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from dsagent.tools.task import search_data
+from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, TaskSpec
-from dsagent.tools.train import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
+from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
                                  save_leaderboard, save_oof)
 
 

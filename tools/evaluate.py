@@ -19,9 +19,9 @@ from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
-from dsagent.tools.task import load_task, search_data, subsample_positions, test_data, training_data
+from dsagent.tools.task_data import load_task, search_data, subsample_positions, test_data, training_data
 from dsagent.tools.task_types import prediction_of
-from dsagent.tools.train import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
+from dsagent.tools.cv import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
 def pick_candidate(board: list[LeaderboardRow], name: str) -> LeaderboardRow:

@@ -14,8 +14,8 @@ from dsagent.tools.model_io import load_model
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Explanation, TaskSpec
-from dsagent.tools.task import test_data
-from dsagent.tools.train import predict_any
+from dsagent.tools.task_data import test_data
+from dsagent.tools.cv import predict_any
 
 MAX_CELLS_PER_CALL = 3_000_000  # raw cells in one stacked predict call (memory stays in the tens of MB)
 

@@ -252,3 +252,15 @@ def load_model(ref: str | Path, version: str | None = None) -> tuple[Any, dict[s
                              "refusing to load it")
     model = sio.load(path, trusted=untrusted)
     return model, manifest
+
+
+def session_meta(model_path: Path) -> dict[str, Any]:
+    """session.json of the session that trained the model, when the model lives in one."""
+    for folder in list(model_path.resolve().parents)[:4]:
+        meta = folder / "session.json"
+        if meta.is_file():
+            try:
+                return json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+    return {}

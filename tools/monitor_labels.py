@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.metrics import bootstrap_ci, get_metric, score
-from dsagent.tools.monitor import _feature_drift, categorical_reference, numeric_reference
+from dsagent.tools.drift import _feature_drift, categorical_reference, numeric_reference
 from dsagent.tools.task_types import prediction_of
 
 PRIOR_DEPENDENT = ("pr_auc", "accuracy", "f1", "precision", "recall")

@@ -15,10 +15,7 @@ import math
 import os
 import pprint
 import re
-import shutil
-import tempfile
 import time
-import uuid
 from typing import Any
 
 import nbformat
@@ -26,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
+from dsagent.tools.notebook_kernel import execute
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Leaderboard, TaskSpec
 from dsagent.tools.task_types import get_task_type, prediction_of
@@ -98,7 +96,7 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
     if ev.get("grown"):
         why = (f"{ev['grown']['es_rows']} of the others chose the number of boosting rounds by early stopping; "
                "SPEC holds the result")
-    return ("from dsagent.tools.task import subsample\n\n"
+    return ("from dsagent.tools.task_data import subsample\n\n"
             f"# The run fitted the final model on {fit_rows} of the {n_train} training rows ({why}).\n"
             f"X_train, y_train = subsample(X_train, y_train, {{'task': TASK, 'split': {{'kind': {split['kind']!r}}}}}, "
             f"{fit_rows}, SEED)\n\n")
@@ -107,7 +105,7 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
 def _derived_code(task: dict[str, Any]) -> str:
     """INPUTS (the raw columns the model reads) and, with derived features, DERIVED: the
     expressions the Pipeline's first step computes from those columns (tools/derived.py)."""
-    from dsagent.tools.task import input_columns
+    from dsagent.tools.task_data import input_columns
 
     derived = task.get("derived")
     if not derived:
@@ -341,48 +339,6 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["dsagent"] = {"session": session.get("id", ctx.session_dir.name), "metric": metric, "reported_test_score": reported}
     return nb
-
-
-def execute(nb: nbformat.NotebookNode, cwd: str, timeout_cell: float, timeout_total: float) -> None:
-    """Run every cell in a fresh ipykernel. Each cell gets at most `timeout_cell` seconds and never
-    more than what is left of `timeout_total`; the kernel is always shut down afterwards.
-
-    DSAGENT_KERNEL_TRANSPORT=ipc (set by the sandbox, which has no network) makes the kernel talk
-    over unix sockets; their paths must stay under 108 bytes, so they live in a short temp dir."""
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient
-
-    transport = os.environ.get("DSAGENT_KERNEL_TRANSPORT") or ("ipc" if os.name == "posix" else "tcp")
-    scratch = tempfile.mkdtemp(prefix="nb-")
-    # The async manager: with the blocking one, nbclient 0.11's per-cell timeout never fires.
-    km = AsyncKernelManager(kernel_name="python3", transport=transport,
-                       connection_file=os.path.join(scratch, f"kernel-{uuid.uuid4().hex[:8]}.json"))
-    if transport == "ipc":
-        km.ip = os.path.join(scratch, "k")
-    deadline = time.monotonic() + timeout_total
-
-    def cell_timeout(_cell) -> int:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"notebook execution exceeded its total budget of {timeout_total:.0f}s")
-        return max(1, int(min(timeout_cell, left)))
-
-    client = NotebookClient(nb, km=km, timeout_func=cell_timeout, startup_timeout=int(min(60, max(10, timeout_total))),
-                            resources={"metadata": {"path": cwd}}, allow_errors=False, record_timing=False)
-    try:
-        client.execute(cwd=cwd)
-    finally:
-        try:
-            if km.has_kernel:
-                run_sync(km.shutdown_kernel)(now=True)
-        except Exception:
-            pass
-        try:
-            run_sync(km.cleanup_resources)()
-        except Exception:
-            pass
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def notebook_test_score(nb: nbformat.NotebookNode) -> tuple[str, float] | None:

@@ -62,7 +62,7 @@ class TestView:
 
     def __init__(self, ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any]):
         from dsagent.tools.data import load_dataset
-        from dsagent.tools.task import encode_target
+        from dsagent.tools.task_data import encode_target
 
         saved = np.load(ctx.artifacts_dir / "test_predictions.npz")
         self.pred = np.asarray(saved["pred"])
@@ -336,7 +336,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                  else " (consistent with the test score)."), ""]
     lines += _section_business(answers, task, ev, goal, view)
     lines += _section_data(profile, task)
-    from dsagent.tools.engineer import derived_markdown
+    from dsagent.tools.derived_record import derived_markdown
 
     lines += derived_markdown(ctx.artifacts_dir)
 
@@ -508,7 +508,7 @@ def _fairness_notes(rows: list[dict[str, Any]], task: str, sensitive: bool) -> l
 
 
 def _derived_card(ctx: ToolContext) -> list[str]:
-    from dsagent.tools.engineer import derived_markdown
+    from dsagent.tools.derived_record import derived_markdown
 
     return derived_markdown(ctx.artifacts_dir, heading="### Derived features")
 

@@ -32,8 +32,8 @@ from dsagent.tools.model_io import _sha256 as file_sha256, input_schema, load_mo
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema
 from dsagent.tools.schemas import TaskSpec
-from dsagent.tools.task import encode_target
-from dsagent.tools.train import predict_any
+from dsagent.tools.task_data import encode_target
+from dsagent.tools.cv import predict_any
 
 HOLDOUT = 0.3
 MIN_HOLDOUT = 20

@@ -26,7 +26,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_
 
 OUTPUT_BUDGET = 6000  # characters the model reads
 OUTPUT_HARD_CAP = 8 * 1024 * 1024  # bytes; past this the code is stopped (printing 1 GB)
-# Which layers confine what, when the layers dict does not say (see agent/isolation.py).
+# Which layers confine what, when the layers dict does not say (see agent/sandbox/layer.py).
 DEFAULT_CONFINES = {"bubblewrap": ["filesystem", "network"], "landlock": ["filesystem"], "seccomp": ["network"]}
 
 

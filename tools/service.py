@@ -28,23 +28,11 @@ import pandas as pd
 
 from dsagent.tools.data import load_bytes
 from dsagent.tools.fallback import normalize as normalize_fallback
-from dsagent.tools.model_io import load_model, resolve_model_path
+from dsagent.tools.model_io import load_model, resolve_model_path, session_meta
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
 from dsagent.tools import versions
 from dsagent.tools.traffic import MODEL_VERSION, REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
-
-
-def session_meta(model_path: Path) -> dict[str, Any]:
-    """session.json of the session that trained the model, when the model lives in one."""
-    for folder in list(model_path.resolve().parents)[:4]:
-        meta = folder / "session.json"
-        if meta.is_file():
-            try:
-                return json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {}
-    return {}
 
 
 class SwitchRefused(ToolError):

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsagent.tools.target_check import TargetInfo, check_target
+
 ENTRY_POINT_GROUP = "dsagent.task_types"
 BUILTIN_MODULE = "dsagent.tools.builtin_task_types"
 PREDICTIONS = ("binary", "multiclass", "regression")
@@ -32,16 +34,6 @@ SUPERVISED_STEPS = ("profile_data", "ask_user", "define_task", "engineer_feature
                     "build_ensemble", "evaluate_model", "explain_model", "write_report", "plan_monitoring",
                     "write_notebook")
 DELIVERABLE_STEPS = ("write_report", "plan_monitoring", "write_notebook")
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What validating a target found: the classes (in encoded order), the positive class, the
-    minority share (classification only)."""
-
-    classes: list[str] | None = None
-    positive_class: str | None = None
-    minority: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +62,6 @@ class TaskType:
     def check_target(self, y, target: str, positive_class: str | None = None) -> TargetInfo:
         """Validate the labelled target values (a pandas Series) and say how they encode; raise
         ToolError with what to do when they do not fit this task."""
-        from dsagent.tools.builtin_task_types import check_target
-
         return check_target(self, y, target, positive_class)
 
     def encode_target(self, spec, y):
@@ -93,7 +83,7 @@ class TaskType:
 
     def metrics(self) -> dict[str, Any]:
         """The metrics (tools.metrics.Metric by name) that apply to this task."""
-        from dsagent.tools.metrics import METRICS
+        from dsagent.tools.metric_table import METRICS
 
         return {n: m for n, m in METRICS.items() if self.name in m.tasks}
 

@@ -24,7 +24,7 @@ MAX_PREDICT_ROWS = 20_000  # rows per stacked predict call
 
 def _scores(model, X: pd.DataFrame, task: dict[str, Any]) -> np.ndarray:
     """(rows, outputs): class probabilities, or the prediction as one column for regression."""
-    from dsagent.tools.train import predict_any
+    from dsagent.tools.cv import predict_any
 
     pred, proba = predict_any(model, X, task)
     return proba if proba is not None else np.asarray(pred, dtype=float).reshape(-1, 1)

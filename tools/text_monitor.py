@@ -48,7 +48,7 @@ def word_lengths(values: pd.Series) -> pd.Series:
 
 
 def text_reference(values: pd.Series) -> dict[str, Any]:
-    from dsagent.tools.monitor import numeric_reference
+    from dsagent.tools.drift import numeric_reference
 
     docs = _tokens(values)
     half = len(docs) // 2
@@ -64,7 +64,7 @@ def text_reference(values: pd.Series) -> dict[str, Any]:
 def text_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], quality: list[str], col: str) -> dict[str, Any]:
     """The monitor entry of one text column: PSI/KS of the length in words, the unseen-word share
     against its expected level, and the empty-text rate. Status: the worse of length and vocabulary."""
-    from dsagent.tools.monitor import _feature_drift
+    from dsagent.tools.drift import _feature_drift
 
     length = _feature_drift(ref["length_words"], word_lengths(values), t, [], f"{col} (length)")
     unseen = unseen_share(_tokens(values), set(ref["vocabulary"]))

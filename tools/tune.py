@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
 
 import numpy as np
 
@@ -19,9 +18,10 @@ from dsagent.tools.families import ModelFamily, model_families, tunable_names
 from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
-from dsagent.tools.task import search_data
+from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type, prediction_of
-from dsagent.tools.train import (OutOfTime, compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
+from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
+from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
 
 
@@ -34,58 +34,9 @@ def _tunable(family: str, task: str) -> ModelFamily:
     return fam
 
 
-def make_sampler(seed: int):
-    import optuna
-
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
-
-
-def make_pruner():
-    import optuna
-
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-
-
-def make_objective(family: str, task: dict[str, Any], fixed: dict[str, Any], X, y, ctx: ToolContext, splits,
-                   deadline: float, oofs: dict[int, np.ndarray], trial_s: list[float], on_done=None,
-                   attrs: dict[str, Any] | None = None):
-    """One trial: cross-validate the suggested params, pruned per fold and at the deadline. Each
-    complete trial's OOF predictions land in `oofs`, its seconds in `trial_s`; `attrs` are set on
-    every trial (a cluster worker records who ran it). Module-level so Dask workers run the same code."""
-    import optuna
-
-    def objective(trial):
-        trial_started = time.time()
-        for key, value in (attrs or {}).items():
-            trial.set_user_attr(key, value)
-        # families are built for the prediction shape
-        params = {**model_families()[family].search_space(trial, prediction_of(task["task"])), **fixed}
-        spec = {"family": family, "params": params}
-
-        def on_fold(i, value):
-            trial.report(value, i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        try:  # a trial whose remaining folds would overrun the budget is abandoned (pruned)
-            cv = cross_validate(spec, X, y, task, ctx, splits, on_fold=on_fold, deadline=deadline)
-        except OutOfTime:
-            raise optuna.TrialPruned() from None
-        oofs[trial.number] = cv.oof
-        trial_s.append(time.time() - trial_started)
-        for key, value in cv.timings().items():  # kept in the study: a resumed call rebuilds the result
-            trial.set_user_attr(key, value)
-        if on_done is not None:
-            on_done(trial, cv)
-        return float(np.mean(cv.fold_scores))
-
-    return objective
-
-
 @tool
 def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = None,
-               time_budget_s: float | None = None, ensemble: bool = False,
-               max_refit_s: float | None = None) -> ToolOutput:
+               time_budget_s: float | None = None) -> ToolOutput:
     """Tune the hyperparameters of one model family with Optuna (TPE + median pruning).
 
     Cross-validated on the training split only. Warm-started from known-good configurations;
@@ -96,8 +47,6 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         family: xgboost, hist_gb, random_forest, extra_trees, linear or mlp (classification); auto picks the best tunable family on the leaderboard.
         n_trials: maximum number of trials (deterministic for a fixed number); default unlimited within the time budget.
         time_budget_s: seconds to spend; default what is left of the session budget minus a reserve for deliverables.
-        ensemble: afterwards, blend the leaderboard by greedy ensemble selection (as build_ensemble does).
-        max_refit_s: with ensemble, cap on the estimated seconds to refit the blend's members on all training rows.
     """
     import optuna
 
@@ -188,14 +137,6 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         by_worker = Counter(t.user_attrs.get("worker", "client") for t in study.trials)
         summary["cluster"] = {"trials_by_worker": dict(by_worker),
                               "note": "trials ran in parallel: the result for a fixed --max-trials is not deterministic"}
-    if ensemble:
-        from dsagent.tools.ensemble import blend
-
-        ens, _ = blend(ctx, max_refit_s=max_refit_s)
-        summary["ensemble"] = {k: v for k, v in ens.items() if k != "leaderboard"}
-        if ens.get("kept"):
-            ranked = load_leaderboard(ctx)
-            summary["leaderboard"] = compact_board(ranked)
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
                       files={"leaderboard": paths.LEADERBOARD,
                              **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})

@@ -260,13 +260,11 @@ class AutopilotBackend:
                 spend = max(5.0, 0.3 * avail)
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
             args = {"time_budget_s": round(spend, 1)}
-            if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
-                args.update(ensemble=True, max_refit_s=round(max(0.0, avail - spend) / 2.3 + 5.0, 1))
             call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = (task.n_train if task else 0)
-            spend, refit = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
+            spend, _ = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
             tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -278,9 +276,6 @@ class AutopilotBackend:
                     # One hyperparameter: TPE has it within ~16 trials (telco_churn: 73 trials in 25 s gained
                     # 6e-5 AUC). What is left tunes the best non-linear family next, for the ensemble.
                     args["n_trials"] = LINEAR_TRIALS
-                if "build_ensemble" not in self._tool_names(tools):  # a persona without the tool: blend here
-                    args["ensemble"] = True
-                    args["max_refit_s"] = round(max(refit, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3), 1)
                 text = f"Tuning {tunable[0]['family']}, the best family so far, with Optuna for up to {spend:.0f}s."
                 call = ToolCall("auto-tune", "tune_model", args)
         if step == "build_ensemble" and not self.max_trials and not self._tuned_second:

@@ -152,7 +152,7 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
 
     executed = False
     if execute_notebook:
-        from dsagent.tools.notebook import execute
+        from dsagent.tools.notebook_kernel import execute
 
         execute(nb, str(ctx.artifacts_dir), timeout_cell=max(30.0, ctx.seconds_left()), timeout_total=max(60.0, ctx.seconds_left()))
         executed = True

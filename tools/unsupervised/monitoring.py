@@ -20,8 +20,8 @@ from scipy import stats
 
 from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
-from dsagent.tools.monitor import (MIN_BATCH_ROWS, P_VALUE, PSI_ALERT, PSI_WARN, VERDICT_EXIT, _chi2_p, _feature_drift, check_batch,
-                                   categorical_reference, numeric_reference, psi, worse)
+from dsagent.tools.drift import (MIN_BATCH_ROWS, P_VALUE, PSI_ALERT, PSI_WARN, VERDICT_EXIT, _chi2_p, _feature_drift,
+                                 categorical_reference, check_batch, numeric_reference, psi, worse)
 from dsagent.tools.registry import ToolContext, ToolOutput, artifact_path
 
 RATE_RETRAIN = 3.0  # flag rate this many times the expected one (and significant): the threshold no longer fits

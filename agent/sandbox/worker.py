@@ -1,6 +1,6 @@
 """The sandboxed worker process: reads tool requests on stdin, answers on a private pipe.
 
-Started by dsagent.sandbox with a clean environment, resource limits and its own process group
+Started by dsagent.sandbox.runner.Worker with a clean environment, resource limits and its own process group
 (inside bubblewrap when available). Before any tool code is imported, it applies the in-process
 layers (Landlock, dropped capabilities, seccomp) described by DSAGENT_SANDBOX and reports
 what took effect.
@@ -32,7 +32,8 @@ def _protocol_stream():
 
 
 def _apply_layers() -> dict:
-    from dsagent.isolation import apply_in_process, without_network
+    from dsagent.sandbox.inprocess import apply_in_process
+    from dsagent.sandbox.layer import without_network
 
     layers = json.loads(os.environ.pop("DSAGENT_LAYERS", "{}"))
     spec = json.loads(os.environ.pop("DSAGENT_SANDBOX", "{}"))

@@ -7,9 +7,9 @@ Guarantees (docs/security.md says what they do NOT protect against):
 - a wall-clock timeout per call that kills the worker's process group (and its pids cgroup);
 - a cap on what the worker may send back and on its log output;
 - cwd inside the session's artifacts directory;
-- the layers of dsagent.isolation when available: bubblewrap, Landlock, seccomp, dropped
+- the layers of this subpackage when available: bubblewrap, Landlock, seccomp, dropped
   capabilities, a pids cgroup. `Worker.layers` (and ctx.sandbox["layers"] in tools) says which
-  took effect; `layers()` says what this machine offers, for session.json and `dsagent doctor`.
+  took effect; `dsagent.sandbox.layers()` says what this machine offers, for session.json and `dsagent doctor`.
 A crash, a timeout or a MemoryError becomes an error result; the worker is restarted on the
 next call and the session goes on.
 """
@@ -18,39 +18,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from dsagent import isolation
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|PASSWORD|_CREDENTIALS?)$|^ANTHROPIC_|^AWS_|^OPENAI_", re.I)
-
-
-@dataclass
-class Limits:
-    memory_mb: int = int(os.environ.get("DSAGENT_MEMORY_MB", "8192"))
-    cpu_seconds: int = 3600  # backstop only; the wall-clock timeout is the real limit
-    reply_bytes: int = 4 * 1024 * 1024
-    log_bytes: int = 2 * 1024 * 1024
-    start_timeout: float = 60.0
-    file_mb: int = 4096  # RLIMIT_FSIZE: largest single file a tool may write
-    open_files: int = 4096  # RLIMIT_NOFILE
-    max_pids: int = 512  # pids.max of the worker's cgroup (processes + threads), when available
-    # --cluster: the worker may open TCP connections (to the Dask scheduler and workers), and may
-    # write these extra paths (a --tuning-storage journal file's directory). Off by default.
-    tcp: bool = False
-    extra_write: tuple[str, ...] = ()
+from dsagent.sandbox.detect import layers as detected_layers
+from dsagent.sandbox.layer import layer
+from dsagent.sandbox.plan import Limits, Plan
 
 
 @dataclass
@@ -66,117 +46,6 @@ class CallResult:
 class Progress:
     message: str
     fraction: float | None = None
-
-
-# Variables that point at host services a sandboxed process could talk to over a unix socket.
-HOST_SOCKET_VARS = {"SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS", "DOCKER_HOST",
-                    "XDG_RUNTIME_DIR", "DISPLAY", "WAYLAND_DISPLAY", "JPY_PARENT_PID", "KUBECONFIG"}
-
-
-def clean_environment(base: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in (base if base is not None else os.environ).items()
-           if not SECRET_NAME.search(k) and k not in HOST_SOCKET_VARS}
-    # dsagent itself is imported from its installation (the wheel, or the editable install's finder
-    # in site-packages), never from the current directory: no PYTHONPATH entry for it.
-    env["MPLBACKEND"] = "Agg"
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONHASHSEED"] = "0"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # code dirs are read-only in the sandbox
-    env.update(extra or {})
-    return env
-
-
-@dataclass
-class Plan:
-    """What one worker may see and do: computed in the parent, applied by bwrap, the launcher
-    (rlimits, cgroup) and the worker itself (Landlock, seccomp)."""
-
-    session_dir: Path
-    cwd: str
-    read: list[str]
-    write: list[str]
-    env: dict[str, str]
-    rlimits: dict[str, tuple[int, int]]
-    use_bwrap: bool
-    host_tmp: str | None = None  # private tmp dir on the host when there is no bwrap /tmp
-    cgroup: isolation.PidsCgroup | None = None
-    tcp: bool = False
-
-    @classmethod
-    def build(cls, artifacts_dir: Path, limits: Limits, *, use_bwrap: bool, data_paths: list[Path] = (),
-              roots: list[Path] = (), max_pids: int | None = None) -> "Plan":
-        artifacts_dir = Path(os.path.abspath(artifacts_dir))
-        session_dir = artifacts_dir.parent
-        cache = session_dir / ".cache"
-        for sub in ("matplotlib", "home", "ipython"):
-            (cache / sub).mkdir(parents=True, exist_ok=True)
-        # A short tmp path: unix socket paths (Jupyter IPC) must stay under 108 bytes.
-        host_tmp = None if use_bwrap else tempfile.mkdtemp(prefix="dsagent-")
-        tmp = "/tmp" if use_bwrap else host_tmp
-        extra = {
-            "HOME": str(cache / "home"), "USER": "dsagent", "LOGNAME": "dsagent",
-            "MPLCONFIGDIR": str(cache / "matplotlib"), "IPYTHONDIR": str(cache / "ipython"),
-            "TMPDIR": tmp, "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter",
-            # for the notebook tool: no TCP inside the sandbox, so kernels talk over unix sockets
-            "DSAGENT_KERNEL_TRANSPORT": "ipc",
-            "DSAGENT_CONFINE_PREFIX": json.dumps([sys.executable, "-S", isolation.__file__, "confine"]),
-        }
-        env = clean_environment(extra=extra)
-        pythonpath = [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PROJECT_ROOT]
-        read = isolation.read_paths(session_dir, list(data_paths), [Path(r) for r in roots], pythonpath)
-        write = [str(artifacts_dir), str(cache)] + ([host_tmp] if host_tmp else []) + [
-            str(Path(p).absolute()) for p in limits.extra_write if os.path.isdir(p)]
-        mem = limits.memory_mb * 1024 * 1024
-        rlimits = {
-            "RLIMIT_AS": (mem, mem), "RLIMIT_CORE": (0, 0),
-            "RLIMIT_CPU": (limits.cpu_seconds, limits.cpu_seconds + 10),
-            "RLIMIT_FSIZE": (limits.file_mb * 1024 * 1024,) * 2,
-            "RLIMIT_NOFILE": (limits.open_files, limits.open_files),
-        }
-        cgroup = None
-        if max_pids:
-            try:
-                cgroup = isolation.PidsCgroup.create(max_pids)
-            except OSError:
-                cgroup = None
-        return cls(session_dir, str(artifacts_dir), [str(p) for p in read], write, env, rlimits, use_bwrap,
-                   host_tmp, cgroup, limits.tcp)
-
-    def in_process_spec(self) -> dict[str, Any]:
-        shm = ["/dev/shm"] if os.path.isdir("/dev/shm") else []  # joblib/loky semaphores and memmaps
-        tmp = ["/tmp"] if self.use_bwrap else []
-        off = isolation.disabled()
-        return {
-            "session_dir": str(self.session_dir),
-            "seccomp": "seccomp" not in off,
-            "tcp": self.tcp,
-            "drop_caps": "capabilities" not in off,
-            "landlock": None if "landlock" in off else {
-                # /sys/fs/cgroup: loky reads the CPU quota there and fails on EACCES (not ENOENT)
-                "read": self.read + [p for p in ("/proc", "/dev", "/sys/fs/cgroup") if os.path.exists(p)],
-                "write": self.write + shm + tmp,
-                "rw_files": [p for p in isolation.DEV_FILES if os.path.exists(p)],
-                "list_only": [str(PROJECT_ROOT)]},
-        }
-
-    def command(self, inner: list[str], layers: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
-        env = dict(self.env, DSAGENT_SANDBOX=json.dumps(self.in_process_spec()))
-        if layers is not None:
-            env["DSAGENT_LAYERS"] = json.dumps(layers)
-        spec = {"rlimits": self.rlimits, "cgroup": str(self.cgroup.path) if self.cgroup else None}
-        argv = list(inner)
-        if self.use_bwrap:
-            bwrap = isolation.bwrap_argv({"read": self.read, "write": self.write, "cwd": self.cwd, "tcp": self.tcp}, env)
-            argv = [shutil.which("bwrap") or "/usr/bin/bwrap"] + bwrap[1:] + argv
-        return isolation.launcher_argv(spec) + argv, env
-
-    def cleanup(self) -> None:
-        if self.cgroup is not None:
-            self.cgroup.remove()
-            self.cgroup = None
-        if self.host_tmp:
-            shutil.rmtree(self.host_tmp, ignore_errors=True)
-            self.host_tmp = None
 
 
 def kill_session(sid: int) -> None:
@@ -201,11 +70,6 @@ def kill_session(sid: int) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.01)
-
-
-def layers() -> dict[str, dict[str, Any]]:
-    """The isolation layers of this machine (for session.json and `dsagent doctor`)."""
-    return isolation.layers()
 
 
 @dataclass
@@ -234,7 +98,7 @@ class Worker:
         self.data_paths = [Path(p) for p in self.data_paths if p]
         self.roots = [Path(p) for p in self.roots if p]
         if not self.layers:
-            self.layers = isolation.layers()
+            self.layers = detected_layers()
 
     def set_paths(self, data_paths: list[Path] | None = None, roots: list[Path] | None = None) -> None:
         """Change what is bound read-only; the worker restarts on its next call if it changed."""
@@ -246,20 +110,20 @@ class Worker:
 
     def start(self) -> None:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        detected = isolation.layers()
+        detected = detected_layers()
         use_bwrap = detected["bubblewrap"]["active"]
         plan = Plan.build(self.artifacts_dir, self.limits, use_bwrap=use_bwrap, data_paths=self.data_paths,
                           roots=self.roots, max_pids=self.limits.max_pids if detected["pids-cgroup"]["active"] else None)
         self._plan = plan
         layers = dict(detected)
         if detected["pids-cgroup"]["active"] and plan.cgroup is None:
-            layers["pids-cgroup"] = isolation.layer(False, "could not create this worker's cgroup", "pids-cgroup")
+            layers["pids-cgroup"] = layer(False, "could not create this worker's cgroup", "pids-cgroup")
         elif plan.cgroup is not None:
-            layers["pids-cgroup"] = isolation.layer(True, f"pids.max={self.limits.max_pids}", "pids-cgroup")
-        layers["rlimits"] = isolation.layer(True, f"AS {self.limits.memory_mb} MB, CPU {self.limits.cpu_seconds} s, "
+            layers["pids-cgroup"] = layer(True, f"pids.max={self.limits.max_pids}", "pids-cgroup")
+        layers["rlimits"] = layer(True, f"AS {self.limits.memory_mb} MB, CPU {self.limits.cpu_seconds} s, "
                                                   f"FSIZE {self.limits.file_mb} MB, NOFILE {self.limits.open_files}, "
                                                   "CORE 0", "rlimits")
-        argv, env = plan.command([sys.executable, "-m", "dsagent.worker"], layers)
+        argv, env = plan.command([sys.executable, "-m", "dsagent.sandbox.worker"], layers)
         self._buf = b""
         self.proc = subprocess.Popen(
             argv,
@@ -307,19 +171,31 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def kill(self) -> None:
+        """Kill the worker and everything it started, now. Safe from another thread (a cancelled
+        MCP task, a chat interrupt): the thread waiting on its replies sees EOF and turns the
+        call into an error result, and the next call starts a fresh worker. stop() also reaps it."""
+        proc, plan = self.proc, self._plan
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # bwrap's PID namespace dies with it
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+        if plan is not None and plan.cgroup is not None:
+            try:
+                plan.cgroup.kill()  # anything that left the process group
+            except OSError:
+                pass
+        else:
+            # No cgroup: run_python's child has a process group of its own and, without
+            # bubblewrap's PID namespace, would outlive the worker. It cannot leave the
+            # worker's session (setsid is denied to it), so the session finds it.
+            kill_session(proc.pid)
+
     def stop(self) -> None:
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap's PID namespace dies with it
-            except (ProcessLookupError, PermissionError):
-                pass
-            if self._plan is not None and self._plan.cgroup is not None:
-                self._plan.cgroup.kill()  # anything that left the process group
-            else:
-                # No cgroup: run_python's child has a process group of its own and, without
-                # bubblewrap's PID namespace, would outlive the worker. It cannot leave the
-                # worker's session (setsid is denied to it), so the session finds it.
-                kill_session(self.proc.pid)
+            self.kill()
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

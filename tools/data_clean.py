@@ -1,0 +1,169 @@
+"""Loading data, after any format: column names made unique and usable, empty tables, inf,
+mixed numeric columns and control characters, each change written to LoadInfo.notes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsagent.tools import data_limits as limits
+from dsagent.tools.data_limits import DataError, LoadInfo, _CTRL_BYTES, _CTRL_PY, _CTRL_RE
+
+
+# ---------------------------------------------------------------------------------------------
+# After any format: names, empty tables, inf, mixed types, control characters
+
+
+def normalize_columns(names: list[Any]) -> tuple[list[str], list[str]]:
+    """Deterministic, unique, printable string names. Returns (names, list of changes)."""
+    out: list[str] = []
+    changes: list[str] = []
+    base: list[str] = []
+    for i, raw in enumerate(names):
+        s = "" if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw)
+        s = _CTRL_PY.sub("", s).strip()
+        if not s:
+            s = f"unnamed_{i}"
+        base.append(s)
+    taken = set(base)
+    seen: dict[str, int] = {}
+    for i, s in enumerate(base):
+        if s in seen:
+            k = seen[s]
+            new = f"{s}.{k}"
+            while new in taken:
+                k += 1
+                new = f"{s}.{k}"
+            seen[s] = k + 1
+            taken.add(new)
+            out.append(new)
+        else:
+            seen[s] = 1
+            out.append(s)
+    for i, (raw, new) in enumerate(zip(names, out)):
+        blank = raw is None or (isinstance(raw, float) and math.isnan(raw)) or (isinstance(raw, str) and not raw.strip())
+        if blank:
+            changes.append(f"column {i} (blank)->{new!r}")
+        elif isinstance(raw, str) and raw != new:
+            changes.append(f"{raw!r}->{new!r}")
+        # non-string names (ints from JSON/Parquet) simply become strings: nothing is lost
+    return out, changes
+
+
+def _postprocess(df: pd.DataFrame, info: LoadInfo, name: str) -> pd.DataFrame:
+    if df.shape[1] == 0:
+        raise DataError(f"{name} has no columns; export the data again with a header row")
+    if df.shape[1] > limits.MAX_COLUMNS:
+        raise DataError(
+            f"{name} has {df.shape[1]:,} columns, more than the {limits.MAX_COLUMNS:,} supported; select the columns you need"
+        )
+    names, changes = normalize_columns(list(df.columns))
+    if changes:
+        shown = ", ".join(changes[:6]) + (f" (+{len(changes) - 6} more)" if len(changes) > 6 else "")
+        info.notes.append(f"renamed {len(changes)} blank, duplicate or unprintable column name(s): {shown}")
+    df.columns = names
+    if df.shape[0] == 0:
+        raise DataError(
+            f"{name} has a header ({df.shape[1]} columns) but no data rows; export the data again with its rows"
+        )
+    if df.shape[1] == 1:
+        info.notes.append(
+            f"only one column ({names[0]!r}): if the file has more, its delimiter was not recognised — check it"
+        )
+    if df.shape[1] >= 1000:
+        info.notes.append(f"wide table: {df.shape[1]:,} columns")
+
+    inf_cols: dict[str, int] = {}
+    obj_fixed: list[str] = []
+    # Only float and object columns need work; look at dtypes first (column access is not free
+    # on a 10,000-column frame).
+    for c, dtype in list(df.dtypes.items()):
+        if pd.api.types.is_float_dtype(dtype):
+            arr = df[c].to_numpy()
+            if arr.dtype.kind == "f":
+                inf = np.isinf(arr)
+                n_inf = int(inf.sum())
+                if n_inf:
+                    df[c] = df[c].mask(inf)
+                    inf_cols[c] = n_inf
+        elif dtype == object:
+            s = df[c]
+            kinds = list(s.dropna().map(type).unique())
+            if len(kinds) > 1 or (kinds and kinds[0] not in (str, bool)):
+                if all(k in (int, float, np.int64, np.float64) for k in kinds):
+                    df[c] = pd.to_numeric(s, errors="coerce")
+                else:
+                    df[c] = s.astype("str")
+                    obj_fixed.append(c)
+            elif kinds and kinds[0] is str:
+                df[c] = s.astype("str")
+    if inf_cols:
+        shown = ", ".join(f"{k} ({v})" for k, v in list(inf_cols.items())[:8])
+        info.notes.append(f"replaced {sum(inf_cols.values())} inf value(s) with missing in: {shown}")
+    if obj_fixed:
+        info.notes.append(f"columns with mixed value types kept as text: {', '.join(obj_fixed[:10])}")
+    _note_mixed_numeric(df, info)
+    if df.shape[1] > 200:
+        df = df.copy()  # consolidate: read_csv leaves one block per column, slow for every later step
+    return df
+
+
+def _note_mixed_numeric(df: pd.DataFrame, info: LoadInfo) -> None:
+    """Text columns that are mostly numbers: say so (a missing-value marker or a typo is likely)."""
+    found = []
+    for c, dtype in list(df.dtypes.items()):
+        if not pd.api.types.is_string_dtype(dtype):
+            continue
+        vals = df[c].dropna()
+        if len(vals) > 2000:
+            vals = vals.sample(2000, random_state=0)
+        if len(vals) < 5:
+            continue
+        num = pd.to_numeric(vals, errors="coerce")
+        frac = float(num.notna().mean())
+        if 0.5 <= frac < 1.0:
+            odd = vals[num.isna()].astype(str).unique()[:3]
+            found.append(f"{c} ({frac:.0%} numeric; e.g. {', '.join(repr(v[:20]) for v in odd)})")
+    if found:
+        info.notes.append(
+            "mixed numbers and text, kept as text: " + "; ".join(found[:6])
+            + " — if these values mean 'missing', say so and they can be treated as missing"
+        )
+
+
+def _clean_control_chars(df: pd.DataFrame, src: Path | bytes, encoding: str, info: LoadInfo) -> pd.DataFrame:
+    """NUL and other C0 control characters in cells: stripped (tabs and newlines kept), with a note.
+
+    They break terminals (escape sequences) and downstream writers; a byte scan of the file
+    (fast) decides whether the per-column work is needed."""
+    ascii_compatible = not encoding.lower().startswith(("utf-16", "utf-32"))
+    if ascii_compatible:
+        found = False
+        if isinstance(src, bytes):
+            found = len(src.translate(None, _CTRL_BYTES)) != len(src)
+        else:
+            with open(src, "rb") as fh:
+                while chunk := fh.read(1 << 24):
+                    if len(chunk.translate(None, _CTRL_BYTES)) != len(chunk):
+                        found = True
+                        break
+        if not found:
+            return df
+    cleaned: dict[str, int] = {}
+    for c, dtype in list(df.dtypes.items()):
+        if not (pd.api.types.is_string_dtype(dtype) or dtype == object):
+            continue
+        s = df[c]
+        has = s.str.contains(_CTRL_RE, regex=True, na=False)
+        n = int(has.sum())
+        if n:
+            df[c] = s.str.replace(_CTRL_RE, "", regex=True)
+            cleaned[str(c)] = n
+    if cleaned:
+        shown = ", ".join(f"{k} ({v})" for k, v in list(cleaned.items())[:8])
+        info.notes.append(f"stripped NUL/control characters from {sum(cleaned.values())} cell(s) in: {shown}")
+    return df

@@ -1,0 +1,102 @@
+"""The record of derived features engineer_features measured (derived_features.json), and the
+report and model card lines made from it. A library module (no @tool): engineer_features writes
+the record, the report reads it, neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DERIVED_RECORD = "derived_features.json"
+
+
+def read_record(artifacts_dir) -> dict[str, Any]:
+    """The record of measured derived features ({} before engineer_features has run)."""
+    path = Path(artifacts_dir) / DERIVED_RECORD
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+
+
+def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
+    """For the report, model card and notebook: each derived feature in the task, with its
+    expression and the CV change measured when it was added (None when it was not measured)."""
+    from dsagent.tools.schemas import TaskSpec
+
+    try:
+        task = TaskSpec.read(Path(artifacts_dir))
+    except (OSError, ValueError):
+        return []
+    if task is None:
+        return []
+    rec = read_record(artifacts_dir)
+    measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
+    out = []
+    for text in (task.get("derived") or {}).get("features") or []:
+        name, expression = (s.strip() for s in text.split("=", 1))
+        m = measured.get(name) or {}
+        out.append({"name": name, "expression": expression, "cv_change": m.get("cv_change"), "se": m.get("se")})
+    return out
+
+
+def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> list[str]:
+    """Report and model card lines: each derived feature, its expression and its measured CV change."""
+    from dsagent.tools.markdown import md_cell
+
+    rows = derived_rows(artifacts_dir)
+    tried = _candidate_lines(artifacts_dir) + _selection_lines(artifacts_dir)
+    if not rows:
+        return [heading, "", "No derived feature is in the model.", "", *tried] if tried else []
+    out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "
+           "`dsagent predict` and the notebook compute them too.", "",
+           "| feature | expression | CV change when added (± s.e.) |", "|---|---|---|"]
+    for r in rows:
+        change = "not measured" if r["cv_change"] is None else (
+            f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else ""))
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} |")
+    return out + [""] + tried
+
+
+def _selection_lines(artifacts_dir) -> list[str]:
+    """Wide data: what the selection dropped on the training rows, and why (report lines)."""
+    from dsagent.tools.markdown import md_cell
+
+    sel = read_record(artifacts_dir).get("selection")
+    if not sel:
+        return []
+    dropped = sel.get("dropped") or {}
+    m = sel.get("measured")
+    how = ("low-importance columns dropped too: CV changed " f"{m['cv_change']:+.4g} ± {m['se'] or 0:.2g}" if sel["importance"] and m
+           else "low-importance columns kept" + (f" (dropping them changed CV {m['cv_change']:+.4g} ± {m['se'] or 0:.2g}, "
+                                                 "not beyond its s.e.)" if m else " (not measured)"))
+    out = [f"Wide data ({sel['n_columns']} numeric columns): the Pipeline's first step drops near-constant, duplicate "
+           f"and correlated columns, judged on each fold's training rows; {how}. On the training split it drops "
+           f"{len(dropped)}:", ""]
+    shown = list(dropped.items())[:40]
+    out += [f"- `{md_cell(c, 60)}`: {md_cell(why, 80)}" for c, why in shown]
+    if len(dropped) > len(shown):
+        out.append(f"- ... and {len(dropped) - len(shown)} more (derived_features.json)")
+    return out + [""]
+
+
+def _candidate_lines(artifacts_dir) -> list[str]:
+    """The automatic candidates tried, kept or dropped, each with its CV change (report lines)."""
+    from dsagent.tools.markdown import md_cell
+
+    rec = read_record(artifacts_dir)
+    auto = [r for r in rec.get("features", []) if r.get("source") == "auto"]
+    if not auto and not rec.get("not_reached"):
+        return []
+    out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
+           "(training folds only) improved by more than its standard error.", "",
+           "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
+    for r in auto:
+        change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | "
+                   f"{'kept' if r['kept'] else 'dropped'} |")
+    if rec.get("not_reached"):
+        out += ["", f"Not measured within the time share (so not kept): {', '.join(rec['not_reached'])}."]
+    return out + [""]
