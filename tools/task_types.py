@@ -115,12 +115,45 @@ class TaskType:
         """The columns `dsagent predict` writes (besides the input rows' order)."""
         return ["prediction"] + [f"proba_{c}" for c in (classes or [])] if self.classification else ["prediction"]
 
+    def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
+        """`dsagent predict` with a saved model of this task: score the rows of `data` into `out` and say
+        what was written ({"rows", "out", ...}; "noun" names the rows when not "predictions")."""
+        from dsagent.tools.registry import ToolError
+        from dsagent.tools.serving import predict_file
+
+        if data is None or out is None:
+            raise ToolError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
+        return predict_file(ref, data, out, warn=warn, version=version)
+
     def fitted_class(self):
         """For a task that fits its own models (no `prediction`): the class of its task object
         (fit/predict/report/notebook/monitoring, as tools.unsupervised's), else None."""
         return None
 
-    # -- a task that fits its own models (no `prediction`): its record drives the deliverables --
+    # -- the autopilot's walk of `steps` for a task without a `prediction` (clustering, anomaly,
+    # forecast, a plugin's): the steps' texts and arguments and the closing summary come from here.
+    # (Supervised task types run the core planner over their steps: budgets, tuning, ensembles.)
+    closing_note = "See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts."
+    no_result = "The run ended without a fitted model."
+
+    def critical_steps(self) -> frozenset[str]:
+        """Steps whose failure ends the run (profile_data always does): by default the fit after profiling."""
+        return frozenset(self.steps[1:2]) if self.prediction is None else frozenset()
+
+    def step_args(self, step: str, target: str | None) -> dict[str, Any]:
+        """Arguments the autopilot passes to one of this task's steps (it adds the notebook's timeout)."""
+        return {}
+
+    def summary_record(self, artifacts_dir, record_of) -> dict[str, Any] | None:
+        """The record the closing summary is written from (None: nothing was fitted); `record_of(step)`
+        reads the record a step wrote ({} when it wrote none)."""
+        import json
+
+        from dsagent.tools import paths
+
+        path = artifacts_dir / paths.UNSUPERVISED
+        return json.loads(path.read_text()) if path.exists() else None
+
     def summary(self, record: dict[str, Any]) -> str:
         """The autopilot's closing sentence for a task that fits its own models, from its record."""
         return "Done."
@@ -165,6 +198,24 @@ def get_task_type(name: str) -> TaskType:
     if name not in types:
         raise ValueError(f"unknown task {name!r}; installed task types: {', '.join(types)}")
     return types[name]
+
+
+def model_task_type(ref, version: str | None = None) -> TaskType:
+    """The task type a saved model (session, model dir or file) was trained for, from its manifest."""
+    import json
+
+    from dsagent.tools.model_io import MANIFEST, resolve_model_path
+    from dsagent.tools.registry import ToolError
+
+    try:
+        task = json.loads(resolve_model_path(ref, version).with_name(MANIFEST).read_text()).get("task")
+    except (OSError, ValueError):
+        task = None  # no readable manifest: the tabular path reports what is wrong with the model
+    types = task_types()
+    if task and task not in types:
+        raise ToolError(f"the model was trained for task {task!r}, which no installed package provides; install the "
+                        f"plugin that adds it (installed task types: {', '.join(types)})")
+    return types.get(task) or types["binary"]
 
 
 def fits_own_models(task: str | None) -> TaskType | None:
