@@ -433,28 +433,21 @@ def cmd_sessions(args) -> int:
     return EXIT_OK
 
 
-def _package_of(module: str) -> str:
-    """The installed distribution that provides a module (its top-level import package)."""
-    from importlib.metadata import packages_distributions
-
-    return (packages_distributions().get(module.split(".")[0]) or ["?"])[0]
-
-
 def cmd_tools(args) -> int:
     """Tools, task types, then model families, each with the package that provides it (plugins included)."""
     from dsagent.tools.families import model_families
-    from dsagent.tools.registry import all_tools
+    from dsagent.tools.registry import all_tools, package_of
     from dsagent.tools.task_types import task_types
 
     specs = all_tools()
     families = model_families()
     if args.json:  # the list of tools keeps its shape; each entry names its package
-        print(json.dumps([s.to_anthropic() | {"module": s.module, "package": _package_of(s.module)}
+        print(json.dumps([s.to_anthropic() | {"module": s.module, "package": package_of(s.module)}
                           for s in specs.values()]))
         return EXIT_OK
     print("tools:")
     for spec in specs.values():
-        print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
+        print(f"  {spec.name:18} {package_of(spec.module):14} {spec.description.splitlines()[0]}")
     print("task types:")
     for tt in task_types().values():
         shape = f"predicts {tt.prediction}" if tt.prediction else ("forecasts a series" if tt.needs_target else "no target")

@@ -124,3 +124,44 @@ def test_count_task_refuses_targets_that_are_not_counts(monkeypatch):
     for bad, why in (([0, -1, 2], "negative"), ([0.5, 1, 2], "fractional"), (["a", "b"], "not numeric")):
         with pytest.raises(ToolError, match=why):
             COUNT.check_target(pd.Series(bad), "visits")
+
+
+def _claude_run(env: dict[str, str], tmp_path: Path, persona: str, name: str) -> list[dict]:
+    """A `dsagent run` whose model (the fake Messages API) calls the plugin's tool once, then stops:
+    the request bodies it sent."""
+    from fake_anthropic import FakeAnthropic, message
+
+    data = tmp_path / "visits.csv"
+    pd.DataFrame({"x": range(40), "visits": [i % 4 for i in range(40)]}).to_csv(data, index=False)
+    fake = FakeAnthropic().start()
+    try:
+        fake.push(message([{"type": "tool_use", "id": "toolu_01", "name": "check_dispersion",
+                            "input": {"target": "visits"}}], "tool_use"),
+                  message([{"type": "text", "text": "Checked."}], "end_turn"))
+        run = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "visits",
+                              "--persona", persona, "--time-budget", "30", "--sessions-dir", str(tmp_path / name), "--json"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                             env=env | {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake.url,
+                                        "DSAGENT_MODEL": "claude-sonnet-5-5"})
+    finally:
+        fake.stop()
+    assert len(fake.requests) == 2, run.stderr[-3000:]
+    return [r["body"] for r in fake.requests]
+
+
+def test_persona_allows_plugin_tools_by_package(count_plugin, tmp_path):
+    """`plugin:dsagent-count` in a persona's tools puts that package's tools in the agent's tool list
+    (sent to the real SDK's fake server) and the call runs in the sandbox; a persona without it does not
+    offer the tool, and a call to it is refused."""
+    persona = tmp_path / "counter.md"
+    persona.write_text("---\nname: counter\ndescription: counts\ntools: profile_data, plugin:dsagent-count\n---\n"
+                       "You model counts.\n")
+    allowed = _claude_run(count_plugin, tmp_path, str(persona), "allowed")
+    assert {t["name"] for t in allowed[0]["tools"]} == {"profile_data", "check_dispersion"}
+    result = json.dumps(allowed[1]["messages"][-1]["content"])
+    assert '"is_error": true' not in result and "dispersion" in result, result[:1000]
+
+    refused = _claude_run(count_plugin, tmp_path, "data-scientist", "refused")
+    assert "check_dispersion" not in {t["name"] for t in refused[0]["tools"]}
+    result = refused[1]["messages"][-1]["content"][0]
+    assert result.get("is_error") and "unknown tool" in json.dumps(result)
