@@ -82,6 +82,7 @@ def test_plugin_task_type_and_family_are_listed_with_their_package(count_plugin,
     row = lambda section, name: next(line.split()[1] for line in section.splitlines() if line.split()[:1] == [name])
     assert row(types, "count") == "dsagent-count" and row(types, "regression") == "dsagent"
     assert row(families, "poisson_glm") == "dsagent-count"
+    assert row(listing.stdout.split("task types:")[0], "check_dispersion") == "dsagent-count"
 
 
 def test_plugin_task_type_runs_from_the_cli_with_every_deliverable(count_plugin, tmp_path):
@@ -104,6 +105,7 @@ def test_plugin_task_type_runs_from_the_cli_with_every_deliverable(count_plugin,
     assert "poisson_glm" in families and "linear" not in families  # Ridge can predict negative counts: left out
     for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key] and Path(result["artifacts"][key]).exists(), key
+    assert "Output: the expected count per row" in Path(result["artifacts"]["model_card"]).read_text()  # its section
     notebook = json.loads(Path(result["artifacts"]["notebook"]).read_text())
     errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors[0]["evalue"] if errors else ""

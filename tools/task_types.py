@@ -125,6 +125,56 @@ class TaskType:
             raise ToolError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
         return predict_file(ref, data, out, warn=warn, version=version)
 
+    # -- what the report, model card, evaluation and monitoring write, compute and check: the
+    # defaults by prediction shape live in tools/task_sections.py; a plugin overrides one to change it.
+    def segment_columns(self):
+        """The per-group table's columns (tools.task_sections.SegmentColumn), also judged for gaps."""
+        from dsagent.tools.task_sections import SEGMENT_COLUMNS
+
+        return SEGMENT_COLUMNS[self.prediction]
+
+    def segment_stats(self, y, pred, decision) -> dict[str, Any]:
+        """The segment_columns values of one group's test rows."""
+        from dsagent.tools.task_sections import segment_stats
+
+        return segment_stats(self.prediction, y, pred, decision)
+
+    def practical_meaning(self, task: dict[str, Any], ev: dict[str, Any], answers: dict[str, Any], view) -> list[str]:
+        """The report's lines on what the test score means in practice (costs, typical error...)."""
+        from dsagent.tools.task_sections import practical_meaning
+
+        return practical_meaning(self.prediction, task, ev, answers, view)
+
+    def evaluation_plots(self, ctx, task, model_name: str, y_test, pred, proba, threshold, record: dict[str, Any]) -> dict[str, str]:
+        """evaluate_model's plots of the test predictions (label -> path under artifacts/)."""
+        from dsagent.tools.task_sections import evaluation_plots
+
+        return evaluation_plots(self.prediction, ctx, task, model_name, y_test, pred, proba, threshold, record)
+
+    def model_output(self, task: dict[str, Any]) -> str:
+        """The model card's sentence on what the model outputs."""
+        from dsagent.tools.task_sections import model_output
+
+        return model_output(self.prediction, task)
+
+    def row_loss(self, y, pred, proba):
+        """Each test row's loss, which evaluation ranks segments by."""
+        from dsagent.tools.task_sections import row_loss
+
+        return row_loss(self.prediction, y, pred, proba)
+
+    def monitored_predictions(self, task: dict[str, Any], pred, proba):
+        """(values, what they are) of the model output monitoring keeps a reference of (text: categorical)."""
+        from dsagent.tools.task_sections import monitored_predictions
+
+        return monitored_predictions(self.prediction, task, pred, proba)
+
+    def monitored_output(self, preds, manifest: dict[str, Any]):
+        """The column of the predict output that monitoring compares with that reference."""
+        from dsagent.tools.task_sections import monitored_output
+
+        return monitored_output(self.prediction, preds, manifest)
+
     def fitted_class(self):
         """For a task that fits its own models (no `prediction`): the class of its task object
         (fit/predict/report/notebook/monitoring, as tools.unsupervised's), else None."""

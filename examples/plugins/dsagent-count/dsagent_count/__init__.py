@@ -66,6 +66,11 @@ class CountTask(TaskType):
     def family_params(self, family: str) -> dict[str, Any]:
         return POISSON_PARAMS.get(family, {})
 
+    # The sections of the report, model card and monitoring are the regression ones; this one says more.
+    def model_output(self, task: dict[str, Any]) -> str:
+        return ("the expected count per row (a rate, not a whole number; never below zero), from which "
+                "Poisson probabilities of each count follow.")
+
 
 COUNT = CountTask("count", "a non-negative whole number per row (visits, claims): Poisson deviance, predictions >= 0",
                   "regression")
