@@ -114,6 +114,13 @@ def test_plugin_task_type_runs_from_the_cli_with_every_deliverable(count_plugin,
                           text=True, cwd=tmp_path, env=count_plugin, timeout=120)
     assert pred.returncode == 0, pred.stderr[-2000:]
     assert (pd.read_csv(out)["prediction"] >= 0).all()
+    # Per-row explanations read the output shape (regression), not the task's own name.
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(data).head(5).to_csv(rows, index=False)
+    explain = subprocess.run(cmd + ["explain", result["session_dir"], str(rows), "-o", str(tmp_path / "why.csv")],
+                             capture_output=True, text=True, cwd=tmp_path, env=count_plugin, timeout=120)
+    assert explain.returncode == 0, explain.stderr[-2000:]
+    assert "contrib_x1" in pd.read_csv(tmp_path / "why.csv").columns
 
 
 def test_count_task_refuses_targets_that_are_not_counts(monkeypatch):

@@ -27,7 +27,7 @@ from dsagent.tools import paths
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, Explanation, MonitoringPlan
-from dsagent.tools.task_types import fits_own_models, get_task_type, prediction_of
+from dsagent.tools.task_types import fits_own_models, get_task_type
 
 PSI_WARN, PSI_ALERT = 0.1, 0.25
 P_VALUE = 0.01
@@ -144,7 +144,7 @@ def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str,
         oof_all = np.load(oof_path)
         if ev["model"] in oof_all.files:
             oof = np.asarray(oof_all[ev["model"]], dtype=float)
-            if prediction_of(task["task"]) == "regression":
+            if not get_task_type(task["task"]).classification:
                 oof = oof.reshape(len(oof), -1)[:, 0]
                 keep = np.isfinite(oof)
                 if keep.any():

@@ -27,7 +27,7 @@ from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
 from dsagent.tools.task_sections import fmt as _fmt, pct as _pct
-from dsagent.tools.task_types import get_task_type, prediction_of
+from dsagent.tools.task_types import get_task_type
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -310,14 +310,9 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     for label, rel in (ev.get("files") or {}).items():
         if rel.endswith(".png") and (ctx.artifacts_dir / rel).exists():
             lines += [f"![{captions.get(label, label.replace('_', ' '))}]({rel})", ""]
-    if prediction_of(task["task"]) == "multiclass" and view is not None and view.proba is not None:
-        rel = f"{paths.PLOTS_DIR}/multiclass_curves.png"
-        try:
-            plots.multiclass_curves(view.y, view.proba, task["classes"], artifact_path(ctx, rel))
-            files["multiclass_curves"] = rel
-            lines += [f"![ROC per class and calibration]({rel})", ""]
-        except ValueError:
-            pass
+    for label, (rel, caption) in get_task_type(task["task"]).report_plots(ctx, task, view).items():  # beyond evaluation's
+        files[label] = rel
+        lines += [f"![{caption}]({rel})", ""]
 
     if expl:
         lines += ["## What drives the predictions", "",
@@ -345,7 +340,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     else:
         lines.append("No segment with enough rows has a loss above the overall mean.")
     lines.append("")
-    if view is not None and prediction_of(task["task"]) != "regression":
+    if view is not None and get_task_type(task["task"]).classification:
         cm = pd.crosstab(view.y, view.decision)
         pairs = [(int(cm.loc[a, b]), a, b) for a in cm.index for b in cm.columns if a != b and cm.loc[a, b] > 0]
         if pairs:

@@ -130,6 +130,21 @@ def evaluation_plots(prediction: str, ctx, task, model_name: str, y_test: np.nda
     return files
 
 
+def report_plots(prediction: str, ctx, task: dict[str, Any], view) -> dict[str, tuple[str, str]]:
+    """Plots the report draws from the test predictions itself: label -> (path under artifacts/, caption)."""
+    if prediction != "multiclass" or view is None or view.proba is None:
+        return {}
+    from dsagent.tools import paths, plots
+    from dsagent.tools.registry import artifact_path
+
+    rel = f"{paths.PLOTS_DIR}/multiclass_curves.png"
+    try:
+        plots.multiclass_curves(view.y, view.proba, task["classes"], artifact_path(ctx, rel))
+    except ValueError:
+        return {}
+    return {"multiclass_curves": (rel, "ROC per class and calibration")}
+
+
 def model_output(prediction: str, task: dict[str, Any]) -> str:
     """The model card's sentence on what the model outputs."""
     if prediction == "regression":

@@ -151,6 +151,12 @@ class TaskType:
 
         return evaluation_plots(self.prediction, ctx, task, model_name, y_test, pred, proba, threshold, record)
 
+    def report_plots(self, ctx, task: dict[str, Any], view) -> dict[str, tuple[str, str]]:
+        """Plots the report draws itself from the test predictions: label -> (path under artifacts/, caption)."""
+        from dsagent.tools.task_sections import report_plots
+
+        return report_plots(self.prediction, ctx, task, view)
+
     def model_output(self, task: dict[str, Any]) -> str:
         """The model card's sentence on what the model outputs."""
         from dsagent.tools.task_sections import model_output
