@@ -260,29 +260,21 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from dsagent.tools.forecast.predict import is_forecast_model, predict_forecast
-    from dsagent.tools.serving import predict_file
+    from dsagent.tools.task_types import model_task_type
 
     ref = _resolve_model_ref(args)
-    if is_forecast_model(ref):  # one row per series and step after the history, not one per input row
-        if args.horizon is not None and args.horizon < 1:
-            raise UsageError(f"--horizon must be a positive number of steps, not {args.horizon}")
-        info = predict_forecast(ref, args.data, args.horizon, args.output)
-        if args.json and args.output:
-            print(json.dumps(info))
-        elif args.output:
-            print(f"wrote {info['rows']} forecast rows to {info['out']}", file=sys.stderr)
-        return EXIT_OK
-    if args.data is None or args.output is None:
-        raise UsageError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
     notes: list[str] = []
-    info = predict_file(ref, args.data, args.output, warn=notes.append, version=args.version)
+    # The model's task type decides: rows in, rows out (tabular), or steps after the history (forecast).
+    info = model_task_type(ref, args.version).predict_file(ref, args.data, args.output, horizon=args.horizon,
+                                                          version=args.version, warn=notes.append)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
+    if info.get("out") == "-":  # the rows went to stdout
+        return EXIT_OK
     if args.json:
-        print(json.dumps(info | {"warnings": notes}))
+        print(json.dumps({k: v for k, v in info.items() if k != "noun"} | {"warnings": notes}))
     else:
-        print(f"wrote {info['rows']} predictions to {info['out']}", file=sys.stderr)
+        print(f"wrote {info['rows']} {info.get('noun', 'predictions')} to {info['out']}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -449,28 +441,21 @@ def cmd_sessions(args) -> int:
     return EXIT_OK
 
 
-def _package_of(module: str) -> str:
-    """The installed distribution that provides a module (its top-level import package)."""
-    from importlib.metadata import packages_distributions
-
-    return (packages_distributions().get(module.split(".")[0]) or ["?"])[0]
-
-
 def cmd_tools(args) -> int:
     """Tools, task types, then model families, each with the package that provides it (plugins included)."""
     from dsagent.tools.families import model_families
-    from dsagent.tools.registry import all_tools
+    from dsagent.tools.registry import all_tools, package_of
     from dsagent.tools.task_types import task_types
 
     specs = all_tools()
     families = model_families()
     if args.json:  # the list of tools keeps its shape; each entry names its package
-        print(json.dumps([s.to_anthropic() | {"module": s.module, "package": _package_of(s.module)}
+        print(json.dumps([s.to_anthropic() | {"module": s.module, "package": package_of(s.module)}
                           for s in specs.values()]))
         return EXIT_OK
     print("tools:")
     for spec in specs.values():
-        print(f"  {spec.name:18} {_package_of(spec.module):14} {spec.description.splitlines()[0]}")
+        print(f"  {spec.name:18} {package_of(spec.module):14} {spec.description.splitlines()[0]}")
     print("task types:")
     for tt in task_types().values():
         shape = f"predicts {tt.prediction}" if tt.prediction else ("its own models" if tt.needs_target else "no target")

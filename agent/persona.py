@@ -68,6 +68,35 @@ def _split_tools(value: object, source: str) -> list[str] | None:
     return [t[len(MCP_PREFIX):] if t.startswith(MCP_PREFIX) else t for t in items if t]
 
 
+PLUGIN_PREFIX = "plugin:"  # `plugin:<distribution>`: every tool that package provides; `plugin:*`: every plugin's
+
+
+def _normalise(package: str) -> str:
+    return re.sub(r"[-_.]+", "-", package).lower()  # PEP 503: dsagent_knn, dsagent-knn and DSAgent.KNN are one name
+
+
+def _expand_plugins(tools: list[str], known: list[str], source: str) -> list[str]:
+    """Replace `plugin:` entries by the installed tools they name (only those in `known`)."""
+    if not any(t.startswith(PLUGIN_PREFIX) for t in tools):
+        return tools  # no registry lookup for the usual persona
+    from dsagent.tools.registry import tool_packages
+
+    packages = {name: _normalise(pkg) for name, pkg in tool_packages().items() if name in known}
+    plugins = sorted({p for p in packages.values() if p != "dsagent"})
+    out: list[str] = []
+    for entry in tools:
+        if not entry.startswith(PLUGIN_PREFIX):
+            out.append(entry)
+            continue
+        want = _normalise(entry[len(PLUGIN_PREFIX):].strip())
+        matched = [n for n, p in packages.items() if (p != "dsagent" if want == "*" else p == want)]
+        if not matched and want != "*":  # the wildcard may match nothing: no plugin installed yet
+            raise BadInput(f"{source}: {entry} names no installed package that provides tools; "
+                           f"plugin packages with tools: {', '.join(plugins) or 'none installed'}")
+        out += sorted(matched)
+    return out
+
+
 def parse_persona(text: str, source: str, known_tools: Iterable[str] | None = None) -> Persona:
     import yaml
 
@@ -90,6 +119,7 @@ def parse_persona(text: str, source: str, known_tools: Iterable[str] | None = No
     tools = _split_tools(meta.get("tools"), source)
     if tools is None:  # Claude Code's rule: no `tools` line means every tool
         tools = sorted(known)
+    tools = _expand_plugins(tools, known, source)
     unknown = [t for t in tools if t not in known]
     if unknown:
         raise BadInput(

@@ -114,21 +114,53 @@ ANOMALY = AnomalyType(
 
 class ForecastType(TaskType):
     """Forecasting fits its own models (tools/forecast: rolling-origin backtests, conformal
-    intervals) on a target over time; the autopilot walks its own tools (agent/backends/autopilot.py
-    _forecast_turn, which passes them the target) and predict dispatches on the model manifest."""
+    intervals) on a target over time. The autopilot walks its steps like any task's, passing them
+    the target; predict asks the model's task type (predict_file)."""
+
+    no_result = "The run ended without an evaluated forecast."
+    closing_note = "See report.md, model_card.md and notebook.ipynb; forecast with `dsagent predict SESSION`."
 
     @property
     def needs_target(self) -> bool:
         return True
 
+    def critical_steps(self) -> frozenset[str]:
+        return frozenset(("define_forecast", "backtest_forecast", "evaluate_forecast"))
+
+    def step_args(self, step: str, target: str | None) -> dict[str, Any]:
+        return {"target": target} if step in ("profile_data", "define_forecast") and target else {}
+
+    def summary_record(self, artifacts_dir, record_of) -> dict[str, Any] | None:
+        return record_of("evaluate_forecast") or None
+
+    def summary(self, ev: dict[str, Any]) -> str:
+        return (f"Done. The chosen forecaster is {ev.get('model')}: test MASE {ev.get('test_score', float('nan')):.3f} vs "
+                f"the seasonal naive's {ev.get('baseline_score', float('nan')):.3f}.")
+
     def predict_columns(self, classes: list[str] | None) -> list[str]:
         return ["prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
 
+    def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
+        """One row per series and step after the history (not one per input row); without `out`, CSV to stdout."""
+        from dsagent.tools.forecast.predict import predict_forecast
+        from dsagent.tools.registry import ToolError
 
+        if horizon is not None and horizon < 1:
+            raise ToolError(f"--horizon must be a positive number of steps, not {horizon}")
+        return predict_forecast(ref, data, horizon, out) | {"noun": "forecast rows"}
+
+
+# No `assumptions`: define_forecast records a defaulted horizon in the forecast spec itself.
 FORECAST = ForecastType(
     "forecast", "future values of a series over time, with 80% and 95% intervals (rolling-origin backtests)", None,
     steps=("profile_data", "define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report"),
-    assumptions={"horizon": "horizon from the frequency's default (not given)"})
+    step_text={"profile_data": "First I profile the data.",
+               "define_forecast": ("Framing the forecast: frequency, horizon and rolling-origin backtest windows; the "
+                                   "latest horizon stays untouched until evaluation."),
+               "backtest_forecast": ("Backtesting the naive and seasonal-naive baselines and a global gradient-boosted "
+                                     "model, each fit only on the past of every origin."),
+               "evaluate_forecast": "Scoring the best model once on the test window, with conformal intervals.",
+               "write_forecast_report": "Writing the report, model card and a notebook that re-creates the backtest."})
 
 
 
@@ -162,16 +194,28 @@ class RankingType(TaskType):
 
         return apply(plan, model, manifest, data)
 
+    closing_note = ("See report.md, model_card.md, monitoring.md and notebook.ipynb; score rows with "
+                    "`dsagent predict SESSION rows.csv -o out.csv`.")
+    no_result = "The run ended without an evaluated ranker."
+
+    def critical_steps(self) -> frozenset[str]:
+        return frozenset(self.steps[1:-1])  # each fitting step needs the one before; the report needs them all
+
+    def summary_record(self, artifacts_dir, record_of) -> dict[str, Any] | None:
+        import json
+
+        from dsagent.tools import paths
+
+        path = artifacts_dir / paths.EVALUATION
+        ev = json.loads(path.read_text()) if path.exists() else {}
+        return ev if ev.get("test") else None
+
     def summary(self, ev: dict[str, Any]) -> str:
-        if not ev.get("test"):
-            return "The run ended without an evaluated ranker."
         t, k = ev["test"], ev["k"]
         ci = t.get("ndcg_ci") or [float("nan")] * 2
         base = ", ".join(f"{n} {s['ndcg']:.3f}" for n, s in ev["compared"].items() if n != ev["model"])
         return (f"Done. The chosen ranker is {ev['model']}: test NDCG@{k} {t['ndcg']:.4f} (95% CI {ci[0]:.4f} to {ci[1]:.4f}, "
-                f"{t['groups']} groups), MAP@{k} {t['map']:.4f}, MRR {t['mrr']:.4f}; against {base}. See report.md, "
-                "model_card.md, monitoring.md and notebook.ipynb; score rows with `dsagent predict SESSION rows.csv -o out.csv`.")
-
+                f"{t['groups']} groups), MAP@{k} {t['map']:.4f}, MRR {t['mrr']:.4f}; against {base}.")
 
 RANKING = RankingType(
     "ranking", "order the rows of each query/user/session by relevance: NDCG@k, MAP, MRR (groups never split)", None,

@@ -24,13 +24,14 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.features import final_estimator
+from dsagent.tools.task_types import prediction_of
 
 MAX_HYBRID_ROWS = 200_000  # rows the sampled method scores in one call (memory and time stay small)
 MAX_PERMUTATIONS = 32
 
 
 def _classes_to_explain(manifest: dict[str, Any], proba: np.ndarray) -> np.ndarray:
-    if manifest["task"] == "binary":
+    if prediction_of(manifest["task"]) == "binary":
         return np.ones(len(proba), dtype=int)
     return proba.argmax(axis=1)
 
@@ -105,7 +106,7 @@ def explain_rows(model, manifest: dict[str, Any], X: pd.DataFrame, background: p
                  seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(one row of contributions per row of X, in order; what they are). X has been through
     dsagent.tools.serving.check_schema."""
-    task, classes = manifest["task"], manifest.get("classes") or []
+    task, classes = prediction_of(manifest["task"]), manifest.get("classes") or []  # the shape, for a plugin task too
     proba = None if task == "regression" else np.asarray(model.predict_proba(X), dtype=float)
     est = final_estimator(model)
     info: dict[str, Any]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsagent.tools import paths, plots
+from dsagent.tools import paths
 from dsagent.tools.business import verdict, within_latency
 from dsagent.tools.current import compare_with_current
 from dsagent.tools.fairness import fairness_table
@@ -20,7 +20,7 @@ from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task_data import load_task, search_data, subsample_positions, test_data, training_data
-from dsagent.tools.task_types import prediction_of
+from dsagent.tools.task_types import get_task_type, prediction_of
 from dsagent.tools.cv import estimated_refit_s, fit_grown, growth_plan, load_leaderboard, predict_any
 
 
@@ -97,12 +97,6 @@ def _latency(model, X: pd.DataFrame, time_limit: float = 1.5) -> dict[str, Any]:
     p50, p95, p99 = np.percentile(single, [50, 95, 99])
     return {"single_row_ms": {"p50": round(p50, 3), "p95": round(p95, 3), "p99": round(p99, 3)}, "single_rows": len(single),
             "batch_rows": len(batch_rows), "batch_ms": round(float(np.median(batch)), 2)}
-
-
-def _row_loss(task: TaskSpec, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
-    if prediction_of(task["task"]) == "regression":
-        return np.abs(y - pred)
-    return -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))
 
 
 def _segments(frame: pd.DataFrame, columns: list[str], loss: np.ndarray, task, y, pred, proba, metric) -> dict[str, Any]:
@@ -248,28 +242,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         record["grown"] = grow
     record["latency_excluded"] = too_slow
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
-    plot_dir = paths.PLOTS_DIR
-    files: dict[str, str] = {}
-    if prediction_of(task["task"]) != "regression":
-        from sklearn.metrics import confusion_matrix
+    # The task type decides which plots and tables (confusion matrix, threshold...) evaluation makes.
+    files = get_task_type(task["task"]).evaluation_plots(ctx, task, chosen.name, y_test, pred, proba, threshold, record)
 
-        labels = task.classes
-        if threshold is not None:
-            threshold["test_metrics_at_threshold"] = all_scores("binary", y_test, pred, None)
-            record["threshold"] = threshold
-            files["roc_pr"] = f"{plot_dir}/roc_pr.png"
-            plots.roc_pr(y_test, proba[:, 1], artifact_path(ctx, files["roc_pr"]), labels[1])
-            files["calibration"] = f"{plot_dir}/calibration.png"
-            plots.calibration(y_test, proba[:, 1], artifact_path(ctx, files["calibration"]))
-        cm = confusion_matrix(y_test, pred, labels=list(range(len(labels))))
-        record["confusion_matrix"] = {"labels": labels, "matrix": cm.tolist()}
-        files["confusion_matrix"] = f"{plot_dir}/confusion_matrix.png"
-        plots.confusion(cm, labels, artifact_path(ctx, files["confusion_matrix"]), f"Confusion matrix — {chosen.name} (test)")
-    else:
-        files["regression"] = f"{plot_dir}/regression.png"
-        plots.regression(y_test, pred, artifact_path(ctx, files["regression"]), task.target)
-
-    loss = _row_loss(task, y_test, pred, proba)
+    loss = get_task_type(task["task"]).row_loss(y_test, pred, proba)
     segment_cols = list(dict.fromkeys((ctx.answers.get("segment_columns") or []) + (ctx.answers.get("sensitive_columns") or [])))
     from dsagent.tools.data import load_dataset
 

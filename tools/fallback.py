@@ -13,9 +13,11 @@ from typing import Any
 
 def normalize(value: Any, task: str, classes: list[Any] | None) -> tuple[Any, str | None]:
     """(the fallback as the model's output type, or None; a note when the given one was unusable)."""
+    from dsagent.tools.task_types import prediction_of  # a plugin task names itself; its output has a shape
+
     if value is None:
         return None, None
-    if task == "regression":
+    if prediction_of(task) == "regression":
         try:
             return float(value), None
         except (TypeError, ValueError):

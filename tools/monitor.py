@@ -29,16 +29,12 @@ from dsagent.tools.drift import (BINS, MIN_BATCH_ROWS, P_VALUE, PSI_ALERT, PSI_W
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, Explanation, MonitoringPlan
-from dsagent.tools.task_types import fits_own_models, get_task_type, prediction_of
+from dsagent.tools.task_types import fits_own_models, get_task_type
 
 
 def _prediction_reference(task: dict[str, Any], pred: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
-    if prediction_of(task["task"]) == "binary":
-        return numeric_reference(pd.Series(proba[:, 1])) | {"of": f"P({task['classes'][1]})"}
-    if prediction_of(task["task"]) == "multiclass":
-        labels = pd.Series([task["classes"][int(i)] for i in pred])
-        return categorical_reference(labels) | {"of": "predicted class"}
-    return numeric_reference(pd.Series(pred)) | {"of": f"predicted {task['target']}"}
+    values, of = get_task_type(task["task"]).monitored_predictions(task, pred, proba)
+    return (numeric_reference if pd.api.types.is_numeric_dtype(values) else categorical_reference)(values) | {"of": of}
 
 
 def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -54,7 +50,7 @@ def _reference_predictions(ctx: ToolContext, ev: dict[str, Any], task: dict[str,
         oof_all = np.load(oof_path)
         if ev["model"] in oof_all.files:
             oof = np.asarray(oof_all[ev["model"]], dtype=float)
-            if prediction_of(task["task"]) == "regression":
+            if not get_task_type(task["task"]).classification:
                 oof = oof.reshape(len(oof), -1)[:, 0]
                 keep = np.isfinite(oof)
                 if keep.any():
@@ -315,10 +311,7 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
     model, manifest = load_model(model_path)
     preds = predict_frame(model, manifest, data, warn=lambda _msg: None)
     pref = plan["predictions"]
-    if pref["type"] == "numeric":
-        series = preds[f"proba_{manifest['classes'][1]}"] if plan["task"] == "binary" else preds["prediction"]
-    else:
-        series = preds["prediction"].astype(str)
+    series = get_task_type(plan["task"]).monitored_output(preds, manifest)
     pred_entry = _feature_drift(pref, series, t, [], "prediction")
     report["prediction"] = {k: v for k, v in pred_entry.items() if k in ("psi", "p_value", "status", "test")} | {"of": pref.get("of")}
     report["prediction_psi"] = pred_entry["psi"]

@@ -107,7 +107,7 @@ def check_decisions(plan: dict[str, Any], preds: pd.DataFrame, report: dict[str,
 def _encode(plan, manifest, y_raw: pd.Series, preds: pd.DataFrame, report) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Labels, shipped decisions (binary: at the manifest's threshold, as `dsagent predict` gives
     them) and probabilities of the labelled rows, dropping labels the model does not know."""
-    if plan["task"] == "regression":
+    if prediction_of(plan["task"]) == "regression":
         y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
         keep = np.isfinite(y)
         return y[keep], preds["prediction"].to_numpy(dtype=float)[keep], None
@@ -156,7 +156,7 @@ def check_labelled(plan: dict[str, Any], manifest: dict[str, Any], data: pd.Data
         labels_moved = entry["status"] == "alert"
         if labels_moved:
             verdict = "investigate"
-            positive = str(plan["classes"][1]) if plan["task"] == "binary" else None
+            positive = str(plan["classes"][1]) if prediction_of(plan["task"]) == "binary" else None
             report["reasons"].append(f"the distribution of {target} moved (PSI {entry['psi']:.2f}): "
                                      + _share_text(plan["labels"], y_raw, positive))
     perf = plan["performance"]

@@ -143,7 +143,7 @@ def _split_code(split: dict[str, Any]) -> str:
     tail = ("train_rows, test_rows = labelled[train_local], labelled[test_local]\n\n"
             "def encode(y):\n"
             "    \"\"\"Classes -> 0..k-1 in the order of CLASSES (for binary, the positive class is 1).\"\"\"\n"
-            "    if TASK == 'regression':\n        return y.to_numpy(dtype=float)\n"
+            "    if PREDICTION == 'regression':\n        return y.to_numpy(dtype=float)\n"
             "    return y.astype(str).map({c: i for i, c in enumerate(CLASSES)}).to_numpy(dtype=int)\n\n"
             "X_train, y_train = df.iloc[train_rows][INPUTS], encode(df[TARGET].iloc[train_rows])\n"
             "X_test, y_test = df.iloc[test_rows][INPUTS], encode(df[TARGET].iloc[test_rows])\n"
@@ -238,6 +238,8 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             f"{SPLIT_REASON.get(split['kind'], split['kind'])}. Model selection below only ever sees the training part."),
         new_code_cell(
             f"TARGET = {task['target']!r}\nTASK = {task['task']!r}\nCLASSES = {task['classes']!r}\n"
+            # What the models output (a plugin's task type names its own task but predicts one of these shapes).
+            f"PREDICTION = {prediction_of(task['task'])!r}\n"
             f"FEATURES = {json.dumps(task['features'], indent=1)}\n" + _derived_code(task) + "\n" + _split_code(split)),
         new_markdown_cell(
             "## 5. Choose a model by cross-validation on the training split\n\n"
@@ -260,7 +262,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
         new_code_cell(
             "from dsagent.tools.metrics import get_metric, score\n\n"
             f"metric = get_metric({metric!r}, TASK)\n"
-            "if TASK == 'regression':\n    proba, pred = None, model.predict(X_test)\n"
+            "if PREDICTION == 'regression':\n    proba, pred = None, model.predict(X_test)\n"
             "else:\n    proba = model.predict_proba(X_test)\n    pred = proba.argmax(axis=1)\n"
             # Label metrics of a binary model were scored at the threshold it ships with.
             + (f"    pred = (proba[:, 1] >= {threshold!r}).astype(int)  # the shipped decision threshold\n"

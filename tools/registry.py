@@ -10,6 +10,7 @@ exactly as a third-party package would (see `load_plugins`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -278,6 +279,23 @@ def all_tools() -> dict[str, ToolSpec]:
     if not _LOADED:
         load_plugins()
     return dict(_REGISTRY)
+
+
+def package_of(module: str) -> str:
+    """The installed distribution that provides a module (its top-level import package), or "?"."""
+    return (_distributions().get(module.split(".")[0]) or ["?"])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()  # scans every installed distribution: once per process
+
+
+def tool_packages() -> dict[str, str]:
+    """Every installed tool's name -> the distribution that provides it (a persona's `plugin:` entries)."""
+    return {name: package_of(spec.module) for name, spec in all_tools().items()}
 
 
 def get_tool(name: str) -> ToolSpec:

@@ -12,7 +12,6 @@ the saved test predictions, never by refitting.
 from __future__ import annotations
 
 import json
-import math
 import platform
 import re
 from typing import Any
@@ -27,7 +26,8 @@ from dsagent.tools.fallback import card_lines as fallback_card
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
-from dsagent.tools.task_types import get_task_type, prediction_of
+from dsagent.tools.task_sections import fmt as _fmt, pct as _pct
+from dsagent.tools.task_types import get_task_type
 
 INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per encoded feature)",
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
@@ -38,18 +38,6 @@ INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per 
 
 def _load(ctx: ToolContext, name: str) -> Any:
     return read_json(ctx.artifacts_dir / name, {})
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.1%}"
 
 
 def _slug(v: str) -> str:
@@ -119,6 +107,7 @@ def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str,
         values = pd.qcut(values, 4, duplicates="drop").astype(str)
     values = values.astype(object).where(values.notna(), "(missing)").astype(str).to_numpy()
     metric = task_metrics(view.task["task"])[metric_name]
+    tt = get_task_type(view.task["task"])
     rows = []
     for val in pd.Series(values).value_counts().index[:12]:
         m = values == val
@@ -127,18 +116,7 @@ def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str,
             row[metric_name] = score(metric, view.y[m], view.pred[m], None if view.proba is None else view.proba[m])
         except (ValueError, IndexError):
             row[metric_name] = None
-        if prediction_of(view.task["task"]) == "regression":
-            resid = view.y[m] - view.pred[m]
-            row["mae"] = float(np.abs(resid).mean())
-            row["mean_residual"] = float(resid.mean())
-        else:
-            row["accuracy"] = float((view.decision[m] == view.y[m]).mean())
-            if prediction_of(view.task["task"]) == "binary":
-                pos, neg = view.y[m] == 1, view.y[m] == 0
-                row["selection_rate"] = float(view.decision[m].mean())
-                row["tpr"] = float(view.decision[m][pos].mean()) if pos.any() else None
-                row["fpr"] = float(view.decision[m][neg].mean()) if neg.any() else None
-        rows.append(row)
+        rows.append(row | tt.segment_stats(view.y[m], view.pred[m], view.decision[m]))
     return rows
 
 
@@ -150,20 +128,12 @@ def _gap(rows: list[dict[str, Any]], key: str, min_n: int = 10) -> tuple[float, 
     return hi[0] - lo[0], hi[1], lo[1]
 
 
-def _group_md(rows: list[dict[str, Any]], metric: str, task: str) -> list[str]:
-    if task == "regression":
-        head = f"| value | rows | {metric} | MAE | mean residual (actual - predicted) |"
-        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_fmt(r['mae'])} | {_fmt(r['mean_residual'])} |" for r in rows]
-        sep = "|---|---|---|---|---|"
-    elif task == "binary":
-        head = f"| value | rows | {metric} | accuracy | selection rate | true positive rate | false positive rate |"
-        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} | {_pct(r['selection_rate'])} "
-                f"| {_pct(r['tpr'])} | {_pct(r['fpr'])} |" for r in rows]
-        sep = "|---|---|---|---|---|---|---|"
-    else:
-        head = f"| value | rows | {metric} | accuracy |"
-        body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | {_pct(r['accuracy'])} |" for r in rows]
-        sep = "|---|---|---|---|"
+def _group_md(rows: list[dict[str, Any]], metric: str, tt) -> list[str]:
+    cols = tt.segment_columns()
+    head = f"| value | rows | {metric} | " + " | ".join(c.header for c in cols) + " |"
+    sep = "|---|---|---|" + "---|" * len(cols)
+    body = [f"| {md_cell(r['value'])} | {r['n']} | {_fmt(r.get(metric))} | "
+            + " | ".join((_pct if c.rate else _fmt)(r.get(c.key)) for c in cols) + " |" for r in rows]
     return [head, sep, *body]
 
 
@@ -171,35 +141,7 @@ def _group_md(rows: list[dict[str, Any]], metric: str, task: str) -> list[str]:
 def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[str, Any], goal: str,
                       view: TestView | None) -> list[str]:
     out = ["## Business framing", "", f"- **Goal:** {md_cell(goal, 300)}."]
-    if prediction_of(task["task"]) == "binary":
-        cfp, cfn = answers.get("cost_fp"), answers.get("cost_fn")
-        th = ev.get("threshold") or {}
-        if cfp is not None or cfn is not None:
-            out.append(f"- **Costs of mistakes:** a false positive costs {cfp if cfp is not None else 'n/a'}, a missed "
-                       f"positive {cfn if cfn is not None else 'n/a'}; the decision threshold is set from them.")
-        else:
-            out.append("- **Costs of mistakes:** not stated, so false positives and misses are weighed equally (F1).")
-        at = th.get("test_metrics_at_threshold") or {}
-        if th and at:
-            out.append(f"- **What it means in practice:** flagging rows with P(`{md_cell(task['positive_class'])}`) >= "
-                       f"{th['threshold']:.3f} finds {_pct(at.get('recall'))} of the actual positives, and "
-                       f"{_pct(at.get('precision'))} of the flagged rows are right (test split).")
-        if view is not None:
-            fp = int(((view.decision == 1) & (view.y == 0)).sum())
-            fn = int(((view.decision == 0) & (view.y == 1)).sum())
-            out.append(f"- On the {len(view.y)} test rows that is {fp} false positive(s) and {fn} miss(es)"
-                       + (f", a cost of {fp * (cfp or 1):g} + {fn * (cfn or 1):g} = {fp * (cfp or 1) + fn * (cfn or 1):g}"
-                          if cfp is not None or cfn is not None else "") + ".")
-    elif prediction_of(task["task"]) == "regression":
-        mae = ev.get("test_metrics", {}).get("mae")
-        if mae is not None:
-            out.append(f"- **What it means in practice:** a typical prediction is off by about {_fmt(mae, 2)} "
-                       f"(mean absolute error, in the units of `{md_cell(task['target'])}`).")
-    else:
-        acc = ev.get("test_metrics", {}).get("accuracy")
-        if acc is not None:
-            out.append(f"- **What it means in practice:** {_pct(acc)} of test rows get the right class; "
-                       "the probabilities say how sure each call is.")
+    out += get_task_type(task["task"]).practical_meaning(task, ev, answers, view)
     lat = ((ev.get("latency") or {}).get("single_row_ms") or {})
     if answers.get("latency_ms"):
         ok = lat.get("p95") is not None and lat["p95"] <= answers["latency_ms"]
@@ -368,14 +310,9 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     for label, rel in (ev.get("files") or {}).items():
         if rel.endswith(".png") and (ctx.artifacts_dir / rel).exists():
             lines += [f"![{captions.get(label, label.replace('_', ' '))}]({rel})", ""]
-    if prediction_of(task["task"]) == "multiclass" and view is not None and view.proba is not None:
-        rel = f"{paths.PLOTS_DIR}/multiclass_curves.png"
-        try:
-            plots.multiclass_curves(view.y, view.proba, task["classes"], artifact_path(ctx, rel))
-            files["multiclass_curves"] = rel
-            lines += [f"![ROC per class and calibration]({rel})", ""]
-        except ValueError:
-            pass
+    for label, (rel, caption) in get_task_type(task["task"]).report_plots(ctx, task, view).items():  # beyond evaluation's
+        files[label] = rel
+        lines += [f"![{caption}]({rel})", ""]
 
     if expl:
         lines += ["## What drives the predictions", "",
@@ -403,7 +340,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     else:
         lines.append("No segment with enough rows has a loss above the overall mean.")
     lines.append("")
-    if view is not None and prediction_of(task["task"]) != "regression":
+    if view is not None and get_task_type(task["task"]).classification:
         cm = pd.crosstab(view.y, view.decision)
         pairs = [(int(cm.loc[a, b]), a, b) for a in cm.index for b in cm.columns if a != b and cm.loc[a, b] > 0]
         if pairs:
@@ -438,13 +375,13 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += ["## Performance across segments", ""]
         for col, rows in groups.items():
             tag = " (sensitive attribute)" if col in sensitive else ""
-            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, metric, prediction_of(task["task"])), ""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, metric, get_task_type(task["task"])), ""]
             rel = f"{paths.PLOTS_DIR}/segments_{_slug(col)}.png"
             if any(r.get(metric) is not None for r in rows):
                 plots.segments(rows, metric, artifact_path(ctx, rel), f"{metric} by {col} (test split)", ev["test_score"])
                 files[f"segments_{col}"] = rel
                 lines += [f"![{md_cell(metric)} by {md_cell(col)}]({rel})", ""]
-            lines += _fairness_notes(rows, prediction_of(task["task"]), col in sensitive) + [""]
+            lines += _fairness_notes(rows, get_task_type(task["task"]), col in sensitive) + [""]
             lines += fairness_md((ev.get("fairness") or {}).get(col))
     lines += _section_tradeoffs(board, ev)
 
@@ -486,16 +423,13 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                       record=None, files=files)
 
 
-def _fairness_notes(rows: list[dict[str, Any]], task: str, sensitive: bool) -> list[str]:
+def _fairness_notes(rows: list[dict[str, Any]], tt, sensitive: bool) -> list[str]:
     notes = []
-    keys = (("mae", "MAE"), ("mean_residual", "mean residual")) if task == "regression" else \
-        (("accuracy", "accuracy"),) + ((("selection_rate", "selection rate"), ("tpr", "true positive rate"),
-                                        ("fpr", "false positive rate")) if task == "binary" else ())
-    for key, label in keys:
+    for key, label, _header, rate in tt.segment_columns():
         g = _gap(rows, key)
         if g is None:
             continue
-        fmt = (lambda v: f"{v * 100:.1f} percentage points") if key not in ("mae", "mean_residual") else (lambda v: _fmt(v, 2))
+        fmt = (lambda v: f"{v * 100:.1f} percentage points") if rate else (lambda v: _fmt(v, 2))
         notes.append(f"- Largest gap in {label} between groups with at least 10 rows: {fmt(g[0])} "
                      f"(`{md_cell(g[1])}` vs `{md_cell(g[2])}`).")
     small = [r["value"] for r in rows if r["n"] < 10]
@@ -526,8 +460,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              f"- A scikit-learn Pipeline (preprocessing + {ev['family']}) built by dsagent session "
              f"`{session.get('id', ctx.session_dir.name)}`; hyperparameters {json.dumps(ev['params'], default=str)}.",
              f"- Input: the {len(task['features'])} raw columns listed in `model/manifest.json` (names, dtypes, known "
-             "categories). Output: " + ("a predicted value." if prediction_of(task["task"]) == "regression" else
-                                        "a class and one probability per class (" + ", ".join(f"`{md_cell(c)}`" for c in task["classes"][:10]) + ")."),
+             "categories). Output: " + get_task_type(task["task"]).model_output(task),
              "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
              *_derived_card(ctx),
              "## Intended use", "",
@@ -556,8 +489,8 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
     if groups:
         for col, rows in groups.items():
             tag = " — sensitive attribute" if col in sensitive else ""
-            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], prediction_of(task["task"])), ""]
-            lines += _fairness_notes(rows, prediction_of(task["task"]), col in sensitive) + [""]
+            lines += [f"### `{md_cell(col)}`{tag}", "", *_group_md(rows, ev["metric"], get_task_type(task["task"])), ""]
+            lines += _fairness_notes(rows, get_task_type(task["task"]), col in sensitive) + [""]
             lines += fairness_md((ev.get("fairness") or {}).get(col))
     else:
         lines += ["- No segment or sensitive columns were named (answers `segment_columns` / `sensitive_columns`); "

@@ -78,7 +78,7 @@ def score_rows(model, manifest: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame
         return out
     classes = manifest["classes"]
     proba = np.asarray(model.predict_proba(X), dtype=float)
-    if manifest["task"] == "binary" and manifest.get("threshold") is not None:
+    if prediction_of(manifest["task"]) == "binary" and manifest.get("threshold") is not None:
         idx = (proba[:, 1] >= manifest["threshold"]).astype(int)
     else:
         idx = proba.argmax(axis=1)

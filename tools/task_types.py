@@ -116,12 +116,101 @@ class TaskType:
         predicts from history instead (tools/forecast/predict.py)."""
         return not self.needs_target
 
+    def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
+        """`dsagent predict` with a saved model of this task: score the rows of `data` into `out` and say
+        what was written ({"rows", "out", ...}; "noun" names the rows when not "predictions")."""
+        from dsagent.tools.registry import ToolError
+        from dsagent.tools.serving import predict_file
+
+        if data is None or out is None:
+            raise ToolError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
+        return predict_file(ref, data, out, warn=warn, version=version)
+
+    # -- what the report, model card, evaluation and monitoring write, compute and check: the
+    # defaults by prediction shape live in tools/task_sections.py; a plugin overrides one to change it.
+    def segment_columns(self):
+        """The per-group table's columns (tools.task_sections.SegmentColumn), also judged for gaps."""
+        from dsagent.tools.task_sections import SEGMENT_COLUMNS
+
+        return SEGMENT_COLUMNS[self.prediction]
+
+    def segment_stats(self, y, pred, decision) -> dict[str, Any]:
+        """The segment_columns values of one group's test rows."""
+        from dsagent.tools.task_sections import segment_stats
+
+        return segment_stats(self.prediction, y, pred, decision)
+
+    def practical_meaning(self, task: dict[str, Any], ev: dict[str, Any], answers: dict[str, Any], view) -> list[str]:
+        """The report's lines on what the test score means in practice (costs, typical error...)."""
+        from dsagent.tools.task_sections import practical_meaning
+
+        return practical_meaning(self.prediction, task, ev, answers, view)
+
+    def evaluation_plots(self, ctx, task, model_name: str, y_test, pred, proba, threshold, record: dict[str, Any]) -> dict[str, str]:
+        """evaluate_model's plots of the test predictions (label -> path under artifacts/)."""
+        from dsagent.tools.task_sections import evaluation_plots
+
+        return evaluation_plots(self.prediction, ctx, task, model_name, y_test, pred, proba, threshold, record)
+
+    def report_plots(self, ctx, task: dict[str, Any], view) -> dict[str, tuple[str, str]]:
+        """Plots the report draws itself from the test predictions: label -> (path under artifacts/, caption)."""
+        from dsagent.tools.task_sections import report_plots
+
+        return report_plots(self.prediction, ctx, task, view)
+
+    def model_output(self, task: dict[str, Any]) -> str:
+        """The model card's sentence on what the model outputs."""
+        from dsagent.tools.task_sections import model_output
+
+        return model_output(self.prediction, task)
+
+    def row_loss(self, y, pred, proba):
+        """Each test row's loss, which evaluation ranks segments by."""
+        from dsagent.tools.task_sections import row_loss
+
+        return row_loss(self.prediction, y, pred, proba)
+
+    def monitored_predictions(self, task: dict[str, Any], pred, proba):
+        """(values, what they are) of the model output monitoring keeps a reference of (text: categorical)."""
+        from dsagent.tools.task_sections import monitored_predictions
+
+        return monitored_predictions(self.prediction, task, pred, proba)
+
+    def monitored_output(self, preds, manifest: dict[str, Any]):
+        """The column of the predict output that monitoring compares with that reference."""
+        from dsagent.tools.task_sections import monitored_output
+
+        return monitored_output(self.prediction, preds, manifest)
+
     def fitted_class(self):
         """For a task that fits its own models (no `prediction`): the class of its task object
         (fit/predict/report/notebook/monitoring, as tools.unsupervised's), else None."""
         return None
 
-    # -- a task that fits its own models (no `prediction`): its record drives the deliverables --
+    # -- the autopilot's walk of `steps` for a task without a `prediction` (clustering, anomaly,
+    # forecast, a plugin's): the steps' texts and arguments and the closing summary come from here.
+    # (Supervised task types run the core planner over their steps: budgets, tuning, ensembles.)
+    closing_note = "See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts."
+    no_result = "The run ended without a fitted model."
+
+    def critical_steps(self) -> frozenset[str]:
+        """Steps whose failure ends the run (profile_data always does): by default the fit after profiling."""
+        return frozenset(self.steps[1:2]) if self.prediction is None else frozenset()
+
+    def step_args(self, step: str, target: str | None) -> dict[str, Any]:
+        """Arguments the autopilot passes to one of this task's steps (it adds the notebook's timeout)."""
+        return {}
+
+    def summary_record(self, artifacts_dir, record_of) -> dict[str, Any] | None:
+        """The record the closing summary is written from (None: nothing was fitted); `record_of(step)`
+        reads the record a step wrote ({} when it wrote none)."""
+        import json
+
+        from dsagent.tools import paths
+
+        path = artifacts_dir / paths.UNSUPERVISED
+        return json.loads(path.read_text()) if path.exists() else None
+
     def summary(self, record: dict[str, Any]) -> str:
         """The autopilot's closing sentence for a task that fits its own models, from its record."""
         return "Done."
@@ -166,6 +255,24 @@ def get_task_type(name: str) -> TaskType:
     if name not in types:
         raise ValueError(f"unknown task {name!r}; installed task types: {', '.join(types)}")
     return types[name]
+
+
+def model_task_type(ref, version: str | None = None) -> TaskType:
+    """The task type a saved model (session, model dir or file) was trained for, from its manifest."""
+    import json
+
+    from dsagent.tools.model_io import MANIFEST, resolve_model_path
+    from dsagent.tools.registry import ToolError
+
+    try:
+        task = json.loads(resolve_model_path(ref, version).with_name(MANIFEST).read_text()).get("task")
+    except (OSError, ValueError):
+        task = None  # no readable manifest: the tabular path reports what is wrong with the model
+    types = task_types()
+    if task and task not in types:
+        raise ToolError(f"the model was trained for task {task!r}, which no installed package provides; install the "
+                        f"plugin that adds it (installed task types: {', '.join(types)})")
+    return types.get(task) or types["binary"]
 
 
 def fits_own_models(task: str | None) -> TaskType | None:

@@ -175,23 +175,20 @@ class AutopilotBackend:
     # -- the plan --------------------------------------------------------------------------
     def stream_turn(self, conversation: list[dict[str, Any]], tools, state: LoopState):
         done = self._done(conversation)
-        critical = CRITICAL | {t.steps[1] for t in task_types().values() if not t.needs_target and len(t.steps) > 1}
-        own = task_types().get(state.answers.get("task") or "")
-        if own is not None and own.prediction is None:  # its own fitting steps (ranking): nothing after them works without
-            critical |= set(own.steps[1:-1])
+        # The run's task type: the one the answers name, else the one a goal without a target names.
+        named = task_types().get(state.answers.get("task") or "")
+        kind = unsupervised_kind(state.answers, self.target) if named is None else None
+        own = named if named is not None and named.prediction is None else get_task_type(kind) if kind else None
+        critical = CRITICAL | (own.critical_steps() if own is not None else frozenset())
         failed = [name for name, r in done.items() if not r.get("ok") and name in critical]
         if failed:
             name = failed[0]
             text = f"I have to stop: {name} failed — {done[name].get('content', '')[:400]}"
             yield text
             return Turn(text=text)
-        if state.answers.get("task") == "forecast":
-            return (yield from self._forecast_turn(done, state))
-        kind = unsupervised_kind(state.answers, self.target)
-        if kind:
-            return (yield from self._unsupervised_turn(kind, done, state))
-        # The task type's workflow when the answers name one (a plugin's may differ), else the built-in one.
-        named = task_types().get(state.answers.get("task") or "")
+        if own is not None:  # a task that fits its own models (clustering, anomaly, forecast...): walk its steps
+            return (yield from self._own_turn(own, done, state))
+        # A supervised task type's workflow (a plugin's may differ) through the core planner, else the built-in one.
         self.ORDER = list(named.steps if named is not None else SUPERVISED_STEPS)
         budget = state.time_budget
         if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
@@ -335,29 +332,28 @@ class AutopilotBackend:
         elif step == "write_notebook":
             text = "Writing and executing a notebook that re-creates the model."
             call = ToolCall("auto-notebook", "write_notebook", {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)})
-        elif step == "final":  # a task that fits its own models (ranking) sums up its own evaluation record
-            own_eval = named is not None and named.prediction is None
-            text = named.summary(self._evaluation(state)) if own_eval else self._summary(state, done)
-        elif step and step not in SUPERVISED_STEPS:  # a plugin task type's own step: its tool, on its defaults
-            text = (named.step_text.get(step) if named is not None else None) or f"Calling {step}."
-            call = ToolCall(f"auto-{step}", step, {})
+        elif step == "final":
+            text = self._summary(state, done)
+        elif step and step not in SUPERVISED_STEPS and named is not None:  # a plugin task type's own step: its tool
+            text = named.step_text.get(step) or f"Calling {step}."
+            call = ToolCall(f"auto-{step}", step, named.step_args(step, target))
         if text:
             yield text
         return Turn(text=text, tool_calls=[call] if call else [], stop_reason="tool_use" if call else "end_turn")
 
-    def _unsupervised_turn(self, kind: str, done: dict[str, dict[str, Any]], state: LoopState):
-        """The task type's steps (e.g. profile -> fit segments -> report -> monitoring -> notebook), then a summary."""
-        tt = get_task_type(kind)
+    def _own_turn(self, tt, done: dict[str, dict[str, Any]], state: LoopState):
+        """The task type's steps (e.g. profile -> fit segments -> report -> monitoring -> notebook), each
+        with its step_text and step_args, then its summary."""
         order = list(tt.steps)
         taken = [order.index(name) for name in done if name in order]
         step = order[max(taken, default=-1) + 1] if max(taken, default=-1) + 1 < len(order) else "final"
         if step == "final":
-            text = self._unsupervised_summary(kind, state, done)
+            text = self._own_summary(tt, state, done)
             yield text
             return Turn(text=text)
-        args: dict[str, Any] = {}
+        args = tt.step_args(step, state.answers.get("target") or self.target)
         if step == "write_notebook":
-            args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)}
+            args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)} | args
         if step == order[1]:  # the fit: record what the task assumed for the answers not given
             for key, note in tt.assumptions.items():
                 if key not in state.answers and note not in state.assumptions:
@@ -366,51 +362,16 @@ class AutopilotBackend:
         yield text
         return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
 
-    def _unsupervised_summary(self, kind: str, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
-        from dsagent.tools import paths
-
-        path = state.session.artifacts_dir / paths.UNSUPERVISED
-        if not path.exists():
-            return "The run ended without a fitted model."
-        rec = json.loads(path.read_text())
-        lines = [get_task_type(kind).summary(rec)]
+    def _own_summary(self, tt, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
+        rec = tt.summary_record(state.session.artifacts_dir, lambda step: self._record(state, done.get(step)))
+        if rec is None:
+            return tt.no_result
+        lines = [tt.summary(rec)]
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
-        lines.append("See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts.")
+        lines.append(tt.closing_note)
         return " ".join(lines)
-
-    def _forecast_turn(self, done: dict[str, dict[str, Any]], state: LoopState):
-        """`task: forecast`: profile, then the forecasting tools in the order the task owns
-        (dsagent.tools.forecast.AUTOPILOT_STEPS), then the summary. No clarifying round: a missing
-        horizon takes the frequency's default, recorded as an assumption by define_forecast."""
-        from dsagent.tools.forecast import AUTOPILOT_STEPS
-
-        failed = [n for n in AUTOPILOT_STEPS[:3] if n in done and not done[n].get("ok")]
-        if failed:
-            text = f"I have to stop: {failed[0]} failed — {done[failed[0]].get('content', '')[:400]}"
-            yield text
-            return Turn(text=text)
-        target = state.answers.get("target") or self.target
-        todo = [n for n in ("profile_data", *AUTOPILOT_STEPS) if n not in done]
-        texts = {"profile_data": "First I profile the data.",
-                 "define_forecast": "Framing the forecast: frequency, horizon and rolling-origin backtest windows; the "
-                                    "latest horizon stays untouched until evaluation.",
-                 "backtest_forecast": "Backtesting the naive and seasonal-naive baselines and a global gradient-boosted "
-                                      "model, each fit only on the past of every origin.",
-                 "evaluate_forecast": "Scoring the best model once on the test window, with conformal intervals.",
-                 "write_forecast_report": "Writing the report, model card and a notebook that re-creates the backtest."}
-        if not todo:
-            ev = self._record(state, done.get("evaluate_forecast"))
-            text = (f"Done. The chosen forecaster is {ev.get('model')}: test MASE {ev.get('test_score', float('nan')):.3f} vs "
-                    f"the seasonal naive's {ev.get('baseline_score', float('nan')):.3f}. See report.md, model_card.md and "
-                    "notebook.ipynb; forecast with `dsagent predict SESSION`.") if ev else "The run ended without an evaluated forecast."
-            yield text
-            return Turn(text=text)
-        step = todo[0]
-        args: dict[str, Any] = {"target": target} if step in ("profile_data", "define_forecast") and target else {}
-        yield texts[step]
-        return Turn(text=texts[step], tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
 
     ORDER = list(SUPERVISED_STEPS)  # the run's task type may replace it (stream_turn)
 
@@ -449,13 +410,6 @@ class AutopilotBackend:
         taken = [self.ORDER.index(name) for name in done if name in self.ORDER]
         furthest = max(taken, default=-1)
         return self.ORDER[furthest + 1] if furthest + 1 < len(self.ORDER) else "final"
-
-    @staticmethod
-    def _evaluation(state: LoopState) -> dict[str, Any]:
-        from dsagent.tools import paths
-
-        path = state.session.artifacts_dir / paths.EVALUATION
-        return json.loads(path.read_text()) if path.exists() else {}
 
     def _summary(self, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
         ev = Evaluation.read(state.session.artifacts_dir)
