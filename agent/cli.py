@@ -267,6 +267,13 @@ def cmd_predict(args) -> int:
     # The model's task type decides: rows in, rows out (tabular), or steps after the history (forecast).
     info = model_task_type(ref, args.version).predict_file(ref, args.data, args.output, horizon=args.horizon,
                                                           version=args.version, warn=notes.append)
+    if info is None:  # one prediction per input row
+        from dsagent.tools.registry import ToolError
+        from dsagent.tools.serving import predict_file
+
+        if args.data is None or args.output is None:
+            raise ToolError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
+        info = predict_file(ref, args.data, args.output, warn=notes.append, version=args.version)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if info.get("out") == "-":  # the rows went to stdout

@@ -61,3 +61,15 @@ METRICS: dict[str, Metric] = {
 ALIASES = {"auc": "roc_auc", "average_precision": "pr_auc", "ap": "pr_auc", "logloss": "log_loss",
            "neg_log_loss": "log_loss", "mse": "rmse", "neg_root_mean_squared_error": "rmse"}
 
+
+def scores_of(metrics: dict[str, Metric], y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
+    """Each of these metrics on one sample, skipping ones it leaves undefined (one class present...)."""
+    out = {}
+    for name, metric in metrics.items():
+        if metric.needs_proba and proba is None:
+            continue
+        try:
+            out[name] = metric.fn(y, proba if metric.needs_proba else pred)
+        except ValueError:
+            continue
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsagent.tools.metric_table import ALIASES, METRICS, Metric
+from dsagent.tools.metric_table import ALIASES, METRICS, Metric, scores_of
 from dsagent.tools.registry import ToolError
 
 
@@ -38,15 +38,7 @@ def score(metric: Metric, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarra
 
 def all_scores(task: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
     """Every metric that applies to the task (skipping ones undefined on this sample)."""
-    out = {}
-    for name, metric in task_metrics(task).items():
-        if metric.needs_proba and proba is None:
-            continue
-        try:
-            out[name] = score(metric, y, pred, proba)
-        except ValueError:
-            continue
-    return out
+    return scores_of(task_metrics(task), y, pred, proba)
 
 
 def _rowwise(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None):

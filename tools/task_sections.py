@@ -104,7 +104,7 @@ def evaluation_plots(prediction: str, ctx, task, model_name: str, y_test: np.nda
     """evaluate_model's plots (label -> path under artifacts/); adds the threshold and the confusion
     matrix to its record."""
     from dsagent.tools import paths, plots
-    from dsagent.tools.metrics import all_scores
+    from dsagent.tools.metric_table import METRICS, scores_of
     from dsagent.tools.registry import artifact_path
 
     plot_dir = paths.PLOTS_DIR
@@ -114,7 +114,7 @@ def evaluation_plots(prediction: str, ctx, task, model_name: str, y_test: np.nda
 
         labels = task["classes"]
         if threshold is not None:
-            threshold["test_metrics_at_threshold"] = all_scores("binary", y_test, pred, None)
+            threshold["test_metrics_at_threshold"] = scores_of({n: m for n, m in METRICS.items() if "binary" in m.tasks}, y_test, pred, None)
             record["threshold"] = threshold
             files["roc_pr"] = f"{plot_dir}/roc_pr.png"
             plots.roc_pr(y_test, proba[:, 1], artifact_path(ctx, files["roc_pr"]), labels[1])

@@ -116,15 +116,12 @@ class TaskType:
         predicts from history instead (tools/forecast/predict.py)."""
         return not self.needs_target
 
-    def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
-        """`dsagent predict` with a saved model of this task: score the rows of `data` into `out` and say
-        what was written ({"rows", "out", ...}; "noun" names the rows when not "predictions")."""
-        from dsagent.tools.registry import ToolError
-        from dsagent.tools.serving import predict_file
-
-        if data is None or out is None:
-            raise ToolError("dsagent predict MODEL DATA -o OUT.csv: a tabular model needs the rows to score and an output file")
-        return predict_file(ref, data, out, warn=warn, version=version)
+    def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any] | None:
+        """`dsagent predict` with a saved model of this task, when its rows out are not one per row in
+        (a forecast: steps after the history): write them and say what was written ({"rows", "out",
+        ...}; "noun" names the rows when not "predictions"). None (the default): score each input row
+        (tools.serving.predict_file, which this module cannot import: serving reads the registry)."""
+        return None
 
     # -- what the report, model card, evaluation and monitoring write, compute and check: the
     # defaults by prediction shape live in tools/task_sections.py; a plugin overrides one to change it.

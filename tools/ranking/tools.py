@@ -161,7 +161,7 @@ def write_ranking_report(ctx: ToolContext, execute_notebook: bool = True, retrai
                          ev["test"]["ndcg"], ev.get("max_fit_rows"))
     executed = False
     if execute_notebook:
-        from dsagent.tools.notebook import execute
+        from dsagent.tools.notebook_kernel import execute
 
         execute(nb, str(ctx.artifacts_dir), timeout_cell=max(30.0, ctx.seconds_left()), timeout_total=max(60.0, ctx.seconds_left()))
         executed = True
