@@ -88,21 +88,34 @@ def test_mape_is_refused_when_an_actual_is_zero():
     assert m["mape"] is None and "zero" in m["mape_refused"] and m["mase"] == pytest.approx(0.5)
 
 
-def test_run_then_predict_from_the_cli(tmp_path):
+CMD = [sys.executable, "-m", "dsagent.cli"]
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    """ONE offline `dsagent run --json` with task: forecast on 36 quarters of a 2-series panel (shuffled
+    rows), shared by the predict and monitor tests; the 8 quarters after it are the arriving actuals.
+    Returns (RunResult dict, the full 44-quarter frame, the data file)."""
+    tmp = tmp_path_factory.mktemp("forecast-run")
+    full = panel_frame(n_series=2, periods=44)
+    data, answers = tmp / "sales.csv", tmp / "a.yaml"
+    first = sorted(full["when"].unique())[:36]
+    full[full["when"].isin(first)].sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\n")
+    run = subprocess.run(CMD + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
+                                "--sessions-dir", str(tmp / "sessions"), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout), full, data
+
+
+def test_run_then_predict_from_the_cli(tmp_path, forecast_run):
     """`dsagent run sales.csv --answers a.yaml --json` with task: forecast completes offline with every
     deliverable; `dsagent predict` returns exactly horizon x series rows with the promised columns."""
-    data, answers = tmp_path / "sales.csv", tmp_path / "a.yaml"
-    panel_frame(n_series=2, periods=36).sample(frac=1.0, random_state=0).to_csv(data, index=False)
-    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\n")
-    sessions = tmp_path / "sessions"
-    cmd = [sys.executable, "-m", "dsagent.cli"]
-    run = subprocess.run(cmd + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
-                                "--sessions-dir", str(sessions), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout)
+    result, _, data = forecast_run
+    cmd = CMD
     assert result["status"] == "completed" and result["task"] == "forecast" and result["metric"] == "mase"
     assert result["test_score"] < result["baseline_score"]
-    for key in ("model", "report", "model_card", "notebook"):
+    for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key], key
     assert "Do not use it for" in open(result["artifacts"]["model_card"]).read()
     out = tmp_path / "forecast.csv"
@@ -116,3 +129,32 @@ def test_run_then_predict_from_the_cli(tmp_path):
     assert got["when"].min() > pd.read_csv(data)["when"].max()
     beyond = subprocess.run(cmd + ["predict", result["session_dir"], "--horizon", "5"], capture_output=True, text=True, timeout=120)
     assert beyond.returncode == 2 and "beyond the 4 steps" in beyond.stderr and "Traceback" not in beyond.stderr
+
+
+def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
+    """`dsagent monitor SESSION ACTUALS.csv` on the 8 quarters after the run's data: the true continuation
+    is on track (0); a level shift of 6.5 (about one MASE scale unit) takes the error out of the backtest's
+    range but keeps the 95% intervals' coverage (3); a 50% jump passes the retrain thresholds (4). Actuals
+    that leave a step out after the history are bad input (2, one line)."""
+    result, full, _ = forecast_run
+    plan = json.loads(open(result["artifacts"]["monitoring"]).read())
+    assert plan["task"] == "forecast" and plan["thresholds"]["mase_retrain"] > plan["thresholds"]["mase_investigate"] > 0
+    last = sorted(full["when"].unique())[36:]
+    actuals = full[full["when"].isin(last)].reset_index(drop=True)
+
+    def monitor(frame, name):
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        return subprocess.run(CMD + ["monitor", result["session_dir"], str(path), "--json"], capture_output=True, text=True, timeout=120)
+
+    expected = {"on_track": (actuals, 0, "ok"), "off": (actuals.assign(sales=actuals["sales"] + 6.5), 3, "investigate"),
+                "far_off": (actuals.assign(sales=actuals["sales"] * 1.5), 4, "retrain")}
+    for name, (frame, code, verdict) in expected.items():
+        proc = monitor(frame, name)
+        assert proc.returncode == code, (name, proc.stdout[-1500:], proc.stderr[-1500:])
+        report = json.loads(proc.stdout)
+        assert report["verdict"] == verdict and report["rows"] == 16 and report["forecasts"] == 4, name
+        if code == 3:
+            assert "outside the backtest's range" in report["reasons"][0] and report["coverage"]["95"] >= 0.75
+    gap = monitor(actuals[actuals["when"] != last[0]], "gap")
+    assert gap.returncode == 2 and "steps between are missing" in gap.stderr and "Traceback" not in gap.stderr

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.forecast import report
+from dsagent.tools.forecast.monitoring import write_plan
 from dsagent.tools.forecast.profile import profile_panel
 from dsagent.tools.forecast.task import ForecastSpec, ForecastTask
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
@@ -91,7 +92,8 @@ def backtest_forecast(ctx: ToolContext) -> ToolOutput:
 def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     """Score the candidates once on the untouched test window (fit on everything before it), attach 80%
     and 95% conformal intervals from the backtest errors with their coverage, refit the chosen model on
-    all the data and save it (it forecasts from history with `dsagent predict SESSION`).
+    all the data and save it (it forecasts from history with `dsagent predict SESSION`), and write the
+    monitoring plan (backtest MASE range, coverage thresholds) that `dsagent monitor SESSION ACTUALS` applies.
 
     Args:
         model: a leaderboard name, or "best" (lowest backtest MASE).
@@ -115,9 +117,11 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
                 "model_name": chosen, "predict_columns": list(task.predict_columns)}
     save_model(out["model"], artifact_path(ctx, paths.MODEL), manifest)
     _write(ctx, paths.EVALUATION, ev)
+    windows = (read_json(ctx.artifacts_dir / BACKTEST) or {})["models"][chosen]["mase_windows"]
+    write_plan(ctx.artifacts_dir, spec, ev, windows, ctx.answers.get("retrain_every_days") or 90)
     summary = {k: ev[k] for k in ("model", "test_score", "baseline_score", "coverage_test", "coverage_backtest")}
     return ToolOutput(summary=summary | {"metric": "mase (lower is better)"}, record=ev,
-                      files={"evaluation": paths.EVALUATION, "model": paths.MODEL})
+                      files={"evaluation": paths.EVALUATION, "model": paths.MODEL, "monitoring": paths.MONITORING})
 
 
 @tool
