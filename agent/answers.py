@@ -42,6 +42,9 @@ class Answers(BaseModel):
     series_columns: list[str] | None = None
     horizon: int | None = Field(None, ge=1, le=10000)
     frequency: str | None = None
+    # The forecasting models to backtest (default: all; ETS, Theta and ARIMA where series are few and the
+    # time budget allows); the seasonal naive always runs, as the baseline every forecast is held against.
+    forecast_models: list[Literal["naive", "seasonal_naive", "gbm", "ets", "theta", "arima"]] | None = None
     segment_columns: list[str] | None = None
     sensitive_columns: list[str] | None = None
     id_columns: list[str] | None = None

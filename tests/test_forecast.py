@@ -34,7 +34,7 @@ def test_synthetic_panel_is_forecast_within_a_stated_error():
     task = ForecastTask(ForecastSpec("sales", "when", ["shop"], horizon=4))
     spec, panel = task.define(panel_frame(n_series=3))
     assert spec["frequency"] == "QS-JAN" and spec["period"] == 4 and spec["split"]["windows"] >= 3
-    results = task.backtest(panel)
+    results = task.backtest(panel, only=["naive", "seasonal_naive", "gbm"])
     board = task.leaderboard(results)
     assert board[0]["name"] == "gbm"
     ev, _ = task.evaluate(panel, results, "gbm")
@@ -71,6 +71,35 @@ def test_shuffled_file_gives_the_same_backtest_as_a_sorted_one():
         assert a["models"][name]["mase_windows"] == b["models"][name]["mase_windows"]
 
 
+def test_statistical_models_join_the_backtest_where_series_are_few():
+    """One seasonal series: ETS, Theta and ARIMA (statsmodels, per series) are backtested beside the
+    baselines and the global model and each beats the naive; the blend of the best is a candidate; the
+    chosen model is scored on the test window and forecasts from history. With no time left, or with
+    more series than MAX_SERIES, they are skipped with a notice and the run goes on without them."""
+    from dsagent.tools.forecast import stats
+    from dsagent.tools.forecast.task import predict_from_history
+
+    task = ForecastTask(ForecastSpec("sales", "when", [], horizon=4))
+    _, panel = task.define(panel_frame(n_series=1, periods=24).drop(columns="shop"))
+    results = task.backtest(panel, seconds_left=600)
+    board = {r["name"]: r for r in task.leaderboard(results)}
+    assert {"ets", "theta", "arima"} <= set(board) and not results["notes"], results["notes"]
+    for name in ("ets", "theta", "arima"):
+        assert board[name]["family"] == "statsmodels" and board[name]["cv_mean"] < board["naive"]["cv_mean"], name
+    assert "blend" in board and len(board["blend"]["members"]) >= 2
+    best = min(("ets", "theta", "arima"), key=lambda n: board[n]["cv_mean"])
+    ev, out = task.evaluate(panel, results, best, board=list(board.values()))
+    assert {"ets", "theta", "arima", "blend"} <= set(ev["test_by_model"]) and ev["test_score"] < 1.0
+    assert len(out["model"]["history"]["all"]["y"]) == 24  # a local model refits on the whole history
+    assert len(predict_from_history(out["model"])) == 4
+    names, notes = task.candidates(panel, seconds_left=0.0)
+    assert names == models.CANDIDATES and len(notes) == 3 and all("skipped: an estimated" in n for n in notes)
+    many = ForecastTask(ForecastSpec("sales", "when", ["shop"], horizon=4))
+    _, wide = many.define(panel_frame(n_series=stats.MAX_SERIES + 1, periods=24))
+    names, notes = many.candidates(wide, seconds_left=600)
+    assert names == models.CANDIDATES and f"{stats.MAX_SERIES + 1} series" in notes[0]
+
+
 def test_duplicated_timestamps_are_refused_and_gaps_filled():
     frame = panel_frame(periods=24)
     with pytest.raises(ForecastDataError, match="share a timestamp.*series_columns"):
@@ -101,7 +130,7 @@ def forecast_run(tmp_path_factory):
     data, answers = tmp / "sales.csv", tmp / "a.yaml"
     first = sorted(full["when"].unique())[:36]
     full[full["when"].isin(first)].sample(frac=1.0, random_state=0).to_csv(data, index=False)
-    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\n")
+    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\nforecast_models: [gbm]\n")
     run = subprocess.run(CMD + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
                                 "--sessions-dir", str(tmp / "sessions"), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

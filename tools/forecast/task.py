@@ -7,13 +7,14 @@ hooks in the core (answers keys, CLI flags, the autopilot, predict) only call it
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models
+from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models, stats
 from dsagent.tools.forecast.features import n_lags
 from dsagent.tools.forecast.frequency import ForecastDataError, Panel, build_panel
 
@@ -88,39 +89,68 @@ class ForecastTask:
         return task, panel
 
     # -- candidates, backtest, evaluation ----------------------------------------------------
-    def candidates(self) -> tuple[str, ...]:
-        return models.CANDIDATES
+    def candidates(self, panel: Panel | None = None, seconds_left: float = float("inf"),
+                   only: list[str] | None = None) -> tuple[tuple[str, ...], list[str]]:
+        """(the models to backtest, notes on those left out): the baselines and the global model; ETS,
+        Theta and ARIMA per series where series are few and a timed trial fit says they fit the budget;
+        `only` (the answers' forecast_models) narrows them, the seasonal naive always stays."""
+        keep = set(only or (*models.CANDIDATES, *models.STATISTICAL)) | {"seasonal_naive"}
+        base = tuple(n for n in models.CANDIDATES if n in keep)
+        wanted = [n for n in models.STATISTICAL if n in keep]
+        if panel is None or not wanted:
+            return base, []
+        h = int(self.spec.horizon)
+        series = {s: y[: len(y) - h] for s, (_, y) in models.as_series(panel.frame).items()}  # never the test window
+        windows = backtest.plan_windows(len(panel.times), h, panel.period)
+        local, notes = stats.plan(series, h, panel.period, windows, seconds_left, wanted)
+        return base + tuple(local), notes
 
-    def backtest(self, panel: Panel, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        return backtest.run_backtest(panel, int(self.spec.horizon), self.candidates(), seed=seed, progress=progress)
+    def backtest(self, panel: Panel, seed: int = 0, progress: Callable[[str], None] | None = None,
+                 seconds_left: float = float("inf"), only: list[str] | None = None) -> dict[str, Any]:
+        """Every candidate through the rolling-origin windows, then the blend of the best."""
+        names, notes = self.candidates(panel, seconds_left, only)
+        deadline = time.perf_counter() + seconds_left * stats.SHARE_OF_BUDGET if seconds_left != float("inf") else None
+        results = backtest.run_backtest(panel, int(self.spec.horizon), names, seed=seed, progress=progress, deadline=deadline)
+        backtest.add_blend(results)
+        results["notes"] = notes + results["notes"]
+        return results
 
     @staticmethod
     def leaderboard(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows = [{"name": n, "family": models.FAMILY[n], "cv_mean": r["cv_mean"], "cv_std": r["cv_std"], "fit_s": r["fit_s"],
-                 "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS}}
+                 "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS},
+                 **{k: r[k] for k in ("members", "fell_back") if k in r}}
                 for n, r in results["models"].items()]
         return sorted(rows, key=lambda r: r["cv_mean"])
 
-    def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Score every candidate once on the untouched test window (fit on everything before it),
-        attach conformal intervals to the chosen one, then refit it on all the data.
-        Returns (evaluation record, the model to save)."""
+    def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0,
+                 board: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Score every candidate of the leaderboard `board` (default: the baselines and the global model)
+        once on the untouched test window (fit on everything before it), attach conformal intervals to
+        the chosen one, then refit it on all the data. Returns (evaluation record, the model to save)."""
+        board = board or [{"name": n} for n in models.CANDIDATES]
+        members = {r["name"]: r.get("members") for r in board}
         h, times = int(self.spec.horizon), panel.times
         test_origin = times[-h - 1]
         history = backtest.cut(panel.frame, test_origin)
         scales = backtest.mase_scales(history, panel.period)
         actual = panel.frame[panel.frame["time"] > test_origin]
         q = intervals.quantiles(results["models"][chosen]["rows"], h)
-        test_scores, chosen_rows = {}, None
-        for name in self.candidates():
-            state = models.fit(name, history, h, panel.period, panel.freq, seed=seed)
-            rows = backtest.score_window(models.forecast(state, history), actual, scales)
+        test_scores, chosen_rows, forecasts = {}, None, {}
+        for name in sorted(members, key=lambda n: n == "blend"):  # a blend averages its members' forecasts
+            if name == "blend":
+                pred = forecasts[members[name][0]].copy()
+                pred["yhat"] = np.mean([forecasts[m]["yhat"].to_numpy() for m in members[name]], axis=0)
+            else:
+                pred = models.forecast(models.fit(name, history, h, panel.period, panel.freq, seed=seed), history)
+            forecasts[name] = pred
+            rows = backtest.score_window(pred, actual, scales)
             test_scores[name] = backtest.metrics(rows)
             if name == chosen:
                 chosen_rows = intervals.apply(rows, q, scales)
         assert chosen_rows is not None
         everything = models.as_series(panel.frame)
-        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed)
+        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed, members=members.get(chosen))
         ev = {"task": self.name, "model": chosen, "metric": "mase", "greater_is_better": False,
               "test_score": test_scores[chosen]["mase"], "test_ci": None,
               "baseline_score": test_scores["seasonal_naive"]["mase"], "baseline": "seasonal_naive",
@@ -136,6 +166,9 @@ class ForecastTask:
     def model_artifact(self, state: dict[str, Any], history: models.Series, scales: dict[str, float],
                        q: dict[str, list[float]], panel: Panel) -> dict[str, Any]:
         keep = 3 * n_lags(panel.period) + 2 * panel.period
+        local = {state["name"], *(m["name"] for m in state.get("members", []))} & set(models.STATISTICAL)
+        if local:  # a statistical model refits on the whole history when it forecasts: keep all of it
+            keep = max(len(y) for _, y in history.values())
         return {"kind": MODEL_KIND, "spec": asdict(self.spec), "state": state, "scales": scales, "quantiles": q,
                 "freq": panel.freq, "period": panel.period, "series_values": panel.series_values,
                 "history": {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]}

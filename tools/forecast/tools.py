@@ -71,12 +71,14 @@ def define_forecast(ctx: ToolContext, target: str | None = None, time_column: st
 
 @tool
 def backtest_forecast(ctx: ToolContext) -> ToolOutput:
-    """Rolling-origin backtest of the candidates (naive, seasonal naive, global gradient boosting) on the
+    """Rolling-origin backtest of the candidates (naive, seasonal naive, global gradient boosting; ETS, Theta
+    and ARIMA per series when series are few and the time left allows; the blend of the best three) on the
     windows define_forecast fixed: each fit sees only the past of its origin; MASE, sMAPE, MAE, RMSE, MAPE.
     Writes the leaderboard (best MASE first)."""
     task, _ = _task(ctx)
     panel = task.panel(_data(ctx))
-    results = task.backtest(panel, seed=ctx.seed, progress=lambda m: ctx.report(m))
+    results = task.backtest(panel, seed=ctx.seed, progress=lambda m: ctx.report(m), seconds_left=ctx.seconds_left(),
+                            only=ctx.answers.get("forecast_models"))
     board = task.leaderboard(results)
     rows = pd.concat([r["rows"].assign(model=n) for n, r in results["models"].items()], ignore_index=True)
     rows.to_csv(artifact_path(ctx, BACKTEST_ROWS), index=False)
@@ -84,7 +86,7 @@ def backtest_forecast(ctx: ToolContext) -> ToolOutput:
     _write(ctx, BACKTEST, {k: v for k, v in results.items() if k != "models"}
            | {"models": {n: {k: v for k, v in r.items() if k != "rows"} for n, r in results["models"].items()}})
     return ToolOutput(summary={"leaderboard": [{k: r[k] for k in ("name", "cv_mean", "cv_std")} for r in board],
-                               "windows": results["windows"], "origins": results["origins"]},
+                               "windows": results["windows"], "origins": results["origins"], "notes": results["notes"]},
                       record={"leaderboard": board}, files={"leaderboard": paths.LEADERBOARD, "backtest": BACKTEST})
 
 
@@ -110,7 +112,7 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     rows = pd.read_csv(artifact_path(ctx, BACKTEST_ROWS), parse_dates=["time"], dtype={"series": str})
     results = {"models": {chosen: {"rows": rows[rows["model"] == chosen]}}}
     panel = task.panel(_data(ctx))
-    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed)
+    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed, board=board)
     out["test_rows"].to_csv(artifact_path(ctx, TEST_ROWS), index=False)
     manifest = {"task": "forecast", "target": spec["target"], "time_column": spec["time_column"],
                 "series_columns": spec["series_columns"], "horizon": spec["horizon"], "frequency": spec["frequency"],
@@ -147,11 +149,13 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     report.plot_largest(panel.frame, test_rows, largest, artifact_path(ctx, plots["largest"]), spec["target"])
     report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]))
     goal = ctx.answers.get("goal") or f"forecast {spec['target']} {spec['horizon']} steps ahead"
-    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal))
+    notes = (read_json(ctx.artifacts_dir / BACKTEST) or {}).get("notes") or []
+    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal, notes))
     artifact_path(ctx, paths.MODEL_CARD).write_text(report.model_card_md(spec, ev))
     session = read_json(ctx.session_dir / "session.json") or {}
     cv_mean = next(r["cv_mean"] for r in board if r["name"] == ev["model"])
-    nb = report.notebook(spec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"], cv_mean)
+    nb = report.notebook(spec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"], cv_mean,
+                         [r["name"] for r in board if r["name"] != "blend"])
     import nbformat
 
     executed = False
