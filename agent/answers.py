@@ -44,6 +44,9 @@ class Answers(BaseModel):
     frequency: str | None = None
     # The forecasting models to backtest (default: all; ETS, Theta and ARIMA where series are few and the
     # time budget allows); the seasonal naive always runs, as the baseline every forecast is held against.
+    # Columns whose future values are given at prediction time (price, holidays): same-time features of the
+    # global model, required by `dsagent predict` for the horizon; other columns enter only through their lags.
+    known_future_columns: list[str] | None = None
     forecast_models: list[Literal["naive", "seasonal_naive", "gbm", "ets", "theta", "arima"]] | None = None
     segment_columns: list[str] | None = None
     sensitive_columns: list[str] | None = None
@@ -91,7 +94,7 @@ class Answers(BaseModel):
     def _note_as_text(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else note_text(value)
 
-    @field_validator("series_columns", mode="before")
+    @field_validator("series_columns", "known_future_columns", mode="before")
     @classmethod
     def _one_series_column(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

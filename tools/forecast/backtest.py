@@ -117,10 +117,11 @@ def run_backtest(panel: Panel, horizon: int, names: tuple[str, ...] = models.CAN
                 progress(f"{name}: backtest window {w + 1} of {len(origins)}")
             started = time.perf_counter()  # fit and forecast: a statistical model fits when it forecasts
             history = cut(frame, origin)
-            state = models.fit(name, history, horizon, panel.period, panel.freq, seed=seed)
+            state = models.fit(name, history, horizon, panel.period, panel.freq, seed=seed, cov_frame=frame,
+                               cov_spec=panel.covariates)
             end = times[times.get_loc(origin) + horizon]
             actual = frame[(frame["time"] > origin) & (frame["time"] <= end)]
-            rows = score_window(models.forecast(state, history), actual, mase_scales(history, panel.period))
+            rows = score_window(models.forecast(state, history, cov_frame=frame), actual, mase_scales(history, panel.period))
             fit_s += time.perf_counter() - started
             fell_back += state.get("fell_back", 0)
             rows["window"] = w

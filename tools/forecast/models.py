@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.forecast.covariates import Covariates
 from dsagent.tools.forecast.features import series_rows, training_rows
 
 BASELINES = ("naive", "seasonal_naive")
@@ -44,16 +45,19 @@ def future_times(times: pd.DatetimeIndex, horizon: int, freq: str) -> pd.Datetim
 
 
 def fit(name: str, history: Series, horizon: int, period: int, freq: str, seed: int = 0,
-        members: list[str] | None = None) -> dict[str, Any]:
+        members: list[str] | None = None, cov_frame: pd.DataFrame | None = None, cov_spec: Covariates | None = None) -> dict[str, Any]:
     """A fitted model as a dict. Only `history` is read: a backtest passes the past of its origin.
-    `members` are the models a "blend" averages."""
+    `members` are the models a "blend" averages; `cov_frame` (the panel frame with its covariate
+    columns) and `cov_spec` feed the global model's covariate features (tools/forecast/covariates.py)."""
     started = time.perf_counter()
     state: dict[str, Any] = {"name": name, "horizon": int(horizon), "period": int(period), "freq": freq}
     if name == "gbm":
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         grids = {s: t.append(future_times(t, horizon, freq)) for s, (t, _) in history.items()}
-        X, target = training_rows({s: y for s, (_, y) in history.items()}, grids, horizon, period)
+        covs = {s: cov_spec.arrays(cov_frame, s, grids[s]) for s in history} if cov_spec else None
+        X, target = training_rows({s: y for s, (_, y) in history.items()}, grids, horizon, period, covs, cov_spec)
+        state["covariates"] = cov_spec.to_dict() if cov_spec else None
         if len(X) < 20:
             state["fallback"] = "seasonal_naive"  # too little history to learn from: say so, forecast like the baseline
         else:
@@ -65,7 +69,7 @@ def fit(name: str, history: Series, horizon: int, period: int, freq: str, seed: 
             state["regressor"] = reg
             state["columns"] = list(map(str, X.columns))
     elif name == "blend":  # the mean of its members' forecasts (the best of the backtest)
-        state["members"] = [fit(m, history, horizon, period, freq, seed) for m in members or ()]
+        state["members"] = [fit(m, history, horizon, period, freq, seed, cov_frame=cov_frame, cov_spec=cov_spec) for m in members or ()]
         if not state["members"]:
             raise ValueError("a blend needs members")
     elif name not in BASELINES + STATISTICAL:  # a statistical model fits per series when it forecasts
@@ -80,14 +84,15 @@ def baseline(name: str, y: np.ndarray, horizon: int, period: int) -> np.ndarray:
     return np.array([last[(k - 1) % m] for k in range(1, horizon + 1)], dtype=float)
 
 
-def forecast(state: dict[str, Any], history: Series, horizon: int | None = None) -> pd.DataFrame:
-    """Rows series, step, time, yhat: `horizon` steps after the last time of each series in `history`."""
+def forecast(state: dict[str, Any], history: Series, horizon: int | None = None, cov_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows series, step, time, yhat: `horizon` steps after the last time of each series in `history`.
+    A global model fit with covariates reads them from `cov_frame` (known-future ones at the forecast times)."""
     h = int(horizon or state["horizon"])
     if h > state["horizon"]:
         raise ValueError(f"the model was trained for {state['horizon']} steps ahead, not {h}")
     name = state.get("fallback") or state["name"]
     if name == "blend":
-        parts = [forecast(m, history, h) for m in state["members"]]
+        parts = [forecast(m, history, h, cov_frame) for m in state["members"]]
         out = parts[0].copy()
         out["yhat"] = np.mean([p["yhat"].to_numpy() for p in parts], axis=0)
         return out
@@ -105,7 +110,12 @@ def forecast(state: dict[str, Any], history: Series, horizon: int | None = None)
         elif name in STATISTICAL:
             yhat = local[s]
         else:
-            X, level = series_rows(y, times.append(future), np.array([len(y) - 1]), h, state["period"])
+            spec = Covariates(**state["covariates"]) if state.get("covariates") else None
+            if spec and cov_frame is None:
+                raise ValueError("this model uses covariates: pass the frame that carries them")
+            grid = times.append(future)
+            cov = spec.arrays(cov_frame, s, grid) if spec else None
+            X, level = series_rows(y, grid, np.array([len(y) - 1]), h, state["period"], cov, spec)
             with one_thread():
                 yhat = state["regressor"].predict(X[state["columns"]]) * level
         out.append(pd.DataFrame({"series": s, "step": np.arange(1, h + 1), "time": future, "yhat": yhat}))

@@ -20,8 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from dsagent.tools.forecast import backtest, intervals, models
+from dsagent.tools.forecast import backtest, covariates, intervals, models
+from dsagent.tools.forecast.covariates import Covariates
 from dsagent.tools.forecast.frequency import ForecastDataError, build_panel
+from dsagent.tools.forecast.task import saved_history
 
 COVERAGE_95_MIN = 0.75  # a well-calibrated 95% interval misses 3 of 8 points with probability < 1%
 MIN_POINTS_COVERAGE = 8
@@ -59,11 +61,6 @@ def plan_markdown(plan: dict[str, Any]) -> str:
         f"- Retrain anyway every {plan['schedule']['retrain_every_days']:g} days.", ""])
 
 
-def _saved_history(model: dict[str, Any]) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
-                      for s, v in model["history"].items()], ignore_index=True)
-
-
 def score_actuals(model: dict[str, Any], data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Every forecast the model would have made before each actual, scored: rows series, step, time,
     y, yhat, scale, lower_/upper_; plus notes (series not scored)."""
@@ -75,8 +72,10 @@ def score_actuals(model: dict[str, Any], data: pd.DataFrame) -> tuple[pd.DataFra
     if data[spec["target"]].isna().all():
         raise ForecastDataError(f"the actuals have no value of the target {spec['target']!r}; monitor scores forecasts "
                                 "against actuals, so they must carry it")
-    actual = build_panel(data, spec["time_column"], spec["target"], spec["series_columns"], model["freq"]).frame
-    saved, h, step = _saved_history(model), int(spec["horizon"]), pd.tseries.frequencies.to_offset(model["freq"])
+    cov = Covariates(**model["covariates"]) if model.get("covariates") else None
+    extra = [c for c in (cov.columns if cov else []) if c in data.columns]
+    actual = build_panel(data, spec["time_column"], spec["target"], spec["series_columns"], model["freq"], extra=extra).frame
+    saved, h, step = saved_history(model), int(spec["horizon"]), pd.tseries.frequencies.to_offset(model["freq"])
     parts, notes = [], []
     for s, got in actual.groupby("series", sort=True):
         past = saved[(saved["series"] == s) & (saved["time"] < got["time"].iloc[0])]
@@ -91,7 +90,10 @@ def score_actuals(model: dict[str, Any], data: pd.DataFrame) -> tuple[pd.DataFra
         for start in range(0, len(got), h):
             chunk = got.iloc[start:start + h]
             history = models.as_series(known)
-            pred = models.forecast(model["state"], history, len(chunk))
+            frame = pd.concat([known, chunk], ignore_index=True)  # known-future covariates at the forecast times
+            if cov:
+                covariates.require_future(cov, frame, s, pd.DatetimeIndex(chunk["time"]))
+            pred = models.forecast(model["state"], history, len(chunk), cov_frame=frame if cov else None)
             scales = {s: model["scales"].get(s) or backtest.mase_scales(history, model["period"])[s]}
             rows = backtest.score_window(pred, chunk, scales)
             parts.append(intervals.apply(rows, model["quantiles"], scales).assign(origin=known["time"].iloc[-1]))

@@ -97,7 +97,12 @@ def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
         "- Data at another frequency, or a history with duplicated timestamps.",
         "- Periods after a structural break (new product, pricing change, pandemic): backtests measure the past only.",
         "", "## Limits of this version", "",
-        "- Known-future covariates (price, holidays) are not used yet: only the target's own past and the calendar.",
+        (f"- Known-future columns {', '.join(task['known_future_columns'])} are same-time features: `dsagent predict` needs "
+         "their values for every step of the horizon, and a wrong value there moves the forecast."
+         if task.get("known_future_columns") else "- No known-future covariates (price, holidays) were given: the target's own "
+         "past, the calendar and the past-only columns only."),
+        f"- Past-only columns (used through their values up to the origin): {', '.join(task.get('past_columns') or []) or 'none'}.",
+        "- ETS, Theta and ARIMA use the target alone; they run per series only when series are few.",
         "- Intervals assume future errors look like the backtest errors at the same step.", ""])
 
 

@@ -14,9 +14,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models, stats
+from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, covariates, intervals, models, stats
 from dsagent.tools.forecast.features import n_lags
-from dsagent.tools.forecast.frequency import ForecastDataError, Panel, build_panel
+from dsagent.tools.forecast.frequency import PREFIX, SEP, ForecastDataError, Panel, build_panel
 
 # Steps ahead when nobody said: a season for monthly (12) and hourly (24) data, two quarters' worth of
 # a year for quarterly (8), a quarter of a year for weekly (13), two weeks for daily (14).
@@ -32,6 +32,8 @@ class ForecastSpec:
     series_columns: list[str] = field(default_factory=list)
     horizon: int | None = None
     frequency: str | None = None
+    known_future_columns: list[str] = field(default_factory=list)
+    past_columns: list[str] | None = None  # None: every other numeric column, fixed by define()
 
 
 class ForecastTask:
@@ -53,12 +55,21 @@ class ForecastTask:
         if time_column in (None, "", "no"):
             raise ForecastDataError("forecasting needs the time column: put `time_column: COL` in the answers")
         return cls(ForecastSpec(target=target, time_column=time_column, series_columns=list(answers.get("series_columns") or []),
-                                horizon=answers.get("horizon"), frequency=answers.get("frequency")))
+                                horizon=answers.get("horizon"), frequency=answers.get("frequency"),
+                                known_future_columns=list(answers.get("known_future_columns") or [])))
 
     # -- validation and the panel ------------------------------------------------------------
     def panel(self, df: pd.DataFrame) -> Panel:
         s = self.spec
-        return build_panel(df, s.time_column, s.target, s.series_columns, s.frequency)
+        notes: list[str] = []
+        if s.past_columns is None:
+            cov, notes = covariates.choose(df, s.target, s.time_column, s.series_columns, s.known_future_columns)
+        else:
+            cov = covariates.Covariates(known=list(s.known_future_columns), past=list(s.past_columns))
+        panel = build_panel(df, s.time_column, s.target, s.series_columns, s.frequency, extra=cov.columns)
+        panel.covariates = cov or None
+        panel.notes += notes
+        return panel
 
     def resolve_horizon(self, panel: Panel) -> tuple[int, str | None]:
         """(horizon, assumption or None). A given horizon that does not fit is refused; a default one shrinks."""
@@ -75,6 +86,7 @@ class ForecastTask:
     def define(self, df: pd.DataFrame) -> tuple[dict[str, Any], Panel]:
         """task.json for a forecast, and the panel it describes."""
         panel = self.panel(df)
+        self.spec.past_columns = panel.covariates.past if panel.covariates else []
         horizon, assumed = self.resolve_horizon(panel)
         self.spec.horizon = horizon
         windows = backtest.plan_windows(len(panel.times), horizon, panel.period)
@@ -142,7 +154,9 @@ class ForecastTask:
                 pred = forecasts[members[name][0]].copy()
                 pred["yhat"] = np.mean([forecasts[m]["yhat"].to_numpy() for m in members[name]], axis=0)
             else:
-                pred = models.forecast(models.fit(name, history, h, panel.period, panel.freq, seed=seed), history)
+                state = models.fit(name, history, h, panel.period, panel.freq, seed=seed, cov_frame=panel.frame,
+                                   cov_spec=panel.covariates)
+                pred = models.forecast(state, history, cov_frame=panel.frame)
             forecasts[name] = pred
             rows = backtest.score_window(pred, actual, scales)
             test_scores[name] = backtest.metrics(rows)
@@ -150,7 +164,8 @@ class ForecastTask:
                 chosen_rows = intervals.apply(rows, q, scales)
         assert chosen_rows is not None
         everything = models.as_series(panel.frame)
-        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed, members=members.get(chosen))
+        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed, members=members.get(chosen),
+                           cov_frame=panel.frame, cov_spec=panel.covariates)
         ev = {"task": self.name, "model": chosen, "metric": "mase", "greater_is_better": False,
               "test_score": test_scores[chosen]["mase"], "test_ci": None,
               "baseline_score": test_scores["seasonal_naive"]["mase"], "baseline": "seasonal_naive",
@@ -169,33 +184,48 @@ class ForecastTask:
         local = {state["name"], *(m["name"] for m in state.get("members", []))} & set(models.STATISTICAL)
         if local:  # a statistical model refits on the whole history when it forecasts: keep all of it
             keep = max(len(y) for _, y in history.values())
+        cov = panel.covariates
+        saved = {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]} for s, (ts, y) in history.items()}
+        for s, (ts, _) in history.items():  # the covariates' recent past: past-only lags read it
+            if cov:
+                saved[s]["cov"] = {c: [float(v) for v in a[-keep:]] for c, a in cov.arrays(panel.frame, s, ts).items()}
         return {"kind": MODEL_KIND, "spec": asdict(self.spec), "state": state, "scales": scales, "quantiles": q,
-                "freq": panel.freq, "period": panel.period, "series_values": panel.series_values,
-                "history": {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]}
-                            for s, (ts, y) in history.items()}}
+                "freq": panel.freq, "period": panel.period, "series_values": panel.series_values, "history": saved,
+                "covariates": cov.to_dict() if cov else None}
 
 
 def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None = None, horizon: int | None = None) -> pd.DataFrame:
     """One row per series and step after each series' last timestamp: the time column, the series
     columns, prediction, lower_80, upper_80, lower_95, upper_95. `new_history` (raw rows with the time,
-    target and series columns) extends or replaces what the model saw; the saved history fills in."""
+    target and series columns) extends or replaces what the model saw; the saved history fills in. A
+    model with known-future columns needs them for the horizon: rows after the history with the target
+    empty and those columns filled."""
     spec = ForecastSpec(**model["spec"])
     h = int(horizon or spec.horizon)
     if h > spec.horizon:
         raise ForecastDataError(f"--horizon {h} is beyond the {spec.horizon} steps the model was trained and backtested for; "
                                 f"ask for at most {spec.horizon}, or re-run with horizon: {h}")
-    saved = pd.concat([pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
-                       for s, v in model["history"].items()], ignore_index=True)
+    cov = covariates.Covariates(**model["covariates"]) if model.get("covariates") else None
+    if cov and cov.known and new_history is None:
+        raise ForecastDataError(f"this forecast uses known-future column(s) {', '.join(cov.known)}: pass a history file with "
+                                f"rows for the next {h} steps that carry them (target empty)")
+    saved = saved_history(model)
     values = dict(model.get("series_values") or {})
     if new_history is not None:
-        task = ForecastTask(ForecastSpec(**{**model["spec"], "frequency": model["freq"]}))
-        fresh = task.panel(new_history)
+        fresh, future = _split_future(new_history, spec, model["freq"], cov)
         values.update(fresh.series_values)
         saved = saved[~saved.set_index(["series", "time"]).index.isin(fresh.frame.set_index(["series", "time"]).index)]
         saved = pd.concat([saved, fresh.frame], ignore_index=True)
-        saved = build_panel(saved.rename(columns={"time": "_t", "y": "_y"}), "_t", "_y", ["series"], model["freq"]).frame
-    history = models.as_series(saved)
-    pred = models.forecast(model["state"], history, h)
+        regular = build_panel(saved.rename(columns={"time": "_t", "y": "_y"}), "_t", "_y", ["series"], model["freq"]).frame
+        covcols = [c for c in saved.columns if c.startswith(PREFIX)]
+        if covcols:  # the regular grid drops the covariate columns: bring them back, then the future rows
+            regular = regular.merge(saved[["series", "time", *covcols]], on=["series", "time"], how="left")
+        saved = pd.concat([regular, future], ignore_index=True)
+    history = models.as_series(saved.dropna(subset=["y"]))
+    if cov:
+        for s, (times, _) in history.items():
+            covariates.require_future(cov, saved, s, models.future_times(times, h, model["freq"]))
+    pred = models.forecast(model["state"], history, h, cov_frame=saved if cov else None)
     scales = {s: model["scales"].get(s) or backtest.mase_scales({s: history[s]}, model["period"])[s] for s in history}
     pred = intervals.apply(pred, model["quantiles"], scales)
     out = pd.DataFrame({spec.time_column: pred["time"]})
@@ -206,3 +236,29 @@ def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None
         out[f"lower_{lv}"] = pred[f"lower_{lv}"].to_numpy()
         out[f"upper_{lv}"] = pred[f"upper_{lv}"].to_numpy()
     return out.reset_index(drop=True)
+
+
+def saved_history(model: dict[str, Any]) -> pd.DataFrame:
+    """The history the model keeps (series, time, y and its covariate columns), as a long frame."""
+    parts = []
+    for s, v in model["history"].items():
+        part = pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
+        for c, values in (v.get("cov") or {}).items():
+            part[PREFIX + c] = values
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _split_future(df: pd.DataFrame, spec: ForecastSpec, freq: str, cov: covariates.Covariates | None) -> tuple[Panel, pd.DataFrame]:
+    """(the panel of the rows with a target, the later rows that only carry covariates, as panel rows)."""
+    extra = [c for c in (cov.columns if cov else []) if c in df.columns]
+    y = pd.to_numeric(df[spec.target], errors="coerce")
+    if cov is None or y.notna().all():
+        return build_panel(df, spec.time_column, spec.target, spec.series_columns, freq, extra=extra), pd.DataFrame()
+    sid = df[spec.series_columns].astype(str).agg(SEP.join, axis=1) if spec.series_columns else pd.Series("all", index=df.index)
+    times = pd.to_datetime(df[spec.time_column], errors="coerce", format="mixed")
+    last = times.where(y.notna()).groupby(sid).transform("max")
+    later = (y.isna() & (times > last)).to_numpy()
+    fresh = build_panel(df[~later], spec.time_column, spec.target, spec.series_columns, freq, extra=extra)
+    future = build_panel(df[later], spec.time_column, spec.target, spec.series_columns, freq, extra=extra, require_target=False)
+    return fresh, future.frame

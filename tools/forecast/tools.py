@@ -33,8 +33,8 @@ def _task(ctx: ToolContext) -> tuple[ForecastTask, dict]:
     spec = read_json(ctx.artifacts_dir / paths.TASK)
     if not spec or spec.get("task") != "forecast":
         raise ToolError("define_forecast must run first")
-    keys = ("target", "time_column", "series_columns", "horizon", "frequency")
-    return ForecastTask(ForecastSpec(**{k: spec[k] for k in keys})), spec
+    keys = ("target", "time_column", "series_columns", "horizon", "frequency", "known_future_columns", "past_columns")
+    return ForecastTask(ForecastSpec(**{k: spec[k] for k in keys if k in spec})), spec
 
 
 def _write(ctx: ToolContext, name: str, obj) -> None:
@@ -44,7 +44,7 @@ def _write(ctx: ToolContext, name: str, obj) -> None:
 @tool
 def define_forecast(ctx: ToolContext, target: str | None = None, time_column: str | None = None,
                     series_columns: list[str] | None = None, horizon: int | None = None,
-                    frequency: str | None = None) -> ToolOutput:
+                    frequency: str | None = None, known_future_columns: list[str] | None = None) -> ToolOutput:
     """Frame a forecasting task: check the time column, infer the frequency, split series, fill or refuse
     gaps and duplicated timestamps, fix the horizon and the rolling-origin backtest windows (the last
     horizon is the untouched test window), and profile the series. Arguments default to the answers.
@@ -55,9 +55,12 @@ def define_forecast(ctx: ToolContext, target: str | None = None, time_column: st
         series_columns: id columns that tell series apart (panel data); none for one series.
         horizon: steps ahead to forecast (default from the frequency).
         frequency: pandas frequency alias (D, W, MS, QS, h...) when the timestamps should not decide it.
+        known_future_columns: numeric columns whose future values are given at prediction time (price,
+            holidays): same-time features of the global model; every other numeric column is used only
+            through its past values.
     """
     given = {"target": target, "time_column": time_column, "series_columns": series_columns, "horizon": horizon,
-             "frequency": frequency}
+             "frequency": frequency, "known_future_columns": known_future_columns}
     task = ForecastTask.from_answers({**ctx.answers, **{k: v for k, v in given.items() if v is not None}})
     spec, panel = task.define(_data(ctx))
     prof = profile_panel(panel)
