@@ -27,7 +27,7 @@ import numpy as np
 
 NAMES = ("ets", "theta", "arima")
 MAX_SERIES = 20
-SHARE_OF_BUDGET = 0.5  # at most this share of the time left goes to the statistical models' backtest
+SHARE_OF_BUDGET = 0.4  # at most this share of the time left goes to the statistical models' backtest
 
 
 def available() -> str | None:
