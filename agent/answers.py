@@ -42,6 +42,12 @@ class Answers(BaseModel):
     series_columns: list[str] | None = None
     horizon: int | None = Field(None, ge=1, le=10000)
     frequency: str | None = None
+    # The forecasting models to backtest (default: all; ETS, Theta and ARIMA where series are few and the
+    # time budget allows); the seasonal naive always runs, as the baseline every forecast is held against.
+    # Columns whose future values are given at prediction time (price, holidays): same-time features of the
+    # global model, required by `dsagent predict` for the horizon; other columns enter only through their lags.
+    known_future_columns: list[str] | None = None
+    forecast_models: list[Literal["naive", "seasonal_naive", "gbm", "ets", "theta", "arima"]] | None = None
     segment_columns: list[str] | None = None
     # Ranking (task: ranking, dsagent.tools.ranking; the rows of one group_column are ranked together):
     # the top positions NDCG@k / MAP@k / precision@k look at, and the grade from which a row is relevant.
@@ -97,7 +103,7 @@ class Answers(BaseModel):
     def _note_as_text(cls, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else note_text(value)
 
-    @field_validator("series_columns", mode="before")
+    @field_validator("series_columns", "known_future_columns", mode="before")
     @classmethod
     def _one_series_column(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

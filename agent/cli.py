@@ -321,7 +321,10 @@ def cmd_monitor(args) -> int:
         p = f.get("p_value")
         table.add_row(str(name), f"{f['psi']:.3f}", "n/a" if p is None else f"{p:.2g}",
                       f"[{colour.get(status, 'default')}]{status}[/]", f"{f['null_rate']:.1%}" if "null_rate" in f else "")
-    console.print(table)
+    if report["features"] or "prediction" in report:  # a forecast's report has no drift table
+        console.print(table)
+    for line in report.get("summary_lines", []):
+        console.print(line, markup=False)
     if report.get("segments"):
         s = report["segments"]
         console.print(f"segment shares: PSI {s['psi']:.3f}, [{colour.get(s['status'], 'default')}]{s['status']}[/]")

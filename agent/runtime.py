@@ -47,7 +47,7 @@ class RunOptions:
 
 # Answer keys that name columns of the data: a name that is not a column must stop the run up
 # front, not be dropped silently by the tool that would have used it.
-COLUMN_KEYS = ("target", "time_column", "group_column", "series_columns", "segment_columns", "sensitive_columns",
+COLUMN_KEYS = ("target", "time_column", "group_column", "series_columns", "known_future_columns", "segment_columns", "sensitive_columns",
                "id_columns", "anomaly_label", "features_at_prediction_time")
 NO_COLUMN = {"", "no", "none", "all"}  # "is there a time column?" -> "no"; "which columns are known?" -> "all"
 

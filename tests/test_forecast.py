@@ -34,7 +34,7 @@ def test_synthetic_panel_is_forecast_within_a_stated_error():
     task = ForecastTask(ForecastSpec("sales", "when", ["shop"], horizon=4))
     spec, panel = task.define(panel_frame(n_series=3))
     assert spec["frequency"] == "QS-JAN" and spec["period"] == 4 and spec["split"]["windows"] >= 3
-    results = task.backtest(panel)
+    results = task.backtest(panel, only=["naive", "seasonal_naive", "gbm"])
     board = task.leaderboard(results)
     assert board[0]["name"] == "gbm"
     ev, _ = task.evaluate(panel, results, "gbm")
@@ -71,6 +71,35 @@ def test_shuffled_file_gives_the_same_backtest_as_a_sorted_one():
         assert a["models"][name]["mase_windows"] == b["models"][name]["mase_windows"]
 
 
+def test_statistical_models_join_the_backtest_where_series_are_few():
+    """One seasonal series: ETS, Theta and ARIMA (statsmodels, per series) are backtested beside the
+    baselines and the global model and each beats the naive; the blend of the best is a candidate; the
+    chosen model is scored on the test window and forecasts from history. With no time left, or with
+    more series than MAX_SERIES, they are skipped with a notice and the run goes on without them."""
+    from dsagent.tools.forecast import stats
+    from dsagent.tools.forecast.task import predict_from_history
+
+    task = ForecastTask(ForecastSpec("sales", "when", [], horizon=4))
+    _, panel = task.define(panel_frame(n_series=1, periods=24).drop(columns="shop"))
+    results = task.backtest(panel, seconds_left=600)
+    board = {r["name"]: r for r in task.leaderboard(results)}
+    assert {"ets", "theta", "arima"} <= set(board) and not results["notes"], results["notes"]
+    for name in ("ets", "theta", "arima"):
+        assert board[name]["family"] == "statsmodels" and board[name]["cv_mean"] < board["naive"]["cv_mean"], name
+    assert "blend" in board and len(board["blend"]["members"]) >= 2
+    best = min(("ets", "theta", "arima"), key=lambda n: board[n]["cv_mean"])
+    ev, out = task.evaluate(panel, results, best, board=list(board.values()))
+    assert {"ets", "theta", "arima", "blend"} <= set(ev["test_by_model"]) and ev["test_score"] < 1.0
+    assert len(out["model"]["history"]["all"]["y"]) == 24  # a local model refits on the whole history
+    assert len(predict_from_history(out["model"])) == 4
+    names, notes = task.candidates(panel, seconds_left=0.0)
+    assert names == models.CANDIDATES and len(notes) == 3 and all("skipped: an estimated" in n for n in notes)
+    many = ForecastTask(ForecastSpec("sales", "when", ["shop"], horizon=4))
+    _, wide = many.define(panel_frame(n_series=stats.MAX_SERIES + 1, periods=24))
+    names, notes = many.candidates(wide, seconds_left=600)
+    assert names == models.CANDIDATES and f"{stats.MAX_SERIES + 1} series" in notes[0]
+
+
 def test_duplicated_timestamps_are_refused_and_gaps_filled():
     frame = panel_frame(periods=24)
     with pytest.raises(ForecastDataError, match="share a timestamp.*series_columns"):
@@ -88,21 +117,34 @@ def test_mape_is_refused_when_an_actual_is_zero():
     assert m["mape"] is None and "zero" in m["mape_refused"] and m["mase"] == pytest.approx(0.5)
 
 
-def test_run_then_predict_from_the_cli(tmp_path):
+CMD = [sys.executable, "-m", "dsagent.cli"]
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    """ONE offline `dsagent run --json` with task: forecast on 36 quarters of a 2-series panel (shuffled
+    rows), shared by the predict and monitor tests; the 8 quarters after it are the arriving actuals.
+    Returns (RunResult dict, the full 44-quarter frame, the data file)."""
+    tmp = tmp_path_factory.mktemp("forecast-run")
+    full = panel_frame(n_series=2, periods=44)
+    data, answers = tmp / "sales.csv", tmp / "a.yaml"
+    first = sorted(full["when"].unique())[:36]
+    full[full["when"].isin(first)].sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\nforecast_models: [gbm]\n")
+    run = subprocess.run(CMD + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
+                                "--sessions-dir", str(tmp / "sessions"), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout), full, data
+
+
+def test_run_then_predict_from_the_cli(tmp_path, forecast_run):
     """`dsagent run sales.csv --answers a.yaml --json` with task: forecast completes offline with every
     deliverable; `dsagent predict` returns exactly horizon x series rows with the promised columns."""
-    data, answers = tmp_path / "sales.csv", tmp_path / "a.yaml"
-    panel_frame(n_series=2, periods=36).sample(frac=1.0, random_state=0).to_csv(data, index=False)
-    answers.write_text("task: forecast\ntarget: sales\ntime_column: when\nseries_columns: [shop]\nhorizon: 4\n")
-    sessions = tmp_path / "sessions"
-    cmd = [sys.executable, "-m", "dsagent.cli"]
-    run = subprocess.run(cmd + ["run", str(data), "--answers", str(answers), "--json", "--backend", "offline",
-                                "--sessions-dir", str(sessions), "--time-budget", "60"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout)
+    result, _, data = forecast_run
+    cmd = CMD
     assert result["status"] == "completed" and result["task"] == "forecast" and result["metric"] == "mase"
     assert result["test_score"] < result["baseline_score"]
-    for key in ("model", "report", "model_card", "notebook"):
+    for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key], key
     assert "Do not use it for" in open(result["artifacts"]["model_card"]).read()
     out = tmp_path / "forecast.csv"
@@ -116,3 +158,32 @@ def test_run_then_predict_from_the_cli(tmp_path):
     assert got["when"].min() > pd.read_csv(data)["when"].max()
     beyond = subprocess.run(cmd + ["predict", result["session_dir"], "--horizon", "5"], capture_output=True, text=True, timeout=120)
     assert beyond.returncode == 2 and "beyond the 4 steps" in beyond.stderr and "Traceback" not in beyond.stderr
+
+
+def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
+    """`dsagent monitor SESSION ACTUALS.csv` on the 8 quarters after the run's data: the true continuation
+    is on track (0); a level shift of 6.5 (about one MASE scale unit) takes the error out of the backtest's
+    range but keeps the 95% intervals' coverage (3); a 50% jump passes the retrain thresholds (4). Actuals
+    that leave a step out after the history are bad input (2, one line)."""
+    result, full, _ = forecast_run
+    plan = json.loads(open(result["artifacts"]["monitoring"]).read())
+    assert plan["task"] == "forecast" and plan["thresholds"]["mase_retrain"] > plan["thresholds"]["mase_investigate"] > 0
+    last = sorted(full["when"].unique())[36:]
+    actuals = full[full["when"].isin(last)].reset_index(drop=True)
+
+    def monitor(frame, name):
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        return subprocess.run(CMD + ["monitor", result["session_dir"], str(path), "--json"], capture_output=True, text=True, timeout=120)
+
+    expected = {"on_track": (actuals, 0, "ok"), "off": (actuals.assign(sales=actuals["sales"] + 6.5), 3, "investigate"),
+                "far_off": (actuals.assign(sales=actuals["sales"] * 1.5), 4, "retrain")}
+    for name, (frame, code, verdict) in expected.items():
+        proc = monitor(frame, name)
+        assert proc.returncode == code, (name, proc.stdout[-1500:], proc.stderr[-1500:])
+        report = json.loads(proc.stdout)
+        assert report["verdict"] == verdict and report["rows"] == 16 and report["forecasts"] == 4, name
+        if code == 3:
+            assert "outside the backtest's range" in report["reasons"][0] and report["coverage"]["95"] >= 0.75
+    gap = monitor(actuals[actuals["when"] != last[0]], "gap")
+    assert gap.returncode == 2 and "steps between are missing" in gap.stderr and "Traceback" not in gap.stderr

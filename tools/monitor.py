@@ -291,6 +291,10 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
 
     model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
+    if plan.get("task") == "forecast":  # scored against arriving actuals (tools/forecast/monitoring.py)
+        from dsagent.tools.forecast.monitoring import apply as apply_forecast
+
+        return apply_forecast(plan, *load_model(model_path), data)
     if (own := fits_own_models(plan.get("task"))) is not None:  # e.g. segment shares / flag rate, not labels
         return own.apply_monitoring(plan, *load_model(model_path), data)
     t = plan["thresholds"]

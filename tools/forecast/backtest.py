@@ -13,6 +13,7 @@ reason) when an actual is zero.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -94,29 +95,74 @@ def breakdown(rows: pd.DataFrame, by: str) -> list[dict[str, Any]]:
 
 
 def run_backtest(panel: Panel, horizon: int, names: tuple[str, ...] = models.CANDIDATES, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Every candidate through every backtest window. Returns per model its scored rows (a frame)
-    and its mean/std MASE over windows; nothing after the test origin is read."""
+    and its mean/std MASE over windows; nothing after the test origin is read. With a `deadline`
+    (time.perf_counter), an optional (statistical) model whose first window projects past it is
+    dropped with a note: the baselines and the global model always run."""
     times = panel.times
     windows = plan_windows(len(times), horizon, panel.period)
     origins, test_origin = cutoffs(times, horizon, windows)
     frame = panel.frame[panel.frame["time"] <= test_origin]  # the test window stays untouched
     results: dict[str, Any] = {}
+    notes: list[str] = []
     for name in names:
-        scored, per_window, fit_s = [], [], 0.0
+        scored, fit_s, fell_back = [], 0.0, 0
         for w, origin in enumerate(origins):
+            if w == 1 and deadline is not None and name in models.STATISTICAL and not _fits(fit_s, windows, deadline):
+                notes.append(f"{name} dropped: its first backtest window took {fit_s:.1f} s, so {windows} windows, the test "
+                             "window and the final fit would overrun the time budget")
+                break
             if progress:
                 progress(f"{name}: backtest window {w + 1} of {len(origins)}")
+            started = time.perf_counter()  # fit and forecast: a statistical model fits when it forecasts
             history = cut(frame, origin)
-            state = models.fit(name, history, horizon, panel.period, panel.freq, seed=seed)
-            fit_s += state["fit_s"]
+            state = models.fit(name, history, horizon, panel.period, panel.freq, seed=seed, cov_frame=frame,
+                               cov_spec=panel.covariates)
             end = times[times.get_loc(origin) + horizon]
             actual = frame[(frame["time"] > origin) & (frame["time"] <= end)]
-            rows = score_window(models.forecast(state, history), actual, mase_scales(history, panel.period))
+            rows = score_window(models.forecast(state, history, cov_frame=frame), actual, mase_scales(history, panel.period))
+            fit_s += time.perf_counter() - started
+            fell_back += state.get("fell_back", 0)
             rows["window"] = w
             scored.append(rows)
-            per_window.append(metrics(rows)["mase"])
-        rows = pd.concat(scored, ignore_index=True)
-        results[name] = {"rows": rows, "mase_windows": per_window, "cv_mean": float(np.mean(per_window)),
-                         "cv_std": float(np.std(per_window)), "fit_s": round(fit_s / len(origins), 3), "metrics": metrics(rows)}
-    return {"origins": [str(o) for o in origins], "test_origin": str(test_origin), "windows": windows, "models": results}
+        if len(scored) < len(origins):
+            continue
+        results[name] = summarise(pd.concat(scored, ignore_index=True)) | {"fit_s": round(fit_s / len(origins), 3)}
+        if fell_back:
+            results[name]["fell_back"] = f"{fell_back} series-window fit(s) failed and used the seasonal naive"
+    return {"origins": [str(o) for o in origins], "test_origin": str(test_origin), "windows": windows, "models": results,
+            "notes": notes}
+
+
+def _fits(first_window_s: float, windows: int, deadline: float) -> bool:
+    """Whether the remaining windows plus the test window and the final fit (two more) end before the deadline."""
+    return time.perf_counter() + first_window_s * (windows - 1 + 2) <= deadline
+
+
+def summarise(rows: pd.DataFrame) -> dict[str, Any]:
+    per_window = [metrics(g)["mase"] for _, g in rows.groupby("window", sort=True)]
+    return {"rows": rows, "mase_windows": per_window, "cv_mean": float(np.mean(per_window)), "cv_std": float(np.std(per_window)),
+            "metrics": metrics(rows)}
+
+
+BLEND_SIZE, BLEND_WITHIN = 3, 1.5
+
+
+def add_blend(results: dict[str, Any]) -> list[str]:
+    """The blend of the best: the mean forecast of up to BLEND_SIZE candidates whose backtest MASE is
+    within BLEND_WITHIN times the best one's (averaging in a much worse model only drags the best down),
+    scored on the same windows from the members' backtest forecasts. Added as "blend" when it has two or
+    more members; returns them. It is chosen only if its backtest beats every single model."""
+    ranked = sorted(results["models"], key=lambda n: results["models"][n]["cv_mean"])
+    best = results["models"][ranked[0]]["cv_mean"]
+    members = [n for n in ranked if results["models"][n]["cv_mean"] <= BLEND_WITHIN * best][:BLEND_SIZE]
+    if len(members) < 2:
+        return []
+    keys = ["window", "series", "step", "time"]
+    base = results["models"][members[0]]["rows"]
+    yhat = np.mean([results["models"][m]["rows"].set_index(keys).loc[base.set_index(keys).index, "yhat"].to_numpy()
+                    for m in members], axis=0)
+    results["models"]["blend"] = summarise(base.assign(yhat=yhat)) | {
+        "fit_s": round(sum(results["models"][m]["fit_s"] for m in members), 3), "members": members}
+    return members

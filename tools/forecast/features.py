@@ -16,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.forecast.covariates import Covariates
+from dsagent.tools.forecast.covariates import features as cov_features
+
 MAX_ROWS = 150_000  # training rows kept (the most recent origins): bounds the fit on long panels
 
 
@@ -36,9 +39,11 @@ def calendar(times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
             "dayofweek": times.day_of_week.to_numpy(), "day": times.day.to_numpy(), "hour": times.hour.to_numpy()}
 
 
-def series_rows(y: np.ndarray, times: pd.DatetimeIndex, origins: np.ndarray, horizon: int, period: int) -> tuple[pd.DataFrame, np.ndarray]:
+def series_rows(y: np.ndarray, times: pd.DatetimeIndex, origins: np.ndarray, horizon: int, period: int,
+                cov: dict[str, np.ndarray] | None = None, cov_spec: Covariates | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Feature rows for every origin in `origins` and step 1..horizon; returns (X, level per row).
-    `times` must cover every target time (origin + step): the grid extended by the horizon."""
+    `times` must cover every target time (origin + step): the grid extended by the horizon; so must
+    `cov` (covariate arrays on that grid: known-future ones are read at t+k, past-only ones up to t)."""
     L, m = n_lags(period), max(period, 1)
     t = np.asarray(origins, dtype=int)
     level = _level(y, t, max(m, 4))
@@ -60,6 +65,8 @@ def series_rows(y: np.ndarray, times: pd.DatetimeIndex, origins: np.ndarray, hor
         block["seasonal"] = np.where(back >= 0, y[np.maximum(back, 0)], np.nan) / level
         for name, values in cal.items():
             block[name] = values[t + k]
+        if cov_spec:
+            block.update(cov_features(cov, cov_spec, t, k))
         blocks.append(pd.DataFrame(block))
         levels.append(level)
     return pd.concat(blocks, ignore_index=True), np.concatenate(levels)
@@ -77,8 +84,8 @@ class _quiet:
         return self._w.__exit__(*exc)
 
 
-def training_rows(series: dict[str, np.ndarray], grids: dict[str, pd.DatetimeIndex], horizon: int,
-                  period: int) -> tuple[pd.DataFrame, np.ndarray]:
+def training_rows(series: dict[str, np.ndarray], grids: dict[str, pd.DatetimeIndex], horizon: int, period: int,
+                  covs: dict[str, dict[str, np.ndarray]] | None = None, cov_spec: Covariates | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """(X, target / level) from every origin whose targets are all observed: nothing past the end
     of each series is read, so a series cut at a backtest origin yields exactly its past."""
     Xs, ys, ages = [], [], []
@@ -87,7 +94,7 @@ def training_rows(series: dict[str, np.ndarray], grids: dict[str, pd.DatetimeInd
         origins = np.arange(1, n - 1)
         if len(origins) == 0:
             continue
-        X, level = series_rows(y, grids[s], origins, horizon, period)
+        X, level = series_rows(y, grids[s], origins, horizon, period, (covs or {}).get(s), cov_spec)
         step = X["step"].to_numpy()
         target_idx = np.tile(origins, horizon) + step
         keep = target_idx < n

@@ -22,6 +22,7 @@ from dsagent.tools.registry import ToolError
 PERIODS = (("QS", 4), ("QE", 4), ("Q", 4), ("MS", 12), ("ME", 12), ("M", 12), ("W", 52), ("BH", 8), ("B", 5),
            ("D", 7), ("h", 24), ("H", 24), ("min", 60), ("YS", 1), ("YE", 1), ("Y", 1), ("A", 1), ("s", 60))
 SEP = " | "  # joins the values of several series columns into one series id
+PREFIX = "cov:"  # panel frame columns that hold a covariate (tools/forecast/covariates.py): never clash with series/time/y
 
 
 class ForecastDataError(ToolError):
@@ -37,6 +38,7 @@ class Panel:
     freq: str
     period: int
     series_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # series id -> {column: value}
+    covariates: Any = None  # covariates.Covariates when the frame carries covariate columns (PREFIX + name)
     gaps_filled: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -96,8 +98,10 @@ def infer_frequency(per_series: dict[str, pd.DatetimeIndex]) -> str:
 
 
 def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns: list[str] | None = None,
-                frequency: str | None = None) -> Panel:
-    """The regular panel of `df`, whatever the row order of the file (it is sorted here)."""
+                frequency: str | None = None, extra: list[str] | None = None, require_target: bool = True) -> Panel:
+    """The regular panel of `df`, whatever the row order of the file (it is sorted here). `extra` columns
+    ride along as PREFIX + name (not interpolated); `require_target=False` reads rows whose target is
+    still unknown (the future rows that carry known-future covariates)."""
     series_columns = list(series_columns or [])
     for col in [time_column, target, *series_columns]:
         if col not in df.columns:
@@ -116,6 +120,9 @@ def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns:
     else:
         sid = pd.Series("all", index=df.index)
     frame = pd.DataFrame({"series": sid.to_numpy(), "time": times.to_numpy(), "y": y.to_numpy(dtype=float)})
+    extra_cols = [PREFIX + c for c in extra or []]
+    for c in extra or []:
+        frame[PREFIX + c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
     dup = frame.duplicated(["series", "time"], keep=False)
     if dup.any():
         first = frame[dup].iloc[0]
@@ -142,15 +149,16 @@ def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns:
         full = g.set_index("time").reindex(grid)
         full.index.name = "time"
         missing = int(full["y"].isna().sum())
-        if missing > 0.2 * len(full):
+        if require_target and missing > 0.2 * len(full):
             raise ForecastDataError(f"series {s!r} lacks the target at {missing} of {len(full)} time steps (gaps or empty "
                                     "values); fill them, or drop the series")
         filled += missing
-        full["y"] = full["y"].interpolate(limit_direction="both")
+        if require_target:
+            full["y"] = full["y"].interpolate(limit_direction="both")
         full["series"] = s
         parts.append(full.reset_index())
-    out = pd.concat(parts, ignore_index=True)[["series", "time", "y"]]
-    if filled:
+    out = pd.concat(parts, ignore_index=True)[["series", "time", "y", *extra_cols]]
+    if filled and require_target:
         notes.append(f"{filled} missing time step(s) or empty target value(s) filled by linear interpolation within their series")
     values = {}
     if series_columns:

@@ -37,10 +37,11 @@ def predict_forecast(ref: str | Path, history: Path | None, horizon: int | None,
     if history is not None:
         frame, _ = load_table(history)
         spec = model["spec"]
-        missing = [c for c in [spec["time_column"], spec["target"], *spec["series_columns"]] if c not in frame.columns]
+        known = spec.get("known_future_columns") or []
+        missing = [c for c in [spec["time_column"], spec["target"], *spec["series_columns"], *known] if c not in frame.columns]
         if missing:
             raise ForecastDataError(f"the history file lacks column(s) {', '.join(map(repr, missing))}; it needs the time "
-                                    "column, the target and the series columns")
+                                    "column, the target, the series columns" + (" and the known-future columns" if known else ""))
     pred = predict_from_history(model, frame, horizon)
     if out is None:
         escape_cells(pred).to_csv(sys.stdout, index=False)

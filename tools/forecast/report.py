@@ -43,7 +43,7 @@ def plot_by_step(by_step: list[dict[str, Any]], path: Path) -> str:
 
 
 def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, Any],
-              plots: dict[str, str], goal: str) -> str:
+              plots: dict[str, str], goal: str, backtest_notes: list[str] | None = None) -> str:
     lines = [f"# Forecast report: {task['target']}", "", f"**Goal:** {goal}", "",
              "## Data", "",
              f"- {task['n_series']} series ({', '.join(task['series_columns']) or 'one series'}), frequency **{task['frequency']}** "
@@ -59,6 +59,8 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
     for r in board:
         lines.append(f"| {r['name']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {_f(r.get('bt_smape'), 2)} | {_f(r.get('bt_mae'))} "
                      f"| {_f(r.get('bt_rmse'))} | {_f(r.get('bt_mape'), 2)} |")
+    lines += [""] + [f"- blend = mean of {', '.join(r['members'])}" for r in board if r.get("members")]
+    lines += [f"- {r['name']}: {r['fell_back']}" for r in board if r.get("fell_back")] + [f"- {n}" for n in backtest_notes or []]
     m = ev["test_metrics"]
     lines += ["", "## Test window", "",
               f"Chosen model **{ev['model']}**: MASE {_f(m['mase'])} against the seasonal naive's {_f(ev['baseline_score'])}; "
@@ -84,8 +86,8 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
 def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
     return "\n".join([
         f"# Model card: {task['target']} forecast", "",
-        f"- **Model:** {ev['model']} (naive, seasonal naive and a global gradient-boosted model were compared by "
-        f"rolling-origin backtest; direct multi-step with the step as a feature).",
+        f"- **Model:** {ev['model']} ({', '.join(ev['test_by_model'])} were compared by rolling-origin backtest; the global "
+        "gradient-boosted model is direct multi-step with the step as a feature, ETS/Theta/ARIMA are fit per series).",
         f"- **Trained for:** {task['horizon']} steps ahead of {task['frequency']} data, {task['n_series']} series.",
         f"- **Test window MASE:** {_f(ev['test_score'])} (seasonal naive {_f(ev['baseline_score'])}).", "",
         "## Do not use it for", "",
@@ -95,12 +97,17 @@ def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
         "- Data at another frequency, or a history with duplicated timestamps.",
         "- Periods after a structural break (new product, pricing change, pandemic): backtests measure the past only.",
         "", "## Limits of this version", "",
-        "- Known-future covariates (price, holidays) are not used yet: only the target's own past and the calendar.",
-        "- No statistical per-series models (ETS, Theta, ARIMA) and no blend yet.",
+        (f"- Known-future columns {', '.join(task['known_future_columns'])} are same-time features: `dsagent predict` needs "
+         "their values for every step of the horizon, and a wrong value there moves the forecast."
+         if task.get("known_future_columns") else "- No known-future covariates (price, holidays) were given: the target's own "
+         "past, the calendar and the past-only columns only."),
+        f"- Past-only columns (used through their values up to the origin): {', '.join(task.get('past_columns') or []) or 'none'}.",
+        "- ETS, Theta and ARIMA use the target alone; they run per series only when series are few.",
         "- Intervals assume future errors look like the backtest errors at the same step.", ""])
 
 
-def notebook(task: dict[str, Any], data_path: str, sha256: str | None, chosen: str, cv_mean: float) -> Any:
+def notebook(task: dict[str, Any], data_path: str, sha256: str | None, chosen: str, cv_mean: float,
+             names: list[str] | None = None) -> Any:
     """A notebook that re-creates the backtest: load the raw file (checking its sha256), rebuild the
     panel and the rolling-origin windows with the same library, and assert the chosen model's MASE."""
     import nbformat
@@ -118,7 +125,8 @@ def notebook(task: dict[str, Any], data_path: str, sha256: str | None, chosen: s
                       + "df, _ = load_table(DATA)\ndf.shape"),
         new_code_cell("from dsagent.tools.forecast.task import ForecastSpec, ForecastTask\n"
                       f"task = ForecastTask(ForecastSpec(**{spec!r}))\nspec, panel = task.define(df)\nspec['split']"),
-        new_code_cell("results = task.backtest(panel)\nimport pandas as pd\npd.DataFrame(task.leaderboard(results))"),
+        new_code_cell(f"results = task.backtest(panel, only={names!r})  # the models the session backtested\n"
+                      "import pandas as pd\npd.DataFrame(task.leaderboard(results))"),
         new_code_cell(f"assert abs(results['models'][{chosen!r}]['cv_mean'] - {cv_mean!r}) < 1e-6, 'backtest differs from the session'\n"
                       f"results['models'][{chosen!r}]['mase_windows']"),
     ]

@@ -7,15 +7,16 @@ hooks in the core (answers keys, CLI flags, the autopilot, predict) only call it
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, intervals, models
+from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, covariates, intervals, models, stats
 from dsagent.tools.forecast.features import n_lags
-from dsagent.tools.forecast.frequency import ForecastDataError, Panel, build_panel
+from dsagent.tools.forecast.frequency import PREFIX, SEP, ForecastDataError, Panel, build_panel
 
 # Steps ahead when nobody said: a season for monthly (12) and hourly (24) data, two quarters' worth of
 # a year for quarterly (8), a quarter of a year for weekly (13), two weeks for daily (14).
@@ -31,6 +32,8 @@ class ForecastSpec:
     series_columns: list[str] = field(default_factory=list)
     horizon: int | None = None
     frequency: str | None = None
+    known_future_columns: list[str] = field(default_factory=list)
+    past_columns: list[str] | None = None  # None: every other numeric column, fixed by define()
 
 
 class ForecastTask:
@@ -52,12 +55,21 @@ class ForecastTask:
         if time_column in (None, "", "no"):
             raise ForecastDataError("forecasting needs the time column: put `time_column: COL` in the answers")
         return cls(ForecastSpec(target=target, time_column=time_column, series_columns=list(answers.get("series_columns") or []),
-                                horizon=answers.get("horizon"), frequency=answers.get("frequency")))
+                                horizon=answers.get("horizon"), frequency=answers.get("frequency"),
+                                known_future_columns=list(answers.get("known_future_columns") or [])))
 
     # -- validation and the panel ------------------------------------------------------------
     def panel(self, df: pd.DataFrame) -> Panel:
         s = self.spec
-        return build_panel(df, s.time_column, s.target, s.series_columns, s.frequency)
+        notes: list[str] = []
+        if s.past_columns is None:
+            cov, notes = covariates.choose(df, s.target, s.time_column, s.series_columns, s.known_future_columns)
+        else:
+            cov = covariates.Covariates(known=list(s.known_future_columns), past=list(s.past_columns))
+        panel = build_panel(df, s.time_column, s.target, s.series_columns, s.frequency, extra=cov.columns)
+        panel.covariates = cov or None
+        panel.notes += notes
+        return panel
 
     def resolve_horizon(self, panel: Panel) -> tuple[int, str | None]:
         """(horizon, assumption or None). A given horizon that does not fit is refused; a default one shrinks."""
@@ -74,6 +86,7 @@ class ForecastTask:
     def define(self, df: pd.DataFrame) -> tuple[dict[str, Any], Panel]:
         """task.json for a forecast, and the panel it describes."""
         panel = self.panel(df)
+        self.spec.past_columns = panel.covariates.past if panel.covariates else []
         horizon, assumed = self.resolve_horizon(panel)
         self.spec.horizon = horizon
         windows = backtest.plan_windows(len(panel.times), horizon, panel.period)
@@ -88,39 +101,71 @@ class ForecastTask:
         return task, panel
 
     # -- candidates, backtest, evaluation ----------------------------------------------------
-    def candidates(self) -> tuple[str, ...]:
-        return models.CANDIDATES
+    def candidates(self, panel: Panel | None = None, seconds_left: float = float("inf"),
+                   only: list[str] | None = None) -> tuple[tuple[str, ...], list[str]]:
+        """(the models to backtest, notes on those left out): the baselines and the global model; ETS,
+        Theta and ARIMA per series where series are few and a timed trial fit says they fit the budget;
+        `only` (the answers' forecast_models) narrows them, the seasonal naive always stays."""
+        keep = set(only or (*models.CANDIDATES, *models.STATISTICAL)) | {"seasonal_naive"}
+        base = tuple(n for n in models.CANDIDATES if n in keep)
+        wanted = [n for n in models.STATISTICAL if n in keep]
+        if panel is None or not wanted:
+            return base, []
+        h = int(self.spec.horizon)
+        series = {s: y[: len(y) - h] for s, (_, y) in models.as_series(panel.frame).items()}  # never the test window
+        windows = backtest.plan_windows(len(panel.times), h, panel.period)
+        local, notes = stats.plan(series, h, panel.period, windows, seconds_left, wanted)
+        return base + tuple(local), notes
 
-    def backtest(self, panel: Panel, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        return backtest.run_backtest(panel, int(self.spec.horizon), self.candidates(), seed=seed, progress=progress)
+    def backtest(self, panel: Panel, seed: int = 0, progress: Callable[[str], None] | None = None,
+                 seconds_left: float = float("inf"), only: list[str] | None = None) -> dict[str, Any]:
+        """Every candidate through the rolling-origin windows, then the blend of the best."""
+        names, notes = self.candidates(panel, seconds_left, only)
+        deadline = time.perf_counter() + seconds_left * stats.SHARE_OF_BUDGET if seconds_left != float("inf") else None
+        results = backtest.run_backtest(panel, int(self.spec.horizon), names, seed=seed, progress=progress, deadline=deadline)
+        backtest.add_blend(results)
+        results["notes"] = notes + results["notes"]
+        return results
 
     @staticmethod
     def leaderboard(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows = [{"name": n, "family": models.FAMILY[n], "cv_mean": r["cv_mean"], "cv_std": r["cv_std"], "fit_s": r["fit_s"],
-                 "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS}}
+                 "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS},
+                 **{k: r[k] for k in ("members", "fell_back") if k in r}}
                 for n, r in results["models"].items()]
         return sorted(rows, key=lambda r: r["cv_mean"])
 
-    def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Score every candidate once on the untouched test window (fit on everything before it),
-        attach conformal intervals to the chosen one, then refit it on all the data.
-        Returns (evaluation record, the model to save)."""
+    def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0,
+                 board: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Score every candidate of the leaderboard `board` (default: the baselines and the global model)
+        once on the untouched test window (fit on everything before it), attach conformal intervals to
+        the chosen one, then refit it on all the data. Returns (evaluation record, the model to save)."""
+        board = board or [{"name": n} for n in models.CANDIDATES]
+        members = {r["name"]: r.get("members") for r in board}
         h, times = int(self.spec.horizon), panel.times
         test_origin = times[-h - 1]
         history = backtest.cut(panel.frame, test_origin)
         scales = backtest.mase_scales(history, panel.period)
         actual = panel.frame[panel.frame["time"] > test_origin]
         q = intervals.quantiles(results["models"][chosen]["rows"], h)
-        test_scores, chosen_rows = {}, None
-        for name in self.candidates():
-            state = models.fit(name, history, h, panel.period, panel.freq, seed=seed)
-            rows = backtest.score_window(models.forecast(state, history), actual, scales)
+        test_scores, chosen_rows, forecasts = {}, None, {}
+        for name in sorted(members, key=lambda n: n == "blend"):  # a blend averages its members' forecasts
+            if name == "blend":
+                pred = forecasts[members[name][0]].copy()
+                pred["yhat"] = np.mean([forecasts[m]["yhat"].to_numpy() for m in members[name]], axis=0)
+            else:
+                state = models.fit(name, history, h, panel.period, panel.freq, seed=seed, cov_frame=panel.frame,
+                                   cov_spec=panel.covariates)
+                pred = models.forecast(state, history, cov_frame=panel.frame)
+            forecasts[name] = pred
+            rows = backtest.score_window(pred, actual, scales)
             test_scores[name] = backtest.metrics(rows)
             if name == chosen:
                 chosen_rows = intervals.apply(rows, q, scales)
         assert chosen_rows is not None
         everything = models.as_series(panel.frame)
-        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed)
+        final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed, members=members.get(chosen),
+                           cov_frame=panel.frame, cov_spec=panel.covariates)
         ev = {"task": self.name, "model": chosen, "metric": "mase", "greater_is_better": False,
               "test_score": test_scores[chosen]["mase"], "test_ci": None,
               "baseline_score": test_scores["seasonal_naive"]["mase"], "baseline": "seasonal_naive",
@@ -136,33 +181,51 @@ class ForecastTask:
     def model_artifact(self, state: dict[str, Any], history: models.Series, scales: dict[str, float],
                        q: dict[str, list[float]], panel: Panel) -> dict[str, Any]:
         keep = 3 * n_lags(panel.period) + 2 * panel.period
+        local = {state["name"], *(m["name"] for m in state.get("members", []))} & set(models.STATISTICAL)
+        if local:  # a statistical model refits on the whole history when it forecasts: keep all of it
+            keep = max(len(y) for _, y in history.values())
+        cov = panel.covariates
+        saved = {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]} for s, (ts, y) in history.items()}
+        for s, (ts, _) in history.items():  # the covariates' recent past: past-only lags read it
+            if cov:
+                saved[s]["cov"] = {c: [float(v) for v in a[-keep:]] for c, a in cov.arrays(panel.frame, s, ts).items()}
         return {"kind": MODEL_KIND, "spec": asdict(self.spec), "state": state, "scales": scales, "quantiles": q,
-                "freq": panel.freq, "period": panel.period, "series_values": panel.series_values,
-                "history": {s: {"times": [str(t) for t in ts[-keep:]], "y": [float(v) for v in y[-keep:]]}
-                            for s, (ts, y) in history.items()}}
+                "freq": panel.freq, "period": panel.period, "series_values": panel.series_values, "history": saved,
+                "covariates": cov.to_dict() if cov else None}
 
 
 def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None = None, horizon: int | None = None) -> pd.DataFrame:
     """One row per series and step after each series' last timestamp: the time column, the series
     columns, prediction, lower_80, upper_80, lower_95, upper_95. `new_history` (raw rows with the time,
-    target and series columns) extends or replaces what the model saw; the saved history fills in."""
+    target and series columns) extends or replaces what the model saw; the saved history fills in. A
+    model with known-future columns needs them for the horizon: rows after the history with the target
+    empty and those columns filled."""
     spec = ForecastSpec(**model["spec"])
     h = int(horizon or spec.horizon)
     if h > spec.horizon:
         raise ForecastDataError(f"--horizon {h} is beyond the {spec.horizon} steps the model was trained and backtested for; "
                                 f"ask for at most {spec.horizon}, or re-run with horizon: {h}")
-    saved = pd.concat([pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
-                       for s, v in model["history"].items()], ignore_index=True)
+    cov = covariates.Covariates(**model["covariates"]) if model.get("covariates") else None
+    if cov and cov.known and new_history is None:
+        raise ForecastDataError(f"this forecast uses known-future column(s) {', '.join(cov.known)}: pass a history file with "
+                                f"rows for the next {h} steps that carry them (target empty)")
+    saved = saved_history(model)
     values = dict(model.get("series_values") or {})
     if new_history is not None:
-        task = ForecastTask(ForecastSpec(**{**model["spec"], "frequency": model["freq"]}))
-        fresh = task.panel(new_history)
+        fresh, future = _split_future(new_history, spec, model["freq"], cov)
         values.update(fresh.series_values)
         saved = saved[~saved.set_index(["series", "time"]).index.isin(fresh.frame.set_index(["series", "time"]).index)]
         saved = pd.concat([saved, fresh.frame], ignore_index=True)
-        saved = build_panel(saved.rename(columns={"time": "_t", "y": "_y"}), "_t", "_y", ["series"], model["freq"]).frame
-    history = models.as_series(saved)
-    pred = models.forecast(model["state"], history, h)
+        regular = build_panel(saved.rename(columns={"time": "_t", "y": "_y"}), "_t", "_y", ["series"], model["freq"]).frame
+        covcols = [c for c in saved.columns if c.startswith(PREFIX)]
+        if covcols:  # the regular grid drops the covariate columns: bring them back, then the future rows
+            regular = regular.merge(saved[["series", "time", *covcols]], on=["series", "time"], how="left")
+        saved = pd.concat([regular, future], ignore_index=True)
+    history = models.as_series(saved.dropna(subset=["y"]))
+    if cov:
+        for s, (times, _) in history.items():
+            covariates.require_future(cov, saved, s, models.future_times(times, h, model["freq"]))
+    pred = models.forecast(model["state"], history, h, cov_frame=saved if cov else None)
     scales = {s: model["scales"].get(s) or backtest.mase_scales({s: history[s]}, model["period"])[s] for s in history}
     pred = intervals.apply(pred, model["quantiles"], scales)
     out = pd.DataFrame({spec.time_column: pred["time"]})
@@ -173,3 +236,29 @@ def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None
         out[f"lower_{lv}"] = pred[f"lower_{lv}"].to_numpy()
         out[f"upper_{lv}"] = pred[f"upper_{lv}"].to_numpy()
     return out.reset_index(drop=True)
+
+
+def saved_history(model: dict[str, Any]) -> pd.DataFrame:
+    """The history the model keeps (series, time, y and its covariate columns), as a long frame."""
+    parts = []
+    for s, v in model["history"].items():
+        part = pd.DataFrame({"series": s, "time": pd.to_datetime(v["times"]), "y": v["y"]})
+        for c, values in (v.get("cov") or {}).items():
+            part[PREFIX + c] = values
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _split_future(df: pd.DataFrame, spec: ForecastSpec, freq: str, cov: covariates.Covariates | None) -> tuple[Panel, pd.DataFrame]:
+    """(the panel of the rows with a target, the later rows that only carry covariates, as panel rows)."""
+    extra = [c for c in (cov.columns if cov else []) if c in df.columns]
+    y = pd.to_numeric(df[spec.target], errors="coerce")
+    if cov is None or y.notna().all():
+        return build_panel(df, spec.time_column, spec.target, spec.series_columns, freq, extra=extra), pd.DataFrame()
+    sid = df[spec.series_columns].astype(str).agg(SEP.join, axis=1) if spec.series_columns else pd.Series("all", index=df.index)
+    times = pd.to_datetime(df[spec.time_column], errors="coerce", format="mixed")
+    last = times.where(y.notna()).groupby(sid).transform("max")
+    later = (y.isna() & (times > last)).to_numpy()
+    fresh = build_panel(df[~later], spec.time_column, spec.target, spec.series_columns, freq, extra=extra)
+    future = build_panel(df[later], spec.time_column, spec.target, spec.series_columns, freq, extra=extra, require_target=False)
+    return fresh, future.frame

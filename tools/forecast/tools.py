@@ -10,6 +10,7 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.forecast import report
+from dsagent.tools.forecast.monitoring import write_plan
 from dsagent.tools.forecast.profile import profile_panel
 from dsagent.tools.forecast.task import ForecastSpec, ForecastTask
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
@@ -32,8 +33,8 @@ def _task(ctx: ToolContext) -> tuple[ForecastTask, dict]:
     spec = read_json(ctx.artifacts_dir / paths.TASK)
     if not spec or spec.get("task") != "forecast":
         raise ToolError("define_forecast must run first")
-    keys = ("target", "time_column", "series_columns", "horizon", "frequency")
-    return ForecastTask(ForecastSpec(**{k: spec[k] for k in keys})), spec
+    keys = ("target", "time_column", "series_columns", "horizon", "frequency", "known_future_columns", "past_columns")
+    return ForecastTask(ForecastSpec(**{k: spec[k] for k in keys if k in spec})), spec
 
 
 def _write(ctx: ToolContext, name: str, obj) -> None:
@@ -43,7 +44,7 @@ def _write(ctx: ToolContext, name: str, obj) -> None:
 @tool
 def define_forecast(ctx: ToolContext, target: str | None = None, time_column: str | None = None,
                     series_columns: list[str] | None = None, horizon: int | None = None,
-                    frequency: str | None = None) -> ToolOutput:
+                    frequency: str | None = None, known_future_columns: list[str] | None = None) -> ToolOutput:
     """Frame a forecasting task: check the time column, infer the frequency, split series, fill or refuse
     gaps and duplicated timestamps, fix the horizon and the rolling-origin backtest windows (the last
     horizon is the untouched test window), and profile the series. Arguments default to the answers.
@@ -54,9 +55,12 @@ def define_forecast(ctx: ToolContext, target: str | None = None, time_column: st
         series_columns: id columns that tell series apart (panel data); none for one series.
         horizon: steps ahead to forecast (default from the frequency).
         frequency: pandas frequency alias (D, W, MS, QS, h...) when the timestamps should not decide it.
+        known_future_columns: numeric columns whose future values are given at prediction time (price,
+            holidays): same-time features of the global model; every other numeric column is used only
+            through its past values.
     """
     given = {"target": target, "time_column": time_column, "series_columns": series_columns, "horizon": horizon,
-             "frequency": frequency}
+             "frequency": frequency, "known_future_columns": known_future_columns}
     task = ForecastTask.from_answers({**ctx.answers, **{k: v for k, v in given.items() if v is not None}})
     spec, panel = task.define(_data(ctx))
     prof = profile_panel(panel)
@@ -70,12 +74,14 @@ def define_forecast(ctx: ToolContext, target: str | None = None, time_column: st
 
 @tool
 def backtest_forecast(ctx: ToolContext) -> ToolOutput:
-    """Rolling-origin backtest of the candidates (naive, seasonal naive, global gradient boosting) on the
+    """Rolling-origin backtest of the candidates (naive, seasonal naive, global gradient boosting; ETS, Theta
+    and ARIMA per series when series are few and the time left allows; the blend of the best three) on the
     windows define_forecast fixed: each fit sees only the past of its origin; MASE, sMAPE, MAE, RMSE, MAPE.
     Writes the leaderboard (best MASE first)."""
     task, _ = _task(ctx)
     panel = task.panel(_data(ctx))
-    results = task.backtest(panel, seed=ctx.seed, progress=lambda m: ctx.report(m))
+    results = task.backtest(panel, seed=ctx.seed, progress=lambda m: ctx.report(m), seconds_left=ctx.seconds_left(),
+                            only=ctx.answers.get("forecast_models"))
     board = task.leaderboard(results)
     rows = pd.concat([r["rows"].assign(model=n) for n, r in results["models"].items()], ignore_index=True)
     rows.to_csv(artifact_path(ctx, BACKTEST_ROWS), index=False)
@@ -83,7 +89,7 @@ def backtest_forecast(ctx: ToolContext) -> ToolOutput:
     _write(ctx, BACKTEST, {k: v for k, v in results.items() if k != "models"}
            | {"models": {n: {k: v for k, v in r.items() if k != "rows"} for n, r in results["models"].items()}})
     return ToolOutput(summary={"leaderboard": [{k: r[k] for k in ("name", "cv_mean", "cv_std")} for r in board],
-                               "windows": results["windows"], "origins": results["origins"]},
+                               "windows": results["windows"], "origins": results["origins"], "notes": results["notes"]},
                       record={"leaderboard": board}, files={"leaderboard": paths.LEADERBOARD, "backtest": BACKTEST})
 
 
@@ -91,7 +97,8 @@ def backtest_forecast(ctx: ToolContext) -> ToolOutput:
 def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     """Score the candidates once on the untouched test window (fit on everything before it), attach 80%
     and 95% conformal intervals from the backtest errors with their coverage, refit the chosen model on
-    all the data and save it (it forecasts from history with `dsagent predict SESSION`).
+    all the data and save it (it forecasts from history with `dsagent predict SESSION`), and write the
+    monitoring plan (backtest MASE range, coverage thresholds) that `dsagent monitor SESSION ACTUALS` applies.
 
     Args:
         model: a leaderboard name, or "best" (lowest backtest MASE).
@@ -108,16 +115,18 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     rows = pd.read_csv(artifact_path(ctx, BACKTEST_ROWS), parse_dates=["time"], dtype={"series": str})
     results = {"models": {chosen: {"rows": rows[rows["model"] == chosen]}}}
     panel = task.panel(_data(ctx))
-    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed)
+    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed, board=board)
     out["test_rows"].to_csv(artifact_path(ctx, TEST_ROWS), index=False)
     manifest = {"task": "forecast", "target": spec["target"], "time_column": spec["time_column"],
                 "series_columns": spec["series_columns"], "horizon": spec["horizon"], "frequency": spec["frequency"],
                 "model_name": chosen, "predict_columns": list(task.predict_columns)}
     save_model(out["model"], artifact_path(ctx, paths.MODEL), manifest)
     _write(ctx, paths.EVALUATION, ev)
+    windows = (read_json(ctx.artifacts_dir / BACKTEST) or {})["models"][chosen]["mase_windows"]
+    write_plan(ctx.artifacts_dir, spec, ev, windows, ctx.answers.get("retrain_every_days") or 90)
     summary = {k: ev[k] for k in ("model", "test_score", "baseline_score", "coverage_test", "coverage_backtest")}
     return ToolOutput(summary=summary | {"metric": "mase (lower is better)"}, record=ev,
-                      files={"evaluation": paths.EVALUATION, "model": paths.MODEL})
+                      files={"evaluation": paths.EVALUATION, "model": paths.MODEL, "monitoring": paths.MONITORING})
 
 
 @tool
@@ -143,11 +152,13 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     report.plot_largest(panel.frame, test_rows, largest, artifact_path(ctx, plots["largest"]), spec["target"])
     report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]))
     goal = ctx.answers.get("goal") or f"forecast {spec['target']} {spec['horizon']} steps ahead"
-    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal))
+    notes = (read_json(ctx.artifacts_dir / BACKTEST) or {}).get("notes") or []
+    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal, notes))
     artifact_path(ctx, paths.MODEL_CARD).write_text(report.model_card_md(spec, ev))
     session = read_json(ctx.session_dir / "session.json") or {}
     cv_mean = next(r["cv_mean"] for r in board if r["name"] == ev["model"])
-    nb = report.notebook(spec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"], cv_mean)
+    nb = report.notebook(spec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"], cv_mean,
+                         [r["name"] for r in board if r["name"] != "blend"])
     import nbformat
 
     executed = False
