@@ -12,6 +12,7 @@ import pandas as pd
 
 from dsagent.tools import paths, plots
 from dsagent.tools.business import against_current, verdict, within_latency
+from dsagent.tools.defaults import floor_check
 from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
@@ -246,6 +247,7 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     if grow:
         record["grown"] = grow
     record["latency_excluded"] = too_slow
+    record["strong_defaults"] = floor_check(board, chosen.name, metric.greater_is_better, too_slow)
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
     record["current_comparison"] = against_current(ctx.answers.get("current_baseline"), main, ci, metric.greater_is_better)
     plot_dir = paths.PLOTS_DIR

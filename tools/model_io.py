@@ -36,6 +36,15 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "xgboost.core.Booster",  # restored from its own JSON/UBJ buffer via __setstate__, no pickle
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
+    # LightGBM and CatBoost (issue 18): each estimator's __setstate__ rebuilds its model from the
+    # library's own text/binary model format (LGBM_BoosterLoadModelFromString, CatBoost's
+    # _load_from_string), no pickle; LightGBM keeps its parameters in an OrderedDict (a dict).
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "catboost.core.CatBoostClassifier",
+    "catboost.core.CatBoostRegressor",
     "dsagent.tools.features.DatetimeParts",
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
@@ -90,7 +99,7 @@ def _fsync_dir(path: Path) -> None:
 
 def library_versions() -> dict[str, str]:
     out = {}
-    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "scipy", "skops", "dsagent"):
+    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "catboost", "numpy", "pandas", "scipy", "skops", "dsagent"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

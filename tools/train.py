@@ -11,7 +11,8 @@ import pandas as pd
 
 from dsagent.tools import paths
 from dsagent.tools.data import load_dataset
-from dsagent.tools.families import model_families
+from dsagent.tools.defaults import STRONG_DEFAULTS, strong_default_specs
+from dsagent.tools.families import model_families, unavailable
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
@@ -30,7 +31,11 @@ def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
     classification a small neural network (mlp). The families are the registry's (plugins too)
     that support the task and ask to be candidates."""
     tt = get_task_type(task["task"])
-    specs = {f.name: {"family": f.name, "params": {}} for f in model_families().values() if f.candidate and tt.supports(f)}
+    families = model_families()
+    specs = {f.name: {"family": f.name, "params": {}} for f in families.values()
+             if f.candidate and tt.supports(f) and not unavailable(f)}
+    # Library defaults of HistGradientBoosting and XGBoost: a floor the search can only improve on.
+    specs.update(strong_default_specs(lambda fam: fam in specs))
     specs.update(tt.candidate_variants(task, y))
     return specs
 
@@ -38,7 +43,8 @@ def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
 def candidate_order(specs: dict[str, dict[str, Any]]) -> list[str]:
     # mlp before random_forest/hist_gb: on digits it is the best single model (log-loss 0.061 against
     # 0.093 without it) and last in line it was the one skipped when the search ran short of time.
-    order = ["baseline", "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "mlp", "linear_log",
+    # The strong defaults right after the baseline: cheap, and they must never be the ones skipped.
+    order = ["baseline", *STRONG_DEFAULTS, "linear", "xgboost", "xgboost_log", "xgboost_balanced", "extra_trees", "mlp", "linear_log",
              "linear_balanced", "random_forest", "hist_gb"]
     families = model_families()
     # A plugin family that declares itself cheap is tried right after the baseline; others come
@@ -369,7 +375,9 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
     budget = time_budget_s if time_budget_s is not None else ctx.seconds_left(120)
     deadline = time.time() + budget
     splits = cv_splits(task, X, y, ctx)
-    rows, skipped = [], []
+    rows = []
+    # A family whose library does not import here (lightgbm, catboost) is left out, and said so.
+    skipped = [why for f in model_families().values() if f.candidate and (why := unavailable(f))]
     finished_s: list[float] = []  # seconds each finished candidate took for all its folds
     for i, name in enumerate(names):
         left = deadline - time.time()

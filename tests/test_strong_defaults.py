@@ -1,0 +1,89 @@
+"""Issue 18: library defaults of HistGradientBoosting and XGBoost are candidates in every run
+(fitted right after the baseline, so the search only improves on them), a shipped model worse
+than them on CV says why, and an optional family whose library fails to import is skipped with a
+notice, never a crash."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsagent.tools.defaults import STRONG_DEFAULTS, floor_check
+from dsagent.tools.registry import ToolContext, ToolError, all_tools
+
+
+def _ctx(tmp_path: Path, n: int = 160) -> ToolContext:
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    y = (1.5 * x1 - x2 + (color == "red") + rng.normal(size=n) > 0).astype(int)
+    session = tmp_path / "s"
+    (session / "artifacts").mkdir(parents=True)
+    data = session / "data.csv"
+    pd.DataFrame({"x1": x1, "x2": x2, "color": color, "y": np.where(y == 1, "yes", "no")}).to_csv(data, index=False)
+    return ToolContext(session_dir=session, artifacts_dir=session / "artifacts", data_path=data, seed=0, answers={},
+                       roots=[str(session)])
+
+
+def _call(ctx: ToolContext, name: str, **args):
+    return all_tools()[name].invoke(ctx, args)
+
+
+def test_the_shared_run_fits_both_defaults_first_and_reports_the_floor(offline_run):
+    """The CLI run (tests/conftest.py): both defaults are on the leaderboard, the shipped model is
+    at least as good as each on CV, and the report says so."""
+    artifacts = Path(offline_run.session_dir) / "artifacts"
+    board = {r["name"]: r for r in json.loads((artifacts / "leaderboard.json").read_text())}
+    assert set(STRONG_DEFAULTS) <= set(board)
+    ev = json.loads((artifacts / "evaluation.json").read_text())
+    check = ev["strong_defaults"]
+    assert set(check["defaults"]) == set(STRONG_DEFAULTS) and check["worse_than"] == []
+    assert ev["cv_mean"] <= min(check["defaults"].values())  # log-loss: lower is better
+    assert "Strong defaults (library settings, fitted in every run)" in (artifacts / "report.md").read_text()
+
+
+def test_a_shipped_model_worse_than_a_default_says_why():
+    board = [{"name": "hist_gb_default", "cv_mean": 0.90}, {"name": "xgboost_default", "cv_mean": 0.88},
+             {"name": "linear", "cv_mean": 0.89}]
+    check = floor_check(board, "linear", True, latency_excluded=[{"name": "hist_gb_default", "per_row_ms": 9.0}])
+    assert check["worse_than"] == ["hist_gb_default"]
+    assert "exceeds the stated latency" in check["why"]
+    named = floor_check(board, "linear", True)
+    assert "chosen by name over the CV ranking" in named["why"]
+    assert floor_check(board, "hist_gb_default", True)["worse_than"] == []
+    assert "xgboost_default was not fitted" in floor_check(board[:1], "hist_gb_default", True)["why"]
+
+
+def test_the_defaults_are_cross_validated_right_after_the_baseline(tmp_path):
+    from dsagent.tools.train import candidate_order, candidate_specs
+
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    from dsagent.tools.task import search_data
+
+    _, y, task = search_data(ctx)
+    order = candidate_order(candidate_specs(task, y))
+    assert order[:3] == ["baseline", "hist_gb_default", "xgboost_default"]
+
+
+def test_a_family_whose_library_fails_to_import_is_skipped_with_a_notice(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # `import lightgbm` now raises ImportError
+    monkeypatch.setitem(sys.modules, "catboost", None)
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    out = _call(ctx, "train_models", models=["linear"], time_budget_s=20)
+    assert any(s.startswith("lightgbm skipped: lightgbm does not import") for s in out.summary["skipped"])
+    assert any(s.startswith("catboost skipped") for s in out.summary["skipped"])
+    assert out.summary["best"] == "linear"
+    from dsagent.tools.train import candidate_specs
+    from dsagent.tools.task import search_data
+
+    _, y, task = search_data(ctx)
+    assert not {"lightgbm", "catboost"} & set(candidate_specs(task, y))
+    with pytest.raises(ToolError, match="lightgbm does not import"):
+        _call(ctx, "tune_model", family="lightgbm", n_trials=1)
