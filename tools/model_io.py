@@ -46,6 +46,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "catboost.core.CatBoostClassifier",
     "catboost.core.CatBoostRegressor",
     "dsagent.tools.features.DatetimeParts",
+    # Bagged final models: a list of fitted Pipelines and a class count (BaseEstimator.__setstate__).
+    "dsagent.tools.bagging.BaggedClassifier",
+    "dsagent.tools.bagging.BaggedRegressor",
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
     "dsagent.tools.text.TextFeatures",
