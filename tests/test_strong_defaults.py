@@ -87,3 +87,31 @@ def test_a_family_whose_library_fails_to_import_is_skipped_with_a_notice(tmp_pat
     assert not {"lightgbm", "catboost"} & set(candidate_specs(task, y))
     with pytest.raises(ToolError, match="lightgbm does not import"):
         _call(ctx, "tune_model", family="lightgbm", n_trials=1)
+
+
+def test_both_defaults_start_even_when_a_typical_candidate_would_not_fit(tmp_path, monkeypatch):
+    """Under load the search may get a few seconds: the second default still starts when the time
+    left is shorter than what the first took (any other candidate would be skipped)."""
+    import time
+
+    from dsagent.tools import train
+    from dsagent.tools.schemas import CVResult
+
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    cost = {"baseline": 0.0, "hist_gb_default": 0.6, "xgboost_default": 0.05, "linear": 0.05}
+    started = []
+
+    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
+        name = next(n for n, s in train.candidate_specs(task, y).items() if s == spec)
+        started.append(name)
+        time.sleep(cost[name])
+        return CVResult(oof=np.full((len(X), 2), 0.5), covered=np.ones(len(X), bool), fold_scores=[0.5] * len(splits),
+                        fit_s=cost[name], predict_s=0.0, n_predicted=len(X), refit_params={},
+                        fold_fit_s=cost[name] / len(splits), fold_rows=len(X), fold_rounds=None,
+                        fold_val_rows=len(X) / len(splits))
+
+    monkeypatch.setattr(train, "cross_validate", fake_cv)
+    out = _call(ctx, "train_models", models=["hist_gb_default", "xgboost_default", "linear"], time_budget_s=0.9)
+    assert started == ["baseline", "hist_gb_default", "xgboost_default"]
+    assert "linear (out of time)" in out.summary["skipped"]
