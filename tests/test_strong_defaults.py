@@ -1,5 +1,5 @@
 """Issue 18: library defaults of HistGradientBoosting and XGBoost are candidates in every run
-(fitted right after the baseline, so the search only improves on them), a shipped model worse
+(fitted right after the baseline and the linear model, so the search only improves on them), a shipped model worse
 than them on CV says why, and an optional family whose library fails to import is skipped with a
 notice, never a crash."""
 
@@ -59,7 +59,7 @@ def test_a_shipped_model_worse_than_a_default_says_why():
     assert "xgboost_default was not fitted" in floor_check(board[:1], "hist_gb_default", True)["why"]
 
 
-def test_the_defaults_are_cross_validated_right_after_the_baseline(tmp_path):
+def test_the_defaults_are_cross_validated_right_after_the_baseline_and_linear(tmp_path):
     from dsagent.tools.train import candidate_order, candidate_specs
 
     ctx = _ctx(tmp_path)
@@ -68,7 +68,7 @@ def test_the_defaults_are_cross_validated_right_after_the_baseline(tmp_path):
 
     _, y, task = search_data(ctx)
     order = candidate_order(candidate_specs(task, y))
-    assert order[:3] == ["baseline", "hist_gb_default", "xgboost_default"]
+    assert order[:4] == ["baseline", "linear", "hist_gb_default", "xgboost_default"]
 
 
 def test_a_family_whose_library_fails_to_import_is_skipped_with_a_notice(tmp_path, monkeypatch):
