@@ -115,3 +115,18 @@ def test_both_defaults_start_even_when_a_typical_candidate_would_not_fit(tmp_pat
     out = _call(ctx, "train_models", models=["hist_gb_default", "xgboost_default", "linear"], time_budget_s=0.9)
     assert started == ["baseline", "hist_gb_default", "xgboost_default"]
     assert "linear (out of time)" in out.summary["skipped"]
+
+
+def test_each_strong_default_saves_and_loads_as_a_model_file(tmp_path):
+    """The defaults ship when they win: each one's fitted Pipeline must pass the trusted-list save."""
+    from dsagent.tools.features import build_pipeline
+    from dsagent.tools.model_io import load_model, save_model
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=120), "c": rng.choice(["a", "b", "c"], size=120)})
+    y = (X["x"] + (X["c"] == "a") > 0.3).astype(int).to_numpy()
+    for name, spec in STRONG_DEFAULTS.items():
+        model = build_pipeline(spec, {"x": "numeric", "c": "categorical"}, X, "binary", 0, 2).fit(X, y)
+        save_model(model, tmp_path / name / "model.skops", {"task": "binary", "model": name, "input_schema": {"columns": []}})
+        loaded, _ = load_model(tmp_path / name / "model.skops")
+        np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))

@@ -16,13 +16,13 @@ from typing import Any
 
 # The libraries' own defaults, spelled out: the families' builders otherwise apply dsagent's
 # (hist_gb: 300 iterations at 0.06; xgboost: 400 early-stopped rounds at 0.05, subsampled). A fixed
-# n_estimators keeps XGBoost from early-stopping, as the library default would not either. Both
-# split on pandas categories natively, as the libraries do by default given categories
-# (HistGradientBoosting's categorical_features="from_dtype"), and as the benchmark's peers run them.
+# n_estimators keeps XGBoost from early-stopping, as the library default would not either. HGB gets
+# ordinal codes, not its native categories (the library's default given pandas categories): a fitted
+# native HGB holds a functools.partial, which the model file's trusted list rightly refuses.
 STRONG_DEFAULTS: dict[str, dict[str, Any]] = {
     "hist_gb_default": {"family": "hist_gb", "params": {
         "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-        "l2_regularization": 0.0, "early_stopping": "auto", "categorical": "native"}},
+        "l2_regularization": 0.0, "early_stopping": "auto"}},
     "xgboost_default": {"family": "xgboost", "params": {
         "n_estimators": 100, "learning_rate": 0.3, "max_depth": 6, "min_child_weight": 1.0, "subsample": 1.0,
         "colsample_bytree": 1.0, "reg_lambda": 1.0, "reg_alpha": 0.0}},
