@@ -35,14 +35,18 @@ def _call(ctx: ToolContext, name: str, **args):
 
 
 def test_the_shared_run_fits_both_defaults_first_and_reports_the_floor(offline_run):
-    """The CLI run (tests/conftest.py): both defaults are on the leaderboard, the shipped model is
-    at least as good as each on CV, and the report says so."""
+    """The CLI run (tests/conftest.py): both defaults are tried (on a loaded machine one may run out
+    of the search's time, and then the record and the report say so), the shipped model is at least
+    as good as each fitted one on CV, and the report says how it stands."""
     artifacts = Path(offline_run.session_dir) / "artifacts"
     board = {r["name"]: r for r in json.loads((artifacts / "leaderboard.json").read_text())}
-    assert set(STRONG_DEFAULTS) <= set(board)
+    record = json.loads(next((artifacts / "records").glob("*-train_models.json")).read_text())
+    skipped = {s.split(" ")[0] for s in record["skipped"] if "out of time" in s}
+    assert set(STRONG_DEFAULTS) <= set(board) | skipped and set(STRONG_DEFAULTS) & set(board)
     ev = json.loads((artifacts / "evaluation.json").read_text())
     check = ev["strong_defaults"]
-    assert set(check["defaults"]) == set(STRONG_DEFAULTS) and check["worse_than"] == []
+    assert set(check["defaults"]) == set(STRONG_DEFAULTS) & set(board) and check["worse_than"] == []
+    assert all(f"{name} was not fitted" in check["why"] for name in set(STRONG_DEFAULTS) - set(board))
     assert ev["cv_mean"] <= min(check["defaults"].values())  # log-loss: lower is better
     assert "Strong defaults (library settings, fitted in every run)" in (artifacts / "report.md").read_text()
 
