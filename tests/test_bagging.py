@@ -33,8 +33,12 @@ def _call(ctx: ToolContext, name: str, **args):
     return all_tools()[name].invoke(ctx, args)
 
 
-def test_a_bagged_model_saves_predicts_raw_rows_and_rebuilds(tmp_path):
+def test_a_bagged_model_saves_predicts_raw_rows_and_rebuilds(tmp_path, monkeypatch):
     from dsagent.cli import main
+    from dsagent.tools import plots
+
+    for name in ("roc_pr", "calibration", "confusion"):  # seconds of matplotlib this test does not read
+        monkeypatch.setattr(plots, name, lambda *a, **k: None)
     from dsagent.tools.model_io import load_model
     from dsagent.tools.task import training_data
 
