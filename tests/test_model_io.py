@@ -48,6 +48,8 @@ def _fit(frame, family="linear", task="multiclass", n=5, derived=None):
         params = {"max_iter": n}
     if family == "mlp":
         params = {"max_iter": n, "hidden_layer_sizes": [8]}
+    if family in ("lightgbm", "catboost"):
+        params = {"n_estimators": n} if family == "lightgbm" else {"iterations": n}
     return build_pipeline({"family": family, "params": params}, KINDS, X, task, 0, 3, derived).fit(X, y), X
 
 
@@ -59,7 +61,8 @@ def _manifest(tag: str) -> dict:
 def test_every_family_round_trips_with_the_trusted_list(frame, tmp_path, task):
     """Keeps TRUSTED_TYPES honest: every family dsagent.tools.features builds saves and loads."""
     classification_only = {"mlp"}
-    for family in ("baseline", "linear", "random_forest", "extra_trees", "hist_gb", "xgboost", "mlp"):
+    for family in ("baseline", "linear", "random_forest", "extra_trees", "hist_gb", "xgboost", "mlp", "lightgbm",
+                   "catboost"):
         if task == "regression" and family in classification_only:
             continue
         model, X = _fit(frame, family, task)

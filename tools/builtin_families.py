@@ -114,6 +114,43 @@ def _xgboost_space(trial, task: str) -> dict[str, Any]:
             "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 5, log=True)}
 
 
+def _lightgbm(p: dict[str, Any], task: str, seed: int, n_classes: int) -> Any:
+    import lightgbm as lgb
+
+    # Leaf-wise growth with row and column subsampling: the fast booster on large data.
+    defaults = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0,
+                "n_jobs": _threads(), "random_state": seed, "verbose": -1}
+    return (lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier)(**(defaults | p))
+
+
+def _lightgbm_space(trial, task: str) -> dict[str, Any]:
+    return {"learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 100, 800, step=50)}
+
+
+def _catboost(p: dict[str, Any], task: str, seed: int, n_classes: int) -> Any:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    # Symmetric trees with ordered boosting: strong on small data. It writes a catboost_info/
+    # folder into the working directory unless told not to.
+    defaults = {"iterations": 300, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0, "thread_count": _threads(),
+                "random_seed": seed, "verbose": False, "allow_writing_files": False}
+    return (CatBoostRegressor if task == "regression" else CatBoostClassifier)(**(defaults | p))
+
+
+def _catboost_space(trial, task: str) -> dict[str, Any]:
+    return {"learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "depth": trial.suggest_int("depth", 4, 8),
+            "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 30.0, log=True),
+            "iterations": trial.suggest_int("iterations", 200, 800, step=100)}
+
+
 # Warm starts (enqueued before TPE samples): library defaults plus configurations that do well
 # across many tabular datasets.
 BASELINE = ModelFamily("baseline", _baseline)
@@ -137,5 +174,15 @@ HIST_GB = ModelFamily("hist_gb", _hist_gb, search_space=_hist_gb_space, dense=Tr
 MLP = ModelFamily("mlp", _mlp, tasks=CLASSIFICATION, search_space=_mlp_space, scaled_inputs=True,
                   warm_starts=({"alpha": 0.1, "learning_rate_init": 1e-3}, {"alpha": 1.0, "learning_rate_init": 1e-3}))
 
+# Optional libraries (issue 18): a family whose library does not import is skipped with a notice
+# (dsagent.tools.families.unavailable). Both take ordinal codes for categoricals and a dense matrix.
+LIGHTGBM = ModelFamily("lightgbm", _lightgbm, search_space=_lightgbm_space, requires=("lightgbm",), dense=True,
+                       rows_exponent=0.9, warm_starts=({"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                                                        "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0,
+                                                        "n_estimators": 300},))
+CATBOOST = ModelFamily("catboost", _catboost, search_space=_catboost_space, requires=("catboost",), dense=True,
+                       rows_exponent=0.9, warm_starts=({"learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0,
+                                                        "iterations": 300},))
+
 # Registry order = the default candidates' order (train_models' DEFAULT_CANDIDATES before, mlp last).
-FAMILIES = [BASELINE, LINEAR, XGBOOST, EXTRA_TREES, RANDOM_FOREST, HIST_GB, MLP]
+FAMILIES = [BASELINE, LINEAR, XGBOOST, EXTRA_TREES, RANDOM_FOREST, HIST_GB, MLP, LIGHTGBM, CATBOOST]

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools import paths
+from dsagent.tools.bagging import DEFAULT_FOLDS, bagging_plan, fit_bagged
 from dsagent.tools.business import verdict, within_latency
 from dsagent.tools.current import compare_with_current
+from dsagent.tools.defaults import floor_check
 from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
@@ -172,7 +174,7 @@ def final_fit_rows(chosen: LeaderboardRow, task: TaskSpec, y: np.ndarray, max_fi
 
 @tool
 def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | None = None,
-                   max_fit_s: float | None = None) -> ToolOutput:
+                   max_fit_s: float | None = None, bagged: bool = False) -> ToolOutput:
     """Fit the chosen candidate on the whole training split, save it, and score the untouched test split.
 
     Saves the full Pipeline (it predicts on raw rows) as a skops file with a manifest. Reports
@@ -190,6 +192,9 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
             would take longer. An XGBoost candidate searched on a small subsample of large data instead
             early-stops again on held-out training rows (more rows want more rounds), with a larger
             learning rate (or fewer rows) when the rounds it needs would not fit, and stops at this limit.
+        bagged: instead of one fit on all training rows, fit the candidate on each of 5 folds' training
+            rows and average the 5 models (a bag); falls back to one fit, and says why, under a time or
+            group split or when the bag would not fit max_fit_s.
     """
     board = load_leaderboard(ctx)
     # A stated latency leaves slower candidates out of "best" (a candidate named explicitly is the caller's call).
@@ -208,8 +213,16 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     X_test, y_test, _ = test_data(ctx)
     metric = get_metric(task.metric, task.task)
     ctx.report(f"fitting {chosen.name} on {len(X_train)} of {n_train_rows} training rows", 0.1)
+    bag_why = None
+    if bagged:
+        bag_why = "a subsample fit" if (grow or len(keep) < n_train_rows) else bagging_plan(
+            task.split.kind, estimated_refit_s(chosen, n_train_rows), max_fit_s)
     t0 = time.perf_counter()
-    if grow:
+    if bagged and bag_why is None:
+        pipeline = fit_bagged(spec, task.features, X_train, y_train, task.task, ctx.seed, n_classes, DEFAULT_FOLDS,
+                              task.get("derived"))
+        params = chosen.params
+    elif grow:
         pipeline, params = fit_grown(spec, grow, task, X_train, y_train, X_all.iloc[held], y_all[held], ctx.seed, n_classes)
         grow.update(rounds=params["n_estimators"], search_rounds=chosen.params["n_estimators"],
                     search_learning_rate=float(chosen.params.get("learning_rate", 0.05)))
@@ -240,7 +253,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     }
     if grow:
         record["grown"] = grow
+    if bagged:
+        record["bagged"] = {"folds": DEFAULT_FOLDS} if bag_why is None else {"folds": 0, "not_bagged_because": bag_why}
     record["latency_excluded"] = too_slow
+    record["strong_defaults"] = floor_check(board, chosen.name, metric.greater_is_better, too_slow)
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
     # The task type decides which plots and tables (confusion matrix, threshold...) evaluation makes.
     files = get_task_type(task["task"]).evaluation_plots(ctx, task, chosen.name, y_test, pred, proba, threshold, record)

@@ -12,6 +12,7 @@ No ML library is imported here: the autopilot reads the registry in the agent pr
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ class ModelFamily:
     sparse_text: bool = False
     native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
     rows_exponent: float = 1.0  # fit time ~ rows ** this (boosting pays a per-round cost that does not grow)
+    requires: tuple[str, ...] = ()  # modules its builder imports; one that fails to import skips the family
     package: str = field(default="dsagent", compare=False)  # filled in by the registry
 
     @property
@@ -74,3 +76,14 @@ def families_for(task: str) -> list[ModelFamily]:
 
 def tunable_names() -> tuple[str, ...]:
     return tuple(f.name for f in model_families().values() if f.tunable)
+
+
+def unavailable(family: ModelFamily) -> str | None:
+    """Why a family cannot be used in this environment (a library it requires fails to import),
+    or None. Called by the tools that fit models, never by the agent process (it imports them)."""
+    for module in family.requires:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # ImportError, or a broken binary wheel raising anything at import
+            return f"{family.name} skipped: {module} does not import ({type(exc).__name__}: {str(exc)[:100]})"
+    return None

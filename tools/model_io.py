@@ -37,7 +37,19 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
     "xgboost.sklearn.XGBRanker",  # task: ranking (tools/ranking)
+    # LightGBM and CatBoost (issue 18): each estimator's __setstate__ rebuilds its model from the
+    # library's own text/binary model format (LGBM_BoosterLoadModelFromString, CatBoost's
+    # _load_from_string), no pickle; LightGBM keeps its parameters in an OrderedDict (a dict).
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "catboost.core.CatBoostClassifier",
+    "catboost.core.CatBoostRegressor",
     "dsagent.tools.features.DatetimeParts",
+    # Bagged final models: a list of fitted Pipelines and a class count (BaseEstimator.__setstate__).
+    "dsagent.tools.bagging.BaggedClassifier",
+    "dsagent.tools.bagging.BaggedRegressor",
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
     "dsagent.tools.text.TextFeatures",
@@ -93,7 +105,7 @@ def _fsync_dir(path: Path) -> None:
 
 def library_versions() -> dict[str, str]:
     out = {}
-    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "scipy", "skops", "dsagent"):
+    for name in ("scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "catboost", "numpy", "pandas", "scipy", "skops", "dsagent"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -102,6 +102,20 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
             f"{fit_rows}, SEED)\n\n")
 
 
+def _model_fit_code(ev: dict[str, Any], task: dict[str, Any]) -> str:
+    """One Pipeline fitted on the training rows, or (a bagged run) the same k fold models averaged."""
+    n_classes = len(task["classes"] or [])
+    derived = ", derived=DERIVED" if task.get("derived") else ""
+    folds = (ev.get("bagged") or {}).get("folds")
+    if folds:
+        return ("from dsagent.tools.bagging import fit_bagged\n\n"
+                f"# A bag: the model above fitted on each of {folds} folds' training rows, predictions averaged.\n"
+                f"model = fit_bagged(SPEC, FEATURES, X_train, y_train, TASK, SEED, n_classes={n_classes}, "
+                f"folds={folds}{derived})")
+    return (f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={n_classes}{derived})\n"
+            "model.fit(X_train, y_train)")
+
+
 def _derived_code(task: dict[str, Any]) -> str:
     """INPUTS (the raw columns the model reads) and, with derived features, DERIVED: the
     expressions the Pipeline's first step computes from those columns (tools/derived.py)."""
@@ -250,9 +264,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
         new_code_cell(
             "from dsagent.tools.features import build_pipeline\n\n" + _fit_rows_code(ev, split) +
             f"SPEC = {json.dumps({'family': ev['family'], 'params': ev['params']}, default=str)}\n"
-            f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={len(task['classes'] or [])}"
-            + (", derived=DERIVED" if task.get("derived") else "") + ")\n"
-            "model.fit(X_train, y_train)"),
+            + _model_fit_code(ev, task)),
         new_markdown_cell(
             "## 6. Score the untouched test split once\n\n"
             f"The session reported test {metric} {_f(reported)}"

@@ -25,6 +25,7 @@ from dsagent.tools import paths, plots
 from dsagent.tools.fallback import card_lines as fallback_card
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.defaults import floor_markdown
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
 from dsagent.tools.task_sections import fmt as _fmt, pct as _pct
 from dsagent.tools.task_types import get_task_type
@@ -290,6 +291,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines.append(f"| {md_cell(r['name'])}{' (chosen)' if r['name'] == ev['model'] else ''} | {r['family']} | "
                      f"{_fmt(r['cv_mean'])} | {_fmt(r['cv_std'])} | {delta} | {r.get('fit_s', '')} |")
     lines += ["", "\"vs baseline\" is the improvement over the baseline in the metric's better direction.", ""]
+    lines += floor_markdown(ev.get("strong_defaults"), ev["model"])
 
     cis = _metric_cis(view, ev, ctx.seed) if view is not None else {}
     lines += ["## Test results (untouched test split, scored once)", "", "| metric | value | 95% bootstrap CI |", "|---|---|---|"]

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from dsagent.tools import paths
-from dsagent.tools.families import ModelFamily, model_families, tunable_names
+from dsagent.tools.families import ModelFamily, model_families, tunable_names, unavailable
 from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
@@ -31,6 +31,8 @@ def _tunable(family: str, task: str) -> ModelFamily:
     if fam is None or not fam.tunable or not supports(fam):
         names = [f.name for f in model_families().values() if f.tunable and supports(f)]
         raise ToolError(f"family {family!r} cannot be tuned; choose one of {', '.join(names)}")
+    if why := unavailable(fam):
+        raise ToolError(f"{why}; install it or tune another family")
     return fam
 
 

@@ -13,6 +13,7 @@ a reserve for the deliverables, then candidates, then tuning with what is left.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterator
 
 from dsagent.loop import LoopState, ToolCall, Turn
@@ -319,6 +320,8 @@ class AutopilotBackend:
             elif not text:
                 text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
             text += f" {why[:1].upper()}{why[1:]}." if why else ""
+            if os.environ.get("DSAGENT_BAGGED") == "1":  # opt-in until the development half says (issue 18)
+                args.update(bagged=True, max_fit_s=args.get("max_fit_s", fit_s))
             call = ToolCall("auto-eval", "evaluate_model", args)
         elif step == "explain_model":
             text = "Explaining what drives the predictions."

@@ -37,11 +37,25 @@ DATA = WORK / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "automl.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- automl-bench:start -->", "<!-- automl-bench:end -->"
-SUITE = ["breast_cancer", "titanic", "german_credit", "telco_churn", "shuttle", "census_kdd", "penguins", "digits",
-         "diabetes", "ames", "abalone", "diamonds"]
-SYSTEMS = ["dsagent", "flaml", "autogluon", "xgboost"]
+SPLIT = ROOT / "benchmarks" / "suite_split.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aggregate import rank_table, wins_ties_losses  # noqa: E402
+from datasets import SUITE as _DATASETS  # noqa: E402
+
+SUITE = list(_DATASETS)  # the 12 of ../shared/BENCHMARK-SUITE.md, then the 25 of issue 18
+SYSTEMS = ["dsagent", "flaml", "autogluon", "xgboost", "hgb"]
+FLOORS = ("xgboost", "hgb")  # library defaults: dsagent must never be worse beyond the paired CI
+LABEL = {"dsagent": "dsagent", "flaml": "FLAML", "autogluon": "AutoGluon", "xgboost": "XGBoost", "hgb": "HGB"}
 METRIC = {"binary": ("roc_auc", True), "multiclass": ("log_loss", False), "regression": ("rmse", False)}
-PEER_ENV = {"flaml": "venv-flaml", "autogluon": "venv-autogluon", "xgboost": "venv-data"}
+PEER_ENV = {"flaml": "venv-flaml", "autogluon": "venv-autogluon", "xgboost": "venv-data", "hgb": "venv-data"}
+
+
+def halves() -> dict[str, str]:
+    """dataset -> "development" | "confirmation" (benchmarks/suite_split.json; empty before it is drawn)."""
+    if not SPLIT.exists():
+        return {}
+    split = json.loads(SPLIT.read_text())
+    return {n: h for h in ("development", "confirmation") for n in split[h]["datasets"]}
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -214,17 +228,21 @@ def _when(results: dict) -> str:
 def render(results: dict) -> str:
     lines = [START, "## AutoML comparison", "",
              f"dsagent's offline autopilot against FLAML, AutoGluon (`autogluon.tabular` with lightgbm/xgboost/catboost, "
-             f"default presets, no torch) and plain XGBoost defaults, each at a {results['budget_s']:.0f} s budget on the "
-             "same fixed split (25% test, `random_state=0`, stratified for classification) of the public offline suite "
-             "(../shared/BENCHMARK-SUITE.md). Scores on the test split: binary ROC-AUC (higher is better), "
+             f"default presets, no torch) and plain XGBoost and HistGradientBoosting (HGB) defaults, each at a "
+             f"{results['budget_s']:.0f} s budget on the same fixed split (25% test, `random_state=0`, stratified for "
+             "classification) of the public offline suite (../shared/BENCHMARK-SUITE.md) and the 25 further datasets of "
+             "benchmarks/SUITE-WIDE.md. The column `half` says which half of the recorded split "
+             "(benchmarks/suite_split.json: dev = development, con = confirmation) a dataset is in. Scores on the test split: binary ROC-AUC (higher is better), "
              "multiclass log-loss and regression RMSE (lower is better). Wall time is measured by the harness for the "
              "whole process (dsagent: the whole `dsagent run`, profile to executed notebook).",
              "",
              f"Machine: {results['machine']}. {_when(results)} The harness runs one process at a time; a dataset's "
              "entry for one system is replaced whenever that system is re-run. Wall times are noisy.",
              "",
-             "| dataset | task | metric | dsagent | FLAML | AutoGluon | XGBoost | dsagent s | FLAML s | AutoGluon s | XGBoost s | dsagent model |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | half | task | metric | " + " | ".join(LABEL[k] for k in SYSTEMS) + " | "
+             + " | ".join(f"{LABEL[k]} s" for k in SYSTEMS) + " | dsagent model |",
+             "|---|---|---|---|" + "---|" * (2 * len(SYSTEMS) + 1)]
+    half_of = halves()
     wins = {"flaml": 0, "autogluon": 0}
     played = {"flaml": 0, "autogluon": 0}
     worse_than_floor, over_budget, n = [], [], 0
@@ -237,7 +255,7 @@ def render(results: dict) -> str:
         n += 1
         s = r["systems"]
         ds = s.get("dsagent", {})
-        lines.append(f"| {name} | {r['task']} | {r['metric']} | " + " | ".join(_fmt(s.get(k)) for k in SYSTEMS) + " | "
+        lines.append(f"| {name} | {half_of.get(name, '—')[:3]} | {r['task']} | {r['metric']} | " + " | ".join(_fmt(s.get(k)) for k in SYSTEMS) + " | "
                      + " | ".join(str(s.get(k, {}).get("wall_s", "—")) for k in SYSTEMS) + f" | {ds.get('best_model', '—')} |")
         for peer in ("flaml", "autogluon"):
             v = ds.get("vs", {}).get(peer)
@@ -251,13 +269,14 @@ def render(results: dict) -> str:
                 point_only.add(peer)
                 mine, theirs = ds["score"], s[peer]["score"]
                 wins[peer] += int(mine >= theirs if r["greater_is_better"] else mine <= theirs)
-        floor = ds.get("vs", {}).get("xgboost")
-        if not floor and s.get("xgboost"):
-            unjudged.append(name)
-        if floor:
-            lo, hi = floor["diff_ci95"]
-            if (r["greater_is_better"] and hi < 0) or (not r["greater_is_better"] and lo > 0):
-                worse_than_floor.append(name)
+        for peer in FLOORS:
+            floor = ds.get("vs", {}).get(peer)
+            if not floor and s.get(peer) and ds.get("score") is not None:
+                unjudged.append(f"{name}/{peer}")
+            if floor:
+                lo, hi = floor["diff_ci95"]
+                if (r["greater_is_better"] and hi < 0) or (not r["greater_is_better"] and lo > 0):
+                    worse_than_floor.append(f"{name} ({LABEL[peer]})")
         if ds.get("wall_s") and ds["wall_s"] > 1.15 * results["budget_s"]:
             over_budget.append(f"{name} ({ds['wall_s']} s)")
     lines += ["",
@@ -265,11 +284,12 @@ def render(results: dict) -> str:
               f"{wins['autogluon']} of {played['autogluon']} (of {n} run)"
               + (f"; point scores only against {' and '.join(sorted(point_only))} (their predictions were not on "
                  "disk for a paired bootstrap)." if point_only else "."),
-              f"- Worse than plain XGBoost defaults beyond the paired bootstrap 95% CI: "
+              f"- Worse than XGBoost or HGB defaults beyond the paired bootstrap 95% CI: "
               f"{', '.join(worse_than_floor) or 'none'}"
-              + (f" (not judged for {len(unjudged)} dataset(s) whose XGBoost predictions were not on disk)."
+              + (f" (not judged for {len(unjudged)} dataset/floor pair(s) whose predictions were not on disk)."
                  if unjudged else "."),
               f"- dsagent runs over budget + 15%: {', '.join(over_budget) or 'none'}.",
+              *aggregate_lines(results, half_of),
               f"- Generated {results['generated']}; raw figures (paired bootstrap CIs of the score differences, "
               "leaderboards, wall times) in `benchmarks/results/automl.json`.",
               "",
@@ -278,10 +298,40 @@ def render(results: dict) -> str:
               "```",
               "bash benchmarks/automl/setup_envs.sh",
               "benchmarks/work/venv-data/bin/python benchmarks/automl/datasets.py",
+              "benchmarks/work/venv-data/bin/python benchmarks/automl/suite_split.py  # already recorded; re-checks it",
               f".venv/bin/python benchmarks/automl/bench.py --budget {results['budget_s']:.0f}",
               "```",
               END]
     return "\n".join(lines)
+
+
+def aggregate_lines(results: dict, half_of: dict[str, str]) -> list[str]:
+    """Per half of the suite (development first, then confirmation): mean rank and mean normalised
+    score of every system over the datasets all of them ran, and dsagent's wins/ties/losses
+    against each peer by the paired bootstrap CI."""
+    lines: list[str] = []
+    groups = [(h, [n for n in SUITE if half_of.get(n) == h]) for h in ("development", "confirmation")] if half_of \
+        else [("all", SUITE)]
+    for half, names in groups:
+        names = [n for n in names if n in results["datasets"]]
+        if not names:
+            continue
+        table = rank_table(results["datasets"], names, SYSTEMS)
+        if table["datasets"]:
+            lines.append(f"- {half} half, {len(table['datasets'])} dataset(s) every system ran: mean rank "
+                         + ", ".join(f"{LABEL[s]} {table['mean_rank'][s]}" for s in SYSTEMS)
+                         + "; mean normalised score (1 best, 0 worst) "
+                         + ", ".join(f"{LABEL[s]} {table['mean_normalised'][s]}" for s in SYSTEMS) + ".")
+        wtl = []
+        for peer in SYSTEMS[1:]:
+            w = wins_ties_losses(results["datasets"], names, peer)
+            if w["played"]:
+                wtl.append(f"{LABEL[peer]} {len(w['wins'])}/{len(w['ties'])}/{len(w['losses'])}"
+                           f" (>= on {w['at_least_as_good']} of {w['played']}"
+                           + (f"; {len(w['point_only'])} by point score only" if w["point_only"] else "") + ")")
+        if wtl:
+            lines.append(f"- {half} half, dsagent wins/ties/losses by the paired bootstrap 95% CI: " + "; ".join(wtl) + ".")
+    return lines
 
 
 def write_doc(results: dict) -> None:

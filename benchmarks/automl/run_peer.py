@@ -2,7 +2,7 @@
 
 Runs inside the peer's own virtual environment (benchmarks/work/venv-<peer>), started by bench.py
 with its own HOME, TMPDIR and working directory:
-    python run_peer.py --system flaml|autogluon|xgboost --data DIR --budget 60 --out preds.csv
+    python run_peer.py --system flaml|autogluon|xgboost|hgb --data DIR --budget 60 --out preds.csv
 Output: proba_<class> columns (classification, classes as in meta.json) or `prediction`.
 Only this environment's libraries are imported.
 """
@@ -62,18 +62,26 @@ def run_autogluon(train, X_test, meta, budget):
     return None, proba, info
 
 
-def run_xgboost(train, X_test, meta, budget):
-    """Plain XGBoost defaults: the floor. Text columns become pandas categories (native support)."""
-    import xgboost as xgb
-
-    target, task = meta["target"], meta["task"]
-    X = train.drop(columns=[target]).copy()
-    Xt = X_test.copy()
+def as_categories(X: pd.DataFrame, Xt: pd.DataFrame, max_levels: int | None = None):
+    """Text columns as pandas categories (the training rows' levels) for a model that splits on
+    them natively; a column with more than `max_levels` levels becomes ordinal codes instead."""
+    X, Xt = X.copy(), Xt.copy()
     for col in X.columns:
         if not pd.api.types.is_numeric_dtype(X[col]):
             cats = pd.Categorical(X[col].astype("string")).categories
             X[col] = pd.Categorical(X[col].astype("string"), categories=cats)
             Xt[col] = pd.Categorical(Xt[col].astype("string"), categories=cats)
+            if max_levels is not None and len(cats) > max_levels:
+                X[col], Xt[col] = X[col].cat.codes.astype(float), Xt[col].cat.codes.astype(float)
+    return X, Xt
+
+
+def run_xgboost(train, X_test, meta, budget):
+    """Plain XGBoost defaults: the floor. Text columns become pandas categories (native support)."""
+    import xgboost as xgb
+
+    target, task = meta["target"], meta["task"]
+    X, Xt = as_categories(train.drop(columns=[target]), X_test)
     if task == "regression":
         model = xgb.XGBRegressor(enable_categorical=True, tree_method="hist").fit(X, train[target])
         return model.predict(Xt), None, {}
@@ -83,9 +91,27 @@ def run_xgboost(train, X_test, meta, budget):
     return None, pd.DataFrame(model.predict_proba(Xt), columns=classes), {}
 
 
+def run_hgb(train, X_test, meta, budget):
+    """scikit-learn's HistGradientBoosting with library defaults: the other floor. Text columns
+    become pandas categories, which it splits on natively (categorical_features="from_dtype");
+    beyond 255 levels it cannot, so those become ordinal codes."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    target, task = meta["target"], meta["task"]
+    X, Xt = as_categories(train.drop(columns=[target]), X_test, max_levels=255)
+    if task == "regression":
+        return HistGradientBoostingRegressor(random_state=0).fit(X, train[target]).predict(Xt), None, {}
+    classes = meta["classes"]
+    y = train[target].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    model = HistGradientBoostingClassifier(random_state=0).fit(X, y)
+    proba = np.zeros((len(Xt), len(classes)))
+    proba[:, model.classes_] = model.predict_proba(Xt)
+    return None, pd.DataFrame(proba, columns=classes), {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--system", required=True, choices=["flaml", "autogluon", "xgboost"])
+    ap.add_argument("--system", required=True, choices=["flaml", "autogluon", "xgboost", "hgb"])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--out", type=Path, required=True)
@@ -93,7 +119,7 @@ def main() -> None:
     started = time.time()
     train, test, meta = load(args.data)
     X_test = test.drop(columns=[meta["target"]])
-    fn = {"flaml": run_flaml, "autogluon": run_autogluon, "xgboost": run_xgboost}[args.system]
+    fn = {"flaml": run_flaml, "autogluon": run_autogluon, "xgboost": run_xgboost, "hgb": run_hgb}[args.system]
     fit_started = time.time()
     pred, proba, info = fn(train, X_test, meta, args.budget)
     fit_s = time.time() - fit_started

@@ -1,0 +1,37 @@
+"""The benchmark report's aggregate figures (issue 18): mean rank with shared ranks for ties, a
+normalised score per dataset, and wins/ties/losses judged by the paired bootstrap CI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks" / "automl"))
+from aggregate import rank_table, wins_ties_losses  # noqa: E402
+
+
+def _entry(greater: bool, scores: dict, cis: dict | None = None) -> dict:
+    systems = {s: {"status": "ok", "score": v} for s, v in scores.items()}
+    if cis:
+        systems["dsagent"]["vs"] = {p: {"diff_ci95": ci} for p, ci in cis.items()}
+    return {"greater_is_better": greater, "systems": systems}
+
+
+def test_ranks_ties_and_normalised_scores():
+    data = {"auc": _entry(True, {"dsagent": 0.9, "flaml": 0.8, "hgb": 0.9}),
+            "rmse": _entry(False, {"dsagent": 2.0, "flaml": 1.0, "hgb": 3.0}),
+            "partial": _entry(True, {"dsagent": 0.5, "flaml": 0.6})}  # hgb missing: left out
+    table = rank_table(data, ["auc", "rmse", "partial"], ["dsagent", "flaml", "hgb"])
+    assert table["datasets"] == ["auc", "rmse"] and table["left_out"] == ["partial"]
+    assert table["mean_rank"] == {"dsagent": 1.75, "flaml": 2.0, "hgb": 2.25}  # auc: 1.5/3/1.5, rmse: 2/1/3
+    assert table["mean_normalised"] == {"dsagent": 0.75, "flaml": 0.5, "hgb": 0.5}
+
+
+def test_wins_ties_losses_follow_the_sign_of_the_interval():
+    data = {"a": _entry(True, {"dsagent": 0.9, "flaml": 0.8}, {"flaml": [0.01, 0.2]}),   # win
+            "b": _entry(False, {"dsagent": 2.0, "flaml": 1.0}, {"flaml": [0.5, 1.5]}),  # loss (rmse higher)
+            "c": _entry(True, {"dsagent": 0.8, "flaml": 0.81}, {"flaml": [-0.05, 0.03]}),  # tie
+            "d": _entry(True, {"dsagent": 0.7, "flaml": 0.6})}  # no CI: point score only
+    w = wins_ties_losses(data, ["a", "b", "c", "d"], "flaml")
+    assert (w["wins"], w["losses"], w["ties"], w["point_only"]) == (["a"], ["b"], ["c"], ["d"])
+    assert w["played"] == 4 and w["at_least_as_good"] == 2
