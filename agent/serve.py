@@ -140,6 +140,8 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
         try:
             yield
         finally:  # graceful shutdown (Ctrl-C, SIGTERM): the last requests reach the log
+            if served.shadow is not None:
+                served.shadow.close()
             if served.log is not None:
                 served.log.close()
 
@@ -235,7 +237,7 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
 def _load(config: dict[str, Any]):
     from dsagent.tools.service import ServedModel
 
-    return ServedModel(config["model"], log=config["log"], version=config.get("version"))
+    return ServedModel(config["model"], log=config["log"], version=config.get("version"), shadow=config.get("shadow"))
 
 
 def app_from_env() -> FastAPI:
@@ -266,21 +268,24 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_body_mb: float,
-          version: str | None = None) -> int:
+          version: str | None = None, shadow: str | None = None) -> int:
     import uvicorn
 
     if workers < 1:
         raise BadInput("--workers must be at least 1")
     if max_body_mb <= 0:
         raise BadInput("--max-body-mb must be positive")
-    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20)), "version": version}
+    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20)), "version": version,
+              "shadow": shadow}
     served = _load(config)  # in this process first: a bad model is exit 2 before anything listens
     sock = _bind(host, port)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     # The bound address goes out first, on its own line: with --port 0 it is how callers learn the port.
     named = f"{served.model_version}, " if served.model_version else ""
     print(f"serving {served.manifest.get('model')} (version {named}{served.version}) on {where} "
-          f"(docs at {where}/docs){'' if log else '; traffic log off'}", file=sys.stderr, flush=True)
+          f"(docs at {where}/docs){'' if log else '; traffic log off'}"
+          f"{f'; shadow {served.shadow.name} scores every request, logged only' if served.shadow else ''}",
+          file=sys.stderr, flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: listening beyond this machine with no authentication; put it behind a proxy that has some",
               file=sys.stderr, flush=True)

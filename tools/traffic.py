@@ -150,8 +150,10 @@ def served_rows(model_ref: str | Path, since: str | None = None) -> pd.DataFrame
         classes = json.loads(model_path.with_name(MANIFEST).read_text(encoding="utf-8")).get("classes") or []
     except (OSError, ValueError):
         classes = []
-    served = {*LOG_COLUMNS, "prediction", *(f"proba_{c}" for c in classes)}
-    return data.drop(columns=[c for c in data.columns if c in served])
+    from dsagent.tools.shadow import PREFIX, SHADOW_ERROR, SHADOW_VERSION
+
+    served = {*LOG_COLUMNS, SHADOW_VERSION, SHADOW_ERROR, "prediction", *(f"proba_{c}" for c in classes)}
+    return data.drop(columns=[c for c in data.columns if c in served or str(c).startswith(PREFIX)])
 
 
 def now_utc() -> pd.Timestamp:
