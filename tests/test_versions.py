@@ -198,3 +198,35 @@ def test_shadow_needs_a_version_with_the_same_answers_and_the_log(retrained, off
     assert err.startswith("error: ") and "\n" not in err and "--no-log" in err
     assert main(["monitor", str(fresh), "--compare", "--json"]) == 2  # nothing served, so nothing shadowed
     assert "dsagent serve" in capsys.readouterr().err
+
+
+def test_switching_versions_with_several_workers_moves_every_worker(retrained):
+    session, _, _ = retrained
+    proc, url = _start(session, "--no-log", "--version", "v1", "--workers", "2")
+    body = pd.read_csv(DATA).sample(5, random_state=3).to_csv(index=False)
+    fresh = {"content-type": "text/csv", "connection": "close"}  # a new connection each time: either worker may take it
+    statuses, stop = [], threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                statuses.append(client.post("/predict", content=body, headers=fresh).status_code)
+
+    try:
+        with httpx.Client(base_url=url, timeout=30) as admin:
+            before = {admin.post("/predict", content=body, headers=fresh).json()["model_version"] for _ in range(6)}
+            assert before == {"v1"}
+            threads = [threading.Thread(target=load)]
+            for t in threads:
+                t.start()
+            switched = admin.post("/admin/version", json={"version": "v2"})
+            assert switched.status_code == 200, switched.text
+            after = [admin.post("/predict", content=body, headers=fresh).json()["model_version"] for _ in range(16)]
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+    finally:
+        stop.set()
+        _stop(proc)
+    assert set(after) == {"v2"}, after
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
