@@ -72,3 +72,13 @@ def test_an_outcome_column_prompts_which_columns_describe_the_rows(tmp_path):
     fitted = ClusteringTask({"features_at_prediction_time": ["annual_spend", "visits", "tenure_years"]}).fit(data)
     used = fitted.record["features"]["numeric"] + fitted.record["features"]["categorical"]
     assert used == ["annual_spend", "visits", "tenure_years"]
+
+
+def test_typed_answers_to_these_questions_parse():
+    """What a person types in chat (or picks from the offered options) becomes the answers key."""
+    from dsagent.answers import parse_answers
+
+    assert parse_answers({"n_segments": "[2, 8] (let the data choose)"}).n_segments == [2, 8]
+    assert parse_answers({"n_segments": "4"}).n_segments == [4]
+    assert parse_answers({"n_segments": "3-6"}).n_segments == [3, 6]
+    assert parse_answers({"anomaly_label": "none"}).anomaly_label is None
