@@ -108,6 +108,20 @@ class Answers(BaseModel):
     def _one_series_column(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("n_segments", mode="before")
+    @classmethod
+    def _segments_in_words(cls, value: Any) -> Any:
+        """A typed answer ("4", "3-6", "[3, 6]", "[2, 8] (let the data choose)") as its one or two numbers."""
+        if isinstance(value, (int, str)):
+            numbers = [int(n) for n in re.findall(r"\d+", str(value))][:2]
+            return numbers or value
+        return value
+
+    @field_validator("anomaly_label", mode="before")
+    @classmethod
+    def _no_label(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("none", "no", "") else value
+
     @field_validator("features_at_prediction_time", mode="before")
     @classmethod
     def _known_columns(cls, value: Any) -> Any:

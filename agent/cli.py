@@ -108,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the new batch (CSV/TSV/Parquet/Excel/JSON-lines), target column optional")
     mon.add_argument("--from-log", action="store_true",
                      help="check the rows `dsagent serve` scored (the session's traffic log) instead of a file")
-    mon.add_argument("--since", metavar="ISO", help="with --from-log: only rows served at or after this time (UTC)")
+    mon.add_argument("--since", metavar="ISO", help="with --from-log or --compare: only rows served at or after this time (UTC)")
+    mon.add_argument("--compare", action="store_true",
+                     help="compare the shadow (`dsagent serve --shadow VERSION`) with the champion on the traffic log: "
+                          "agreement, and which scored better where requests carried the label")
     _common(mon)
     srv = sub.add_parser(
         "serve", help="serve a saved model over HTTP",
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one and prints it)")
     srv.add_argument("--workers", type=int, default=1, help="worker processes, each with its own copy of the model")
     srv.add_argument("--no-log", action="store_true", help="do not log served rows and predictions")
+    srv.add_argument("--shadow", metavar="VERSION", help="a second version of the session's model scores every request "
+                     "too; its predictions are logged beside the champion's, never returned (see monitor --compare)")
     srv.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body accepted (413 above it)")
     _version_option(srv)
     _common(srv)
@@ -290,6 +295,8 @@ def cmd_monitor(args) -> int:
     from dsagent.tools.monitor import VERDICT_EXIT, apply_plan
 
     model_ref = _resolve_model_ref(args)
+    if args.compare:
+        return _monitor_compare(model_ref, args)
     if args.from_log == (args.data is not None):
         raise UsageError("dsagent monitor needs either a DATA file or --from-log (not both); see `dsagent monitor --help`")
     if args.since and not args.from_log:
@@ -351,11 +358,35 @@ def cmd_monitor(args) -> int:
     return VERDICT_EXIT[report["verdict"]]
 
 
+def _monitor_compare(model_ref, args) -> int:
+    from dsagent.tools.shadow import compare
+
+    if args.data is not None or args.from_log:
+        raise UsageError("--compare reads the traffic log: give no DATA file and no --from-log")
+    report = compare(model_ref, args.since)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return EXIT_OK
+    pairs = ", ".join(f"{p['shadow']} shadowing {p['champion']}" for p in report["versions"])
+    print(f"{report['rows']} logged rows with a shadow prediction ({pairs}); shadow failed on {report['shadow_errors']}")
+    for col, a in (report.get("agreement") or {}).items():
+        print(f"  {col}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in a.items()))
+    lab = report.get("labelled")
+    if lab:
+        ci = lab["difference_ci"]
+        ci_text = f"95% CI of the difference, positive = shadow better: {ci[0]:+.4f} to {ci[1]:+.4f}" if ci else "too few rows for a CI"
+        print(f"  {lab['metric']} on {lab['rows']} labelled rows: champion {lab['champion']:.4f}, shadow "
+              f"{lab['shadow']:.4f} ({ci_text}); better: {lab['better']}")
+    if report.get("note"):
+        print(f"note: {report['note']}")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from dsagent.serve import serve
 
     return serve(_resolve_model_ref(args), host=args.host, port=args.port, workers=args.workers, log=not args.no_log,
-                 max_body_mb=args.max_body_mb, version=args.version)
+                 max_body_mb=args.max_body_mb, version=args.version, shadow=args.shadow)
 
 
 def cmd_models(args) -> int:

@@ -11,9 +11,10 @@ share one listening socket; Prometheus metrics then go through prometheus_client
 mode so /metrics sums all workers whichever one answers.
 
 A session's server can move to another model version while it runs: `POST /admin/version`
-with {"version": "v2"}, accepted from this machine only (the loopback address) and with one
-worker (each of N workers holds its own copy; restart with --version there). No request is
-dropped: see dsagent.tools.service.
+with {"version": "v2"}, accepted from this machine only (the loopback address). No request is
+dropped: see dsagent.tools.service. With N workers, the one that takes the switch writes the
+version's name to a file they share (`Follower`), and every worker reads it before its next
+request and switches too.
 """
 
 from __future__ import annotations
@@ -127,11 +128,57 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> FastAPI:
+class Follower:
+    """--workers N: keeps this worker on the version named in a file all workers share.
+
+    Checking costs one stat() per request (the file's inode and mtime change with every switch,
+    since it is replaced, never rewritten). A worker switches before answering its first request
+    after the file changed; requests already in flight finish on the version they started on."""
+
+    def __init__(self, served, path: str):
+        import asyncio
+
+        self.served, self.path, self.lock = served, path, asyncio.Lock()
+        self.seen: tuple[int, int] | None = None  # a worker uvicorn restarts catches up on its first request
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    async def sync(self) -> None:
+        if self._stamp() == self.seen:
+            return
+        async with self.lock:  # one switch per change, however many requests arrive meanwhile
+            stamp = self._stamp()
+            if stamp == self.seen:
+                return
+            with open(self.path, encoding="utf-8") as fh:
+                name = fh.read().strip()
+            if name and name != self.served.model_version:
+                try:
+                    await run_in_threadpool(self.served.switch, name)
+                except Exception as exc:  # the worker that published it loaded it fine; keep answering
+                    print(f"warning: worker {os.getpid()} could not switch to {name}: {_one_line(exc)}",
+                          file=sys.stderr, flush=True)
+            self.seen = stamp
+
+    def publish(self, name: str) -> None:
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(name)
+        os.replace(tmp, self.path)
+        self.seen = self._stamp()
+
+
+def create_app(served, *, max_body_bytes: int, multiprocess: bool = False, switch_file: str | None = None) -> FastAPI:
     """The app around one loaded `dsagent.tools.service.ServedModel`."""
     from dsagent.tools.registry import ToolError
 
     metrics = Metrics(multiprocess, served.manifest.get("classes"))
+    follower = Follower(served, switch_file) if switch_file else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -140,6 +187,8 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
         try:
             yield
         finally:  # graceful shutdown (Ctrl-C, SIGTERM): the last requests reach the log
+            if served.shadow is not None:
+                served.shadow.close()
             if served.log is not None:
                 served.log.close()
 
@@ -150,6 +199,8 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
     @app.middleware("http")
     async def count(request: Request, call_next):
         start = time.perf_counter()
+        if follower is not None:
+            await follower.sync()
         try:
             response = await call_next(request)
             status = response.status_code
@@ -194,9 +245,6 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
 
         if (request.client.host if request.client else None) not in LOOPBACK:
             raise HTTPException(403, "switching versions is allowed from this machine only (127.0.0.1)")
-        if multiprocess:
-            raise HTTPException(409, "this server runs several workers, each with its own model copy; restart it with "
-                                     "--version (or --workers 1 to switch while it runs)")
         try:
             wanted = json.loads(await _read_body(request, 4096) or b"{}").get("version")
         except (ValueError, AttributeError):
@@ -204,7 +252,10 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
         if not isinstance(wanted, str):
             raise HTTPException(422, 'send {"version": "v2"} (a version from `dsagent models SESSION`)')
         try:
-            return await run_in_threadpool(served.switch, wanted)
+            switched = await run_in_threadpool(served.switch, wanted)
+            if follower is not None:  # the other workers follow before their next request
+                follower.publish(wanted)
+            return switched
         except SwitchRefused as exc:
             raise HTTPException(409, _one_line(exc)) from None
         except ToolError as exc:  # an unknown version or a model file that fails its checks
@@ -235,13 +286,14 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False) -> Fa
 def _load(config: dict[str, Any]):
     from dsagent.tools.service import ServedModel
 
-    return ServedModel(config["model"], log=config["log"], version=config.get("version"))
+    return ServedModel(config["model"], log=config["log"], version=config.get("version"), shadow=config.get("shadow"))
 
 
 def app_from_env() -> FastAPI:
     """uvicorn's factory in each worker process (--workers > 1)."""
     config = json.loads(os.environ[ENV_CONFIG])
-    return create_app(_load(config), max_body_bytes=config["max_body_bytes"], multiprocess=True)
+    return create_app(_load(config), max_body_bytes=config["max_body_bytes"], multiprocess=True,
+                      switch_file=config.get("switch_file"))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -266,21 +318,24 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_body_mb: float,
-          version: str | None = None) -> int:
+          version: str | None = None, shadow: str | None = None) -> int:
     import uvicorn
 
     if workers < 1:
         raise BadInput("--workers must be at least 1")
     if max_body_mb <= 0:
         raise BadInput("--max-body-mb must be positive")
-    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20)), "version": version}
+    config = {"model": model_ref, "log": log, "max_body_bytes": int(max_body_mb * (1 << 20)), "version": version,
+              "shadow": shadow}
     served = _load(config)  # in this process first: a bad model is exit 2 before anything listens
     sock = _bind(host, port)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     # The bound address goes out first, on its own line: with --port 0 it is how callers learn the port.
     named = f"{served.model_version}, " if served.model_version else ""
     print(f"serving {served.manifest.get('model')} (version {named}{served.version}) on {where} "
-          f"(docs at {where}/docs){'' if log else '; traffic log off'}", file=sys.stderr, flush=True)
+          f"(docs at {where}/docs){'' if log else '; traffic log off'}"
+          f"{f'; shadow {served.shadow.name} scores every request, logged only' if served.shadow else ''}",
+          file=sys.stderr, flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: listening beyond this machine with no authentication; put it behind a proxy that has some",
               file=sys.stderr, flush=True)
@@ -290,9 +345,12 @@ def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_
         server.run(sockets=[sock])
         return 0
     del served  # each worker loads its own copy
-    os.environ[ENV_CONFIG] = json.dumps(config)
-    with tempfile.TemporaryDirectory(prefix="dsagent-metrics-") as metrics_dir:
+    with tempfile.TemporaryDirectory(prefix="dsagent-serve-") as shared:
+        metrics_dir = os.path.join(shared, "metrics")
+        os.mkdir(metrics_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        config["switch_file"] = os.path.join(shared, "version")
+        os.environ[ENV_CONFIG] = json.dumps(config)
         uvicorn.run("dsagent.serve:app_from_env", factory=True, fd=sock.fileno(), workers=workers,
                     log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     return 0

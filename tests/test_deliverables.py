@@ -63,7 +63,16 @@ def test_report_and_card_multiclass(offline_run):
     report = _check_report(art, ["plots/confusion_matrix.png", "plots/multiclass_curves.png", "## Performance across segments",
                                  "### `island`", "plots/segments_island.png"])
     assert "log_loss (optimised)" in report
+    # Partial dependence of the top columns (issue 22): one probability per class at each grid value.
+    pdp = json.loads((art / "explanation.json").read_text())["partial_dependence"]
+    important = [r["feature"] for r in json.loads((art / "explanation.json").read_text())["permutation_importance"]]
+    assert "plots/partial_dependence.png" in report and pdp["features"] and set(pdp["features"]) <= set(important[:5])
+    for panel in pdp["panels"]:
+        assert set(panel["average"]) == {"Adelie", "Chinstrap", "Gentoo"}
+        sums = [sum(v[i] for v in panel["average"].values()) for i in range(len(panel["grid"]))]
+        assert sums == pytest.approx([1.0] * len(sums), abs=1e-5)  # each value rounded to 6 places
     card = (art / "model_card.md").read_text()
+    assert re.search(r"## Latency\n\n- One row at a time .* p50 [0-9.]+ ms, p95 [0-9.]+ ms, p99 [0-9.]+ ms", card)
     for section in ("## Intended use", "## Out-of-scope use", "## Training data", "## Metrics", "95% bootstrap CI",
                     "## Performance across segments", "`island`", "## Caveats",
                     "`sex` — sensitive attribute"):  # sex looks sensitive: offered and audited by default (issue 19)
@@ -110,7 +119,8 @@ def test_notebook_total_timeout_stops_a_hung_cell(tmp_path):
 def test_binary_deliverables(binary_run, tmp_path):
     art = _art(binary_run)
     report = _check_report(art, ["plots/roc_pr.png", "plots/calibration.png", "Decision threshold",
-                                 "What it means in practice", "### `species` (sensitive attribute)", "true positive rate"])
+                                 "What it means in practice", "### `species` (sensitive attribute)", "true positive rate",
+                                 "plots/partial_dependence.png", "Partial dependence of probability of class"])
     assert "a false positive costs 1.0, a missed positive 3.0" in report
     card = (art / "model_card.md").read_text()
     assert "fairness" in card.lower() and "sensitive attribute" in card and "equalised odds" in card

@@ -256,3 +256,15 @@ def test_an_unusable_fallback_is_noted_and_answered_as_null():
     assert "not one of the classes" in normalize("Emperor", "multiclass", ["Adelie", "Gentoo"])[1]
     assert normalize(1.0, "binary", ["0", "1"]) == ("1", None)
     assert normalize("2.5", "regression", None) == (2.5, None)
+
+
+def test_the_log_frame_is_assembled_at_flush_not_in_the_request(tmp_path):
+    """A request hands the log a builder; the frame is built by the flush (off the request's path)."""
+    from dsagent.tools.traffic import TrafficLog, read_traffic
+
+    built: list[int] = []
+    log = TrafficLog(tmp_path)
+    log.append(lambda: built.append(1) or pd.DataFrame({"a": [1, 2]}), n_rows=2)
+    assert built == []
+    log.flush()
+    assert built == [1] and read_traffic(tmp_path)["a"].tolist() == [1, 2]

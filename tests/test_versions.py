@@ -148,3 +148,85 @@ def test_switching_versions_under_load_drops_no_request(retrained):
             proc.kill()
     assert len(statuses) >= 18 and set(statuses) == {200}, sorted(set(statuses))
     assert versions_seen == {"v1", "v2"}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # a clean stop flushes the traffic log
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_shadow_scores_every_request_logs_it_beside_the_champion_and_monitor_compares(retrained, tmp_path):
+    session, _, _ = retrained
+    proc, url = _start(session, "--version", "v1", "--shadow", "v2")
+    rows = pd.read_csv(DATA).sample(60, random_state=2)  # labels as v1 learned them: v2's relabelled world is wrong here
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/metadata").json()["shadow"] == "v2"
+            for i in range(0, 60, 20):
+                r = client.post("/predict", content=rows.iloc[i:i + 20].to_csv(index=False), headers={"content-type": "text/csv"})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["model_version"] == "v1"  # the champion answers; nothing of the shadow is returned
+                assert "shadow" not in r.text and set(body["predictions"][0]) == {"prediction", *[f"proba_{c}" for c in RELABEL]}
+    finally:
+        _stop(proc)
+    cmd = [sys.executable, "-m", "dsagent.cli", "monitor", str(session), "--compare", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["rows"] == 60 and report["shadow_errors"] == 0
+    assert report["versions"] == [{"champion": "v1", "shadow": "v2"}]
+    assert report["agreement"]["prediction"]["share_equal"] < 0.3  # v2 renamed every species
+    lab = report["labelled"]
+    assert lab["rows"] == 60 and lab["better"] == "champion" and lab["difference_ci"][1] < 0
+    # What `monitor --from-log` checks for drift: the served inputs, none of the shadow's columns.
+    from dsagent.tools.traffic import served_rows
+
+    assert set(served_rows(session)) == set(rows.columns)
+
+
+def test_shadow_needs_a_version_with_the_same_answers_and_the_log(retrained, offline_run, tmp_path, capsys):
+    session, _, _ = retrained
+    fresh = _copy(offline_run, tmp_path)  # v1 only, nothing served
+    assert main(["serve", str(fresh), "--shadow", "v2", "--port", "0"]) == 2
+    assert "v2" in capsys.readouterr().err
+    assert main(["serve", str(session), "--shadow", "v2", "--no-log", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "--no-log" in err
+    assert main(["monitor", str(fresh), "--compare", "--json"]) == 2  # nothing served, so nothing shadowed
+    assert "dsagent serve" in capsys.readouterr().err
+
+
+def test_switching_versions_with_several_workers_moves_every_worker(retrained):
+    session, _, _ = retrained
+    proc, url = _start(session, "--no-log", "--version", "v1", "--workers", "2")
+    body = pd.read_csv(DATA).sample(5, random_state=3).to_csv(index=False)
+    fresh = {"content-type": "text/csv", "connection": "close"}  # a new connection each time: either worker may take it
+    statuses, stop = [], threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                statuses.append(client.post("/predict", content=body, headers=fresh).status_code)
+
+    try:
+        with httpx.Client(base_url=url, timeout=30) as admin:
+            before = {admin.post("/predict", content=body, headers=fresh).json()["model_version"] for _ in range(6)}
+            assert before == {"v1"}
+            threads = [threading.Thread(target=load)]
+            for t in threads:
+                t.start()
+            switched = admin.post("/admin/version", json={"version": "v2"})
+            assert switched.status_code == 200, switched.text
+            after = [admin.post("/predict", content=body, headers=fresh).json()["model_version"] for _ in range(16)]
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+    finally:
+        stop.set()
+        _stop(proc)
+    assert set(after) == {"v2"}, after
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))

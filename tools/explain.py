@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools import paths, plots
+from dsagent.tools.pdp import partial_dependence_plots
 from dsagent.tools.model_io import load_model
 from dsagent.tools.metrics import get_metric, score
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
@@ -148,6 +149,14 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
                      f"Permutation importance on the test split ({task['metric']})",
                      f"drop in {task['metric']} when the column is shuffled", [r["std"] for r in top])
     record: dict[str, Any] = {"permutation_importance": perm, "scoring": task["metric"], "rows": len(X), "repeats": repeats}
+    ctx.report("partial dependence of the top columns", 0.6)
+    files["partial_dependence"] = f"{paths.PLOTS_DIR}/partial_dependence.png"
+    record["partial_dependence"] = partial_dependence_plots(
+        pipeline, X, [r["feature"] for r in perm if r["importance"] > 0], dict(task["features"]), task.get("classes"),
+        task["task"], artifact_path(ctx, files["partial_dependence"]), ctx.seed,
+        time_limit=min(10.0, max(1.0, 0.08 * ctx.seconds_left(120))))
+    if record["partial_dependence"].pop("plot", None) is None:
+        files.pop("partial_dependence")
     ctx.report("SHAP contributions", 0.7)
     shap, member = _shap_xgboost(pipeline, X, max_rows, ctx.seed, time_limit=min(10.0, max(1.0, 0.08 * ctx.seconds_left(120))))
     if shap:

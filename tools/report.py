@@ -23,7 +23,9 @@ from dsagent.tools.business import use_lines
 from dsagent.tools.fairness import fairness_md
 from dsagent.tools import paths, plots
 from dsagent.tools.fallback import card_lines as fallback_card
+from dsagent.tools.latency import card_lines as latency_card
 from dsagent.tools.markdown import md_cell
+from dsagent.tools.pdp import pdp_markdown
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.defaults import floor_markdown
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
@@ -325,6 +327,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         lines += ["", f"![permutation importance]({paths.PLOTS_DIR}/permutation_importance.png)", ""]
         if expl.get("shap_mean_abs"):
             lines += [f"![SHAP importance]({paths.PLOTS_DIR}/shap_importance.png)", ""]
+        lines += pdp_markdown(expl.get("partial_dependence") or {}, f"{paths.PLOTS_DIR}/partial_dependence.png")
         lines += ["Importance measures association with the model's predictions, not causation; correlated columns share it.", ""]
         if expl.get("text_terms"):
             from dsagent.tools.text_explain import terms_markdown
@@ -499,6 +502,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
                   "performance across groups and fairness were not assessed.", ""]
     if not sensitive:
         lines += ["- No sensitive attribute was named; fairness was not assessed.", ""]
+    lines += latency_card(ev)
     lines += ["## Caveats", "",
               f"- Confidence intervals come from resampling the {ev['n_test']} test rows; they cover sampling noise, not drift.",
               "- Feature importance is associational; correlated columns share it.",

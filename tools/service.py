@@ -31,6 +31,7 @@ from dsagent.tools.fallback import normalize as normalize_fallback
 from dsagent.tools.model_io import load_model, resolve_model_path, session_meta
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
+from dsagent.tools.shadow import Shadow, same_contract
 from dsagent.tools import versions
 from dsagent.tools.traffic import MODEL_VERSION, REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
 
@@ -50,7 +51,7 @@ class _Loaded:
 
 class ServedModel:
     def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0,
-                 version: str | None = None):
+                 version: str | None = None, shadow: str | None = None):
         self.ref = ref
         self._loaded = _Loaded(resolve_model_path(ref, version))
         self.model_path = self._loaded.path
@@ -63,6 +64,10 @@ class ServedModel:
         self.log = TrafficLog(traffic_dir(self.model_path), flush_seconds=log_flush_seconds) if log else None
         self._requests = itertools.count(1)
         self._background: pd.DataFrame | None = None
+        if shadow and self.log is None:
+            raise ToolError("--shadow logs the shadow's predictions beside the champion's: it needs the traffic log "
+                            "(drop --no-log)")
+        self.shadow = Shadow(ref, shadow, self.manifest) if shadow else None
 
     # The pair is read once per request (see the module docstring); these are for everything else.
     @property
@@ -92,11 +97,10 @@ class ServedModel:
         if folder is None:
             raise SwitchRefused("this server was started on a model file, not a session: it has no versions to switch to")
         new = _Loaded(versions.version_file(folder, name))
-        old = self._loaded.manifest
-        for key in ("task", "target", "classes"):
-            if new.manifest.get(key) != old.get(key):
-                raise SwitchRefused(f"version {name} has a different {key} ({new.manifest.get(key)!r}, serving "
-                                    f"{old.get(key)!r}); serve it with a new `dsagent serve --version {name}`")
+        try:
+            same_contract(new.manifest, self._loaded.manifest, name, f"serve it with a new `dsagent serve --version {name}`")
+        except ToolError as exc:
+            raise SwitchRefused(str(exc)) from None
         before = self._loaded.name
         self._background = None  # the next version may read other columns
         self._loaded = new
@@ -118,7 +122,8 @@ class ServedModel:
             "training_data_sha256": self.session.get("data_sha256"), "session": self.session.get("id"),
             "model_sha256": m.get("sha256"), "library_versions": m.get("versions"),
             "output_columns": ["prediction"] + [f"proba_{c}" for c in m.get("classes") or []],
-            "fallback": self.fallback, "fallback_note": self.fallback_note, "traffic_log": str(self.log.directory) if self.log else None,
+            "fallback": self.fallback, "fallback_note": self.fallback_note,
+            "shadow": self.shadow.name if self.shadow else None, "traffic_log": str(self.log.directory) if self.log else None,
         }
 
     def score(self, body: bytes, fmt: str, explain: bool = False) -> dict[str, Any]:
@@ -129,7 +134,9 @@ class ServedModel:
         warnings: list[str] = []
         X = check_schema(loaded.manifest, data, warnings.append)
         preds, failed = self._score_with_fallback(loaded, X)
-        if self.log is not None:
+        if self.shadow is not None:  # logged when the shadow has scored the same rows, off the request's path
+            self.shadow.submit(data, lambda extra: self._log(loaded, data, X, preds, extra))
+        elif self.log is not None:
             self._log(loaded, data, X, preds)
         extra: dict[str, Any] = {}
         if explain:
@@ -170,10 +177,20 @@ class ServedModel:
                 parts.append(row)
         return pd.concat(parts), failed
 
-    def _log(self, loaded: _Loaded, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame) -> None:
-        kept = [c for c in dict.fromkeys(self.keep) if c and c in data.columns and c not in X.columns]
-        frame = pd.concat([X, data[kept], preds], axis=1).reset_index(drop=True)
-        frame.insert(0, MODEL_VERSION, loaded.name or "")
-        frame.insert(0, REQUEST, next(self._requests))
-        frame.insert(0, SERVED_AT, now_utc())
-        self.log.append(frame)
+    def _log(self, loaded: _Loaded, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame,
+             extra: pd.DataFrame | None = None) -> None:
+        # When and which request: taken now. The frame: assembled at the log's next flush, off the
+        # request's path (it was a tenth of a single-row request's time; see docs/BENCHMARKS.md).
+        served_at, request, version = now_utc(), next(self._requests), loaded.name or ""
+
+        def build() -> pd.DataFrame:
+            kept = [c for c in dict.fromkeys(self.keep) if c and c in data.columns and c not in X.columns]
+            frame = pd.concat([X, data[kept], preds], axis=1).reset_index(drop=True)
+            if extra is not None:
+                frame = pd.concat([frame, extra], axis=1)
+            frame.insert(0, MODEL_VERSION, version)
+            frame.insert(0, REQUEST, request)
+            frame.insert(0, SERVED_AT, served_at)
+            return frame
+
+        self.log.append(build, n_rows=len(X))

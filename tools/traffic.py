@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -44,17 +45,19 @@ class TrafficLog:
                  max_bytes: int = 256 << 20):
         self.directory = Path(directory)
         self.flush_rows, self.flush_seconds, self.max_bytes = flush_rows, flush_seconds, max_bytes
-        self._buffer: list[pd.DataFrame] = []
+        self._buffer: list[pd.DataFrame | Callable[[], pd.DataFrame]] = []
         self._rows = 0
         self._seq = 0
         self._lock = threading.Lock()  # requests are scored in a thread pool
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def append(self, frame: pd.DataFrame) -> None:
+    def append(self, frame: pd.DataFrame | Callable[[], pd.DataFrame], n_rows: int | None = None) -> None:
+        """Buffer rows: a frame, or a function that builds one (with its row count), so that a
+        request pays for appending, not for assembling its log frame; the flush builds it."""
         with self._lock:
             self._buffer.append(frame)
-            self._rows += len(frame)
+            self._rows += len(frame) if n_rows is None else n_rows
             if self._rows >= self.flush_rows:
                 self._flush_locked()
 
@@ -81,7 +84,7 @@ class TrafficLog:
     def _flush_locked(self) -> None:
         if not self._buffer:
             return
-        frame = pd.concat(self._buffer, ignore_index=True)
+        frame = pd.concat([part() if callable(part) else part for part in self._buffer], ignore_index=True)
         self._buffer, self._rows = [], 0
         # One dtype per column across parts: text stays text even when a part's values look numeric.
         for col in frame.columns:
@@ -150,8 +153,10 @@ def served_rows(model_ref: str | Path, since: str | None = None) -> pd.DataFrame
         classes = json.loads(model_path.with_name(MANIFEST).read_text(encoding="utf-8")).get("classes") or []
     except (OSError, ValueError):
         classes = []
-    served = {*LOG_COLUMNS, "prediction", *(f"proba_{c}" for c in classes)}
-    return data.drop(columns=[c for c in data.columns if c in served])
+    from dsagent.tools.shadow import PREFIX, SHADOW_ERROR, SHADOW_VERSION
+
+    served = {*LOG_COLUMNS, SHADOW_VERSION, SHADOW_ERROR, "prediction", *(f"proba_{c}" for c in classes)}
+    return data.drop(columns=[c for c in data.columns if c in served or str(c).startswith(PREFIX)])
 
 
 def now_utc() -> pd.Timestamp:

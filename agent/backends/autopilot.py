@@ -354,12 +354,22 @@ class AutopilotBackend:
             text = self._own_summary(tt, state, done)
             yield text
             return Turn(text=text)
+        if step == order[1] and "ask_user" not in done:  # before the fit: only what changes it on this data
+            from dsagent.questions_unsupervised import plan_questions
+
+            questions = plan_questions(tt.name, self._record(state, done.get("profile_data")), state.answers)
+            if questions:
+                text = "Before fitting, a few questions whose answers change what I build."
+                yield text
+                return Turn(text=text, tool_calls=[ToolCall("auto-ask", "ask_user", {"questions": questions})],
+                            stop_reason="tool_use")
         args = tt.step_args(step, state.answers.get("target") or self.target)
         if step == "write_notebook":
             args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)} | args
         if step == order[1]:  # the fit: record what the task assumed for the answers not given
             for key, note in tt.assumptions.items():
-                if key not in state.answers and note not in state.assumptions:
+                asked = any(a.startswith(f"{key} = ") for a in state.assumptions)  # assumed at ask_user already
+                if key not in state.answers and note not in state.assumptions and not asked:
                     state.assumptions.append(note)
         text = tt.step_text.get(step) or STEP_TEXT.get(step) or f"Calling {step}."
         yield text

@@ -30,7 +30,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import Pipeline
 
 from dsagent.tools.registry import ToolError
-from dsagent.tools.unsupervised.prep import as_matrix, build_preprocessor, feature_columns
+from dsagent.tools.unsupervised.prep import as_matrix, build_preprocessor, feature_columns, left_out
 
 HOLDOUT = 0.25
 RATE_BOUNDS = (0.005, 0.1)
@@ -122,8 +122,8 @@ class AnomalyTask:
         self.seed = seed
         self.label = answers.get("anomaly_label")
 
-    def excluded(self) -> list[str]:
-        return list(self.answers.get("id_columns") or []) + ([self.label] if self.label else [])
+    def excluded(self, columns: list[str]) -> list[str]:
+        return left_out(self.answers, columns) + ([self.label] if self.label else [])
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(fit rows, held-out rows): a seeded random split when a label is there to evaluate on."""
@@ -136,7 +136,7 @@ class AnomalyTask:
     def fit(self, df: pd.DataFrame, deadline: float | None = None, progress=lambda m, f=None: None) -> Fitted:
         if self.label and self.label not in df.columns:
             raise ToolError(f"anomaly_label {self.label!r} is not a column of the data")
-        groups = feature_columns(df, self.excluded())
+        groups = feature_columns(df, self.excluded(list(df.columns)))
         X = df[groups["numeric"] + groups["categorical"]]
         fit_rows, held = self.split(len(df))
         pre = build_preprocessor(groups).fit(X.iloc[fit_rows])

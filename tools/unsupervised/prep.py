@@ -24,6 +24,19 @@ from dsagent.tools.registry import ToolError
 MAX_LEVELS = 20  # a categorical column with more levels than this is an identifier, not a feature
 
 
+def left_out(answers: dict[str, Any], columns: list[str]) -> list[str]:
+    """Columns no distance may use: `id_columns`, and, when the user listed the columns that describe
+    the rows (`features_at_prediction_time`, asked when some column looks like an outcome), all others."""
+    out = list(answers.get("id_columns") or [])
+    chosen = answers.get("features_at_prediction_time")
+    if isinstance(chosen, list) and chosen:
+        missing = [c for c in chosen if c not in columns]
+        if missing:
+            raise ToolError(f"features_at_prediction_time names column(s) the data lacks: {', '.join(map(repr, missing))}")
+        out += [c for c in columns if c not in chosen]
+    return out
+
+
 def feature_columns(df: pd.DataFrame, exclude: list[str]) -> dict[str, list[str]]:
     """{'numeric': [...], 'categorical': [...], 'dropped': [...]} for the columns of `df`."""
     numeric, categorical, dropped = [], [], []

@@ -27,7 +27,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
 from dsagent.tools.registry import ToolError
-from dsagent.tools.unsupervised.prep import as_matrix, build_preprocessor, feature_columns
+from dsagent.tools.unsupervised.prep import as_matrix, build_preprocessor, feature_columns, left_out
 
 DEFAULT_RANGE = (2, 8)
 SELECTION_ROWS = 2000  # silhouette is quadratic in rows: choose k on a sample this size
@@ -130,8 +130,8 @@ class ClusteringTask:
         self.answers = answers
         self.seed = seed
 
-    def excluded(self) -> list[str]:
-        return list(self.answers.get("id_columns") or [])
+    def excluded(self, columns: list[str]) -> list[str]:
+        return left_out(self.answers, columns)
 
     def fit(self, df: pd.DataFrame, deadline: float | None = None, progress=lambda m, f=None: None) -> Fitted:
         from threadpoolctl import threadpool_limits
@@ -141,7 +141,7 @@ class ClusteringTask:
             return self._fit(df, deadline, progress)
 
     def _fit(self, df: pd.DataFrame, deadline: float | None, progress) -> Fitted:
-        groups = feature_columns(df, self.excluded())
+        groups = feature_columns(df, self.excluded(list(df.columns)))
         X = df[groups["numeric"] + groups["categorical"]]
         pre = build_preprocessor(groups).fit(X)
         Z_all = as_matrix(pre, X)
