@@ -140,6 +140,12 @@ class ForecastType(TaskType):
     def predict_columns(self, classes: list[str] | None) -> list[str]:
         return ["prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
 
+    def apply_monitoring(self, plan: dict[str, Any], model, manifest: dict[str, Any], data) -> dict[str, Any]:
+        """Past forecasts scored against arriving actuals (exit 3/4 when the error leaves the backtest's range)."""
+        from dsagent.tools.forecast.monitoring import apply
+
+        return apply(plan, model, manifest, data)
+
     def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
         """One row per series and step after the history (not one per input row); without `out`, CSV to stdout."""
         from dsagent.tools.forecast.predict import predict_forecast

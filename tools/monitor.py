@@ -29,7 +29,7 @@ from dsagent.tools.drift import (BINS, MIN_BATCH_ROWS, P_VALUE, PSI_ALERT, PSI_W
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, Explanation, MonitoringPlan
-from dsagent.tools.task_types import fits_own_models, get_task_type
+from dsagent.tools.task_types import fits_own_models, get_task_type, task_types
 
 
 def _prediction_reference(task: dict[str, Any], pred: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
@@ -291,11 +291,8 @@ def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, An
 
     model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
-    if plan.get("task") == "forecast":  # scored against arriving actuals (tools/forecast/monitoring.py)
-        from dsagent.tools.forecast.monitoring import apply as apply_forecast
-
-        return apply_forecast(plan, *load_model(model_path), data)
-    if (own := fits_own_models(plan.get("task"))) is not None:  # e.g. segment shares / flag rate, not labels
+    own = task_types().get(plan.get("task") or "")
+    if own is not None and own.prediction is None:  # its own checks: segment shares, flag rate, forecast vs actuals...
         return own.apply_monitoring(plan, *load_model(model_path), data)
     t = plan["thresholds"]
     check_batch(plan, data)

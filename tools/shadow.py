@@ -24,10 +24,8 @@ from dsagent.tools import versions
 from dsagent.tools.model_io import load_model
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
+from dsagent.tools.traffic import PREFIX, SHADOW_ERROR, SHADOW_VERSION
 
-PREFIX = "shadow_"  # shadow_prediction, shadow_proba_<class>, shadow_segment, ...
-SHADOW_VERSION = "_shadow_version"
-SHADOW_ERROR = "_shadow_error"
 CONTRACT = ("task", "target", "classes")  # what callers get back must mean the same in both versions
 
 

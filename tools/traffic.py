@@ -28,6 +28,10 @@ SERVED_AT = "_served_at"  # UTC time the request was scored
 REQUEST = "_request"  # request number within one server process, to group rows of a batch
 MODEL_VERSION = "_model_version"  # which version of the session's model answered (tools/versions.py)
 LOG_COLUMNS = (SERVED_AT, REQUEST, MODEL_VERSION)
+# A shadow version's columns beside the champion's (serve --shadow, tools/shadow.py).
+PREFIX = "shadow_"  # shadow_prediction, shadow_proba_<class>, shadow_segment, ...
+SHADOW_VERSION = "_shadow_version"
+SHADOW_ERROR = "_shadow_error"
 
 
 def traffic_dir(model_path: Path) -> Path:
@@ -153,8 +157,6 @@ def served_rows(model_ref: str | Path, since: str | None = None) -> pd.DataFrame
         classes = json.loads(model_path.with_name(MANIFEST).read_text(encoding="utf-8")).get("classes") or []
     except (OSError, ValueError):
         classes = []
-    from dsagent.tools.shadow import PREFIX, SHADOW_ERROR, SHADOW_VERSION
-
     served = {*LOG_COLUMNS, SHADOW_VERSION, SHADOW_ERROR, "prediction", *(f"proba_{c}" for c in classes)}
     return data.drop(columns=[c for c in data.columns if c in served or str(c).startswith(PREFIX)])
 

@@ -19,7 +19,10 @@ import pandas as pd
 from dsagent.tools.forecast.covariates import Covariates
 from dsagent.tools.forecast.features import series_rows, training_rows
 
+from dsagent.tools.forecast.naive import baseline
+
 BASELINES = ("naive", "seasonal_naive")
+
 CANDIDATES = ("naive", "seasonal_naive", "gbm")  # always; stats.NAMES join them where series are few
 STATISTICAL = ("ets", "theta", "arima")  # per series, tools/forecast/stats.py
 FAMILY = {"naive": "baseline", "seasonal_naive": "baseline", "gbm": "hist_gb", "ets": "statsmodels", "theta": "statsmodels",
@@ -76,12 +79,6 @@ def fit(name: str, history: Series, horizon: int, period: int, freq: str, seed: 
         raise ValueError(f"unknown forecasting model {name!r}; known: {', '.join(CANDIDATES + STATISTICAL)}, blend")
     state["fit_s"] = round(time.perf_counter() - started, 3)
     return state
-
-
-def baseline(name: str, y: np.ndarray, horizon: int, period: int) -> np.ndarray:
-    m = period if name == "seasonal_naive" and period > 1 and len(y) >= period else 1
-    last = y[-m:]
-    return np.array([last[(k - 1) % m] for k in range(1, horizon + 1)], dtype=float)
 
 
 def forecast(state: dict[str, Any], history: Series, horizon: int | None = None, cov_frame: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -105,7 +105,7 @@ def score_actuals(model: dict[str, Any], data: pd.DataFrame) -> tuple[pd.DataFra
 
 def apply(plan: dict[str, Any], model: dict[str, Any], manifest: dict[str, Any], data: pd.DataFrame) -> dict[str, Any]:
     """The forecast's monitoring report (the shape `dsagent monitor` prints): verdict ok/investigate/retrain."""
-    from dsagent.tools.monitor import VERDICT_EXIT, worse
+    from dsagent.tools.drift import VERDICT_EXIT, worse
 
     rows, notes = score_actuals(model, data)
     t, ref = plan["thresholds"], plan["reference"]

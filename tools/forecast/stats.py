@@ -122,7 +122,7 @@ def plan(series: dict[str, np.ndarray], horizon: int, period: int, windows: int,
 
 def forecast_series(name: str, history: dict[str, Any], horizon: int, period: int) -> tuple[dict[str, np.ndarray], int]:
     """Per series id: h forecasts (seasonal naive where the model failed); and how many fell back."""
-    from dsagent.tools.forecast.models import baseline
+    from dsagent.tools.forecast.naive import baseline
 
     out, fell_back = {}, 0
     for s, (_, y) in history.items():
