@@ -452,6 +452,10 @@ class AutopilotBackend:
             + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
             + f" vs baseline {ev.baseline_score:.4f}.",
         ]
+        if ev.family == "baseline":  # the constant prediction: say why no learned model is shipped
+            skipped = self._record(state, done.get("train_models")).get("skipped") or []
+            lines.append("No learned model is shipped: " + ("; ".join(skipped) if skipped else "no candidate finished")
+                         + (". Give the run a larger --time-budget." if any("out of time" in s for s in skipped) else "."))
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
