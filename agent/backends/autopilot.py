@@ -45,16 +45,10 @@ def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_ce
     return fixed + 2.3 * refit_s
 
 
-def _slowdown(sample_s: float = 0.12) -> float:
-    """Wall time over CPU time of a short busy loop: ~1 on an idle machine, ~2.5 when other
-    processes leave this one 40% of a core. Measured, not guessed: shared machines vary a lot."""
-    import time
+def _slowdown() -> float:
+    from dsagent.tools.slowdown import slowdown  # shared with the tools that plan their own time (ranking)
 
-    w0, c0 = time.perf_counter(), time.process_time()
-    n = 0
-    while time.perf_counter() - w0 < sample_s:
-        n += 1
-    return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
+    return slowdown()
 
 
 LINEAR_TRIALS = 16
