@@ -43,3 +43,23 @@ def test_after_a_linear_model_is_tuned_the_best_other_family_is_tuned_once():
     assert AutopilotBackend._second_tuning(board) == "xgboost"
     assert AutopilotBackend._second_tuning(board + [row("xgboost_tuned", "xgboost")]) is None  # once
     assert AutopilotBackend._second_tuning(board[1:]) is None  # the tuned family was not linear
+
+
+def test_a_run_that_ships_the_baseline_says_why(tmp_path):
+    """The constant baseline ships only when no real candidate finished; the summary then names what
+    train_models skipped and why, and what to do about a short budget (the trump_tweets run at 60 s
+    shipped ROC-AUC 0.50 and only said 'the chosen model is baseline')."""
+    import json
+    import types
+
+    from dsagent.tools.schemas import Evaluation
+
+    art = tmp_path / "artifacts"
+    (art / "records").mkdir(parents=True)
+    Evaluation(model="baseline", family="baseline", metric="roc_auc", test_score=0.5, baseline_score=0.5).write(art)
+    skipped = ["linear (failed: ValueError: empty vocabulary)", "xgboost (out of time)"]
+    (art / "records" / "004-train_models.json").write_text(json.dumps({"leaderboard": [], "skipped": skipped}))
+    state = types.SimpleNamespace(session=types.SimpleNamespace(artifacts_dir=art), assumptions=[])
+    done = {"train_models": {"name": "train_models", "ok": True, "record": "records/004-train_models.json"}}
+    text = AutopilotBackend()._summary(state, done)
+    assert "No learned model is shipped: " + "; ".join(skipped) in text and "larger --time-budget" in text

@@ -472,7 +472,7 @@ def test_search_does_not_start_a_candidate_the_time_left_cannot_cover(tmp_path, 
     cost = {"baseline": 0.0, "linear": 0.2, "xgboost": 1.0, "extra_trees": 0.1}
     started = []
 
-    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
+    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None, keep_partial=False):
         name = next(n for n, c in cost.items() if n == spec["family"])
         started.append(name)
         time.sleep(cost[name])

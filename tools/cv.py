@@ -72,7 +72,12 @@ def predict_any(model, X, task: TaskSpec) -> tuple[np.ndarray, np.ndarray | None
 
 
 class OutOfTime(Exception):
-    """A candidate's folds would overrun the time budget."""
+    """A candidate's folds would overrun the time budget. `needs_s`: the seconds all its folds
+    would take, projected from the ones it finished."""
+
+    def __init__(self, message: str, needs_s: float = 0.0):
+        super().__init__(message)
+        self.needs_s = needs_s
 
 
 def _early_stopping_rounds(params: dict[str, Any]) -> int:
@@ -187,11 +192,14 @@ def fit_grown(spec: dict[str, Any], plan: dict[str, Any], task: TaskSpec, X_fit:
 
 
 def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: TaskSpec, ctx: ToolContext,
-                   splits: list[tuple[np.ndarray, np.ndarray]], on_fold=None, deadline: float | None = None) -> CVResult:
+                   splits: list[tuple[np.ndarray, np.ndarray]], on_fold=None, deadline: float | None = None,
+                   keep_partial: bool = False) -> CVResult:
     """Fit the spec on each fold's training rows; score on its validation rows (OOF).
 
-    With a deadline, stop as soon as the folds done so far say the rest would not fit.
-    `refit_params` are the params to refit with (XGBoost's early-stopped round count made fixed)."""
+    With a deadline, stop as soon as the folds done so far say the rest would not fit: raise
+    OutOfTime, or with `keep_partial` return what the finished folds measured (the OOF covers
+    their validation rows only). `refit_params` are the params to refit with (XGBoost's
+    early-stopped round count made fixed)."""
     metric = get_metric(task.metric, task.task)
     n_classes = len(task.classes) if task.classes else 0
     oof = np.full((len(X), n_classes), np.nan) if n_classes else np.full(len(X), np.nan)
@@ -214,13 +222,16 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
             on_fold(i, fold_scores[-1])
         per_fold = (fit_s + predict_s) / (i + 1)
         if deadline is not None and i + 1 < len(splits) and time.time() + per_fold * (len(splits) - i - 1) > deadline:
-            raise OutOfTime(f"{spec['family']} needs ~{per_fold * len(splits):.0f}s for {len(splits)} folds")
+            if keep_partial:
+                break
+            raise OutOfTime(f"{spec['family']} needs ~{per_fold * len(splits):.0f}s for {len(splits)} folds",
+                            per_fold * len(splits))
     covered = ~np.isnan(oof if oof.ndim == 1 else oof[:, 0])
     refit_params = dict(spec.get("params") or {})
     if rounds:
         refit_params["n_estimators"] = refit_rounds(rounds)
     return CVResult(oof=oof, covered=covered, fold_scores=fold_scores, fit_s=fit_s, predict_s=predict_s,
-                    n_predicted=int(covered.sum()), refit_params=refit_params, fold_fit_s=fit_s / len(splits),
+                    n_predicted=int(covered.sum()), refit_params=refit_params, fold_fit_s=fit_s / len(fold_scores),
                     fold_rows=float(np.mean(fold_rows)), fold_rounds=float(np.mean(trained)) if trained else None,
                     fold_val_rows=float(np.mean(val_rows)))
 

@@ -46,16 +46,10 @@ def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_ce
     return fixed + 2.3 * refit_s
 
 
-def _slowdown(sample_s: float = 0.12) -> float:
-    """Wall time over CPU time of a short busy loop: ~1 on an idle machine, ~2.5 when other
-    processes leave this one 40% of a core. Measured, not guessed: shared machines vary a lot."""
-    import time
+def _slowdown() -> float:
+    from dsagent.tools.slowdown import slowdown  # shared with the tools that plan their own time (ranking)
 
-    w0, c0 = time.perf_counter(), time.process_time()
-    n = 0
-    while time.perf_counter() - w0 < sample_s:
-        n += 1
-    return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
+    return slowdown()
 
 
 LINEAR_TRIALS = 16
@@ -437,6 +431,10 @@ class AutopilotBackend:
         # The decision that ships, said where the person reads it (not the 0.5 fallback, which chose nothing).
         if ev.threshold and str(ev.threshold.get("rule")).startswith(("minimises", "maximises")):
             lines.append(f"Decision threshold {ev.threshold['threshold']:.4g}: it {ev.threshold['rule']}.")
+        if ev.family == "baseline":  # the constant prediction: say why no learned model is shipped
+            skipped = self._record(state, done.get("train_models")).get("skipped") or []
+            lines.append("No learned model is shipped: " + ("; ".join(skipped) if skipped else "no candidate finished")
+                         + (". Give the run a larger --time-budget." if any("out of time" in s for s in skipped) else "."))
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")

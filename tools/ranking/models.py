@@ -59,6 +59,13 @@ def candidate_names(large: bool = False) -> list[str]:
     return ["random", "single_feature", *first, "xgb_pairwise", "xgb_ndcg_tuned"]
 
 
+# Fit time of each learned candidate relative to rank:ndcg with defaults, so that the search does not
+# start one that cannot finish (movielens, 13k-row folds, one thread: pointwise 1.2 s for three folds,
+# rank:ndcg 5.5 s, the tuned ranker's 400 sampled rounds ~9 s per fold; it used to be started on
+# the time of the last candidate and cut off after two of three folds, 18 s of a 29 s search lost).
+RELATIVE_COST = {"pointwise": 0.25, "xgb_ndcg": 1.0, "xgb_pairwise": 1.0, "xgb_ndcg_tuned": 5.0}
+
+
 def _prep(categorical: list[str], numeric: list[str]):
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OrdinalEncoder
@@ -68,7 +75,13 @@ def _prep(categorical: list[str], numeric: list[str]):
 
 
 def _estimator(name: str, seed: int):
-    common = {"random_state": seed, "n_jobs": 2, "tree_method": "hist"}
+    from dsagent.tools.features import native_threads
+
+    # One thread on a 2-core machine, as every other family (features.native_threads): with two,
+    # OpenMP's busy-waiting beside other processes made the fits 25-50x slower (movielens, 16k
+    # rows, load 8: pointwise 8-15 s against 0.3 s, rank:ndcg 47 s against 3.1 s), and the
+    # ranking run overran its budget with the final model fitted on 5k of 78k rows.
+    common = {"random_state": seed, "n_jobs": native_threads(), "tree_method": "hist"}
     if name == "pointwise":
         from xgboost import XGBRegressor
 

@@ -149,12 +149,15 @@ class RankingTask:
             progress(f"searching on {len(tr):,} training rows ({len(np.unique(groups[tr]))} whole groups)")
         X, gt, grp = lab.iloc[tr].reset_index(drop=True), g[tr], groups[tr]
         cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 else 3)  # a small budget: fewer, larger folds
-        start, board, last = time.monotonic(), [], 0.0
+        start, board, unit_s = time.monotonic(), [], []  # seconds per unit of RELATIVE_COST, per finished candidate
         for name in models.candidate_names(large):
-            # The first model is always tried; the next only when the last one's time still fits.
+            # The first model is always tried; the next only when its time, projected from the
+            # finished ones by their relative cost, still fits.
             tried = any(not r["baseline"] for r in board if "skipped" not in r)
-            if name not in models.BASELINES and tried and time.monotonic() - start + last > budget_s:
-                board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent"})
+            needs = float(np.median(unit_s)) * models.RELATIVE_COST.get(name, 1.0) if unit_s else 0.0
+            if name not in models.BASELINES and tried and time.monotonic() - start + needs > budget_s:
+                board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent"
+                                                       + (f": needs ~{needs:.0f}s" if needs else "")})
                 continue
             t0, fold_scores = time.monotonic(), []
             for i, (a, b) in enumerate(cv):
@@ -178,7 +181,8 @@ class RankingTask:
                 if m == "ndcg":  # also as cv_mean / cv_std, the leaderboard columns every task shows
                     row["cv_ndcg_std"] = row["cv_std"] = float(np.nanstd(vals))
                     row["cv_mean"] = row["cv_ndcg"]
-            last = row["seconds"]
+            if not row["baseline"]:
+                unit_s.append(row["seconds"] * len(cv) / len(fold_scores) / models.RELATIVE_COST.get(name, 1.0))
             progress(f"{name}: NDCG@{rec['k']} {row['cv_ndcg']:.4f}")
             board.append(row)
         scored = sorted((r for r in board if "skipped" not in r), key=lambda r: -r["cv_ndcg"])

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 
 from dsagent.tools import paths
+from dsagent.tools.ranking import budget as plan
 from dsagent.tools.ranking import report
-from dsagent.tools.ranking.task import RankingSpec, RankingTask
+from dsagent.tools.ranking.task import SEARCH_ROWS, RankingSpec, RankingTask
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
+from dsagent.tools.slowdown import slowdown
 
 PER_GROUP = "ranking_test_groups.csv"
 
@@ -66,14 +68,16 @@ def train_rankers(ctx: ToolContext, time_budget_s: float | None = None) -> ToolO
     rank:pairwise (defaults) and a tuned rank:ndcg. Writes the leaderboard (best mean NDCG@k first).
 
     Args:
-        time_budget_s: seconds for the search (default: 60% of what the session has left).
+        time_budget_s: seconds for the search (default: a share of what the session has left after the
+            deliverables' reserve and the final fit, which runs twice; see tools/ranking/budget.py).
     """
     rec = _spec(ctx)
-    budget = time_budget_s if time_budget_s is not None else 0.6 * ctx.seconds_left(default=120.0)
+    large = len(rec["split"]["train_rows"]) > SEARCH_ROWS
+    budget = time_budget_s if time_budget_s is not None else plan.search_s(ctx.seconds_left(default=120.0), large)
     board = RankingTask(RankingSpec(rec["target"], rec["group_column"], rec["k"])).cross_validate(
         _data(ctx), rec, ctx.seed, budget, progress=ctx.report)
     _write(ctx, paths.LEADERBOARD, board)
-    return ToolOutput(summary={"metric": f"ndcg@{rec['k']} (higher is better)",
+    return ToolOutput(summary={"metric": f"ndcg@{rec['k']} (higher is better)", "time_budget_s": round(budget, 1),
                                "leaderboard": [{k: r.get(k) for k in ("name", "cv_ndcg", "cv_ndcg_std", "skipped") if k in r}
                                                for r in board]},
                       record={"leaderboard": board}, files={"leaderboard": paths.LEADERBOARD})
@@ -95,20 +99,22 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
     scored = [r for r in board if "skipped" not in r]
     if not scored:
         raise ToolError("train_rankers must run first")
-    left = ctx.seconds_left(default=float("inf"))
+    left, slow = ctx.seconds_left(default=float("inf")), slowdown()
+    spare = left - plan.reserve_s(slow)  # what the deliverables' reserve leaves
+    fit_s = plan.fit_s(left, slow)  # the fit runs here and again in the notebook
     n_train = len(rec["split"]["train_rows"])
-    # The fit runs here and again in the notebook, with the report between: a third of what is left each.
     if model == "best":
-        chosen, why = RankingTask.choose(board, n_train, left / 3)
+        chosen, why = RankingTask.choose(board, n_train, fit_s)
     elif model in {r["name"] for r in scored}:
         chosen, why = model, "asked for"
     else:
         raise ToolError(f"no model {model!r} on the leaderboard; choose one of {', '.join(r['name'] for r in scored)} or 'best'")
     df = _data(ctx)
     task = RankingTask(RankingSpec(rec["target"], rec["group_column"], rec["k"]))
-    cap = RankingTask.affordable_rows(board, chosen, left / 3)
+    cap = RankingTask.affordable_rows(board, chosen, fit_s)
     cap = cap if cap is not None and cap < len(rec["split"]["train_rows"]) else None
-    ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed, left, max_fit_rows=cap)
+    ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed, spare, max_fit_rows=cap)
+    ev["fit_budget_s"] = round(fit_s, 1) if fit_s != float("inf") else None
     ev["why"] = why
     per_group.to_csv(artifact_path(ctx, PER_GROUP), index=False)
     X = df[[rec["group_column"], *rec["categorical"], *rec["numeric"]]]
