@@ -55,6 +55,31 @@ def test_k_is_chosen_right_on_blobs_with_a_known_number_of_clusters():
     assert ClusteringTask({"n_segments": [2, 3]}).fit(pd.DataFrame(X, columns=["a", "b", "c"])).record["k"] in (2, 3)
 
 
+def _grouped_blobs(centers: list[list[float]], n: int = 300) -> pd.DataFrame:
+    """Round blobs (sd 1) at the given centres: some lie close together, the way real segments nest."""
+    c = np.asarray(centers, dtype=float)
+    X = c[np.arange(n) % len(c)] + np.random.default_rng(0).normal(0, 1.0, (n, c.shape[1]))
+    return pd.DataFrame(X, columns=["x", "y"])
+
+
+@pytest.mark.parametrize("centers", [
+    [[0, 0], [5, 0], [20, 3]],  # 3: two of them close, so silhouette and stability alone say 2
+    [[0, 0], [6, 0], [3, 5], [30, 30], [36, 30], [33, 35]],  # 6: two groups of three
+], ids=["3-two-close", "6-two-triples"])
+def test_k_is_right_when_segments_nest(centers):
+    fitted = ClusteringTask({}).fit(_grouped_blobs(centers))
+    assert fitted.record["k"] == len(centers), [(c["method"], c["k"], c.get("rank_score")) for c in fitted.record["candidates"]]
+
+
+def test_anomaly_detector_defaults_to_isolation_forest_unless_clearly_better():
+    from dsagent.tools.unsupervised.anomaly import choose_detector
+
+    near = [{"detector": "isolation_forest", "agreement": 0.955}, {"detector": "local_outlier_factor", "agreement": 0.959}]
+    assert choose_detector(near)["detector"] == "isolation_forest"  # a near-tie keeps the default
+    clear = [{"detector": "isolation_forest", "agreement": 0.70}, {"detector": "robust_zscore", "agreement": 0.90}]
+    assert choose_detector(clear)["detector"] == "robust_zscore"
+
+
 def test_anomaly_labels_never_reach_the_fit():
     data = _transactions()
     runs = {}

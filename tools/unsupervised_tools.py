@@ -39,7 +39,8 @@ def _save(ctx: ToolContext, kind: str, model, X, record: dict[str, Any], manifes
 def find_segments(ctx: ToolContext, n_segments: list[int] | None = Field(None, min_length=1, max_length=2)) -> ToolOutput:
     """Segment the rows (clustering; no target needed). Compares KMeans, Gaussian mixtures,
     agglomerative (small data) and HDBSCAN on scaled, encoded features; chooses the number of
-    segments by silhouette, Calinski-Harabasz and bootstrap stability (adjusted Rand); describes
+    segments by silhouette, Calinski-Harabasz, bootstrap stability (adjusted Rand) and the gap
+    statistic; describes
     each segment (size, the features that set it apart, a short name) with a PCA map and a profile
     plot; saves the model so `dsagent predict` assigns new rows a `segment` and `segment_distance`.
 

@@ -29,9 +29,9 @@ def clustering_report(rec: dict[str, Any], goal: str) -> list[str]:
     lines = [f"# Report: {md_cell(goal, 200)}", "", "## Summary", "",
              f"- Task: segmentation (clustering) of {rec['n_rows']} rows; no target column.",
              f"- Chosen: **{rec['k']} segments** by **{rec['method']}**: silhouette {_f(c['silhouette'])}, Calinski-Harabasz "
-             f"{_f(c['calinski_harabasz'], 1)}, bootstrap stability (adjusted Rand) {_f(c['stability'])}.",
-             f"- Numbers of segments considered: {lo} to {hi}; chosen by the best mean rank over the three criteria "
-             f"(ties to fewer segments), on {rec['selection_rows']} rows.", ""]
+             f"{_f(c['calinski_harabasz'], 1)}, bootstrap stability (adjusted Rand) {_f(c['stability'])}, gap statistic {_f(c.get('gap'))}.",
+             f"- Numbers of segments considered: {lo} to {hi}; chosen by the best mean rank over the four criteria "
+             f"(near-ties to the more stable, then to fewer segments), on {rec['selection_rows']} rows.", ""]
     lines += ["## Segments", "", "| segment | name | rows | share | what sets it apart (standardised difference) |", "|---|---|---|---|---|"]
     for s in rec["segments"]:
         apart = "; ".join(f"{md_cell(d['feature'], 30)} {d['std_diff']:+.2f} SD" for d in s["distinguishing"]) or "close to the average"
@@ -41,10 +41,10 @@ def clustering_report(rec: dict[str, Any], goal: str) -> list[str]:
     for key, title in (("segment_map", "2-D map (PCA)"), ("segment_profiles", "Segment profiles")):
         if key in rec.get("plots", {}):
             lines += [f"![{title}]({rec['plots'][key]})", ""]
-    lines += ["## Candidates", "", "| method | k | silhouette | Calinski-Harabasz | stability | note |", "|---|---|---|---|---|---|"]
+    lines += ["## Candidates", "", "| method | k | silhouette | Calinski-Harabasz | stability | gap | note |", "|---|---|---|---|---|---|---|"]
     for r in rec["candidates"]:
         lines.append(f"| {r['method']} | {r['k']} | {_f(r.get('silhouette'))} | {_f(r.get('calinski_harabasz'), 1)} | "
-                     f"{_f(r.get('stability'))} | {md_cell(r.get('skipped', ''), 60)} |")
+                     f"{_f(r.get('stability'))} | {_f(r.get('gap'))} | {md_cell(r.get('skipped', ''), 60)} |")
     lines += ["", "## Data", ""] + _features(rec) + [""]
     lines += ["## What this does not do", "",
               "- Segments are a description of these rows, not a ground truth: another feature set or scaling gives other segments.",
@@ -79,7 +79,9 @@ def anomaly_report(rec: dict[str, Any], goal: str) -> list[str]:
             lines.append("")
         else:
             lines += [f"- {ev.get('note', 'no evaluation possible')}.", ""]
-    lines += ["## Detectors", "", "| detector | agreement with consensus | note |", "|---|---|---|"]
+    lines += ["## Detectors", "", "IsolationForest is the default; another detector is chosen only when it agrees clearly "
+              "more (Spearman, by 0.02 or more) with the consensus of all detectors' ranks.", "",
+              "| detector | agreement with consensus | note |", "|---|---|---|"]
     for r in rec["detectors"]:
         lines.append(f"| {r['detector']} | {_f(r.get('agreement'))} | {md_cell(r.get('skipped', ''), 80)} |")
     lines += ["", "## Top anomalies", "", "| row | score | what makes it unusual |", "|---|---|---|"]

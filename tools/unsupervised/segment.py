@@ -2,10 +2,15 @@
 
 Candidates are KMeans, a Gaussian mixture and (on small data) Ward agglomerative clustering for
 every k in the user's range, plus scikit-learn's HDBSCAN, which finds its own k. Each is scored on
-three things that fail in different ways: silhouette (separation, fooled by one big blob split in
-two), Calinski-Harabasz (grows with k on unstructured data) and stability (adjusted Rand index
+four things that fail in different ways: silhouette (separation, fooled by one big blob split in
+two), Calinski-Harabasz (grows with k on unstructured data), stability (adjusted Rand index
 between the candidate and refits on bootstrap resamples: a k that appears only by chance does
-not come back). The choice is the best mean rank over the three, ties to the smaller k.
+not come back) and the gap statistic (how much tighter the partition is than KMeans with the same k
+on uniform noise in the data's bounding box). Silhouette and stability both favour k=2 whenever
+two groups lie closer to each other than to the rest (a coarse split is always clean and stable);
+the gap statistic does not, since it asks whether each added segment tightens the data more than
+it would tighten noise. The choice is the best mean rank over the four; among near-ties (within
+NEAR_TIE) the more stable candidate, then the smaller k.
 
 The shipped model predicts on raw rows: KMeans and the mixture predict themselves; the others
 cannot assign new rows, so a nearest-neighbour classifier trained on their labels ships instead.
@@ -35,6 +40,8 @@ AGGLOMERATIVE_ROWS = 2000  # Ward's memory is quadratic too: only on data this s
 BOOTSTRAPS = 3
 METHODS = ("kmeans", "gmm", "agglomerative", "hdbscan")
 MAX_NOISE = 0.3  # an HDBSCAN result that calls more than this share noise is not a segmentation
+GAP_REFERENCES = 3  # uniform reference sets per k for the gap statistic (Tibshirani et al. use more; 3 keeps it cheap)
+NEAR_TIE = 0.05  # rank scores this close are a tie: the more stable candidate wins
 
 
 def segment_range(answer: Any, n_rows: int) -> tuple[int, int]:
@@ -91,6 +98,23 @@ def stability(method: str, k: int, Z: np.ndarray, labels: np.ndarray, seed: int,
     return float(np.mean(scores))
 
 
+def log_dispersion(Z: np.ndarray, labels: np.ndarray) -> float:
+    """log of the pooled within-segment sum of squares per row (noise rows, -1, left out: per row so
+    that HDBSCAN's fewer rows do not look tighter)."""
+    w = sum(float(((Z[labels == c] - Z[labels == c].mean(axis=0)) ** 2).sum()) for c in np.unique(labels) if c >= 0)
+    return float(np.log(max(w / max(int((labels >= 0).sum()), 1), 1e-12)))
+
+
+def reference_dispersion(Z: np.ndarray, ks: list[int], seed: int, n: int = GAP_REFERENCES) -> dict[int, float]:
+    """Mean log dispersion of KMeans at each k on uniform noise in Z's bounding box: the gap
+    statistic's yardstick (what k segments would buy on data with no segments at all)."""
+    rng = np.random.default_rng(seed + 7)
+    lo, hi = Z.min(axis=0), Z.max(axis=0)
+    refs = [rng.uniform(lo, hi, Z.shape) for _ in range(n)]
+    return {k: float(np.mean([log_dispersion(R, KMeans(n_clusters=k, n_init=2, random_state=seed).fit_predict(R)) for R in refs]))
+            for k in ks}
+
+
 def _rank01(values: list[float]) -> np.ndarray:
     """0 (worst) .. 1 (best) by rank; ties share a rank."""
     v = np.asarray(values, dtype=float)
@@ -99,17 +123,20 @@ def _rank01(values: list[float]) -> np.ndarray:
 
 
 def choose(candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """The candidate with the best mean rank of silhouette, Calinski-Harabasz and stability."""
+    """The candidate with the best mean rank of silhouette, Calinski-Harabasz, stability and gap;
+    among near-ties the most stable, then the smaller k."""
     ok = [c for c in candidates if c.get("silhouette") is not None]
     if not ok:
         raise ToolError("no clustering candidate produced at least two segments; check that the features vary")
     ranks = (_rank01([c["silhouette"] for c in ok]) + _rank01([c["calinski_harabasz"] for c in ok])
-             + _rank01([c["stability"] for c in ok])) / 3
+             + _rank01([c["stability"] for c in ok]) + _rank01([c["gap"] for c in ok])) / 4
     for c, r in zip(ok, ranks):
         c["rank_score"] = round(float(r), 4)
-    # Ties (the same partition found by several methods) go to the smaller k, then to the method
-    # that assigns new rows itself.
-    return sorted(ok, key=lambda c: (-c["rank_score"], c["k"], METHODS.index(c["method"])))[0]
+    top = max(c["rank_score"] for c in ok)
+    near = [c for c in ok if c["rank_score"] >= top - NEAR_TIE]
+    # Ties (the same partition found by several methods) go to the more stable, the smaller k, then
+    # to the method that assigns new rows itself.
+    return sorted(near, key=lambda c: (-c["stability"], c["k"], METHODS.index(c["method"])))[0]
 
 
 @dataclass
@@ -152,6 +179,7 @@ class ClusteringTask:
         methods = ["kmeans", "gmm"] + (["agglomerative"] if len(Z_all) <= AGGLOMERATIVE_ROWS else [])
         # KMeans at every k first (cheap, and it covers the whole range); the budget may cut what follows.
         plan = [(m, k) for m in methods for k in range(lo, hi + 1)] + [("hdbscan", 0)]
+        reference = reference_dispersion(Z, list(range(lo, hi + 1)), self.seed)
         candidates: list[dict[str, Any]] = []
         for i, (method, k) in enumerate(plan):
             if deadline is not None and time.time() > deadline and method != "kmeans":
@@ -177,6 +205,7 @@ class ClusteringTask:
             row["silhouette"] = round(float(silhouette_score(Z[kept], labels[kept], random_state=self.seed)), 4)
             row["calinski_harabasz"] = round(float(calinski_harabasz_score(Z[kept], labels[kept])), 2)
             row["stability"] = round(stability(method, row["k"], Z, labels, self.seed), 4)
+            row["gap"] = round(reference[row["k"]] - log_dispersion(Z[kept], labels[kept]), 4)
             row["fit_s"] = round(time.perf_counter() - t0, 3)
             candidates.append(row)
         best = choose(candidates)
