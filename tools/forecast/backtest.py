@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dsagent.tools.forecast import models
+from dsagent.tools.forecast import intervals, models
 from dsagent.tools.forecast.frequency import ForecastDataError, Panel
 
 MIN_WINDOWS, MAX_WINDOWS = 3, 5
@@ -122,6 +122,7 @@ def run_backtest(panel: Panel, horizon: int, names: tuple[str, ...] = models.CAN
             end = times[times.get_loc(origin) + horizon]
             actual = frame[(frame["time"] > origin) & (frame["time"] <= end)]
             rows = score_window(models.forecast(state, history, cov_frame=frame), actual, mase_scales(history, panel.period))
+            rows["iscale"] = rows["series"].map(intervals.scales(history, panel.period)).astype(float)
             fit_s += time.perf_counter() - started
             fell_back += state.get("fell_back", 0)
             rows["window"] = w

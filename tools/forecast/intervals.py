@@ -1,16 +1,22 @@
-"""Prediction intervals (80% and 95%) from backtest residuals: split conformal, per horizon step.
+"""Prediction intervals (80% and 95%) from backtest residuals, calibrated per horizon step.
 
-The absolute backtest errors of the chosen model, each divided by its series' MASE scale, give per
-step k a quantile q_k at level ceil((n+1) p) / n; the interval is the forecast +- q_k times the
-series' scale, so a large series gets a wide interval and a small one a narrow one. Step k borrows
-its neighbours' errors until it has MIN_POINTS, so a single series with three windows still gets a
-usable quantile. Coverage is checked honestly: leave-one-window-out on the backtests, and on the
-untouched test window.
+Each backtest error is divided by its series' interval scale at the origin (`scales`: the mean
+absolute seasonal difference of the recent past, so a series whose swings grow with its level, or calm
+down, gets intervals that follow) and by the step's error profile g(k) (the mean scaled error at step
+k, pooled with neighbouring steps until it rests on MIN_POINTS errors, then made non-decreasing in k:
+uncertainty does not shrink with the horizon). The ratios of all steps are then pooled, so the quantile
+rests on every backtest error rather than on the few of one step, and the interval at step k is the
+forecast +- quantile x g(k) x the series' scale.
+
+The quantile is the plain empirical one (interpolated), not the conservative split-conformal rank
+ceil((n+1)p)/n: with the 24-90 errors a few backtest windows give, that rank is the largest error and
+the 95% interval covered every held-out point (too wide, the benchmark of 2026-12-02: 6 of 13
+collections at 100%); the plain quantile aims at the stated level. Coverage is checked honestly:
+leave-one-window-out on the backtests, and on the untouched test window.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -20,19 +26,31 @@ LEVELS = (80, 95)
 MIN_POINTS = 20
 
 
-def _q(values: np.ndarray, level: int) -> float:
-    n = len(values)
-    if n == 0:
-        return float("nan")
-    rank = min(math.ceil((n + 1) * level / 100), n)
-    return float(np.sort(values)[rank - 1])
+def scales(history: dict[str, Any], period: int) -> dict[str, float]:
+    """Per series: the mean absolute seasonal difference over the last max(a season, 12) steps (lag 1
+    when the series has fewer than six seasonal differences); the level, then 1, when that is zero.
+    Mixing lags across backtest origins mixes two units in one quantile, so the seasonal lag is used
+    as early as it can be."""
+    out = {}
+    for s, (_, y) in history.items():
+        y = np.asarray(y, dtype=float)
+        m = period if period > 1 and len(y) >= period + 6 else 1  # the same lag at every origin where possible
+        d = np.abs(y[m:] - y[:-m])[-max(m, 12):] if len(y) > m else np.array([])
+        value = float(np.mean(d)) if len(d) else 0.0
+        if not value > 0:
+            value = float(np.mean(np.abs(y))) if len(y) and np.mean(np.abs(y)) > 0 else 1.0
+        out[s] = value
+    return out
 
 
-def quantiles(rows: pd.DataFrame, horizon: int) -> dict[str, list[float]]:
-    """{"80": [q_1 .. q_h], "95": [...]} in units of the series' MASE scale."""
-    err = (rows["y"] - rows["yhat"]).abs().to_numpy() / rows["scale"].to_numpy()
-    step = rows["step"].to_numpy()
-    out: dict[str, list[float]] = {str(lv): [] for lv in LEVELS}
+def _scaled_errors(rows: pd.DataFrame) -> np.ndarray:
+    scale = rows["iscale"] if "iscale" in rows else rows["scale"]
+    return (rows["y"] - rows["yhat"]).abs().to_numpy() / scale.to_numpy()
+
+
+def profile(err: np.ndarray, step: np.ndarray, horizon: int) -> np.ndarray:
+    """g(1..h): the mean scaled error per step (pooled with neighbours up to MIN_POINTS), non-decreasing."""
+    g = []
     for k in range(1, horizon + 1):
         r = 0
         while True:
@@ -40,8 +58,22 @@ def quantiles(rows: pd.DataFrame, horizon: int) -> dict[str, list[float]]:
             if len(near) >= MIN_POINTS or r >= horizon:
                 break
             r += 1
-        for lv in LEVELS:
-            out[str(lv)].append(_q(near, lv))
+        g.append(float(np.mean(near)) if len(near) else np.nan)
+    g = np.maximum.accumulate(np.nan_to_num(np.asarray(g), nan=0.0))
+    return np.where(g > 0, g, max(float(g.max()), 1e-12))
+
+
+def quantiles(rows: pd.DataFrame, horizon: int) -> dict[str, list[float]]:
+    """{"80": [q_1 .. q_h], "95": [...]} in units of the series' interval scale."""
+    out: dict[str, list[float]] = {str(lv): [] for lv in LEVELS}
+    if rows.empty:
+        return {k: [float("nan")] * horizon for k in out}
+    err, step = _scaled_errors(rows), rows["step"].to_numpy()
+    g = profile(err, step, horizon)
+    ratio = err / g[np.clip(step, 1, horizon) - 1]
+    for lv in LEVELS:
+        q = float(np.quantile(ratio, lv / 100))
+        out[str(lv)] = [float(q * gk) for gk in g]
     return out
 
 
@@ -70,5 +102,5 @@ def backtest_coverage(rows: pd.DataFrame, horizon: int) -> dict[str, float | Non
     for w in sorted(rows["window"].unique()):
         q = quantiles(rows[rows["window"] != w], horizon)
         held = rows[rows["window"] == w]
-        parts.append(apply(held, q, dict(zip(held["series"], held["scale"]))))
+        parts.append(apply(held, q, dict(zip(held["series"], held["iscale" if "iscale" in held else "scale"]))))
     return coverage(pd.concat(parts, ignore_index=True)) if parts else coverage(pd.DataFrame())

@@ -24,9 +24,9 @@ from dsagent.tools.forecast.naive import baseline
 BASELINES = ("naive", "seasonal_naive")
 
 CANDIDATES = ("naive", "seasonal_naive", "gbm")  # always; stats.NAMES join them where series are few
-STATISTICAL = ("ets", "theta", "arima")  # per series, tools/forecast/stats.py
+STATISTICAL = ("ets", "theta", "arima", "arima_log", "theta_log")  # per series, tools/forecast/stats.py (stats.NAMES)
 FAMILY = {"naive": "baseline", "seasonal_naive": "baseline", "gbm": "hist_gb", "ets": "statsmodels", "theta": "statsmodels",
-          "arima": "statsmodels", "blend": "blend"}
+          "arima": "statsmodels", "arima_log": "statsmodels", "theta_log": "statsmodels", "blend": "blend"}
 
 Series = dict[str, tuple[pd.DatetimeIndex, np.ndarray]]  # series id -> (regular times, values)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from dsagent.tools.forecast import backtest, covariates, intervals, models
 from dsagent.tools.forecast.covariates import Covariates
 from dsagent.tools.forecast.frequency import ForecastDataError, build_panel
-from dsagent.tools.forecast.task import saved_history
+from dsagent.tools.forecast.task import interval_scales, saved_history
 
 COVERAGE_95_MIN = 0.75  # a well-calibrated 95% interval misses 3 of 8 points with probability < 1%
 MIN_POINTS_COVERAGE = 8
@@ -96,7 +96,8 @@ def score_actuals(model: dict[str, Any], data: pd.DataFrame) -> tuple[pd.DataFra
             pred = models.forecast(model["state"], history, len(chunk), cov_frame=frame if cov else None)
             scales = {s: model["scales"].get(s) or backtest.mase_scales(history, model["period"])[s]}
             rows = backtest.score_window(pred, chunk, scales)
-            parts.append(intervals.apply(rows, model["quantiles"], scales).assign(origin=known["time"].iloc[-1]))
+            width = interval_scales(model, history, scales)
+            parts.append(intervals.apply(rows, model["quantiles"], width).assign(origin=known["time"].iloc[-1]))
             known = pd.concat([known, chunk], ignore_index=True)
     if not parts:
         raise ForecastDataError("none of the actuals' series is one the model forecasts; check the series columns' values")

@@ -108,7 +108,7 @@ class ForecastTask:
         `only` (the answers' forecast_models) narrows them, the seasonal naive always stays."""
         keep = set(only or (*models.CANDIDATES, *models.STATISTICAL)) | {"seasonal_naive"}
         base = tuple(n for n in models.CANDIDATES if n in keep)
-        wanted = [n for n in models.STATISTICAL if n in keep]
+        wanted = [n for n in models.STATISTICAL if n.removesuffix("_log") in keep]  # "arima" brings arima_log
         if panel is None or not wanted:
             return base, []
         h = int(self.spec.horizon)
@@ -146,6 +146,7 @@ class ForecastTask:
         test_origin = times[-h - 1]
         history = backtest.cut(panel.frame, test_origin)
         scales = backtest.mase_scales(history, panel.period)
+        iscales = intervals.scales(history, panel.period)
         actual = panel.frame[panel.frame["time"] > test_origin]
         q = intervals.quantiles(results["models"][chosen]["rows"], h)
         test_scores, chosen_rows, forecasts = {}, None, {}
@@ -161,7 +162,7 @@ class ForecastTask:
             rows = backtest.score_window(pred, actual, scales)
             test_scores[name] = backtest.metrics(rows)
             if name == chosen:
-                chosen_rows = intervals.apply(rows, q, scales)
+                chosen_rows = intervals.apply(rows, q, iscales)
         assert chosen_rows is not None
         everything = models.as_series(panel.frame)
         final = models.fit(chosen, everything, h, panel.period, panel.freq, seed=seed, members=members.get(chosen),
@@ -175,6 +176,7 @@ class ForecastTask:
               "coverage_backtest": intervals.backtest_coverage(results["models"][chosen]["rows"], h),
               "interval_quantiles": q, "test_window": [str(times[-h]), str(times[-1])], "horizon": h}
         model = self.model_artifact(final, everything, backtest.mase_scales(everything, panel.period), q, panel)
+        model["interval_scales"] = intervals.scales(everything, panel.period)
         return ev, {"model": model, "test_rows": chosen_rows}
 
     # -- the saved model: plain types plus, for gbm, a scikit-learn regressor -------------------
@@ -227,7 +229,7 @@ def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None
             covariates.require_future(cov, saved, s, models.future_times(times, h, model["freq"]))
     pred = models.forecast(model["state"], history, h, cov_frame=saved if cov else None)
     scales = {s: model["scales"].get(s) or backtest.mase_scales({s: history[s]}, model["period"])[s] for s in history}
-    pred = intervals.apply(pred, model["quantiles"], scales)
+    pred = intervals.apply(pred, model["quantiles"], interval_scales(model, history, scales))
     out = pd.DataFrame({spec.time_column: pred["time"]})
     for i, col in enumerate(spec.series_columns):
         out[col] = [values.get(s, {}).get(col, s.split(" | ")[i] if " | " in s or i == 0 else None) for s in pred["series"]]
@@ -236,6 +238,14 @@ def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None
         out[f"lower_{lv}"] = pred[f"lower_{lv}"].to_numpy()
         out[f"upper_{lv}"] = pred[f"upper_{lv}"].to_numpy()
     return out.reset_index(drop=True)
+
+
+def interval_scales(model: dict[str, Any], history: models.Series, fallback: dict[str, float]) -> dict[str, float]:
+    """The scales the interval quantiles are in: the recent volatility of the history forecast from
+    (a model saved before interval scales existed keeps its MASE scales, which its quantiles are in)."""
+    if "interval_scales" not in model:
+        return fallback
+    return intervals.scales(history, model["period"])
 
 
 def saved_history(model: dict[str, Any]) -> pd.DataFrame:
