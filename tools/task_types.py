@@ -123,6 +123,11 @@ class TaskType:
         (tools.serving.predict_file, which this module cannot import: serving reads the registry)."""
         return None
 
+    def serve_problem(self) -> str | None:
+        """Why `dsagent serve` cannot put this task's models behind POST /predict (one answer per posted
+        row), as a one-line error with what to do instead, or None (it can)."""
+        return None
+
     # -- what the report, model card, evaluation and monitoring write, compute and check: the
     # defaults by prediction shape live in tools/task_sections.py; a plugin overrides one to change it.
     def segment_columns(self):
