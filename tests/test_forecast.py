@@ -187,3 +187,18 @@ def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
             assert "outside the backtest's range" in report["reasons"][0] and report["coverage"]["95"] >= 0.75
     gap = monitor(actuals[actuals["when"] != last[0]], "gap")
     assert gap.returncode == 2 and "steps between are missing" in gap.stderr and "Traceback" not in gap.stderr
+
+
+def test_serve_refuses_a_forecast_model_with_what_to_do(forecast_run):
+    """`dsagent serve` asks the saved model's task type: a forecast predicts the steps after its history,
+    not one answer per posted row, so serve refuses it before listening (exit 2, one line naming
+    `dsagent predict`) instead of starting a /predict that cannot answer."""
+    result, _, _ = forecast_run
+    try:
+        proc = subprocess.run(CMD + ["serve", result["session_dir"], "--port", "0", "--no-log"],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("dsagent serve started serving a forecast model instead of refusing it")
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), proc.stderr[-1500:]
+    assert "forecast" in err[0] and "dsagent predict" in err[0]

@@ -146,6 +146,10 @@ class ForecastType(TaskType):
 
         return apply(plan, model, manifest, data)
 
+    def serve_problem(self) -> str | None:
+        return ("a forecast model predicts the steps after its history, not one answer per posted row, so `dsagent "
+                "serve` cannot serve it; forecast with `dsagent predict SESSION [HISTORY.csv] --horizon N -o OUT.csv`")
+
     def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
         """One row per series and step after the history (not one per input row); without `out`, CSV to stdout."""
         from dsagent.tools.forecast.predict import predict_forecast

@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.features import final_estimator
-from dsagent.tools.task_types import prediction_of
+from dsagent.tools.task_types import shape_type
 
 MAX_HYBRID_ROWS = 200_000  # rows the sampled method scores in one call (memory and time stay small)
 MAX_PERMUTATIONS = 32
 
 
 def _classes_to_explain(manifest: dict[str, Any], proba: np.ndarray) -> np.ndarray:
-    if prediction_of(manifest["task"]) == "binary":
+    if shape_type(manifest["task"]).thresholded:  # two classes: the positive one
         return np.ones(len(proba), dtype=int)
     return proba.argmax(axis=1)
 
@@ -106,8 +106,8 @@ def explain_rows(model, manifest: dict[str, Any], X: pd.DataFrame, background: p
                  seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(one row of contributions per row of X, in order; what they are). X has been through
     dsagent.tools.serving.check_schema."""
-    task, classes = prediction_of(manifest["task"]), manifest.get("classes") or []  # the shape, for a plugin task too
-    proba = None if task == "regression" else np.asarray(model.predict_proba(X), dtype=float)
+    shape, classes = shape_type(manifest["task"]), manifest.get("classes") or []  # the shape, for a plugin task too
+    proba = None if shape.regression else np.asarray(model.predict_proba(X), dtype=float)
     est = final_estimator(model)
     info: dict[str, Any]
     if est is not None and hasattr(est, "get_booster"):
@@ -132,7 +132,7 @@ def explain_rows(model, manifest: dict[str, Any], X: pd.DataFrame, background: p
         info = {"method": f"sampled Shapley values (model-agnostic; {perms} permutations per row, "
                           f"{len(bg)} background rows)", "explains": "the probability of the explained class"
                 if proba is not None else "the prediction", "space": "raw columns"}
-    if est is not None and task == "regression" and hasattr(model.named_steps["model"], "regressor_") \
+    if est is not None and shape.regression and hasattr(model.named_steps["model"], "regressor_") \
             and info["space"] == "encoded features":
         info["explains"] = "the prediction on the model's transformed target scale (log1p)"
     out = pd.DataFrame(index=X.index)

@@ -20,7 +20,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
-from dsagent.tools.task_types import prediction_of, task_types
+from dsagent.tools.task_types import shape_type, task_types
 
 HIGH_CARDINALITY = 30
 RARE = 5  # fewer rows than this do not earn a one-hot column or a missing-indicator of their own
@@ -172,8 +172,7 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
     `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
     dsagent.tools.text); default: sparse for linear, reduced for dense."""
     sparse_text = (linear and not dense) if sparse_text is None else sparse_text
-    task = prediction_of(task)
-    target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+    target_type = shape_type(task).encoder_target_type
     parts: list[tuple[str, Any, Any]] = []
     for name, indicator in (("num", True), ("num_rare_missing", False)):
         columns = groups["numeric" if indicator else "rarely_missing"]
@@ -292,7 +291,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes, derived))
                    for n, m in zip(names, params["members"])]
         weights = [float(w) for w in params["weights"]]
-        if prediction_of(task) == "regression":
+        if shape_type(task).regression:
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
     from dsagent.tools.families import get_family, model_families
@@ -323,7 +322,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
     if transform:
         from sklearn.compose import TransformedTargetRegressor
 
-        if prediction_of(task) != "regression" or transform not in TARGET_TRANSFORMS:
+        if not shape_type(task).regression or transform not in TARGET_TRANSFORMS:
             raise ValueError(f"target_transform {transform!r} needs a regression task and one of {list(TARGET_TRANSFORMS)}")
         func, inverse = TARGET_TRANSFORMS[transform]
         model = TransformedTargetRegressor(regressor=model, func=func, inverse_func=inverse, check_inverse=False)
@@ -337,7 +336,7 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
 
         # Wide data: columns judged useless on the rows being fitted (each fold's training rows) go first.
         sel = derived["select"]
-        step = WideSelection(list(sel["columns"]), bool(sel.get("importance")), prediction_of(task) == "regression", seed)
+        step = WideSelection(list(sel["columns"]), bool(sel.get("importance")), shape_type(task).regression, seed)
         pre = Pipeline([("select", step), ("columns", pre)])
     return Pipeline([("preprocess", pre), ("model", model)])
 

@@ -26,7 +26,7 @@ from dsagent.tools.markdown import md_cell
 from dsagent.tools.notebook_kernel import execute
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.schemas import Evaluation, Leaderboard, TaskSpec
-from dsagent.tools.task_types import get_task_type, prediction_of
+from dsagent.tools.task_types import get_task_type, prediction_of, shape_type
 
 SCORE_LINE = re.compile(r"^test (\w+): (-?(?:[0-9.]+(?:e-?\d+)?|nan|inf))$", re.M)
 METRIC_REASON = {
@@ -212,9 +212,9 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
     metric = task["metric"]
     metric_reason = ("it was asked for" if ctx.answers.get("metric") else METRIC_REASON.get(metric, "it fits the task"))
     ci = ev.get("test_ci")
-    threshold = (ev.get("threshold") or {}).get("threshold") if prediction_of(task["task"]) == "binary" else None
+    threshold = (ev.get("threshold") or {}).get("threshold") if shape_type(task["task"]).thresholded else None
     reported = float(ev["test_score"])
-    classification = prediction_of(task["task"]) != "regression"
+    classification = shape_type(task["task"]).classification
 
     cells = [
         new_markdown_cell(

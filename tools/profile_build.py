@@ -17,6 +17,7 @@ from dsagent.tools.profile_columns import (LEAK_DROP_THRESHOLD, LEAK_DROP_THRESH
                                            _column_facts, _duplicate_columns, _duplicate_rows, _jsonable, _round,
                                            _short)
 from dsagent.tools.profile_target import _single_feature_scores, _target_facts, check_target
+from dsagent.tools.task_types import shape_type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def column_decisions(df: pd.DataFrame, target: str | None, task: str | None, see
     facts = facts if facts is not None else _column_facts(df, seed)
     scores = _single_feature_scores(df, target, task, facts, seed) if target else []
     score_of = {s["column"]: s for s in scores}
-    classif = task in ("binary", "multiclass")
+    classif = shape_type(task).classification
     threshold = LEAK_THRESHOLD if classif else LEAK_THRESHOLD_R2
     drop_threshold = LEAK_DROP_THRESHOLD if classif else LEAK_DROP_THRESHOLD_R2
     leakage: list[dict[str, Any]] = []
@@ -112,7 +113,7 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     if target_rec:
         if target_rec["n_missing"]:
             warnings.append(f"target has {target_rec['n_missing']} missing value(s); those rows cannot be used for training")
-        if eff_task in ("binary", "multiclass"):
+        if shape_type(eff_task).classification:
             mf = target_rec["minority_frac"]
             if mf is not None and mf < 0.1:
                 warnings.append(
@@ -126,7 +127,7 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
                 )
             if target_rec["n_classes"] and target_rec["n_classes"] > 50:
                 warnings.append(f"{target_rec['n_classes']} classes: is this really a classification target?")
-        elif eff_task == "regression" and target_rec.get("skew") is not None and abs(target_rec["skew"]) > 2:
+        elif shape_type(eff_task).regression and target_rec.get("skew") is not None and abs(target_rec["skew"]) > 2:
             tip = "; consider a log transform" if (target_rec.get("min") or 0) >= 0 else ""
             warnings.append(f"target is highly skewed (skew {target_rec['skew']:.1f}){tip}")
     for d in leakage:
@@ -221,7 +222,7 @@ def _summary_at(r: dict[str, Any], limit: int) -> dict[str, Any]:
             target["class_counts"] = dict(cc[: max(limit, 3)])
             if len(cc) > max(limit, 3):
                 target["class_counts"]["(other classes)"] = len(cc) - max(limit, 3)
-        if t.get("task") == "regression":
+        if shape_type(t.get("task")).regression:
             target.update({k: _round(t.get(k)) for k in ("min", "median", "max")})
         target = {k: _round(v) for k, v in target.items() if v is not None}
     summary: dict[str, Any] = {

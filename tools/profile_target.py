@@ -13,6 +13,7 @@ import pandas as pd
 from dsagent.tools.data import DataError
 from dsagent.tools.profile_columns import (LEAK_EXACT_MAX, LEAK_SAMPLE, MAX_CLASSES_LISTED, MULTICLASS_MAX_INT_LEVELS,
                                            _numeric_facts, _py, _short)
+from dsagent.tools.task_types import shape_type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +80,8 @@ def _target_facts(df: pd.DataFrame, target: str, task: str, answered_task: str |
                            "n_missing": n_missing, "n_labelled": int(len(yy)), "dtype": str(y.dtype),
                            "n_classes": None, "classes": None, "class_counts": None, "minority_frac": None,
                            "skew": None}
-    if (answered_task or task) in ("binary", "multiclass"):
+    shape = shape_type(answered_task or task)
+    if shape.classification:
         vc = yy.value_counts()
         out["n_classes"] = int(len(vc))
         listed = vc.iloc[:MAX_CLASSES_LISTED]
@@ -92,7 +94,7 @@ def _target_facts(df: pd.DataFrame, target: str, task: str, answered_task: str |
     if pd.api.types.is_numeric_dtype(yy.dtype) and not pd.api.types.is_bool_dtype(yy.dtype):
         facts = _numeric_facts(yy.to_numpy(dtype="float64"))
         out["skew"] = facts.get("skew")
-        if (answered_task or task) == "regression":
+        if shape.regression:
             out.update({k: facts.get(k) for k in ("min", "max", "mean", "std", "median", "q1", "q3", "n_unique")})
             out["outlier_frac"] = facts.get("outlier_frac")
     return out
@@ -207,7 +209,7 @@ def _single_feature_scores(df: pd.DataFrame, target: str, task: str, facts: list
     sub = df.take(idx)
     half = len(idx) // 2
     tr, te = np.arange(half), np.arange(half, len(idx))
-    classif = task in ("binary", "multiclass")
+    classif = shape_type(task).classification
     if classif:
         yc, classes = pd.factorize(sub[target])
         y = yc.astype(np.int64)

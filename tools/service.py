@@ -32,6 +32,7 @@ from dsagent.tools.model_io import load_model, resolve_model_path, session_meta
 from dsagent.tools.registry import ToolError
 from dsagent.tools.serving import check_schema, score_rows
 from dsagent.tools.shadow import Shadow, same_contract
+from dsagent.tools.task_types import model_task_type
 from dsagent.tools import versions
 from dsagent.tools.traffic import MODEL_VERSION, REQUEST, SERVED_AT, TrafficLog, now_utc, traffic_dir
 
@@ -53,6 +54,9 @@ class ServedModel:
     def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0,
                  version: str | None = None, shadow: str | None = None):
         self.ref = ref
+        # The model's task type says whether its answers are one per row (a forecast's are not).
+        if (problem := model_task_type(ref, version).serve_problem()) is not None:
+            raise ToolError(problem)
         self._loaded = _Loaded(resolve_model_path(ref, version))
         self.model_path = self._loaded.path
         self.session = session_meta(self.model_path)

@@ -58,6 +58,21 @@ class TaskType:
     def classification(self) -> bool:
         return self.prediction in ("binary", "multiclass")
 
+    @property
+    def regression(self) -> bool:
+        """Whether the models output one number per row (no classes, no probabilities)."""
+        return self.prediction == "regression"
+
+    @property
+    def thresholded(self) -> bool:
+        """Whether a decision threshold on the positive class's probability applies (two classes)."""
+        return self.prediction == "binary"
+
+    @property
+    def encoder_target_type(self) -> str:
+        """The target type scikit-learn's TargetEncoder is told ("continuous" for one number per row)."""
+        return {"regression": "continuous", "binary": "binary"}.get(self.prediction, "multiclass")
+
     # -- the target ---------------------------------------------------------------------------
     def check_target(self, y, target: str, positive_class: str | None = None) -> TargetInfo:
         """Validate the labelled target values (a pandas Series) and say how they encode; raise
@@ -121,6 +136,11 @@ class TaskType:
         (a forecast: steps after the history): write them and say what was written ({"rows", "out",
         ...}; "noun" names the rows when not "predictions"). None (the default): score each input row
         (tools.serving.predict_file, which this module cannot import: serving reads the registry)."""
+        return None
+
+    def serve_problem(self) -> str | None:
+        """Why `dsagent serve` cannot put this task's models behind POST /predict (one answer per posted
+        row), as a one-line error with what to do instead, or None (it can)."""
         return None
 
     # -- what the report, model card, evaluation and monitoring write, compute and check: the
@@ -277,6 +297,18 @@ def fits_own_models(task: str | None) -> TaskType | None:
     anomaly, ranking...), else None."""
     tt = task_types().get(task) if task else None
     return tt if tt is not None and tt.prediction is None and tt.scores_rows() else None
+
+
+# What shape_type answers for a task without a prediction shape (none given, clustering...): every
+# shape question (classification, regression, thresholded) is False.
+NO_SHAPE = TaskType("(no prediction shape)", "a task whose models output no per-row prediction shape", None)
+
+
+def shape_type(task: str | None) -> TaskType:
+    """The built-in task type of a task's prediction shape (a plugin's count task -> regression), which
+    decisions about the output's shape ask (classes? one number? a threshold?); NO_SHAPE when it has none."""
+    shape = prediction_of(task) if task else None
+    return task_types()[shape] if shape in PREDICTIONS else NO_SHAPE
 
 
 def prediction_of(task: str) -> str:

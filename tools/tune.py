@@ -19,7 +19,7 @@ from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult
 from dsagent.tools.task_data import search_data
-from dsagent.tools.task_types import get_task_type, prediction_of
+from dsagent.tools.task_types import get_task_type, shape_type
 from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
 from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
                          save_leaderboard, save_oof, time_covers)
@@ -79,7 +79,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     )
     if len(study.trials) == 0:
         for params in fam.warm_starts:
-            study.enqueue_trial({k: v for k, v in params.items() if not (prediction_of(task["task"]) == "regression" and k == "C")},
+            study.enqueue_trial({k: v for k, v in params.items() if not (shape_type(task["task"]).regression and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}
     started = time.time()
