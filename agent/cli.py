@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--compare", action="store_true",
                      help="compare the shadow (`dsagent serve --shadow VERSION`) with the champion on the traffic log: "
                           "agreement, and which scored better where requests carried the label")
+    mon.add_argument("--version", metavar="VERSION", help="check against this version's model and monitoring plan "
+                     "(v1, v2, ...; default the active one, see `dsagent models`)")
     _common(mon)
     srv = sub.add_parser(
         "serve", help="serve a saved model over HTTP",
@@ -307,7 +309,7 @@ def cmd_monitor(args) -> int:
         data = served_rows(model_ref, args.since)
     else:
         data, _ = load_table(args.data)
-    report = apply_plan(model_ref, data)
+    report = apply_plan(model_ref, data, version=args.version)
     if args.json:
         print(json.dumps(report, default=str))
         return VERDICT_EXIT[report["verdict"]]
@@ -316,7 +318,8 @@ def cmd_monitor(args) -> int:
 
     console = Console(stderr=False, highlight=False)
     colour = {"ok": "green", "investigate": "yellow", "retrain": "red", "alert": "red", "warn": "yellow"}
-    table = Table(title=f"drift of {report['rows']} rows against the training reference")
+    of = f"{report['model_version']}'s" if report.get("model_version") else "the"
+    table = Table(title=f"drift of {report['rows']} rows against {of} training reference")
     for col, justify in (("feature", "left"), ("PSI", "right"), ("p-value", "right"), ("status", "left"),
                          ("null rate", "right")):
         table.add_column(col, justify=justify)
@@ -361,8 +364,9 @@ def cmd_monitor(args) -> int:
 def _monitor_compare(model_ref, args) -> int:
     from dsagent.tools.shadow import compare
 
-    if args.data is not None or args.from_log:
-        raise UsageError("--compare reads the traffic log: give no DATA file and no --from-log")
+    if args.data is not None or args.from_log or args.version:
+        raise UsageError("--compare reads the traffic log, whose rows name their versions: give no DATA file, "
+                         "--from-log or --version")
     report = compare(model_ref, args.since)
     if args.json:
         print(json.dumps(report, default=str))
