@@ -151,10 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(exp)
     ret = sub.add_parser(
         "retrain", help="refit the session's model on new data; promote it only when it is better",
-        description="Replays the session's decisions (task, features, the shipped family and its tuned parameters; no "
-                    "new search) on NEW_DATA, then scores the new model (challenger) and the active one (champion) on "
-                    "the same held-out newest rows with a paired bootstrap. The challenger becomes the active version "
-                    "only when the 95% CI of the difference favours it; both versions stay (`dsagent models`).",
+        description="Replays the session's decisions on NEW_DATA: the same task, features and derived features, and "
+                    "one fit of the shipped model family with its already-tuned parameters (an ensemble keeps its "
+                    "members and weights) on 70% of the rows. It runs no new search: no other family is "
+                    "tried and nothing is re-tuned (for that, start a new `dsagent run` on the new data). Then it scores "
+                    "the new model (challenger) and the active one (champion) on the same held-out 30% (the newest "
+                    "by the session's time column, else a stratified sample) with a paired bootstrap. The challenger "
+                    "becomes the active version only when the 95% CI of the "
+                    "difference favours it; both versions stay (`dsagent models`), each with its own monitoring plan.",
         epilog="exit codes: 0 challenger promoted, 5 champion kept, 2 bad input")
     ret.add_argument("model", help="session id or directory")
     ret.add_argument("data", type=Path, help="new labelled rows (CSV/TSV/Parquet/Excel/JSON-lines) with the target column")
