@@ -244,12 +244,14 @@ def explain(session: Any, data: Any, *, version: str | None = None, sessions_dir
 
 
 def monitor(session: Any, data: Any = None, *, from_log: bool = False, since: str | None = None,
-            sessions_dir: str | Path | None = None) -> dict[str, Any]:
+            version: str | None = None, sessions_dir: str | Path | None = None) -> dict[str, Any]:
     """Drift, data quality and (with labels) performance of `data` (or of the served traffic with
-    from_log=True): the `dsagent monitor --json` report, with `exit_code` 0 ok, 3 investigate, 4 retrain."""
+    from_log=True) against `version`'s plan (default the active version): the `dsagent monitor --json`
+    report, with `exit_code` 0 ok, 3 investigate, 4 retrain."""
     from dsagent.lifecycle import monitor as check
 
-    return check(_session(session, sessions_dir), None if data is None else _table(data), from_log=from_log, since=since)
+    return check(_session(session, sessions_dir), None if data is None else _table(data), from_log=from_log, since=since,
+                 version=version)
 
 
 def retrain(session: Any, data: Any, *, time_budget: float | None = None, seed: int = 0,

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--compare", action="store_true",
                      help="compare the shadow (`dsagent serve --shadow VERSION`) with the champion on the traffic log: "
                           "agreement, and which scored better where requests carried the label")
+    mon.add_argument("--version", metavar="VERSION", help="check against this version's model and monitoring plan "
+                     "(v1, v2, ...; default the active one, see `dsagent models`)")
     _common(mon)
     srv = sub.add_parser(
         "serve", help="serve a saved model over HTTP",
@@ -149,10 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(exp)
     ret = sub.add_parser(
         "retrain", help="refit the session's model on new data; promote it only when it is better",
-        description="Replays the session's decisions (task, features, the shipped family and its tuned parameters; no "
-                    "new search) on NEW_DATA, then scores the new model (challenger) and the active one (champion) on "
-                    "the same held-out newest rows with a paired bootstrap. The challenger becomes the active version "
-                    "only when the 95% CI of the difference favours it; both versions stay (`dsagent models`).",
+        description="Replays the session's decisions on NEW_DATA: the same task, features and derived features, and "
+                    "one fit of the shipped model family with its already-tuned parameters (an ensemble keeps its "
+                    "members and weights) on 70% of the rows. It runs no new search: no other family is "
+                    "tried and nothing is re-tuned (for that, start a new `dsagent run` on the new data). Then it scores "
+                    "the new model (challenger) and the active one (champion) on the same held-out 30% (the newest "
+                    "by the session's time column, else a stratified sample) with a paired bootstrap. The challenger "
+                    "becomes the active version only when the 95% CI of the "
+                    "difference favours it; both versions stay (`dsagent models`), each with its own monitoring plan.",
         epilog="exit codes: 0 challenger promoted, 5 champion kept, 2 bad input")
     ret.add_argument("model", help="session id or directory")
     ret.add_argument("data", type=Path, help="new labelled rows (CSV/TSV/Parquet/Excel/JSON-lines) with the target column")
@@ -307,7 +313,7 @@ def cmd_monitor(args) -> int:
         data = served_rows(model_ref, args.since)
     else:
         data, _ = load_table(args.data)
-    report = apply_plan(model_ref, data)
+    report = apply_plan(model_ref, data, version=args.version)
     if args.json:
         print(json.dumps(report, default=str))
         return VERDICT_EXIT[report["verdict"]]
@@ -316,7 +322,8 @@ def cmd_monitor(args) -> int:
 
     console = Console(stderr=False, highlight=False)
     colour = {"ok": "green", "investigate": "yellow", "retrain": "red", "alert": "red", "warn": "yellow"}
-    table = Table(title=f"drift of {report['rows']} rows against the training reference")
+    of = f"{report['model_version']}'s" if report.get("model_version") else "the"
+    table = Table(title=f"drift of {report['rows']} rows against {of} training reference")
     for col, justify in (("feature", "left"), ("PSI", "right"), ("p-value", "right"), ("status", "left"),
                          ("null rate", "right")):
         table.add_column(col, justify=justify)
@@ -361,8 +368,9 @@ def cmd_monitor(args) -> int:
 def _monitor_compare(model_ref, args) -> int:
     from dsagent.tools.shadow import compare
 
-    if args.data is not None or args.from_log:
-        raise UsageError("--compare reads the traffic log: give no DATA file and no --from-log")
+    if args.data is not None or args.from_log or args.version:
+        raise UsageError("--compare reads the traffic log, whose rows name their versions: give no DATA file, "
+                         "--from-log or --version")
     report = compare(model_ref, args.since)
     if args.json:
         print(json.dumps(report, default=str))

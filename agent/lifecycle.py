@@ -64,7 +64,8 @@ def explain(session: Path, data: Any, version: str | None = None, limit: int | N
     return {"rows": len(frame), **info, "explanations": records, "truncated": truncated, "warnings": warnings}
 
 
-def monitor(session: Path, data: Any = None, *, from_log: bool = False, since: str | None = None) -> dict[str, Any]:
+def monitor(session: Path, data: Any = None, *, from_log: bool = False, since: str | None = None,
+            version: str | None = None) -> dict[str, Any]:
     """`dsagent monitor`: drift, data quality and (with labels) performance; `verdict` and
     `exit_code` (0 ok, 3 investigate, 4 retrain) say what to do."""
     from dsagent.answers import BadInput
@@ -78,7 +79,7 @@ def monitor(session: Path, data: Any = None, *, from_log: bool = False, since: s
         frame = served_rows(session, since)
     else:
         frame = _frame(data)
-    report = apply_plan(str(session), frame)
+    report = apply_plan(str(session), frame, version=version)
     return {**report, "exit_code": VERDICT_EXIT[report["verdict"]]}
 
 

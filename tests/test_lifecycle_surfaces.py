@@ -47,6 +47,9 @@ def test_python_api_predicts_explains_monitors_and_retrains(offline_run, tmp_pat
     assert result["status"] == "promoted" and result["exit_code"] == 0 and result["active"] == "v2"
     assert (tmp_path / "sessions" / "inputs").is_dir()  # the frame it learned from is kept
     assert (dsagent.predict(session, rows)["prediction"] == expected["prediction"].map(RELABEL)).mean() > 0.8
+    # monitoring follows the promotion (v2's own plan), and version= picks the old one
+    assert dsagent.monitor(session, rows)["model_version"] == "v2"
+    assert dsagent.monitor(session, rows, version="v1")["model_version"] == "v1"
 
 
 def test_mcp_client_predicts_explains_monitors_and_retrains(offline_run, tmp_path):

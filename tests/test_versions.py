@@ -90,6 +90,32 @@ def test_models_lists_versions_and_predict_serves_either(retrained, tmp_path, ca
     main(["models", str(session), "--activate", "v2"])
 
 
+def _monitor(session: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dsagent.cli", "monitor", str(session), str(data), "--json", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
+
+
+def test_monitor_after_a_promotion_uses_the_new_versions_own_plan(retrained, capsys):
+    """Retrain writes v2 a plan rebased on v2 (its fit rows, its held-out predictions and score),
+    so `dsagent monitor` on the session checks v2 by default, and `--version v1` the old one."""
+    session, changed, _ = retrained
+    plan = json.loads((session / "artifacts" / "model" / "v2" / "monitoring.json").read_text())
+    v1_plan = json.loads((session / "artifacts" / "monitoring.json").read_text())
+    assert plan["model_version"] == "v2" and plan["rebased_from"] == "v1"
+    assert plan["performance"]["test_score"] != v1_plan["performance"]["test_score"]  # v2's own floor
+    assert plan["labels"]["categories"] != v1_plan["labels"]["categories"] or \
+        plan["labels"]["proportions"] != v1_plan["labels"]["proportions"]  # labels of the data v2 was fitted on
+
+    active = _monitor(session, changed)
+    assert active.returncode == 0, active.stdout[-500:] + active.stderr  # v2 learned the new labels: no alarm
+    assert json.loads(active.stdout)["model_version"] == "v2"
+
+    assert main(["monitor", str(session), str(changed), "--json", "--version", "v1"]) == 4  # v1 is wrong on every relabelled row
+    assert json.loads(capsys.readouterr().out)["model_version"] == "v1"
+    assert main(["monitor", str(session), str(changed), "--version", "v9"]) == 2
+    assert "no version v9" in capsys.readouterr().err
+
+
 def test_retrain_keeps_the_champion_when_the_challenger_is_not_better(offline_run, tmp_path, capsys):
     session = _copy(offline_run, tmp_path)
     pd.read_csv(DATA).sample(frac=1, random_state=3).to_csv(tmp_path / "same.csv", index=False)

@@ -276,20 +276,36 @@ def plan_markdown(plan: dict[str, Any]) -> str:
 
 # -- applying it ------------------------------------------------------------------------------
 def find_plan(model_path: Path) -> Path:
-    for candidate in (model_path.parent.parent / paths.MONITORING, model_path.parent / paths.MONITORING):
+    """The plan beside a model file: the session's plan for v1, model/vN/monitoring.json for vN."""
+    from dsagent.tools.versions import NAME
+
+    retrained = NAME.match(model_path.parent.name) is not None
+    for candidate in ((model_path.parent / paths.MONITORING,) if retrained else
+                      (model_path.parent.parent / paths.MONITORING, model_path.parent / paths.MONITORING)):
         if candidate.exists():
             return candidate
+    if retrained:
+        raise ToolError(f"version {model_path.parent.name} has no {Path(paths.MONITORING).name} (it was retrained by an "
+                        "older dsagent); monitor another version with --version, or retrain again to get one")
     raise ToolError(f"no {paths.MONITORING} found beside {model_path}; run plan_monitoring in that session first "
                     "(dsagent run does it)")
 
 
 
-def apply_plan(session_or_model: str | Path, data: pd.DataFrame) -> dict[str, Any]:
-    """Drift, data quality and (with labels) performance of a new batch; verdict ok/investigate/retrain."""
-    from dsagent.tools.model_io import load_model, resolve_model_path
+def apply_plan(session_or_model: str | Path, data: pd.DataFrame, version: str | None = None) -> dict[str, Any]:
+    """Drift, data quality and (with labels) performance of a new batch against the plan of
+    `version` (default the active one); verdict ok/investigate/retrain."""
+    from dsagent.tools.model_io import resolve_model_path
+    from dsagent.tools.versions import name_of
+
+    model_path = resolve_model_path(session_or_model, version)
+    return _apply(model_path, data) | {"model_version": name_of(model_path)}
+
+
+def _apply(model_path: Path, data: pd.DataFrame) -> dict[str, Any]:
+    from dsagent.tools.model_io import load_model
     from dsagent.tools.serving import predict_frame
 
-    model_path = resolve_model_path(session_or_model)
     plan = json.loads(find_plan(model_path).read_text())
     own = task_types().get(plan.get("task") or "")
     if own is not None and own.prediction is None:  # its own checks: segment shares, flag rate, forecast vs actuals...

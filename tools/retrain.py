@@ -30,6 +30,7 @@ from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import Metric, get_metric, score
 from dsagent.tools.model_io import _sha256 as file_sha256, input_schema, load_model, save_model
 from dsagent.tools.registry import ToolError
+from dsagent.tools.retrain_plan import parent_plan, rebased_plan, write_plan
 from dsagent.tools.serving import check_schema
 from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task_data import encode_target
@@ -177,6 +178,15 @@ def retrain(session_dir: str | Path, new_data: str | Path, *, time_budget: float
                         scores={"holdout": scores["challenger"], "champion_on_holdout": scores["champion"]},
                         promoted=promote, retrain=record)
     save_model(challenger, folder / name / versions.MODEL_FILE, new_manifest)
+    # Its own monitoring plan before it can become active: `dsagent monitor` reads the plan beside
+    # the version it checks, and the parent's references and floors describe the old model.
+    parent = parent_plan(folder, champion_name)
+    if parent is None:
+        notes.append(f"{champion_name} has no monitoring plan, so {name} has none either; `dsagent monitor` needs one")
+    else:
+        plan = rebased_plan(parent, task, metric, X_fit, y_fit, y_hold, scored["challenger"], threshold,
+                            version=name, parent_version=champion_name, seed=seed)
+        record["monitoring_plan"] = str(write_plan(folder / name / versions.MODEL_FILE, plan))
     if promote:
         versions.set_active(folder, name)
     record.update(status=PROMOTED if promote else KEPT, active=versions.active(folder), warnings=notes,
