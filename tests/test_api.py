@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dsagent.answers import ANSWER_KEYS, BadInput
-from dsagent.cli import build_parser
+from dsagent.cli_parser import build_parser
 from dsagent.result import RunResult
 from dsagent.tasks import MCP_SESSION_TOOLS
 from fake_anthropic import FakeAnthropic, Reply

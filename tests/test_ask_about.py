@@ -258,7 +258,8 @@ def test_chat_rerun_options_for_metric_and_dropped_column(offline_run, tmp_path)
     itself is the same path as the budget re-run above, so it is not repeated here)."""
     from rich.console import Console
 
-    from dsagent.chat import Chat, ChatRun
+    from dsagent.chat import Chat
+    from dsagent.chat_run import ChatRun
     from dsagent.runtime import RunOptions
 
     sid = offline_run.session_id

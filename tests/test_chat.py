@@ -21,7 +21,10 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from dsagent.chat import Chat, ChatRun, StdinReader, TerminalAsker, _make_completer
+from dsagent.chat import Chat
+from dsagent.chat_asker import TerminalAsker
+from dsagent.chat_input import StdinReader, make_completer
+from dsagent.chat_run import ChatRun
 from dsagent.loop import ToolCall, Turn
 from dsagent.runtime import RunOptions
 from dsagent.sandbox import CallResult, Progress
@@ -186,7 +189,7 @@ def test_slash_commands_and_completion(sessions_dir):
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    completer = _make_completer(chat)
+    completer = make_completer(chat)
     chat.columns = ["species", "island", "sex"]
     done = lambda t: [c.text for c in completer.get_completions(Document(t), CompleteEvent())]  # noqa: E731
     assert done("/sh") == ["/show"]

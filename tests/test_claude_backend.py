@@ -14,7 +14,8 @@ import pytest
 from dsagent.answers import load_answers
 from dsagent.asking import AssumeAsker
 from dsagent.loop import LoopState, run_loop
-from dsagent.backends.claude import ClaudeBackend, to_messages
+from dsagent.backends.claude import ClaudeBackend
+from dsagent.backends.claude_messages import to_messages
 from dsagent.backends.config import cost_usd
 from dsagent.backends.errors import BackendError
 from dsagent.persona import load_persona

@@ -173,7 +173,7 @@ def test_strong_column_is_flagged_but_kept():
 
 
 def test_report_says_which_leak_suspects_were_kept():
-    from dsagent.tools.report import _section_data
+    from dsagent.tools.report_sections import _section_data
 
     profile = {"n_rows": 10, "n_cols": 3, "warnings": ["leakage suspect: 'a' alone predicts the target (score 0.99)"],
                "leakage_suspects": [{"column": "a", "score": 0.99, "drop": True}, {"column": "b", "score": 0.93, "drop": False}]}
