@@ -176,3 +176,17 @@ def test_each_sdk_is_imported_by_one_module():
                 if root in importers:
                     importers[root].add(name)
     assert importers == {sdk: {owner} for sdk, owner in SDK_OWNERS.items()}, importers
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml lists the packages by hand (the package-dir mapping defeats discovery): a new
+    folder left out installs nowhere, which only the slow wheel test would catch (tools.ranking was)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder, name in (("agent", "dsagent"), ("tools", "dsagent.tools"), ("personas", "dsagent.personas")):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((name, *rel)))
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
