@@ -37,6 +37,7 @@ def test_cluster_tuning_writes_both_workers_trials_into_one_postgres_study(pg_ur
     import optuna
 
     from dsagent.answers import Answers
+    from dsagent.isolation import landlock_abi
     from dsagent.tasks import DirectSession
 
     ds = DirectSession(tmp_path / "sessions", EXAMPLE, roots=[EXAMPLE.parent], time_budget=60,
@@ -45,6 +46,7 @@ def test_cluster_tuning_writes_both_workers_trials_into_one_postgres_study(pg_ur
         assert ds.call("define_task", {"target": "species"})["ok"]
         result = ds.call("tune_model", {"family": "linear", "n_trials": 4})
         meta = json.loads((ds.session.dir / "session.json").read_text())
+        landlock = ds.runner.worker.layers.get("landlock", {})
     finally:
         ds.close()
     assert result["ok"], result.get("error")
@@ -60,3 +62,8 @@ def test_cluster_tuning_writes_both_workers_trials_into_one_postgres_study(pg_ur
     assert len(ran_on) == 4 and len(set(ran_on)) == 2 and all(ran_on.count(w) == 2 for w in set(ran_on)), ran_on
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert summary["cluster"]["trials_by_worker"] == {w: 2 for w in set(ran_on)}
+    # Where Landlock has network rules, the sandboxed tool worker could reach only the scheduler's,
+    # the workers' and the database's ports (tests/test_layers.py shows another port is refused).
+    if landlock.get("active") and landlock_abi() >= 4:
+        ports = sorted({int(a.rsplit(":", 1)[1]) for a in [meta["cluster"]["scheduler"], *set(ran_on), pg_url.split("/")[2]]})
+        assert f"TCP connect only to ports {','.join(map(str, ports))}" in landlock["reason"], landlock

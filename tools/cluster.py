@@ -172,6 +172,10 @@ class Cluster:
                                "check that it runs and the address is right") from None
         self.address = self.client.scheduler.address
 
+    def addresses(self) -> list[str]:
+        """The scheduler's and its workers' addresses now: the tool worker's TCP may reach these only."""
+        return [self.address, *self.client.scheduler_info().get("workers", {})]
+
     def close(self) -> None:
         for thing in (getattr(self, "client", None), self.local):
             if thing is not None:
