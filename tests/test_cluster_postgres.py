@@ -67,3 +67,22 @@ def test_cluster_tuning_writes_both_workers_trials_into_one_postgres_study(pg_ur
     if landlock.get("active") and landlock_abi() >= 4:
         ports = sorted({int(a.rsplit(":", 1)[1]) for a in [meta["cluster"]["scheduler"], *set(ran_on), pg_url.split("/")[2]]})
         assert f"TCP connect only to ports {','.join(map(str, ports))}" in landlock["reason"], landlock
+
+
+@pytest.mark.parametrize("url, hide_driver, says", [
+    ("postgresql://u@127.0.0.1:1/db", True, "the PostgreSQL driver psycopg is not installed; pip install 'dsagent[postgres]'"),
+    ("postgres://u@127.0.0.1:1/db", False, "write the URL as postgresql://"),
+])
+def test_an_unusable_postgres_url_is_one_line_of_bad_input(url, hide_driver, says, tmp_path):
+    """No server needed: the URL is refused before a session exists (exit 2, one line)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_CLUSTER"))}
+    if hide_driver:  # a psycopg that cannot be imported, ahead of the installed one
+        (tmp_path / "hide").mkdir()
+        (tmp_path / "hide" / "psycopg.py").write_text("raise ImportError('hidden by the test')\n")
+        env["PYTHONPATH"] = str(tmp_path / "hide")
+    done = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "species",
+                           "--backend", "offline", "--tuning-storage", url, "--sessions-dir", str(tmp_path / "s")],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
