@@ -223,6 +223,9 @@ class Run:
             if opts.data is None:
                 raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
             data = Path(opts.data)
+            if data.is_dir():  # a directory of Parquet parts: only train_on_cluster reads one so far
+                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file (a directory of Parquet "
+                               "parts is read by the train_on_cluster tool with --cluster, see docs/scaling.md)")
             if not data.is_file():
                 raise BadInput(f"data file {data} not found; check the path")
             self.backend_name = choose_backend_name(opts.backend)

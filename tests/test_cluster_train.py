@@ -70,3 +70,18 @@ def test_xgboost_dask_trains_on_parquet_parts_and_the_record_says_who_saw_which_
 
     booster = xgboost.Booster(model_file=str(art / "cluster_xgboost.json"))
     assert booster.num_features() == 3
+
+
+def test_dsagent_run_on_a_directory_says_what_reads_one(tmp_path):
+    """`dsagent run DIR` does not train on the cluster yet: one line saying what does, not 'not found'."""
+    import os
+    import subprocess
+    import sys
+
+    write_parts(tmp_path / "big", n=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_CLUSTER"))}
+    done = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(tmp_path / "big"), "--target", "y",
+                           "--backend", "offline", "--sessions-dir", str(tmp_path / "s")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is a directory" in done.stderr and "train_on_cluster" in done.stderr
