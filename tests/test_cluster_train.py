@@ -37,7 +37,7 @@ def test_xgboost_dask_trains_on_parquet_parts_and_the_record_says_who_saw_which_
     ds = DirectSession(tmp_path / "sessions", data, roots=[tmp_path], time_budget=120,
                        answers=Answers(target="y", cluster="local:2", id_columns=["row_id"]))
     try:
-        result = ds.call("train_on_cluster", {"target": "y", "sample_rows": 300, "n_estimators": 60})
+        result = ds.call("train_on_cluster", {"target": "y", "sample_rows": 300, "n_estimators": 30})
         reported = ds.call("write_report", {})
         art = ds.session.artifacts_dir
     finally:

@@ -156,7 +156,18 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     if not features:
         raise ToolError("no numeric or boolean feature columns: train_on_cluster's first slice uses only those")
     ddf = ddf.dropna(subset=[target])
-    distinct = ddf[target].drop_duplicates().compute()  # exact, small: the target's values
+    seed, hashed = ctx.seed, keys or list(ddf.columns)  # the row's own columns: the label added below is not hashed
+
+    def split(frame: Any) -> tuple[Any, Any, Any]:
+        """(fit, validation, test) rows by the hash of `hashed`: the same rows whatever columns are added."""
+        is_test = frame.map_partitions(test_mask, hashed, test_fraction, seed, meta=("is_test", bool))
+        train = frame[~is_test]
+        is_valid = train.map_partitions(test_mask, hashed, 0.1, seed + 1, meta=("is_test", bool))
+        return train[~is_valid], train[is_valid], frame[is_test]
+
+    # One pass over the data: the target's distinct values (exact, small) and the three sides' sizes.
+    distinct, *sizes = client.compute([ddf[target].drop_duplicates(), *(part.shape[0] for part in split(ddf))], sync=True)
+    n_fit, n_valid, n_test = (int(x) for x in sizes)
     numeric_target = pd.api.types.is_numeric_dtype(distinct.dtype)
     kind = "regression" if numeric_target and len(distinct) > MAX_CLASSES else ("binary" if len(distinct) == 2 else "multiclass")
     classes = sorted(distinct.tolist()) if kind != "regression" else []
@@ -166,13 +177,7 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     else:
         codes = {c: i for i, c in enumerate(classes)}
         ddf = ddf.assign(**{label: ddf[target].map(codes, meta=(target, "int64"))})
-
-    seed = ctx.seed
-    is_test = ddf.map_partitions(test_mask, keys or None, test_fraction, seed, meta=("is_test", bool))
-    train, test = ddf[~is_test], ddf[is_test]
-    is_valid = train.map_partitions(test_mask, keys or None, 0.1, seed + 1, meta=("is_test", bool))
-    fit, valid = train[~is_valid], train[is_valid]
-    n_fit, n_valid, n_test = (int(x) for x in client.compute([fit.shape[0], valid.shape[0], test.shape[0]], sync=True))
+    fit, valid, test = split(ddf)
     if min(n_fit, n_valid, n_test) == 0:
         raise ToolError(f"too few rows for a split ({n_fit} fit, {n_valid} validation, {n_test} test)")
     ctx.report(f"xgboost.dask on {n_fit:,} rows across {len(client.scheduler_info()['workers'])} workers", 0.1)
