@@ -175,7 +175,11 @@ def cmd_doctor(args) -> int:
             mem = f"{w['memory_limit'] / 2**30:.1f} GB" if w.get("memory_limit") else "no memory limit"
             print(f"  {w['address']} on {w['host']}: {w['threads']} thread(s), {mem}; "
                   + ", ".join(f"{k} {v.get(k)}" for k in ("dsagent", "xgboost", "scikit-learn", "optuna", "python")))
-        print("  note: a tool worker that talks to the cluster may open TCP connections (not confined by the sandbox)")
+        from dsagent.sandbox.landlock import landlock_abi
+        from dsagent.sandbox.layer import disabled
+        from dsagent.sandbox.net_rules import doctor_note
+
+        print("  " + doctor_note(0 if "landlock" in disabled() else landlock_abi()))
     return _cluster_verdict(report)
 
 

@@ -155,15 +155,20 @@ def cluster_settings(answers: Answers, cluster: str | None = None, storage: str 
     return cluster, storage
 
 
-def worker_limits(memory_mb: int | None, cluster: str | None, storage: str | None) -> Limits:
+def worker_limits(memory_mb: int | None, cluster: str | None, storage: str | None, addresses: list[str] = ()) -> Limits:
     """The tool worker's limits: with a cluster (or a database on the network) it may open TCP
-    connections, and it may write the directory of a study file that lives outside the session."""
+    connections (to the ports of `addresses`, the cluster's, and the database's, where Landlock can
+    say so: dsagent.sandbox.net_rules), and it may write the directory of a study file outside the session."""
     limits = Limits(memory_mb=memory_mb) if memory_mb else Limits()
     if storage and storage.startswith("journal://"):
         limits.extra_write = (str(Path(storage.removeprefix("journal://")).parent),)
     elif storage and storage.startswith("sqlite:///"):
         limits.extra_write = (str(Path(storage.removeprefix("sqlite:///")).absolute().parent),)
     limits.tcp = bool(cluster) or bool(storage and not storage.startswith(("journal://", "sqlite:")))
+    if limits.tcp:
+        from dsagent.sandbox.net_rules import allowed_ports
+
+        limits.tcp_ports = allowed_ports(addresses, storage)
     return limits
 
 
@@ -223,6 +228,9 @@ class Run:
             if opts.data is None:
                 raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
             data = Path(opts.data)
+            if data.is_dir():  # a directory of Parquet parts: only train_on_cluster reads one so far
+                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file (a directory of Parquet "
+                               "parts is read by the train_on_cluster tool with --cluster, see docs/scaling.md)")
             if not data.is_file():
                 raise BadInput(f"data file {data} not found; check the path")
             self.backend_name = choose_backend_name(opts.backend)
@@ -258,7 +266,7 @@ class Run:
         self.asker = opts.asker or (PauseAsker(given, judge_all=self.leave_to_judgement) if opts.on_questions == "ask"
                                     else AssumeAsker(given))
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
-        limits = worker_limits(opts.memory_mb, cluster, storage)
+        limits = worker_limits(opts.memory_mb, cluster, storage, self.cluster.addresses() if self.cluster else [])
         if limits.tcp:  # session.json must not say the network is confined when it is not
             from dsagent.sandbox.layer import without_network
 

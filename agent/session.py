@@ -41,11 +41,21 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def data_files(path: Path) -> list[Path]:
+    """The file, or a directory's files (a directory of Parquet parts, --cluster), in a stable order."""
+    path = Path(path)
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """A file's sha256; for a directory, one digest over its files' relative names and contents."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
+    for f in data_files(path):
+        if f != Path(path):
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -116,7 +126,7 @@ class Session:
         if data_path is not None:
             meta["data_path"] = str(Path(data_path).resolve())
             meta["data_sha256"] = sha256_file(data_path)
-            meta["data_bytes"] = Path(data_path).stat().st_size
+            meta["data_bytes"] = sum(f.stat().st_size for f in data_files(data_path))
         meta.update(extra or {})
         session = cls(directory, meta)
         session.save()

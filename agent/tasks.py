@@ -459,7 +459,8 @@ class DirectSession:
         self.time_budget = float(time_budget)
         self.tools = {n: s for n, s in all_tools().items() if not s.runs_in_loop}
         self.cluster = start_cluster(cluster, storage, self.session)  # answers' cluster: tune_model uses it
-        self.runner = ToolRunner(self.session, self.tools, worker_limits(None, cluster, storage),
+        addresses = self.cluster.addresses() if self.cluster else []
+        self.runner = ToolRunner(self.session, self.tools, worker_limits(None, cluster, storage, addresses),
                                  roots=[str(r) for r in roots], cluster=self.cluster.address if self.cluster else None,
                                  tuning_storage=storage)
         if self.session.data_path is not None:

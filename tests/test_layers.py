@@ -53,6 +53,7 @@ def in_grandchild(action):  # run_python's child leads its process group: setsid
 # Bodies of the hostile actions; {placeholders} are filled from the test's `where` dict.
 ACTIONS = {
     "tcp_to_host_loopback": 'socket.create_connection(("127.0.0.1", {port}), timeout=2).close()',
+    "tcp_to_allowed_port": 'socket.create_connection(("127.0.0.1", {allowed_port}), timeout=2).close()',
     "see_parent": 'os.stat("/proc/{parent}")',
     "signal_parent": "os.kill({parent}, 0)",
     "read_outside": "open({outside!r}).read()",
@@ -178,6 +179,26 @@ def test_landlock_alone_denies_tcp(hostile):
         pytest.skip(f"layer landlock has no TCP rules here (needs ABI >= 4): {info['reason']}")
     assert hostile("landlock", ["tcp_to_host_loopback"]) == {"tcp_to_host_loopback": "EACCES"}
     assert not accepted(hostile.listener)
+
+
+def test_landlock_alone_limits_a_cluster_worker_to_the_cluster_ports(hostile):
+    """With --cluster the worker may open TCP, but only to the ports it was given (the scheduler's,
+    the workers', the database's): another port on the same host is refused."""
+    info = need("landlock")
+    if "TCP bind/connect denied" not in info["reason"]:
+        pytest.skip(f"layer landlock has no TCP rules here (needs ABI >= 4): {info['reason']}")
+    allowed = socket.socket()
+    allowed.bind(("127.0.0.1", 0))
+    allowed.listen(4)
+    allowed.setblocking(False)
+    hostile.where["allowed_port"] = port = allowed.getsockname()[1]
+    try:
+        seen = hostile("landlock", ["tcp_to_allowed_port", "tcp_to_host_loopback"],
+                       limits=Limits(memory_mb=2048, tcp=True, tcp_ports=(port,)))
+        assert seen == {"tcp_to_allowed_port": "done", "tcp_to_host_loopback": "EACCES"}
+        assert accepted(allowed) and not accepted(hostile.listener)
+    finally:
+        allowed.close()
 
 
 def test_landlock_alone_scopes_signals(hostile):

@@ -59,6 +59,7 @@ def parse_storage(value: str) -> tuple[str, str]:
     text = str(value).strip()
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower() if "://" in text else ""
     if scheme in _RDB_SCHEMES:
+        check_driver(text)
         return "rdb", text
     if scheme and scheme != "journal":
         raise ClusterError(f"tuning storage {text!r}: unknown scheme {scheme!r}; use a journal file path "
@@ -71,6 +72,23 @@ def parse_storage(value: str) -> tuple[str, str]:
         raise ClusterError(f"tuning storage {text!r}: directory {p.parent} does not exist; create it "
                            "(on a file system every worker can reach) or choose another path")
     return "journal", str(p)
+
+
+def check_driver(url: str) -> None:
+    """A PostgreSQL URL whose driver is missing, or written postgres:// (which SQLAlchemy 2 refuses),
+    is one line of bad input here rather than a traceback from inside Optuna in the tool worker."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme.split("+", 1)[0] == "postgres":
+        raise ClusterError("tuning storage: SQLAlchemy does not accept postgres://; write the URL as postgresql://...")
+    if scheme.split("+", 1)[0] != "postgresql":
+        return
+    driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg"  # SQLAlchemy >= 2.1's default
+    module = {"psycopg": "psycopg", "psycopg2": "psycopg2", "asyncpg": "asyncpg", "pg8000": "pg8000"}.get(driver, driver)
+    try:
+        __import__(module)
+    except ImportError:
+        raise ClusterError(f"tuning storage {scheme}://...: the PostgreSQL driver {module} is not installed; "
+                           "pip install 'dsagent[postgres]' (on this machine and every Dask worker)") from None
 
 
 def make_storage(spec: tuple[str, str]) -> Any:
@@ -171,6 +189,10 @@ class Cluster:
             raise ClusterError(f"cannot reach the Dask scheduler at {arg}: {str(exc).splitlines()[0][:200] or type(exc).__name__}; "
                                "check that it runs and the address is right") from None
         self.address = self.client.scheduler.address
+
+    def addresses(self) -> list[str]:
+        """The scheduler's and its workers' addresses now: the tool worker's TCP may reach these only."""
+        return [self.address, *self.client.scheduler_info().get("workers", {})]
 
     def close(self) -> None:
         for thing in (getattr(self, "client", None), self.local):

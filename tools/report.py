@@ -40,12 +40,15 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     intervals, plots, feature importance, error analysis (worst segments), segment/fairness tables,
     trade-offs, limitations and assumptions, and a reproducibility block (data sha256, library
     versions, seed, hyperparameters)."""
+    from dsagent.tools.cluster_report import cluster_record, write_cluster_report
     from dsagent.tools.unsupervised import saved_record
 
     if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its report and card
         return get_task_type(rec["task"]).write_report(ctx, rec)
     task = TaskSpec.read(ctx.artifacts_dir)
     ev = Evaluation.read(ctx.artifacts_dir)
+    if task is None and (crec := cluster_record(ctx.artifacts_dir)) is not None:  # train_on_cluster's model
+        return write_cluster_report(ctx, crec)
     if task is None or ev is None:
         raise ToolError("define_task and evaluate_model must run before write_report")
     profile = _load(ctx, paths.PROFILE)

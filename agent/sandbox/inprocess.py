@@ -22,7 +22,8 @@ def apply_in_process(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ll = spec["landlock"]
         try:
             result["landlock"] = layer(True, apply_landlock(ll["read"], ll["write"], ll["rw_files"],
-                                                            ll.get("list_only", []), tcp=bool(spec.get("tcp"))),
+                                                            ll.get("list_only", []), tcp=bool(spec.get("tcp")),
+                                                            tcp_ports=spec.get("tcp_ports") or []),
                                        "landlock")
         except OSError as exc:
             result["landlock"] = layer(False, f"not applied: {exc.strerror or exc}", "landlock")

@@ -34,7 +34,7 @@ def landlock_abi() -> int:
 
 
 def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_only: list[str] = (),
-                   tcp: bool = False) -> str:
+                   tcp: bool = False, tcp_ports: list[int] = ()) -> str:
     """Restrict this process (and its future children) to the given paths. Returns a note.
 
     Raises OSError when the kernel has no Landlock or refuses the ruleset.
@@ -51,11 +51,14 @@ def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_
         handled |= _FS_IOCTL_DEV
     attr = _RulesetAttr(handled, 0, 0)
     notes = [f"ABI {abi}"]
-    if abi >= 4 and not tcp:
-        attr.handled_access_net = 0b11  # bind_tcp | connect_tcp, with no port allowed
-        notes.append("TCP bind/connect denied")
+    if abi >= 4 and (not tcp or tcp_ports):
+        attr.handled_access_net = 0b11  # bind_tcp | connect_tcp: none, or connect to tcp_ports only (below)
+        if not tcp:
+            notes.append("TCP bind/connect denied")
     elif tcp:
-        notes.append("TCP allowed (--cluster)")
+        from dsagent.sandbox.net_rules import unconfined_note
+
+        notes.append(unconfined_note(abi))
     if abi >= 6:
         attr.scoped = 0b11  # abstract unix sockets and signals stay inside the sandbox
         notes.append("signals and abstract sockets scoped")
@@ -71,6 +74,10 @@ def apply_landlock(read: list[str], write: list[str], rw_files: list[str], list_
                               (list_only, _FS_READ_DIR)):
             for path in paths:
                 _landlock_rule(fd, path, rights)
+        if tcp and tcp_ports and abi >= 4:  # --cluster: the scheduler's, workers' and database's ports only
+            from dsagent.sandbox.net_rules import restrict_tcp
+
+            notes.append(restrict_tcp(_libc, _SYS_LANDLOCK_ADD, fd, tcp_ports))
         if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
         if _libc.syscall(_SYS_LANDLOCK_RESTRICT, fd, ctypes.c_uint32(0)) != 0:

@@ -38,6 +38,7 @@ class Limits:
     # write these extra paths (a --tuning-storage journal file's directory). Off by default.
     tcp: bool = False
     extra_write: tuple[str, ...] = ()
+    tcp_ports: tuple[int, ...] = ()  # with tcp: Landlock lets it connect to these ports only (sandbox/net_rules.py)
 
 
 # Variables that point at host services a sandboxed process could talk to over a unix socket.
@@ -73,6 +74,7 @@ class Plan:
     host_tmp: str | None = None  # private tmp dir on the host when there is no bwrap /tmp
     cgroup: PidsCgroup | None = None
     tcp: bool = False
+    tcp_ports: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, artifacts_dir: Path, limits: Limits, *, use_bwrap: bool, data_paths: list[Path] = (),
@@ -112,7 +114,7 @@ class Plan:
             except OSError:
                 cgroup = None
         return cls(session_dir, str(artifacts_dir), [str(p) for p in read], write, env, rlimits, use_bwrap,
-                   host_tmp, cgroup, limits.tcp)
+                   host_tmp, cgroup, limits.tcp, tuple(limits.tcp_ports))
 
     def in_process_spec(self) -> dict[str, Any]:
         shm = ["/dev/shm"] if os.path.isdir("/dev/shm") else []  # joblib/loky semaphores and memmaps
@@ -122,6 +124,7 @@ class Plan:
             "session_dir": str(self.session_dir),
             "seccomp": "seccomp" not in off,
             "tcp": self.tcp,
+            "tcp_ports": list(self.tcp_ports),
             "drop_caps": "capabilities" not in off,
             "landlock": None if "landlock" in off else {
                 # /sys/fs/cgroup: loky reads the CPU quota there and fails on EACCES (not ENOENT)

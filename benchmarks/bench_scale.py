@@ -1,0 +1,223 @@
+"""Beyond one machine (issue 23): a table larger than a Dask worker's memory, trained on the cluster.
+
+    .venv/bin/python benchmarks/bench_scale.py                      # 10M x 30, local:2, 600 s budget
+    .venv/bin/python benchmarks/bench_scale.py --rows 200000 --no-write   # a smoke run
+    .venv/bin/python benchmarks/bench_scale.py --tuning              # + trials/minute, 1 and 2 workers, PostgreSQL
+
+What it does:
+1. Writes a synthetic classification table (`--rows` x 30: 24 numeric, 4 integer, 1 boolean
+   feature, a row key and the target) as Parquet parts under benchmarks/work/scale/ (kept between runs).
+2. Starts a LocalCluster of `--workers` processes, each with a memory limit BELOW the table's
+   in-memory size (`--worker-memory`, default 60% of it), and runs dsagent's `train_on_cluster` through a
+   direct-call session (the sandboxed tool worker, `cluster: tcp://...`) and `write_report`: xgboost.dask
+   on every training row, a linear model on a sample, scores partition by partition.
+3. Records the wall time against the budget (+15%), the peak RSS of each Dask worker, of the tool
+   worker (this process's children) and of this process; and, in a child process, pandas loading
+   the same table whole: its time and peak RSS against one worker's memory limit ("one process").
+4. With --tuning: trials per minute with 1 and 2 workers against a throwaway PostgreSQL server
+   (tests/pg_server.py; needs Debian's postgresql, which .ci/setup installs).
+
+Raw figures go to benchmarks/results/scale.json; the section between the scale-bench markers of
+docs/BENCHMARKS.md is rewritten unless --no-write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "work" / "scale"
+RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+START, END = "<!-- scale-bench:start -->", "<!-- scale-bench:end -->"
+N_FEATURES = 29  # + the row key and the target: 31 columns, 30 of them data
+
+
+def write_table(rows: int, part_rows: int, seed: int = 0) -> Path:
+    """The Parquet parts (re-used when a previous run wrote the same size)."""
+    folder = WORK / f"rows{rows}"
+    done = folder / "_done"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=24)
+    start = 0
+    for i in range(0, (rows + part_rows - 1) // part_rows):
+        n = min(part_rows, rows - start)
+        X = rng.normal(size=(n, 24)).astype("float64")
+        ints = rng.integers(0, 50, size=(n, 4))
+        flag = rng.random(n) < 0.3
+        logit = X @ weights * 0.4 + 0.05 * ints[:, 0] - 1.0 + 0.8 * flag
+        y = rng.random(n) < 1 / (1 + np.exp(-logit))
+        frame = pd.DataFrame(X, columns=[f"x{j:02d}" for j in range(24)])
+        for j in range(4):
+            frame[f"n{j}"] = ints[:, j]
+        frame["flag"] = flag
+        frame.insert(0, "row_id", np.arange(start, start + n, dtype="int64"))
+        frame["y"] = np.where(y, "yes", "no")
+        frame.to_parquet(folder / f"part-{i:04d}.parquet", index=False)
+        start += n
+    done.touch()
+    return folder
+
+
+def table_bytes(folder: Path) -> int:
+    """In-memory size of the table as pandas holds it (from one part, scaled)."""
+    parts = sorted(folder.glob("part-*.parquet"))
+    one = pd.read_parquet(parts[0])
+    rows = sum(pd.read_parquet(p, columns=["row_id"]).shape[0] for p in parts)
+    return int(one.memory_usage(deep=True).sum() * rows / len(one))
+
+
+def one_process(folder: Path, limit_bytes: int) -> dict:
+    """The same table in one process: pandas loads it whole (in a child), with its time and peak RSS,
+    and whether that peak fits one worker's memory limit. (Not an RLIMIT_AS: Arrow's thread pools
+    reserve virtual memory far beyond what they use, so an address-space cap fails for the wrong reason.)"""
+    code = ("import resource,time,pandas as pd\n"
+            "t=time.time()\n"
+            f"df=pd.read_parquet({str(folder)!r})\n"
+            "print(len(df), round(time.time()-t,1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024)\n")
+    t = time.time()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode == 0:
+        n, secs, rss = done.stdout.split()
+        return {"loaded": True, "rows": int(n), "seconds": float(secs), "peak_rss_mb": int(rss),
+                "fits_one_worker": int(rss) * 2**20 <= limit_bytes}
+    last = (done.stderr.strip().splitlines() or ["?"])[-1]
+    return {"loaded": False, "error": last[:200], "seconds": round(time.time() - t, 1)}
+
+
+def peak_rss_mb() -> float:
+    import resource as r
+
+    return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_training(folder: Path, workers: int, worker_memory: int, budget: float, sessions: Path) -> dict:
+    from distributed import Client, LocalCluster
+
+    from dsagent.answers import Answers
+    from dsagent.tasks import DirectSession
+
+    t0 = time.time()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit=worker_memory) as lc, Client(lc) as client:
+        ds = DirectSession(sessions, folder, roots=[folder.parent], time_budget=budget,
+                           answers=Answers(target="y", cluster=lc.scheduler_address, id_columns=["row_id"]))
+        try:
+            trained = ds.call("train_on_cluster", {"target": "y", "sample_rows": 200_000})
+            reported = ds.call("write_report", {})
+            art = ds.session.artifacts_dir
+        finally:
+            ds.close()
+        worker_rss = client.run(peak_rss_mb)
+    seconds = time.time() - t0
+    out = {"seconds": round(seconds, 1), "ok": bool(trained["ok"] and reported["ok"]),
+           "error": trained.get("error") or reported.get("error"),
+           "peak_rss_mb": {"dask_workers": {k: round(v) for k, v in worker_rss.items()},
+                           "tool_worker_and_children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+                           "this_process": round(peak_rss_mb())}}
+    if out["ok"]:
+        record = json.loads((art / "cluster_training.json").read_text())
+        out.update(scores=record["scores"], rows_seen={k: v["rows"] for k, v in record["rows_seen"].items()},
+                   partitions=record["partitions"])
+    return out
+
+
+def tuning_rate(workers: int, trials: int, sessions: Path) -> dict:
+    """Trials per minute of tune_model (the linear family) on `workers` workers into a PostgreSQL study."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pg_server
+
+    from dsagent.answers import Answers
+    from dsagent.tasks import DirectSession
+
+    data = ROOT / "examples" / "penguins.csv"
+    with pg_server.postgres() as url:
+        ds = DirectSession(sessions, data, roots=[data.parent], time_budget=600,
+                           answers=Answers(target="species", cluster=f"local:{workers}", tuning_storage=url))
+        try:
+            ds.call("define_task", {"target": "species"})
+            t = time.time()
+            result = ds.call("tune_model", {"family": "xgboost", "n_trials": trials})
+            seconds = time.time() - t
+        finally:
+            ds.close()
+    return {"workers": workers, "trials": trials, "seconds": round(seconds, 1), "ok": result["ok"],
+            "trials_per_minute": round(trials / seconds * 60, 1)}
+
+
+def write_doc(res: dict) -> None:
+    t = res["training"]
+    lines = [START, "",
+             f"Measured {res['when']} on {res['machine']} (`benchmarks/bench_scale.py`): {res['rows']:,} rows x 30 "
+             f"columns in {res['parts']} Parquet parts, {res['table_mb']:,} MB in memory; `local:{res['workers']}` with "
+             f"{res['worker_memory_mb']:,} MB per worker.", "",
+             "| what | figure |", "|---|---|",
+             f"| train_on_cluster + report | {t['seconds']} s (budget {res['budget']} s + 15%: "
+             f"{'within' if t['ok'] and t['seconds'] <= res['budget'] * 1.15 else 'NOT within'}) |",
+             f"| scores | {json.dumps(t.get('scores'))} |",
+             f"| rows seen | {json.dumps(t.get('rows_seen'))} |",
+             f"| peak RSS, MB | {json.dumps(t['peak_rss_mb'])} |",
+             f"| the whole table in one pandas process | {json.dumps(res['one_process'])} |"]
+    for r in res.get("tuning", []):
+        lines.append(f"| tuning, {r['workers']} worker(s), PostgreSQL | {r['trials_per_minute']} trials/min "
+                     f"({r['trials']} trials in {r['seconds']} s) |")
+    lines += ["", END]
+    text = DOC.read_text()
+    block = "\n".join(lines)
+    if START in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text += "\n## Scale: a table larger than a worker's memory (issue 23)\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--part-rows", type=int, default=500_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--worker-memory", type=float, default=0.6, help="each worker's memory limit, as a share of the table's size")
+    ap.add_argument("--budget", type=float, default=600)
+    ap.add_argument("--tuning", action="store_true", help="also trials/minute with 1 and 2 workers against PostgreSQL")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    folder = write_table(args.rows, args.part_rows)
+    size = table_bytes(folder)
+    # A Dask worker process idles at ~200 MB: below ~500 MB the nanny restarts it forever (small smoke runs).
+    limit = max(int(size * args.worker_memory), 500 * 2**20)
+    sessions = WORK / "sessions"
+    res = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)", "rows": args.rows,
+           "parts": len(list(folder.glob("part-*.parquet"))), "table_mb": size // 2**20,
+           "workers": args.workers, "worker_memory_mb": limit // 2**20, "budget": args.budget}
+    print(f"table: {res['rows']:,} rows, {res['table_mb']:,} MB in memory; workers: {args.workers} x {res['worker_memory_mb']:,} MB",
+          file=sys.stderr)
+    res["training"] = run_training(folder, args.workers, limit, args.budget, sessions)
+    print(json.dumps(res["training"], indent=1), file=sys.stderr)
+    res["one_process"] = one_process(folder, limit)
+    if args.tuning:
+        res["tuning"] = [tuning_rate(w, 8, sessions) for w in (1, 2)]
+    print(json.dumps(res, indent=1))
+    if not args.no_write:
+        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        write_doc(res)
+
+
+if __name__ == "__main__":
+    main()

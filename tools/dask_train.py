@@ -1,0 +1,231 @@
+"""train_on_cluster: a model trained on data that need not fit in one process (issue 23).
+
+With a Dask cluster (--cluster), the data (a Parquet file, a directory of Parquet parts, or a CSV)
+is read as a Dask DataFrame: each worker reads its own partitions, nothing is collected here.
+
+- The test split is a hash of a row key (tools/hash_split.py), partition by partition, no shuffle;
+  a second hash (another salt) takes the validation rows for early stopping out of the training side.
+- XGBoost trains with `xgboost.dask` (distributed `hist`) on every training row, with early stopping
+  on the distributed validation set.
+- The linear family trains here on a sample of the training rows small enough for one process
+  (`sample_rows`); the record says which model saw which rows.
+- Both are scored on the test rows partition by partition: each partition returns its sums
+  (rows, correct, log loss; or squared and absolute errors) and only those travel back.
+- The test predictions are written as Parquet parts (artifacts/cluster_predictions/), one part per
+  partition, fetched and written one at a time.
+
+First slice: feature columns are the numeric and boolean ones (text and category columns are left
+out and listed); the model is saved as XGBoost's own JSON model (artifacts/cluster_xgboost.json),
+not yet as the skops Pipeline that `dsagent predict` and the notebook use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsagent.tools.cluster import CONNECT_TIMEOUT_S, ClusterError
+from dsagent.tools.cluster_report import RECORD
+from dsagent.tools.hash_split import describe as describe_split
+from dsagent.tools.hash_split import test_mask
+from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
+
+MODEL_FILE = "cluster_xgboost.json"
+PREDICTIONS_DIR = "cluster_predictions"
+MAX_CLASSES = 50  # more distinct target values than this: regression
+
+
+def read_frame(path: Path) -> Any:
+    """A Dask DataFrame over a Parquet file or directory of parts (or a CSV file)."""
+    import dask.dataframe as dd
+
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+        return dd.read_parquet(str(path))
+    if path.suffix.lower() in (".csv", ".txt"):
+        return dd.read_csv(str(path), blocksize="64MB")
+    raise ToolError(f"{path.name}: train_on_cluster reads Parquet (a file or a directory of parts) or CSV; "
+                    "convert the data to Parquet")
+
+
+def feature_columns(dtypes: pd.Series, target: str, key_columns: list[str]) -> tuple[list[str], list[str]]:
+    """(features, left out): numeric and boolean columns other than the target and the key."""
+    used, left = [], []
+    for name, dtype in dtypes.items():
+        if name == target or name in key_columns:
+            continue
+        (used if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) else left).append(name)
+    return used, left
+
+
+def partition_sums(part: pd.DataFrame, model: Any, kind: str, features: list[str], label: str) -> pd.DataFrame:
+    """One partition's contribution to the test metrics (runs on a worker)."""
+    X, y = part[features], part[label].to_numpy()
+    if len(part) == 0:
+        return pd.DataFrame({"rows": [0], "correct": [0.0], "logloss": [0.0], "sse": [0.0], "sae": [0.0]})
+    pred = model_predict(model, X, kind)
+    if kind == "regression":
+        err = pred - y
+        return pd.DataFrame({"rows": [len(y)], "correct": [0.0], "logloss": [0.0],
+                             "sse": [float(err @ err)], "sae": [float(np.abs(err).sum())]})
+    proba = np.clip(pred, 1e-15, 1.0)
+    picked = proba[np.arange(len(y)), y.astype(int)]
+    return pd.DataFrame({"rows": [len(y)], "correct": [float((proba.argmax(1) == y).sum())],
+                         "logloss": [float(-np.log(picked).sum())], "sse": [0.0], "sae": [0.0]})
+
+
+def model_predict(model: Any, X: pd.DataFrame, kind: str) -> np.ndarray:
+    """Regression: values; classification: class probabilities (n, k). An XGBoost Booster or a
+    scikit-learn estimator."""
+    if hasattr(model, "inplace_predict"):
+        out = np.asarray(model.inplace_predict(X))
+        if kind == "binary" and out.ndim == 1:
+            out = np.column_stack([1 - out, out])
+        return out
+    return model.predict(X) if kind == "regression" else model.predict_proba(X)
+
+
+def scores(sums: pd.DataFrame, kind: str) -> dict[str, float]:
+    total = sums.sum()
+    n = max(float(total["rows"]), 1.0)
+    if kind == "regression":
+        return {"rmse": round(math.sqrt(total["sse"] / n), 6), "mae": round(total["sae"] / n, 6)}
+    return {"accuracy": round(total["correct"] / n, 6), "log_loss": round(total["logloss"] / n, 6)}
+
+
+def prediction_part(part: pd.DataFrame, model: Any, kind: str, features: list[str], classes: list[Any]) -> pd.DataFrame:
+    pred = model_predict(model, part[features], kind)
+    if kind == "regression":
+        return pd.DataFrame({"prediction": pred}, index=part.index)
+    out = pd.DataFrame({f"proba_{c}": pred[:, i] for i, c in enumerate(classes)}, index=part.index)
+    out.insert(0, "prediction", np.asarray(classes, dtype=object)[pred.argmax(1)])
+    return out
+
+
+@tool
+def train_on_cluster(ctx: ToolContext, target: str, key_columns: list[str] | None = None, test_fraction: float = 0.2,
+                     sample_rows: int = 50_000, n_estimators: int = 400) -> ToolOutput:
+    """Train on the Dask cluster (--cluster) for data larger than one machine: XGBoost with
+    xgboost.dask on every training row, a linear model on a sample that fits one worker, both scored
+    on a hash split of the rows, partition by partition. Use only when the session has a cluster.
+
+    Args:
+        target: the column to predict.
+        key_columns: the columns that identify a row, hashed for the test split (default: the
+            answers' id_columns, else every column).
+        test_fraction: the share of rows held out for the test score.
+        sample_rows: how many training rows the one-process linear model sees at most.
+        n_estimators: XGBoost's most boosting rounds (early stopping picks fewer).
+    """
+    if not ctx.cluster:
+        raise ToolError("train_on_cluster needs a Dask cluster: run with --cluster local[:N] or tcp://HOST:PORT")
+    if ctx.data_path is None:
+        raise ToolError("no data file is registered in this session")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--cluster needs Dask: pip install 'dsagent[dask]'") from None
+    try:
+        client = Client(ctx.cluster, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {ctx.cluster}: {str(exc).splitlines()[0][:200]}") from None
+    with client:
+        return _train(ctx, client, Path(ctx.data_path), target, key_columns, test_fraction, sample_rows, n_estimators)
+
+
+def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: list[str] | None,
+           test_fraction: float, sample_rows: int, n_estimators: int) -> ToolOutput:
+    import xgboost.dask as xgb_dask
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ddf = read_frame(path)
+    if target not in ddf.columns:
+        raise ToolError(f"column {target!r} is not in {path.name}; columns: {', '.join(map(str, ddf.columns[:20]))}")
+    keys = [c for c in (key_columns or ctx.answers.get("id_columns") or []) if c in ddf.columns]
+    missing = [c for c in (key_columns or []) if c not in ddf.columns]
+    if missing:
+        raise ToolError(f"key column(s) {', '.join(missing)} not in {path.name}")
+    features, left_out = feature_columns(ddf.dtypes, target, keys)
+    if not features:
+        raise ToolError("no numeric or boolean feature columns: train_on_cluster's first slice uses only those")
+    ddf = ddf.dropna(subset=[target])
+    seed, hashed = ctx.seed, keys or list(ddf.columns)  # the row's own columns: the label added below is not hashed
+
+    def split(frame: Any) -> tuple[Any, Any, Any]:
+        """(fit, validation, test) rows by the hash of `hashed`: the same rows whatever columns are added."""
+        is_test = frame.map_partitions(test_mask, hashed, test_fraction, seed, meta=("is_test", bool))
+        train = frame[~is_test]
+        is_valid = train.map_partitions(test_mask, hashed, 0.1, seed + 1, meta=("is_test", bool))
+        return train[~is_valid], train[is_valid], frame[is_test]
+
+    # One pass over the data: the target's distinct values (exact, small) and the three sides' sizes.
+    distinct, *sizes = client.compute([ddf[target].drop_duplicates(), *(part.shape[0] for part in split(ddf))], sync=True)
+    n_fit, n_valid, n_test = (int(x) for x in sizes)
+    numeric_target = pd.api.types.is_numeric_dtype(distinct.dtype)
+    kind = "regression" if numeric_target and len(distinct) > MAX_CLASSES else ("binary" if len(distinct) == 2 else "multiclass")
+    classes = sorted(distinct.tolist()) if kind != "regression" else []
+    label = "__label__"
+    if kind == "regression":
+        ddf = ddf.assign(**{label: ddf[target].astype("float64")})
+    else:
+        codes = {c: i for i, c in enumerate(classes)}
+        ddf = ddf.assign(**{label: ddf[target].map(codes, meta=(target, "int64"))})
+    fit, valid, test = split(ddf)
+    if min(n_fit, n_valid, n_test) == 0:
+        raise ToolError(f"too few rows for a split ({n_fit} fit, {n_valid} validation, {n_test} test)")
+    ctx.report(f"xgboost.dask on {n_fit:,} rows across {len(client.scheduler_info()['workers'])} workers", 0.1)
+
+    # XGBoost on every training row, distributed hist, early stopping on the distributed validation rows.
+    params = dict(n_estimators=n_estimators, tree_method="hist", learning_rate=0.1, max_depth=6,
+                  early_stopping_rounds=20, random_state=seed)
+    est = (xgb_dask.DaskXGBRegressor(**params) if kind == "regression" else xgb_dask.DaskXGBClassifier(**params))
+    est.client = client
+    est.fit(fit[features], fit[label], eval_set=[(valid[features], valid[label])], verbose=False)
+    booster = est.get_booster()
+
+    # The linear family on a sample of the training rows, fitted here (one process).
+    frac = min(1.0, sample_rows / max(n_fit, 1))
+    sample = fit[features + [label]].sample(frac=frac, random_state=seed).compute() if frac < 1 else fit[features + [label]].compute()
+    linear = make_pipeline(SimpleImputer(), StandardScaler(),
+                           Ridge() if kind == "regression" else LogisticRegression(max_iter=500))
+    linear.fit(sample[features], sample[label].to_numpy())
+
+    # Scores on the test rows, partition by partition: only each partition's sums come back.
+    cols, names = features + [label], ("xgboost_dask", "linear_sample")
+    meta = {"rows": "int64", "correct": "float64", "logloss": "float64", "sse": "float64", "sae": "float64"}
+    sums = [test[cols].map_partitions(partition_sums, model, kind, features, label, meta=meta) for model in (booster, linear)]
+    results = {name: scores(found, kind) for name, found in zip(names, client.compute(sums, sync=True))}
+    metric = "rmse" if kind == "regression" else "log_loss"
+    best = min(results, key=lambda n: results[n][metric])
+
+    # Test predictions of the XGBoost model as Parquet parts, one partition fetched at a time.
+    out_dir = ctx.artifacts_dir / PREDICTIONS_DIR
+    out_dir.mkdir(exist_ok=True)
+    preds = test[features].map_partitions(prediction_part, booster, kind, features, classes)
+    for i in range(preds.npartitions):
+        preds.get_partition(i).compute().to_parquet(out_dir / f"part-{i:05d}.parquet")
+    booster.save_model(str(ctx.artifacts_dir / MODEL_FILE))
+
+    seen = {
+        "xgboost_dask": {"rows": n_fit, "validation_rows": n_valid,
+                         "saw": "every training row, read by the workers partition by partition (xgboost.dask)",
+                         "best_iteration": int(getattr(booster, "best_iteration", -1) or -1)},
+        "linear_sample": {"rows": len(sample), "saw": f"a random sample of {frac:.1%} of the training rows, fitted in one process"},
+        "test": {"rows": n_test, "split": describe_split(keys or None, test_fraction, seed)},
+    }
+    record = {"task": kind, "target": target, "classes": [str(c) for c in classes], "features": features,
+              "left_out": left_out, "partitions": ddf.npartitions, "scores": results, "best": best,
+              "rows_seen": seen, "model_file": MODEL_FILE, "predictions": PREDICTIONS_DIR}
+    (ctx.artifacts_dir / RECORD).write_text(json.dumps(record, indent=2, default=str))
+    summary = {"task": kind, "scores": results, "best": best,
+               "rows_seen": {k: v["rows"] for k, v in seen.items()},
+               "features": len(features), "left_out": left_out[:10], "partitions": ddf.npartitions}
+    return ToolOutput(summary=summary, record=record,
+                      files={"record": RECORD, "model": MODEL_FILE, "predictions": PREDICTIONS_DIR})
