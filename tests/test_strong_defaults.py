@@ -106,7 +106,7 @@ def test_both_defaults_start_even_when_a_typical_candidate_would_not_fit(tmp_pat
     cost = {"baseline": 0.0, "hist_gb_default": 0.6, "xgboost_default": 0.05, "linear": 0.05}
     started = []
 
-    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None):
+    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None, keep_partial=False):
         name = next(n for n, s in train.candidate_specs(task, y).items() if s == spec)
         started.append(name)
         time.sleep(cost[name])
