@@ -227,6 +227,7 @@ class RankingType(TaskType):
         return (f"Done. The chosen ranker is {ev['model']}: test NDCG@{k} {t['ndcg']:.4f} (95% CI {ci[0]:.4f} to {ci[1]:.4f}, "
                 f"{t['groups']} groups), MAP@{k} {t['map']:.4f}, MRR {t['mrr']:.4f}; against {base}.")
 
+
 RANKING = RankingType(
     "ranking", "order the rows of each query/user/session by relevance: NDCG@k, MAP, MRR (groups never split)", None,
     steps=("profile_data", "define_ranking", "train_rankers", "evaluate_ranking", "write_ranking_report"),
