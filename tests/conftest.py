@@ -20,6 +20,17 @@ def _no_secrets(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _default_ctrl_c():
+    """Each test starts with Python's own SIGINT handler: a library an earlier test in the same
+    pytest worker ran in-process may leave it changed (or ignored, which child processes then
+    inherit), and the chat's Ctrl-C tests measure what Ctrl-C does, not what the last test left."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
+
 @pytest.fixture
 def sessions_dir(tmp_path) -> Path:
     d = tmp_path / "sessions"
