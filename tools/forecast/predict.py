@@ -12,16 +12,6 @@ from dsagent.tools.forecast.frequency import ForecastDataError
 from dsagent.tools.forecast.task import MODEL_KIND, predict_from_history
 
 
-def is_forecast_model(ref: str | Path) -> bool:
-    from dsagent.tools.model_io import MANIFEST, resolve_model_path
-
-    try:
-        manifest = json.loads(resolve_model_path(ref).with_name(MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("task") == "forecast"
-
-
 def predict_forecast(ref: str | Path, history: Path | None, horizon: int | None, out: Path | None) -> dict[str, Any]:
     """Writes CSV to `out` (stdout when None); returns what was written."""
     import sys
