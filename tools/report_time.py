@@ -45,10 +45,11 @@ def performance_over_time(frame: pd.DataFrame, y: np.ndarray, pred: np.ndarray, 
         return []
     ts = pd.to_datetime(frame[column], errors="coerce", format="mixed")
     metric = task_metrics(task["task"])[metric_name]
+    shown = "%Y-%m-%d" if bool((ts.dropna() == ts.dropna().dt.normalize()).all()) else "%Y-%m-%d %H:%M"
     rows = []
     for b in range(buckets.max() + 1):
         m = buckets == b
-        row: dict[str, Any] = {"from": str(ts[m].min()), "to": str(ts[m].max()), "n": int(m.sum())}
+        row: dict[str, Any] = {"from": ts[m].min().strftime(shown), "to": ts[m].max().strftime(shown), "n": int(m.sum())}
         try:
             row[metric_name] = float(score(metric, y[m], pred[m], None if proba is None else proba[m]))
         except (ValueError, IndexError):
@@ -72,7 +73,7 @@ def section(rows: list[dict[str, Any]], metric: str, overall: float, path: Path,
              f"{rows[0]['n']} rows, scored on their own (the whole test split: {fmt(overall)}).", "",
              "| from | to | rows | " + metric + " |" + (" mean residual |" if residual else ""),
              "|---|---|---|---|" + ("---|" if residual else "")]
-    lines += [f"| {r['from'][:19]} | {r['to'][:19]} | {r['n']} | {fmt(r[metric])} |"
+    lines += [f"| {r['from']} | {r['to']} | {r['n']} | {fmt(r[metric])} |"
               + (f" {fmt(r['mean_residual'])} |" if residual else "") for r in rows]
     scored = [r[metric] for r in rows if r[metric] is not None]
     if len(scored) >= 2:
