@@ -148,6 +148,11 @@ def test_run_then_predict_from_the_cli(tmp_path, forecast_run):
     for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key], key
     assert "Do not use it for" in open(result["artifacts"]["model_card"]).read()
+    # the report plots the largest series and the worst by test MASE (one plot when they are the same)
+    report_md = open(result["artifacts"]["report"]).read()
+    plots_dir = Path(result["artifacts"]["report"]).parent / "plots"
+    assert "(plots/forecast_largest.png)" in report_md and (plots_dir / "forecast_largest.png").stat().st_size > 10_000
+    assert ("(plots/forecast_worst.png)" in report_md and (plots_dir / "forecast_worst.png").is_file()) or "also the worst" in report_md
     out = tmp_path / "forecast.csv"
     pred = subprocess.run(cmd + ["predict", result["session_dir"], "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert pred.returncode == 0, pred.stderr
@@ -198,13 +203,16 @@ def test_serve_answers_post_forecast_like_dsagent_predict(tmp_path, forecast_run
     import httpx2 as httpx
     from test_serve import _start
 
+    from dsagent.tools.forecast.predict import predict_forecast
+
     result, full, _ = forecast_run
-    out = tmp_path / "cli.csv"
-    assert subprocess.run(CMD + ["predict", result["session_dir"], "-o", str(out)], capture_output=True, timeout=120).returncode == 0
+    out = tmp_path / "predict.csv"
+    predict_forecast(result["session_dir"], None, None, out)  # what `dsagent predict SESSION -o OUT` writes
     expected = pd.read_csv(out)
     proc, url = _start(Path(result["session_dir"]), "--no-log")
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
+            assert "/forecast" in client.get("/openapi.json").json()["paths"]
             meta = client.get("/metadata").json()
             assert meta["task"] == "forecast" and meta["horizon"] == 4 and meta["series"] == ["s0", "s1"]
             r = client.post("/forecast")

@@ -38,21 +38,30 @@ def plot_series(history: pd.DataFrame, test_rows: pd.DataFrame, future: pd.DataF
     return _save(fig, path)
 
 
-def plot_by_step(by_step: list[dict[str, Any]], path: Path) -> str:
+def plot_by_step(by_step: list[dict[str, Any]], path: Path, backtest_by_step: list[dict[str, Any]] | None = None) -> str:
+    """Test-window MASE per step ahead (bars), with the backtest windows' MASE per step (a line): whether
+    the test window was a typical one, and how fast the error grows with the horizon."""
     from dsagent.tools.plots import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.bar([r["step"] for r in by_step], [r["mase"] for r in by_step], color="tab:orange")
+    ax.bar([r["step"] for r in by_step], [r["mase"] for r in by_step], color="tab:orange", label="test window")
+    if backtest_by_step:
+        ax.plot([r["step"] for r in backtest_by_step], [r["mase"] for r in backtest_by_step], color="black", marker="o",
+                lw=1, label="backtest windows (mean)")
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="in-sample seasonal naive (MASE 1)")
-    ax.set(title="Test-window error by horizon step", xlabel="steps ahead", ylabel="MASE")
-    ax.legend(fontsize=8)
+    top = max([1.0] + [r["mase"] for r in [*by_step, *(backtest_by_step or [])] if r["mase"] is not None])
+    ax.set_ylim(0, top * 1.5)  # room above the bars and the MASE-1 line for the legend
+    ax.set_xticks([r["step"] for r in by_step])
+    ax.set(title="Error by horizon step", xlabel="steps ahead", ylabel="MASE")
+    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
 
 def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, Any],
               plots: dict[str, str], goal: str, backtest_notes: list[str] | None = None,
-              series_plots: dict[str, str] | None = None, plot_notes: list[str] | None = None) -> str:
+              series_plots: dict[str, str] | None = None, plot_notes: list[str] | None = None,
+              backtest_by_step: list[dict[str, Any]] | None = None) -> str:
     """The report; `series_plots` is plot key -> which series it shows (the largest, the worst by test MASE)."""
     series_plots, plot_notes = series_plots or {"largest": "the largest series"}, plot_notes or []
     lines = [f"# Forecast report: {task['target']}", "", f"**Goal:** {goal}", "",
@@ -87,8 +96,9 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
               ""]
     lines += [f"![history, forecast and intervals: {why}]({plots[key]})\n" for key, why in series_plots.items()]
     lines += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
-    lines += ["## Error by horizon step", "", "| step | MASE | sMAPE % |", "|---|---|---|"]
-    lines += [f"| {r['step']} | {_f(r['mase'])} | {_f(r['smape'], 2)} |" for r in ev["by_step"]]
+    lines += ["## Error by horizon step", "", "| step | test MASE | test sMAPE % | backtest MASE |", "|---|---|---|---|"]
+    bt = {r["step"]: r["mase"] for r in backtest_by_step or []}
+    lines += [f"| {r['step']} | {_f(r['mase'])} | {_f(r['smape'], 2)} | {_f(bt.get(r['step']))} |" for r in ev["by_step"]]
     worst = sorted(ev["by_series"], key=lambda r: -(r["mase"] or 0))[:5]
     lines += ["", f"![error by horizon step]({plots['by_step']})", "", "## Worst series (test MASE)", "",
               "| series | MASE | sMAPE % |", "|---|---|---|"]

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 
 from dsagent.tools import paths
-from dsagent.tools.forecast import report
+from dsagent.tools.forecast import backtest, report
 from dsagent.tools.forecast.monitoring import write_plan
 from dsagent.tools.forecast.profile import profile_panel
 from dsagent.tools.forecast.task import ForecastSpec, ForecastTask
@@ -152,11 +152,13 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     plots = {key: f"{paths.PLOTS_DIR}/forecast_{key}.png" for key in shown} | {"by_step": f"{paths.PLOTS_DIR}/forecast_by_step.png"}
     for key, (series, why) in shown.items():
         report.plot_series(panel.frame, test_rows, future, series, artifact_path(ctx, plots[key]), spec["target"], why)
-    report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]))
+    bt_rows = pd.read_csv(artifact_path(ctx, BACKTEST_ROWS), dtype={"series": str})
+    bt_steps = backtest.breakdown(bt_rows[bt_rows["model"] == ev["model"]], "step")
+    report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]), bt_steps)
     goal = ctx.answers.get("goal") or f"forecast {spec['target']} {spec['horizon']} steps ahead"
     notes = (read_json(ctx.artifacts_dir / BACKTEST) or {}).get("notes") or []
     artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal, notes,
-                                                                 {k: why for k, (_, why) in shown.items()}, [why_not] if why_not else []))
+                                                                 {k: why for k, (_, why) in shown.items()}, [why_not] if why_not else [], bt_steps))
     artifact_path(ctx, paths.MODEL_CARD).write_text(report.model_card_md(spec, ev))
     session = read_json(ctx.session_dir / "session.json") or {}
     cv_mean = next(r["cv_mean"] for r in board if r["name"] == ev["model"])
