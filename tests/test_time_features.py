@@ -75,3 +75,20 @@ def test_a_calendar_feature_that_helps_is_kept_and_the_report_scores_each_period
     lines = section(rows, "mae", 1.0, ctx.artifacts_dir / "over_time.png", "plots/over_time.png")
     assert lines[0] == "## Performance over time" and (ctx.artifacts_dir / "over_time.png").stat().st_size > 5000
     assert performance_over_time(test, y, pred, None, {**task, "split": {**task["split"], "kind": "random"}}, "mae") == []
+
+
+def test_performance_over_time_for_a_classifier_says_na_where_the_metric_is_undefined(tmp_path):
+    """Buckets hold equal row counts in time order (rows at one time stay together); a period with one
+    class only has no ROC AUC (None, shown n/a) instead of failing the report."""
+    n = 60
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=n, freq="h").astype(str)}).sample(frac=1.0, random_state=0)
+    order = pd.to_datetime(frame["t"]).rank(method="first").to_numpy()
+    y = np.where(order > 20, (order % 2).astype(int), 0)  # the first 20 hours: one class only
+    p1 = np.clip(0.5 + 0.4 * np.where(y == 1, 1, -1) * (order % 3 > 0), 0, 1)
+    proba = np.column_stack([1 - p1, p1])
+    task = {"task": "binary", "split": {"kind": "time", "time_column": "t"}}
+    rows = performance_over_time(frame, y, (p1 >= 0.5).astype(int), proba, task, "roc_auc")
+    assert [r["n"] for r in rows] == [20, 20, 20] and rows[0]["from"] == "2024-01-01 00:00"
+    assert rows[0]["roc_auc"] is None and all(0.5 < r["roc_auc"] <= 1.0 for r in rows[1:])
+    lines = section(rows, "roc_auc", 0.8, tmp_path / "over_time.png", "plots/over_time.png")
+    assert lines[6].startswith("| 2024-01-01 00:00 | 2024-01-01 19:00 | 20 | n/a |") and (tmp_path / "over_time.png").is_file()

@@ -9,6 +9,7 @@ rests on enough rows; a bucket where the metric is undefined (one class only, fo
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,12 @@ def performance_over_time(frame: pd.DataFrame, y: np.ndarray, pred: np.ndarray, 
         m = buckets == b
         row: dict[str, Any] = {"from": ts[m].min().strftime(shown), "to": ts[m].max().strftime(shown), "n": int(m.sum())}
         try:
-            row[metric_name] = float(score(metric, y[m], pred[m], None if proba is None else proba[m]))
+            with warnings.catch_warnings():  # one class in a period: scikit-learn warns and answers nan
+                warnings.simplefilter("ignore")
+                value = float(score(metric, y[m], pred[m], None if proba is None else proba[m]))
         except (ValueError, IndexError):
-            row[metric_name] = None
+            value = float("nan")
+        row[metric_name] = value if np.isfinite(value) else None
         if task["task"] == "regression":
             row["mean_residual"] = float(np.mean(y[m] - pred[m]))
         rows.append(row)
@@ -77,7 +81,7 @@ def section(rows: list[dict[str, Any]], metric: str, overall: float, path: Path,
               + (f" {fmt(r['mean_residual'])} |" if residual else "") for r in rows]
     scored = [r[metric] for r in rows if r[metric] is not None]
     if len(scored) >= 2:
-        lines += ["", f"From the first period to the last, {metric} went from {fmt(scored[0])} to {fmt(scored[-1])}; "
+        lines += ["", f"From the first scored period to the last, {metric} went from {fmt(scored[0])} to {fmt(scored[-1])}; "
                       "a steady slide is a sign of drift (monitoring.md says when to retrain)."]
     return lines + ["", f"![{metric} over time]({rel})", ""]
 
