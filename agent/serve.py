@@ -1,10 +1,10 @@
 """`dsagent serve`: a saved model behind HTTP (FastAPI on uvicorn).
 
 POST /predict (JSON records or CSV), GET /health /ready /metadata /metrics, and the OpenAPI page
-(/docs, /openapi.json). A forecast model answers POST /forecast instead (the served class its task
-type names: dsagent.tools.forecast.service). This module is only the web layer: it reads bodies (refusing oversize
-ones with 413 before they are in memory), maps bad input to a 4xx with a one-line reason, and
-counts things for Prometheus. Scoring, schema checks and the traffic log are dsagent.tools.service,
+(/docs, /openapi.json); a forecast model answers POST /forecast instead (the served class its task
+type names: dsagent.tools.forecast.service). This module is only the web layer: it reads bodies
+(refusing oversize ones with 413 before they are in memory), maps bad input to a 4xx with a
+one-line reason, and counts things for Prometheus. Scoring, schema checks and the traffic log are dsagent.tools.service,
 so no pandas or scikit-learn is imported here.
 
 With --workers N > 1, uvicorn starts N processes that each load the model (`app_from_env`) and

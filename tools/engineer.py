@@ -32,8 +32,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
 
     Each expression is `name = expression` in a small safe language: column names (backquote
     names with spaces), + - * / ** and comparisons, log sqrt abs clip(x, lo, hi) where(cond, a, b),
-    year quarter month day dayofweek hour is_month_end days_between(a, b) for dates, length(c) contains(c, "text"), and
-    group aggregates such as `mean(income) by region` or `count() by customer_id over 90 days`
+    year quarter month day dayofweek hour is_month_end days_between(a, b) for dates, length(c)
+    contains(c, "text"), and group aggregates such as `mean(income) by region` or `count() by customer_id over 90 days`
     (a window needs the task's time column; it only reads earlier rows). The features are computed
     inside the model's pipeline from raw columns, fitted on training rows only. Call after
     define_task and before train_models.

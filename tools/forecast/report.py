@@ -115,7 +115,7 @@ def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
         f"- **Test window MASE:** {_f(ev['test_score'])} (seasonal naive {_f(ev['baseline_score'])}).", "",
         "## Do not use it for", "",
         f"- Horizons beyond {task['horizon']} steps: neither the model nor its intervals were trained or checked there "
-        "(`dsagent predict` refuses them).",
+        "(`dsagent predict` and `dsagent serve`'s POST /forecast refuse them).",
         "- New series with no history: every forecast is built from the series' own recent past.",
         "- Data at another frequency, or a history with duplicated timestamps.",
         "- Periods after a structural break (new product, pricing change, pandemic): backtests measure the past only.",

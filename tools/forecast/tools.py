@@ -131,7 +131,7 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
 
 @tool
 def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> ToolOutput:
-    """Write the forecast's report (history + forecast + intervals of the largest series, error by horizon
+    """Write the forecast's report (history + forecast + intervals of the largest and the worst series, error by horizon
     step, baselines, coverage), the model card with what the forecast may not be used for, and a notebook
     that re-creates the backtest.
 
@@ -157,8 +157,9 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]), bt_steps)
     goal = ctx.answers.get("goal") or f"forecast {spec['target']} {spec['horizon']} steps ahead"
     notes = (read_json(ctx.artifacts_dir / BACKTEST) or {}).get("notes") or []
-    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal, notes,
-                                                                 {k: why for k, (_, why) in shown.items()}, [why_not] if why_not else [], bt_steps))
+    text = report.report_md(spec, prof, board, ev, plots, goal, notes, {k: why for k, (_, why) in shown.items()},
+                            [why_not] if why_not else [], bt_steps)
+    artifact_path(ctx, paths.REPORT).write_text(text)
     artifact_path(ctx, paths.MODEL_CARD).write_text(report.model_card_md(spec, ev))
     session = read_json(ctx.session_dir / "session.json") or {}
     cv_mean = next(r["cv_mean"] for r in board if r["name"] == ev["model"])
