@@ -1,9 +1,10 @@
 """`dsagent serve`: a saved model behind HTTP (FastAPI on uvicorn).
 
 POST /predict (JSON records or CSV), GET /health /ready /metadata /metrics, and the OpenAPI page
-(/docs, /openapi.json). This module is only the web layer: it reads bodies (refusing oversize
-ones with 413 before they are in memory), maps bad input to a 4xx with a one-line reason, and
-counts things for Prometheus. Scoring, schema checks and the traffic log are dsagent.tools.service,
+(/docs, /openapi.json); a forecast model answers POST /forecast instead (the served class its task
+type names: dsagent.tools.forecast.service). This module is only the web layer: it reads bodies
+(refusing oversize ones with 413 before they are in memory), maps bad input to a 4xx with a
+one-line reason, and counts things for Prometheus. Scoring, schema checks and the traffic log are dsagent.tools.service,
 so no pandas or scikit-learn is imported here.
 
 With --workers N > 1, uvicorn starts N processes that each load the model (`app_from_env`) and
@@ -50,6 +51,20 @@ PREDICT_BODY = {  # the body is read raw (size limit, CSV); this tells the OpenA
         "text/csv": {"schema": {"type": "string"}, "example": "column_a,column_b\n1,x\n"},
     },
 }
+FORECAST_BODY = {  # optional: no body forecasts from the history the model saved
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
+                             "example": [{"time": "2024-01-01", "series": "a", "target": 1.0}]},
+        "text/csv": {"schema": {"type": "string"}, "example": "time,series,target\n2024-01-01,a,1.0\n"},
+    },
+}
+FORECAST_PARAMS = [
+    {"name": "horizon", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
+     "description": "steps ahead (default and maximum: the trained horizon)"},
+    {"name": "series", "in": "query", "required": False, "schema": {"type": "array", "items": {"type": "string"}},
+     "description": "keep these series ids (several series columns: values joined by ' | ')"},
+]
 EXPLAIN_PARAM = {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
                  "description": "add `explanations` (per-row feature contributions) and `explanation` (the method)"}
 
@@ -239,6 +254,9 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False, switc
         head = json.dumps(result, default=str)
         return Response(f'{head[:-1]}, "predictions": {records}}}', media_type="application/json")
 
+    if "/forecast" in getattr(served, "routes", ()):
+        _forecast_route(app, served, metrics, max_body_bytes)
+
     @app.post("/admin/version", summary="answer with another version of the session's model (loopback only)")
     async def switch_version(request: Request) -> dict[str, Any]:
         from dsagent.tools.service import SwitchRefused
@@ -283,10 +301,34 @@ def create_app(served, *, max_body_bytes: int, multiprocess: bool = False, switc
     return app
 
 
-def _load(config: dict[str, Any]):
-    from dsagent.tools.service import ServedModel
+def _forecast_route(app: FastAPI, served, metrics: Metrics, max_body_bytes: int) -> None:
+    """POST /forecast for a forecast model (dsagent.tools.forecast.service.ForecastService)."""
+    from dsagent.tools.registry import ToolError
 
-    return ServedModel(config["model"], log=config["log"], version=config.get("version"), shadow=config.get("shadow"))
+    @app.post("/forecast", openapi_extra={"requestBody": FORECAST_BODY, "parameters": FORECAST_PARAMS},
+              summary="forecast the steps after each series' history: one record per series and step with prediction, "
+                      "lower_80, upper_80, lower_95, upper_95")
+    async def forecast(request: Request) -> Response:
+        body = await _read_body(request, max_body_bytes)
+        fmt = _body_format(request.headers.get("content-type")) if body.strip() else None
+        try:
+            result = await run_in_threadpool(served.forecast, body, fmt, request.query_params.get("horizon"),
+                                             request.query_params.getlist("series"))
+        except ToolError as exc:  # a horizon beyond the trained one, a bad history, an unknown series
+            raise HTTPException(422, _one_line(exc)) from None
+        except Exception as exc:
+            raise HTTPException(500, f"could not forecast ({type(exc).__name__}: {_one_line(exc)[:200]})") from None
+        metrics.rows.inc(result["rows"])
+        metrics.observe_predictions(result.pop("labels"))
+        records = result.pop("forecasts_json")
+        head = json.dumps(result, default=str)
+        return Response(f'{head[:-1]}, "forecasts": {records}}}', media_type="application/json")
+
+
+def _load(config: dict[str, Any]):
+    from dsagent.tools.service import open_served
+
+    return open_served(config["model"], log=config["log"], version=config.get("version"), shadow=config.get("shadow"))
 
 
 def app_from_env() -> FastAPI:
@@ -333,7 +375,7 @@ def serve(model_ref: str, *, host: str, port: int, workers: int, log: bool, max_
     # The bound address goes out first, on its own line: with --port 0 it is how callers learn the port.
     named = f"{served.model_version}, " if served.model_version else ""
     print(f"serving {served.manifest.get('model')} (version {named}{served.version}) on {where} "
-          f"(docs at {where}/docs){'' if log else '; traffic log off'}"
+          f"(docs at {where}/docs){'' if served.log is not None else '; traffic log off'}"
           f"{f'; shadow {served.shadow.name} scores every request, logged only' if served.shadow else ''}",
           file=sys.stderr, flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):

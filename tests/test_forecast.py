@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,11 @@ def test_run_then_predict_from_the_cli(tmp_path, forecast_run):
     for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key], key
     assert "Do not use it for" in open(result["artifacts"]["model_card"]).read()
+    # the report plots the largest series and the worst by test MASE (one plot when they are the same)
+    report_md = open(result["artifacts"]["report"]).read()
+    plots_dir = Path(result["artifacts"]["report"]).parent / "plots"
+    assert "(plots/forecast_largest.png)" in report_md and (plots_dir / "forecast_largest.png").stat().st_size > 10_000
+    assert ("(plots/forecast_worst.png)" in report_md and (plots_dir / "forecast_worst.png").is_file()) or "also the worst" in report_md
     out = tmp_path / "forecast.csv"
     pred = subprocess.run(cmd + ["predict", result["session_dir"], "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert pred.returncode == 0, pred.stderr
@@ -189,16 +195,51 @@ def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
     assert gap.returncode == 2 and "steps between are missing" in gap.stderr and "Traceback" not in gap.stderr
 
 
-def test_serve_refuses_a_forecast_model_with_what_to_do(forecast_run):
-    """`dsagent serve` asks the saved model's task type: a forecast predicts the steps after its history,
-    not one answer per posted row, so serve refuses it before listening (exit 2, one line naming
-    `dsagent predict`) instead of starting a /predict that cannot answer."""
-    result, _, _ = forecast_run
+def test_serve_answers_post_forecast_like_dsagent_predict(tmp_path, forecast_run):
+    """`dsagent serve` on a forecast session (a real server process): POST /forecast with no body gives
+    what `dsagent predict SESSION` writes; recent history as the body (CSV or JSON) extends the saved one;
+    ?horizon and ?series narrow it; a horizon beyond the trained one, an unknown series and a history
+    without the target are a 422 with one line; POST /predict says to use /forecast."""
+    import httpx2 as httpx
+    from test_serve import _start
+
+    from dsagent.tools.forecast.predict import predict_forecast
+
+    result, full, _ = forecast_run
+    out = tmp_path / "predict.csv"
+    predict_forecast(result["session_dir"], None, None, out)  # what `dsagent predict SESSION -o OUT` writes
+    expected = pd.read_csv(out)
+    proc, url = _start(Path(result["session_dir"]), "--no-log")
     try:
-        proc = subprocess.run(CMD + ["serve", result["session_dir"], "--port", "0", "--no-log"],
-                              capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("dsagent serve started serving a forecast model instead of refusing it")
-    err = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), proc.stderr[-1500:]
-    assert "forecast" in err[0] and "dsagent predict" in err[0]
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert "/forecast" in client.get("/openapi.json").json()["paths"]
+            meta = client.get("/metadata").json()
+            assert meta["task"] == "forecast" and meta["horizon"] == 4 and meta["series"] == ["s0", "s1"]
+            r = client.post("/forecast")
+            assert r.status_code == 200, r.text
+            got = pd.DataFrame(r.json()["forecasts"])
+            assert r.json()["rows"] == 8 and list(got.columns) == list(expected.columns)
+            assert got["when"].tolist() == expected["when"].tolist() and got["shop"].tolist() == expected["shop"].tolist()
+            np.testing.assert_allclose(got[["prediction", "upper_95"]].to_numpy(), expected[["prediction", "upper_95"]].to_numpy(), rtol=1e-9)
+
+            # two more quarters of history: the forecast starts after them, for the series asked for
+            more = full[full["when"].isin(sorted(full["when"].unique())[36:38])]
+            for body, kind in ((more.to_csv(index=False), "text/csv"), (more.to_json(orient="records"), "application/json")):
+                r = client.post("/forecast?horizon=2&series=s1", content=body, headers={"content-type": kind})
+                assert r.status_code == 200, r.text
+                rows = r.json()["forecasts"]
+                assert [x["shop"] for x in rows] == ["s1", "s1"] and rows[0]["when"] > more["when"].max()
+
+            cases = [("/forecast?horizon=5", None, "beyond the 4 steps"), ("/forecast?horizon=two", None, "whole number"),
+                     ("/forecast?series=s9", None, "unknown series 's9'"),
+                     ("/forecast", more.drop(columns=["sales"]).to_csv(index=False), "'sales'")]
+            for path, body, words in cases:
+                r = client.post(path, content=body or b"", headers={"content-type": "text/csv"})
+                detail = r.json()["detail"]
+                assert r.status_code == 422 and words in detail and "\n" not in detail, (path, r.text)
+            r = client.post("/predict", content=more.to_csv(index=False), headers={"content-type": "text/csv"})
+            assert r.status_code == 422 and "POST /forecast" in r.json()["detail"]
+            assert "dsagent_rows_scored_total 12.0" in client.get("/metrics").text  # 8 + 2 + 2 forecast rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

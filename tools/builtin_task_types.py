@@ -146,9 +146,11 @@ class ForecastType(TaskType):
 
         return apply(plan, model, manifest, data)
 
-    def serve_problem(self) -> str | None:
-        return ("a forecast model predicts the steps after its history, not one answer per posted row, so `dsagent "
-                "serve` cannot serve it; forecast with `dsagent predict SESSION [HISTORY.csv] --horizon N -o OUT.csv`")
+    def served_class(self):
+        """POST /forecast: the steps after the history, not one answer per posted row."""
+        from dsagent.tools.forecast.service import ForecastService
+
+        return ForecastService
 
     def predict_file(self, ref, data, out, *, horizon=None, version=None, warn=print) -> dict[str, Any]:
         """One row per series and step after the history (not one per input row); without `out`, CSV to stdout."""

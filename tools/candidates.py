@@ -17,6 +17,10 @@ that runs out drops the least promising):
   - days between two date columns (one date column is already split into parts by the
     preprocessing, so its parts are not proposed again);
   - log of a strongly right-skewed positive column (helps linear models; trees rarely care).
+
+With a time-ordered split, calendar features of the time column (`calendar`) are measured first:
+the time column orders the split and is not a feature itself, so its seasonality reaches the
+models only through them.
 """
 
 from __future__ import annotations
@@ -77,6 +81,31 @@ def propose(frame: pd.DataFrame, kinds: dict[str, str], y: np.ndarray | None = N
         if len(v) > 2 and (v > 0).all() and float(v.skew()) > SKEW:
             add(f"log_{c}", f"log({_q(c)})")
             break
+    return out
+
+
+def calendar(times: pd.Series, time_column: str, existing: list[str] | None = None) -> list[str]:
+    """Calendar features of the time column that orders a tabular task (time-ordered split), each a
+    derived feature of the row's own timestamp (known whenever the row is scored, so leak-free): year,
+    quarter and month when the training rows span them; day of the week and month end when the
+    timestamps are days or finer; the hour when they carry times of day. `times` are the training rows'."""
+    ts = pd.to_datetime(times, errors="coerce", format="mixed").dropna()
+    if ts.empty:
+        return []
+    taken = {e.split("=", 1)[0].strip() for e in existing or []}
+    seen_expr = {e.split("=", 1)[1].strip() for e in existing or [] if "=" in e}
+    daily = ts.dt.day.nunique() > 1  # monthly or quarterly stamps all fall on one day of the month
+    parts = [("year", ts.dt.year.nunique() > 1), ("quarter", ts.dt.quarter.nunique() > 1),
+             ("month", ts.dt.month.nunique() > 1 and (daily or ts.dt.month.nunique() > 4)),
+             ("dayofweek", daily), ("is_month_end", daily and bool(ts.dt.is_month_end.any())),
+             ("hour", ts.dt.hour.nunique() > 1)]
+    out = []
+    for fn, useful in parts:
+        expr = f"{fn}({_q(time_column)})"
+        if useful and expr not in seen_expr:
+            name = _name(f"{time_column}_{fn}", taken)
+            taken.add(name)
+            out.append(f"{name} = {expr}")
     return out
 
 
@@ -142,5 +171,5 @@ def _name(raw: str, taken: set[str]) -> str:
 
 def candidate_summary(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """{"kept": [...], "dropped": [...]} names of the automatic candidates measured."""
-    auto = [r for r in rows if r.get("source") == "auto"]
+    auto = [r for r in rows if r.get("source") in ("auto", "calendar")]
     return {"kept": [r["name"] for r in auto if r["kept"]], "dropped": [r["name"] for r in auto if not r["kept"]]}

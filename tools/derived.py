@@ -5,7 +5,7 @@ The language (documented in docs/derived_features.md):
     column names (backquotes for names with spaces: `monthly income`), numbers, "strings",
     + - * / // % **, comparisons (== != < <= > >=), and / or / not,
     log sqrt abs clip(x, lo, hi) where(cond, a, b),
-    year month dayofweek hour (of a date column), days_between(a, b) (days from a to b),
+    year quarter month day dayofweek hour is_month_end (of a date column), days_between(a, b) (days from a to b),
     length(c) contains(c, "text"),
     group aggregates: mean median min max std sum (of an expression), count(), written
     `mean(income) by region`, optionally `over 90 days` (or hours, weeks) when the task has a time
@@ -39,7 +39,8 @@ MAX_FEATURES = 50
 
 ROW_FUNCTIONS = {  # name -> (min args, max args)
     "log": (1, 1), "sqrt": (1, 1), "abs": (1, 1), "clip": (3, 3), "where": (3, 3),
-    "year": (1, 1), "month": (1, 1), "dayofweek": (1, 1), "hour": (1, 1), "days_between": (2, 2),
+    "year": (1, 1), "quarter": (1, 1), "month": (1, 1), "day": (1, 1), "dayofweek": (1, 1), "hour": (1, 1),
+    "is_month_end": (1, 1), "days_between": (2, 2),
     "length": (1, 1), "contains": (2, 2),
 }
 AGGREGATES = {"mean", "median", "min", "max", "std", "sum", "count"}

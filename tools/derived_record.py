@@ -87,11 +87,14 @@ def _candidate_lines(artifacts_dir) -> list[str]:
     from dsagent.tools.markdown import md_cell
 
     rec = read_record(artifacts_dir)
-    auto = [r for r in rec.get("features", []) if r.get("source") == "auto"]
+    auto = [r for r in rec.get("features", []) if r.get("source") in ("auto", "calendar")]
     if not auto and not rec.get("not_reached"):
         return []
+    calendar = sum(r.get("source") == "calendar" for r in auto)
     out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
-           "(training folds only) improved by more than its standard error.", "",
+           "(training folds only) improved by more than its standard error"
+           + (f"; the first {calendar} are calendar features of the time column (the row's own timestamp, known when "
+              "it is scored)." if calendar else "."), "",
            "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
     for r in auto:
         change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")

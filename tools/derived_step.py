@@ -26,6 +26,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from dsagent.tools.derived import ZERO_WHEN_EMPTY, Parsed, parse_feature, window_seconds
 
+# The language's date functions -> pandas' datetime accessor (is_month_end is a flag: 1.0 / 0.0).
+DATE_PARTS = {"year": "year", "quarter": "quarter", "month": "month", "day": "day", "dayofweek": "day_of_week",
+              "hour": "hour", "is_month_end": "is_month_end"}
 MISSING_KEY = "\x00missing"  # a missing group value is a group of its own
 
 
@@ -154,10 +157,10 @@ class Evaluator:
         if fn == "where":
             cond, a, b = (self.value(a) for a in args)
             return np.where(np.isnan(cond), np.nan, np.where(cond != 0, a, b))
-        if fn in ("year", "month", "dayofweek", "hour"):
+        if fn in DATE_PARTS:
             ts = pd.to_datetime(self.raw(args[0]), errors="coerce", format="mixed")
-            part = {"year": ts.dt.year, "month": ts.dt.month, "dayofweek": ts.dt.day_of_week, "hour": ts.dt.hour}[fn]
-            return np.asarray(part, dtype=float)
+            part = np.asarray(getattr(ts.dt, DATE_PARTS[fn]), dtype=float)
+            return np.where(ts.isna().to_numpy(), np.nan, part)  # a missing date is missing (is_month_end would say 0)
         if fn == "days_between":
             a, b = (epoch_seconds(pd.Series(self.raw(x), index=self.frame.index)) for x in args)
             return (b - a) / 86400.0

@@ -32,8 +32,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
 
     Each expression is `name = expression` in a small safe language: column names (backquote
     names with spaces), + - * / ** and comparisons, log sqrt abs clip(x, lo, hi) where(cond, a, b),
-    year month dayofweek hour days_between(a, b) for dates, length(c) contains(c, "text"), and
-    group aggregates such as `mean(income) by region` or `count() by customer_id over 90 days`
+    year quarter month day dayofweek hour is_month_end days_between(a, b) for dates, length(c)
+    contains(c, "text"), and group aggregates such as `mean(income) by region` or `count() by customer_id over 90 days`
     (a window needs the task's time column; it only reads earlier rows). The features are computed
     inside the model's pipeline from raw columns, fitted on training rows only. Call after
     define_task and before train_models.
@@ -41,7 +41,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     Args:
         expressions: derived features, e.g. ["debt_ratio = debt / income"].
         keep: "helpful" keeps a feature only when it improves CV by more than its standard error; "all" keeps every one (features the user asked for).
-        auto: also try a few generic candidates (ratios and differences of related columns, counts and means by a high-cardinality category, days between dates, log of a skewed column), each kept only when it improves CV beyond its standard error.
+        auto: also try a few generic candidates (calendar features of the time column under a time-ordered split, ratios and differences of related columns, counts and means by a high-cardinality category, days between dates, log of a skewed column), each kept only when it improves CV beyond its standard error.
         time_budget_s: seconds the measuring may take; candidates not reached in time are not kept.
     """
     expressions = list(expressions or [])
@@ -68,10 +68,14 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     part = df.iloc[task["train_rows"]]
     y_part = encode_target(task, part[task["target"]])
     candidates: list[str] = []
+    calendar: list[str] = []
     if auto:  # proposed from the training rows only: the test split never shapes a feature
-        from dsagent.tools.candidates import propose
+        from dsagent.tools import candidates as cand
 
-        candidates = propose(part[list(task["features"])], dict(task["features"]), y_part, base + expressions)
+        if time_column and task["split"].get("kind") == "time":  # the time column itself is no feature
+            calendar = cand.calendar(part[time_column], time_column, base + expressions)
+        candidates = calendar + cand.propose(part[list(task["features"])], dict(task["features"]), y_part,
+                                             base + expressions + calendar)
     entry = derived_entry(base + expressions + candidates, columns, task["target"], time_column)
 
     # The search rows and folds train_models uses, with every column any of the features reads.
@@ -127,7 +131,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
             except OutOfTime:
                 not_reached = [parse_feature(t).name for t in candidates[i:]]
                 break
-            row = measured(name, text, now, after, "auto", False)
+            row = measured(name, text, now, after, "calendar" if text in calendar else "auto", False)
             rows.append(row)
             if row["kept"]:
                 kept, now = kept + [text], after

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.fairness import fairness_md
-from dsagent.tools import paths, plots
+from dsagent.tools import paths, plots, report_time
 from dsagent.tools.fallback import card_lines as fallback_card
 from dsagent.tools.latency import card_lines as latency_card
 from dsagent.tools.markdown import md_cell
@@ -171,6 +171,13 @@ def write_report(ctx: ToolContext) -> ToolOutput:
         for name, g in by:
             lines.append(f"| {md_cell(name)} | {len(g)} | {_fmt(g['abs'].mean(), 2)} | {_fmt(g['res'].mean(), 2)} |")
         lines.append("")
+
+    if view is not None:  # a time-ordered split: the metric per period of the test split
+        rel = f"{paths.PLOTS_DIR}/performance_over_time.png"
+        over_time = report_time.performance_over_time(view.frame, view.y, view.pred, view.proba, task, metric)
+        if over_time:
+            lines += report_time.section(over_time, metric, ev["test_score"], artifact_path(ctx, rel), rel)
+            files["performance_over_time"] = rel
 
     sensitive = list(answers.get("sensitive_columns") or [])
     segment_cols = list(dict.fromkeys(list(answers.get("segment_columns") or []) + sensitive))

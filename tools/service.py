@@ -41,7 +41,7 @@ class SwitchRefused(ToolError):
     pass
 
 
-class _Loaded:
+class Loaded:
     """One version of the model: file, fitted pipeline, manifest (never mutated once built)."""
 
     def __init__(self, path: Path):
@@ -50,14 +50,20 @@ class _Loaded:
         self.name = versions.name_of(path)
 
 
+def open_served(ref: str | Path, *, log: bool = True, version: str | None = None, shadow: str | None = None):
+    """The model `dsagent serve` answers with: the model's task type says whether it can be served and
+    with which class (a forecast: tools/forecast/service.py, POST /forecast), else ServedModel (POST /predict)."""
+    tt = model_task_type(ref, version)
+    if (problem := tt.serve_problem()) is not None:
+        raise ToolError(problem)
+    return (tt.served_class() or ServedModel)(ref, log=log, version=version, shadow=shadow)
+
+
 class ServedModel:
     def __init__(self, ref: str | Path, *, log: bool = True, log_flush_seconds: float = 2.0,
                  version: str | None = None, shadow: str | None = None):
         self.ref = ref
-        # The model's task type says whether its answers are one per row (a forecast's are not).
-        if (problem := model_task_type(ref, version).serve_problem()) is not None:
-            raise ToolError(problem)
-        self._loaded = _Loaded(resolve_model_path(ref, version))
+        self._loaded = Loaded(resolve_model_path(ref, version))
         self.model_path = self._loaded.path
         self.session = session_meta(self.model_path)
         answers = self.session.get("answers") or {}
@@ -80,7 +86,7 @@ class ServedModel:
 
     @model.setter
     def model(self, value) -> None:  # tests put a model that fails on some rows in place
-        loaded = object.__new__(_Loaded)
+        loaded = object.__new__(Loaded)
         loaded.__dict__.update(self._loaded.__dict__, model=value)
         self._loaded = loaded
 
@@ -100,7 +106,7 @@ class ServedModel:
         folder = versions.model_dir(self.ref)
         if folder is None:
             raise SwitchRefused("this server was started on a model file, not a session: it has no versions to switch to")
-        new = _Loaded(versions.version_file(folder, name))
+        new = Loaded(versions.version_file(folder, name))
         try:
             same_contract(new.manifest, self._loaded.manifest, name, f"serve it with a new `dsagent serve --version {name}`")
         except ToolError as exc:
@@ -152,7 +158,7 @@ class ServedModel:
                 "version": str(loaded.manifest.get("sha256", ""))[:12], "model_version": loaded.name,
                 "labels": preds["prediction"].tolist(), **extra}
 
-    def _explain(self, loaded: _Loaded, X: pd.DataFrame) -> dict[str, Any]:
+    def _explain(self, loaded: Loaded, X: pd.DataFrame) -> dict[str, Any]:
         from dsagent.tools.contributions import background_rows, explain_rows
 
         if self._background is None:  # read once: the training rows the model-agnostic method compares with
@@ -162,7 +168,7 @@ class ServedModel:
         frame, info = explain_rows(loaded.model, loaded.manifest, X, self._background)
         return {"explanation": info, "explanations": json.loads(frame.to_json(orient="records", double_precision=15))}
 
-    def _score_with_fallback(self, loaded: _Loaded, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    def _score_with_fallback(self, loaded: Loaded, X: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
         try:
             return score_rows(loaded.model, loaded.manifest, X), []
         except ToolError:
@@ -181,7 +187,7 @@ class ServedModel:
                 parts.append(row)
         return pd.concat(parts), failed
 
-    def _log(self, loaded: _Loaded, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame,
+    def _log(self, loaded: Loaded, data: pd.DataFrame, X: pd.DataFrame, preds: pd.DataFrame,
              extra: pd.DataFrame | None = None) -> None:
         # When and which request: taken now. The frame: assembled at the log's next flush, off the
         # request's path (it was a tenth of a single-row request's time; see docs/BENCHMARKS.md).

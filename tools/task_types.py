@@ -139,8 +139,14 @@ class TaskType:
         return None
 
     def serve_problem(self) -> str | None:
-        """Why `dsagent serve` cannot put this task's models behind POST /predict (one answer per posted
-        row), as a one-line error with what to do instead, or None (it can)."""
+        """Why `dsagent serve` cannot serve this task's models at all, as a one-line error with what to
+        do instead, or None (it can: through served_class)."""
+        return None
+
+    def served_class(self):
+        """The class `dsagent serve` loads this task's models with, when they are not scored one answer
+        per posted row (tools.service.ServedModel, POST /predict): a subclass with its own route, such
+        as a forecast's POST /forecast (tools/forecast/service.py). None: ServedModel."""
         return None
 
     # -- what the report, model card, evaluation and monitoring write, compute and check: the

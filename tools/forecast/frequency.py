@@ -97,6 +97,13 @@ def infer_frequency(per_series: dict[str, pd.DatetimeIndex]) -> str:
     return max(votes, key=votes.get)
 
 
+def series_ids(df: pd.DataFrame, series_columns: list[str]) -> pd.Series:
+    """Each row's series id: its series columns' values joined by SEP ("all" for a single series)."""
+    if series_columns:
+        return df[series_columns].astype(str).agg(SEP.join, axis=1)
+    return pd.Series("all", index=df.index)
+
+
 def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns: list[str] | None = None,
                 frequency: str | None = None, extra: list[str] | None = None, require_target: bool = True) -> Panel:
     """The regular panel of `df`, whatever the row order of the file (it is sorted here). `extra` columns
@@ -115,10 +122,7 @@ def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns:
     if getattr(times.dt, "tz", None) is not None:
         times = times.dt.tz_localize(None)
     y = pd.to_numeric(df[target], errors="coerce")
-    if series_columns:
-        sid = df[series_columns].astype(str).agg(SEP.join, axis=1)
-    else:
-        sid = pd.Series("all", index=df.index)
+    sid = series_ids(df, series_columns)
     frame = pd.DataFrame({"series": sid.to_numpy(), "time": times.to_numpy(), "y": y.to_numpy(dtype=float)})
     extra_cols = [PREFIX + c for c in extra or []]
     for c in extra or []:

@@ -12,6 +12,16 @@ from dsagent.tools.forecast.frequency import ForecastDataError
 from dsagent.tools.forecast.task import MODEL_KIND, predict_from_history
 
 
+def check_history(model: dict[str, Any], frame, name: str) -> None:
+    """A history (a file, a request body) carries the columns a forecast reads, or ForecastDataError."""
+    spec = model["spec"]
+    known = spec.get("known_future_columns") or []
+    missing = [c for c in [spec["time_column"], spec["target"], *spec["series_columns"], *known] if c not in frame.columns]
+    if missing:
+        raise ForecastDataError(f"{name} lacks column(s) {', '.join(map(repr, missing))}; it needs the time "
+                                "column, the target, the series columns" + (" and the known-future columns" if known else ""))
+
+
 def predict_forecast(ref: str | Path, history: Path | None, horizon: int | None, out: Path | None) -> dict[str, Any]:
     """Writes CSV to `out` (stdout when None); returns what was written."""
     import sys
@@ -26,12 +36,7 @@ def predict_forecast(ref: str | Path, history: Path | None, horizon: int | None,
     frame = None
     if history is not None:
         frame, _ = load_table(history)
-        spec = model["spec"]
-        known = spec.get("known_future_columns") or []
-        missing = [c for c in [spec["time_column"], spec["target"], *spec["series_columns"], *known] if c not in frame.columns]
-        if missing:
-            raise ForecastDataError(f"the history file lacks column(s) {', '.join(map(repr, missing))}; it needs the time "
-                                    "column, the target, the series columns" + (" and the known-future columns" if known else ""))
+        check_history(model, frame, "the history file")
     pred = predict_from_history(model, frame, horizon)
     if out is None:
         escape_cells(pred).to_csv(sys.stdout, index=False)

@@ -1,5 +1,5 @@
 """The forecast's deliverables: the report section (history + forecast + intervals of the largest
-series, error by horizon step, the baselines), the model card's limits, and a notebook that
+and the worst series, error by horizon step, the baselines), the model card's limits, and a notebook that
 re-creates the backtest from the raw data with the same library calls."""
 
 from __future__ import annotations
@@ -14,36 +14,56 @@ def _f(v: Any, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def plot_largest(history: pd.DataFrame, test_rows: pd.DataFrame, series: str, path: Path, target: str) -> str:
+def plot_series(history: pd.DataFrame, test_rows: pd.DataFrame, future: pd.DataFrame | None, series: str, path: Path,
+                target: str, why: str) -> str:
+    """One series: its history, the test-window forecast against the actuals, and the forecast beyond the
+    data (the saved model's, when it can make one without known-future values), each with 80% and 95%
+    intervals."""
     from dsagent.tools.plots import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     h = history[history["series"] == series]
-    t = test_rows[test_rows["series"] == series].sort_values("time")
     ax.plot(h["time"], h["y"], color="black", lw=1, label="history (actual)")
-    ax.fill_between(t["time"], t["lower_95"], t["upper_95"], alpha=0.2, color="tab:blue", label="95% interval")
-    ax.fill_between(t["time"], t["lower_80"], t["upper_80"], alpha=0.35, color="tab:blue", label="80% interval")
-    ax.plot(t["time"], t["yhat"], color="tab:blue", lw=1.5, label="forecast of the test window")
-    ax.set(title=f"{target}: series {series} (largest), test-window forecast", xlabel="time", ylabel=target)
+    parts = [(test_rows, "tab:blue", "test-window forecast")]
+    if future is not None:
+        parts.append((future, "tab:green", "forecast beyond the data"))
+    for rows, color, label in parts:
+        t = rows[rows["series"] == series].sort_values("time")
+        ax.fill_between(t["time"], t["lower_95"], t["upper_95"], alpha=0.15, color=color, lw=0)
+        ax.fill_between(t["time"], t["lower_80"], t["upper_80"], alpha=0.3, color=color, lw=0)
+        ax.plot(t["time"], t["yhat"], color=color, lw=1.5, label=f"{label} (80% / 95% intervals)")
+    ax.set(title=f"{target}: series {series} ({why})", xlabel="time", ylabel=target)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
 
-def plot_by_step(by_step: list[dict[str, Any]], path: Path) -> str:
+def plot_by_step(by_step: list[dict[str, Any]], path: Path, backtest_by_step: list[dict[str, Any]] | None = None) -> str:
+    """Test-window MASE per step ahead (bars), with the backtest windows' MASE per step (a line): whether
+    the test window was a typical one, and how fast the error grows with the horizon."""
     from dsagent.tools.plots import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.bar([r["step"] for r in by_step], [r["mase"] for r in by_step], color="tab:orange")
+    ax.bar([r["step"] for r in by_step], [r["mase"] for r in by_step], color="tab:orange", label="test window")
+    if backtest_by_step:
+        ax.plot([r["step"] for r in backtest_by_step], [r["mase"] for r in backtest_by_step], color="black", marker="o",
+                lw=1, label="backtest windows (mean)")
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="in-sample seasonal naive (MASE 1)")
-    ax.set(title="Test-window error by horizon step", xlabel="steps ahead", ylabel="MASE")
-    ax.legend(fontsize=8)
+    top = max([1.0] + [r["mase"] for r in [*by_step, *(backtest_by_step or [])] if r["mase"] is not None])
+    ax.set_ylim(0, top * 1.5)  # room above the bars and the MASE-1 line for the legend
+    ax.set_xticks([r["step"] for r in by_step])
+    ax.set(title="Error by horizon step", xlabel="steps ahead", ylabel="MASE")
+    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
 
 def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, Any],
-              plots: dict[str, str], goal: str, backtest_notes: list[str] | None = None) -> str:
+              plots: dict[str, str], goal: str, backtest_notes: list[str] | None = None,
+              series_plots: dict[str, str] | None = None, plot_notes: list[str] | None = None,
+              backtest_by_step: list[dict[str, Any]] | None = None) -> str:
+    """The report; `series_plots` is plot key -> which series it shows (the largest, the worst by test MASE)."""
+    series_plots, plot_notes = series_plots or {"largest": "the largest series"}, plot_notes or []
     lines = [f"# Forecast report: {task['target']}", "", f"**Goal:** {goal}", "",
              "## Data", "",
              f"- {task['n_series']} series ({', '.join(task['series_columns']) or 'one series'}), frequency **{task['frequency']}** "
@@ -73,9 +93,12 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
               "Conformal, per horizon step, from the backtest errors scaled by each series' MASE scale.",
               f"Empirical coverage: 80% interval {_f(cov_b.get('80'), 2)} on the backtests (leave one window out), "
               f"{_f(cov_t.get('80'), 2)} on the test window; 95% interval {_f(cov_b.get('95'), 2)} and {_f(cov_t.get('95'), 2)}.",
-              "", f"![history, forecast and intervals of the largest series]({plots['largest']})", "",
-              "## Error by horizon step", "", "| step | MASE | sMAPE % |", "|---|---|---|"]
-    lines += [f"| {r['step']} | {_f(r['mase'])} | {_f(r['smape'], 2)} |" for r in ev["by_step"]]
+              ""]
+    lines += [f"![history, forecast and intervals: {why}]({plots[key]})\n" for key, why in series_plots.items()]
+    lines += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
+    lines += ["## Error by horizon step", "", "| step | test MASE | test sMAPE % | backtest MASE |", "|---|---|---|---|"]
+    bt = {r["step"]: r["mase"] for r in backtest_by_step or []}
+    lines += [f"| {r['step']} | {_f(r['mase'])} | {_f(r['smape'], 2)} | {_f(bt.get(r['step']))} |" for r in ev["by_step"]]
     worst = sorted(ev["by_series"], key=lambda r: -(r["mase"] or 0))[:5]
     lines += ["", f"![error by horizon step]({plots['by_step']})", "", "## Worst series (test MASE)", "",
               "| series | MASE | sMAPE % |", "|---|---|---|"]
@@ -92,7 +115,7 @@ def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:
         f"- **Test window MASE:** {_f(ev['test_score'])} (seasonal naive {_f(ev['baseline_score'])}).", "",
         "## Do not use it for", "",
         f"- Horizons beyond {task['horizon']} steps: neither the model nor its intervals were trained or checked there "
-        "(`dsagent predict` refuses them).",
+        "(`dsagent predict` and `dsagent serve`'s POST /forecast refuse them).",
         "- New series with no history: every forecast is built from the series' own recent past.",
         "- Data at another frequency, or a history with duplicated timestamps.",
         "- Periods after a structural break (new product, pricing change, pandemic): backtests measure the past only.",

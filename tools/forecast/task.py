@@ -16,7 +16,7 @@ import pandas as pd
 
 from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, covariates, intervals, models, stats
 from dsagent.tools.forecast.features import n_lags
-from dsagent.tools.forecast.frequency import PREFIX, SEP, ForecastDataError, Panel, build_panel
+from dsagent.tools.forecast.frequency import PREFIX, ForecastDataError, Panel, build_panel, series_ids
 
 # Steps ahead when nobody said: a season for monthly (12) and hourly (24) data, two quarters' worth of
 # a year for quarterly (8), a quarter of a year for weekly (13), two weeks for daily (14).
@@ -205,7 +205,7 @@ def predict_from_history(model: dict[str, Any], new_history: pd.DataFrame | None
     spec = ForecastSpec(**model["spec"])
     h = int(horizon or spec.horizon)
     if h > spec.horizon:
-        raise ForecastDataError(f"--horizon {h} is beyond the {spec.horizon} steps the model was trained and backtested for; "
+        raise ForecastDataError(f"a horizon of {h} steps is beyond the {spec.horizon} steps the model was trained and backtested for; "
                                 f"ask for at most {spec.horizon}, or re-run with horizon: {h}")
     cov = covariates.Covariates(**model["covariates"]) if model.get("covariates") else None
     if cov and cov.known and new_history is None:
@@ -265,7 +265,7 @@ def _split_future(df: pd.DataFrame, spec: ForecastSpec, freq: str, cov: covariat
     y = pd.to_numeric(df[spec.target], errors="coerce")
     if cov is None or y.notna().all():
         return build_panel(df, spec.time_column, spec.target, spec.series_columns, freq, extra=extra), pd.DataFrame()
-    sid = df[spec.series_columns].astype(str).agg(SEP.join, axis=1) if spec.series_columns else pd.Series("all", index=df.index)
+    sid = series_ids(df, spec.series_columns)
     times = pd.to_datetime(df[spec.time_column], errors="coerce", format="mixed")
     last = times.where(y.notna()).groupby(sid).transform("max")
     later = (y.isna() & (times > last)).to_numpy()

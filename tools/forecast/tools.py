@@ -9,7 +9,7 @@ import json
 import pandas as pd
 
 from dsagent.tools import paths
-from dsagent.tools.forecast import report
+from dsagent.tools.forecast import backtest, report
 from dsagent.tools.forecast.monitoring import write_plan
 from dsagent.tools.forecast.profile import profile_panel
 from dsagent.tools.forecast.task import ForecastSpec, ForecastTask
@@ -131,7 +131,7 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
 
 @tool
 def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> ToolOutput:
-    """Write the forecast's report (history + forecast + intervals of the largest series, error by horizon
+    """Write the forecast's report (history + forecast + intervals of the largest and the worst series, error by horizon
     step, baselines, coverage), the model card with what the forecast may not be used for, and a notebook
     that re-creates the backtest.
 
@@ -147,13 +147,19 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     test_rows = pd.read_csv(artifact_path(ctx, TEST_ROWS), parse_dates=["time"], dtype={"series": str})
     task, _ = _task(ctx)
     panel = task.panel(_data(ctx))
-    largest = prof["series"][0]["series"] if prof.get("series") else test_rows["series"].iloc[0]
-    plots = {"largest": f"{paths.PLOTS_DIR}/forecast_largest.png", "by_step": f"{paths.PLOTS_DIR}/forecast_by_step.png"}
-    report.plot_largest(panel.frame, test_rows, largest, artifact_path(ctx, plots["largest"]), spec["target"])
-    report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]))
+    shown = _plotted_series(prof, ev, test_rows)
+    future, why_not = _future(ctx)
+    plots = {key: f"{paths.PLOTS_DIR}/forecast_{key}.png" for key in shown} | {"by_step": f"{paths.PLOTS_DIR}/forecast_by_step.png"}
+    for key, (series, why) in shown.items():
+        report.plot_series(panel.frame, test_rows, future, series, artifact_path(ctx, plots[key]), spec["target"], why)
+    bt_rows = pd.read_csv(artifact_path(ctx, BACKTEST_ROWS), dtype={"series": str})
+    bt_steps = backtest.breakdown(bt_rows[bt_rows["model"] == ev["model"]], "step")
+    report.plot_by_step(ev["by_step"], artifact_path(ctx, plots["by_step"]), bt_steps)
     goal = ctx.answers.get("goal") or f"forecast {spec['target']} {spec['horizon']} steps ahead"
     notes = (read_json(ctx.artifacts_dir / BACKTEST) or {}).get("notes") or []
-    artifact_path(ctx, paths.REPORT).write_text(report.report_md(spec, prof, board, ev, plots, goal, notes))
+    text = report.report_md(spec, prof, board, ev, plots, goal, notes, {k: why for k, (_, why) in shown.items()},
+                            [why_not] if why_not else [], bt_steps)
+    artifact_path(ctx, paths.REPORT).write_text(text)
     artifact_path(ctx, paths.MODEL_CARD).write_text(report.model_card_md(spec, ev))
     session = read_json(ctx.session_dir / "session.json") or {}
     cv_mean = next(r["cv_mean"] for r in board if r["name"] == ev["model"])
@@ -171,3 +177,35 @@ def write_forecast_report(ctx: ToolContext, execute_notebook: bool = False) -> T
     files = {"report": paths.REPORT, "model_card": paths.MODEL_CARD, "notebook": paths.NOTEBOOK, **plots}
     return ToolOutput(summary={"written": list(files.values()), "notebook_executed": executed}, files=files)
 
+
+def _plotted_series(prof: dict, ev: dict, test_rows: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Plot key -> (series, why it is shown): the largest series and the worst by test-window MASE (one
+    plot, saying so, when they are the same series)."""
+    largest = prof["series"][0]["series"] if prof.get("series") else test_rows["series"].iloc[0]
+    scored = [r for r in ev.get("by_series") or [] if r.get("mase") is not None]
+    worst = max(scored, key=lambda r: r["mase"]) if scored else None
+    shown = {"largest": (str(largest), "the largest series")}
+    if worst is None:
+        return shown
+    label = f"test MASE {worst['mase']:.2f}"
+    if str(worst["series"]) == str(largest):
+        return {"largest": (str(largest), f"the largest series, also the worst: {label}")}
+    return shown | {"worst": (str(worst["series"]), f"the worst series, {label}")}
+
+
+def _future(ctx: ToolContext) -> tuple[pd.DataFrame | None, str | None]:
+    """The saved model's forecast beyond the data (series, time, yhat and intervals) for the plots, or
+    (None, why not): a model with known-future columns needs their values for the horizon."""
+    from dsagent.tools.forecast.frequency import series_ids
+    from dsagent.tools.forecast.task import predict_from_history
+    from dsagent.tools.model_io import load_model
+
+    model, _ = load_model(artifact_path(ctx, paths.MODEL))
+    spec = model["spec"]
+    if spec.get("known_future_columns"):
+        return None, ("The plots show no forecast beyond the data: it needs the known-future column(s) "
+                      f"{', '.join(spec['known_future_columns'])} for the horizon (`dsagent predict SESSION HISTORY.csv`).")
+    pred = predict_from_history(model)
+    out = pred.rename(columns={spec["time_column"]: "time", "prediction": "yhat"})
+    out["series"] = series_ids(pred, spec["series_columns"]).to_numpy()
+    return out, None
