@@ -150,17 +150,19 @@ class RankingTask:
         X, gt, grp = lab.iloc[tr].reset_index(drop=True), g[tr], groups[tr]
         cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 else 3)  # a small budget: fewer, larger folds
         start, board, unit_s = time.monotonic(), [], []  # seconds per unit of RELATIVE_COST, per finished candidate
-        for name in models.candidate_names(large):
+
+        def needs(name: str) -> float:  # projected from the finished candidates by relative cost
+            return float(np.median(unit_s)) * models.RELATIVE_COST.get(name, 1.0) if unit_s else 0.0
+
+        def attempt(name: str) -> None:
             # The baselines and the library-default rankers are always fitted on every fold (the
-            # floor the search must clear); the next only when its time, projected from the
-            # finished ones by their relative cost, still fits.
+            # floor the search must clear); the others only when their projected time still fits.
             tried = any(not r["baseline"] for r in board if "skipped" not in r)
             always = name in models.BASELINES or name in models.DEFAULTS
-            needs = float(np.median(unit_s)) * models.RELATIVE_COST.get(name, 1.0) if unit_s else 0.0
-            if not always and tried and time.monotonic() - start + needs > budget_s:
+            if not always and tried and time.monotonic() - start + needs(name) > budget_s:
                 board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent"
-                                                       + (f": needs ~{needs:.0f}s" if needs else "")})
-                continue
+                                                       + (f": needs ~{needs(name):.0f}s" if needs(name) else "")})
+                return
             t0, fold_scores = time.monotonic(), []
             for i, (a, b) in enumerate(cv):
                 if fold_scores and not always and time.monotonic() - start > budget_s:
@@ -172,14 +174,20 @@ class RankingTask:
             if len(fold_scores) < len(cv) and tried:  # a later candidate on fewer folds would not compare fairly
                 board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent after {len(fold_scores)} "
                                                        f"of {len(cv)} folds"})
-                continue
-            # The first learned candidate keeps the folds it finished (at least one): a run needs a model.
+                return
             row = self._row(name, fold_scores, time.monotonic() - t0, cv)
             if not row["baseline"]:
                 unit_s.append(row["seconds"] * len(cv) / len(fold_scores) / models.RELATIVE_COST.get(name, 1.0))
             progress(f"{name}: NDCG@{rec['k']} {row['cv_ndcg']:.4f}")
             board.append(row)
-        board += self._tune(board, X, gt, grp, cv, rec, seed, budget_s - (time.monotonic() - start), progress)
+
+        for name in models.candidate_names(large):
+            attempt(name)
+        late = models.late_names(large)  # tried after tuning, with the time it leaves them
+        left = budget_s - (time.monotonic() - start) - sum(needs(n) for n in late)
+        board += self._tune(board, X, gt, grp, cv, rec, seed, left, progress)
+        for name in late:
+            attempt(name)
         scored = sorted((r for r in board if "skipped" not in r), key=lambda r: -r["cv_ndcg"])
         return scored + [r for r in board if "skipped" in r]
 
@@ -198,9 +206,9 @@ class RankingTask:
 
     def _tune(self, board: list[dict[str, Any]], X, gt, grp, cv, rec: dict[str, Any], seed: int, left_s: float,
               progress: Callable[[str], None]) -> list[dict[str, Any]]:
-        """Optuna on each ranker family whose default finished, the better default's family first
-        with 60% of the time left (the other takes what remains); a family whose default needed more
-        than a third of its share is not tuned (too few trials to search)."""
+        """Optuna on each ranker family whose default finished, within `left_s`: the better default's
+        family first with 60% of it (the other takes what remains); a family whose default needed
+        more than a third of its share is not tuned (too few trials to search)."""
         from dsagent.tools.ranking import tune
 
         rows = {r["name"]: r for r in board if "skipped" not in r}
