@@ -191,6 +191,11 @@ def test_lgbm_ranker_learns_from_whole_groups_in_any_row_order_and_saves(tmp_pat
     save_model(shuffled.as_dict(), tmp_path / "model.skops", {"task": "ranking", "model": "lgbm_lambdarank"})
     loaded, _ = load_model(tmp_path / "model.skops")  # LGBMRanker is on the trusted list
     np.testing.assert_allclose(models.Fitted.from_dict(loaded).score(df), shuffled.score(df))
+    # grade 31 (the largest grades_of keeps) is past LightGBM's default gain table: fit extends it
+    top = models.fit("lgbm_lambdarank", df, df["relevance"].to_numpy() * 10 + 1, df["query"].to_numpy(), *args)
+    assert len(top.pipeline.named_steps["model"].get_params()["label_gain"]) == 32
+    big = np.array(["g"] * (models.LGBM_MAX_GROUP_ROWS + 1) + ["h"])  # lambdarank refuses such a group
+    assert "10,000" in models.cannot_fit("lgbm_lambdarank", big) and models.cannot_fit("xgb_ndcg", big) is None
 
 
 def test_search_fits_defaults_then_tunes_on_whole_groups_of_training_rows(monkeypatch):

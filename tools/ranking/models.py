@@ -76,6 +76,18 @@ def late_names(large: bool = False) -> list[str]:
 RELATIVE_COST = {"pointwise": 0.25, "xgb_ndcg": 1.0, "xgb_pairwise": 1.0, "lgbm_lambdarank": 0.3}
 
 
+LGBM_MAX_GROUP_ROWS = 10_000  # LightGBM's lambdarank refuses a query of more rows ("exceeds upper limit of 10000")
+
+
+def cannot_fit(name: str, groups: np.ndarray) -> str | None:
+    """Why `name` cannot be fitted on these groups, or None."""
+    if FAMILY.get(name) == "lightgbm" and name != "pointwise":
+        largest = int(pd.Series(groups).value_counts().max())
+        if largest > LGBM_MAX_GROUP_ROWS:
+            return f"a group has {largest:,} rows; LightGBM's lambdarank takes at most {LGBM_MAX_GROUP_ROWS:,} per group"
+    return None
+
+
 def _prep(categorical: list[str], numeric: list[str]):
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OrdinalEncoder
@@ -131,6 +143,9 @@ def fit(name: str, X: pd.DataFrame, grades: np.ndarray, groups: np.ndarray, cate
         # LightGBM takes the size of each contiguous group (in the sorted order) and integer grades
         # (lambdarank's gain table is indexed by them; grades_of keeps them whole numbers up to 31).
         sizes = np.unique(qs, return_counts=True)[1]
+        top = int(ys.max())
+        if top >= 31:  # the default gain table (2^grade - 1) stops at grade 30; grades_of allows 31
+            pipe.set_params(model__label_gain=[2.0 ** i - 1 for i in range(top + 1)])
         pipe.fit(Xs, ys.astype(int), model__group=sizes)
     else:
         pipe.fit(Xs, ys, model__qid=qs)

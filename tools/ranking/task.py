@@ -159,6 +159,9 @@ class RankingTask:
         def attempt(name: str) -> None:
             # The baselines and the library-default rankers are always fitted on every fold (the
             # floor the search must clear); the others only when their projected time still fits.
+            if models.cannot_fit(name, grp):
+                board.append({"name": name, "skipped": models.cannot_fit(name, grp)})
+                return
             tried = any(not r["baseline"] for r in board if "skipped" not in r)
             always = name in models.BASELINES or name in models.DEFAULTS
             if not always and tried and time.monotonic() - start + needs(name) > budget_s:

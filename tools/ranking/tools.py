@@ -121,7 +121,8 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
     ev["fit_budget_s"] = round(fit_s, 1) if fit_s != float("inf") else None
     ev["why"] = why
     # How the shipped model stands against the library-default rankers on the same CV folds
-    ev["strong_defaults"] = floor_check(scored, chosen, True, names=DEFAULTS, chosen_why=why)
+    ev["strong_defaults"] = floor_check(scored, chosen, True, names=DEFAULTS, chosen_why=why,
+                                        skipped=[f"{r['name']} ({r['skipped']})" for r in board if "skipped" in r])
     per_group.to_csv(artifact_path(ctx, PER_GROUP), index=False)
     X = df[[rec["group_column"], *rec["categorical"], *rec["numeric"]]]
     manifest = {"task": "ranking", "model": chosen, "target": rec["target"], "group_column": rec["group_column"],
