@@ -55,7 +55,9 @@ def report_md(rec: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, An
               + (f"; fitted on {ev['fit_rows']:,} of the {ev['train_rows']:,} training rows (whole groups): what the time "
                  "budget afforded." if ev.get("fit_rows", 0) < ev.get("train_rows", 0) else "."), ""]
     if ev.get("params"):
-        lines += ["Tuned settings (Optuna, cross-validated on the training groups): "
+        trials = next((r.get("trials") for r in board if r["name"] == ev["model"]), None)
+        lines += [f"Tuned settings (Optuna{f', the best of {trials} trials' if trials else ''} on the same training-group "
+                  "folds, so its CV score is slightly optimistic against the untuned candidates'): "
                   + ", ".join(f"{k}={_f(v, 4) if isinstance(v, float) else v}" for k, v in sorted(ev["params"].items())) + ".", ""]
     lines += floor_markdown(ev.get("strong_defaults"), ev["model"])
     lines += ["| model | " + " | ".join(lab[m] for m in METRIC_NAMES) + " |", "|---|---|---|---|---|"]
