@@ -98,9 +98,15 @@ def test_offline_run_has_every_deliverable_and_keeps_groups_whole(ranking_run):
     assert ev["test"]["groups"] == len(test) and ev["test"]["ndcg_ci"][0] <= ev["test"]["ndcg"] <= ev["test"]["ndcg_ci"][1]
     assert ev["test"]["ndcg"] > ev["compared"]["random"]["ndcg"]  # a learned order beats chance on this data
     board = json.load(open(f"{art}/leaderboard.json"))
-    assert {"random", "single_feature", "xgb_ndcg"} <= {r["name"] for r in board if "skipped" not in r}
+    scored = {r["name"]: r for r in board if "skipped" not in r}
+    # the library-default rankers are always fitted, so the search can only improve on them
+    assert {"random", "single_feature", "xgb_ndcg", "lgbm_lambdarank"} <= set(scored)
+    floor = ev["strong_defaults"]
+    assert floor["defaults"] == {n: scored[n]["cv_ndcg"] for n in ("lgbm_lambdarank", "xgb_ndcg")}
+    assert floor["worse_than"] == [n for n in floor["defaults"] if scored[n]["cv_ndcg"] > scored[ev["model"]]["cv_ndcg"]]
     report = open(result["artifacts"]["report"]).read()
-    for heading in ("## Cross-validation", "by group size", "## Worst test groups", "MAP@5", "MRR", "precision@5"):
+    for heading in ("## Cross-validation", "by group size", "## Worst test groups", "MAP@5", "MRR", "precision@5",
+                    "Strong defaults (library settings, fitted in every run): lgbm_lambdarank"):
         assert heading in report, heading
     nb = json.load(open(result["artifacts"]["notebook"]))
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
@@ -160,8 +166,74 @@ def test_ranking_fits_use_one_thread_on_two_cores():
     from dsagent.tools.features import native_threads
     from dsagent.tools.ranking import models
 
-    for name in ("pointwise", "xgb_ndcg", "xgb_pairwise", "xgb_ndcg_tuned"):
+    for name in ("pointwise", "xgb_ndcg", "xgb_pairwise", "xgb_ndcg_tuned", "lgbm_lambdarank", "lgbm_tuned"):
         assert models._estimator(name, 0).get_params()["n_jobs"] == native_threads(), name
+
+
+def test_lgbm_ranker_learns_from_whole_groups_in_any_row_order_and_saves(tmp_path):
+    """LightGBM reads a query as a block of `group` sizes: fit sorts the rows by group first, so rows
+    interleaved across queries (as in a log) give the very model that sorted rows give; a size list
+    passed without sorting would cut queries and change it. The saved model scores the same."""
+    from dsagent.tools.model_io import load_model, save_model
+    from dsagent.tools.ranking import models
+
+    df = ranking_frame(n_groups=20, per=8)
+    args = (["colour"], ["a", "b"], 5, 2.0, 0)
+    shuffled = models.fit("lgbm_lambdarank", df, df["relevance"].to_numpy(), df["query"].to_numpy(), *args)
+    ordered = df.sort_values("query", kind="stable")
+    by_block = models.fit("lgbm_lambdarank", ordered, ordered["relevance"].to_numpy(), ordered["query"].to_numpy(), *args)
+    np.testing.assert_allclose(shuffled.score(df), by_block.score(df))
+    ranker = shuffled.pipeline.named_steps["model"]
+    assert type(ranker).__name__ == "LGBMRanker" and ranker.objective_ == "lambdarank"
+    learned = metrics.score_groups(df["relevance"], shuffled.score(df), df["query"], 5, 2)["ndcg"]
+    chance = metrics.score_groups(df["relevance"], np.zeros(len(df)), df["query"], 5, 2)["ndcg"]
+    assert learned > chance + 0.2
+    save_model(shuffled.as_dict(), tmp_path / "model.skops", {"task": "ranking", "model": "lgbm_lambdarank"})
+    loaded, _ = load_model(tmp_path / "model.skops")  # LGBMRanker is on the trusted list
+    np.testing.assert_allclose(models.Fitted.from_dict(loaded).score(df), shuffled.score(df))
+    # grade 31 (the largest grades_of keeps) is past LightGBM's default gain table: fit extends it
+    top = models.fit("lgbm_lambdarank", df, df["relevance"].to_numpy() * 10 + 1, df["query"].to_numpy(), *args)
+    assert len(top.pipeline.named_steps["model"].get_params()["label_gain"]) == 32
+    big = np.array(["g"] * (models.LGBM_MAX_GROUP_ROWS + 1) + ["h"])  # lambdarank refuses such a group
+    assert "10,000" in models.cannot_fit("lgbm_lambdarank", big) and models.cannot_fit("xgb_ndcg", big) is None
+
+
+def test_search_fits_defaults_then_tunes_on_whole_groups_of_training_rows(monkeypatch):
+    """Every fit of the search (fixed candidates and Optuna trials) sees only training rows and whole
+    groups of them; the default rankers are on the leaderboard, and a tuned ranker's settings travel
+    with its row into the final fit."""
+    from dsagent.tools.ranking import models
+    from dsagent.tools.ranking.task import RankingSpec, RankingTask
+
+    df = ranking_frame(n_groups=30, per=8)
+    task = RankingTask(RankingSpec("relevance", "query", 5))
+    rec = task.define(df, 0)
+    test_groups = set(df["query"].iloc[rec["split"]["test_rows"]])
+    sizes = df["query"].value_counts()
+    fits, real_fit = [], models.fit
+
+    def spy(name, X, grades, groups, *rest):
+        fits.append((name, groups, rest[-1] if len(rest) == 6 else None))
+        return real_fit(name, X, grades, groups, *rest)
+
+    monkeypatch.setattr(models, "fit", spy)
+    # pointwise and rank:pairwise left out: their seconds go to tuning, which a loaded machine would otherwise starve
+    monkeypatch.setattr(models, "candidate_names", lambda large=False: [*models.BASELINES, *models.DEFAULTS])
+    board = task.cross_validate(df, rec, 0, budget_s=7.0)
+    for name, groups, _ in fits:
+        counts = pd.Series(groups).value_counts()
+        assert not set(counts.index) & test_groups, name
+        assert all(sizes[g] - counts[g] >= 0 for g in counts.index)
+    # within the search, a fit's groups are whole: each group has all its training rows, or none (fold held out)
+    assert all((pd.Series(g).value_counts() == sizes[pd.Series(g).value_counts().index]).all() for _, g, _ in fits)
+    rows = {r["name"]: r for r in board}
+    assert "cv_ndcg" in rows["lgbm_lambdarank"] and "cv_ndcg" in rows["xgb_ndcg"]
+    tuned = [r for r in board if r["name"] in models.TUNED.values() and "skipped" not in r]
+    assert tuned and all(r["trials"] >= 1 and r["params"]["n_estimators"] >= 50 for r in tuned)
+    assert any(p is not None for name, _, p in fits if name in models.TUNED.values())
+    fits.clear()
+    ev, fitted, _ = task.evaluate(df, rec, board, tuned[0]["name"], 0)
+    assert ev["params"] == tuned[0]["params"] and fits[0][2] == tuned[0]["params"]
 
 
 def test_ranking_plans_the_search_and_two_final_fits_inside_the_time_left(tmp_path, monkeypatch):

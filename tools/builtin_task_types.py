@@ -236,8 +236,9 @@ RANKING = RankingType(
     step_text={"profile_data": "First I profile the data: column types, missing values, and columns that only identify rows.",
                "define_ranking": ("Framing the ranking: the relevance grades, the group column, NDCG@k, and a test split "
                                   "that keeps every group whole."),
-               "train_rankers": ("Comparing a random order and the best single feature with a pointwise regressor and "
-                                 "XGBoost's LambdaMART rankers, on GroupKFold folds of the training groups."),
+               "train_rankers": ("Comparing a random order and the best single feature with LightGBM's and XGBoost's "
+                                 "default rankers, a pointwise regressor and Optuna-tuned rankers, on GroupKFold folds "
+                                 "of the training groups."),
                "evaluate_ranking": "Scoring the best ranker once on the untouched test groups, with bootstrap CIs over groups.",
                "write_ranking_report": "Writing the report, model card, monitoring plan and a notebook that re-creates the score."},
     # No goal_words: a goal sentence names tasks without a target there (task_from_goal), and "rank" is

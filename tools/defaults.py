@@ -12,7 +12,7 @@ No ML library is imported here: the specs are plain dicts read by train_models a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 # The libraries' own defaults, spelled out: the families' builders otherwise apply dsagent's
 # (hist_gb: 300 iterations at 0.06; xgboost: 400 early-stopped rounds at 0.05, subsampled). A fixed
@@ -36,16 +36,18 @@ def strong_default_specs(supported) -> dict[str, dict[str, Any]]:
 
 
 def floor_check(board: list[dict[str, Any]], chosen: str, greater_is_better: bool,
-                latency_excluded: list[dict[str, Any]] | None = None, skipped: list[str] | None = None) -> dict[str, Any]:
-    """How the shipped model's CV score stands against the strong defaults: {"defaults": {name:
-    cv_mean}, "worse_than": [names], "why": text}. `why` explains a shipped model worse than a
-    default on CV, or a default that was not fitted."""
-    rows = {r["name"]: r for r in board}
+                latency_excluded: list[dict[str, Any]] | None = None, skipped: list[str] | None = None,
+                names: Iterable[str] = tuple(STRONG_DEFAULTS), chosen_why: str | None = None) -> dict[str, Any]:
+    """How the shipped model's CV score stands against the strong defaults (`names`: the tabular
+    ones, or another task's, such as ranking's default rankers): {"defaults": {name: cv_mean},
+    "worse_than": [names], "why": text}. `why` explains a shipped model worse than a default on CV
+    (`chosen_why`: the reason it was chosen, when not by name), or a default that was not fitted."""
+    rows = {r["name"]: r for r in board if "cv_mean" in r}
     mine = rows.get(chosen)
     out: dict[str, Any] = {"defaults": {}, "worse_than": [], "why": ""}
     reasons = []
     slow = {e["name"] for e in latency_excluded or []}
-    for name in STRONG_DEFAULTS:
+    for name in names:
         row = rows.get(name)
         if row is None:
             why = next((s for s in skipped or [] if s.startswith(name + " ")), None)
@@ -59,8 +61,9 @@ def floor_check(board: list[dict[str, Any]], chosen: str, greater_is_better: boo
             if name in slow:
                 reasons.append(f"{name} is better on CV but was left out: its prediction time exceeds the stated latency")
             else:
-                reasons.append(f"{name} is better on CV ({row['cv_mean']:.5g} against {mine['cv_mean']:.5g}); "
-                               f"{chosen} was chosen by name over the CV ranking (for example for interpretability)")
+                reasons.append(f"{name} is better on CV ({row['cv_mean']:.5g} against {mine['cv_mean']:.5g}); {chosen} was "
+                               + (f"chosen: {chosen_why}" if chosen_why else
+                                  "chosen by name over the CV ranking (for example for interpretability)"))
     out["why"] = "; ".join(reasons)
     return out
 

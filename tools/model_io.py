@@ -44,6 +44,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.sklearn.LGBMRanker",  # task: ranking's lambdarank candidates (tools/ranking), same state as above
     "catboost.core.CatBoostClassifier",
     "catboost.core.CatBoostRegressor",
     "dsagent.tools.features.DatetimeParts",

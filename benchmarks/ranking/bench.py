@@ -89,7 +89,8 @@ def main() -> None:
         results[name] = {"what": cfg["what"], "k": rec["k"], "rows": rec["rows"], "groups": rec["n_groups"],
                          "test_groups": ev["test"]["groups"], "scores": scores, "dsagent_model": ev["model"],
                          "dsagent_wall_s": res["wall_s"], "budget_s": args.budget, "load_1min": round(load, 2),
-                         "leaderboard": [{k: r.get(k) for k in ("name", "cv_ndcg", "skipped") if k in r}
+                         "dsagent_params": ev.get("params"), "dsagent_vs_defaults_cv": ev.get("strong_defaults"),
+                         "leaderboard": [{k: r.get(k) for k in ("name", "cv_ndcg", "seconds", "trials", "skipped") if k in r}
                                          for r in json.loads((art / "leaderboard.json").read_text())],
                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         print(name, json.dumps(results[name]["scores"]), res["wall_s"], flush=True)

@@ -5,7 +5,8 @@ A library with one thin tool module (tools.py), like tools/forecast; the task ty
 (tools/builtin_task_types.py RANKING) lists the tools in workflow order. Modules: metrics (NDCG@k,
 MAP@k, MRR, precision@k per group, averaged over groups, bootstrap CIs over groups), split
 (group-aware test split and folds: a group is never cut), models (random and single-feature
-baselines, a pointwise regressor, XGBoost's rank:ndcg and rank:pairwise), task (RankingTask:
+baselines, LightGBM lambdarank and XGBoost rank:ndcg with defaults, a pointwise regressor,
+rank:pairwise), tune (Optuna on the LightGBM and XGBoost rankers), task (RankingTask:
 define, cross-validate, evaluate, predict), report (report, model card, notebook), monitoring
 (score drift and, with labels, NDCG per batch).
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsagent.tools.defaults import floor_markdown
 from dsagent.tools.markdown import md_cell
 from dsagent.tools.ranking.metrics import METRIC_NAMES
 
@@ -52,8 +53,14 @@ def report_md(rec: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, An
     lines += ["", f"## Test ({ev['test_rows']:,} rows, {t['groups']} scored groups; 95% CI from 1000 bootstrap resamples of groups)", "",
               f"Chosen: **{ev['model']}** ({md_cell(ev.get('why', 'best cross-validated ' + lab['ndcg']), 200)})"
               + (f"; fitted on {ev['fit_rows']:,} of the {ev['train_rows']:,} training rows (whole groups): what the time "
-                 "budget afforded." if ev.get("fit_rows", 0) < ev.get("train_rows", 0) else "."), "",
-              "| model | " + " | ".join(lab[m] for m in METRIC_NAMES) + " |", "|---|---|---|---|---|"]
+                 "budget afforded." if ev.get("fit_rows", 0) < ev.get("train_rows", 0) else "."), ""]
+    if ev.get("params"):
+        trials = next((r.get("trials") for r in board if r["name"] == ev["model"]), None)
+        lines += [f"Tuned settings (Optuna{f', the best of {trials} trials' if trials else ''} on the same training-group "
+                  "folds, so its CV score is slightly optimistic against the untuned candidates'): "
+                  + ", ".join(f"{k}={_f(v, 4) if isinstance(v, float) else v}" for k, v in sorted(ev["params"].items())) + ".", ""]
+    lines += floor_markdown(ev.get("strong_defaults"), ev["model"])
+    lines += ["| model | " + " | ".join(lab[m] for m in METRIC_NAMES) + " |", "|---|---|---|---|---|"]
     for name, s in ev["compared"].items():
         lines.append(f"| {name} | " + " | ".join(_ci(s, m) for m in METRIC_NAMES) + " |")
     lines += ["", f"## {lab['ndcg']} by group size", "", "| group size | groups | NDCG | MRR |", "|---|---|---|---|"]
@@ -93,9 +100,9 @@ def model_card_md(rec: dict[str, Any], ev: dict[str, Any]) -> str:
 
 
 def notebook(rec: dict[str, Any], data_path: str, sha256: str | None, chosen: str, test_ndcg: float,
-             max_fit_rows: int | None = None) -> Any:
-    """Re-creates the split from the raw file (checking its sha256), refits the chosen candidate on the
-    training groups and asserts its test NDCG@k."""
+             max_fit_rows: int | None = None, params: dict[str, Any] | None = None) -> Any:
+    """Re-creates the split from the raw file (checking its sha256), refits the chosen candidate (with
+    its tuned settings) on the training groups and asserts its test NDCG@k."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     spec = {"target": rec["target"], "group_column": rec["group_column"], "k": rec["k"],
@@ -112,7 +119,7 @@ def notebook(rec: dict[str, Any], data_path: str, sha256: str | None, chosen: st
                       f"task = RankingTask(RankingSpec(**{spec!r}))\nrec = task.define(df, seed={rec['seed']})\n"
                       "{k: rec['split'][k] for k in ('train_groups', 'test_groups')}"),
         new_code_cell(f"ev, fitted, per_group = task.evaluate(df, rec, [], {chosen!r}, seed={rec['seed']}, "
-                      f"max_fit_rows={max_fit_rows!r})\n"
+                      f"max_fit_rows={max_fit_rows!r}, params={params!r})\n"
                       f"assert abs(ev['test']['ndcg'] - {test_ndcg!r}) < 1e-6, 'the test score differs from the session'\n"
                       "ev['test']"),
         new_code_cell("per_group.sort_values('ndcg').head(10)"),

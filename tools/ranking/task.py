@@ -148,20 +148,29 @@ class RankingTask:
             tr = tr[split.sample_groups(groups[tr], SEARCH_ROWS, seed)]
             progress(f"searching on {len(tr):,} training rows ({len(np.unique(groups[tr]))} whole groups)")
         X, gt, grp = lab.iloc[tr].reset_index(drop=True), g[tr], groups[tr]
-        cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 else 3)  # a small budget: fewer, larger folds
+        # A small budget or large data: three folds (each fit costs a fifth less than with five, and
+        # tuning gets more trials; on large data three folds still hold ~50 groups each)
+        cv = split.folds(grp, seed, split.MAX_FOLDS if budget_s >= 30 and not large else 3)
         start, board, unit_s = time.monotonic(), [], []  # seconds per unit of RELATIVE_COST, per finished candidate
-        for name in models.candidate_names(large):
-            # The first model is always tried; the next only when its time, projected from the
-            # finished ones by their relative cost, still fits.
+
+        def needs(name: str) -> float:  # projected from the finished candidates by relative cost
+            return float(np.median(unit_s)) * models.RELATIVE_COST.get(name, 1.0) if unit_s else 0.0
+
+        def attempt(name: str) -> None:
+            # The baselines and the library-default rankers are always fitted on every fold (the
+            # floor the search must clear); the others only when their projected time still fits.
+            if models.cannot_fit(name, grp):
+                board.append({"name": name, "skipped": models.cannot_fit(name, grp)})
+                return
             tried = any(not r["baseline"] for r in board if "skipped" not in r)
-            needs = float(np.median(unit_s)) * models.RELATIVE_COST.get(name, 1.0) if unit_s else 0.0
-            if name not in models.BASELINES and tried and time.monotonic() - start + needs > budget_s:
+            always = name in models.BASELINES or name in models.DEFAULTS
+            if not always and tried and time.monotonic() - start + needs(name) > budget_s:
                 board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent"
-                                                       + (f": needs ~{needs:.0f}s" if needs else "")})
-                continue
+                                                       + (f": needs ~{needs(name):.0f}s" if needs(name) else "")})
+                return
             t0, fold_scores = time.monotonic(), []
             for i, (a, b) in enumerate(cv):
-                if fold_scores and name not in models.BASELINES and time.monotonic() - start > budget_s:
+                if fold_scores and not always and time.monotonic() - start > budget_s:
                     break  # the budget ran out inside this candidate (large data): see below
                 fitted = models.fit(name, X.iloc[a], gt[a], grp[a], rec["categorical"], rec["numeric"], rec["k"],
                                     rec["relevance_threshold"], seed)
@@ -170,23 +179,62 @@ class RankingTask:
             if len(fold_scores) < len(cv) and tried:  # a later candidate on fewer folds would not compare fairly
                 board.append({"name": name, "skipped": f"time budget ({budget_s:.0f}s) spent after {len(fold_scores)} "
                                                        f"of {len(cv)} folds"})
-                continue
-            # The first learned candidate keeps the folds it finished (at least one): a run needs a model.
-            row = {"name": name, "family": name, "baseline": name in models.BASELINES,
-                   "seconds": round(time.monotonic() - t0, 2), "folds": len(fold_scores),
-                   "fit_rows": int(np.mean([len(a) for a, _ in cv[:len(fold_scores)]]))}
-            for m in metrics.METRIC_NAMES:
-                vals = [f[m] for f in fold_scores]
-                row[f"cv_{m}"] = float(np.nanmean(vals))
-                if m == "ndcg":  # also as cv_mean / cv_std, the leaderboard columns every task shows
-                    row["cv_ndcg_std"] = row["cv_std"] = float(np.nanstd(vals))
-                    row["cv_mean"] = row["cv_ndcg"]
+                return
+            row = self._row(name, fold_scores, time.monotonic() - t0, cv)
             if not row["baseline"]:
                 unit_s.append(row["seconds"] * len(cv) / len(fold_scores) / models.RELATIVE_COST.get(name, 1.0))
             progress(f"{name}: NDCG@{rec['k']} {row['cv_ndcg']:.4f}")
             board.append(row)
+
+        for name in models.candidate_names(large):
+            attempt(name)
+        late = models.late_names(large)  # tried after tuning, with the time it leaves them
+        left = budget_s - (time.monotonic() - start) - sum(needs(n) for n in late)
+        board += self._tune(board, X, gt, grp, cv, rec, seed, left, progress)
+        for name in late:
+            attempt(name)
         scored = sorted((r for r in board if "skipped" not in r), key=lambda r: -r["cv_ndcg"])
         return scored + [r for r in board if "skipped" in r]
+
+    @staticmethod
+    def _row(name: str, fold_scores: list[dict[str, float]], seconds: float, cv: list) -> dict[str, Any]:
+        """A leaderboard row: the mean of each metric over the folds that finished."""
+        row = {"name": name, "family": name, "baseline": name in models.BASELINES, "seconds": round(seconds, 2),
+               "folds": len(fold_scores), "fit_rows": int(np.mean([len(a) for a, _ in cv[:len(fold_scores)]]))}
+        for m in metrics.METRIC_NAMES:
+            vals = [f[m] for f in fold_scores]
+            row[f"cv_{m}"] = float(np.nanmean(vals))
+            if m == "ndcg":  # also as cv_mean / cv_std, the leaderboard columns every task shows
+                row["cv_ndcg_std"] = row["cv_std"] = float(np.nanstd(vals))
+                row["cv_mean"] = row["cv_ndcg"]
+        return row
+
+    def _tune(self, board: list[dict[str, Any]], X, gt, grp, cv, rec: dict[str, Any], seed: int, left_s: float,
+              progress: Callable[[str], None]) -> list[dict[str, Any]]:
+        """Optuna on each ranker family whose default finished, within `left_s`: the better default's
+        family first with 60% of it (the other takes what remains); a family whose default needed
+        more than a third of its share is not tuned (too few trials to search)."""
+        from dsagent.tools.ranking import tune
+
+        rows = {r["name"]: r for r in board if "skipped" not in r}
+        order = sorted((n for n in models.DEFAULTS if n in rows), key=lambda n: -rows[n]["cv_ndcg"])
+        out, end = [], time.monotonic() + left_s
+        for i, default in enumerate(order):
+            family = models.FAMILY[default]
+            name = models.TUNED[family]
+            share = (end - time.monotonic()) * (0.6 if i == 0 and len(order) > 1 else 1.0)
+            if share < 3 * rows[default]["seconds"]:
+                left = f"{share:.0f}s left for tuning" if share > 0 else "spent before tuning"
+                out.append({"name": name, "skipped": f"time budget {left}; one {default} cross-validation takes "
+                                                     f"{rows[default]['seconds']:.0f}s"})
+                continue
+            best = tune.tune(family, X, gt, grp, cv, rec, seed, share, progress)
+            if best is None:
+                out.append({"name": name, "skipped": f"no tuning trial finished in {share:.0f}s"})
+                continue
+            out.append(self._row(name, best["fold_scores"], best["seconds"], cv)
+                       | {"family": family, "params": best["params"], "trials": best["trials"]})
+        return out
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
@@ -219,13 +267,14 @@ class RankingTask:
         return name, f"no candidate can be fitted on every training row in the time left; {name} affords the largest share"
 
     def evaluate(self, df: pd.DataFrame, rec: dict[str, Any], board: list[dict[str, Any]], chosen: str,
-                 seed: int, seconds_left: float = float("inf"), max_fit_rows: int | None = None
-                 ) -> tuple[dict[str, Any], models.Fitted, pd.DataFrame]:
+                 seed: int, seconds_left: float = float("inf"), max_fit_rows: int | None = None,
+                 params: dict[str, Any] | None = None) -> tuple[dict[str, Any], models.Fitted, pd.DataFrame]:
         """Fit the chosen model and the baselines on the training rows and score the untouched test
         groups once: means with bootstrap CIs over groups, NDCG by group size, the worst groups.
         `max_fit_rows` caps the fit at that many rows of whole training groups (seeded: the notebook
-        draws the same ones). The pointwise model is compared too when its refit (from its CV time)
-        fits in a fifth of `seconds_left`."""
+        draws the same ones). A tuned ranker's settings come from its leaderboard row, or `params`
+        (the notebook, which has no leaderboard). The pointwise model and the default rankers are
+        compared too when each refit (from its CV time) fits in a fifth of `seconds_left`."""
         lab, g, groups = self.labelled(df, rec)
         tr, te = np.asarray(rec["split"]["train_rows"]), np.asarray(rec["split"]["test_rows"])
         assert not set(groups[tr]) & set(groups[te]), "a group is on both sides of the split"
@@ -235,11 +284,13 @@ class RankingTask:
         k, thr = rec["k"], rec["relevance_threshold"]
         per_row = {r["name"]: r["seconds"] / max(r["folds"], 1) / max(r.get("fit_rows", 1), 1)
                    for r in board if "skipped" not in r}
-        compared = [chosen] + [n for n in ("pointwise", *models.BASELINES) if n != chosen and n in per_row
+        params = next((r.get("params") for r in board if r["name"] == chosen and "skipped" not in r), None) or params
+        compared = [chosen] + [n for n in (*models.DEFAULTS, "pointwise", *models.BASELINES) if n != chosen and n in per_row
                                and (n in models.BASELINES or 1.5 * per_row[n] * len(tr) < seconds_left / 5)]
         results, fitted_chosen, table_chosen = {}, None, None
         for name in compared:
-            fitted = models.fit(name, lab.iloc[tr], g[tr], groups[tr], rec["categorical"], rec["numeric"], k, thr, seed)
+            fitted = models.fit(name, lab.iloc[tr], g[tr], groups[tr], rec["categorical"], rec["numeric"], k, thr, seed,
+                                params if name == chosen else None)
             score = fitted.score(lab.iloc[te], seed)
             table = metrics.per_group(g[te], score, groups[te], k, thr)
             results[name] = metrics.summarize(table, n_boot=1000 if name == chosen else 0, seed=seed)
@@ -247,7 +298,7 @@ class RankingTask:
                 fitted_chosen, table_chosen = fitted, table
         worst = metrics.scored_groups(table_chosen).sort_values(["ndcg", "size"], ascending=[True, False]).head(10)
         base = results.get("single_feature") or results.get("random") or {}
-        ev = {"task": "ranking", "model": chosen, "metric": f"ndcg@{k}", "k": k, "relevance_threshold": thr,
+        ev = {"task": "ranking", "model": chosen, "params": params, "metric": f"ndcg@{k}", "k": k, "relevance_threshold": thr,
               # the fields every task's evaluation carries (run result, chat, about)
               "test_score": results[chosen]["ndcg"], "test_ci": results[chosen].get("ndcg_ci"),
               "baseline_score": base.get("ndcg"), "greater_is_better": True,

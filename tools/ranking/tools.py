@@ -64,8 +64,10 @@ def define_ranking(ctx: ToolContext, target: str | None = None, group_column: st
 @tool
 def train_rankers(ctx: ToolContext, time_budget_s: float | None = None) -> ToolOutput:
     """Cross-validate the ranking candidates on GroupKFold folds of the training groups: a random order
-    and the best single feature (baselines), a pointwise XGBoost regressor, XGBoost rank:ndcg and
-    rank:pairwise (defaults) and a tuned rank:ndcg. Writes the leaderboard (best mean NDCG@k first).
+    and the best single feature (baselines), LightGBM lambdarank and XGBoost rank:ndcg with library
+    defaults (always fitted: the floor), a pointwise XGBoost regressor, rank:pairwise, then Optuna
+    tuning of the LightGBM and XGBoost rankers with the time left. Writes the leaderboard (best mean
+    NDCG@k first).
 
     Args:
         time_budget_s: seconds for the search (default: a share of what the session has left after the
@@ -92,7 +94,9 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
     Args:
         model: a leaderboard name, or "best" (highest cross-validated NDCG@k that is not a baseline).
     """
+    from dsagent.tools.defaults import floor_check
     from dsagent.tools.model_io import input_schema, save_model
+    from dsagent.tools.ranking.models import DEFAULTS
 
     rec = _spec(ctx)
     board = read_json(ctx.artifacts_dir / paths.LEADERBOARD) or []
@@ -116,6 +120,9 @@ def evaluate_ranking(ctx: ToolContext, model: str = "best") -> ToolOutput:
     ev, fitted, per_group = task.evaluate(df, rec, board, chosen, ctx.seed, spare, max_fit_rows=cap)
     ev["fit_budget_s"] = round(fit_s, 1) if fit_s != float("inf") else None
     ev["why"] = why
+    # How the shipped model stands against the library-default rankers on the same CV folds
+    ev["strong_defaults"] = floor_check(scored, chosen, True, names=DEFAULTS, chosen_why=why,
+                                        skipped=[f"{r['name']} ({r['skipped']})" for r in board if "skipped" in r])
     per_group.to_csv(artifact_path(ctx, PER_GROUP), index=False)
     X = df[[rec["group_column"], *rec["categorical"], *rec["numeric"]]]
     manifest = {"task": "ranking", "model": chosen, "target": rec["target"], "group_column": rec["group_column"],
@@ -164,7 +171,7 @@ def write_ranking_report(ctx: ToolContext, execute_notebook: bool = True, retrai
     artifact_path(ctx, paths.MONITORING_MD).write_text(monitoring.plan_markdown(plan), encoding="utf-8")
     session = read_json(ctx.session_dir / "session.json") or {}
     nb = report.notebook(rec, session.get("data_path") or str(ctx.data_path), session.get("data_sha256"), ev["model"],
-                         ev["test"]["ndcg"], ev.get("max_fit_rows"))
+                         ev["test"]["ndcg"], ev.get("max_fit_rows"), ev.get("params"))
     executed = False
     if execute_notebook:
         from dsagent.tools.notebook_kernel import execute
