@@ -87,6 +87,11 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     from dsagent.tools.derived_record import derived_markdown
 
     lines += derived_markdown(ctx.artifacts_dir)
+    from dsagent.tools.derived_record import read_record
+    from dsagent.tools.text_choice import representation_lines
+
+    text_lines = representation_lines(read_record(ctx.artifacts_dir).get("text"), task)
+    lines += ["## Text columns", "", *text_lines, ""] if text_lines else []
 
     lines += ["## Models compared (cross-validation on the training split)", "",
               f"| model | family | CV {metric} mean | CV std | vs baseline | fit s |", "|---|---|---|---|---|---|"]
