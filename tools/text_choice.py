@@ -21,6 +21,7 @@ import pandas as pd
 
 SHORT_MEDIAN_CHARS = 500
 MIN_BUDGET_S = 10.0  # below this, loading the model alone may not fit: TF-IDF without trying
+LOAD_SHARE = 0.5  # of the comparison's budget, the most its wait for the model to load may take
 # The models each representation is judged by: the sparse-aware linear model (TF-IDF's home ground,
 # and a quick read of how linearly separable the embeddings are) and boosted trees with fixed rounds
 # (the probe engineer_features judges derived features by). The better of the two scores each side.
@@ -84,13 +85,16 @@ def choose_text(ctx, task, X: pd.DataFrame, y: np.ndarray, splits, *, mode: str 
 
 def _compare(ctx, task, X, y, splits, record: dict[str, Any], budget: float) -> dict[str, Any]:
     from dsagent.tools.cv import OutOfTime, cross_validate
-    from dsagent.tools.text_embed import LOAD_SECONDS, DEFAULT_MODEL, embed, encoder, seconds_per_text
     from dsagent.tools.text import as_documents
+    from dsagent.tools.text_embed import DEFAULT_MODEL, LOAD_SECONDS, embed, load_within, seconds_per_text
 
     t0 = time.time()
     deadline = t0 + budget
     ctx.report("loading the sentence-embedding model", 0.0)
-    encoder()
+    if not load_within(LOAD_SHARE * budget):
+        return {**record, "budget_s": round(budget, 1),
+                "reason": f"loading the sentence-embedding model (torch, transformers) took over {LOAD_SHARE * budget:.0f}s "
+                          f"here, {LOAD_SHARE:.0%} of the {budget:.0f}s the budget leaves for the comparison"}
     docs = {c: as_documents(X[[c]]) for c in record["columns"]}
     per_text = seconds_per_text([d for ds in docs.values() for d in ds])
     # The whole run embeds every row once (the cache serves every later fold and candidate), and the
@@ -150,7 +154,7 @@ def representation_lines(record: dict[str, Any] | None, task) -> list[str]:
         from dsagent.tools.text_embed import availability
 
         ok, why = availability()
-        lines.append(f"- Sentence embeddings were not tried: {why if not ok else 'the run did not compare them (no time was set aside)'}.")
+        lines.append(f"- Sentence embeddings were not tried: {why if not ok else 'the run did not compare them (engineer_features, which does, did not run)'}.")
     cv = (record or {}).get("cv") or {}
     if cv.get("tfidf") and cv.get("embed"):
         cells = [f"{probe}: TF-IDF {cv['tfidf'][probe]:.4g}, embeddings {cv['embed'][probe]:.4g}"

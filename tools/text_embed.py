@@ -121,6 +121,28 @@ def encoder(model: str = DEFAULT_MODEL):
         return loaded
 
 
+def load_within(seconds: float, model: str = DEFAULT_MODEL) -> bool:
+    """Whether the model is loaded within `seconds`. The load runs in a thread that carries on past
+    the wait: on a busy machine importing torch and transformers took a minute (60 s in a sandboxed
+    worker at a load of 9 on 2 cores), and a caller with a budget must not wait for all of it."""
+    if model in _ENCODERS:
+        return True
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            encoder(model)
+        except Exception as exc:  # said by the caller's own encoder() call, if it makes one
+            failure.append(exc)
+
+    worker = threading.Thread(target=load, name=f"load-{model}", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if failure:
+        raise failure[0]
+    return model in _ENCODERS
+
+
 def dimension(enc) -> int:
     """The embedding's width (sentence-transformers 6 renamed the method; 5 has only the old name)."""
     method = getattr(enc, "get_embedding_dimension", None) or enc.get_sentence_embedding_dimension

@@ -225,7 +225,9 @@ class AutopilotBackend:
             share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"))
             wide = bool(task and (task.get("derived") or {}).get("select"))  # what the selection drops is reported
             text_s = text_share(task, state.seconds_left() - reserve)
-            if (declared or share or wide or text_s) and "engineer_features" in self._tool_names(tools):
+            # With a text column it always runs: no time for the comparison (or no extra) is recorded, and reported, too.
+            has_text = task is not None and any(k == "text" for k in task.features.values())
+            if (declared or share or wide or has_text) and "engineer_features" in self._tool_names(tools):
                 # Declared features are in the task already (define_task); this measures each one's CV change
                 # for the report, and keeps them all: the user asked for them. Automatic candidates get a
                 # share of the time and are kept only when CV on the training folds says they help.
@@ -235,7 +237,7 @@ class AutopilotBackend:
                 if share:
                     args.update(auto=True, time_budget_s=share)
                     text = (text + " " if text else "") + f"Trying a few generic candidate features for up to {share:.0f}s."
-                if task is not None and any(k == "text" for k in task.features.values()):
+                if has_text:
                     args["text_budget_s"] = text_s  # 0: TF-IDF, the record says why
                 if text_s:
                     text = (text + " " if text else "") + (f"Comparing sentence embeddings with TF-IDF for the text "
