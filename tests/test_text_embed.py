@@ -103,6 +103,9 @@ def test_embeddings_chosen_by_cv_saved_and_predicting_offline_in_a_fresh_process
     model, _ = load_model(ctx.session_dir)
     steps = model.named_steps["preprocess"].named_transformers_["text_review"]
     assert isinstance(steps.steps[0][1], SentenceEmbeddings)
+    from dsagent.tools.text_embed import warm_up
+
+    assert warm_up(model) == ["all-MiniLM-L6-v2"]  # what `dsagent serve` loads before it says ready
     lines = "\n".join(representation_lines(record, task))
     assert "sentence embeddings" in lines and "CV roc_auc" in lines
     _call(ctx, "write_report")

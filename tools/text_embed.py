@@ -232,3 +232,16 @@ def embedding_step(scaled: bool = False):
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(SentenceEmbeddings(), StandardScaler())
+
+
+def warm_up(estimator) -> list[str]:
+    """Load now the embedding model(s) a fitted model's text steps use (`dsagent serve`: ready once
+    loaded, instead of a first request that waits for torch). The names loaded; [] for other models."""
+    try:
+        params = list(estimator.get_params(deep=True).values())
+    except Exception:  # not a scikit-learn estimator (a forecast's model): nothing to load
+        return []
+    names = sorted({p.model for p in params if isinstance(p, SentenceEmbeddings)})
+    for name in names:
+        encoder(name)
+    return names
