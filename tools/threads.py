@@ -13,5 +13,6 @@ def native_threads() -> int:
     env = os.environ.get("DSAGENT_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    cpus = os.cpu_count() or 1
+    # The cores this process may run on (taskset, a cpuset), not the machine's: fewer when it is given fewer.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 1 if cpus <= 2 else min(4, cpus // 2)
