@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -155,6 +156,12 @@ def test_without_the_extra_text_is_tfidf_and_the_reason_is_said(tmp_path, monkey
     record = json.loads((ctx.artifacts_dir / "derived_features.json").read_text())["text"]
     lines = "\n".join(representation_lines(record, task))
     assert "TF-IDF" in lines and "not available" in lines and "dsagent[embeddings]" in lines
+    # Installed but broken (the import fails while loading): TF-IDF again, with the import error as the reason.
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.ModuleType("sentence_transformers"))
+    monkeypatch.setattr(text_embed, "availability", lambda model="all-MiniLM-L6-v2": (True, ""))  # looks installed
+    out = _call(ctx, "engineer_features", text_budget_s=120)
+    choice = out.summary["text_representation"]
+    assert choice["representation"] == "tfidf" and "cannot import name 'SentenceTransformer'" in choice["reason"]
 
 
 @needs_model

@@ -86,12 +86,17 @@ def choose_text(ctx, task, X: pd.DataFrame, y: np.ndarray, splits, *, mode: str 
 def _compare(ctx, task, X, y, splits, record: dict[str, Any], budget: float) -> dict[str, Any]:
     from dsagent.tools.cv import OutOfTime, cross_validate
     from dsagent.tools.text import as_documents
-    from dsagent.tools.text_embed import DEFAULT_MODEL, LOAD_SECONDS, embed, load_within, seconds_per_text
+    from dsagent.tools.text_embed import (DEFAULT_MODEL, LOAD_SECONDS, EmbeddingsUnavailable, embed, load_within,
+                                          seconds_per_text)
 
     t0 = time.time()
     deadline = t0 + budget
     ctx.report("loading the sentence-embedding model", 0.0)
-    if not load_within(LOAD_SHARE * budget):
+    try:
+        loaded = load_within(LOAD_SHARE * budget)
+    except EmbeddingsUnavailable as exc:  # installed but broken (a failed import): TF-IDF, and why
+        return {**record, "reason": str(exc)}
+    if not loaded:
         return {**record, "budget_s": round(budget, 1),
                 "reason": f"loading the sentence-embedding model (torch, transformers) took over {LOAD_SHARE * budget:.0f}s "
                           f"here, {LOAD_SHARE:.0%} of the {budget:.0f}s the budget leaves for the comparison"}
