@@ -27,7 +27,8 @@ PROBE = {"family": "hist_gb", "params": {"max_iter": 100, "early_stopping": Fals
 
 @tool
 def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, keep: Literal["helpful", "all"] = "helpful",
-                      auto: bool = False, time_budget_s: float | None = None) -> ToolOutput:
+                      auto: bool = False, time_budget_s: float | None = None,
+                      text: Literal["auto", "tfidf", "embed"] = "auto", text_budget_s: float | None = None) -> ToolOutput:
     """Add derived features to the task and report the cross-validated change each one brings.
 
     Each expression is `name = expression` in a small safe language: column names (backquote
@@ -43,6 +44,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
         keep: "helpful" keeps a feature only when it improves CV by more than its standard error; "all" keeps every one (features the user asked for).
         auto: also try a few generic candidates (calendar features of the time column under a time-ordered split, ratios and differences of related columns, counts and means by a high-cardinality category, days between dates, log of a skewed column), each kept only when it improves CV beyond its standard error.
         time_budget_s: seconds the measuring may take; candidates not reached in time are not kept.
+        text: free-text columns: "auto" compares sentence embeddings (the dsagent[embeddings] extra) against TF-IDF by CV when the texts are short (median <= 500 characters) and keeps the better; "tfidf" or "embed" takes that one.
+        text_budget_s: seconds the text comparison may take (default 30% of the time left); it is skipped, TF-IDF kept, when embedding the data would not fit.
     """
     expressions = list(expressions or [])
     task = load_task(ctx)
@@ -52,7 +55,10 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     current = list((task.get("derived") or {}).get("features") or [])
     time_column = task["split"].get("time_column")
     columns = [str(c) for c in df.columns]
-    if not expressions and not auto and not (task.get("derived") or {}).get("select"):
+    from dsagent.tools.text_choice import choose_text, text_columns, with_text
+
+    has_text = bool(text_columns(task))
+    if not expressions and not auto and not (task.get("derived") or {}).get("select") and not has_text:
         raise ToolError("give at least one expression, e.g. ['ratio = a / b'], or auto=true for generic candidates")
     from dsagent.tools.derived import DerivedError, parse_feature
 
@@ -87,13 +93,17 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
     deadline = time.time() + time_budget_s if time_budget_s else None
 
     select = (task.get("derived") or {}).get("select")  # wide data: the selection step travels with the features
+    # Text first: the derived features below are then measured on the representation that ships.
+    text_record = choose_text(ctx, task, X, y, splits, mode=text, budget_s=text_budget_s) if has_text else None
+    representation = (text_record or {}).get("representation") or (task.get("derived") or {}).get("text") or "tfidf"
 
     def step(features: list[str], importance: bool | None = None) -> dict[str, Any] | None:
         entry = derived_entry(features, columns, task.target, time_column) if features else None
-        if not select:
-            return entry
-        chosen = select["importance"] if importance is None else importance
-        return {**(entry or {"features": [], "time_column": time_column, "inputs": []}), "select": {**select, "importance": chosen}}
+        if select:
+            chosen = select["importance"] if importance is None else importance
+            entry = {**(entry or {"features": [], "time_column": time_column, "inputs": []}),
+                     "select": {**select, "importance": chosen}}
+        return with_text(entry, representation, time_column)
 
     def folds(features: list[str], limit: float | None = None, importance: bool | None = None) -> np.ndarray:
         trial = task.model_copy(update={"derived": step(features, importance)})
@@ -152,6 +162,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
               "folds": len(splits), "rows": int(len(X)), "seconds": round(time.perf_counter() - t0, 2), "features": rows,
               "in_task": kept, "not_reached": not_reached, "selection": selection}
     previous = read_record(ctx.artifacts_dir)
+    record["text"] = text_record or previous.get("text")
     record["history"] = previous.get("history", []) + [r for r in previous.get("features", [])
                                                        if r["name"] not in {x["name"] for x in rows}]
     artifact_path(ctx, DERIVED_RECORD).write_text(json.dumps(record, indent=1))
@@ -160,6 +171,8 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
                "in_task": [parse_feature(f).name for f in kept]}
     if not_reached:
         summary["not_reached_in_time"] = not_reached
+    if text_record:
+        summary["text_representation"] = {k: text_record.get(k) for k in ("representation", "reason", "best_cv") if k in text_record}
     if selection:
         summary["wide_data_selection"] = {"columns": selection["n_columns"], "dropped": len(selection["dropped"]),
                                           "low_importance_dropped": selection["importance"]}

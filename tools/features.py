@@ -8,7 +8,6 @@ estimator. Custom transformers here are few and small because skops must be told
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 from dsagent.tools.task_types import shape_type, task_types
+from dsagent.tools.threads import native_threads  # noqa: F401  (here too: callers import it from features)
 
 HIGH_CARDINALITY = 30
 RARE = 5  # fewer rows than this do not earn a one-hot column or a missing-indicator of their own
@@ -166,11 +166,13 @@ def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict
 
 
 def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False,
-                       native_categorical: bool = False, sparse_text: bool | None = None) -> ColumnTransformer:
+                       native_categorical: bool = False, sparse_text: bool | None = None,
+                       text_representation: str = "tfidf") -> ColumnTransformer:
     """`native_categorical`: low-cardinality categoricals stay pandas categories and the output is
     a DataFrame (for a model that splits on categories itself); callers check `native_ok` first.
     `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
-    dsagent.tools.text); default: sparse for linear, reduced for dense."""
+    dsagent.tools.text); default: sparse for linear, reduced for dense. `text_representation`
+    "embed": sentence embeddings of the text columns instead (the task's choice, tools/text_choice.py)."""
     sparse_text = (linear and not dense) if sparse_text is None else sparse_text
     target_type = shape_type(task).encoder_target_type
     parts: list[tuple[str, Any, Any]] = []
@@ -208,8 +210,13 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
     if groups["text"]:
         from dsagent.tools.text import text_transformer
 
+        if text_representation == "embed":
+            from dsagent.tools.text_embed import embedding_step
+        elif text_representation != "tfidf":
+            raise ValueError(f"text representation {text_representation!r}: 'tfidf' or 'embed'")
         for col in groups["text"]:
-            parts.append((f"text_{col}", text_transformer(sparse_text), [col]))
+            step = embedding_step(scaled=linear) if text_representation == "embed" else text_transformer(sparse_text)
+            parts.append((f"text_{col}", step, [col]))
     if native_categorical:
         return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0,
                                  verbose_feature_names_out=False).set_output(transform="pandas")
@@ -221,17 +228,6 @@ def native_ok(groups: dict[str, list[str]]) -> bool:
     column (TF-IDF is sparse, a DataFrame cannot hold it) and no column name XGBoost refuses."""
     names = [c for cols in groups.values() for c in cols]
     return bool(groups["low_card"]) and not groups["text"] and not any(ch in str(c) for c in names for ch in "[]<")
-
-
-def native_threads() -> int:
-    """Threads for one model fit. On a 2-core machine, 1: with OpenMP's busy-waiting, two threads
-    sharing the cores with anything else ran 10-20x slower than one (hist_gb 2.5 s vs 34 s on
-    penguins under load). DSAGENT_THREADS overrides."""
-    env = os.environ.get("DSAGENT_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    cpus = os.cpu_count() or 1
-    return 1 if cpus <= 2 else min(4, cpus // 2)
 
 
 _THREADS_LIMITED = False
@@ -279,7 +275,8 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
       VotingClassifier / VotingRegressor of member Pipelines (each with its own preprocessing).
     - `derived` (the task's "derived" entry: {"features": ["name = expr", ...], "time_column": ...})
       puts a DerivedFeatures step in front of the preprocessing (tools/derived_step.py): the features
-      are computed from raw rows and fitted with the rest, per fold.
+      are computed from raw rows and fitted with the rest, per fold. Its "text" key ("tfidf" or
+      "embed") is how free-text columns are represented (tools/text_choice.py decides it).
     """
     limit_native_threads()
     family = spec["family"]
@@ -315,7 +312,8 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         groups = split_columns(kinds, df)
         native = categorical == "native" and native_ok(groups)
         pre = build_preprocessor(groups, linear=fam.scaled_inputs, task=task, dense=fam.dense,
-                                 native_categorical=native, sparse_text=fam.sparse_text)
+                                 native_categorical=native, sparse_text=fam.sparse_text,
+                                 text_representation=(derived or {}).get("text") or "tfidf")
     model = make_estimator(family, params, task, seed, n_classes)
     if native and family == "xgboost":
         model.set_params(enable_categorical=True)

@@ -54,6 +54,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
     "dsagent.tools.text.TextFeatures",
+    # Sentence embeddings: state is the model's name, a batch size and the width (str and ints); the
+    # weights are not in the file: the packaged model is loaded again by name (tools/text_embed.py).
+    "dsagent.tools.text_embed.SentenceEmbeddings",
     "dsagent.tools.features.ToStrings",
     "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
     # Derived features: skops rebuilds it with __new__ and BaseEstimator.__setstate__ (a __dict__ update);

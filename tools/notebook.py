@@ -130,7 +130,10 @@ def _derived_code(task: dict[str, Any]) -> str:
         lines.append("# Wide data: near-constant, duplicate and correlated columns (and, when 'importance' is on, low-importance"
                      " ones) are judged on the training rows and neutralised by the Pipeline's first step (tools/select_step.py).")
     # What build_pipeline reads; a Python literal (None, not null).
-    shown = {k: derived[k] for k in ("features", "time_column", "select") if k in derived}
+    if derived.get("text") == "embed":
+        lines.append("# Text columns: sentence embeddings (all-MiniLM-L6-v2, loaded offline from its PyPI package), chosen"
+                     " over TF-IDF by CV on the training rows (tools/text_choice.py).")
+    shown = {k: derived[k] for k in ("features", "time_column", "select", "text") if k in derived}
     return ("\n".join(lines) + f"\nDERIVED = {pprint.pformat(shown, width=100)}\n"
             f"INPUTS = {json.dumps(input_columns(task))}  # the features and the columns only derived features read\n")
 

