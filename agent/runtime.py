@@ -228,10 +228,10 @@ class Run:
             if opts.data is None:
                 raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
             data = Path(opts.data)
-            if data.is_dir():  # a directory of Parquet parts: only train_on_cluster reads one so far
-                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file (a directory of Parquet "
-                               "parts is read by the train_on_cluster tool with --cluster, see docs/scaling.md)")
-            if not data.is_file():
+            if data.is_dir() and not cluster:  # a directory of Parquet parts is read by Dask workers only
+                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file, or a directory of Parquet "
+                               "parts with --cluster local[:N] or tcp://HOST:PORT (see docs/scaling.md)")
+            if not data.exists():
                 raise BadInput(f"data file {data} not found; check the path")
             self.backend_name = choose_backend_name(opts.backend)
             budget = resolve_time_budget(opts.time_budget, answers)
@@ -266,6 +266,11 @@ class Run:
         self.asker = opts.asker or (PauseAsker(given, judge_all=self.leave_to_judgement) if opts.on_questions == "ask"
                                     else AssumeAsker(given))
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
+        if self.cluster is not None and not opts.resume and self.session.data_path is not None:
+            from dsagent.tools.scale import dask_reason  # stdlib only
+
+            # Read by the autopilot (the cluster workflow) and the tools (profile_data with Dask).
+            self.session.update(dask=dask_reason(self.session.data_path, cluster))
         limits = worker_limits(opts.memory_mb, cluster, storage, self.cluster.addresses() if self.cluster else [])
         if limits.tcp:  # session.json must not say the network is confined when it is not
             from dsagent.sandbox.layer import without_network
@@ -442,7 +447,8 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
                  questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
     art = session.artifacts_dir
     # An unsupervised run has no task.json: its record (tools/unsupervised) names the task instead.
-    task = _json(art / paths.TASK) or _json(art / paths.UNSUPERVISED) or {}
+    # A cluster run (train_on_cluster) has neither: its training record names the task.
+    task = _json(art / paths.TASK) or _json(art / paths.UNSUPERVISED) or _json(art / "cluster_training.json") or {}
     ev = _json(art / paths.EVALUATION) or {}
     board = _json(art / paths.LEADERBOARD) or []
     plan = _json(art / paths.MONITORING) or {}
