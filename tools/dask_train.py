@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 MODEL_FILE = "cluster_xgboost.json"
 PREDICTIONS_DIR = "cluster_predictions"
 MAX_CLASSES = 50  # more distinct target values than this: regression
+PROBE_ROUNDS, MIN_ROUNDS = 5, 10  # under a time budget: the rounds that measure one round's time; the fewest after them
 
 
 def read_frame(path: Path) -> Any:
@@ -140,7 +142,7 @@ def prediction_part(part: pd.DataFrame, model: Any, kind: str, features: list[st
 
 @tool
 def train_on_cluster(ctx: ToolContext, target: str, key_columns: list[str] | None = None, test_fraction: float = 0.2,
-                     sample_rows: int = 50_000, n_estimators: int = 400) -> ToolOutput:
+                     sample_rows: int = 50_000, n_estimators: int = 400, time_budget_s: float | None = None) -> ToolOutput:
     """Train on the Dask cluster (--cluster) for data larger than one machine: XGBoost with
     xgboost.dask on every training row, a linear model on a sample that fits one worker, both scored
     on a hash split of the rows, partition by partition. Use only when the session has a cluster.
@@ -152,17 +154,20 @@ def train_on_cluster(ctx: ToolContext, target: str, key_columns: list[str] | Non
         test_fraction: the share of rows held out for the test score.
         sample_rows: how many training rows the one-process linear model sees at most.
         n_estimators: XGBoost's most boosting rounds (early stopping picks fewer).
+        time_budget_s: seconds this call may take; XGBoost's rounds are capped to what half of it
+            affords (measured on a probe of a few rounds). None: no cap.
     """
     if not ctx.cluster:
         raise ToolError("train_on_cluster needs a Dask cluster: run with --cluster local[:N] or tcp://HOST:PORT")
     if ctx.data_path is None:
         raise ToolError("no data file is registered in this session")
     with connect(ctx.cluster) as client:
-        return _train(ctx, client, Path(ctx.data_path), target, key_columns, test_fraction, sample_rows, n_estimators)
+        return _train(ctx, client, Path(ctx.data_path), target, key_columns, test_fraction, sample_rows, n_estimators,
+                      time_budget_s)
 
 
 def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: list[str] | None,
-           test_fraction: float, sample_rows: int, n_estimators: int) -> ToolOutput:
+           test_fraction: float, sample_rows: int, n_estimators: int, time_budget_s: float | None) -> ToolOutput:
     import xgboost.dask as xgb_dask
 
     from dsagent.tools.dask_model import ship_model
@@ -207,12 +212,26 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     ctx.report(f"xgboost.dask on {n_fit:,} rows across {len(client.scheduler_info()['workers'])} workers", 0.1)
 
     # XGBoost on every training row, distributed hist, early stopping on the distributed validation rows.
-    params = dict(n_estimators=n_estimators, tree_method="hist", learning_rate=0.1, max_depth=6,
-                  early_stopping_rounds=20, random_state=seed)
-    est = (xgb_dask.DaskXGBRegressor(**params) if kind == "regression" else xgb_dask.DaskXGBClassifier(**params))
-    est.client = client
-    est.fit(fit[features], fit[label], eval_set=[(valid[features], valid[label])], verbose=False)
+    # Under a time budget, a probe of a few rounds measures the time per round (DMatrix build included:
+    # an overestimate) and the rounds are capped to what half the budget affords; training continues
+    # from the probe's trees. A wall-clock callback could not stop it: each worker would decide alone
+    # and the allreduce would hang on the first that stopped.
+    def estimator(rounds: int, **extra: Any) -> Any:
+        params = dict(n_estimators=rounds, tree_method="hist", learning_rate=0.1, max_depth=6, random_state=seed, **extra)
+        made = xgb_dask.DaskXGBRegressor(**params) if kind == "regression" else xgb_dask.DaskXGBClassifier(**params)
+        made.client = client
+        return made
+
+    X_fit, y_fit, evals = fit[features], fit[label], [(valid[features], valid[label])]
+    start, probe, rounds = time.time(), None, n_estimators
+    if time_budget_s:
+        probe = estimator(PROBE_ROUNDS).fit(X_fit, y_fit, verbose=False).get_booster()
+        per_round = (time.time() - start) / PROBE_ROUNDS
+        rounds = int(min(n_estimators, max(MIN_ROUNDS, (0.5 * time_budget_s - (time.time() - start)) / per_round)))
+    est = estimator(rounds, early_stopping_rounds=20).fit(X_fit, y_fit, eval_set=evals, verbose=False, xgb_model=probe)
     booster = est.get_booster()
+    xgb_timing = {"seconds": round(time.time() - start, 1), "rounds_allowed": rounds + (PROBE_ROUNDS if probe else 0),
+                  "capped_by_time": rounds < n_estimators}
 
     # The other families on a sample of the training rows small enough for one process (this one).
     frac = min(1.0, sample_rows / max(n_fit, 1))
@@ -247,7 +266,7 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     seen = {
         "xgboost_dask": {"rows": n_fit, "validation_rows": n_valid,
                          "saw": "every training row, read by the workers partition by partition (xgboost.dask)",
-                         "best_iteration": int(getattr(booster, "best_iteration", -1) or -1)},
+                         "best_iteration": int(getattr(booster, "best_iteration", -1) or -1), **xgb_timing},
         **{name: {"rows": len(sample), "saw": f"a random sample of {frac:.1%} of the training rows, fitted in one process"
                   + (" (its class priors)" if name == "baseline" and kind != "regression" else " (its mean)" if name == "baseline" else "")}
            for name in models if name != "xgboost_dask"},

@@ -387,6 +387,8 @@ class AutopilotBackend:
             yield text
             return Turn(text=text)
         args: dict[str, Any] = {"target": target} if target else {}
+        if step == "train_on_cluster":  # what is left, less ~15 s for the report
+            args["time_budget_s"] = round(max(30.0, state.seconds_left() - 15.0), 1)
         text = {"profile_data": "First I profile the data on the cluster: exact counts, approximate quantiles and distinct counts.",
                 "train_on_cluster": ("Training on the cluster: XGBoost with xgboost.dask on every training row (early stopping "
                                      "on distributed validation rows), the other families on a sample that fits one worker, "
