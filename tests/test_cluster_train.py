@@ -75,6 +75,8 @@ def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predic
     assert record["key_columns"] == ["row_id"] and seen["test"]["rows"] == len(held) and "row_id" in seen["test"]["split"]
     assert seen["xgboost_dask"]["rows"] + seen["xgboost_dask"]["validation_rows"] + len(held) == len(df)
     assert {"linear_sample", "hgb_sample", "baseline"} <= set(seen)
+    # The run's budget reached the tool: a probe measured xgboost.dask's time per round for the cap.
+    assert seen["xgboost_dask"]["seconds_per_round"] is not None and seen["xgboost_dask"]["rounds_allowed"] >= 16
     assert record["features"] == ["x1", "x2", "noise"] and record["left_out"] == ["note"] and record["task"] == "binary"
     assert record["scores"]["xgboost_dask"]["accuracy"] > 0.8
     # The shipped model is the best on the validation rows, not on the test rows.

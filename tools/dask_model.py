@@ -2,7 +2,7 @@
 a cluster, saved like every other dsagent model (skops + manifest), and its evaluation.json.
 
 The XGBoost model trained by xgboost.dask becomes a plain `xgboost.XGBClassifier`/`XGBRegressor`
-loaded from the Dask estimator's own JSON model (the same trees; `dsagent predict`, `serve` and
+loaded from the booster's own JSON model (the same trees; `dsagent predict`, `serve` and
 `monitor` need no Dask). A sample-trained family ships as the scikit-learn Pipeline it is. Either
 way it takes the feature columns by name: the manifest's input schema is the features', so
 `dsagent predict` checks and orders the columns before the model sees them.
@@ -22,23 +22,24 @@ from dsagent.tools.registry import ToolContext, artifact_path
 from dsagent.tools.schemas import Evaluation
 
 
-def in_memory_xgboost(dask_estimator: Any, kind: str) -> Any:
-    """The Dask estimator's trees in the plain scikit-learn wrapper (through XGBoost's JSON model)."""
+def in_memory_xgboost(booster: Any, kind: str) -> Any:
+    """xgboost.dask's trees in the plain scikit-learn wrapper, through XGBoost's JSON model (the wrapper
+    reads the objective and the class count from it)."""
     import xgboost
 
     plain = xgboost.XGBRegressor() if kind == "regression" else xgboost.XGBClassifier()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "model.json")
-        dask_estimator.save_model(path)
+        booster.save_model(path)
         plain.load_model(path)
     return plain
 
 
-def ship_model(ctx: ToolContext, target: str, name: str, model: Any, dask_estimator: Any, kind: str, classes: list[Any],
+def ship_model(ctx: ToolContext, target: str, name: str, model: Any, kind: str, classes: list[Any],
                X_sample: pd.DataFrame, results: dict[str, dict[str, Any]], metric: str,
                seen: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Save the chosen model (model/model.skops + manifest) and evaluation.json; returns what was shipped."""
-    estimator = in_memory_xgboost(dask_estimator, kind) if name == "xgboost_dask" else model
+    estimator = in_memory_xgboost(model, kind) if name == "xgboost_dask" else model
     family = "xgboost" if name == "xgboost_dask" else "linear" if name.startswith("linear") else "hist_gradient_boosting"
     scored = results[name]
     manifest = {

@@ -6,24 +6,24 @@ is read as a Dask DataFrame: each worker reads its own partitions, nothing is co
 - The test split is a hash of a row key (tools/hash_split.py), partition by partition, no shuffle;
   a second hash (another salt) takes the validation rows for early stopping out of the training side.
 - XGBoost trains with `xgboost.dask` (distributed `hist`) on every training row, with early stopping
-  on the distributed validation set.
-- The linear family trains here on a sample of the training rows small enough for one process
-  (`sample_rows`); the record says which model saw which rows.
-- Both are scored on the test rows partition by partition: each partition returns its sums
-  (rows, correct, log loss; or squared and absolute errors) and only those travel back.
-- The test predictions are written as Parquet parts (artifacts/cluster_predictions/), one part per
-  partition, fetched and written one at a time.
+  on the distributed validation set and its rounds capped by the time budget (tools/dask_xgboost.py).
+- A linear model and HistGradientBoosting train here on a sample of the training rows small enough
+  for one process (`sample_rows`); the baseline is the sample's priors. The record says which model
+  saw which rows.
+- All are scored on the validation and test rows partition by partition: each partition returns its
+  sums (rows, correct, the per-row loss and its square, absolute errors) and only those travel back.
+  The shipped model is the best on the validation rows (tools/dask_model.py saves it as skops).
+- The shipped model's test predictions are written as Parquet parts (artifacts/cluster_predictions/),
+  one part per partition, fetched and written one at a time.
 
-First slice: feature columns are the numeric and boolean ones (text and category columns are left
-out and listed); the model is saved as XGBoost's own JSON model (artifacts/cluster_xgboost.json),
-not yet as the skops Pipeline that `dsagent predict` and the notebook use.
+Feature columns are the numeric and boolean ones (text and category columns are left out and listed;
+ID-like ones found by the Dask profile are the split's key).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 MODEL_FILE = "cluster_xgboost.json"
 PREDICTIONS_DIR = "cluster_predictions"
 MAX_CLASSES = 50  # more distinct target values than this: regression
-PROBE_ROUNDS, MIN_ROUNDS = 5, 10  # under a time budget: the rounds that measure one round's time; the fewest after them
 
 
 def read_frame(path: Path) -> Any:
@@ -168,9 +167,8 @@ def train_on_cluster(ctx: ToolContext, target: str, key_columns: list[str] | Non
 
 def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: list[str] | None,
            test_fraction: float, sample_rows: int, n_estimators: int, time_budget_s: float | None) -> ToolOutput:
-    import xgboost.dask as xgb_dask
-
     from dsagent.tools.dask_model import ship_model
+    from dsagent.tools.dask_xgboost import train_xgboost
 
     ddf = read_frame(path)
     if target not in ddf.columns:
@@ -211,27 +209,10 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
         raise ToolError(f"too few rows for a split ({n_fit} fit, {n_valid} validation, {n_test} test)")
     ctx.report(f"xgboost.dask on {n_fit:,} rows across {len(client.scheduler_info()['workers'])} workers", 0.1)
 
-    # XGBoost on every training row, distributed hist, early stopping on the distributed validation rows.
-    # Under a time budget, a probe of a few rounds measures the time per round (DMatrix build included:
-    # an overestimate) and the rounds are capped to what half the budget affords; training continues
-    # from the probe's trees. A wall-clock callback could not stop it: each worker would decide alone
-    # and the allreduce would hang on the first that stopped.
-    def estimator(rounds: int, **extra: Any) -> Any:
-        params = dict(n_estimators=rounds, tree_method="hist", learning_rate=0.1, max_depth=6, random_state=seed, **extra)
-        made = xgb_dask.DaskXGBRegressor(**params) if kind == "regression" else xgb_dask.DaskXGBClassifier(**params)
-        made.client = client
-        return made
-
-    X_fit, y_fit, evals = fit[features], fit[label], [(valid[features], valid[label])]
-    start, probe, rounds = time.time(), None, n_estimators
-    if time_budget_s:
-        probe = estimator(PROBE_ROUNDS).fit(X_fit, y_fit, verbose=False).get_booster()
-        per_round = (time.time() - start) / PROBE_ROUNDS
-        rounds = int(min(n_estimators, max(MIN_ROUNDS, (0.5 * time_budget_s - (time.time() - start)) / per_round)))
-    est = estimator(rounds, early_stopping_rounds=20).fit(X_fit, y_fit, eval_set=evals, verbose=False, xgb_model=probe)
-    booster = est.get_booster()
-    xgb_timing = {"seconds": round(time.time() - start, 1), "rounds_allowed": rounds + (PROBE_ROUNDS if probe else 0),
-                  "capped_by_time": rounds < n_estimators}
+    # XGBoost on every training row, distributed hist, early stopping on the distributed validation rows,
+    # its rounds capped by the time budget (tools/dask_xgboost.py).
+    booster, xgb_facts = train_xgboost(client, kind, len(classes), fit, valid, features, label, seed, n_estimators,
+                                       time_budget_s)
 
     # The other families on a sample of the training rows small enough for one process (this one).
     frac = min(1.0, sample_rows / max(n_fit, 1))
@@ -266,7 +247,7 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     seen = {
         "xgboost_dask": {"rows": n_fit, "validation_rows": n_valid,
                          "saw": "every training row, read by the workers partition by partition (xgboost.dask)",
-                         "best_iteration": int(getattr(booster, "best_iteration", -1) or -1), **xgb_timing},
+                         **xgb_facts},
         **{name: {"rows": len(sample), "saw": f"a random sample of {frac:.1%} of the training rows, fitted in one process"
                   + (" (its class priors)" if name == "baseline" and kind != "regression" else " (its mean)" if name == "baseline" else "")}
            for name in models if name != "xgboost_dask"},
@@ -276,7 +257,7 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
               "left_out": left_out, "key_columns": keys, "partitions": ddf.npartitions, "scores": results, "validation_scores": on_valid,
               "metric": metric, "best": best, "chosen_on": "validation rows (the test rows only score it)",
               "rows_seen": seen, "model_file": MODEL_FILE, "predictions": PREDICTIONS_DIR}
-    record["shipped"] = ship_model(ctx, target, best, models[best], est, kind, classes, sample[features], results, metric, seen)
+    record["shipped"] = ship_model(ctx, target, best, models[best], kind, classes, sample[features], results, metric, seen)
     (ctx.artifacts_dir / RECORD).write_text(json.dumps(record, indent=2, default=str))
     summary = {"task": kind, "scores": results, "best": best, "chosen_on": record["chosen_on"],
                "rows_seen": {k: v["rows"] for k, v in seen.items()},
