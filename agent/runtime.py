@@ -184,7 +184,13 @@ def start_cluster(cluster: str | None, storage: str | None, session: Session):
     except ClusterError as exc:
         session.update(status="failed", error=str(exc))
         raise BadInput(str(exc)) from None
-    session.update(cluster={"given": cluster, "scheduler": found.address}, tuning_storage=storage)
+    from dsagent.tools.scale import dask_reason  # stdlib only
+
+    # `dask`: why the data go through Dask (a directory of parts, a file over the threshold), read by the
+    # autopilot (its cluster workflow) and profile_data; None: the in-memory workflow.
+    data = session.data_path
+    session.update(cluster={"given": cluster, "scheduler": found.address}, tuning_storage=storage,
+                   dask=dask_reason(data, cluster) if data is not None and data.exists() else None)
     return found
 
 
@@ -266,11 +272,6 @@ class Run:
         self.asker = opts.asker or (PauseAsker(given, judge_all=self.leave_to_judgement) if opts.on_questions == "ask"
                                     else AssumeAsker(given))
         self.cluster = start_cluster(cluster, storage, self.session)  # closed with the run
-        if self.cluster is not None and not opts.resume and self.session.data_path is not None:
-            from dsagent.tools.scale import dask_reason  # stdlib only
-
-            # Read by the autopilot (the cluster workflow) and the tools (profile_data with Dask).
-            self.session.update(dask=dask_reason(self.session.data_path, cluster))
         limits = worker_limits(opts.memory_mb, cluster, storage, self.cluster.addresses() if self.cluster else [])
         if limits.tcp:  # session.json must not say the network is confined when it is not
             from dsagent.sandbox.layer import without_network
