@@ -44,13 +44,26 @@ def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predic
     """`dsagent run DIR --cluster local:2`: the autopilot profiles with Dask, trains with train_on_cluster
     (xgboost.dask on every training row, the other families on a sample), writes the report and model card;
     the saved model scores raw rows with no cluster, and `dsagent predict` on parts writes parts."""
-    from dsagent.tools.model_io import load_model
-    from dsagent.tools.serving import predict_frame
+
+    import distributed
 
     data = tmp_path / "big"
     df = write_parts(data)
+    # One LocalCluster for the run and the cluster prediction (tcp://): a cluster start is ~10 s on 2 cores.
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None)
+    try:
+        run_on_cluster(lc.scheduler_address, data, df, tmp_path)
+    finally:
+        lc.close()
+
+
+def run_on_cluster(address, data, df, tmp_path):
+    from dsagent.tools.model_io import load_model
+    from dsagent.tools.serving import predict_frame
+
     done = cli("run", data, "--target", "y", "--backend", "offline", "--sessions-dir", tmp_path / "s",
-               "--cluster", "local:2", "--json")
+               "--cluster", address, "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     art = Path(result["session_dir"]) / "artifacts"
@@ -110,7 +123,7 @@ def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predic
     got = [pd.read_parquet(p) for p in sorted((tmp_path / "preds").glob("part-*.parquet"))]
     assert [len(g) for g in got] == [400, 400, 400]
     pd.testing.assert_frame_equal(pd.concat(got, ignore_index=True), direct.reset_index(drop=True))
-    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds2", "--cluster", "local:1")
+    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds2", "--cluster", address)
     assert out.returncode == 0, out.stderr[-2000:]
     on_cluster = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "preds2").glob("part-*.parquet"))], ignore_index=True)
     pd.testing.assert_frame_equal(on_cluster, direct.reset_index(drop=True))
