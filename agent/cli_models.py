@@ -5,6 +5,7 @@ model.skops file."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def cmd_predict(args) -> int:
     # The model's task type decides: rows in, rows out (tabular), or steps after the history (forecast).
     info = model_task_type(ref, args.version).predict_file(ref, args.data, args.output, horizon=args.horizon,
                                                           version=args.version, warn=notes.append)
+    cluster = getattr(args, "cluster", None)  # explicit only: $DSAGENT_CLUSTER must not turn a CSV into Parquet parts
+    if info is None and args.data is not None and (args.data.is_dir() or cluster):  # Parquet parts out
+        from dsagent.tools.cluster import parse_cluster
+        from dsagent.tools.predict_parts import predict_parts
+
+        if cluster:
+            parse_cluster(cluster)  # a bad address is one line of bad input
+        info = predict_parts(ref, args.data, args.output, cluster=cluster, warn=notes.append, version=args.version)
     if info is None:  # one prediction per input row
         from dsagent.tools.registry import ToolError
         from dsagent.tools.serving import predict_file

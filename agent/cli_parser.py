@@ -75,11 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifiers. Missing model columns are an error; extra columns are ignored with a warning.",
         epilog="only .skops models written by dsagent are loaded (pickle/joblib files are refused); exit 2 on bad input")
     pred.add_argument("model", help="session id or directory, or a model.skops file")
-    pred.add_argument("data", nargs="?", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines); for a forecast, "
+    pred.add_argument("data", nargs="?", type=Path, help="rows to score (CSV/TSV/Parquet/Excel/JSON-lines, or a directory of Parquet parts: "
+                                                          "Parquet parts out); for a forecast, "
                                                           "optional history that extends what the model saw")
     pred.add_argument("-o", "--output", type=Path, help="output CSV (required for tabular models; a forecast without it "
                                                         "prints CSV on stdout)")
     pred.add_argument("--horizon", type=int, metavar="N", help="forecast: steps ahead (default and maximum: the trained horizon)")
+    pred.add_argument("--cluster", metavar="ADDRESS", help="local[:N] or tcp://HOST:PORT: score the partitions on this Dask "
+                                                          "cluster and write Parquet parts into the -o directory")
     _version_option(pred)
     _common(pred)
     mon = sub.add_parser(

@@ -184,7 +184,13 @@ def start_cluster(cluster: str | None, storage: str | None, session: Session):
     except ClusterError as exc:
         session.update(status="failed", error=str(exc))
         raise BadInput(str(exc)) from None
-    session.update(cluster={"given": cluster, "scheduler": found.address}, tuning_storage=storage)
+    from dsagent.tools.scale import dask_reason  # stdlib only
+
+    # `dask`: why the data go through Dask (a directory of parts, a file over the threshold), read by the
+    # autopilot (its cluster workflow) and profile_data; None: the in-memory workflow.
+    data = session.data_path
+    session.update(cluster={"given": cluster, "scheduler": found.address}, tuning_storage=storage,
+                   dask=dask_reason(data, cluster) if data is not None and data.exists() else None)
     return found
 
 
@@ -228,10 +234,10 @@ class Run:
             if opts.data is None:
                 raise BadInput("no data file given; pass a CSV/Parquet/Excel/JSON-lines file")
             data = Path(opts.data)
-            if data.is_dir():  # a directory of Parquet parts: only train_on_cluster reads one so far
-                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file (a directory of Parquet "
-                               "parts is read by the train_on_cluster tool with --cluster, see docs/scaling.md)")
-            if not data.is_file():
+            if data.is_dir() and not cluster:  # a directory of Parquet parts is read by Dask workers only
+                raise BadInput(f"{data} is a directory; `dsagent run` reads one data file, or a directory of Parquet "
+                               "parts with --cluster local[:N] or tcp://HOST:PORT (see docs/scaling.md)")
+            if not data.exists():
                 raise BadInput(f"data file {data} not found; check the path")
             self.backend_name = choose_backend_name(opts.backend)
             budget = resolve_time_budget(opts.time_budget, answers)
@@ -442,7 +448,8 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
                  questions: list[dict[str, Any]] | None = None, assumptions: list[str] | None = None) -> RunResult:
     art = session.artifacts_dir
     # An unsupervised run has no task.json: its record (tools/unsupervised) names the task instead.
-    task = _json(art / paths.TASK) or _json(art / paths.UNSUPERVISED) or {}
+    # A cluster run (train_on_cluster) has neither: its training record names the task.
+    task = _json(art / paths.TASK) or _json(art / paths.UNSUPERVISED) or _json(art / "cluster_training.json") or {}
     ev = _json(art / paths.EVALUATION) or {}
     board = _json(art / paths.LEADERBOARD) or []
     plan = _json(art / paths.MONITORING) or {}

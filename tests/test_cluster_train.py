@@ -1,10 +1,12 @@
-"""train_on_cluster on a tiny directory of Parquet parts with `cluster: local:2` (dsagent starts the
-LocalCluster; the tool runs in the real sandboxed worker): xgboost.dask on every training row, a
-linear model on a sample, scores and predictions partition by partition, the hash split's rows."""
+"""`dsagent run DIR --cluster local:2` on a tiny directory of Parquet parts (dsagent starts the
+LocalCluster; the tools run in the real sandboxed worker): the Dask profile, train_on_cluster
+(xgboost.dask on every training row, the other families on a sample, scores and predictions partition
+by partition, the hash split's rows), the report, and the saved model predicting without a cluster."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,6 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("dask.dataframe")
 
-from dsagent.answers import Answers  # noqa: E402
 from dsagent.tools.hash_split import test_mask as hash_test_mask  # noqa: E402
 
 
@@ -29,59 +30,122 @@ def write_parts(folder, n=1200, parts=3):
     return df
 
 
-def test_xgboost_dask_trains_on_parquet_parts_and_the_record_says_who_saw_which_rows(tmp_path):
-    from dsagent.tasks import DirectSession
-
-    data = tmp_path / "big"
-    df = write_parts(data)
-    ds = DirectSession(tmp_path / "sessions", data, roots=[tmp_path], time_budget=120,
-                       answers=Answers(target="y", cluster="local:2", id_columns=["row_id"]))
-    try:
-        result = ds.call("train_on_cluster", {"target": "y", "sample_rows": 300, "n_estimators": 30})
-        reported = ds.call("write_report", {})
-        art = ds.session.artifacts_dir
-    finally:
-        ds.close()
-    assert result["ok"], result.get("error")
-    record = json.loads((art / "cluster_training.json").read_text())
-    seen = record["rows_seen"]
-    # The test rows are the hash split's, by the row key, computed here on the whole table.
-    held = df[hash_test_mask(df, ["row_id"], 0.2, 0).to_numpy()]
-    assert seen["test"]["rows"] == len(held) and "row_id" in seen["test"]["split"]
-    # XGBoost saw every training row (less its validation rows); the linear model a sample of them.
-    assert seen["xgboost_dask"]["rows"] + seen["xgboost_dask"]["validation_rows"] + len(held) == len(df)
-    assert 200 <= seen["linear_sample"]["rows"] <= 400 < seen["xgboost_dask"]["rows"]
-    assert record["features"] == ["x1", "x2", "noise"] and record["left_out"] == ["note"]
-    assert record["partitions"] == 3 and record["task"] == "binary"
-    assert record["scores"]["xgboost_dask"]["accuracy"] > 0.8
-    # Predictions came back one partition at a time, as Parquet parts covering the test rows.
-    parts = sorted((art / "cluster_predictions").glob("part-*.parquet"))
-    assert len(parts) == 3
-    preds = pd.concat(pd.read_parquet(p) for p in parts)
-    assert len(preds) == len(held) and set(preds["prediction"]) <= {"no", "yes"}
-    assert list(preds.columns) == ["prediction", "proba_no", "proba_yes"]
-    # The report says which model saw which rows.
-    assert reported["ok"], reported.get("error")
-    report = (art / "report.md").read_text()
-    assert "## Which model saw which rows" in report
-    assert f"| xgboost_dask | {seen['xgboost_dask']['rows']:,} (+{seen['xgboost_dask']['validation_rows']:,}" in report
-    assert f"| linear_sample | {seen['linear_sample']['rows']:,} |" in report
-    import xgboost
-
-    booster = xgboost.Booster(model_file=str(art / "cluster_xgboost.json"))
-    assert booster.num_features() == 3
-
-
-def test_dsagent_run_on_a_directory_says_what_reads_one(tmp_path):
-    """`dsagent run DIR` does not train on the cluster yet: one line saying what does, not 'not found'."""
+def cli(*args, timeout=240):
     import os
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_CLUSTER", "DSAGENT_DASK"))}
+    return subprocess.run([sys.executable, "-m", "dsagent.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predicts_without_one(tmp_path):
+    """`dsagent run DIR --cluster local:2`: the autopilot profiles with Dask, trains with train_on_cluster
+    (xgboost.dask on every training row, the other families on a sample), writes the report and model card;
+    the saved model scores raw rows with no cluster, and `dsagent predict` on parts writes parts."""
+
+    import distributed
+
+    data = tmp_path / "big"
+    df = write_parts(data)
+    # One LocalCluster for the run and the cluster prediction (tcp://): a cluster start is ~10 s on 2 cores.
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None)
+    try:
+        run_on_cluster(lc.scheduler_address, data, df, tmp_path)
+    finally:
+        lc.close()
+
+
+def run_on_cluster(address, data, df, tmp_path):
+    from dsagent.tools.model_io import load_model
+    from dsagent.tools.serving import predict_frame
+
+    done = cli("run", data, "--target", "y", "--backend", "offline", "--sessions-dir", tmp_path / "s",
+               "--cluster", address, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    art = Path(result["session_dir"]) / "artifacts"
+    assert result["status"] == "completed" and result["task"] == "binary" and result["metric"] == "log_loss"
+    assert result["test_score"] < result["baseline_score"] and result["test_ci"][0] <= result["test_score"] <= result["test_ci"][1]
+    assert all(result["artifacts"][k] for k in ("model", "report", "model_card", "profile"))
+
+    # The profile ran on Dask: exact counts, approximate quantiles and distinct counts, said so.
+    prof = json.loads((art / "profile.json").read_text())
+    assert prof["engine"] == "dask" and prof["n_rows"] == len(df) and prof["partitions"] == 3
+    cols = {c["name"]: c for c in prof["columns"]}
+    assert cols["row_id"]["kind"] == "id" and cols["note"]["n_unique"] == 2 and cols["x1"]["n_unique_approx"]
+    assert abs(cols["x1"]["quantiles_approx"]["0.5"] - df["x1"].median()) < 0.1
+    assert prof["target"]["class_counts"] == {k: int(v) for k, v in df["y"].value_counts().items()}
+    assert "quantiles" in prof["approximate"] and "n_unique" in prof["approximate"]
+
+    # Trained on the cluster: the ID-like row_id is the split's key (the hash split's rows, computed
+    # here on the whole table) and no feature; XGBoost saw every training row, the others a sample.
+    record = json.loads((art / "cluster_training.json").read_text())
+    seen = record["rows_seen"]
+    held = df[hash_test_mask(df, ["row_id"], 0.2, 0).to_numpy()]
+    assert record["key_columns"] == ["row_id"] and seen["test"]["rows"] == len(held) and "row_id" in seen["test"]["split"]
+    assert seen["xgboost_dask"]["rows"] + seen["xgboost_dask"]["validation_rows"] + len(held) == len(df)
+    assert {"linear_sample", "hgb_sample", "baseline"} <= set(seen)
+    # The run's budget reached the tool: a probe measured xgboost.dask's time per round for the cap.
+    assert seen["xgboost_dask"]["seconds_per_round"] is not None and seen["xgboost_dask"]["rounds_allowed"] >= 16
+    assert record["features"] == ["x1", "x2", "noise"] and record["left_out"] == ["note"] and record["task"] == "binary"
+    assert record["scores"]["xgboost_dask"]["accuracy"] > 0.8
+    # The shipped model is the best on the validation rows, not on the test rows.
+    valid = record["validation_scores"]
+    assert record["best"] == min((n for n in valid if n != "baseline"), key=lambda n: valid[n]["log_loss"])
+    assert result["best_model"] == record["best"] and result["test_score"] == record["scores"][record["best"]]["log_loss"]
+    import xgboost
+
+    assert xgboost.Booster(model_file=str(art / "cluster_xgboost.json")).num_features() == 3
+
+    # Test predictions of the shipped model as Parquet parts, one per partition, covering the test rows.
+    parts = sorted((art / "cluster_predictions").glob("part-*.parquet"))
+    preds = pd.concat(pd.read_parquet(p) for p in parts)
+    assert len(parts) == 3 and len(preds) == len(held) and list(preds.columns) == ["prediction", "proba_no", "proba_yes"]
+
+    report = (art / "report.md").read_text()
+    assert "## Which model saw which rows" in report and "**Approximate**" in report
+    assert f"| xgboost_dask | {seen['xgboost_dask']['rows']:,} (+{seen['xgboost_dask']['validation_rows']:,}" in report
+    assert f"| linear_sample | {seen['linear_sample']['rows']:,} |" in report
+    assert record["best"] in (art / "model_card.md").read_text()
+
+    # The saved model predicts on raw rows in this process, with no cluster.
+    model, manifest = load_model(art / "model" / "model.skops")
+    direct = predict_frame(model, manifest, df, warn=lambda _n: None)
+    assert (direct["prediction"] == df["y"]).mean() > 0.8
+
+    # `dsagent predict` on the parts writes parts, row for row and in order; the same on a cluster.
+    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.count("ignoring 2 column(s)") == 1  # said once, not once per part
+    got = [pd.read_parquet(p) for p in sorted((tmp_path / "preds").glob("part-*.parquet"))]
+    assert [len(g) for g in got] == [400, 400, 400]
+    pd.testing.assert_frame_equal(pd.concat(got, ignore_index=True), direct.reset_index(drop=True))
+    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds2", "--cluster", address)
+    assert out.returncode == 0, out.stderr[-2000:]
+    on_cluster = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "preds2").glob("part-*.parquet"))], ignore_index=True)
+    pd.testing.assert_frame_equal(on_cluster, direct.reset_index(drop=True))
+    bad = cli("predict", result["session_dir"], data, "-o", tmp_path / "p.csv")
+    assert bad.returncode == 2 and "give -o a directory" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_dsagent_run_on_a_directory_without_a_cluster_says_what_reads_one(tmp_path):
     write_parts(tmp_path / "big", n=30)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_CLUSTER"))}
-    done = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(tmp_path / "big"), "--target", "y",
-                           "--backend", "offline", "--sessions-dir", str(tmp_path / "s")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = cli("run", tmp_path / "big", "--target", "y", "--backend", "offline", "--sessions-dir", tmp_path / "s")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "is a directory" in done.stderr and "train_on_cluster" in done.stderr
+    assert "is a directory" in done.stderr and "--cluster" in done.stderr
+
+
+def test_which_data_goes_through_dask(tmp_path, monkeypatch):
+    from dsagent.tools.scale import MIN_MB_ENV, dask_reason
+
+    (tmp_path / "parts").mkdir()
+    small = tmp_path / "t.csv"
+    small.write_text("a,b\n1,2\n")
+    assert dask_reason(tmp_path / "parts", None) is None and dask_reason(small, None) is None  # no cluster: never
+    assert "directory of parts" in dask_reason(tmp_path / "parts", "tcp://127.0.0.1:8786")
+    assert dask_reason(small, "tcp://127.0.0.1:8786") is None  # below the threshold: the in-memory workflow
+    monkeypatch.setenv(MIN_MB_ENV, "0")
+    assert "threshold" in dask_reason(small, "tcp://127.0.0.1:8786")

@@ -293,6 +293,27 @@ def test_mixed_types_are_kept_as_text_with_note(tmp_path):
     assert pd.api.types.is_string_dtype(df["m"].dtype) and df["m"].isna().sum() == 1
 
 
+def test_mixed_note_on_a_long_column_samples_rows_first(tmp_path):
+    # Past 20,000 rows the check samples row positions before dropping missing values; a column that is
+    # mostly numbers with a sprinkling of "?" (and many blanks) is still noticed.
+    n = 30_000
+    a = np.where(np.arange(n) % 50 == 0, "?", np.arange(n).astype(str)).astype(object)
+    a[np.arange(n) % 3 == 0] = ""
+    body = "a,b\n" + "\n".join(f"{x},{i}" for i, x in enumerate(a)) + "\n"
+    _, info = load_table(write(tmp_path / "long.csv", body.encode()))
+    assert "mixed numbers and text" in notes_text(info) and "'?'" in notes_text(info)
+
+
+def test_the_control_byte_scan_agrees_with_translate():
+    from dsagent.tools.data_clean import _has_control
+
+    rng = np.random.default_rng(0)
+    alphabet = [0, 9, 10, 11, 12, 13, 27, 31, 32, 65, 127, 200]
+    for _ in range(3000):
+        chunk = bytes(rng.choice(alphabet, size=int(rng.integers(0, 8))).astype(np.uint8))
+        assert _has_control(chunk) == (len(chunk.translate(None, data_limits._CTRL_BYTES)) != len(chunk)), chunk
+
+
 # --- roots and the cached dataset -------------------------------------------------------------
 
 

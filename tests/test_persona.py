@@ -14,7 +14,7 @@ from dsagent.persona import MCP_PREFIX, list_personas, load_persona, parse_perso
 
 TOOLS = ["ask_user", "profile_data", "define_task", "engineer_features", "train_models", "tune_model", "build_ensemble",
          "evaluate_model", "explain_model", "write_notebook", "write_report", "plan_monitoring", "run_python",
-         "find_segments", "detect_anomalies"]
+         "find_segments", "detect_anomalies", "train_on_cluster"]
 FORECAST_TOOLS = ["define_forecast", "backtest_forecast", "evaluate_forecast", "write_forecast_report",  # data-scientist only
                   "define_ranking", "train_rankers", "evaluate_ranking", "write_ranking_report"]
 TOOLS += FORECAST_TOOLS

@@ -160,6 +160,19 @@ def check_versions(described: dict[str, Any]) -> None:
 # Starting and connecting
 
 
+def connect(address: str) -> Any:
+    """A Dask client of the session's scheduler (a tool's own connection: the run holds the cluster)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--cluster needs Dask: pip install 'dsagent[dask]'") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0][:200]}; "
+                           "check that it still runs") from None
+
+
 class Cluster:
     """A connected Dask client, and the LocalCluster behind it when dsagent started one.
 

@@ -21,29 +21,75 @@ def cluster_record(artifacts_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _profile_lines(artifacts_dir: Path) -> list[str]:
+    """The Dask profile's facts, with what is exact and what approximate (tools/dask_profile.py)."""
+    path = Path(artifacts_dir) / "profile.json"
+    prof = json.loads(path.read_text()) if path.is_file() else {}
+    if prof.get("engine") != "dask":
+        return []
+    lines = ["## Data (profiled on the cluster)", "",
+             f"- {prof['n_rows']:,} rows (exact) x {prof['n_cols']} columns in {prof['partitions']} partition(s); "
+             f"{md_cell(prof.get('why_dask', ''), 200)}.",
+             "- Exact: row count, missing values, the target's class counts. **Approximate**: quantiles ("
+             + md_cell(prof["approximate"]["quantiles"], 120) + ") and distinct counts ("
+             + md_cell(prof["approximate"]["n_unique"], 120) + ").",
+             "- Not computed on the cluster: " + ", ".join(prof.get("not_computed", [])) + ".", "",
+             "| column | kind | missing | distinct (approx.) | median (approx.) |", "|---|---|---|---|---|"]
+    for c in prof["columns"][:40]:
+        median = (c.get("quantiles_approx") or {}).get("0.5")
+        lines.append(f"| {md_cell(c['name'])} | {c['kind']} | {c['missing_frac']:.1%} | {c['n_unique']:,} | "
+                     + (f"{median:.4g}" if median is not None else "") + " |")
+    return lines + [""]
+
+
 def write_cluster_report(ctx: ToolContext, rec: dict[str, Any]) -> ToolOutput:
     session = json.loads((ctx.session_dir / "session.json").read_text())
-    metrics = sorted({m for s in rec["scores"].values() for m in s})
-    seen = rec["rows_seen"]
+    metrics = sorted({m for s in rec["scores"].values() for m in s if m != "ci"})
+    seen, shipped = rec["rows_seen"], rec.get("shipped") or {}
+    models = [name for name in seen if name != "test"]
     lines = [f"# Report: predict {md_cell(rec['target'])} (trained on a Dask cluster)", "",
              "## Summary", "",
              f"- Task: {rec['task']} prediction of `{md_cell(rec['target'])}`, data in {rec['partitions']} partition(s).",
-             f"- Best on the test rows: **{rec['best']}**; the model file is `{rec['model_file']}` (XGBoost JSON).",
-             "", "## Test results (scored partition by partition)", "",
-             "| model | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+             f"- Shipped: **{rec['best']}**, the best on the {rec.get('chosen_on', 'test rows')}"
+             + (f"; saved as `{shipped['file']}` (predicts on raw rows without a cluster: `dsagent predict`)." if shipped else "."),
+             "", *_profile_lines(ctx.artifacts_dir),
+             "## Test results (scored partition by partition)", "",
+             "| model | " + " | ".join(metrics) + f" | 95% CI of {rec.get('metric', '')} | validation {rec.get('metric', '')} |",
+             "|---" * (len(metrics) + 3) + "|"]
     for name, s in rec["scores"].items():
-        lines.append(f"| {name} | " + " | ".join(str(s.get(m, "")) for m in metrics) + " |")
+        ci = s.get("ci") or ["", ""]
+        valid = (rec.get("validation_scores") or {}).get(name, {}).get(rec.get("metric"), "")
+        lines.append(f"| {name} | " + " | ".join(str(s.get(m, "")) for m in metrics) + f" | {ci[0]} - {ci[1]} | {valid} |")
     lines += ["", "## Which model saw which rows", "", "| model | rows | what it saw |", "|---|---|---|"]
-    for name in ("xgboost_dask", "linear_sample"):
+    for name in models:
         extra = f" (+{seen[name]['validation_rows']:,} validation rows for early stopping)" if "validation_rows" in seen[name] else ""
         lines.append(f"| {name} | {seen[name]['rows']:,}{extra} | {md_cell(seen[name]['saw'], 200)} |")
     lines += [f"| (test) | {seen['test']['rows']:,} | {md_cell(seen['test']['split'], 300)} |", "",
               "## Limitations", "",
               f"- Features: the numeric and boolean columns ({len(rec['features'])}); left out: "
-              + (", ".join(f"`{md_cell(c)}`" for c in rec["left_out"]) or "none") + ".",
-              "- This first slice of cluster training saves XGBoost's own model file and test predictions as Parquet "
-              f"parts (`{rec['predictions']}/`); no notebook, explanation or monitoring plan is built from it yet.", "",
+              + (", ".join(f"`{md_cell(c)}`" for c in rec["left_out"]) or "none") + "; row keys (hashed for the split, "
+              "never features): " + (", ".join(f"`{md_cell(c)}`" for c in rec.get("key_columns") or []) or "none (the whole row)") + ".",
+              "- No cross-validation, tuning, explanation, notebook or monitoring plan on the cluster yet; the test "
+              f"predictions of the shipped model are Parquet parts (`{rec['predictions']}/`).", "",
               "## Reproducibility", "", "```", f"data:    {session.get('data_path')}",
               f"sha256:  {session.get('data_sha256')}", f"seed:    {ctx.seed}", "```", ""]
     (ctx.artifacts_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return ToolOutput(summary={"report": "report.md", "best": rec["best"]}, files={"report": "report.md"})
+    files = {"report": "report.md"}
+    if shipped:
+        files["model_card"] = _model_card(ctx, rec, shipped)
+    return ToolOutput(summary={"report": "report.md", "best": rec["best"]}, files=files)
+
+
+def _model_card(ctx: ToolContext, rec: dict[str, Any], shipped: dict[str, Any]) -> str:
+    s = rec["scores"][rec["best"]]
+    metric = rec.get("metric", "")
+    lines = [f"# Model card: {rec['best']}", "",
+             f"- Predicts `{md_cell(rec['target'])}` ({rec['task']}); family {shipped['family']}, trained on "
+             f"{shipped['rows_seen']:,} rows ({md_cell(rec['rows_seen'][rec['best']]['saw'], 200)}).",
+             f"- Test {metric}: {s.get(metric)} (95% CI {s['ci'][0]} - {s['ci'][1]}) on {rec['rows_seen']['test']['rows']:,} "
+             f"hash-split test rows; baseline {rec['scores']['baseline'].get(metric)}.",
+             f"- Inputs: {', '.join(f'`{md_cell(c)}`' for c in rec['features'])}.",
+             "- Use: `dsagent predict SESSION rows.csv -o out.csv` (or a directory of Parquet parts: Parquet parts out).",
+             "- Not checked: fairness by group, calibration, drift plan (no monitoring plan is built on the cluster yet).", ""]
+    (ctx.artifacts_dir / "model_card.md").write_text("\n".join(lines), encoding="utf-8")
+    return "model_card.md"

