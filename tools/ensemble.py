@@ -107,7 +107,8 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     started = time.time()
     X, y, task = search_data(ctx)
     metric = get_metric(task.metric, task.task)
-    board = [r for r in load_leaderboard(ctx) if r.family not in COMBINED]
+    everything = load_leaderboard(ctx)
+    board = [r for r in everything if r.family not in COMBINED]
     oof_path = ctx.artifacts_dir / paths.OOF
     if not board or not oof_path.exists():
         raise ToolError("no candidates yet; call train_models first")
@@ -166,7 +167,9 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     summary["seconds"] = round(time.time() - started, 2)
     if not rows:
         return summary, summary
-    ranked = save_leaderboard(ctx, board + rows, task.greater_is_better)
+    # A blend or stack from an earlier call (before more tuning) stays unless a new one replaces it.
+    earlier = [r for r in everything if r.family in COMBINED and r.name not in {row.name for row in rows}]
+    ranked = save_leaderboard(ctx, board + earlier + rows, task.greater_is_better)
     summary["leaderboard"] = compact_board(ranked)
     return summary, {**summary, "spec": spec, "leaderboard": [r.to_json() for r in ranked]}
 

@@ -226,11 +226,13 @@ def native_ok(groups: dict[str, list[str]]) -> bool:
 def native_threads() -> int:
     """Threads for one model fit. On a 2-core machine, 1: with OpenMP's busy-waiting, two threads
     sharing the cores with anything else ran 10-20x slower than one (hist_gb 2.5 s vs 34 s on
-    penguins under load). DSAGENT_THREADS overrides."""
+    penguins under load). DSAGENT_THREADS overrides, up to the cores given."""
+    from dsagent.tools.slowdown import cores_given
+
+    cpus = cores_given()
     env = os.environ.get("DSAGENT_THREADS")
     if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    cpus = os.cpu_count() or 1
+        return min(int(env), cpus)
     return 1 if cpus <= 2 else min(4, cpus // 2)
 
 
