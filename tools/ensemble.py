@@ -215,7 +215,7 @@ def try_stacking(ctx: ToolContext, task: TaskSpec, metric, pool: list[Leaderboar
     Z = level2_inputs(kind, [oofs[i] for i in chosen])
     try:
         oof = level2_oof(kind, Z, yc, [va for _, va in folds], n_classes, ctx.seed)
-        params = fit_level2(kind, Z, yc, n_classes)
+        params = fit_level2(kind, Z, yc, n_classes, ctx.seed)
     except ValueError as exc:  # a class missing from some level-2 training rows
         return {"summary": {"tried": True, "kept": False, "reason": f"level-2 model not fitted: {exc}"}}
     value = float(np.mean(fold_scores(task, metric, yc, oof, folds)))

@@ -31,6 +31,7 @@ LOGISTIC_C = 1.0  # level-2 inputs are a few log-probabilities per member: mild 
 RIDGE_ALPHA = 1.0  # on the target's standardised scale
 EPS = 1e-6
 MAX_MEMBERS = 5
+MAX_ROWS = 10_000
 
 
 def level2_inputs(kind: str, preds: list[np.ndarray]) -> np.ndarray:
@@ -43,8 +44,12 @@ def level2_inputs(kind: str, preds: list[np.ndarray]) -> np.ndarray:
     return np.hstack([np.log(np.clip(np.asarray(p, dtype=float), EPS, 1.0)) for p in preds])
 
 
-def fit_level2(kind: str, Z: np.ndarray, y: np.ndarray, n_classes: int = 0) -> dict[str, list]:
-    """{"coef": [[...]], "intercept": [...]}: plain lists, so the spec stays JSON."""
+def fit_level2(kind: str, Z: np.ndarray, y: np.ndarray, n_classes: int = 0, seed: int = 0) -> dict[str, list]:
+    """{"coef": [[...]], "intercept": [...]}: plain lists, so the spec stays JSON. At most
+    MAX_ROWS rows (a seeded sample): a few coefficients need no more, and the step stays short."""
+    if len(y) > MAX_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
+        Z, y = Z[keep], np.asarray(y)[keep]
     if kind == "regression":
         from sklearn.linear_model import Ridge
 
@@ -56,11 +61,15 @@ def fit_level2(kind: str, Z: np.ndarray, y: np.ndarray, n_classes: int = 0) -> d
         return {"coef": [coef.tolist()], "intercept": [mu + sd * float(model.intercept_) - mu * float(coef.sum())]}
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=LOGISTIC_C, max_iter=1000).fit(Z, y)
+    # Standardised inputs: log-probabilities near a clipped 0 reach -14, and unscaled they took
+    # lbfgs ~100 iterations where standardised ones take ~6 (measured on 2k-20k rows, 7 classes).
+    mu, sd = Z.mean(axis=0), Z.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    model = LogisticRegression(C=LOGISTIC_C, max_iter=500).fit((Z - mu) / sd, y)
     if len(model.classes_) != n_classes:
         raise ValueError(f"level-2 training rows hold {len(model.classes_)} of {n_classes} classes")
-    return {"coef": np.asarray(model.coef_, dtype=float).tolist(),
-            "intercept": np.asarray(model.intercept_, dtype=float).tolist()}
+    coef = np.asarray(model.coef_, dtype=float) / sd  # back to the raw inputs: w . (z - mu) / sd + b
+    return {"coef": coef.tolist(), "intercept": (np.asarray(model.intercept_, dtype=float) - coef @ mu).tolist()}
 
 
 def apply_level2(kind: str, Z: np.ndarray, coef: list, intercept: list) -> np.ndarray:
@@ -94,7 +103,7 @@ def level2_oof(kind: str, Z: np.ndarray, y: np.ndarray, folds: list[np.ndarray],
     for va in folds:
         train = np.ones(len(y), dtype=bool)
         train[va] = False
-        params = fit_level2(kind, Z[train], y[train], n_classes)
+        params = fit_level2(kind, Z[train], y[train], n_classes, seed)
         out[va] = apply_level2(kind, Z[va], params["coef"], params["intercept"])
     return out
 
