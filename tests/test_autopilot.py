@@ -77,7 +77,9 @@ def _plan_state(tmp_path, seconds_left: float, board: list[dict]):
     art = tmp_path / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
     Leaderboard.write(art, [LeaderboardRow.model_validate({"metric": "roc_auc", **r}) for r in board], True)
-    return types.SimpleNamespace(session=types.SimpleNamespace(artifacts_dir=art), time_budget=60.0, answers={"target": "y"},
+    meta: dict = {}
+    session = types.SimpleNamespace(artifacts_dir=art, meta=meta, update=lambda **kw: meta.update(kw))
+    return types.SimpleNamespace(session=session, time_budget=60.0, answers={"target": "y"},
                                  assumptions=[], seconds_left=lambda: seconds_left)
 
 
@@ -125,6 +127,8 @@ def test_time_the_deliverables_do_not_need_after_the_blend_goes_back_to_tuning(t
     again = _next_call(auto, state, SEARCHED)
     assert again.name == "build_ensemble" and again.id == "auto-ensemble-2"
     assert _next_call(auto, state, SEARCHED).name == "evaluate_model"  # once only
+    plan = state.session.meta["time_plan"]  # recorded for the benchmark that calibrates the reserve
+    assert plan["seconds_left_at_deliverables"] == 30.0 and plan["reserve_s"] == pytest.approx(_reserve(60.0, 0, 1.0, 0))
 
 
 def test_no_leftover_round_when_the_search_used_its_time_or_the_old_plan_is_asked_for(tmp_path, monkeypatch):

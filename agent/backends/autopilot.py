@@ -264,6 +264,12 @@ class AutopilotBackend:
             elif not text:
                 text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
             text += f" {why[:1].upper()}{why[1:]}." if why else ""
+            # What the plan kept for the deliverables, beside what is left: the benchmark compares it with
+            # what they then took (benchmarks/automl/budget_ab.py), which is how the reserve is calibrated.
+            getattr(state.session, "update", lambda **_: None)(time_plan={
+                "seconds_left_at_deliverables": round(state.seconds_left(), 2), "reserve_s": round(reserve, 2),
+                "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "test_cells": cells,
+                "full_budget": full_budget()})
             if os.environ.get("DSAGENT_BAGGED") == "1":  # opt-in until the development half says (issue 18)
                 args.update(bagged=True, max_fit_s=args.get("max_fit_s", fit_s))
             call = ToolCall("auto-eval", "evaluate_model", args)

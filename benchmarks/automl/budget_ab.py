@@ -56,8 +56,20 @@ def session_facts(session_dir: str | None) -> dict:
         facts["stacking"] = {k: st.get(k) for k in ("tried", "kept", "stack_cv", "best_single_cv", "blend_cv", "reason")}
     transcript = Path(session_dir) / "transcript.jsonl"
     if transcript.exists():
-        calls = [c for line in transcript.read_text().splitlines() for c in (json.loads(line).get("tool_calls") or [])]
-        facts["leftover_tuning"] = any(c.get("id") == "auto-tune-more" for c in calls)
+        events = [json.loads(line) for line in transcript.read_text().splitlines() if line.strip()]
+        calls = [(e["t"], c) for e in events for c in (e.get("tool_calls") or [])]
+        facts["leftover_tuning"] = any(c.get("id") == "auto-tune-more" for _, c in calls)
+        # The deliverables: from the evaluate call to the last record (evaluate, explain, report,
+        # monitoring, notebook), against what the time plan kept for them (session.json time_plan).
+        at_eval = next((t for t, c in calls if c.get("id") == "auto-eval"), None)
+        if at_eval is not None:
+            facts["deliverables_s"] = round(events[-1]["t"] - at_eval, 2)
+    meta = Path(session_dir) / "session.json"
+    plan = json.loads(meta.read_text()).get("time_plan") if meta.exists() else None
+    if plan:
+        # The fixed reserve plus the final fit, which evaluate_model and the notebook each pay once.
+        facts["reserve_s"] = round(plan.get("reserve_s", 0.0) + 2.3 * plan.get("final_fit_s_est", 0.0), 2)
+        facts["seconds_left_at_deliverables"] = plan.get("seconds_left_at_deliverables")
     return facts
 
 
@@ -78,6 +90,10 @@ def compare(name: str, meta: dict, arms: dict[str, dict]) -> dict:
     return {"task": task, "metric": METRIC[task][0], "greater_is_better": greater, "arms": arms}
 
 
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
 def summary(results: dict, arm: str) -> dict:
     """Wins/ties/losses against `before` (by the paired CI) and the wall-time figures of one arm."""
     budget = results["budget_s"]
@@ -85,10 +101,13 @@ def summary(results: dict, arm: str) -> dict:
     walls = [e["wall_s"] / budget for e in entries if e.get("wall_s")]
     verdicts = [e.get("verdict") for e in entries if e.get("verdict")]
     return {"n": len(entries), "better": verdicts.count("better"), "same": verdicts.count("same"),
-            "worse": verdicts.count("worse"), "median_wall": round(statistics.median(walls), 3) if walls else None,
+            "worse": verdicts.count("worse"), "median_wall": _median(walls),
             "max_wall": round(max(walls), 3) if walls else None,
             "within_0.9_1.1": sum(0.9 <= w <= 1.1 for w in walls), "over_1.15": sum(w > 1.15 for w in walls),
             "stack_kept": sum(bool((e.get("stacking") or {}).get("kept")) for e in entries),
+            # How conservative the reserve is: what the deliverables took over what the plan kept.
+            "deliverables_over_reserve": _median([e["deliverables_s"] / e["reserve_s"] for e in entries
+                                                  if e.get("deliverables_s") and e.get("reserve_s")]),
             "leftover_tuning": sum(bool(e.get("leftover_tuning")) for e in entries)}
 
 
@@ -124,7 +143,8 @@ def render(results: dict) -> str:
         vs = f"against before: {s['better']} better, {s['same']} same, {s['worse']} worse beyond the CI; " if a != "before" else ""
         lines.append(f"- **{a}** ({s['n']} datasets): {vs}median wall {s['median_wall']} x budget, longest "
                      f"{s['max_wall']}, {s['within_0.9_1.1']} within [0.9, 1.1], {s['over_1.15']} over 1.15; stack kept "
-                     f"on {s['stack_kept']}, leftover tuning on {s['leftover_tuning']}.")
+                     f"on {s['stack_kept']}, leftover tuning on {s['leftover_tuning']}; the deliverables took "
+                     f"{s['deliverables_over_reserve']} x the reserve kept for them (median).")
     lines += ["", f"Generated {results['generated']}; raw figures in `{results_path(results['half']).relative_to(ROOT)}`. "
               "Reproduce: "
               f"`.venv/bin/python benchmarks/automl/budget_ab.py --budget {results['budget_s']:.0f} --half {results['half']} "
