@@ -357,8 +357,8 @@ class AutopilotBackend:
         """The time the deliverables' reserve does not need, once the blend is built, goes back to the
         search (issue 18: runs ended at 50-55 s of 60): the best non-linear tunable family's study
         resumes for it, then the blend and the stack are built again with the new trials. None when
-        less than EXTRA_MIN_S would be left to tune (the usual case: the plan already gave the search
-        its time), and at most once."""
+        less than EXTRA_MIN_S would be left to tune (a search that used the time it was planned), and
+        at most once."""
         names = self._tool_names(tools)
         if self._extra == "tuned":
             self._extra = "done"
