@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dsagent.backends.autopilot import AutopilotBackend, choose_model
 
 
@@ -63,3 +65,86 @@ def test_a_run_that_ships_the_baseline_says_why(tmp_path):
     done = {"train_models": {"name": "train_models", "ok": True, "record": "records/004-train_models.json"}}
     text = AutopilotBackend()._summary(state, done)
     assert "No learned model is shipped: " + "; ".join(skipped) in text and "larger --time-budget" in text
+
+
+# -- the time plan (issue 18: runs ended at 50-55 s of 60; the leftover goes to the search) --
+
+def _plan_state(tmp_path, seconds_left: float, board: list[dict]):
+    import types
+
+    from dsagent.tools.schemas import Leaderboard, LeaderboardRow
+
+    art = tmp_path / "artifacts"
+    art.mkdir(parents=True, exist_ok=True)
+    Leaderboard.write(art, [LeaderboardRow.model_validate({"metric": "roc_auc", **r}) for r in board], True)
+    meta: dict = {}
+    session = types.SimpleNamespace(artifacts_dir=art, meta=meta, update=lambda **kw: meta.update(kw))
+    return types.SimpleNamespace(session=session, time_budget=60.0, answers={"target": "y"},
+                                 assumptions=[], seconds_left=lambda: seconds_left)
+
+
+def _next_call(auto, state, done_steps):
+    conversation = [{"role": "tool", "results": [{"name": n, "ok": True} for n in done_steps]}]
+    gen = auto.stream_turn(conversation, ["tune_model", "build_ensemble", "evaluate_model"], state)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value.tool_calls[0] if stop.value.tool_calls else None
+
+
+SEARCHED = ["profile_data", "define_task", "train_models", "tune_model", "build_ensemble"]
+PLAN_BOARD = [{"name": "ensemble", "family": "ensemble", "cv_mean": 0.86, "refit_s_est": 1.0},
+              {"name": "linear_tuned", "family": "linear", "cv_mean": 0.85, "refit_s_est": 0.2},
+              {"name": "xgboost", "family": "xgboost", "cv_mean": 0.84, "refit_s_est": 0.5},
+              {"name": "baseline", "family": "baseline", "cv_mean": 0.5}]
+
+
+def test_the_deliverables_reserve_is_what_they_take_and_the_old_plan_stays_behind_a_switch(monkeypatch):
+    from dsagent.backends.time_plan import _reserve
+
+    small = _reserve(60.0, 0.0, 1.0, 2_000)
+    assert small < 10.0  # was 14 s on an idle machine, ~9 s of which no run used
+    assert _reserve(60.0, 0.0, 2.0, 2_000) == pytest.approx(2 * small)  # a loaded machine stretches it
+    assert _reserve(60.0, 0.0, 1.0, 1.8e6) >= 0.9 * (14.0 + 11.0 * 0.9)  # large test splits keep what they had
+    assert _reserve(60.0, 2.0, 1.0, 2_000) == pytest.approx(small + 2.3 * 2.0)  # the final fit runs twice
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "0")
+    assert _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)
+
+
+def test_time_the_deliverables_do_not_need_after_the_blend_goes_back_to_tuning(tmp_path):
+    """30 s left of 60 after the blend, the deliverables need ~9 s: the best non-linear family's study
+    resumes with the rest (less room for the final fits), then the blend is built again, then evaluation."""
+    from dsagent.backends.time_plan import _reserve, tuning_time
+
+    auto = AutopilotBackend()
+    state = _plan_state(tmp_path, 30.0, PLAN_BOARD)
+    call = _next_call(auto, state, SEARCHED)
+    assert call.name == "tune_model" and call.arguments["family"] == "xgboost"  # linear was tuned already; never linear again
+    expected, _ = tuning_time(PLAN_BOARD, 0, 30.0 - _reserve(60.0, 0, 1.0, 0) - 2.0)
+    assert call.arguments["time_budget_s"] == pytest.approx(expected, abs=0.1)
+    assert 15.0 <= call.arguments["time_budget_s"] <= 30.0 - _reserve(60.0, 0, 1.0, 0)
+    again = _next_call(auto, state, SEARCHED)
+    assert again.name == "build_ensemble" and again.id == "auto-ensemble-2"
+    assert _next_call(auto, state, SEARCHED).name == "evaluate_model"  # once only
+    plan = state.session.meta["time_plan"]  # recorded for the benchmark that calibrates the reserve
+    assert plan["seconds_left_at_deliverables"] == 30.0 and plan["reserve_s"] == pytest.approx(_reserve(60.0, 0, 1.0, 0))
+
+
+def test_no_leftover_round_when_the_search_used_its_time_or_the_old_plan_is_asked_for(tmp_path, monkeypatch):
+    state = _plan_state(tmp_path, 14.0, PLAN_BOARD)  # what a search that used its time leaves
+    assert _next_call(AutopilotBackend(), state, SEARCHED).name == "evaluate_model"
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "0")
+    assert _next_call(AutopilotBackend(), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED).name == "evaluate_model"
+    monkeypatch.delenv("DSAGENT_FULL_BUDGET")
+    assert _next_call(AutopilotBackend(max_trials=5), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED).name == "evaluate_model"
+
+
+def test_threads_never_exceed_the_cores_given(monkeypatch):
+    from dsagent.tools.features import native_threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setenv("DSAGENT_THREADS", "8")
+    assert native_threads() == 2
+    monkeypatch.delenv("DSAGENT_THREADS")
+    assert native_threads() == 1  # two cores: one thread per fit (busy-waiting OpenMP pools)

@@ -63,6 +63,9 @@ def test_report_and_card_multiclass(offline_run):
     report = _check_report(art, ["plots/confusion_matrix.png", "plots/multiclass_curves.png", "## Performance across segments",
                                  "### `island`", "plots/segments_island.png"])
     assert "log_loss (optimised)" in report
+    # Stacking was tried on the candidates' out-of-fold predictions (or said why not), and the report says so.
+    stacking = json.loads((art / "stacking.json").read_text())
+    assert ("Stacking of " if stacking["tried"] else "Stacking (a level-2 model") in report and stacking["reason"] in report
     # Partial dependence of the top columns (issue 22): one probability per class at each grid value.
     pdp = json.loads((art / "explanation.json").read_text())["partial_dependence"]
     important = [r["feature"] for r in json.loads((art / "explanation.json").read_text())["permutation_importance"]]

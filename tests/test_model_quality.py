@@ -513,6 +513,28 @@ def test_tuning_does_not_start_a_trial_the_time_left_cannot_cover(tmp_path, monk
     assert out.summary["seconds"] == pytest.approx(12.0)
 
 
+def test_a_resumed_study_keeps_the_earlier_best_without_paying_its_folds_again(tmp_path, monkeypatch):
+    """The autopilot resumes a study with time the deliverables do not need (issue 18). When no new
+    trial beats the best an earlier call found, its saved row and out-of-fold predictions stand: its
+    folds are not fitted again past the budget."""
+    from dsagent.tools import tune as tune
+    from dsagent.tools import tuning as tuning
+
+    ctx = _ctx(tmp_path, _frame(200))
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    _call(ctx, "train_models", models=["linear"])
+    # Every trial scores the same, so the study's best stays its first trial (Optuna keeps the first of ties).
+    monkeypatch.setattr(tuning, "cross_validate", lambda spec, X, y, task, ctx, splits, on_fold=None, deadline=None:
+                        _flat_cv(X, splits, fit_s=0.1, fold_fit_s=0.02, refit_params=dict(spec["params"])))
+    refits = []
+    monkeypatch.setattr(tune, "cross_validate", lambda *a, **k: refits.append(1))
+    first = _call(ctx, "tune_model", family="linear", n_trials=2)
+    again = _call(ctx, "tune_model", family="linear", n_trials=2)
+    assert refits == [] and again.summary["best_params"] == first.summary["best_params"]
+    row = next(r for r in Leaderboard.read(ctx.artifacts_dir) if r.name == "linear_tuned")
+    assert row.trials == 4
+
+
 # -- quality floors (issue 15): where the right answer is known, a drop in model quality fails CI --
 
 

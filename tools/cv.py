@@ -311,7 +311,7 @@ def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
     """Seconds a final fit of this candidate on all training rows should take."""
     per_fold = row.get("fold_fit_s") or row.get("fit_s", 0.0)
     rows = row.get("fold_rows") or n_train
-    if row.get("family") == "ensemble":
+    if row.get("family") in ("ensemble", "stack"):  # their members' summed refits
         return float(row.get("refit_s_est", per_fold))
     ratio = max(1.0, n_train / max(rows, 1))
     rounds, trained = (row.get("params") or {}).get("n_estimators"), row.get("fold_rounds")

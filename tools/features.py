@@ -272,7 +272,9 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
     - a single family -> Pipeline(preprocess, model); params may carry "target_transform": "log1p"
       (regression: fit on log1p(y), predict back on the original scale);
     - family "ensemble" with params {"members": [spec, ...], "weights": [...]} -> a soft
-      VotingClassifier / VotingRegressor of member Pipelines (each with its own preprocessing).
+      VotingClassifier / VotingRegressor of member Pipelines (each with its own preprocessing);
+      family "stack" with params {"members", "names", "coef", "intercept"} -> the member Pipelines
+      combined by a level-2 linear model learned on out-of-fold predictions (tools/stacking.py).
     - `derived` (the task's "derived" entry: {"features": ["name = expr", ...], "time_column": ...})
       puts a DerivedFeatures step in front of the preprocessing (tools/derived_step.py): the features
       are computed from raw rows and fitted with the rest, per fold. Its "text" key ("tfidf" or
@@ -291,6 +293,12 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         if shape_type(task).regression:
             return VotingRegressor(members, weights=weights)
         return VotingClassifier(members, voting="soft", weights=weights)
+    if family == "stack":  # members combined by level-2 coefficients learned out of fold (tools/stacking.py)
+        from dsagent.tools.stacking import make_stack
+
+        members = [(str(n), build_pipeline(m, kinds, df, task, seed, n_classes, derived))
+                   for n, m in zip(params["names"], params["members"])]
+        return make_stack(members, params, shape_type(task).regression, n_classes)
     from dsagent.tools.families import get_family, model_families
 
     fam = get_family(family)

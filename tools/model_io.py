@@ -51,6 +51,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # Bagged final models: a list of fitted Pipelines and a class count (BaseEstimator.__setstate__).
     "dsagent.tools.bagging.BaggedClassifier",
     "dsagent.tools.bagging.BaggedRegressor",
+    # Stacking: member Pipelines and the level-2 coefficients as lists of floats (BaseEstimator.__setstate__).
+    "dsagent.tools.stacking.StackedClassifier",
+    "dsagent.tools.stacking.StackedRegressor",
     "dsagent.tools.features.TextColumn",
     # Free text: state is fitted TfidfVectorizer / TruncatedSVD objects (plain sklearn types) and ints.
     "dsagent.tools.text.TextFeatures",

@@ -5,6 +5,7 @@ TASK = "task.json"
 UNSUPERVISED = "unsupervised.json"  # the fitted clustering / anomaly task (tools/unsupervised): no task.json then  # target, task type, metric, split description and test row indices
 LEADERBOARD = "leaderboard.json"
 OOF = "oof.npz"  # out-of-fold predictions of the candidates (training part only)
+STACKING = "stacking.json"  # whether build_ensemble's level-2 stack was tried, its CV, and why kept or not
 TUNING = "tuning.json"
 STUDY_DB = "optuna.db"
 STUDY_JOURNAL = "optuna.journal"  # the study with --cluster (workers append to one journal file)

@@ -6,7 +6,6 @@ the profile uses live here, module-level."""
 from __future__ import annotations
 
 import math
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.slowdown import cores_given
 from dsagent.tools.text import is_free_text, word_facts
 
 
@@ -303,7 +303,7 @@ def _column_facts(df: pd.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
     if numeric_jobs:
         sample_idx = np.sort(rng.choice(n, size=NUMERIC_SAMPLE, replace=False)) if n > NUMERIC_SAMPLE else None
         if n >= 100_000 and len(numeric_jobs) > 1:
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            with ThreadPoolExecutor(max_workers=min(4, cores_given())) as pool:
                 results = list(pool.map(lambda job: _numeric_facts(job[1], sample_idx, int(missing[job[0]])),
                                         numeric_jobs))
         else:

@@ -27,6 +27,7 @@ from dsagent.tools.pdp import pdp_markdown
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, read_json, tool
 from dsagent.tools.defaults import floor_markdown
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
+from dsagent.tools.stacking import stacking_markdown
 from dsagent.tools.report_sections import (TestView, _fit_rows_text, _gap, _group_md, _load, _metric_cis, _section_business,
                                             _section_data, _section_tradeoffs, _slug, group_table)
 from dsagent.tools.task_sections import fmt as _fmt
@@ -102,6 +103,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
                      f"{_fmt(r['cv_mean'])} | {_fmt(r['cv_std'])} | {delta} | {r.get('fit_s', '')} |")
     lines += ["", "\"vs baseline\" is the improvement over the baseline in the metric's better direction.", ""]
     lines += floor_markdown(ev.get("strong_defaults"), ev["model"])
+    lines += stacking_markdown(read_json(ctx.artifacts_dir / paths.STACKING, None))
 
     cis = _metric_cis(view, ev, ctx.seed) if view is not None else {}
     lines += ["## Test results (untouched test split, scored once)", "", "| metric | value | 95% bootstrap CI |", "|---|---|---|"]

@@ -20,7 +20,8 @@ INTERPRETABILITY = {"baseline": "trivial", "linear": "high (one coefficient per 
                     "random_forest": "low (hundreds of trees; use importance/SHAP)", "extra_trees": "low (hundreds of trees)",
                     "hist_gb": "low (boosted trees)", "xgboost": "low (boosted trees; SHAP available)",
                     "mlp": "low (a neural network; read it through permutation importance)",
-                    "ensemble": "low (a blend of several models)"}
+                    "ensemble": "low (a blend of several models)",
+                    "stack": "low (several models combined by a learned linear model)"}
 
 
 def _load(ctx: ToolContext, name: str) -> Any:

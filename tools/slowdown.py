@@ -1,9 +1,19 @@
-"""How much slower than an idle machine this process runs right now: the time plans (the
-autopilot's reserve for the deliverables, the ranking tools' own plan) stretch by it."""
+"""How much CPU this process has: the cores it is given (thread pools never exceed them) and how
+much slower than an idle machine it runs right now (the time plans, the autopilot's reserve for
+the deliverables and the ranking tools' own plan, stretch by it)."""
 
 from __future__ import annotations
 
+import os
 import time
+
+
+def cores_given() -> int:
+    """The CPUs this process may run on (its affinity: taskset, a cpuset cgroup), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS)
+        return os.cpu_count() or 1
 
 
 def slowdown(sample_s: float = 0.12) -> float:

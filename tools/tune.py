@@ -17,7 +17,7 @@ from dsagent.tools import paths
 from dsagent.tools.families import ModelFamily, model_families, tunable_names, unavailable
 from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from dsagent.tools.schemas import CVResult
+from dsagent.tools.schemas import CVResult, LeaderboardRow
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type, shape_type
 from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
@@ -113,16 +113,24 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     best = study.best_trial
     params = {**dict(best.params), **fixed}
     oof = oofs.get(best.number)
-    if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
-        cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
-    else:
-        cv = CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
-                                   [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
-                                   best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
-    params = cv.refit_params
     name = f"{family}_tuned"
-    save_oof(ctx, name, cv.oof)
-    row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
+    earlier = _earlier_row(board, name, params) if oof is None else None
+    if earlier is not None:
+        # The best trial is still the one an earlier call of this session found and saved (with its
+        # out-of-fold predictions): keep its row rather than pay its folds again past the budget
+        # (the autopilot resumes a study with the time the deliverables do not need).
+        params = earlier.params
+        row = earlier.model_copy(update={"trials": len(study.trials)})
+    else:
+        if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
+            cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
+        else:
+            cv = CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
+                                       [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
+                                       best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
+        params = cv.refit_params
+        save_oof(ctx, name, cv.oof)
+        row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
     ranked = save_leaderboard(ctx, [r for r in board if r.name != name] + [row], task.greater_is_better)
     states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
     summary = {
@@ -142,6 +150,15 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
                       files={"leaderboard": paths.LEADERBOARD,
                              **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})
+
+
+def _earlier_row(board: list[LeaderboardRow], name: str, params: dict) -> LeaderboardRow | None:
+    """The leaderboard row an earlier call saved for these best params (their out-of-fold predictions
+    are stored under its name), or None. The round count a fold early-stopped at may differ."""
+    row = next((r for r in board if r.name == name), None)
+    if row is None or any(row.params.get(k) != v for k, v in params.items() if k != "n_estimators"):
+        return None
+    return row
 
 
 def study_location(ctx: ToolContext) -> tuple[tuple[str, str] | None, str]:

@@ -16,6 +16,8 @@ import json
 import os
 from typing import Any, Iterator
 
+from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, candidate_share, full_budget,  # noqa: F401
+                                       text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
@@ -34,18 +36,6 @@ STEP_TEXT = {
 }
 
 
-def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_cells: float = 0.0) -> float:
-    """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
-
-    A fixed part (plots, saving, the notebook's kernel start: ~14 s on an idle 2-core machine) plus
-    what grows with the test split (predictions, bootstrap, permutation importance, segments: ~11 s
-    more per 2M test cells, measured 24 s on 45k rows x 40 columns), stretched by how much CPU this
-    process gets right now, and, once training has measured it, the final model's fit: done twice,
-    by evaluate_model and by the notebook that re-creates the model."""
-    fixed = min(max(14.0 + 11.0 * test_cells / 2e6, 0.15 * budget), 90.0) * min(max(slowdown, 1.0), 3.0)
-    return fixed + 2.3 * refit_s
-
-
 def _slowdown() -> float:
     from dsagent.tools.slowdown import slowdown  # shared with the tools that plan their own time (ranking)
 
@@ -53,59 +43,6 @@ def _slowdown() -> float:
 
 
 LINEAR_TRIALS = 16
-
-
-def candidate_share(available_s: float, wanted: bool | None) -> float:
-    """Seconds for automatic candidate features: a tenth of what the search has (at most 60 s); none
-    when the answers turn them off, or by default when under 6 s would be left (one candidate's CV
-    alone); at least 8 s when the answers ask for them (auto_features: true) on a small budget."""
-    if wanted is False:
-        return 0.0
-    share = min(0.1 * available_s, 60.0)
-    if wanted:
-        return round(max(share, 8.0), 1)
-    return round(share, 1) if share >= 6.0 else 0.0
-
-
-def text_share(task: TaskSpec | None, available_s: float) -> float:
-    """Seconds for comparing sentence embeddings with TF-IDF (tools/text_choice.py): 35% of what the
-    search has, at most 90 s, when the task has a text column and the embeddings extra is installed;
-    none when under 10 s would be left (loading the model and embedding the texts need it)."""
-    if task is None or not any(k == "text" for k in task.features.values()):
-        return 0.0
-    from dsagent.tools.text_embed import availability  # looks the packages up; imports none of them
-
-    share = min(0.35 * available_s, 90.0)
-    return round(share, 1) if share >= 10.0 and availability()[0] else 0.0
-
-
-def _refit_costs(board: list[dict[str, Any]], n_train: int, top: int = 3) -> list[float]:
-    """Seconds each of the top candidates would need to refit on every training row."""
-    costs = []
-    for r in [r for r in board if r.get("family") != "baseline"][:top]:
-        per_fold, rows = r.get("fold_fit_s") or r.get("fit_s", 0.0), r.get("fold_rows") or n_train
-        costs.append(float(r.get("refit_s_est") or per_fold * max(1.0, n_train / max(rows, 1))))
-    return costs
-
-
-def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> float:
-    """Seconds the slowest of the top candidates would need to refit on every training row."""
-    return max(_refit_costs(board, n_train, top), default=0.0)
-
-
-def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> tuple[float, float]:
-    """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
-    blending. The refit kept is room for the final fit of a blend of the top three candidates
-    (build_ensemble refits member by member, so their sum), never less than the slowest single
-    one, and at most a third of `search_s`; it is paid twice and a bit (evaluate_model and the
-    notebook), hence 2.3x.
-
-    Tuning used to keep only the single refit, which starved the blend: in a full benchmark run
-    seven of twelve ensembles were capped below one second of refit, and uncapped blends would
-    have scored better in CV on breast_cancer, digits, diamonds and shuttle."""
-    costs = _refit_costs(board, n_train)
-    refit = max(max(costs, default=0.0), min(sum(costs), search_s / 3 / 2.3))
-    return search_s - 2.3 * refit, refit
 
 
 def _search_is_subsampled(task: TaskSpec | None) -> bool:
@@ -146,6 +83,7 @@ class AutopilotBackend:
         self.max_trials = max_trials
         self._slow = 1.0  # how much slower than an idle machine this one runs now (see _slowdown)
         self._tuned_second = False  # a second family tuned after a linear one (at most once)
+        self._extra = ""  # the leftover round after the blend: "" -> "tuned" -> "done" (at most once)
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -304,13 +242,13 @@ class AutopilotBackend:
             if "build_ensemble" not in self._tool_names(tools):  # tune_model blended instead
                 step = "evaluate_model"
             else:
-                board = self._leaderboard(state)
-                n_train = (task.n_train if task else 0)
-                # The blend is refit member by member: cap its refit so the deliverables still fit.
-                cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, slow, cells)) / 2.3)
-                best_refit = _refit_estimate(board, n_train, top=1)
-                text = "Blending the best candidates by greedy ensemble selection on their out-of-fold predictions."
-                call = ToolCall("auto-ensemble", "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
+                text = ("Blending the best candidates by greedy ensemble selection on their out-of-fold predictions, "
+                        "and trying a stacked model on them.")
+                call = self._ensemble_call(state, budget, cells, task, "auto-ensemble")
+        if step == "evaluate_model" and not self.max_trials and full_budget() and self._extra != "done":
+            leftover = self._leftover_turn(state, budget, cells, task, tools)
+            if leftover is not None:
+                step, (text, call) = "", leftover
         if step == "evaluate_model":
             board = self._leaderboard(state)
             choice, why = choose_model(board, state.answers.get("interpretability"))
@@ -336,6 +274,12 @@ class AutopilotBackend:
             elif not text:
                 text = "Fitting the best candidate on all training rows and scoring the held-out test split once."
             text += f" {why[:1].upper()}{why[1:]}." if why else ""
+            # What the plan kept for the deliverables, beside what is left: the benchmark compares it with
+            # what they then took (benchmarks/automl/budget_ab.py), which is how the reserve is calibrated.
+            getattr(state.session, "update", lambda **_: None)(time_plan={
+                "seconds_left_at_deliverables": round(state.seconds_left(), 2), "reserve_s": round(reserve, 2),
+                "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "test_cells": cells,
+                "full_budget": full_budget()})
             if os.environ.get("DSAGENT_BAGGED") == "1":  # opt-in until the development half says (issue 18)
                 args.update(bagged=True, max_fit_s=args.get("max_fit_s", fit_s))
             call = ToolCall("auto-eval", "evaluate_model", args)
@@ -437,6 +381,36 @@ class AutopilotBackend:
         for t in tools or []:
             names.add(t if isinstance(t, str) else getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None))
         return names
+
+    def _ensemble_call(self, state: LoopState, budget: float, cells: float, task: TaskSpec | None, call_id: str) -> ToolCall:
+        board = self._leaderboard(state)
+        # The blend is refit member by member: cap its refit so the deliverables still fit.
+        cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, self._slow, cells)) / 2.3)
+        best_refit = _refit_estimate(board, task.n_train if task else 0, top=1)
+        return ToolCall(call_id, "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
+
+    def _leftover_turn(self, state: LoopState, budget: float, cells: float, task: TaskSpec | None,
+                       tools) -> tuple[str, ToolCall] | None:
+        """The time the deliverables' reserve does not need, once the blend is built, goes back to the
+        search (issue 18: runs ended at 50-55 s of 60): the best non-linear tunable family's study
+        resumes for it, then the blend and the stack are built again with the new trials. None when
+        less than EXTRA_MIN_S would be left to tune (a search that used the time it was planned), and
+        at most once."""
+        names = self._tool_names(tools)
+        if self._extra == "tuned":
+            self._extra = "done"
+            if "build_ensemble" not in names:
+                return None
+            return ("Blending again with the new trials.", self._ensemble_call(state, budget, cells, task, "auto-ensemble-2"))
+        self._extra = "done"
+        board = self._leaderboard(state)
+        family = next((r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"), None)
+        spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells))
+        if family is None or spend < EXTRA_MIN_S or "tune_model" not in names:
+            return None
+        self._extra = "tuned"
+        return (f"{spend:.0f}s are left beyond what the deliverables need: tuning {family} further with them.",
+                ToolCall("auto-tune-more", "tune_model", {"family": family, "time_budget_s": round(spend, 1)}))
 
     def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:
         """Seconds left for tuning and blending: what the deliverables' reserve leaves, minus 2 s for

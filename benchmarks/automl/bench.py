@@ -59,12 +59,14 @@ def halves() -> dict[str, str]:
 
 
 # -- running ---------------------------------------------------------------------------------
-def run_process(cmd: list[str], cwd: Path, timeout: float, log: Path) -> tuple[int | None, float, str]:
-    """(exit code or None on timeout, wall seconds, stdout) with a private HOME and TMPDIR."""
+def run_process(cmd: list[str], cwd: Path, timeout: float, log: Path,
+                extra_env: dict[str, str] | None = None) -> tuple[int | None, float, str]:
+    """(exit code or None on timeout, wall seconds, stdout) with a private HOME and TMPDIR. The
+    caller's DSAGENT_* settings never leak in; `extra_env` sets the ones an A/B arm asks for."""
     (cwd / "home").mkdir(parents=True, exist_ok=True)
     (cwd / "tmp").mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_"))}
-    env.update(HOME=str(cwd / "home"), TMPDIR=str(cwd / "tmp"), MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env.update(HOME=str(cwd / "home"), TMPDIR=str(cwd / "tmp"), MPLBACKEND="Agg", PYTHONHASHSEED="0", **(extra_env or {}))
     started = time.time()
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -78,9 +80,10 @@ def run_process(cmd: list[str], cwd: Path, timeout: float, log: Path) -> tuple[i
             return None, time.time() - started, ""
 
 
-def run_system(system: str, name: str, meta: dict, budget: float, python: str) -> dict:
+def run_system(system: str, name: str, meta: dict, budget: float, python: str, extra_env: dict[str, str] | None = None,
+               runs_dir: Path | None = None) -> dict:
     data = DATA / name
-    cwd = WORK / "runs" / name / system
+    cwd = (runs_dir or WORK / "runs") / name / system
     if cwd.exists():
         subprocess.run(["rm", "-rf", str(cwd)], check=True)
     cwd.mkdir(parents=True)
@@ -96,12 +99,13 @@ def run_system(system: str, name: str, meta: dict, budget: float, python: str) -
         cmd = [dsagent, "run", str(data / "train.csv"), "--target", meta["target"], "--time-budget", str(budget),
                "--metric", metric, "--answers", str(answers), "--sessions-dir", str(cwd / "sessions"), "--json",
                "--backend", "offline"]
-        code, wall, out = run_process(cmd, cwd, hard, cwd / "run.log")
+        code, wall, out = run_process(cmd, cwd, hard, cwd / "run.log", extra_env)
         entry.update(wall_s=round(wall, 1), exit=code)
         if code != 0:
             entry["status"] = "timeout" if code is None else "failed"
             return entry
         result = json.loads(out)
+        entry["session_dir"] = result.get("session_dir")
         entry.update(best_model=result.get("best_model"), cv_leaderboard=result.get("leaderboard"),
                      reported_test_score=result.get("test_score"), elapsed_s=result.get("elapsed_s"))
         pcode, pwall, _ = run_process([dsagent, "predict", result["session_dir"], str(data / "test.csv"), "-o", str(preds)],

@@ -1,0 +1,92 @@
+"""The autopilot's time plan: what the deliverables keep, what the search gets, how tuning and
+the blend share it. Plain arithmetic on the leaderboard's timings (no ML library)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def full_budget() -> bool:
+    """Whether the plan gives the search what the deliverables do not need (issue 18; the default).
+    DSAGENT_FULL_BUDGET=0 keeps the plan before it, for A/B runs."""
+    return os.environ.get("DSAGENT_FULL_BUDGET") != "0"
+
+
+# The deliverables' fixed cost on an idle 2-core machine. The plan before issue 18 kept 14 s (and
+# at least 15% of the budget), and idle runs of the public suite at 60 s ended at 49-55 s, the
+# median at 51 s: about 9 s of it was never used. What the deliverables really take at the end of
+# a run is (14 s + 2 s kept for the blend) minus that median slack, ~7 s; 8 s keeps one second of
+# margin. The part that grows with the test split is steeper than before (census_kdd, 1.8M test
+# cells, overran its 60 s by 1.8 s with 24 s kept), so large test splits keep about what they did.
+IDLE_FIXED_S = 8.0
+TEST_CELLS_S = 16.0  # seconds per 2M test cells (rows x feature columns)
+BUDGET_SHARE = 0.12  # long budgets buy broader searches, whose deliverables grow with them
+EXTRA_MIN_S = 8.0  # the least tuning worth a resumed study (the same floor as the second tuning)
+
+
+def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_cells: float = 0.0) -> float:
+    """Seconds kept for evaluate, explain, report, monitoring and notebook execution.
+
+    A fixed part (plots, saving, the notebook's kernel start) plus what grows with the test split
+    (predictions, bootstrap, permutation importance, segments), stretched by how much CPU this
+    process gets right now, and, once training has measured it, the final model's fit: done twice,
+    by evaluate_model and by the notebook that re-creates the model."""
+    if full_budget():
+        fixed = max(IDLE_FIXED_S + TEST_CELLS_S * test_cells / 2e6, BUDGET_SHARE * budget)
+    else:  # before issue 18: ~14 s fixed, 11 s more per 2M test cells (measured 24 s on 45k rows x 40 columns)
+        fixed = max(14.0 + 11.0 * test_cells / 2e6, 0.15 * budget)
+    return min(fixed, 90.0) * min(max(slowdown, 1.0), 3.0) + 2.3 * refit_s
+
+
+def candidate_share(available_s: float, wanted: bool | None) -> float:
+    """Seconds for automatic candidate features: a tenth of what the search has (at most 60 s); none
+    when the answers turn them off, or by default when under 6 s would be left (one candidate's CV
+    alone); at least 8 s when the answers ask for them (auto_features: true) on a small budget."""
+    if wanted is False:
+        return 0.0
+    share = min(0.1 * available_s, 60.0)
+    if wanted:
+        return round(max(share, 8.0), 1)
+    return round(share, 1) if share >= 6.0 else 0.0
+
+
+def text_share(task: Any, available_s: float) -> float:
+    """Seconds for comparing sentence embeddings with TF-IDF (tools/text_choice.py): 35% of what the
+    search has, at most 90 s, when the task has a text column and the embeddings extra is installed;
+    none when under 10 s would be left (loading the model and embedding the texts need it)."""
+    if task is None or not any(k == "text" for k in task.features.values()):
+        return 0.0
+    from dsagent.tools.text_embed import availability  # looks the packages up; imports none of them
+
+    share = min(0.35 * available_s, 90.0)
+    return round(share, 1) if share >= 10.0 and availability()[0] else 0.0
+
+
+def _refit_costs(board: list[dict[str, Any]], n_train: int, top: int = 3) -> list[float]:
+    """Seconds each of the top candidates would need to refit on every training row."""
+    costs = []
+    for r in [r for r in board if r.get("family") != "baseline"][:top]:
+        per_fold, rows = r.get("fold_fit_s") or r.get("fit_s", 0.0), r.get("fold_rows") or n_train
+        costs.append(float(r.get("refit_s_est") or per_fold * max(1.0, n_train / max(rows, 1))))
+    return costs
+
+
+def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> float:
+    """Seconds the slowest of the top candidates would need to refit on every training row."""
+    return max(_refit_costs(board, n_train, top), default=0.0)
+
+
+def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> tuple[float, float]:
+    """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
+    blending. The refit kept is room for the final fit of a blend of the top three candidates
+    (build_ensemble refits member by member, so their sum), never less than the slowest single
+    one, and at most a third of `search_s`; it is paid twice and a bit (evaluate_model and the
+    notebook), hence 2.3x.
+
+    Tuning used to keep only the single refit, which starved the blend: in a full benchmark run
+    seven of twelve ensembles were capped below one second of refit, and uncapped blends would
+    have scored better in CV on breast_cancer, digits, diamonds and shuttle."""
+    costs = _refit_costs(board, n_train)
+    refit = max(max(costs, default=0.0), min(sum(costs), search_s / 3 / 2.3))
+    return search_s - 2.3 * refit, refit

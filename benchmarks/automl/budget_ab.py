@@ -1,0 +1,207 @@
+"""Issue 18's stacking and budget use, A/B on one half of the wider suite: dsagent as it is against
+the same code with the changes switched off by their environment variables.
+
+    .venv/bin/python benchmarks/automl/budget_ab.py --budget 60                 # development half, 2 arms
+    .venv/bin/python benchmarks/automl/budget_ab.py --arms before after no_stacking --datasets iris hsb2
+
+Arms (environment of the `dsagent run` process; bench.py strips every other DSAGENT_* setting):
+  before       DSAGENT_STACKING=0 DSAGENT_FULL_BUDGET=0   (no stacking, the old time plan)
+  after        (defaults: stacking tried, the deliverables' reserve measured, leftover to the search)
+  no_stacking  DSAGENT_STACKING=0                          (isolates the time plan)
+  no_budget    DSAGENT_FULL_BUDGET=0                       (isolates stacking)
+
+The arms of a dataset run one after the other (never together: wall time is half of what is
+measured), each through bench.py's run_system (the CLI as a user runs it, then `dsagent predict`
+on the test split). Each arm is compared with `before` on the test split by a paired bootstrap
+95% CI (bench.py's scorer). Results: benchmarks/results/issue18_ab_<half>.json and the table
+between the issue18-ab-<half> markers of docs/BENCHMARKS.md. Decide on the development half (the default);
+claim only with the confirmation half's figures beside it (`--half confirmation`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import DATA, DOC, METRIC, ROOT, WORK, _predictions, _row_score, _truth, halves, paired_bootstrap, run_system  # noqa: E402
+
+
+
+def results_path(half: str) -> Path:
+    return ROOT / "benchmarks" / "results" / f"issue18_ab_{half}.json"
+
+
+def markers(half: str) -> tuple[str, str]:
+    return f"<!-- issue18-ab-{half}:start -->", f"<!-- issue18-ab-{half}:end -->"
+ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"}, "after": {},
+        "no_stacking": {"DSAGENT_STACKING": "0"}, "no_budget": {"DSAGENT_FULL_BUDGET": "0"}}
+
+
+def session_facts(session_dir: str | None) -> dict:
+    """What the run did with stacking and the leftover: stacking.json, and whether the autopilot
+    resumed tuning after the blend (its auto-tune-more call)."""
+    if not session_dir:
+        return {}
+    art = Path(session_dir) / "artifacts"
+    facts: dict = {}
+    if (art / "stacking.json").exists():
+        st = json.loads((art / "stacking.json").read_text())
+        facts["stacking"] = {k: st.get(k) for k in ("tried", "kept", "stack_cv", "best_single_cv", "blend_cv", "reason")}
+    transcript = Path(session_dir) / "transcript.jsonl"
+    if transcript.exists():
+        events = [json.loads(line) for line in transcript.read_text().splitlines() if line.strip()]
+        calls = [(e["t"], c) for e in events for c in (e.get("tool_calls") or [])]
+        facts["leftover_tuning"] = any(c.get("id") == "auto-tune-more" for _, c in calls)
+        # The deliverables: from the evaluate call to the last record (evaluate, explain, report,
+        # monitoring, notebook), against what the time plan kept for them (session.json time_plan).
+        at_eval = next((t for t, c in calls if c.get("id") == "auto-eval"), None)
+        if at_eval is not None:
+            facts["deliverables_s"] = round(events[-1]["t"] - at_eval, 2)
+    meta = Path(session_dir) / "session.json"
+    plan = json.loads(meta.read_text()).get("time_plan") if meta.exists() else None
+    if plan:
+        # The fixed reserve plus the final fit, which evaluate_model and the notebook each pay once.
+        facts["reserve_s"] = round(plan.get("reserve_s", 0.0) + 2.3 * plan.get("final_fit_s_est", 0.0), 2)
+        facts["seconds_left_at_deliverables"] = plan.get("seconds_left_at_deliverables")
+    return facts
+
+
+def compare(name: str, meta: dict, arms: dict[str, dict]) -> dict:
+    task = meta["task"]
+    greater = METRIC[task][1]
+    y = _truth(meta)
+    preds = {}
+    for arm, entry in arms.items():
+        if entry.get("status") == "ok":
+            preds[arm] = _predictions(meta, ROOT / entry["preds"])
+            entry["score"] = round(_row_score(task, y, preds[arm]), 6)
+    for arm in [a for a in preds if a != "before" and "before" in preds]:
+        lo, hi = paired_bootstrap(task, y, preds[arm], preds["before"])
+        arms[arm]["vs_before_ci95"] = [lo, hi]
+        arms[arm]["verdict"] = ("better" if (lo > 0 if greater else hi < 0) else "worse" if (hi < 0 if greater else lo > 0)
+                                else "same")
+    return {"task": task, "metric": METRIC[task][0], "greater_is_better": greater, "arms": arms}
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def summary(results: dict, arm: str) -> dict:
+    """Wins/ties/losses against `before` (by the paired CI) and the wall-time figures of one arm."""
+    budget = results["budget_s"]
+    entries = [d["arms"][arm] for d in results["datasets"].values() if arm in d["arms"]]
+    walls = [e["wall_s"] / budget for e in entries if e.get("wall_s")]
+    verdicts = [e.get("verdict") for e in entries if e.get("verdict")]
+    return {"n": len(entries), "better": verdicts.count("better"), "same": verdicts.count("same"),
+            "worse": verdicts.count("worse"), "median_wall": _median(walls),
+            "max_wall": round(max(walls), 3) if walls else None,
+            "within_0.9_1.1": sum(0.9 <= w <= 1.1 for w in walls), "over_1.15": sum(w > 1.15 for w in walls),
+            "stack_kept": sum(bool((e.get("stacking") or {}).get("kept")) for e in entries),
+            # How conservative the reserve is: what the deliverables took over what the plan kept.
+            "deliverables_over_reserve": _median([e["deliverables_s"] / e["reserve_s"] for e in entries
+                                                  if e.get("deliverables_s") and e.get("reserve_s")]),
+            "leftover_tuning": sum(bool(e.get("leftover_tuning")) for e in entries)}
+
+
+def render(results: dict) -> str:
+    arms = results["arms"]
+    others = [a for a in arms if a != "before"]
+    start, end = markers(results["half"])
+    lines = [start, f"### Issue 18: stacking and using the budget (A/B, {results['half']} half)", "",
+             f"dsagent at a {results['budget_s']:.0f} s budget on the {results['half']} half, arms run one after the "
+             "other: " + "; ".join(f"`{a}` = {' '.join(f'{k}={v}' for k, v in ARMS[a].items()) or 'defaults'}" for a in arms)
+             + ". Each arm against `before` on the test split: paired bootstrap 95% CI (bench.py's scorer). Wall time is "
+             "the whole `dsagent run` process over the budget.", "",
+             f"Machine: {results['machine']}; 1-minute load average at the starts {results['load_min']:.1f}-"
+             f"{results['load_max']:.1f}.", "",
+             "| dataset | metric | " + " | ".join(f"{a} score (wall/budget)" for a in arms) + " | "
+             + " | ".join(f"{a} - before (95% CI)" for a in others) + " | stack kept (after) |",
+             "|---|---|" + "---|" * (len(arms) + len(others) + 1)]
+    for name, d in results["datasets"].items():
+        cells = []
+        for a in arms:
+            e = d["arms"].get(a, {})
+            wall = f" ({e['wall_s'] / results['budget_s']:.2f})" if e.get("wall_s") else ""
+            cells.append(f"{e.get('score', e.get('status', '—'))}{wall}")
+        for a in others:
+            ci = d["arms"].get(a, {}).get("vs_before_ci95")
+            cells.append(f"{ci[0]:+.4g} to {ci[1]:+.4g} ({d['arms'][a]['verdict']})" if ci else "—")
+        st = (d["arms"].get("after", {}).get("stacking") or {})
+        cells.append("yes" if st.get("kept") else "no" if st.get("tried") else "not tried")
+        lines.append(f"| {name} | {d['metric']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for a in arms:
+        s = summary(results, a)
+        vs = f"against before: {s['better']} better, {s['same']} same, {s['worse']} worse beyond the CI; " if a != "before" else ""
+        lines.append(f"- **{a}** ({s['n']} datasets): {vs}median wall {s['median_wall']} x budget, longest "
+                     f"{s['max_wall']}, {s['within_0.9_1.1']} within [0.9, 1.1], {s['over_1.15']} over 1.15; stack kept "
+                     f"on {s['stack_kept']}, leftover tuning on {s['leftover_tuning']}; the deliverables took "
+                     f"{s['deliverables_over_reserve']} x the reserve kept for them (median).")
+    lines += ["", f"Generated {results['generated']}; raw figures in `{results_path(results['half']).relative_to(ROOT)}`. "
+              "Reproduce: "
+              f"`.venv/bin/python benchmarks/automl/budget_ab.py --budget {results['budget_s']:.0f} --half {results['half']} "
+              f"--arms {' '.join(arms)}`.", end]
+    return "\n".join(lines)
+
+
+def write_doc(results: dict) -> None:
+    text, block = DOC.read_text(), render(results)
+    start, end = markers(results["half"])
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:  # first time: before the next section after issue 18's notes
+        anchor = "### Where dsagent stands, and where it falls short"
+        text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text.rstrip("\n") + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--half", choices=["development", "confirmation"], default="development")
+    ap.add_argument("--datasets", nargs="*", help="default: every dataset of the half")
+    ap.add_argument("--arms", nargs="*", default=["before", "after"], choices=list(ARMS))
+    ap.add_argument("--budget", type=float, default=60)
+    ap.add_argument("--render", action="store_true", help="only rewrite the table from the saved results")
+    args = ap.parse_args()
+    if args.render:
+        write_doc(json.loads(results_path(args.half).read_text()))
+        return
+    if "before" not in args.arms:
+        ap.error("--arms must include before (every arm is compared with it)")
+    names = args.datasets or [n for n, h in halves().items() if h == args.half]
+    if not names:
+        ap.error("no datasets: benchmarks/suite_split.json is missing or the half is empty")
+    results = {"datasets": {}, "budget_s": args.budget, "half": args.half, "arms": args.arms,
+               "machine": f"{os.cpu_count()} cores, {platform.platform(terse=True)}, Python {platform.python_version()}"}
+    loads = []
+    for name in names:
+        meta_path = DATA / name / "meta.json"
+        if not meta_path.exists():
+            print(f"{name}: no prepared split (run datasets.py first)", file=sys.stderr)
+            continue
+        meta = json.loads(meta_path.read_text())
+        arms = {}
+        for arm in args.arms:
+            loads.append(os.getloadavg()[0])
+            entry = run_system("dsagent", name, meta, args.budget, "", ARMS[arm], WORK / "runs_issue18" / arm)
+            entry.update(session_facts(entry.get("session_dir")))
+            arms[arm] = entry
+            print(f"{name}/{arm}: {entry.get('status')} in {entry.get('wall_s')} s", file=sys.stderr, flush=True)
+        results["datasets"][name] = compare(name, meta, arms)
+        results.update(generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), load_min=min(loads),
+                       load_max=max(loads))
+        results_path(args.half).parent.mkdir(parents=True, exist_ok=True)
+        results_path(args.half).write_text(json.dumps(results, indent=1, default=str))
+        write_doc(results)
+
+
+if __name__ == "__main__":
+    main()
