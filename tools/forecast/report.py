@@ -59,8 +59,9 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
     for r in board:
         lines.append(f"| {r['name']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {_f(r.get('bt_smape'), 2)} | {_f(r.get('bt_mae'))} "
                      f"| {_f(r.get('bt_rmse'))} | {_f(r.get('bt_mape'), 2)} |")
-    lines += [""] + [f"- blend = mean of {', '.join(r['members'])} (the models within 1.5x the best backtest MASE): chosen "
-                     "whenever it exists, as the single best of a few windows is largely the luckiest" for r in board if r.get("members")]
+    lines += [""] + [f"- blend = mean of {', '.join(r['members'])} (the models, not the baselines, within 1.5x of the best "
+                     "model's backtest MASE): chosen whenever it exists, as the single best of a few windows is largely the "
+                     "luckiest" for r in board if r.get("members")]
     lines += [f"- {r['name']}: {r['fell_back']}" for r in board if r.get("fell_back")] + [f"- {n}" for n in backtest_notes or []]
     m = ev["test_metrics"]
     lines += ["", "## Test window", "",
