@@ -30,6 +30,8 @@ def one(name: str, meta: dict, data_dir: Path) -> dict:
     return {"dataset": name, "chosen": board[0]["name"], "mase": round(ev["test_score"], 3),
             "smape": round(ev["test_metrics"]["smape"], 2), "seasonal_naive": round(ev["baseline_score"], 3),
             "coverage_95": ev["coverage_test"]["95"], "coverage_95_backtest": round(ev["coverage_backtest"]["95"], 3),
+            "points": ev["coverage_test_check"]["n"], "coverage_95_p": round(ev["coverage_test_check"]["95"]["p_value"], 3),
+            "members": board[0].get("members"),
             "by_model": {n: round(m["mase"], 3) for n, m in ev["test_by_model"].items()},
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -40,4 +40,5 @@ def score(train: pd.DataFrame, scored: pd.DataFrame, m: int) -> dict[str, float 
     if "lower_95" in scored:
         inside = (scored["y"] >= scored["lower_95"]) & (scored["y"] <= scored["upper_95"])
         out["coverage_95"] = float(inside.mean())
+        out["points"] = int(len(inside))  # 8 or 18 points allow only coarse shares: report.py weighs them
     return out

@@ -147,15 +147,26 @@ def summarise(rows: pd.DataFrame) -> dict[str, Any]:
             "metrics": metrics(rows)}
 
 
-BLEND_SIZE, BLEND_WITHIN = 3, 1.5
+BLEND_SIZE, BLEND_WITHIN = 4, 1.5
 
 
 def add_blend(results: dict[str, Any]) -> list[str]:
-    """The blend of the best: the mean forecast of up to BLEND_SIZE candidates whose backtest MASE is
-    within BLEND_WITHIN times the best one's (averaging in a much worse model only drags the best down),
-    scored on the same windows from the members' backtest forecasts. Added as "blend" when it has two or
-    more members; returns them. It is chosen only if its backtest beats every single model."""
-    ranked = sorted(results["models"], key=lambda n: results["models"][n]["cv_mean"])
+    """The blend of the best: the mean forecast of up to BLEND_SIZE models (not the naive baselines)
+    whose backtest MASE is within BLEND_WITHIN times the best model's (averaging in a much worse model
+    only drags the best down), scored on the same windows from the members' backtest forecasts. Added as
+    "blend" when it has two or more members; returns them. The baselines stay out: they are what the
+    models are judged against, and averaging the global model with the seasonal naive when the budget
+    left no statistical model scored 0.943 against 0.879 for the single best (same measurement as below).
+
+    The blend is the choice whenever it exists, even when one member's backtest MASE is lower: with 3-5
+    windows the single best is largely the luckiest, and the choice among 6-9 candidates overfits the
+    backtest. Measured without the test window (12 benchmark collections, issue 17: choose on the first
+    four backtest windows, score the fifth): the always-chosen blend of up to four had a geometric-mean
+    MASE 0.742 of the seasonal naive's and beat it on 11 of 12; choosing the blend only when its backtest
+    beat every single model, 0.828 and 8 of 12; the single best, 0.819 and 8 of 12."""
+    ranked = sorted((n for n in results["models"] if n not in models.BASELINES), key=lambda n: results["models"][n]["cv_mean"])
+    if not ranked:
+        return []
     best = results["models"][ranked[0]]["cv_mean"]
     members = [n for n in ranked if results["models"][n]["cv_mean"] <= BLEND_WITHIN * best][:BLEND_SIZE]
     if len(members) < 2:
@@ -167,3 +178,4 @@ def add_blend(results: dict[str, Any]) -> list[str]:
     results["models"]["blend"] = summarise(base.assign(yhat=yhat)) | {
         "fit_s": round(sum(results["models"][m]["fit_s"] for m in members), 3), "members": members}
     return members
+

@@ -11,8 +11,15 @@ forecast +- quantile x g(k) x the series' scale.
 The quantile is the plain empirical one (interpolated), not the conservative split-conformal rank
 ceil((n+1)p)/n: with the 24-90 errors a few backtest windows give, that rank is the largest error and
 the 95% interval covered every held-out point (too wide, the benchmark of 2026-12-02: 6 of 13
-collections at 100%); the plain quantile aims at the stated level. Coverage is checked honestly:
-leave-one-window-out on the backtests, and on the untouched test window.
+collections at 100%); the plain quantile aims at the stated level. It is floored at the Gaussian
+value (GAUSSIAN: the level's quantile of |e| / mean |e| for normal errors): the errors of one window
+move together, so 3-5 windows are few independent draws, and their empirical tail quantile falls short
+more often than not. Measured on the last backtest window of 12 benchmark collections (quantiles from
+the windows before it, the blend of the best as the model): 80% intervals covered 0.77 of 342 points
+without the floor, 0.81 with it; 95% intervals 0.895 and 0.91. Coverage is checked honestly:
+leave-one-window-out on the backtests, and on the untouched test window, with the probability of so
+few hits under the stated level (`consistency`: 8 or 18 held-out points cannot show 90-98% coverage
+reliably, 8 not at all).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import pandas as pd
 
 LEVELS = (80, 95)
 MIN_POINTS = 20
+GAUSSIAN = {80: 1.2816 * np.sqrt(np.pi / 2), 95: 1.9600 * np.sqrt(np.pi / 2)}  # z_(1+p)/2 / E|Z|
 
 
 def scales(history: dict[str, Any], period: int) -> dict[str, float]:
@@ -72,7 +80,7 @@ def quantiles(rows: pd.DataFrame, horizon: int) -> dict[str, list[float]]:
     g = profile(err, step, horizon)
     ratio = err / g[np.clip(step, 1, horizon) - 1]
     for lv in LEVELS:
-        q = float(np.quantile(ratio, lv / 100))
+        q = max(float(np.quantile(ratio, lv / 100)), GAUSSIAN[lv])
         out[str(lv)] = [float(q * gk) for gk in g]
     return out
 
@@ -94,6 +102,22 @@ def coverage(rows: pd.DataFrame) -> dict[str, float | None]:
     if rows.empty:
         return {str(lv): None for lv in LEVELS}
     return {str(lv): float(((rows["y"] >= rows[f"lower_{lv}"]) & (rows["y"] <= rows[f"upper_{lv}"])).mean()) for lv in LEVELS}
+
+
+def consistency(rows: pd.DataFrame) -> dict[str, Any]:
+    """Whether the hits on few held-out points are what an interval at its stated level would give:
+    per level the points, the hits and the two-sided binomial p-value (the points of one window are not
+    independent, so a low p-value is a hint, not proof)."""
+    from scipy.stats import binomtest
+
+    out: dict[str, Any] = {"n": int(len(rows))}
+    for lv in LEVELS:
+        if rows.empty:
+            out[str(lv)] = None
+            continue
+        hits = int(((rows["y"] >= rows[f"lower_{lv}"]) & (rows["y"] <= rows[f"upper_{lv}"])).sum())
+        out[str(lv)] = {"hits": hits, "p_value": float(binomtest(hits, len(rows), lv / 100).pvalue)}
+    return out
 
 
 def backtest_coverage(rows: pd.DataFrame, horizon: int) -> dict[str, float | None]:

@@ -79,7 +79,9 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
     for r in board:
         lines.append(f"| {r['name']} | {_f(r['cv_mean'])} | {_f(r['cv_std'])} | {_f(r.get('bt_smape'), 2)} | {_f(r.get('bt_mae'))} "
                      f"| {_f(r.get('bt_rmse'))} | {_f(r.get('bt_mape'), 2)} |")
-    lines += [""] + [f"- blend = mean of {', '.join(r['members'])}" for r in board if r.get("members")]
+    lines += [""] + [f"- blend = mean of {', '.join(r['members'])} (the models, not the baselines, within 1.5x of the best "
+                     "model's backtest MASE): chosen whenever it exists, as the single best of a few windows is largely the "
+                     "luckiest" for r in board if r.get("members")]
     lines += [f"- {r['name']}: {r['fell_back']}" for r in board if r.get("fell_back")] + [f"- {n}" for n in backtest_notes or []]
     m = ev["test_metrics"]
     lines += ["", "## Test window", "",
@@ -90,9 +92,11 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
     lines += [f"| {n} | {_f(s['mase'])} | {_f(s['smape'], 2)} |" for n, s in ev["test_by_model"].items()]
     cov_t, cov_b = ev["coverage_test"], ev["coverage_backtest"]
     lines += ["", "## Prediction intervals", "",
-              "Conformal, per horizon step, from the backtest errors scaled by each series' MASE scale.",
+              "Conformal, per horizon step, from the backtest errors scaled by each series' recent seasonal swing "
+              "(floored at the Gaussian width: a few windows under-state the tails).",
               f"Empirical coverage: 80% interval {_f(cov_b.get('80'), 2)} on the backtests (leave one window out), "
               f"{_f(cov_t.get('80'), 2)} on the test window; 95% interval {_f(cov_b.get('95'), 2)} and {_f(cov_t.get('95'), 2)}.",
+              *_consistency_line(ev.get("coverage_test_check")),
               ""]
     lines += [f"![history, forecast and intervals: {why}]({plots[key]})\n" for key, why in series_plots.items()]
     lines += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
@@ -104,6 +108,18 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
               "| series | MASE | sMAPE % |", "|---|---|---|"]
     lines += [f"| {r['series']} | {_f(r['mase'])} | {_f(r['smape'], 2)} |" for r in worst]
     return "\n".join(lines) + "\n"
+
+
+def _consistency_line(check: dict[str, Any] | None) -> list[str]:
+    """What the test window's coverage can tell: few points give coarse shares, so say whether the hits
+    are what intervals at their stated level would give (two-sided binomial test)."""
+    if not check or not check.get("95"):
+        return []
+    parts = [f"{check[lv]['hits']} of {check['n']} inside the {lv}% interval (binomial p = {check[lv]['p_value']:.2f})"
+             for lv in ("80", "95")]
+    ok = all(check[lv]["p_value"] >= 0.05 for lv in ("80", "95"))
+    return [f"On the test window: {'; '.join(parts)}: " + ("consistent with the stated levels." if ok else
+            "not what intervals at the stated levels would give (p < 0.05); trust the backtest coverage less.")]
 
 
 def model_card_md(task: dict[str, Any], ev: dict[str, Any]) -> str:

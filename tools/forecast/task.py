@@ -133,7 +133,8 @@ class ForecastTask:
                  "metric": "mase", **{f"bt_{k}": v for k, v in r["metrics"].items() if k in backtest.METRICS},
                  **{k: r[k] for k in ("members", "fell_back") if k in r}}
                 for n, r in results["models"].items()]
-        return sorted(rows, key=lambda r: r["cv_mean"])
+        # The blend, when there is one, comes first: it is the backtest's choice (backtest.add_blend says why)
+        return sorted(rows, key=lambda r: (r["name"] != "blend", r["cv_mean"]))
 
     def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0,
                  board: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,7 +173,7 @@ class ForecastTask:
               "baseline_score": test_scores["seasonal_naive"]["mase"], "baseline": "seasonal_naive",
               "test_metrics": test_scores[chosen], "test_by_model": test_scores,
               "by_step": backtest.breakdown(chosen_rows, "step"), "by_series": backtest.breakdown(chosen_rows, "series"),
-              "coverage_test": intervals.coverage(chosen_rows),
+              "coverage_test": intervals.coverage(chosen_rows), "coverage_test_check": intervals.consistency(chosen_rows),
               "coverage_backtest": intervals.backtest_coverage(results["models"][chosen]["rows"], h),
               "interval_quantiles": q, "test_window": [str(times[-h]), str(times[-1])], "horizon": h}
         model = self.model_artifact(final, everything, backtest.mase_scales(everything, panel.period), q, panel)

@@ -75,9 +75,10 @@ def define_forecast(ctx: ToolContext, target: str | None = None, time_column: st
 @tool
 def backtest_forecast(ctx: ToolContext) -> ToolOutput:
     """Rolling-origin backtest of the candidates (naive, seasonal naive, global gradient boosting; ETS, Theta
-    and ARIMA per series when series are few and the time left allows; the blend of the best three) on the
+    and ARIMA per series when series are few and the time left allows; the blend of the best four) on the
     windows define_forecast fixed: each fit sees only the past of its origin; MASE, sMAPE, MAE, RMSE, MAPE.
-    Writes the leaderboard (best MASE first)."""
+    Writes the leaderboard: the blend first (the backtest's choice: more robust than the single best
+    of a few windows), then best MASE first."""
     task, _ = _task(ctx)
     panel = task.panel(_data(ctx))
     results = task.backtest(panel, seed=ctx.seed, progress=lambda m: ctx.report(m), seconds_left=ctx.seconds_left(),
@@ -101,7 +102,7 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     monitoring plan (backtest MASE range, coverage thresholds) that `dsagent monitor SESSION ACTUALS` applies.
 
     Args:
-        model: a leaderboard name, or "best" (lowest backtest MASE).
+        model: a leaderboard name, or "best" (the leaderboard's first: the blend when there is one).
     """
     from dsagent.tools.model_io import save_model
 
