@@ -90,7 +90,10 @@ def _candidate_lines(artifacts_dir) -> list[str]:
     auto = [r for r in rec.get("features", []) if r.get("source") == "auto"]
     if not auto and not rec.get("not_reached"):
         return []
-    out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
+    screen = rec.get("screening")
+    how = (f" (screened with a {screen['probe']['params'].get('max_iter')}-round boosted-trees probe on {screen['folds']} "
+           f"folds of {screen['rows']} rows, the most promising first)" if screen else "")
+    out = [f"Automatic candidates: {len(auto)} tried{how}, each kept only when the cross-validated {rec.get('metric')} "
            "(training folds only) improved by more than its standard error.", "",
            "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
     for r in auto:
