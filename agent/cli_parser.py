@@ -57,9 +57,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
                    help="let run_python execute without filesystem/network confinement (not recommended)")
 
 
-def _version_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--version", metavar="VERSION", help="a version of the session's model (v1, v2, ...; "
-                                                        "default the active one, see `dsagent models`)")
+def _version_option(p: argparse.ArgumentParser, what: str = "a version of the session's model") -> None:
+    """--version VERSION, the same on every command that reads a saved model; `what` says what it picks."""
+    p.add_argument("--version", metavar="VERSION", help=f"{what} (v1, v2, ...; default the active one, see `dsagent models`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--compare", action="store_true",
                      help="compare the shadow (`dsagent serve --shadow VERSION`) with the champion on the traffic log: "
                           "agreement, and which scored better where requests carried the label")
-    mon.add_argument("--version", metavar="VERSION", help="check against this version's model and monitoring plan "
-                     "(v1, v2, ...; default the active one, see `dsagent models`)")
+    _version_option(mon, "check against this version's model and monitoring plan")
     _common(mon)
     srv = sub.add_parser(
         "serve", help="serve a saved model over HTTP",

@@ -20,15 +20,18 @@ def _no_secrets(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
-@pytest.fixture(autouse=True)
-def _default_ctrl_c():
-    """Each test starts with Python's own SIGINT handler: a library an earlier test in the same
-    pytest worker ran in-process may leave it changed (or ignored, which child processes then
-    inherit), and the chat's Ctrl-C tests measure what Ctrl-C does, not what the last test left."""
+@pytest.fixture
+def ctrl_c_delivered():
+    """For a test that sends Ctrl-C (SIGINT) to this process or to a child it starts: Python's own
+    handler, so the signal raises KeyboardInterrupt. What changes it is the launcher, not an earlier
+    test: a shell script's background job (`.ci/run ... &`, a CI step in the background) starts
+    with SIGINT ignored, Python then never installs its handler, and pytest, its xdist workers and
+    every child they start inherit the ignore, so the Ctrl-C would do nothing."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

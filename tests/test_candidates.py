@@ -32,6 +32,25 @@ def test_candidates_are_bounded_related_and_valid_in_the_language():
     assert "log(income)" in exprs  # skewed positive
 
 
+def test_candidates_are_measured_most_promising_first():
+    """The order of measurement (what a time share that runs out drops) follows what each candidate
+    could add beyond the columns it reads: the ratio that is the target comes first, a difference
+    of a noise column last; a group count of a label that says nothing is not ahead of the ratio."""
+    from dsagent.tools.candidates import rank_by_value
+
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"a": rng.uniform(1, 10, n), "b": rng.uniform(1, 10, n), "noise": rng.normal(size=n),
+                       "shop": rng.choice([f"s{i}" for i in range(30)], n)})
+    y = (df["a"] / df["b"]).to_numpy()
+    ranked = rank_by_value(["noise_minus_b = noise - b", "count_by_shop = count() by shop", "a_per_b = a / b"], df, y,
+                           regression=True)
+    assert [t.split(" =")[0] for t, _ in ranked][0] == "a_per_b" and ranked[0][1] > 0.3
+    assert ranked[-1][1] < 0.1 and all(np.isfinite(v) for _, v in ranked)
+    labels = (y > np.median(y)).astype(int)
+    assert rank_by_value(["noise_minus_b = noise - b", "a_per_b = a / b"], df, labels, regression=False)[0][0] == "a_per_b = a / b"
+
+
 def test_candidate_time_share_follows_the_answers_and_the_budget():
     assert candidate_share(100.0, None) == 10.0  # a tenth of the search's time by default
     assert candidate_share(100.0, False) == 0.0  # auto_features: false turns them off

@@ -221,7 +221,7 @@ def _interrupted_session(sessions_dir):
     return chat, out, backend, runner, time.monotonic() - t0
 
 
-def test_interrupt_during_a_long_tool_keeps_the_session(sessions_dir):
+def test_interrupt_during_a_long_tool_keeps_the_session(sessions_dir, ctrl_c_delivered):
     chat, out, backend, runner, took = _interrupted_session(sessions_dir)
     assert took < 15  # the 20 s tool was cut short
     assert runner.calls == ["train_models"] and runner.worker.stopped >= 1  # the worker was stopped
@@ -239,7 +239,7 @@ def test_interrupt_during_a_long_tool_keeps_the_session(sessions_dir):
     assert f"dsagent chat --resume {chat.run.session.id}" in out
 
 
-def test_resume_after_exit_rebuilds_the_conversation(sessions_dir):
+def test_resume_after_exit_rebuilds_the_conversation(sessions_dir, ctrl_c_delivered):
     backend = ScriptedBackend([
         Turn(text="Training the candidates.", tool_calls=[ToolCall("t1", "train_models", {})], stop_reason="tool_use"),
     ])
@@ -469,7 +469,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path):
+def test_ctrl_c_in_a_real_terminal_stops_the_sandboxed_step(tmp_path, ctrl_c_delivered):
     """The real CLI in a pty, Claude (the fake API) asks for a run_python that sleeps: Ctrl-C stops
     it and kills the worker, the session goes on, Ctrl-C twice at the prompt exits with the resume
     hint, and no process of the chat survives."""

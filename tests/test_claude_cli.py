@@ -31,6 +31,10 @@ def test_claude_drives_a_full_run_through_the_cli(tmp_path):
                 {"key": "goal", "question": "What is the model for?", "default": "predict sex"}]}),
             ("profile_data", {"target": "sex"}),
             ("define_task", {"target": "sex"}),
+            # Claude proposes features from domain knowledge: a hostile one first (an error result it
+            # must read, nothing runs), then a ratio, measured by CV and kept (keep="all").
+            ("engineer_features", {"expressions": ["x = bill_length_mm.__class__"]}),
+            ("engineer_features", {"expressions": ["bill_ratio = bill_length_mm / bill_depth_mm"], "keep": "all"}),
             ("train_models", {"models": ["linear"], "time_budget_s": 20}),
             ("no_such_tool", {}),  # an error result the model must read, not a crash
             ("evaluate_model", {"model": "best"}),
@@ -53,23 +57,43 @@ def test_claude_drives_a_full_run_through_the_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["status"] == "completed" and result["task"] == "binary"
-    assert result["usage"]["input_tokens"] == 9 * 1000 + 1200 and result["usage"]["output_tokens"] == 9 * 50 + 30
+    assert result["usage"]["input_tokens"] == 11 * 1000 + 1200 and result["usage"]["output_tokens"] == 11 * 50 + 30
     assert result["usage"]["model"] == "claude-sonnet-5-5" and result["usage"]["cost_usd"] is not None
     assert Path(result["artifacts"]["model"]).is_file() and Path(result["artifacts"]["report"]).is_file()
     meta = json.loads((Path(result["session_dir"]) / "session.json").read_text())
     assert meta["backend"] == "claude" and meta["usage"]["input_tokens"] == result["usage"]["input_tokens"]
 
     bodies = [r["body"] for r in fake.requests]
-    assert len(bodies) == 10
+    assert len(bodies) == 12
     first = bodies[0]
     assert any("data scientist" in block.get("text", "").lower() for block in first["system"])
+    system = " ".join(block.get("text", "") for block in first["system"])
+    assert "`engineer_features`: propose" in system and "CV change" in system  # the persona asks for features
     assert {t["name"] for t in first["tools"]} >= {"profile_data", "train_models", "evaluate_model", "ask_user"}
     # ask_user answered from the answers file: the next request carries the answers as the tool result
     second_results = [b for b in bodies[1]["messages"][-1]["content"] if b.get("type") == "tool_result"]
     assert "cost_fn" in json.dumps(second_results) and "5" in json.dumps(second_results)
     # the unknown tool came back as an error result, and the run went on
-    after_unknown = [b for b in bodies[5]["messages"][-1]["content"] if b.get("type") == "tool_result"]
+    after_unknown = [b for b in bodies[7]["messages"][-1]["content"] if b.get("type") == "tool_result"]
     assert after_unknown[0].get("is_error") and "unknown tool" in json.dumps(after_unknown)
+
+    # Claude's features: the hostile expression is an error result with the reason; the ratio's result is
+    # compact and carries its CV change; the shipped model computes it from raw rows.
+    refused = [b for b in bodies[4]["messages"][-1]["content"] if b.get("type") == "tool_result"][0]
+    assert refused.get("is_error") and "attribute access" in json.dumps(refused)
+    measured = [b for b in bodies[5]["messages"][-1]["content"] if b.get("type") == "tool_result"][0]
+    text = json.dumps(measured["content"])
+    assert not measured.get("is_error") and len(text) < 1500, text
+    assert "bill_ratio" in text and "cv_change" in text and "cv_baseline" in text
+    from dsagent.tools.model_io import load_model
+
+    import pandas as pd
+
+    model, _ = load_model(result["artifacts"]["model"])
+    raw = pd.read_csv(EXAMPLE).drop(columns=["sex"]).head(40)
+    derived = model.named_steps["preprocess"].named_steps["derive"].transform(raw)
+    pd.testing.assert_series_equal(derived["bill_ratio"], raw["bill_length_mm"] / raw["bill_depth_mm"], check_names=False)
+    assert len(model.predict(raw)) == len(raw) and "bill_ratio" not in raw
 
 
 def test_api_outage_ends_cleanly_and_the_session_resumes(tmp_path):

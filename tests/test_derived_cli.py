@@ -112,6 +112,10 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     task = json.loads((art / "task.json").read_text())
     assert "a_per_b = a / b" in task["derived"]["features"]
     assert record["rows"] <= task["n_train"]  # measured on training rows only
+    # On a time share the candidates are screened cheaply (three folds), the most promising first.
+    assert record["screening"]["folds"] == 3 and record["screening"]["rows"] <= record["rows"]
+    auto = [r for r in record["features"] if r["source"] == "auto"]
+    assert auto[0]["name"] == "a_per_b" and auto[0]["expected_value"] == max(r["expected_value"] for r in auto)
     report = (art / "report.md").read_text()
     assert "| `a_per_b` | `a / b` |" in report and "| kept |" in report
     assert f"| `{dropped[0]['name']}` | `{dropped[0]['expression']}` |" in report and "| dropped |" in report

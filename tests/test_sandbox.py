@@ -255,7 +255,7 @@ def test_parent_environment_is_unreadable_through_proc(tmp_path, monkeypatch, la
         assert seen[where]["leaks"] == [], (where, seen[where])
 
 
-def test_stop_kills_run_python_children_without_a_cgroup(make_worker, monkeypatch):
+def test_stop_kills_run_python_children_without_a_cgroup(make_worker, monkeypatch, ctrl_c_delivered):
     """No bubblewrap and no pids cgroup (a container without either): run_python's child has its
     own process group, yet stopping the worker (a Ctrl-C in chat) must not leave it running."""
     need("landlock")

@@ -64,11 +64,25 @@ def _grouped_blobs(centers: list[list[float]], n: int = 300) -> pd.DataFrame:
 
 @pytest.mark.parametrize("centers", [
     [[0, 0], [5, 0], [20, 3]],  # 3: two of them close, so silhouette and stability alone say 2
+    [[0, 0], [6, 0], [30, 30], [36, 30]],  # 4: two pairs, the shape that made iris and digits come out at 2
     [[0, 0], [6, 0], [3, 5], [30, 30], [36, 30], [33, 35]],  # 6: two groups of three
-], ids=["3-two-close", "6-two-triples"])
+], ids=["3-two-close", "4-two-pairs", "6-two-triples"])
 def test_k_is_right_when_segments_nest(centers):
     fitted = ClusteringTask({}).fit(_grouped_blobs(centers))
     assert fitted.record["k"] == len(centers), [(c["method"], c["k"], c.get("rank_score")) for c in fitted.record["candidates"]]
+    chosen = fitted.record["chosen"]  # what decided: the ranked k and the gap test's splits, or the best silhouette
+    assert max(chosen["k_by_rank"] + chosen["splits_found"], chosen["k_by_silhouette"]) == len(centers)
+
+
+def test_a_round_blob_is_never_split_and_one_segment_of_noise_stays_one():
+    """The split test itself: one Gaussian blob (even elongated) has no hidden segment; two blobs do."""
+    from dsagent.tools.unsupervised.segment import splits_found
+
+    rng = np.random.default_rng(1)
+    blob = rng.normal(0, 1, (200, 3)) * [4, 1, 1]
+    assert splits_found(blob, seed=0, budget=5) == 0
+    two = np.vstack([blob[:100] / [4, 1, 1], blob[100:] / [4, 1, 1] + [8, 0, 0]])
+    assert splits_found(two, seed=0, budget=5) == 1
 
 
 def test_anomaly_detector_defaults_to_isolation_forest_unless_clearly_better():

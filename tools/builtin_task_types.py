@@ -98,7 +98,7 @@ CLUSTERING = ClusteringType(
     steps=("profile_data", "find_segments", *DELIVERABLE_STEPS),
     step_text={"profile_data": _PROFILE,
                "find_segments": ("Comparing KMeans, Gaussian mixtures, agglomerative clustering and HDBSCAN, choosing the "
-                                 "number of segments by silhouette, Calinski-Harabasz and bootstrap stability.")},
+                                 "number of segments by silhouette, Calinski-Harabasz, bootstrap stability and the gap statistic.")},
     goal_words=("segment", "group", "cluster", "persona", "cohort"),
     assumptions={"n_segments": "n_segments = [2, 8]: the range of segment counts considered (not given)"})
 ANOMALY = AnomalyType(

@@ -91,7 +91,10 @@ def _candidate_lines(artifacts_dir) -> list[str]:
     if not auto and not rec.get("not_reached"):
         return []
     calendar = sum(r.get("source") == "calendar" for r in auto)
-    out = [f"Automatic candidates: {len(auto)} tried, each kept only when the cross-validated {rec.get('metric')} "
+    screen = rec.get("screening")
+    how = (f" (screened with a {screen['probe']['params'].get('max_iter')}-round boosted-trees probe on {screen['folds']} "
+           f"folds of {screen['rows']} rows, the most promising first)" if screen else "")
+    out = [f"Automatic candidates: {len(auto)} tried{how}, each kept only when the cross-validated {rec.get('metric')} "
            "(training folds only) improved by more than its standard error"
            + (f"; the first {calendar} are calendar features of the time column (the row's own timestamp, known when "
               "it is scored)." if calendar else "."), "",

@@ -23,6 +23,16 @@ def _features(rec: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _k_reason(c: dict[str, Any]) -> str:
+    """How the number of segments was reached (tools/unsupervised/segment.py's choose)."""
+    if "k_by_rank" not in c:  # a record written before the split test
+        return "Chosen by the best mean rank over the four criteria (near-ties to the more stable, then to fewer segments)."
+    return (f"The best mean rank over the four criteria gave {c['k_by_rank']}; the gap statistic found "
+            f"{c['splits_found']} more segment(s) inside those (each segment split in two only when that tightens it "
+            f"clearly more than it tightens uniform noise); the best silhouette was at {c['k_by_silhouette']}. "
+            "The larger of the two counts is kept.")
+
+
 def clustering_report(rec: dict[str, Any], goal: str) -> list[str]:
     lo, hi = rec["range"]
     c = rec["chosen"]
@@ -30,8 +40,7 @@ def clustering_report(rec: dict[str, Any], goal: str) -> list[str]:
              f"- Task: segmentation (clustering) of {rec['n_rows']} rows; no target column.",
              f"- Chosen: **{rec['k']} segments** by **{rec['method']}**: silhouette {_f(c['silhouette'])}, Calinski-Harabasz "
              f"{_f(c['calinski_harabasz'], 1)}, bootstrap stability (adjusted Rand) {_f(c['stability'])}, gap statistic {_f(c.get('gap'))}.",
-             f"- Numbers of segments considered: {lo} to {hi}; chosen by the best mean rank over the four criteria "
-             f"(near-ties to the more stable, then to fewer segments), on {rec['selection_rows']} rows.", ""]
+             f"- Numbers of segments considered: {lo} to {hi}, on {rec['selection_rows']} rows. " + _k_reason(c), ""]
     lines += ["## Segments", "", "| segment | name | rows | share | what sets it apart (standardised difference) |", "|---|---|---|---|---|"]
     for s in rec["segments"]:
         apart = "; ".join(f"{md_cell(d['feature'], 30)} {d['std_diff']:+.2f} SD" for d in s["distinguishing"]) or "close to the average"
