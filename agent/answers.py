@@ -16,9 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 JUDGEMENT = {"use your judgement", "use your judgment", "your call", "you decide", "default", "skip"}
 
 
-def is_judgement(value: Any) -> bool:
-    """The user's way of saying "no preference: take the stated default"."""
-    return isinstance(value, str) and value.strip().lower() in JUDGEMENT
+# Keys whose answer names a column. One-word phrases ("default", "skip") are also plausible column
+# names there (ISLR's Default data keeps its target in a column called "default": `--target default`
+# was read as "you decide" and the run stopped without a target), so only the longer phrases count.
+COLUMN_KEYS = {"target", "time_column", "group_column"}
+ONE_WORD = {"default", "skip"}
+
+
+def is_judgement(value: Any, key: str | None = None) -> bool:
+    """The user's way of saying "no preference: take the stated default" (for `key`, when given)."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower()
+    return text in JUDGEMENT and not (key in COLUMN_KEYS and text in ONE_WORD)
 
 
 class Answers(BaseModel):
@@ -227,7 +237,7 @@ def parse_answers(data: dict[str, Any], source: str = "answers", *, as_note: boo
     unknown = [k for k in data if k not in ANSWER_KEYS]
     if unknown:
         raise BadInput(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; known keys: {', '.join(ANSWER_KEYS)}")
-    judgement = {k for k, v in data.items() if is_judgement(v)}
+    judgement = {k for k, v in data.items() if is_judgement(v, k)}
     try:
         answers = Answers.model_validate({k: v for k, v in data.items() if k not in judgement})
         answers._judgement = judgement

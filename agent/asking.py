@@ -18,8 +18,8 @@ from dsagent.loop import LoopState, NeedsInput
 from dsagent.answers import is_judgement as _is_judgement_phrase
 
 
-def is_judgement(value: Any) -> bool:
-    return value is None or value == "" or _is_judgement_phrase(value)
+def is_judgement(value: Any, key: str | None = None) -> bool:
+    return value is None or value == "" or _is_judgement_phrase(value, key)
 
 
 class NoClearChoice(ValueError):
@@ -57,7 +57,7 @@ class AssumeAsker:
         answers: dict[str, Any] = {}
         for q in questions:
             key = q["key"]
-            if key in self.given and not is_judgement(self.given[key]):
+            if key in self.given and not is_judgement(self.given[key], key):
                 answers[key] = self.given[key]
             elif key in state.answers:
                 answers[key] = state.answers[key]
@@ -89,7 +89,7 @@ class PauseAsker:
         judged: list[tuple[dict[str, Any], Any, str]] = []
         for q in questions:
             value = known.get(q["key"])
-            if not is_judgement(value):
+            if not is_judgement(value, q["key"]):
                 answers[q["key"]] = value
                 continue
             try:

@@ -123,7 +123,7 @@ class TerminalAsker:
     def parse(self, q: dict[str, Any], raw: str) -> tuple[Any, bool]:
         key, text = q["key"], raw.strip()
         options = [str(o) for o in q.get("options") or []]
-        if is_judgement(text):
+        if is_judgement(text, key):
             if self._required(q):
                 column, why = clear_target(self._goal(), self.chat.columns or [])
                 if column is None:

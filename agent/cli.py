@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
     if args.data is None and not args.resume:
         raise UsageError("dsagent run needs a DATA file (or --resume SESSION); see `dsagent run --help`")
     answers = cli_answers(args, load_answers(args.answers) if args.answers else Answers())
-    judged = is_judgement(answers.for_asker().get("target"))  # `target: use your judgement` in the answers file
+    judged = is_judgement(answers.for_asker().get("target"), "target")  # `target: use your judgement` in the answers file
     if not args.resume and not (args.target or answers.target or _goal_target(args.goal or answers.goal, args.data, judged)):
         from dsagent.tools.unsupervised.goal import unsupervised_kind  # plain text matching, no ML library
 

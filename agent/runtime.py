@@ -424,18 +424,18 @@ def answers_used(meta: dict[str, Any], assumptions: list[str]) -> dict[str, Answ
     answers = {**(meta.get("answers") or {}), "time_budget": meta.get("time_budget")}
     out: dict[str, Answer] = {}
     for key, value in answers.items():
-        if is_judgement(value):
+        if is_judgement(value, key):
             continue  # a key left to judgement and never asked: nothing was used
         assumed = any(a.startswith(f"{key} = ") for a in assumptions)
         out[key] = Answer(value=value, source=sources.get(key) or ("assumed" if assumed else "given"))
     return out
 
 
-def _decided(value: Any) -> Any:
+def _decided(value: Any, key: str = "target") -> Any:
     """A value somebody decided; "use your judgement" is a request, not a column."""
     from dsagent.asking import is_judgement
 
-    return None if is_judgement(value) else value
+    return None if is_judgement(value, key) else value
 
 
 def build_result(session: Session, status: str, elapsed: float, error: str | None = None,

@@ -107,7 +107,7 @@ def defer_to_defaults(answers: dict[str, Any], questions: list[dict[str, Any]], 
     pending = {q.get("key"): q for q in questions}
     out, notes = {}, []
     for key, value in answers.items():
-        if isinstance(value, str) and is_judgement(value):
+        if isinstance(value, str) and is_judgement(value, key):
             if key not in pending:
                 continue  # a judgement answer to a question nobody asked: nothing to record
             try:

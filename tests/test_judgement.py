@@ -134,3 +134,16 @@ def test_cli_run_with_the_target_left_to_judgement(files):
     assert _goal_target(None, files["clear"], judged=True) == "label"
     assert _goal_target("build a model; use your judgement", files["clear"]) == "label"
     assert _goal_target("build a model", files["clear"]) is None  # not left to judgement: asked for, as before
+
+
+def test_a_column_named_default_or_skip_is_a_column_not_a_judgement_phrase():
+    """ISLR's Default data keeps its target in a column called "default": `--target default` used to
+    be read as "you decide" and the run stopped without a target. For the keys that name a column,
+    only the longer phrases leave the choice to judgement; elsewhere "default" still does."""
+    from dsagent.answers import Answers, parse_answers
+
+    assert Answers().merged({"target": "default"}).target == "default"
+    assert parse_answers({"time_column": "skip", "group_column": "default"}).given() == {
+        "time_column": "skip", "group_column": "default"}
+    judged = parse_answers({"target": "use your judgement", "metric": "default"})
+    assert judged.target is None and judged.metric is None and judged._judgement == {"target", "metric"}

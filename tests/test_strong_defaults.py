@@ -121,6 +121,40 @@ def test_both_defaults_start_even_when_a_typical_candidate_would_not_fit(tmp_pat
     assert "linear (out of time)" in out.summary["skipped"]
 
 
+def test_the_defaults_run_past_a_short_search_window_into_the_sessions_time(tmp_path, monkeypatch):
+    """A loaded machine inflates the deliverables' reserve and leaves the search a few seconds: the
+    defaults (the floor) still run, on half of what the session has left; another candidate does
+    not. When the session itself has no time left, they are skipped like the rest."""
+    import time
+
+    from dsagent.tools import train
+    from dsagent.tools.schemas import CVResult
+
+    cost = {"baseline": 0.0, "linear": 0.15, "hist_gb_default": 0.2, "xgboost_default": 0.2, "xgboost": 0.01}
+    started = []
+
+    def fake_cv(spec, X, y, task, ctx, splits, on_fold=None, deadline=None, keep_partial=False):
+        name = next(n for n, s in train.candidate_specs(task, y).items() if s == spec)
+        started.append(name)
+        time.sleep(cost[name])
+        return CVResult(oof=np.full((len(X), 2), 0.5), covered=np.ones(len(X), bool), fold_scores=[0.5] * len(splits),
+                        fit_s=cost[name], predict_s=0.0, n_predicted=len(X), refit_params={},
+                        fold_fit_s=cost[name] / len(splits), fold_rows=len(X), fold_rounds=None,
+                        fold_val_rows=len(X) / len(splits))
+
+    monkeypatch.setattr(train, "cross_validate", fake_cv)
+    models = ["linear", "hist_gb_default", "xgboost_default", "xgboost"]
+    for session_left, fitted in ((30.0, ["baseline", "linear", "hist_gb_default", "xgboost_default"]),
+                                 (0.05, ["baseline", "linear"])):
+        ctx = _ctx(tmp_path / str(session_left))
+        _call(ctx, "define_task", target="y", metric="roc_auc")
+        started.clear()
+        ctx.deadline = time.time() + session_left
+        out = _call(ctx, "train_models", models=models, time_budget_s=0.1)
+        assert started == fitted, session_left
+        assert "xgboost (out of time)" in out.summary["skipped"]
+
+
 def test_each_strong_default_saves_and_loads_as_a_model_file(tmp_path):
     """The defaults ship when they win: each one's fitted Pipeline must pass the trusted-list save."""
     from dsagent.tools.features import build_pipeline
