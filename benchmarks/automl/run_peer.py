@@ -68,9 +68,14 @@ def as_categories(X: pd.DataFrame, Xt: pd.DataFrame, max_levels: int | None = No
     X, Xt = X.copy(), Xt.copy()
     for col in X.columns:
         if not pd.api.types.is_numeric_dtype(X[col]):
-            cats = pd.Categorical(X[col].astype("string")).categories
-            X[col] = pd.Categorical(X[col].astype("string"), categories=cats)
-            Xt[col] = pd.Categorical(Xt[col].astype("string"), categories=cats)
+            # Plain str levels and NaN for missing: pandas' "string" dtype carries pd.NA, which
+            # scikit-learn's HGB encoder refuses beside strings (census_kdd: "Got ['NAType', 'str']").
+            def text(s: pd.Series) -> pd.Series:
+                return s.map(lambda v: str(v) if pd.notna(v) else np.nan)
+
+            cats = pd.Categorical(text(X[col]).dropna()).categories
+            X[col] = pd.Categorical(text(X[col]), categories=cats)
+            Xt[col] = pd.Categorical(text(Xt[col]), categories=cats)
             if max_levels is not None and len(cats) > max_levels:
                 X[col], Xt[col] = X[col].cat.codes.astype(float), Xt[col].cat.codes.astype(float)
     return X, Xt
