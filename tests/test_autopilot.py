@@ -103,6 +103,9 @@ PLAN_BOARD = [{"name": "ensemble", "family": "ensemble", "cv_mean": 0.86, "refit
 def test_the_deliverables_reserve_is_what_they_take_and_the_old_plan_stays_behind_a_switch(monkeypatch):
     from dsagent.backends.time_plan import _reserve
 
+    assert _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)  # the default until the A/B decides
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "1")
+
     small = _reserve(60.0, 0.0, 1.0, 2_000)
     assert small < 10.0  # was 14 s on an idle machine, ~9 s of which no run used
     assert _reserve(60.0, 0.0, 2.0, 2_000) == pytest.approx(2 * small)  # a loaded machine stretches it
@@ -112,11 +115,12 @@ def test_the_deliverables_reserve_is_what_they_take_and_the_old_plan_stays_behin
     assert _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)
 
 
-def test_time_the_deliverables_do_not_need_after_the_blend_goes_back_to_tuning(tmp_path):
+def test_time_the_deliverables_do_not_need_after_the_blend_goes_back_to_tuning(tmp_path, monkeypatch):
     """30 s left of 60 after the blend, the deliverables need ~9 s: the best non-linear family's study
     resumes with the rest (less room for the final fits), then the blend is built again, then evaluation."""
     from dsagent.backends.time_plan import _reserve, tuning_time
 
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "1")
     auto = AutopilotBackend()
     state = _plan_state(tmp_path, 30.0, PLAN_BOARD)
     call = _next_call(auto, state, SEARCHED)
@@ -132,11 +136,12 @@ def test_time_the_deliverables_do_not_need_after_the_blend_goes_back_to_tuning(t
 
 
 def test_no_leftover_round_when_the_search_used_its_time_or_the_old_plan_is_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "1")
     state = _plan_state(tmp_path, 14.0, PLAN_BOARD)  # what a search that used its time leaves
     assert _next_call(AutopilotBackend(), state, SEARCHED).name == "evaluate_model"
     monkeypatch.setenv("DSAGENT_FULL_BUDGET", "0")
     assert _next_call(AutopilotBackend(), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED).name == "evaluate_model"
-    monkeypatch.delenv("DSAGENT_FULL_BUDGET")
+    monkeypatch.setenv("DSAGENT_FULL_BUDGET", "1")
     assert _next_call(AutopilotBackend(max_trials=5), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED).name == "evaluate_model"
 
 

@@ -83,7 +83,7 @@ def test_stacking_is_not_tried_when_turned_off_under_a_time_split_or_without_roo
 
     off = try_stacking(SimpleNamespace(seed=0), _task("regression", "rmse"), metric, _rows("a", "b"), oofs, y, _folds(50),
                        [1, 1], None, 1.0, None, enabled=False)
-    assert not off["summary"]["tried"] and "DSAGENT_STACKING=0" in off["summary"]["reason"]
+    assert not off["summary"]["tried"] and "DSAGENT_STACKING=1" in off["summary"]["reason"]
     timed = _try(_task("regression", "rmse", split="time"), metric, y, oofs)
     assert not timed["summary"]["tried"] and "time split" in timed["summary"]["reason"]
     # Only the best member's refit fits the final fit's time: nothing to stack.

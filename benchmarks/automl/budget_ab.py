@@ -1,14 +1,14 @@
 """Issue 18's stacking and budget use, A/B on one half of the wider suite: dsagent as it is against
-the same code with the changes switched off by their environment variables.
+the same code with the changes switched on by their environment variables (both opt-in until this decides).
 
     .venv/bin/python benchmarks/automl/budget_ab.py --budget 60                 # development half, 2 arms
     .venv/bin/python benchmarks/automl/budget_ab.py --arms before after no_stacking --datasets iris hsb2
 
 Arms (environment of the `dsagent run` process; bench.py strips every other DSAGENT_* setting):
-  before       DSAGENT_STACKING=0 DSAGENT_FULL_BUDGET=0   (no stacking, the old time plan)
-  after        (defaults: stacking tried, the deliverables' reserve measured, leftover to the search)
-  no_stacking  DSAGENT_STACKING=0                          (isolates the time plan)
-  no_budget    DSAGENT_FULL_BUDGET=0                       (isolates stacking)
+  before       DSAGENT_STACKING=0 DSAGENT_FULL_BUDGET=0   (the defaults: no stacking, the old time plan)
+  after        DSAGENT_STACKING=1 DSAGENT_FULL_BUDGET=1   (stacking tried, the smaller reserve, leftover to the search)
+  no_stacking  DSAGENT_STACKING=0 DSAGENT_FULL_BUDGET=1   (isolates the time plan)
+  no_budget    DSAGENT_STACKING=1 DSAGENT_FULL_BUDGET=0   (isolates stacking)
 
 The arms of a dataset run one after the other (never together: wall time is half of what is
 measured), each through bench.py's run_system (the CLI as a user runs it, then `dsagent predict`
@@ -40,8 +40,10 @@ def results_path(half: str) -> Path:
 
 def markers(half: str) -> tuple[str, str]:
     return f"<!-- issue18-ab-{half}:start -->", f"<!-- issue18-ab-{half}:end -->"
-ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"}, "after": {},
-        "no_stacking": {"DSAGENT_STACKING": "0"}, "no_budget": {"DSAGENT_FULL_BUDGET": "0"}}
+ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
+        "after": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "1"},
+        "no_stacking": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "1"},
+        "no_budget": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "0"}}
 
 
 def session_facts(session_dir: str | None) -> dict:
