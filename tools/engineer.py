@@ -89,11 +89,10 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
                                   base + expressions + calendar)
     expected: dict[str, float] = {}
     if candidates:  # the most promising measured first, so a share that runs out drops the least promising
-        from dsagent.tools.candidates import rank_by_value
         from dsagent.tools.task_types import get_task_type
 
         regression = get_task_type(task["task"]).prediction == "regression"
-        ranked = rank_by_value(candidates, part[list(task["features"])], y_part, regression, ctx.seed)
+        ranked = cand.rank_by_value(candidates, part[list(task["features"])], y_part, regression, ctx.seed)
         candidates, expected = [t for t, _ in ranked], {parse_feature(t).name: v for t, v in ranked}
     # The calendar features of the time column first: they read only the row's own timestamp.
     candidates = calendar + candidates
