@@ -437,11 +437,11 @@ def answers_used(meta: dict[str, Any], assumptions: list[str]) -> dict[str, Answ
     return out
 
 
-def _decided(value: Any, key: str = "target") -> Any:
-    """A value somebody decided; "use your judgement" is a request, not a column."""
+def _decided(target: Any) -> Any:
+    """A target somebody decided; "use your judgement" is a request, not a column."""
     from dsagent.asking import is_judgement
 
-    return None if is_judgement(value, key) else value
+    return None if is_judgement(target, "target") else target
 
 
 def build_result(session: Session, status: str, elapsed: float, error: str | None = None,
