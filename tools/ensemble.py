@@ -10,7 +10,6 @@ member Pipelines with integer weights — described by the spec
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, LeaderboardRow, TaskSpec
-from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, write_stacking_record
+from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, stacking_on, write_stacking_record
 from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
                                  save_leaderboard, save_oof)
 
@@ -158,7 +157,7 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     else:
         summary["reason"] = "the blend does not beat the best single model on the same folds"
     stacked = try_stacking(ctx, task, metric, pool, oofs, yc, folds, cost, max_refit_s, single_value,
-                           value if kept else None, enabled=stack and os.environ.get("DSAGENT_STACKING") == "1")
+                           value if kept else None, enabled=stack and stacking_on())
     summary["stacking"] = stacked.pop("summary")
     write_stacking_record(ctx, summary["stacking"])
     if stacked:

@@ -20,9 +20,15 @@ No tool module is imported here (the estimators are built by dsagent.tools.featu
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
+
+
+def stacking_on() -> bool:
+    """Stacking is opt-in (DSAGENT_STACKING=1) until its development-half A/B has been run."""
+    return os.environ.get("DSAGENT_STACKING") == "1"
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 
 from dsagent.tools import paths

@@ -242,8 +242,10 @@ class AutopilotBackend:
             if "build_ensemble" not in self._tool_names(tools):  # tune_model blended instead
                 step = "evaluate_model"
             else:
-                text = ("Blending the best candidates by greedy ensemble selection on their out-of-fold predictions, "
-                        "and trying a stacked model on them.")
+                from dsagent.tools.stacking import stacking_on  # numpy only
+
+                text = ("Blending the best candidates by greedy ensemble selection on their out-of-fold predictions"
+                        + (", and trying a stacked model on them." if stacking_on() else "."))
                 call = self._ensemble_call(state, budget, cells, task, "auto-ensemble")
         if step == "evaluate_model" and not self.max_trials and full_budget() and self._extra != "done":
             leftover = self._leftover_turn(state, budget, cells, task, tools)
