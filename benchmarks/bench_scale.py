@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_scale.py                      # 10M x 30, local:2, 600 s budget
     .venv/bin/python benchmarks/bench_scale.py --rows 200000 --no-write   # a smoke run
     .venv/bin/python benchmarks/bench_scale.py --tuning              # + trials/minute, 1 and 2 workers, PostgreSQL
+    .venv/bin/python benchmarks/bench_scale.py --tuning-only         # only those, added to the last results
 
 What it does:
 1. Writes a synthetic classification table (`--rows` x 30: 24 numeric, 4 integer, 1 boolean
@@ -13,8 +14,9 @@ What it does:
    (xgboost.dask on every training row, the other families on a sample, scores partition by partition)
    and writes the report and model card.
 3. Records the wall time against the budget (+15%), the peak RSS of each Dask worker, of the tool
-   worker (this process's children) and of this process; and, in a child process, pandas loading
-   the same table whole: its time and peak RSS against one worker's memory limit ("one process").
+   worker (this process's children) and of this process; and, in a child process, the same table in
+   one process: pandas loads it whole and XGBoost trains the cluster run's number of rounds, with its
+   times and peak RSS against one worker's memory limit ("one process").
 4. With --tuning: trials per minute with 1 and 2 workers against a throwaway PostgreSQL server
    (tests/pg_server.py; needs Debian's postgresql, which .ci/setup installs).
 
@@ -83,22 +85,33 @@ def table_bytes(folder: Path) -> int:
     return int(one.memory_usage(deep=True).sum() * rows / len(one))
 
 
-def one_process(folder: Path, limit_bytes: int) -> dict:
-    """The same table in one process: pandas loads it whole (in a child), with its time and peak RSS,
-    and whether that peak fits one worker's memory limit. (Not an RLIMIT_AS: Arrow's thread pools
-    reserve virtual memory far beyond what they use, so an address-space cap fails for the wrong reason.)"""
-    code = ("import resource,time,pandas as pd\n"
+def one_process(folder: Path, limit_bytes: int, rounds: int) -> dict:
+    """The same table in one process (a child): pandas loads it whole, then XGBoost (`hist`, every
+    core) trains the cluster run's number of rounds on the same training share (~80%: row_id % 5 != 0,
+    not the hash split), with its load and training time and peak RSS, and whether that peak fits one
+    Dask worker's memory limit. (No RLIMIT_AS: Arrow's thread pools reserve virtual memory far beyond
+    what they use, so an address-space cap fails for the wrong reason.)"""
+    code = ("import resource,time,json,pandas as pd,xgboost as xgb\n"
             "t=time.time()\n"
             f"df=pd.read_parquet({str(folder)!r})\n"
-            "print(len(df), round(time.time()-t,1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024)\n")
+            "load=time.time()-t\n"
+            "df=df[df.row_id % 5 != 0]\n"
+            "X=df.drop(columns=['row_id','y']); y=(df.y=='yes').astype('int8')\n"
+            "t=time.time()\n"
+            "d=xgb.QuantileDMatrix(X,y)\n"
+            f"b=xgb.train({{'tree_method':'hist','max_depth':6,'learning_rate':0.1,'objective':'binary:logistic'}},d,{int(rounds)})\n"
+            "fit=time.time()-t\n"
+            "print(json.dumps({'rows':len(df),'load_s':round(load,1),'train_s':round(fit,1),"
+            f"'rounds':{int(rounds)},'seconds_per_round':round(fit/max({int(rounds)},1),4),"
+            "'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024}))\n")
     t = time.time()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode == 0:
-        n, secs, rss = done.stdout.split()
-        return {"loaded": True, "rows": int(n), "seconds": float(secs), "peak_rss_mb": int(rss),
-                "fits_one_worker": int(rss) * 2**20 <= limit_bytes}
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"ok": True, **out, "seconds": round(time.time() - t, 1),
+                "fits_one_worker": out["peak_rss_mb"] * 2**20 <= limit_bytes}
     last = (done.stderr.strip().splitlines() or ["?"])[-1]
-    return {"loaded": False, "error": last[:200], "seconds": round(time.time() - t, 1)}
+    return {"ok": False, "error": last[:200], "seconds": round(time.time() - t, 1)}
 
 
 def peak_rss_mb() -> float:
@@ -139,7 +152,8 @@ def run_training(folder: Path, workers: int, worker_memory: int, budget: float, 
 
 
 def tuning_rate(workers: int, trials: int, sessions: Path) -> dict:
-    """Trials per minute of tune_model (the linear family) on `workers` workers into a PostgreSQL study."""
+    """Trials per minute of tune_model (XGBoost on examples/penguins.csv: small, so the figure is the
+    per-trial overhead plus a short CV) on `workers` workers into one PostgreSQL study."""
     sys.path.insert(0, str(ROOT / "tests"))
     import pg_server
 
@@ -176,7 +190,7 @@ def write_doc(res: dict) -> None:
              f"| deliverables | {', '.join(t.get('deliverables') or [])} |",
              f"| rows seen | {json.dumps(t.get('rows_seen'))} |",
              f"| peak RSS, MB | {json.dumps(t['peak_rss_mb'])} |",
-             f"| the whole table in one pandas process | {json.dumps(res['one_process'])} |"]
+             f"| one process: pandas loads the whole table, XGBoost `hist` trains the same rounds | {json.dumps(res['one_process'])} |"]
     for r in res.get("tuning", []):
         lines.append(f"| tuning, {r['workers']} worker(s), PostgreSQL | {r['trials_per_minute']} trials/min "
                      f"({r['trials']} trials in {r['seconds']} s) |")
@@ -198,8 +212,20 @@ def main() -> None:
     ap.add_argument("--worker-memory", type=float, default=0.6, help="each worker's memory limit, as a share of the table's size")
     ap.add_argument("--budget", type=float, default=600)
     ap.add_argument("--tuning", action="store_true", help="also trials/minute with 1 and 2 workers against PostgreSQL")
+    ap.add_argument("--tuning-only", action="store_true",
+                    help="only the tuning figures, added to the last results/scale.json (a second, shorter job)")
+    ap.add_argument("--trials", type=int, default=16, help="tuning trials per measurement")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    if args.tuning_only:
+        res = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        res["tuning"] = [tuning_rate(w, args.trials, WORK / "sessions") for w in (1, 2)]
+        print(json.dumps(res["tuning"], indent=1))
+        if not args.no_write:
+            RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+            if "training" in res:  # the doc's table needs the 10M-row run's figures too
+                write_doc(res)
+        return
 
     folder = write_table(args.rows, args.part_rows)
     size = table_bytes(folder)
@@ -214,9 +240,10 @@ def main() -> None:
           file=sys.stderr)
     res["training"] = run_training(folder, args.workers, limit, args.budget, sessions)
     print(json.dumps(res["training"], indent=1), file=sys.stderr)
-    res["one_process"] = one_process(folder, limit)
+    rounds = (res["training"].get("xgboost") or {}).get("rounds_allowed") or 50
+    res["one_process"] = one_process(folder, limit, rounds)
     if args.tuning:
-        res["tuning"] = [tuning_rate(w, 8, sessions) for w in (1, 2)]
+        res["tuning"] = [tuning_rate(w, args.trials, sessions) for w in (1, 2)]
     print(json.dumps(res, indent=1))
     if not args.no_write:
         RESULTS.write_text(json.dumps(res, indent=1) + "\n")
