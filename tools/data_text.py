@@ -270,7 +270,7 @@ def _read_text(src: Path | bytes, head: bytes, ext: str, info: LoadInfo, budget:
     if header == 0 and rows and len(rows[0]) == df.shape[1]:
         # Our own parse of the header keeps names pandas would mangle ("a.1", "Unnamed: 3").
         df.columns = rows[0]
-    df = _clean_control_chars(df, src, encoding, info)
+    df = _clean_control_chars(df, info)
     return df
 
 
