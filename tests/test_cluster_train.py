@@ -69,7 +69,7 @@ def run_on_cluster(address, data, df, tmp_path):
     art = Path(result["session_dir"]) / "artifacts"
     assert result["status"] == "completed" and result["task"] == "binary" and result["metric"] == "log_loss"
     assert result["test_score"] < result["baseline_score"] and result["test_ci"][0] <= result["test_score"] <= result["test_ci"][1]
-    assert all(result["artifacts"][k] for k in ("model", "report", "model_card", "profile"))
+    assert all(result["artifacts"][k] for k in ("model", "report", "model_card", "profile", "notebook", "monitoring"))
 
     # The profile ran on Dask: exact counts, approximate quantiles and distinct counts, said so.
     prof = json.loads((art / "profile.json").read_text())
@@ -110,6 +110,24 @@ def run_on_cluster(address, data, df, tmp_path):
     assert f"| xgboost_dask | {seen['xgboost_dask']['rows']:,} (+{seen['xgboost_dask']['validation_rows']:,}" in report
     assert f"| linear_sample | {seen['linear_sample']['rows']:,} |" in report
     assert record["best"] in (art / "model_card.md").read_text()
+
+    # Every deliverable: the explanation (permutation importance on a test sample, the booster's gain), the
+    # monitoring plan (which `dsagent monitor` applies), the notebook re-created on a sample and executed.
+    expl = json.loads((art / "explanation.json").read_text())
+    assert [r["feature"] for r in expl["permutation_importance"]][0] == "x1" and set(expl["booster_gain"]) == {"x1", "x2", "noise"}
+    assert expl["booster_gain"]["x1"] > expl["booster_gain"]["noise"] and "## What drives the predictions" in report
+    plan = json.loads((art / "monitoring.json").read_text())
+    assert set(plan["features"]) == {"x1", "x2", "noise"} and plan["predictions"]["of"] == "P(yes)"
+    from dsagent.tools.monitor import apply_plan
+
+    assert apply_plan(result["session_dir"], df.head(400))["verdict"] in ("ok", "investigate")
+    shifted = df.head(400).assign(x1=df["x1"].head(400) + 3)
+    assert apply_plan(result["session_dir"], shifted)["verdict"] != "ok"
+    import nbformat
+
+    nb = nbformat.read(str(art / "notebook.ipynb"), as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "sample test log_loss, re-created on" in printed and "re-created on a sample" in nb.cells[0].source
 
     # The saved model predicts on raw rows in this process, with no cluster.
     model, manifest = load_model(art / "model" / "model.skops")

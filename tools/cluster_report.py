@@ -42,6 +42,22 @@ def _profile_lines(artifacts_dir: Path) -> list[str]:
     return lines + [""]
 
 
+def _explanation_lines(artifacts_dir: Path) -> list[str]:
+    """The shipped model's permutation importance on a test sample and the XGBoost booster's gain
+    (tools/dask_deliverables.py), the top 10 of each."""
+    path = Path(artifacts_dir) / "explanation.json"
+    expl = json.loads(path.read_text()) if path.is_file() else None
+    if not expl:
+        return []
+    gain = expl.get("booster_gain") or {}
+    lines = ["## What drives the predictions", "", md_cell(expl.get("computed_on", ""), 300) + ".", "",
+             f"| feature | permutation importance ({expl.get('scoring')} rise) | share of the booster's gain |", "|---|---|---|"]
+    for r in expl["permutation_importance"][:10]:
+        lines.append(f"| {md_cell(r['feature'])} | {r['importance']:.4g} ± {r['std']:.2g} | {gain.get(r['feature'], 0):.1%} |")
+    return lines + ["", "Importance is association with the predictions, not causation. The monitoring plan "
+                    "(monitoring.md) tracks every feature, the predictions and the labels.", ""]
+
+
 def write_cluster_report(ctx: ToolContext, rec: dict[str, Any]) -> ToolOutput:
     session = json.loads((ctx.session_dir / "session.json").read_text())
     metrics = sorted({m for s in rec["scores"].values() for m in s if m != "ci"})
@@ -65,11 +81,14 @@ def write_cluster_report(ctx: ToolContext, rec: dict[str, Any]) -> ToolOutput:
         extra = f" (+{seen[name]['validation_rows']:,} validation rows for early stopping)" if "validation_rows" in seen[name] else ""
         lines.append(f"| {name} | {seen[name]['rows']:,}{extra} | {md_cell(seen[name]['saw'], 200)} |")
     lines += [f"| (test) | {seen['test']['rows']:,} | {md_cell(seen['test']['split'], 300)} |", "",
+              *_explanation_lines(ctx.artifacts_dir),
               "## Limitations", "",
               f"- Features: the numeric and boolean columns ({len(rec['features'])}); left out: "
               + (", ".join(f"`{md_cell(c)}`" for c in rec["left_out"]) or "none") + "; row keys (hashed for the split, "
               "never features): " + (", ".join(f"`{md_cell(c)}`" for c in rec.get("key_columns") or []) or "none (the whole row)") + ".",
-              "- No cross-validation, tuning, explanation, notebook or monitoring plan on the cluster yet; the test "
+              "- No cross-validation or tuning on the cluster yet; the explanation and the monitoring plan are computed "
+              f"from samples ({rec.get('test_sample_rows', 0):,} test rows, the training sample), and notebook.ipynb re-creates "
+              "the model on a sample that fits one process (its scores are the sample's, not these); the test "
               f"predictions of the shipped model are Parquet parts (`{rec['predictions']}/`).", "",
               "## Reproducibility", "", "```", f"data:    {session.get('data_path')}",
               f"sha256:  {session.get('data_sha256')}", f"seed:    {ctx.seed}", "```", ""]
@@ -90,6 +109,8 @@ def _model_card(ctx: ToolContext, rec: dict[str, Any], shipped: dict[str, Any]) 
              f"hash-split test rows; baseline {rec['scores']['baseline'].get(metric)}.",
              f"- Inputs: {', '.join(f'`{md_cell(c)}`' for c in rec['features'])}.",
              "- Use: `dsagent predict SESSION rows.csv -o out.csv` (or a directory of Parquet parts: Parquet parts out).",
-             "- Not checked: fairness by group, calibration, drift plan (no monitoring plan is built on the cluster yet).", ""]
+             "- Monitoring: monitoring.md (`dsagent monitor SESSION batch.csv`); its references come from samples of "
+             "the training and test rows.",
+             "- Not checked: fairness by group, calibration.", ""]
     (ctx.artifacts_dir / "model_card.md").write_text("\n".join(lines), encoding="utf-8")
     return "model_card.md"

@@ -32,6 +32,7 @@ import pandas as pd
 
 from dsagent.tools.cluster import connect
 from dsagent.tools.cluster_report import RECORD
+from dsagent.tools.dask_deliverables import model_predict
 from dsagent.tools.hash_split import describe as describe_split
 from dsagent.tools.hash_split import test_mask
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
@@ -105,17 +106,6 @@ class Constant:
         return np.tile(self.values, (len(X), 1))
 
 
-def model_predict(model: Any, X: pd.DataFrame, kind: str) -> np.ndarray:
-    """Regression: values; classification: class probabilities (n, k). An XGBoost Booster or a
-    scikit-learn estimator."""
-    if hasattr(model, "inplace_predict"):
-        out = np.asarray(model.inplace_predict(X))
-        if kind == "binary" and out.ndim == 1:
-            out = np.column_stack([1 - out, out])
-        return out
-    return model.predict(X) if kind == "regression" else model.predict_proba(X)
-
-
 def scores(sums: pd.DataFrame, kind: str) -> dict[str, Any]:
     """Metrics from the partitions' sums, with a normal-approximation 95% CI of the main one (the mean
     per-row loss has a known variance from the sums of the loss and its square)."""
@@ -167,6 +157,7 @@ def train_on_cluster(ctx: ToolContext, target: str, key_columns: list[str] | Non
 
 def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: list[str] | None,
            test_fraction: float, sample_rows: int, n_estimators: int, time_budget_s: float | None) -> ToolOutput:
+    from dsagent.tools.dask_deliverables import TEST_SAMPLE, write_explanation, write_monitoring
     from dsagent.tools.dask_model import ship_model
     from dsagent.tools.dask_xgboost import train_xgboost
 
@@ -230,7 +221,9 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
     cols = features + [label]
     jobs = [side[cols].map_partitions(partition_sums, m, kind, features, label, meta=SUMS)
             for side in (valid, test) for m in models.values()]
-    found = client.compute(jobs, sync=True)
+    # In the same pass: a sample of the test rows for the explanation and the monitoring plan (dask_deliverables).
+    jobs.append(test[cols].sample(frac=min(1.0, TEST_SAMPLE / max(n_test, 1)), random_state=seed))
+    *found, test_sample = client.compute(jobs, sync=True)
     on_valid = {n: scores(f, kind) for n, f in zip(models, found[:len(models)])}
     results = {n: scores(f, kind) for n, f in zip(models, found[len(models):])}
     metric = "rmse" if kind == "regression" else "log_loss"
@@ -254,10 +247,14 @@ def _train(ctx: ToolContext, client: Any, path: Path, target: str, key_columns: 
         "test": {"rows": n_test, "split": describe_split(keys or None, test_fraction, seed)},
     }
     record = {"task": kind, "target": target, "classes": [str(c) for c in classes], "features": features,
-              "left_out": left_out, "key_columns": keys, "partitions": ddf.npartitions, "scores": results, "validation_scores": on_valid,
+              "left_out": left_out, "key_columns": keys, "test_fraction": test_fraction, "partitions": ddf.npartitions, "scores": results, "validation_scores": on_valid,
               "metric": metric, "best": best, "chosen_on": "validation rows (the test rows only score it)",
               "rows_seen": seen, "model_file": MODEL_FILE, "predictions": PREDICTIONS_DIR}
     record["shipped"] = ship_model(ctx, target, best, models[best], kind, classes, sample[features], results, metric, seen)
+    ctx.report("explanation and monitoring plan from the samples", 0.9)
+    record["explanation"] = write_explanation(ctx, best, models, kind, metric, test_sample, features, label)
+    record["monitoring"] = write_monitoring(ctx, target, kind, classes, best, models[best], sample, test_sample, features, label)
+    record["test_sample_rows"] = len(test_sample)
     (ctx.artifacts_dir / RECORD).write_text(json.dumps(record, indent=2, default=str))
     summary = {"task": kind, "scores": results, "best": best, "chosen_on": record["chosen_on"],
                "rows_seen": {k: v["rows"] for k, v in seen.items()},

@@ -388,8 +388,14 @@ def write_notebook(ctx: ToolContext, execute_notebook: bool = True, timeout_s: f
     from dsagent.tools.unsupervised import saved_record
 
     session = read_json(ctx.session_dir / "session.json", {})
+    from dsagent.tools.cluster_report import cluster_record
+
     if (rec := saved_record(ctx.artifacts_dir)) is not None:  # a task that fits its own models: its notebook
         nb = get_task_type(rec["task"]).build_notebook(ctx, session, rec)
+    elif not (ctx.artifacts_dir / paths.TASK).exists() and (crec := cluster_record(ctx.artifacts_dir)) is not None:
+        from dsagent.tools.dask_notebook import build_cluster_notebook  # train_on_cluster's model, on a sample
+
+        nb = build_cluster_notebook(ctx, session, crec)
     else:
         nb = build_notebook(ctx, session)
     path = artifact_path(ctx, paths.NOTEBOOK)

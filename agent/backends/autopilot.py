@@ -340,9 +340,10 @@ class AutopilotBackend:
     def _cluster_turn(self, done: dict[str, dict[str, Any]], state: LoopState):
         """Data too large for one process, on a Dask cluster: profile with Dask, train with train_on_cluster
         (xgboost.dask on every training row, the other families on a sample; evaluation partition by
-        partition), then the report. The in-memory steps (define_task, CV, tuning, notebook) would load the table."""
+        partition; the explanation and the monitoring plan from samples), the notebook re-created on a sample, then
+        the report. The in-memory steps (define_task, CV, tuning) would load the table."""
         target = state.answers.get("target") or self.target
-        order = ["profile_data", "train_on_cluster", "write_report"]
+        order = ["profile_data", "train_on_cluster", "write_notebook", "write_report"]
         step = next((name for name in order if name not in done), "final")
         if step == "final" or not target and step != "profile_data":
             ev = Evaluation.read(state.session.artifacts_dir)
@@ -353,12 +354,16 @@ class AutopilotBackend:
             yield text
             return Turn(text=text)
         args: dict[str, Any] = {"target": target} if target else {}
-        if step == "train_on_cluster":  # what is left, less ~15 s for the report
-            args["time_budget_s"] = round(max(30.0, state.seconds_left() - 15.0), 1)
+        if step == "train_on_cluster":  # what is left, less ~45 s for the notebook (a kernel, a sample fit) and the report
+            args["time_budget_s"] = round(max(30.0, state.seconds_left() - 45.0), 1)
+        if step == "write_notebook":
+            args = {"timeout_s": round(max(60.0, state.seconds_left() + 30), 0)}
         text = {"profile_data": "First I profile the data on the cluster: exact counts, approximate quantiles and distinct counts.",
                 "train_on_cluster": ("Training on the cluster: XGBoost with xgboost.dask on every training row (early stopping "
                                      "on distributed validation rows), the other families on a sample that fits one worker, "
                                      "scored partition by partition on a hash split."),
+                "write_notebook": ("Writing the notebook: the same split and model re-created on a sample that fits one "
+                                   "process (the cluster's scores stay the ones to quote)."),
                 "write_report": "Writing the report: scores, and which model saw which rows."}[step]
         yield text
         return Turn(text=text, tool_calls=[ToolCall(f"auto-{step}", step, {} if step == "write_report" else args)],
