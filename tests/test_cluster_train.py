@@ -167,3 +167,37 @@ def test_which_data_goes_through_dask(tmp_path, monkeypatch):
     assert dask_reason(small, "tcp://127.0.0.1:8786") is None  # below the threshold: the in-memory workflow
     monkeypatch.setenv(MIN_MB_ENV, "0")
     assert "threshold" in dask_reason(small, "tcp://127.0.0.1:8786")
+
+
+def test_cluster_deliverables_for_a_regression_from_samples(tmp_path):
+    """The explanation and the monitoring plan of a cluster-trained regression, built in-process from the
+    two samples train_on_cluster holds (no cluster needed): permutation importance of the shipped model,
+    the booster's gain shares, a plan whose prediction reference is the predicted values."""
+    import xgboost
+
+    from dsagent.tools.dask_deliverables import booster_gain, loss, write_explanation, write_monitoring
+    from dsagent.tools.registry import ToolContext
+    from dsagent.tools.schemas import Evaluation
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=600), "x2": rng.normal(size=600), "flag": rng.random(600) < 0.5})
+    frame["__label__"] = 3 * frame["x1"] + 0.5 * frame["x2"] + 0.1 * rng.normal(size=600)
+    features = ["x1", "x2", "flag"]
+    train, test = frame.iloc[:400], frame.iloc[400:]
+    booster = xgboost.train({"max_depth": 3, "learning_rate": 0.3, "nthread": 1}, xgboost.DMatrix(train[features], label=train["__label__"]), 40)
+    rmse = float(np.sqrt(np.mean((booster.inplace_predict(test[features]) - test["__label__"]) ** 2)))
+    assert loss(booster, test[features], test["__label__"].to_numpy(), "regression") == pytest.approx(rmse)
+    gain = booster_gain(booster, features)
+    assert sum(gain.values()) == pytest.approx(1.0, abs=1e-4) and max(gain, key=gain.get) == "x1"
+
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    ctx = ToolContext(session_dir=tmp_path, artifacts_dir=art, seed=0)
+    Evaluation(model="xgboost_dask", family="xgboost", metric="rmse", greater_is_better=False, test_score=rmse,
+               test_ci=[rmse * 0.9, rmse * 1.1], baseline_score=3.0, n_test=200, n_train=400).write(art)
+    top = write_explanation(ctx, "xgboost_dask", {"xgboost_dask": booster}, "regression", "rmse", test, features, "__label__")
+    assert top["top"][0] == "x1"
+    write_monitoring(ctx, "y", "regression", [], "xgboost_dask", booster, train, test, features, "__label__")
+    plan = json.loads((art / "monitoring.json").read_text())
+    assert set(plan["features"]) == set(features) and plan["predictions"]["of"] == "predicted y"
+    assert plan["important_features"][0] == "x1" and plan["performance"]["floor"] == pytest.approx(rmse * 1.1)
