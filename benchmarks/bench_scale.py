@@ -182,7 +182,7 @@ def write_doc(res: dict) -> None:
              f"columns in {res['parts']} Parquet parts, {res['table_mb']:,} MB in memory; `local:{res['workers']}` with "
              f"{res['worker_memory_mb']:,} MB per worker.", "",
              "| what | figure |", "|---|---|",
-             f"| `dsagent run DIR --cluster` (profile, train_on_cluster, report) | {t['seconds']} s (budget {res['budget']} s + 15%: "
+             f"| `dsagent run DIR --cluster` (profile, train_on_cluster, notebook, report) | {t['seconds']} s (budget {res['budget']} s + 15%: "
              f"{'within' if t['ok'] and t['seconds'] <= res['budget'] * 1.15 else 'NOT within'}) |",
              f"| scores | {json.dumps(t.get('scores'))} |",
              f"| shipped model (chosen on validation rows) | {t.get('shipped')} |",
@@ -191,6 +191,11 @@ def write_doc(res: dict) -> None:
              f"| rows seen | {json.dumps(t.get('rows_seen'))} |",
              f"| peak RSS, MB | {json.dumps(t['peak_rss_mb'])} |",
              f"| one process: pandas loads the whole table, XGBoost `hist` trains the same rounds | {json.dumps(res['one_process'])} |"]
+    one, per_round = res["one_process"], (t.get("xgboost") or {}).get("seconds_per_round")
+    if one.get("ok") and per_round:
+        lines.append(f"| one process vs the cluster | peak RSS {one['peak_rss_mb']:,} MB ("
+                     f"{'fits' if one['fits_one_worker'] else 'does not fit'} one worker's {res['worker_memory_mb']:,} MB); "
+                     f"{one['seconds_per_round']} s per boosting round vs {per_round} s on the cluster |")
     for r in res.get("tuning", []):
         lines.append(f"| tuning, {r['workers']} worker(s), PostgreSQL | {r['trials_per_minute']} trials/min "
                      f"({r['trials']} trials in {r['seconds']} s) |")
