@@ -179,8 +179,9 @@ def write_doc(results: dict) -> None:
               "as 'TF-IDF + logistic regression with defaults' says; dsagent and AutoGluon see every column.",
               f"- 1-minute load at the start: {', '.join(str(r['load_1min']) for r in results.values())}; dates: "
               f"{', '.join(r['date'] for r in results.values())}; raw figures in `benchmarks/results/text.json`.", "",
-              "Reproduce: `bash benchmarks/ranking/setup_env.sh; benchmarks/work/venv-rank/bin/python "
-              "benchmarks/text/datasets.py; .venv/bin/python benchmarks/text/bench.py --budget 60`.", "", END]
+              "Reproduce: `bash benchmarks/ranking/setup_env.sh; bash benchmarks/automl/setup_envs.sh; "
+              "benchmarks/work/venv-rank/bin/python benchmarks/text/datasets.py; .venv/bin/python benchmarks/text/bench.py "
+              "--budget 60 --fresh`.", "", END]
     text = DOC.read_text()
     block = "\n".join(lines)
     text = (text[:text.index(START)] + block + text[text.index(END) + len(END):]) if START in text else text + "\n" + block + "\n"
