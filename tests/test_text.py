@@ -222,3 +222,39 @@ def test_short_search_budget_still_ships_a_text_model(tmp_path):
     assert ev["model"] == "linear" and ev["test_score"] >= ev["baseline_score"] + 0.3
     train_result = json.dumps(fake.requests[3]["body"]["messages"][-1]["content"])
     assert "partial" in train_result and "linear on 1 of" in train_result
+
+
+def test_cross_validation_fits_the_text_vectorizers_on_each_training_fold_only(monkeypatch, tmp_path):
+    """Leak-free CV (issue 20): in every fold, both TF-IDF vectorizers (word, character) learn their
+    vocabulary from that fold's training documents and never from its validation documents, for
+    the sparse linear model and for the tree model on SVD components alike."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import StratifiedKFold
+
+    from dsagent.tools.cv import cross_validate
+    from dsagent.tools.registry import ToolContext
+    from dsagent.tools.schemas import TaskSpec
+
+    seen: list[set[str]] = []
+    fit_transform = TfidfVectorizer.fit_transform
+    monkeypatch.setattr(TfidfVectorizer, "fit_transform",
+                        lambda self, docs, y=None: seen.append(set(docs)) or fit_transform(self, docs, y))
+    df = _frame(150, 5)
+    df["message"] = [f"{m} doc{i}" for i, m in enumerate(df["message"])]  # every document distinct
+    X, y = df[["message", "channel", "age_days"]], (df["escalate"] == "yes").to_numpy(int)
+    task = TaskSpec.model_validate({"target": "escalate", "task": "binary", "metric": "roc_auc", "greater_is_better": True,
+                                    "classes": ["no", "yes"], "positive_class": "yes", "n_rows": 150, "n_labelled": 150,
+                                    "n_train": 150, "n_test": 0, "split": {"kind": "stratified"}, "cv": {"kind": "kfold"},
+                                    "features": {"message": "text", "channel": "categorical", "age_days": "numeric"}})
+    ctx = ToolContext(session_dir=tmp_path, artifacts_dir=tmp_path, data_path=tmp_path / "x.csv", seed=0, answers={},
+                      roots=[str(tmp_path)])
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    for spec in ({"family": "linear"}, {"family": "xgboost", "params": {"n_estimators": 5}}):
+        seen.clear()
+        cross_validate(spec, X, y, task, ctx, splits)
+        assert seen, spec  # the spy saw the vectorizers' fits
+        for docs in seen:
+            fold = next((i for i, (tr, _) in enumerate(splits) if docs <= set(X["message"].iloc[tr])), None)
+            assert fold is not None, "a vectorizer learned from documents outside one training fold"
+            assert docs == set(X["message"].iloc[splits[fold][0]])  # the whole training fold ...
+            assert not docs & set(X["message"].iloc[splits[fold][1]])  # ... and nothing of its validation rows

@@ -51,7 +51,7 @@ def report_md(rec: dict[str, Any], board: list[dict[str, Any]], ev: dict[str, An
             lines.append(f"| {r['name']}{' (baseline)' if r.get('baseline') else ''} | {_f(r['cv_ndcg'])} | "
                          f"{_f(r['cv_ndcg_std'])} | {_f(r['cv_map'])} | {_f(r['cv_mrr'])} | {_f(r['cv_precision'])} | {r['seconds']} |")
     lines += ["", f"## Test ({ev['test_rows']:,} rows, {t['groups']} scored groups; 95% CI from 1000 bootstrap resamples of groups)", "",
-              f"Chosen: **{ev['model']}** ({md_cell(ev.get('why', 'best cross-validated ' + lab['ndcg']), 200)})"
+              f"Chosen: **{ev['model']}** ({md_cell(ev.get('why', 'best cross-validated ' + lab['ndcg']), 400)})"
               + (f"; fitted on {ev['fit_rows']:,} of the {ev['train_rows']:,} training rows (whole groups): what the time "
                  "budget afforded." if ev.get("fit_rows", 0) < ev.get("train_rows", 0) else "."), ""]
     if ev.get("params"):

@@ -45,8 +45,8 @@ def search_space(family: str, trial) -> dict[str, Any]:
 def tune(family: str, X, grades: np.ndarray, groups: np.ndarray, cv: list, rec: dict[str, Any], seed: int,
          budget_s: float, progress: Callable[[str], None] = lambda m: None) -> dict[str, Any] | None:
     """Tune one family's ranker for at most `budget_s` seconds on the folds `cv` of (X, grades, groups).
-    Returns {"name", "params", "trials", "fold_scores", "seconds"} for the best complete trial (its
-    per-fold metrics, its own seconds), or None when no trial completed in time."""
+    Returns {"name", "params", "trials", "fold_tables", "seconds"} for the best complete trial (its
+    per-group metrics on each fold, its own seconds), or None when no trial completed in time."""
     import optuna
 
     from dsagent.tools.tuning import make_pruner, make_sampler
@@ -54,7 +54,7 @@ def tune(family: str, X, grades: np.ndarray, groups: np.ndarray, cv: list, rec: 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = models.TUNED[family]
     deadline = time.monotonic() + budget_s
-    done: dict[int, tuple[list[dict[str, float]], float]] = {}  # trial number -> (fold metrics, seconds)
+    done: dict[int, tuple[list, float]] = {}  # trial number -> (per-group metrics of each fold, seconds)
 
     def objective(trial) -> float:
         t0, folds = time.monotonic(), []
@@ -64,13 +64,13 @@ def tune(family: str, X, grades: np.ndarray, groups: np.ndarray, cv: list, rec: 
                 raise optuna.TrialPruned()
             fitted = models.fit(name, X.iloc[a], grades[a], groups[a], rec["categorical"], rec["numeric"], rec["k"],
                                 rec["relevance_threshold"], seed, params)
-            folds.append(metrics.score_groups(grades[b], fitted.score(X.iloc[b]), groups[b], rec["k"],
-                                              rec["relevance_threshold"]))
-            trial.report(folds[-1]["ndcg"], i)
+            folds.append(metrics.per_group(grades[b], fitted.score(X.iloc[b]), groups[b], rec["k"],
+                                           rec["relevance_threshold"]))
+            trial.report(metrics.summarize(folds[-1])["ndcg"], i)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         done[trial.number] = (folds, time.monotonic() - t0)
-        return float(np.nanmean([f["ndcg"] for f in folds]))
+        return float(np.nanmean([metrics.summarize(f)["ndcg"] for f in folds]))
 
     def stop_when_short(study, trial) -> None:
         # Optuna checks its timeout only before a trial starts: stop when a typical trial no longer fits.
@@ -88,4 +88,4 @@ def tune(family: str, X, grades: np.ndarray, groups: np.ndarray, cv: list, rec: 
     folds, seconds = done[best.number]
     progress(f"{name}: {len(study.trials)} trials, best NDCG@{rec['k']} {best.value:.4f}")
     return {"name": name, "params": search_space(family, optuna.trial.FixedTrial(best.params)),
-            "trials": len(study.trials), "fold_scores": folds, "seconds": seconds}
+            "trials": len(study.trials), "fold_tables": folds, "seconds": seconds}
