@@ -1,3 +1,4 @@
+"""CPU and wall seconds per test file from benchmarks/pytest_cpu.py's TSV files, largest first."""
 import sys, collections
 for path in sys.argv[1:]:
     files = collections.defaultdict(lambda: [0.0, 0.0, 0])

@@ -1,6 +1,9 @@
 """Per-test CPU seconds (user+sys of this pytest process and everything it started, sandboxed
 workers included) from a cpuacct cgroup: an xdist worker moves itself into a cgroup of its own,
-so the two workers' figures do not mix. Rows appended to $S4CPU_OUT as TSV: cpu, wall, nodeid."""
+so the two workers' figures do not mix (without xdist, start pytest in a cgroup of its own: the
+one it is in is read). Needs root and cgroup v1's cpuacct. Rows appended to $S4CPU_OUT as TSV:
+cpu, wall, nodeid; benchmarks/cpu_summary.py sums them per file. Used for the test-suite time
+(README Known gaps): S4CPU_OUT=f.tsv PYTHONPATH=benchmarks pytest -n 2 -p pytest_cpu ..."""
 import os
 import time
 from pathlib import Path
