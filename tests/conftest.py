@@ -41,22 +41,49 @@ def sessions_dir(tmp_path) -> Path:
     return d
 
 
+def shared_across_workers(tmp_path_factory, name: str, build):
+    """What build(directory) returns (JSON-able), made once for the whole test session: under
+    pytest-xdist the workers share one copy (the pattern pytest-xdist documents: a FileLock on a
+    file under the workers' common temp directory, so the first worker builds it and the other
+    reads it, or waits for it), so an end-to-end run several test files read is paid once, not
+    once per worker. Without xdist: built in this session's own temp directory."""
+    import json
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent  # this session's, common to its workers
+    done = root / f"{name}.json"
+    with FileLock(str(done) + ".lock"):
+        if not done.is_file():
+            directory = root / name
+            directory.mkdir()
+            done.write_text(json.dumps(build(directory)))
+        return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def offline_run_output(tmp_path_factory):
     """ONE full offline `dsagent run --json` on the bundled example, shared by every test that
-    only reads its artifacts (keeps the suite inside its time budget): the finished process."""
+    only reads its artifacts (keeps the suite inside its time budget), and by every xdist worker:
+    the finished process. A test that changes the session copies it first (shutil.copytree)."""
     import subprocess
     import sys
 
-    sessions = tmp_path_factory.mktemp("shared-sessions")
-    answers = sessions / "answers.yaml"
-    # fallback: what `dsagent serve` answers for a row the model cannot score (tests/test_serve.py)
-    answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n"
-                       "fallback: Adelie\n")
-    cmd = [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
-           "--time-budget", "45", "--max-trials", "4", "--sessions-dir", str(sessions), "--answers", str(answers), "--json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    def build(sessions: Path) -> dict:
+        answers = sessions / "answers.yaml"
+        # fallback: what `dsagent serve` answers for a row the model cannot score (tests/test_serve.py)
+        answers.write_text("segment_columns: [island]\ngoal: identify the penguin species from field measurements\n"
+                           "fallback: Adelie\n")
+        cmd = [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "species", "--backend", "offline",
+               "--time-budget", "45", "--max-trials", "4", "--sessions-dir", str(sessions), "--answers", str(answers),
+               "--json"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+        return {"args": cmd, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    proc = subprocess.CompletedProcess(**shared_across_workers(tmp_path_factory, "shared-offline-run", build))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -67,3 +94,32 @@ def offline_run(offline_run_output):
     from dsagent.result import RunResult
 
     return RunResult.model_validate_json(offline_run_output.stdout)
+
+
+@pytest.fixture
+def dsagent_main(capsys, monkeypatch):
+    """`dsagent ARGS...` through the CLI's main(argv) in this process, as a CompletedProcess (the
+    return code is the exit code: `python -m dsagent.cli` passes main's to sys.exit). For the
+    commands that need no process of their own (predict, monitor, explain): each subprocess paid
+    a Python start and the imports of pandas and scikit-learn, seconds per call. A test of what
+    only a real process shows (signals, the sandbox, the entry point) keeps its subprocess."""
+    import signal
+    import subprocess
+
+    from dsagent.cli import main
+
+    def call(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        argv = [str(a) for a in args]
+        capsys.readouterr()  # what the test printed before is not this command's output
+        sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own for the CLI process
+        try:
+            with monkeypatch.context() as m:
+                if cwd is not None:
+                    m.chdir(cwd)
+                code = main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["dsagent", *argv], code, out.out, out.err)
+
+    return call

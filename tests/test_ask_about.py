@@ -26,15 +26,16 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
 
 
 @pytest.fixture(scope="module")
-def sessions(offline_run, tmp_path_factory) -> dict[str, Path]:
-    """kind -> session directory; the binary and regression runs go side by side."""
+def sessions(request, tmp_path_factory) -> dict[str, Path]:
+    """kind -> session directory; the binary and regression runs go side by side, and beside the
+    shared run when this module is the one that makes it (so it is asked for once they started)."""
     base = tmp_path_factory.mktemp("ask-sessions")
     procs = {kind: subprocess.Popen(
         [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", target, "--backend", "offline",
          "--time-budget", "15", "--max-trials", "1", "--sessions-dir", str(base), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
         for kind, target in (("binary", "sex"), ("regression", "body_mass_g"))}
-    out = {"multiclass": Path(offline_run.session_dir)}
+    out = {"multiclass": Path(request.getfixturevalue("offline_run").session_dir)}
     for kind, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=240)
         assert proc.returncode == 0, stderr[-2000:]

@@ -125,7 +125,7 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
 
 
 @pytest.mark.slow
-def test_wide_data_selection_runs_inside_the_pipeline_says_what_it_dropped_and_predicts_from_raw_rows(ratio_data, runs):
+def test_wide_data_selection_runs_inside_the_pipeline_says_what_it_dropped_and_predicts_from_raw_rows(ratio_data, runs, dsagent_main):
     art = Path(runs["wide"]["session_dir"]) / "artifacts"
     task = json.loads((art / "task.json").read_text())
     assert task["derived"]["select"]["columns"][:2] == ["x0", "x1"] and not task["derived"]["features"]
@@ -136,7 +136,8 @@ def test_wide_data_selection_runs_inside_the_pipeline_says_what_it_dropped_and_p
     assert "'select'" in (art / "notebook.ipynb").read_text()
     raw = pd.read_csv(ratio_data / "wide.csv").iloc[task["test_rows"]].drop(columns=["y"])
     raw.to_csv(ratio_data / "wide_raw.csv", index=False)
-    proc = _cli("predict", runs["wide"]["session_dir"], "wide_raw.csv", "-o", "wide_pred.csv", cwd=ratio_data)
+    # the CLI's main in this process (the ratio test above predicts in a fresh one)
+    proc = dsagent_main("predict", runs["wide"]["session_dir"], "wide_raw.csv", "-o", "wide_pred.csv", cwd=ratio_data)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_allclose(pd.read_csv(ratio_data / "wide_pred.csv")["prediction"],
                                np.load(art / "test_predictions.npz")["pred"], rtol=1e-9, atol=1e-12)

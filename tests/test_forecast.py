@@ -166,7 +166,7 @@ def test_run_then_predict_from_the_cli(tmp_path, forecast_run):
     assert beyond.returncode == 2 and "beyond the 4 steps" in beyond.stderr and "Traceback" not in beyond.stderr
 
 
-def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
+def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run, dsagent_main):
     """`dsagent monitor SESSION ACTUALS.csv` on the 8 quarters after the run's data: the true continuation
     is on track (0); a level shift of 6.5 (about one MASE scale unit) takes the error out of the backtest's
     range but keeps the 95% intervals' coverage (3); a 50% jump passes the retrain thresholds (4). Actuals
@@ -177,10 +177,13 @@ def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
     last = sorted(full["when"].unique())[36:]
     actuals = full[full["when"].isin(last)].reset_index(drop=True)
 
-    def monitor(frame, name):
+    def monitor(frame, name, in_a_process=False):
         path = tmp_path / f"{name}.csv"
         frame.to_csv(path, index=False)
-        return subprocess.run(CMD + ["monitor", result["session_dir"], str(path), "--json"], capture_output=True, text=True, timeout=120)
+        if in_a_process:  # the real exit code of a real process, once
+            return subprocess.run(CMD + ["monitor", result["session_dir"], str(path), "--json"], capture_output=True, text=True,
+                                  timeout=120)
+        return dsagent_main("monitor", result["session_dir"], path, "--json")  # the CLI's main here: no Python start
 
     expected = {"on_track": (actuals, 0, "ok"), "off": (actuals.assign(sales=actuals["sales"] + 6.5), 3, "investigate"),
                 "far_off": (actuals.assign(sales=actuals["sales"] * 1.5), 4, "retrain")}
@@ -191,7 +194,7 @@ def test_monitor_scores_arriving_actuals_0_3_4(tmp_path, forecast_run):
         assert report["verdict"] == verdict and report["rows"] == 16 and report["forecasts"] == 4, name
         if code == 3:
             assert "outside the backtest's range" in report["reasons"][0] and report["coverage"]["95"] >= 0.75
-    gap = monitor(actuals[actuals["when"] != last[0]], "gap")
+    gap = monitor(actuals[actuals["when"] != last[0]], "gap", in_a_process=True)
     assert gap.returncode == 2 and "steps between are missing" in gap.stderr and "Traceback" not in gap.stderr
 
 

@@ -55,7 +55,7 @@ def test_past_only_columns_are_read_only_up_to_each_origin():
     assert not any(c.startswith("future_footfall") or c.startswith("past_promo") for c in columns)
 
 
-def test_known_future_columns_through_the_cli(tmp_path):
+def test_known_future_columns_through_the_cli(tmp_path, dsagent_main):
     """`known_future_columns: [promo]`: the run uses it (the promotion effect shows in the forecasts);
     `dsagent predict` needs its values for the horizon, a one-line error (exit 2) when they are missing."""
     full = promo_frame()
@@ -75,7 +75,10 @@ def test_known_future_columns_through_the_cli(tmp_path):
         future["promo"] = promo
         path, out = tmp_path / f"{name}.csv", tmp_path / f"{name}_out.csv"
         (history if promo is None else pd.concat([history, future])).to_csv(path, index=False)
-        proc = subprocess.run(CMD + ["predict", session, str(path), "-o", str(out)], capture_output=True, text=True, timeout=120)
+        if promo is None:  # the one-line error of a real process
+            proc = subprocess.run(CMD + ["predict", session, str(path), "-o", str(out)], capture_output=True, text=True, timeout=120)
+        else:  # the CLI's main in this process: no Python start per call
+            proc = dsagent_main("predict", session, path, "-o", out)
         return proc, (pd.read_csv(out) if proc.returncode == 0 else None)
 
     (p1, on), (p0, off) = predict(1, "promo_on"), predict(0, "promo_off")

@@ -213,3 +213,27 @@ def test_sigkill_during_repeated_saves_never_leaves_a_broken_model(tmp_path):
     model, manifest = load_model(path)
     assert manifest["model"] in ("v0", "v1")
     assert model.predict(np.zeros((2, 6))).shape == (2,)
+
+
+def test_loading_a_model_does_not_import_torch(frame, tmp_path):
+    """skops lists scikit-learn's estimators by importing every subpackage, torch's array-API
+    wrapper too: model_io.skops_io keeps torch out (~1.5 CPU-s per process that loads a model),
+    scikit-learn's estimators are still trusted, and the model loads and predicts in a fresh process."""
+    model, X = _fit(frame)
+    path = tmp_path / "model" / "model.skops"
+    save_model(model, path, _manifest("m"))
+    script = textwrap.dedent(f"""
+        import sys
+        import pandas as pd
+        from dsagent.tools.model_io import load_model
+        model, _ = load_model({str(path)!r})
+        from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names
+        X = pd.read_json(sys.stdin, orient="split")
+        print("torch" in sys.modules, "sklearn.linear_model._logistic.LogisticRegression" in names,
+              "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier" in names,
+              model.predict(X).tolist() == {model.predict(X).tolist()!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], input=X.to_json(orient="split"), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "True", "True", "True"]

@@ -1,5 +1,7 @@
-"""`dsagent monitor SESSION batch.csv` as a new user runs it, in a subprocess, on batches cut from
-the test split of three small models trained once for this module:
+"""`dsagent monitor SESSION batch.csv` as a new user runs it (once in a subprocess, the real exit
+code; the other batches through the CLI's main in this process, which returns the same code
+without paying a Python start each), on batches cut from the test split of three small models
+trained once for this module:
 
 - a binary model (~12% positives, default metric PR-AUC): every label inverted -> 4 (retrain);
   labels alone moving to ~40% positives -> at least 3; drift on >= 30% of the features -> 4;
@@ -68,11 +70,15 @@ def runs(tmp_path_factory):
     return out
 
 
-def _monitor(session: Path, batch: pd.DataFrame, tmp_path: Path, name: str) -> tuple[int, dict]:
+def _in_a_process(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsagent.cli", *map(str, args)], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def _monitor(cli, session: Path, batch: pd.DataFrame, tmp_path: Path, name: str) -> tuple[int, dict]:
     path = tmp_path / f"{name}.csv"
     batch.to_csv(path, index=False)
-    proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "monitor", str(session), str(path), "--json"],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    proc = cli("monitor", session, path, "--json")
     assert proc.returncode in (0, 3, 4), proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["exit_code"] == proc.returncode
@@ -89,9 +95,9 @@ def _drift(batch: pd.DataFrame, columns=("c", "d")) -> pd.DataFrame:
 
 
 # -- binary, PR-AUC ---------------------------------------------------------------------------
-def test_binary_unshifted_batch_is_ok_with_every_label_check_passing(runs, tmp_path):
+def test_binary_unshifted_batch_is_ok_with_every_label_check_passing(runs, tmp_path, dsagent_main):
     session, test = runs["binary"]
-    code, report = _monitor(session, test, tmp_path, "unshifted")
+    code, report = _monitor(dsagent_main, session, test, tmp_path, "unshifted")
     assert code == 0, report["reasons"]
     assert report["labels"]["status"] == "ok" and report["decisions"]["status"] == "ok"
     checks = {c["metric"]: c for c in report["performance"]["checks"]}
@@ -102,7 +108,7 @@ def test_binary_unshifted_batch_is_ok_with_every_label_check_passing(runs, tmp_p
 def test_binary_batch_with_every_label_inverted_asks_for_retraining(runs, tmp_path):
     session, test = runs["binary"]
     flipped = test.assign(churn=np.where(test["churn"] == "yes", "no", "yes"))
-    code, report = _monitor(session, flipped, tmp_path, "flipped")
+    code, report = _monitor(_in_a_process, session, flipped, tmp_path, "flipped")
     assert code == 4, report["reasons"]
     checks = {c["metric"]: c for c in report["performance"]["checks"]}
     # The trap this closes: PR-AUC rises with the base rate and alone would have said "ok".
@@ -112,19 +118,19 @@ def test_binary_batch_with_every_label_inverted_asks_for_retraining(runs, tmp_pa
     assert any("distribution of churn moved" in r for r in report["reasons"])
 
 
-def test_binary_label_prior_shift_alone_is_flagged(runs, tmp_path):
+def test_binary_label_prior_shift_alone_is_flagged(runs, tmp_path, dsagent_main):
     session, test = runs["binary"]
     moved = test.copy()
     negatives = np.flatnonzero(moved["churn"] == "no")
     moved.loc[np.random.default_rng(0).choice(negatives, int(0.35 * len(negatives)), replace=False), "churn"] = "yes"
-    code, report = _monitor(session, moved, tmp_path, "prior")  # features untouched: ~13% -> ~43% positives
+    code, report = _monitor(dsagent_main, session, moved, tmp_path, "prior")  # features untouched: ~13% -> ~43% positives
     assert code >= 3, report["reasons"]
     assert report["labels"]["status"] == "alert" and report["drifted"] == []
 
 
-def test_binary_drift_on_the_stated_share_of_features_asks_for_retraining(runs, tmp_path):
+def test_binary_drift_on_the_stated_share_of_features_asks_for_retraining(runs, tmp_path, dsagent_main):
     session, test = runs["binary"]
-    code, report = _monitor(session, _drift(test.drop(columns=["churn"])), tmp_path, "drift")
+    code, report = _monitor(dsagent_main, session, _drift(test.drop(columns=["churn"])), tmp_path, "drift")
     assert code == 4, report["reasons"]
     assert sorted(report["drifted"]) == ["c", "d"]
     assert any("2 of 5 features drifted" in r for r in report["reasons"])
@@ -143,7 +149,7 @@ def test_monitoring_plan_states_the_label_checks(runs):
 
 
 # -- binary, F1 with costs: scored at the shipped threshold ------------------------------------
-def test_f1_is_scored_reported_and_monitored_at_the_shipped_threshold(runs, tmp_path):
+def test_f1_is_scored_reported_and_monitored_at_the_shipped_threshold(runs, tmp_path, dsagent_main):
     from sklearn.metrics import f1_score
 
     from dsagent.tools.metrics import METRICS, bootstrap_ci
@@ -163,25 +169,25 @@ def test_f1_is_scored_reported_and_monitored_at_the_shipped_threshold(runs, tmp_
 
     plan = json.loads((art / "monitoring.json").read_text())
     assert plan["performance"]["floor"] == pytest.approx(ev["test_ci"][0])
-    code, report = _monitor(session, test, tmp_path, "f1-test-split")
+    code, report = _monitor(dsagent_main, session, test, tmp_path, "f1-test-split")
     assert report["performance"]["metric"] == "f1"
     assert report["performance"]["value"] == pytest.approx(ev["test_score"], abs=1e-5)  # the same cut-off
     assert code == 0, report["reasons"]
 
 
 # -- regression -------------------------------------------------------------------------------
-def test_regression_batches(runs, tmp_path):
+def test_regression_batches(runs, tmp_path, dsagent_main):
     session, test = runs["regression"]
-    code, report = _monitor(session, test, tmp_path, "reg-unshifted")
+    code, report = _monitor(dsagent_main, session, test, tmp_path, "reg-unshifted")
     assert code == 0 and report["labels"]["status"] == "ok", report["reasons"]
 
-    code, report = _monitor(session, test.assign(price=test["price"] + 2 * test["price"].std()), tmp_path, "reg-target")
+    code, report = _monitor(dsagent_main, session, test.assign(price=test["price"] + 2 * test["price"].std()), tmp_path, "reg-target")
     assert code >= 3 and report["labels"]["status"] == "alert", report["reasons"]
 
     shuffled = test.assign(price=np.random.default_rng(0).permutation(test["price"].to_numpy()))
-    code, report = _monitor(session, shuffled, tmp_path, "reg-collapse")  # same labels, wrong rows
+    code, report = _monitor(dsagent_main, session, shuffled, tmp_path, "reg-collapse")  # same labels, wrong rows
     assert code == 4 and report["labels"]["status"] == "ok", report["reasons"]
     assert report["performance"]["decides"] == "retrain"
 
-    code, report = _monitor(session, _drift(test.drop(columns=["price"])), tmp_path, "reg-drift")
+    code, report = _monitor(dsagent_main, session, _drift(test.drop(columns=["price"])), tmp_path, "reg-drift")
     assert code == 4 and sorted(report["drifted"]) == ["c", "d"], report["reasons"]

@@ -152,16 +152,16 @@ def test_predict_on_raw_rows_matches_the_test_evaluation(text_run, tmp_path):
     np.testing.assert_allclose(preds["proba_yes"].to_numpy(), saved["proba"][:, 1], atol=1e-6)
 
 
-def test_monitor_flags_vocabulary_drift_and_passes_the_same_kind_of_text(text_run, tmp_path):
+def test_monitor_flags_vocabulary_drift_and_passes_the_same_kind_of_text(text_run, tmp_path, dsagent_main):
     session = text_run["result"]["session_dir"]
     same, drifted = tmp_path / "same.csv", tmp_path / "drifted.csv"
     _frame(200, 11).drop(columns=["escalate"]).to_csv(same, index=False)
     _frame(200, 12, FILLER[:8] + OTHER).drop(columns=["escalate"]).to_csv(drifted, index=False)
-    ok = _cli("monitor", session, str(same), "--json")
+    ok = dsagent_main("monitor", session, same, "--json")  # in this process (predict above loads in a fresh one)
     assert ok.returncode in (0, 3), ok.stderr[-2000:]
     entry = json.loads(ok.stdout)["features"]["message"]
     assert entry["type"] == "text" and entry["vocabulary_status"] == "ok" and entry["empty_rate"] == 0.0
-    bad = _cli("monitor", session, str(drifted), "--json")
+    bad = dsagent_main("monitor", session, drifted, "--json")
     assert bad.returncode in (3, 4), bad.stderr[-2000:]
     report = json.loads(bad.stdout)
     entry = report["features"]["message"]

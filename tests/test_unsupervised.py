@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,10 +116,17 @@ def test_anomaly_labels_never_reach_the_fit():
                                       AnomalyTask.predict(ref.model, ref.record, new).to_numpy(), err_msg=name)
 
 
-def _run(tmp_path: Path, data: str, *extra: str) -> dict:
-    proc = _cli("run", data, "--json", "--sessions-dir", "sess", "--time-budget", "20", "--backend", "offline", *extra, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout)
+def _start(tmp_path: Path, data: str, *extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}  # a module fixture: before conftest's
+    return subprocess.Popen([sys.executable, "-m", "dsagent.cli", "run", data, "--json", "--sessions-dir", "sess", "--time-budget",
+                             "20", "--backend", "offline", *extra], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-2000:]
+    result = json.loads(stdout)
     assert result["status"] == "completed"
     for key in ("model", "report", "model_card", "notebook", "monitoring"):
         assert result["artifacts"][key] and Path(result["artifacts"][key]).is_file(), key
@@ -128,17 +136,34 @@ def _run(tmp_path: Path, data: str, *extra: str) -> dict:
     return result
 
 
-def _monitor(tmp_path: Path, session: str, batch: pd.DataFrame, name: str) -> tuple[int, dict]:
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[Path, pd.DataFrame, subprocess.Popen]]:
+    """The segmentation and the anomaly run, started together (a tiny run mostly waits: its worker's
+    and the notebook kernel's start); each test below finishes and checks its own."""
+    seg, anom = tmp_path_factory.mktemp("segment"), tmp_path_factory.mktemp("anomaly")
+    customers, tx = _customers(), _transactions()
+    customers.to_csv(seg / "customers.csv", index=False)
+    tx.to_csv(anom / "tx.csv", index=False)
+    (anom / "answers.yaml").write_text("anomaly_label: is_fraud\nexpected_anomaly_rate: 0.05\n")
+    started = {"segment": (seg, customers, _start(seg, "customers.csv", "--goal", "segment these customers")),
+               "anomaly": (anom, tx, _start(anom, "tx.csv", "--task", "anomaly", "--answers", "answers.yaml"))}
+    yield started
+    for _, _, proc in started.values():  # a test that failed before finishing its run leaves no process
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _monitor(cli, tmp_path: Path, session: str, batch: pd.DataFrame, name: str) -> tuple[int, dict]:
     batch.to_csv(tmp_path / name, index=False)
-    proc = _cli("monitor", session, name, "--json", cwd=tmp_path)
+    proc = cli("monitor", session, name, "--json", cwd=tmp_path)  # the CLI's main, in this process (conftest)
     assert proc.returncode in (0, 3, 4), proc.stderr[-1500:]
     return proc.returncode, json.loads(proc.stdout)
 
 
-def test_segment_run_offline_predict_and_monitor(tmp_path):
-    data = _customers()
-    data.to_csv(tmp_path / "customers.csv", index=False)
-    result = _run(tmp_path, "customers.csv", "--goal", "segment these customers")
+def test_segment_run_offline_predict_and_monitor(runs, dsagent_main):
+    tmp_path, data, proc = runs["segment"]
+    result = _finish(proc)
     assert result["task"] == "clustering" and result["target"] is None
     art = Path(result["session_dir"]) / "artifacts"
     rec = json.loads((art / "unsupervised.json").read_text())
@@ -148,31 +173,29 @@ def test_segment_run_offline_predict_and_monitor(tmp_path):
     assert all(s["name"] for s in rec["segments"])
     assert "Not to" in (art / "model_card.md").read_text()
 
-    proc = _cli("predict", result["session_id"], "customers.csv", "-o", "pred.csv", "--sessions-dir", "sess", cwd=tmp_path)
+    proc = dsagent_main("predict", result["session_id"], "customers.csv", "-o", "pred.csv", "--sessions-dir", "sess", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert list(pred.columns) == ["segment", "segment_distance"] and len(pred) == len(data)
     assert set(pred["segment"]) == {0, 1, 2} and (pred["segment_distance"] >= 0).all()
 
     session = result["session_dir"]
-    code, same = _monitor(tmp_path, session, data, "same.csv")
+    code, same = _monitor(dsagent_main, tmp_path, session, data, "same.csv")
     assert code == 0, same["reasons"]
     one_segment = pd.concat([data[pred["segment"] == 0]] * 2)  # a batch from one segment only: the mix moved
-    code, moved = _monitor(tmp_path, session, one_segment, "moved.csv")
+    code, moved = _monitor(dsagent_main, tmp_path, session, one_segment, "moved.csv")
     assert moved["segments"]["status"] == "alert" and code in (3, 4)
 
 
-def test_anomaly_run_offline_predict_and_monitor(tmp_path):
-    data = _transactions()
-    data.to_csv(tmp_path / "tx.csv", index=False)
-    (tmp_path / "answers.yaml").write_text("anomaly_label: is_fraud\nexpected_anomaly_rate: 0.05\n")
-    result = _run(tmp_path, "tx.csv", "--task", "anomaly", "--answers", "answers.yaml")
+def test_anomaly_run_offline_predict_and_monitor(runs, dsagent_main):
+    tmp_path, data, proc = runs["anomaly"]
+    result = _finish(proc)
     assert result["task"] == "anomaly" and result["metric"] == "average_precision" and result["test_score"] > 0.5
     art = Path(result["session_dir"]) / "artifacts"
     report = (art / "report.md").read_text()
     assert "only to evaluate" in report and "## Top anomalies" in report and "robust z" in report
 
-    proc = _cli("predict", result["session_dir"], "tx.csv", "-o", "pred.csv", cwd=tmp_path)
+    proc = dsagent_main("predict", result["session_dir"], "tx.csv", "-o", "pred.csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert list(pred.columns) == ["anomaly_score", "is_anomaly"] and len(pred) == len(data)
@@ -180,10 +203,10 @@ def test_anomaly_run_offline_predict_and_monitor(tmp_path):
     assert pred.loc[:9, "anomaly_score"].min() > pred.loc[10:, "anomaly_score"].median()
 
     session = result["session_dir"]
-    code, same = _monitor(tmp_path, session, data.drop(columns="is_fraud"), "same.csv")
+    code, same = _monitor(dsagent_main, tmp_path, session, data.drop(columns="is_fraud"), "same.csv")
     assert code == 0, same["reasons"]
     burst = pd.concat([data.head(10)] * 3 + [data.iloc[10:50]])  # 30 of 70 rows unusual vs 5% expected
-    code, moved = _monitor(tmp_path, session, burst, "burst.csv")
+    code, moved = _monitor(dsagent_main, tmp_path, session, burst, "burst.csv")
     assert moved["anomaly_rate"]["status"] == "alert" and code in (3, 4)
 
 

@@ -90,12 +90,7 @@ def test_models_lists_versions_and_predict_serves_either(retrained, tmp_path, ca
     main(["models", str(session), "--activate", "v2"])
 
 
-def _monitor(session: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dsagent.cli", "monitor", str(session), str(data), "--json", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
-
-
-def test_monitor_after_a_promotion_uses_the_new_versions_own_plan(retrained, capsys):
+def test_monitor_after_a_promotion_uses_the_new_versions_own_plan(retrained, capsys, dsagent_main):
     """Retrain writes v2 a plan rebased on v2 (its fit rows, its held-out predictions and score),
     so `dsagent monitor` on the session checks v2 by default, and `--version v1` the old one."""
     session, changed, _ = retrained
@@ -106,7 +101,7 @@ def test_monitor_after_a_promotion_uses_the_new_versions_own_plan(retrained, cap
     assert plan["labels"]["categories"] != v1_plan["labels"]["categories"] or \
         plan["labels"]["proportions"] != v1_plan["labels"]["proportions"]  # labels of the data v2 was fitted on
 
-    active = _monitor(session, changed)
+    active = dsagent_main("monitor", session, changed, "--json")
     assert active.returncode == 0, active.stdout[-500:] + active.stderr  # v2 learned the new labels: no alarm
     assert json.loads(active.stdout)["model_version"] == "v2"
 
@@ -184,7 +179,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def test_shadow_scores_every_request_logs_it_beside_the_champion_and_monitor_compares(retrained, tmp_path):
+def test_shadow_scores_every_request_logs_it_beside_the_champion_and_monitor_compares(retrained, tmp_path, dsagent_main):
     session, _, _ = retrained
     proc, url = _start(session, "--version", "v1", "--shadow", "v2")
     rows = pd.read_csv(DATA).sample(60, random_state=2)  # labels as v1 learned them: v2's relabelled world is wrong here
@@ -199,8 +194,7 @@ def test_shadow_scores_every_request_logs_it_beside_the_champion_and_monitor_com
                 assert "shadow" not in r.text and set(body["predictions"][0]) == {"prediction", *[f"proba_{c}" for c in RELABEL]}
     finally:
         _stop(proc)
-    cmd = [sys.executable, "-m", "dsagent.cli", "monitor", str(session), "--compare", "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = dsagent_main("monitor", session, "--compare", "--json")  # the CLI's main, in this process
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["rows"] == 60 and report["shadow_errors"] == 0

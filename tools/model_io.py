@@ -136,15 +136,47 @@ def input_schema(X) -> dict[str, Any]:
     return {"columns": columns}
 
 
+class _NoTorch:
+    """A finder that refuses `import torch` (see skops_io)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not imported while skops lists scikit-learn's estimators")
+        return None
+
+
+def skops_io():
+    """skops.io, imported without importing torch. skops builds its list of trusted types from
+    sklearn.utils.all_estimators(), whose walk imports every subpackage of scikit-learn, and
+    sklearn.externals.array_api_compat.torch imports torch when it is installed (it is, for the
+    text embeddings): ~1.5 CPU-seconds and hundreds of MB in every process that saves or loads a
+    model (the run's worker, the notebook's kernel, `dsagent predict`, `monitor`, `serve`), for
+    the same list (208 names with torch or without). A step that needs torch imports it as usual
+    afterwards; in a process that already has it, nothing changes."""
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    blocker = _NoTorch()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import skops.io as sio
+    finally:
+        sys.meta_path.remove(blocker)
+    return sio
+
+
 def untrusted_types_of(path: Path) -> list[str]:
-    import skops.io as sio
+    sio = skops_io()
 
     return [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
 
 
 def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write model + manifest so that a crash at any point leaves a loadable pair."""
-    import skops.io as sio
+    sio = skops_io()
 
     model_path = Path(model_path)
     folder = model_path.parent
@@ -240,7 +272,7 @@ def _matching_manifest(path: Path, digest: str) -> dict[str, Any] | None:
 
 
 def load_model(ref: str | Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
-    import skops.io as sio
+    sio = skops_io()
 
     path = resolve_model_path(ref, version)
     with open(path, "rb") as fh:
