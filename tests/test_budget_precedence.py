@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp.client import Client
 
 from dsagent.answers import DEFAULT_TIME_BUDGET
@@ -117,3 +118,16 @@ def test_mcp_start_ml_task_and_load_data_take_the_budget_from_the_answers(tmp_pa
     finally:
         server.app.close()
     assert budgets == {"answers": FROM_ANSWERS, "explicit": EXPLICIT, "direct": FROM_ANSWERS}
+
+
+def test_the_cli_budget_counts_from_process_start_not_from_its_import():
+    """`dsagent run`'s budget starts when the OS created the process: Python's start-up and any
+    wait before dsagent.cli is imported (10-50 s on a loaded machine) are not free time."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc: the budget counts from dsagent.cli's import there")
+    code = ("import time; t = time.time(); time.sleep(1.0)\n"
+            "from dsagent import cli; print(t - cli.LAUNCHED)")
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
+    ahead = float(out.stdout.strip())  # how long before the child's first line the budget began
+    assert 0.0 <= ahead < time.time() - before, ahead  # at or before the first line, never before the spawn

@@ -101,6 +101,25 @@ def test_statistical_models_join_the_backtest_where_series_are_few():
     assert names == models.CANDIDATES and f"{stats.MAX_SERIES + 1} series" in notes[0]
 
 
+
+def test_a_spent_budget_keeps_the_baselines_and_one_learner_and_scores_only_what_ships():
+    """Past the deadline the backtest launches no model it cannot finish: the baselines and the first
+    learner (the statistical ones go before the costlier global model) run, the rest are dropped with a
+    note; a panel with no statistical model keeps its global model. The evaluation then scores only the
+    chosen model and the seasonal naive on the test window, and says which it left out."""
+    import time
+
+    task = ForecastTask(ForecastSpec("sales", "when", [], horizon=4))
+    _, panel = task.define(panel_frame(n_series=1, periods=24).drop(columns="shop"))
+    names = ("naive", "seasonal_naive", "gbm", "ets", "theta")
+    results = backtest.run_backtest(panel, 4, names, deadline=time.perf_counter() - 1)
+    assert set(results["models"]) == {"naive", "seasonal_naive", "ets"}, results["notes"]
+    assert [n.split()[0] for n in results["notes"]] == ["theta", "gbm"]
+    alone = backtest.run_backtest(panel, 4, models.CANDIDATES, deadline=time.perf_counter() - 1)
+    assert set(alone["models"]) == set(models.CANDIDATES)
+    ev, _ = task.evaluate(panel, results, "ets", board=task.leaderboard(results), seconds_left=0.0)
+    assert set(ev["test_by_model"]) == {"ets", "seasonal_naive"} and ev["not_scored_on_test"] == ["naive"]
+
 def test_duplicated_timestamps_are_refused_and_gaps_filled():
     frame = panel_frame(periods=24)
     with pytest.raises(ForecastDataError, match="share a timestamp.*series_columns"):

@@ -107,3 +107,18 @@ def test_coverage_check_says_whether_few_hits_fit_the_stated_level():
     ok, bad = intervals.consistency(rows(8)), intervals.consistency(rows(4))
     assert ok["n"] == 8 and ok["95"]["hits"] == 8 and ok["95"]["p_value"] > 0.5
     assert bad["95"]["hits"] == 4 and bad["95"]["p_value"] < 0.01
+
+
+def test_a_diverged_statistical_fit_falls_back_instead_of_forecasting_far_outside_the_history(monkeypatch):
+    """A fit whose forecast leaves the history's range by more than that range (an ARIMA optimiser that
+    diverged forecast -53 for a series near 15 on canadian_gas) counts as failed: the seasonal naive
+    stands in for that series. A forecast that continues a trend inside that margin is kept."""
+    y = 10 + np.arange(24) % 4 + np.arange(24) * 0.1
+    monkeypatch.setitem(stats.FITTERS, "arima", lambda z, h, m: np.full(h, -53.0))
+    assert stats.forecast_one("arima", y, 4, 4) is None
+    trend = y[-1] + np.arange(1, 5) * 0.5
+    monkeypatch.setitem(stats.FITTERS, "arima", lambda z, h, m: trend)
+    np.testing.assert_allclose(stats.forecast_one("arima", y, 4, 4), trend)
+    monkeypatch.setitem(stats.FITTERS, "arima", lambda z, h, m: np.full(h, 1e6))
+    out, fell_back = stats.forecast_series("arima", {"a": (None, y)}, 4, 4)
+    assert fell_back == 1 and np.allclose(out["a"], y[-4:])

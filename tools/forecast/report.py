@@ -90,6 +90,8 @@ def report_md(task: dict[str, Any], profile: dict[str, Any], board: list[dict[st
               + (f"MAPE {_f(m['mape'], 2)}%." if m.get("mape") is not None else f"MAPE not reported ({m.get('mape_refused')})."),
               "", "| model | test MASE | test sMAPE % |", "|---|---|---|"]
     lines += [f"| {n} | {_f(s['mase'])} | {_f(s['smape'], 2)} |" for n, s in ev["test_by_model"].items()]
+    if ev.get("not_scored_on_test"):
+        lines += ["", f"Not scored on the test window, for lack of time: {', '.join(ev['not_scored_on_test'])}."]
     cov_t, cov_b = ev["coverage_test"], ev["coverage_backtest"]
     lines += ["", "## Prediction intervals", "",
               "Conformal, per horizon step, from the backtest errors scaled by each series' recent seasonal swing "

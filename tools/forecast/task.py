@@ -23,6 +23,7 @@ from dsagent.tools.forecast.frequency import PREFIX, ForecastDataError, Panel, b
 DEFAULT_HORIZON = {12: 12, 4: 8, 52: 13, 7: 14, 24: 24, 5: 10, 1: 4}
 PREDICT_COLUMNS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
 MODEL_KIND = "dsagent-forecast"
+EVALUATION_SHARE = 0.5  # of the time left: the window in which evaluate scores the candidates not chosen
 
 
 @dataclass
@@ -137,12 +138,19 @@ class ForecastTask:
         return sorted(rows, key=lambda r: (r["name"] != "blend", r["cv_mean"]))
 
     def evaluate(self, panel: Panel, results: dict[str, Any], chosen: str, seed: int = 0,
-                 board: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                 board: list[dict[str, Any]] | None = None, seconds_left: float = float("inf")) -> tuple[dict[str, Any], dict[str, Any]]:
         """Score every candidate of the leaderboard `board` (default: the baselines and the global model)
         once on the untouched test window (fit on everything before it), attach conformal intervals to
-        the chosen one, then refit it on all the data. Returns (evaluation record, the model to save)."""
+        the chosen one, then refit it on all the data. Returns (evaluation record, the model to save).
+        The chosen model, its members and the seasonal naive are always scored; another candidate only
+        when its backtest fit time (one window) still ends within half of `seconds_left`: the final fit
+        and the report come after, and those test scores only inform."""
         board = board or [{"name": n} for n in models.CANDIDATES]
         members = {r["name"]: r.get("members") for r in board}
+        needed = {"seasonal_naive", chosen, *(members.get(chosen) or ())}
+        cost = {r["name"]: float(r.get("fit_s") or 0.0) for r in board if r["name"] != "blend"}  # a blend only averages
+        optional_until = time.perf_counter() + EVALUATION_SHARE * seconds_left
+        not_scored: list[str] = []
         h, times = int(self.spec.horizon), panel.times
         test_origin = times[-h - 1]
         history = backtest.cut(panel.frame, test_origin)
@@ -152,6 +160,10 @@ class ForecastTask:
         q = intervals.quantiles(results["models"][chosen]["rows"], h)
         test_scores, chosen_rows, forecasts = {}, None, {}
         for name in sorted(members, key=lambda n: n == "blend"):  # a blend averages its members' forecasts
+            if name not in needed and (time.perf_counter() + cost.get(name, 0.0) > optional_until
+                                       or any(m not in forecasts for m in members.get(name) or ())):
+                not_scored.append(name)
+                continue
             if name == "blend":
                 pred = forecasts[members[name][0]].copy()
                 pred["yhat"] = np.mean([forecasts[m]["yhat"].to_numpy() for m in members[name]], axis=0)
@@ -176,6 +188,8 @@ class ForecastTask:
               "coverage_test": intervals.coverage(chosen_rows), "coverage_test_check": intervals.consistency(chosen_rows),
               "coverage_backtest": intervals.backtest_coverage(results["models"][chosen]["rows"], h),
               "interval_quantiles": q, "test_window": [str(times[-h]), str(times[-1])], "horizon": h}
+        if not_scored:
+            ev["not_scored_on_test"] = not_scored
         model = self.model_artifact(final, everything, backtest.mase_scales(everything, panel.period), q, panel)
         model["interval_scales"] = intervals.scales(everything, panel.period)
         return ev, {"model": model, "test_rows": chosen_rows}

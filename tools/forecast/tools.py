@@ -116,7 +116,7 @@ def evaluate_forecast(ctx: ToolContext, model: str = "best") -> ToolOutput:
     rows = pd.read_csv(artifact_path(ctx, BACKTEST_ROWS), parse_dates=["time"], dtype={"series": str})
     results = {"models": {chosen: {"rows": rows[rows["model"] == chosen]}}}
     panel = task.panel(_data(ctx))
-    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed, board=board)
+    ev, out = task.evaluate(panel, results, chosen, seed=ctx.seed, board=board, seconds_left=ctx.seconds_left())
     out["test_rows"].to_csv(artifact_path(ctx, TEST_ROWS), index=False)
     manifest = {"task": "forecast", "target": spec["target"], "time_column": spec["time_column"],
                 "series_columns": spec["series_columns"], "horizon": spec["horizon"], "frequency": spec["frequency"],
