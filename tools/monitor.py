@@ -340,18 +340,20 @@ def _apply(model_path: Path, data: pd.DataFrame) -> dict[str, Any]:
     if len(data) < t["min_batch_rows"]:
         report["notes"].append(f"only {len(data)} rows: drift estimates are unreliable below {t['min_batch_rows']} rows")
     model, manifest = load_model(model_path)
+    derived = pd.DataFrame(index=data.index)
     if any("derived" in ref for ref in plan["features"].values()):  # computed from the raw rows by the model's step
         from dsagent.tools.derived_step import derived_values
         from dsagent.tools.serving import check_schema
 
-        data = pd.concat([data, derived_values(model, check_schema(manifest, data, lambda _msg: None))], axis=1)
+        derived = derived_values(model, check_schema(manifest, data, lambda _msg: None))
     for col, ref in plan["features"].items():
+        values = derived[col] if "derived" in ref else data[col]
         if ref["type"] == "text":
             from dsagent.tools.text_monitor import text_drift
 
-            report["features"][col] = text_drift(ref, data[col], t, report["quality"], col)
+            report["features"][col] = text_drift(ref, values, t, report["quality"], col)
         else:
-            report["features"][col] = _feature_drift(ref, data[col], t, report["quality"], col)
+            report["features"][col] = _feature_drift(ref, values, t, report["quality"], col)
     alerts = [c for c, e in report["features"].items() if e["status"] == "alert"]
     warns = [c for c, e in report["features"].items() if e["status"] == "warn"]
 
