@@ -113,8 +113,11 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     rows = {r["name"]: r for r in record["features"]}
     assert rows["a_per_b"]["source"] == "auto" and rows["a_per_b"]["kept"]
     assert rows["a_per_b"]["cv_change"] < -rows["a_per_b"]["se"]  # rmse: kept because it fell beyond its s.e.
+    confirmation = rows["a_per_b"]["confirmation"]  # ... on the screening folds and again on another sample
+    assert confirmation["helps"] and confirmation["cv_change"] < -confirmation["se"]
     dropped = [r for r in record["features"] if not r["kept"]]
-    assert dropped and all(not r["helps"] for r in dropped)
+    assert dropped and all(not r["helps"] or not isinstance(r.get("confirmation"), dict)
+                           or not r["confirmation"]["helps"] for r in dropped)
     task = json.loads((art / "task.json").read_text())
     assert "a_per_b = a / b" in task["derived"]["features"]
     assert record["rows"] <= task["n_train"]  # measured on training rows only

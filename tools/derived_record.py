@@ -114,11 +114,17 @@ def _candidate_lines(artifacts_dir) -> list[str]:
            "(training folds only) improved by more than its standard error"
            + (f"; the first {calendar} are calendar features of the time column (the row's own timestamp, known when "
               "it is scored)." if calendar else "."), "",
+           "A candidate the screening keeps is measured again on another sample and split, and stays only when "
+           "that says it helps too.", "",
            "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
     for r in auto:
         change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | "
-                   f"{'kept' if r['kept'] else 'dropped'} |")
+        decision = "kept" if r["kept"] else "dropped"
+        if r.get("confirmation"):  # screened as helpful, measured again on another sample and split
+            c = r["confirmation"]
+            decision += (" (not confirmed in time)" if isinstance(c, str) else
+                         f" (again {c['cv_change']:+.4g}" + (f" ± {c['se']:.2g}" if c.get("se") is not None else "") + ")")
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | {decision} |")
     if rec.get("not_reached"):
         out += ["", f"Not measured within the time share (so not kept): {', '.join(rec['not_reached'])}."]
     return out + [""]
