@@ -112,10 +112,17 @@ def render(results: dict) -> str:
                      f"{w.get('score', w.get('status'))} | "
                      + (f"{ci[0]:+.4g} to {ci[1]:+.4g}" if ci else "—") + f" | {r.get('verdict', '—')} | {kept} | "
                      f"{len(w.get('dropped', []))} / {len(w.get('not_reached', []))} |")
-    better = [n for n, r in results["datasets"].items() if r.get("verdict") == "better"]
-    worse = [n for n, r in results["datasets"].items() if r.get("verdict") == "worse"]
-    lines += ["", f"- Helped beyond the CI: {', '.join(better) or 'none'}.",
-              f"- Worse beyond the CI: {', '.join(worse) or 'none'}.",
+    # A dataset where no candidate was kept ran the same features in both arms: a difference there
+    # is the search time the candidates took (and the load), not what a feature did.
+    def named(verdict: str, kept: bool) -> list[str]:
+        return [n for n, r in results["datasets"].items() if r.get("verdict") == verdict
+                and bool(r["arms"].get("with", {}).get("kept")) == kept]
+
+    lines += ["", f"- Helped beyond the CI: {', '.join(named('better', True)) or 'none'}.",
+              f"- Worse beyond the CI with a candidate kept: {', '.join(named('worse', True)) or 'none'}.",
+              "- Different beyond the CI with no candidate kept (the same features in both arms: the search time "
+              f"the candidates took, and the load, made the difference): better {', '.join(named('better', False)) or 'none'}; "
+              f"worse {', '.join(named('worse', False)) or 'none'}.",
               f"- Generated {results['generated']}; raw figures in `benchmarks/results/candidates_ab.json`.", "",
               "Reproduce: `.venv/bin/python benchmarks/automl/candidates_ab.py --budget "
               f"{results['budget_s']:.0f}` (after bench.py's datasets.py).", END]
