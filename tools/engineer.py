@@ -150,12 +150,7 @@ def engineer_features(ctx: ToolContext, expressions: list[str] | None = None, ke
         # the baseline's CV counts against the share too.
         try:
             if now is None or screen is not full:
-                # The baseline must leave room for at least one candidate of its own cost: when its first
-                # fold says it would not, stop there and hand the rest of the share back to the search
-                # (on digits at 60 s, a baseline that used the whole share left nothing measured and
-                # cost the search two model families).
-                half = time.time() + (deadline - time.time()) / 2 if deadline is not None else None
-                now, now_on = folds(kept, half, on=screen), screen
+                now, now_on = folds(kept, deadline, on=screen), screen
         except OutOfTime:
             not_reached, candidates = [parse_feature(t).name for t in candidates], []
         if before is None and now is not None:
