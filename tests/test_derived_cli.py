@@ -126,7 +126,7 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     auto = [r for r in record["features"] if r["source"] == "auto"]
     assert auto[0]["name"] == "a_per_b" and auto[0]["expected_value"] == max(r["expected_value"] for r in auto)
     report = (art / "report.md").read_text()
-    assert "| `a_per_b` | `a / b` |" in report and "| kept |" in report
+    assert "| `a_per_b` | `a / b` |" in report and "| kept (again " in report  # with the confirmation's change
     assert f"| `{dropped[0]['name']}` | `{dropped[0]['expression']}` |" in report and "| dropped |" in report
     assert "a_per_b = a / b" in (art / "notebook.ipynb").read_text()
     assert not any(r.get("source") == "auto" for r in json.loads(
