@@ -98,3 +98,32 @@ def test_columns_named_like_functions_or_keywords_are_backquoted():
     assert feats and any("`class`" in f for f in feats) and any("`by`" in f for f in feats) and any("`min`" in f for f in feats)
     check_features(feats, list(df.columns))
     assert not any("year" in f for f in feats)  # a calendar year is not a measurement to divide by
+
+
+def test_a_screened_candidate_stays_only_when_a_second_sample_confirms_it():
+    """engineer_features' confirmation step with stand-in CV: `good` helps on both samples, `lucky`
+    helped on the screening folds only (dropped), `late` is not confirmed in time (dropped)."""
+    from dsagent.tools.cv import OutOfTime
+    from dsagent.tools.engineer import _confirm
+
+    texts = {n: f"{n} = a / b" for n in ("good", "lucky", "late")}
+    rows = [{"name": n, "kept": True, "source": "auto"} for n in texts] + [{"name": "mine", "kept": True, "source": "declared"}]
+
+    def folds(features, on):  # rmse per fold (lower is better): each confirmed feature lowers it clearly
+        names = {f.split("=")[0].strip() for f in features}
+        if "late" in names:
+            raise OutOfTime("no time", 1.0)
+        return np.array([1.0, 1.1, 0.9]) - 0.3 * ("good" in names) + np.array([0.01, -0.01, 0.0]) * ("lucky" in names)
+
+    def measured(name, text, before, after, source, keep_all):
+        gain = -(after - before)
+        se = float(np.std(gain, ddof=1) / np.sqrt(len(gain)))
+        return {"cv_change": float((after - before).mean()), "se": se, "helps": bool(gain.mean() > se)}
+
+    kept = _confirm(["mine = a * 2"] + list(texts.values()), rows, folds, None, measured)
+    assert kept == ["mine = a * 2", texts["good"]]
+    by = {r["name"]: r for r in rows}
+    assert by["good"]["kept"] and by["good"]["confirmation"]["helps"]
+    assert not by["lucky"]["kept"] and not by["lucky"]["confirmation"]["helps"]
+    assert not by["late"]["kept"] and by["late"]["confirmation"] == "not reached in time"
+    assert by["mine"]["kept"] and "confirmation" not in by["mine"]  # declared features are not screened

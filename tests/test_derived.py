@@ -138,3 +138,42 @@ def test_parse_never_reaches_python_eval(monkeypatch):
     out = DerivedFeatures(["r = log(a / b) + mean(a) by region"]).fit(df).transform(df)
     assert out["r"].notna().all()
     assert parse_feature("x = `monthly income` / 12").inputs == ["monthly income"]
+
+
+def test_every_derive_step_of_an_ensemble_is_found_and_shuffled_only_inside_the_block():
+    """Permutation importance of a derived feature shuffles it in each member's step; monitoring
+    reads the values the (first) step computes from raw rows."""
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+
+    from dsagent.tools.derived_step import derive_steps, derived_values, shuffled
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.uniform(1, 10, 80), "b": rng.uniform(1, 10, 80)})
+    y = X.a / X.b
+
+    def member():
+        return Pipeline([("derive", DerivedFeatures(["r = a / b"])), ("pick", _Pick(["r"])), ("lr", LinearRegression())])
+
+    model = VotingRegressor([("m1", member()), ("m2", member())]).fit(X, y)
+    assert len(derive_steps(model)) == 2 and derive_steps(VotingRegressor([("m", member())])) == []  # unfitted: none
+    np.testing.assert_allclose(derived_values(model, X)["r"], X.a / X.b)
+    before = model.predict(X)
+    with shuffled(model, "r", rng.permutation(len(X))):
+        assert np.abs(model.predict(X) - before).mean() > 0.1
+    np.testing.assert_allclose(model.predict(X), before)  # restored
+    assert list(derived_values(Pipeline([("lr", LinearRegression())]), X).columns) == []
+
+
+class _Pick:
+    """Selects columns by name (a stand-in for the preprocessing, which selects by name too)."""
+
+    def __init__(self, cols):
+        self.cols = cols
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X[self.cols].to_numpy()

@@ -87,6 +87,12 @@ def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_ra
     assert "`ratio` | `a / b`" in (art / "model_card.md").read_text()
     notebook = (art / "notebook.ipynb").read_text()
     assert "ratio = a / b" in notebook and "derived=DERIVED" in notebook
+    # Its importance: shuffling the computed ratio on the test split hurts (rmse up), and the report,
+    # the model card and the explanation say so.
+    importance = json.loads((art / "explanation.json").read_text())["derived_importance"]
+    assert importance[0]["feature"] == "ratio" and importance[0]["expression"] == "a / b" and importance[0]["importance"] > 0
+    row = next(line for line in (art / "model_card.md").read_text().splitlines() if line.startswith("| `ratio` | `a / b`"))
+    assert f"{importance[0]['importance']:+.4g}" in row, row
 
     # `dsagent predict` on the raw test rows (no ratio column) gives the session's test predictions.
     raw = pd.read_csv(ratio_data / "ratio.csv").iloc[task["test_rows"]].drop(columns=["y"])
@@ -107,8 +113,11 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     rows = {r["name"]: r for r in record["features"]}
     assert rows["a_per_b"]["source"] == "auto" and rows["a_per_b"]["kept"]
     assert rows["a_per_b"]["cv_change"] < -rows["a_per_b"]["se"]  # rmse: kept because it fell beyond its s.e.
+    confirmation = rows["a_per_b"]["confirmation"]  # ... on the screening folds and again on another sample
+    assert confirmation["helps"] and confirmation["cv_change"] < -confirmation["se"]
     dropped = [r for r in record["features"] if not r["kept"]]
-    assert dropped and all(not r["helps"] for r in dropped)
+    assert dropped and all(not r["helps"] or not isinstance(r.get("confirmation"), dict)
+                           or not r["confirmation"]["helps"] for r in dropped)
     task = json.loads((art / "task.json").read_text())
     assert "a_per_b = a / b" in task["derived"]["features"]
     assert record["rows"] <= task["n_train"]  # measured on training rows only
@@ -117,7 +126,7 @@ def test_automatic_candidates_are_kept_when_they_help_and_reported(runs):
     auto = [r for r in record["features"] if r["source"] == "auto"]
     assert auto[0]["name"] == "a_per_b" and auto[0]["expected_value"] == max(r["expected_value"] for r in auto)
     report = (art / "report.md").read_text()
-    assert "| `a_per_b` | `a / b` |" in report and "| kept |" in report
+    assert "| `a_per_b` | `a / b` |" in report and "| kept (again " in report  # with the confirmation's change
     assert f"| `{dropped[0]['name']}` | `{dropped[0]['expression']}` |" in report and "| dropped |" in report
     assert "a_per_b = a / b" in (art / "notebook.ipynb").read_text()
     assert not any(r.get("source") == "auto" for r in json.loads(
@@ -161,3 +170,22 @@ def test_hostile_or_wrong_expression_exits_2_in_one_line_before_anything_runs(ra
     assert len(lines) == 1 and reason in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (d / "bad").exists() or not any((d / "bad").iterdir())  # no session: nothing ran
     assert not (d / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_monitoring_tracks_derived_features_computed_from_the_batch_raw_rows(ratio_data, runs):
+    """The plan keeps a reference for `ratio` (computed by the model's step, not read from the file);
+    a batch where the ratio moves while no raw column leaves its training range alerts on it."""
+    from dsagent.tools.monitor import apply_plan
+
+    art = Path(runs["with"]["session_dir"]) / "artifacts"
+    plan = json.loads((art / "monitoring.json").read_text())
+    assert plan["features"]["ratio"]["derived"] == "a / b" and plan["features"]["ratio"]["type"] == "numeric"
+    assert "`ratio`" in (art / "monitoring.md").read_text() and "derived: `a / b`" in (art / "monitoring.md").read_text()
+    raw = pd.read_csv(ratio_data / "ratio.csv").drop(columns=["y"])
+    same = apply_plan(runs["with"]["session_dir"], raw.iloc[:200])
+    assert same["features"]["ratio"]["status"] != "alert", same["features"]["ratio"]
+    moved = raw.iloc[:200].copy()
+    moved["a"], moved["b"] = moved[["a", "b"]].max(axis=1), moved[["a", "b"]].min(axis=1)  # each column's range unchanged
+    report = apply_plan(runs["with"]["session_dir"], moved)
+    assert report["features"]["ratio"]["status"] == "alert" and "ratio" in report["drifted"], report["features"]["ratio"]

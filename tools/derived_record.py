@@ -23,8 +23,9 @@ def read_record(artifacts_dir) -> dict[str, Any]:
 
 def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
     """For the report, model card and notebook: each derived feature in the task, with its
-    expression and the CV change measured when it was added (None when it was not measured)."""
-    from dsagent.tools.schemas import TaskSpec
+    expression, the CV change measured when it was added and its permutation importance on the
+    test split (None when not measured)."""
+    from dsagent.tools.schemas import Explanation, TaskSpec
 
     try:
         task = TaskSpec.read(Path(artifacts_dir))
@@ -34,11 +35,19 @@ def derived_rows(artifacts_dir) -> list[dict[str, Any]]:
         return []
     rec = read_record(artifacts_dir)
     measured = {r["name"]: r for r in rec.get("history", []) + rec.get("features", [])}
+    try:
+        expl = Explanation.read(Path(artifacts_dir))
+    except (OSError, ValueError):
+        expl = None
+    importance = {r["feature"]: r for r in (expl.derived_importance if expl else [])}
     out = []
     for text in (task.get("derived") or {}).get("features") or []:
         name, expression = (s.strip() for s in text.split("=", 1))
         m = measured.get(name) or {}
-        out.append({"name": name, "expression": expression, "cv_change": m.get("cv_change"), "se": m.get("se")})
+        imp = importance.get(name) or {}
+        out.append({"name": name, "expression": expression, "cv_change": m.get("cv_change"), "se": m.get("se"),
+                    "importance": imp.get("importance"), "importance_std": imp.get("std"),
+                    "scoring": expl.scoring if expl else None})
     return out
 
 
@@ -52,11 +61,18 @@ def derived_markdown(artifacts_dir, heading: str = "## Derived features") -> lis
         return [heading, "", "No derived feature is in the model.", "", *tried] if tried else []
     out = [heading, "", "Computed by the model's Pipeline from raw columns (fitted on training rows only), so "
            "`dsagent predict` and the notebook compute them too.", "",
-           "| feature | expression | CV change when added (± s.e.) |", "|---|---|---|"]
+           "| feature | expression | CV change when added (± s.e.) | importance on the test split (± s.d.) |",
+           "|---|---|---|---|"]
     for r in rows:
         change = "not measured" if r["cv_change"] is None else (
             f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else ""))
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} |")
+        importance = "not measured" if r["importance"] is None else (
+            f"{r['importance']:+.4g} ± {r['importance_std'] or 0:.2g}")
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | {importance} |")
+    scoring = next((r["scoring"] for r in rows if r["importance"] is not None), None)
+    if scoring:
+        out += ["", f"Importance: the drop in {scoring} on the test split when the feature's computed values are "
+                "shuffled among the rows (permutation importance, as for the raw columns in the explanation)."]
     return out + [""] + tried
 
 
@@ -98,11 +114,17 @@ def _candidate_lines(artifacts_dir) -> list[str]:
            "(training folds only) improved by more than its standard error"
            + (f"; the first {calendar} are calendar features of the time column (the row's own timestamp, known when "
               "it is scored)." if calendar else "."), "",
+           "A candidate the screening keeps is measured again on another sample and split, and stays only when "
+           "that says it helps too.", "",
            "| candidate | expression | CV change (± s.e.) | decision |", "|---|---|---|---|"]
     for r in auto:
         change = f"{r['cv_change']:+.4g}" + (f" ± {r['se']:.2g}" if r.get("se") is not None else "")
-        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | "
-                   f"{'kept' if r['kept'] else 'dropped'} |")
+        decision = "kept" if r["kept"] else "dropped"
+        if r.get("confirmation"):  # screened as helpful, measured again on another sample and split
+            c = r["confirmation"]
+            decision += (" (not confirmed in time)" if isinstance(c, str) else
+                         f" (again {c['cv_change']:+.4g}" + (f" ± {c['se']:.2g}" if c.get("se") is not None else "") + ")")
+        out.append(f"| `{md_cell(r['name'], 60)}` | `{md_cell(r['expression'], 200)}` | {change} | {decision} |")
     if rec.get("not_reached"):
         out += ["", f"Not measured within the time share (so not kept): {', '.join(rec['not_reached'])}."]
     return out + [""]

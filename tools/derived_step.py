@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -252,8 +253,11 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         frame = self._frame(X)
         out = frame.copy()
+        shuffle = getattr(self, "_shuffle", None)  # set only inside `shuffled`, for permutation importance
         for p in self._parsed():
             out[p.name] = Evaluator(frame, self.tables_, p.name, self.time_column).value(p.tree)
+            if shuffle is not None and shuffle[0] == p.name and len(shuffle[1]) == len(out):
+                out[p.name] = out[p.name].to_numpy()[shuffle[1]]
         return out
 
     @staticmethod
@@ -265,3 +269,55 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         names = list(input_features) if input_features is not None else list(self.input_columns_)
         return np.asarray(names + [p.name for p in self._parsed()], dtype=object)
+
+
+def derive_steps(model: Any, depth: int = 0) -> list[DerivedFeatures]:
+    """The fitted DerivedFeatures inside a model: a Pipeline's, or each member Pipeline's of an
+    ensemble, stack or bag (a bag's members were fitted on different folds, so their group
+    statistics can differ a little)."""
+    if isinstance(model, DerivedFeatures):
+        return [model] if hasattr(model, "tables_") else []
+    if depth > 8 or not isinstance(model, BaseEstimator):
+        return []
+    found: list[DerivedFeatures] = []
+    for part in _estimators_in(list(vars(model).values())):
+        found += [s for s in derive_steps(part, depth + 1) if all(s is not f for f in found)]
+    return found
+
+
+@contextmanager
+def shuffled(model: Any, name: str, order: np.ndarray):
+    """Within the block, every derive step of the model permutes feature `name` of a frame of
+    len(order) rows by `order`: the permutation importance of a feature no raw column holds."""
+    steps = derive_steps(model)
+    for step in steps:
+        step._shuffle = (name, order)
+    try:
+        yield
+    finally:
+        for step in steps:
+            del step._shuffle
+
+
+def _estimators_in(values: list) -> list:
+    """The estimators among attribute values: direct, or inside lists, (name, step) tuples and dicts."""
+    out = []
+    for v in values:
+        if isinstance(v, BaseEstimator):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out += _estimators_in(list(v))
+        elif isinstance(v, dict):
+            out += _estimators_in(list(v.values()))
+    return out
+
+
+def derived_values(model: Any, X: pd.DataFrame) -> pd.DataFrame:
+    """The derived feature columns the model computes for the raw rows X (its first step's; no
+    column without a step): what monitoring compares with the training rows' values."""
+    steps = derive_steps(model)
+    if not steps:
+        return pd.DataFrame(index=X.index)
+    step = steps[0]
+    names = [p.name for p in step._parsed()]
+    return step.transform(X)[names]

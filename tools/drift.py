@@ -160,7 +160,7 @@ def _feature_drift(ref: dict[str, Any], values: pd.Series, t: dict[str, Any], qu
 
 def check_batch(plan: dict[str, Any], data: pd.DataFrame) -> None:
     """A batch must carry every column the plan tracks, and at least one row."""
-    missing = [c for c in plan["features"] if c not in data.columns]
+    missing = [c for c, ref in plan["features"].items() if c not in data.columns and "derived" not in ref]
     if missing:
         raise ToolError(f"the new data lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing[:10]))}; "
                         "monitor the same columns the model was trained on")

@@ -57,6 +57,30 @@ def permutation_drops(model, X: pd.DataFrame, y: np.ndarray, task: TaskSpec, see
     return np.column_stack(drops), len(drops)
 
 
+def derived_importance(model, X: pd.DataFrame, y: np.ndarray, task: TaskSpec, seed: int, repeats: int) -> list[dict[str, Any]]:
+    """Permutation importance of each derived feature: the feature's values are shuffled after the
+    model's own step computes them from the raw rows (no raw column holds them to shuffle)."""
+    from dsagent.tools.derived import parse_feature
+    from dsagent.tools.derived_step import shuffled
+
+    parsed = [parse_feature(f) for f in (task.get("derived") or {}).get("features") or []]
+    if not parsed:
+        return []
+    metric = get_metric(task["metric"], task["task"])
+    base = score(metric, y, *predict_any(model, X, task))
+    sign = 1.0 if metric.greater_is_better else -1.0
+    rng = np.random.default_rng(seed + 1)
+    out = []
+    for p in parsed:
+        drops = []
+        for _ in range(max(1, repeats)):
+            with shuffled(model, p.name, rng.permutation(len(X))):
+                drops.append(sign * (base - score(metric, y, *predict_any(model, X, task))))
+        out.append({"feature": p.name, "expression": p.expression, "importance": round(float(np.mean(drops)), 6),
+                    "std": round(float(np.std(drops)), 6)})
+    return sorted(out, key=lambda r: -r["importance"])
+
+
 def _xgboost_pipeline(model):
     """(pipeline, label) of the XGBoost Pipeline inside the model: itself, or an ensemble member."""
     from dsagent.tools.features import final_estimator
@@ -148,7 +172,8 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
                      artifact_path(ctx, files["permutation_importance"]),
                      f"Permutation importance on the test split ({task['metric']})",
                      f"drop in {task['metric']} when the column is shuffled", [r["std"] for r in top])
-    record: dict[str, Any] = {"permutation_importance": perm, "scoring": task["metric"], "rows": len(X), "repeats": repeats}
+    record: dict[str, Any] = {"permutation_importance": perm, "scoring": task["metric"], "rows": len(X), "repeats": repeats,
+                              "derived_importance": derived_importance(pipeline, X, y, task, ctx.seed, repeats)}
     ctx.report("partial dependence of the top columns", 0.6)
     files["partial_dependence"] = f"{paths.PLOTS_DIR}/partial_dependence.png"
     record["partial_dependence"] = partial_dependence_plots(
@@ -181,6 +206,7 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
     summary = {"top_features": top[:10], "shap_top": [{"feature": k, "mean_abs": round(v, 5)} for k, v in list((shap or {}).items())[:8]],
                "top_terms": {t["column"]: {d: [r["term"] for r in items[:5]] for d, items in t["effects"].items()}
                              for t in record.get("text_terms", [])},
+               "derived_features": [{k: r[k] for k in ("feature", "importance")} for r in record["derived_importance"][:8]],
                "note": "permutation importance on held-out rows; correlated columns share importance", "plots": [
                    v for v in files.values() if v.endswith(".png")]}
     return ToolOutput(summary=summary, record=record, files=files)

@@ -70,10 +70,13 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
                prediction_ref: dict[str, Any], *, important: list[str] | None = None, latency_ms: float | None = None,
                retrain_every_days: float = 90, n_train: int | None = None, n_test: int | None = None,
                labels: dict[str, Any] | None = None, decisions: dict[str, Any] | None = None,
-               checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               checks: list[dict[str, Any]] | None = None,
+               derived: dict[str, tuple[str, pd.Series]] | None = None) -> dict[str, Any]:
     """The plan as data: pure, so tests can build one without a full run. `labels` (training label
     distribution), `decisions` (binary: predicted classes at the shipped threshold) and `checks`
-    (prior-free measures with their floors) come from dsagent.tools.monitor_labels."""
+    (prior-free measures with their floors) come from dsagent.tools.monitor_labels. `derived`:
+    derived feature name -> (expression, its values on X_ref as the model computes them), tracked
+    like raw columns (a drifted ratio can hide behind two inputs that each moved a little)."""
     from dsagent.tools.monitor_labels import floor_of
 
     features: dict[str, Any] = {}
@@ -84,6 +87,8 @@ def build_plan(X_ref: pd.DataFrame, kinds: dict[str, str], task: dict[str, Any],
             features[col] = text_reference(X_ref[col])
         else:
             features[col] = numeric_reference(X_ref[col]) if kind == "numeric" else categorical_reference(X_ref[col])
+    for name, (expression, values) in (derived or {}).items():
+        features[name] = numeric_reference(values) | {"derived": expression}
     ci = ev.get("test_ci")
     gib = ev["greater_is_better"]
     floor = floor_of(gib, ev["test_score"], ci)
@@ -172,13 +177,27 @@ def plan_monitoring(ctx: ToolContext, retrain_every_days: int | None = None) -> 
                       important=important, latency_ms=ctx.answers.get("latency_ms"), retrain_every_days=retrain_every_days,
                       n_train=task["n_train"], n_test=task["n_test"], labels=label_reference(task, y_train),
                       decisions=decisions | {"source": source} if decisions else None,
-                      checks=reference_checks(task, ev["metric"], y_test, test_proba, ctx.seed))
+                      checks=reference_checks(task, ev["metric"], y_test, test_proba, ctx.seed), derived=_derived_reference(ctx, X, task))
     MonitoringPlan.model_validate(plan).write(ctx.artifacts_dir)
     artifact_path(ctx, paths.MONITORING_MD).write_text(plan_markdown(plan), encoding="utf-8")
     summary = {"features_tracked": len(plan["features"]), "performance_floor": round(plan["performance"]["floor"], 5),
                "latency_budget_ms": plan["latency_budget_ms"], "triggers": plan["retraining_triggers"],
                "files": [paths.MONITORING, paths.MONITORING_MD]}
     return ToolOutput(summary=summary, record=None, files={"monitoring": paths.MONITORING, "monitoring_md": paths.MONITORING_MD})
+
+
+def _derived_reference(ctx: ToolContext, X: pd.DataFrame, task: dict[str, Any]) -> dict[str, tuple[str, pd.Series]]:
+    """Each derived feature's expression and its values on the training rows, computed by the saved
+    model's own fitted step (so windowed aggregates read only earlier rows, as at prediction time)."""
+    from dsagent.tools.derived import parse_feature
+    from dsagent.tools.derived_step import derived_values
+    from dsagent.tools.model_io import load_model
+
+    expressions = dict((p.name, p.expression) for p in map(parse_feature, (task.get("derived") or {}).get("features") or []))
+    if not expressions:
+        return {}
+    values = derived_values(load_model(ctx.artifacts_dir / paths.MODEL)[0], X)
+    return {name: (expr, values[name]) for name, expr in expressions.items() if name in values.columns}
 
 
 def _labelled_checks_markdown(plan: dict[str, Any]) -> list[str]:
@@ -227,6 +246,10 @@ def plan_markdown(plan: dict[str, Any]) -> str:
              f"{t['psi_alert']}. An alert also needs the two-sample test (KS for numbers, chi-squared for categories) to give "
              f"p < {t['p_value']}, so sampling noise in a small batch does not raise one; in a large batch the PSI "
              "threshold decides.",
+             *([f"- **Derived features** ({', '.join(f'`{md_cell(c)}`' for c, r in plan['features'].items() if r.get('derived'))}): "
+                "computed from each batch's raw columns by the model's own Pipeline step, then checked like the raw "
+                "columns (a ratio can drift while its two inputs each move too little to alert)."]
+               if any(r.get("derived") for r in plan["features"].values()) else []),
              f"- **Prediction drift**: the same on {plan['predictions'].get('of', 'the predictions')} "
              f"(reference: {plan['predictions'].get('source', 'held-out predictions')}).",
              f"- **Data quality**: null rate up by more than {t['null_rate_increase']:.0%} points; more than "
@@ -270,7 +293,8 @@ def plan_markdown(plan: dict[str, Any]) -> str:
         else:
             desc = ", ".join(f"{md_cell(c, 40)} {p:.0%}" for c, p in zip(ref["categories"][:3], ref["proportions"][:3]))
         mark = " (top feature)" if name in plan.get("important_features", []) else ""
-        lines.append(f"| {md_cell(name, 40)}{mark} | {ref['type']} | {ref['null_rate']:.1%} | {desc} |")
+        kind = ref["type"] + (f", derived: `{md_cell(ref['derived'], 120)}`" if ref.get("derived") else "")
+        lines.append(f"| {md_cell(name, 40)}{mark} | {kind} | {ref['null_rate']:.1%} | {desc} |")
     return "\n".join(lines + [""])
 
 
@@ -315,17 +339,24 @@ def _apply(model_path: Path, data: pd.DataFrame) -> dict[str, Any]:
     report: dict[str, Any] = {"rows": len(data), "features": {}, "quality": [], "reasons": [], "notes": []}
     if len(data) < t["min_batch_rows"]:
         report["notes"].append(f"only {len(data)} rows: drift estimates are unreliable below {t['min_batch_rows']} rows")
+    model, manifest = load_model(model_path)
+    derived = pd.DataFrame(index=data.index)
+    if any("derived" in ref for ref in plan["features"].values()):  # computed from the raw rows by the model's step
+        from dsagent.tools.derived_step import derived_values
+        from dsagent.tools.serving import check_schema
+
+        derived = derived_values(model, check_schema(manifest, data, lambda _msg: None))
     for col, ref in plan["features"].items():
+        values = derived[col] if "derived" in ref else data[col]
         if ref["type"] == "text":
             from dsagent.tools.text_monitor import text_drift
 
-            report["features"][col] = text_drift(ref, data[col], t, report["quality"], col)
+            report["features"][col] = text_drift(ref, values, t, report["quality"], col)
         else:
-            report["features"][col] = _feature_drift(ref, data[col], t, report["quality"], col)
+            report["features"][col] = _feature_drift(ref, values, t, report["quality"], col)
     alerts = [c for c, e in report["features"].items() if e["status"] == "alert"]
     warns = [c for c, e in report["features"].items() if e["status"] == "warn"]
 
-    model, manifest = load_model(model_path)
     preds = predict_frame(model, manifest, data, warn=lambda _msg: None)
     pref = plan["predictions"]
     series = get_task_type(plan["task"]).monitored_output(preds, manifest)

@@ -111,9 +111,18 @@ def _model_fit_code(ev: dict[str, Any], task: dict[str, Any]) -> str:
         return ("from dsagent.tools.bagging import fit_bagged\n\n"
                 f"# A bag: the model above fitted on each of {folds} folds' training rows, predictions averaged.\n"
                 f"model = fit_bagged(SPEC, FEATURES, X_train, y_train, TASK, SEED, n_classes={n_classes}, "
-                f"folds={folds}{derived})")
+                f"folds={folds}{derived})" + _derived_look(task))
     return (f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={n_classes}{derived})\n"
-            "model.fit(X_train, y_train)")
+            "model.fit(X_train, y_train)" + _derived_look(task))
+
+
+def _derived_look(task: dict[str, Any]) -> str:
+    """With derived features: their values as the fitted Pipeline computes them from raw test rows."""
+    if not (task.get("derived") or {}).get("features"):
+        return ""
+    return ("\n\n# The derived features, as the fitted Pipeline's first step computes them from the raw columns:\n"
+            "from dsagent.tools.derived_step import derived_values\n\n"
+            "derived_values(model, X_test).head()")
 
 
 def _derived_code(task: dict[str, Any]) -> str:

@@ -219,6 +219,7 @@ class Evaluation(Artifact):
 class Explanation(Artifact):
     FILE: ClassVar[str] = paths.EXPLANATION
     permutation_importance: list[dict[str, Any]] = []
+    derived_importance: list[dict[str, Any]] = []  # derived features, shuffled after the model's step computes them
     scoring: str | None = None
     rows: int = 0
     repeats: int = 0

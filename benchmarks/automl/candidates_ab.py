@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import DATA, DOC, METRIC, ROOT, SUITE, WORK, _predictions, _row_score, _truth, paired_bootstrap  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "candidates_ab.json"
+# --default: the "with" arm leaves auto_features unset (the autopilot's own share rule decides), a
+# side check kept out of the main table.
+RESULTS_DEFAULT = ROOT / "benchmarks" / "results" / "candidates_ab_default.json"
 START, END = "<!-- candidates-ab:start -->", "<!-- candidates-ab:end -->"
 ARMS = {"with": True, "without": False}
 
@@ -33,7 +36,8 @@ def start(name: str, meta: dict, arm: str, budget: float) -> tuple[subprocess.Po
     subprocess.run(["rm", "-rf", str(cwd)], check=True)
     (cwd / "home").mkdir(parents=True)
     (cwd / "tmp").mkdir()
-    (cwd / "answers.json").write_text(json.dumps({"task": meta["task"], "auto_features": ARMS[arm]}))
+    answers = {"task": meta["task"]} | ({} if ARMS[arm] is None else {"auto_features": ARMS[arm]})
+    (cwd / "answers.json").write_text(json.dumps(answers))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DSAGENT_"))}
     env.update(HOME=str(cwd / "home"), TMPDIR=str(cwd / "tmp"), MPLBACKEND="Agg", PYTHONHASHSEED="0")
     cmd = [str(ROOT / ".venv" / "bin" / "dsagent"), "run", str(DATA / name / "train.csv"), "--target", meta["target"],
@@ -63,7 +67,8 @@ def finish(proc: subprocess.Popen, cwd: Path, name: str, budget: float) -> dict:
             "best_model": result.get("best_model"), "preds": str(preds),
             "kept": [f"{r['name']} = {r['expression']}" for r in auto if r["kept"]],
             "dropped": [r["name"] for r in auto if not r["kept"]], "not_reached": record.get("not_reached", []),
-            "selection_dropped": len((record.get("selection") or {}).get("dropped") or {})}
+            "selection_dropped": len((record.get("selection") or {}).get("dropped") or {}),
+            "candidates_measured_s": record.get("seconds") if auto or record.get("not_reached") else 0}
 
 
 def compare(name: str, meta: dict, arms: dict[str, dict]) -> dict:
@@ -107,10 +112,17 @@ def render(results: dict) -> str:
                      f"{w.get('score', w.get('status'))} | "
                      + (f"{ci[0]:+.4g} to {ci[1]:+.4g}" if ci else "—") + f" | {r.get('verdict', '—')} | {kept} | "
                      f"{len(w.get('dropped', []))} / {len(w.get('not_reached', []))} |")
-    better = [n for n, r in results["datasets"].items() if r.get("verdict") == "better"]
-    worse = [n for n, r in results["datasets"].items() if r.get("verdict") == "worse"]
-    lines += ["", f"- Helped beyond the CI: {', '.join(better) or 'none'}.",
-              f"- Worse beyond the CI: {', '.join(worse) or 'none'}.",
+    # A dataset where no candidate was kept ran the same features in both arms: a difference there
+    # is the search time the candidates took (and the load), not what a feature did.
+    def named(verdict: str, kept: bool) -> list[str]:
+        return [n for n, r in results["datasets"].items() if r.get("verdict") == verdict
+                and bool(r["arms"].get("with", {}).get("kept")) == kept]
+
+    lines += ["", f"- Helped beyond the CI: {', '.join(named('better', True)) or 'none'}.",
+              f"- Worse beyond the CI with a candidate kept: {', '.join(named('worse', True)) or 'none'}.",
+              "- Different beyond the CI with no candidate kept (the same features in both arms: the search time "
+              f"the candidates took, and the load, made the difference): better {', '.join(named('better', False)) or 'none'}; "
+              f"worse {', '.join(named('worse', False)) or 'none'}.",
               f"- Generated {results['generated']}; raw figures in `benchmarks/results/candidates_ab.json`.", "",
               "Reproduce: `.venv/bin/python benchmarks/automl/candidates_ab.py --budget "
               f"{results['budget_s']:.0f}` (after bench.py's datasets.py).", END]
@@ -134,11 +146,16 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=SUITE)
     ap.add_argument("--budget", type=float, default=30)
     ap.add_argument("--render", action="store_true", help="only rewrite the table from the saved results")
+    ap.add_argument("--default", action="store_true", help="the 'with' arm leaves auto_features unset (the autopilot "
+                    f"decides); results to {RESULTS_DEFAULT.name}, docs untouched")
     args = ap.parse_args()
+    results_path = RESULTS_DEFAULT if args.default else RESULTS
+    if args.default:
+        ARMS["with"] = None
     if args.render:
         write_doc(json.loads(RESULTS.read_text()))
         return
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
+    results = json.loads(results_path.read_text()) if results_path.exists() else {"datasets": {}}
     import platform
 
     results.update(budget_s=args.budget, machine=f"{os.cpu_count()} cores, {platform.platform(terse=True)}")
@@ -152,9 +169,10 @@ def main() -> None:
         results["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results["load_min"] = min(loads + [results.get("load_min", 1e9)])
         results["load_max"] = max(loads + [results.get("load_max", 0)])
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1, default=str))
-        write_doc(results)
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=1, default=str))
+        if not args.default:
+            write_doc(results)
         r = results["datasets"][name]
         print(f"{name}: {r.get('verdict')} {r.get('diff_ci95')} kept={r['arms']['with'].get('kept')}", file=sys.stderr, flush=True)
 
