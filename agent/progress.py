@@ -88,6 +88,9 @@ class ProgressPrinter:
         for name, path in result.artifacts.items():
             if path and name != "transcript":
                 table.add_row(name, path)
+        if result.not_written():
+            table.add_row("not written", f"{', '.join(result.not_written())}: "
+                                         f"dsagent run --resume {result.session_id} --time-budget 60")
         if result.assumptions:
             table.add_row("assumptions", f"{len(result.assumptions)} (see report.md)")
         if result.usage.input_tokens:

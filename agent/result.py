@@ -55,3 +55,14 @@ class RunResult(BaseModel):
     # Against the answers' min_useful_score: {"decision": go | no-go | uncertain, "min_useful_score",
     # "test_score", "test_ci", "reason"}; null when no minimum was given.
     verdict: dict[str, Any] | None = None
+
+    def not_written(self) -> list[str]:
+        """The documents a completed run should leave but did not (a run stopped by its time budget
+        before them, or a step that failed): empty for any other status."""
+        if self.status != "completed":
+            return []
+        return [name for name in DOCUMENTS if name in self.artifacts and not self.artifacts[name]]
+
+
+# What every completed run leaves beside the model; `dsagent run --resume` writes what is missing.
+DOCUMENTS = ("report", "model_card", "notebook", "monitoring")
