@@ -153,3 +153,33 @@ def test_threads_never_exceed_the_cores_given(monkeypatch):
     assert native_threads() == 2
     monkeypatch.delenv("DSAGENT_THREADS")
     assert native_threads() == 1  # two cores: one thread per fit (busy-waiting OpenMP pools)
+
+
+def test_default_candidates_are_skipped_when_the_search_sees_a_sample_of_the_training_rows(tmp_path, monkeypatch):
+    """Issue 24: on data whose search is subsampled the final fit is cut to the time left, so by
+    default no candidate step runs there (census_kdd lost ROC-AUC to it with nothing kept);
+    where the search sees every row, or when auto_features: true, the candidates get their share."""
+    from dsagent.tools.schemas import CVPlan, SplitSpec, TaskSpec
+
+    monkeypatch.setattr("dsagent.backends.autopilot._slowdown", lambda: 1.0)
+    tools = ["engineer_features", "train_models", "tune_model", "build_ensemble", "evaluate_model"]
+
+    def first_call(max_rows: int, answers: dict):
+        state = _plan_state(tmp_path, 110.0, [])
+        state.time_budget, state.answers = 120.0, {"target": "y", **answers}
+        TaskSpec(target="y", task="binary", metric="roc_auc", greater_is_better=True, features={"a": "numeric"},
+                 n_rows=200_000, n_labelled=200_000, n_train=150_000, n_test=50_000,
+                 split=SplitSpec(kind="stratified"), cv=CVPlan(kind="holdout", folds=1, max_rows=max_rows),
+                 ).write(state.session.artifacts_dir)
+        conversation = [{"role": "tool", "results": [{"name": n, "ok": True} for n in ("profile_data", "define_task")]}]
+        gen = AutopilotBackend().stream_turn(conversation, tools, state)
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            return stop.value.tool_calls[0]
+
+    assert first_call(18_000, {}).name == "train_models"  # subsampled search: no candidate step by default
+    call = first_call(150_000, {})  # the search sees every row: a tenth of the search's time
+    assert call.name == "engineer_features" and call.arguments["time_budget_s"] > 6
+    assert first_call(18_000, {"auto_features": True}).name == "engineer_features"  # asked for: tried anyway

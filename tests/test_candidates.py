@@ -57,6 +57,11 @@ def test_candidate_time_share_follows_the_answers_and_the_budget():
     assert candidate_share(20.0, None) == 0.0  # too little time for one candidate's CV
     assert candidate_share(20.0, True) >= 8.0  # asked for: tried even on a small budget
     assert candidate_share(5000.0, None) == 60.0
+    # On a search that runs on a sample of the training rows the final fit is cut to the time left:
+    # by default no share there (it would come out of the shipped model), unless asked for.
+    assert candidate_share(100.0, None, subsampled=True) == 0.0
+    assert candidate_share(100.0, True, subsampled=True) == 10.0
+    assert candidate_share(100.0, None, subsampled=False) == 10.0
 
 # The run through the real CLI: tests/test_derived_cli.py::test_automatic_candidates_are_kept_when_they_help_and_reported
 # (it shares that module's concurrent runs on the same data).

@@ -162,7 +162,8 @@ class AutopilotBackend:
                 step = "define_task"
         if step == "engineer_features":
             declared = state.answers.get("derived_features") or []
-            share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"))
+            share = candidate_share(state.seconds_left() - reserve, state.answers.get("auto_features"),
+                                   _search_is_subsampled(task))
             wide = bool(task and (task.get("derived") or {}).get("select"))  # what the selection drops is reported
             text_s = text_share(task, state.seconds_left() - reserve)
             # With a text column it always runs: no time for the comparison (or no extra) is recorded, and reported, too.
