@@ -325,6 +325,13 @@ def test_long_text_column_without_numbers_gets_no_mixed_note(tmp_path):
     # the sample takes Arrow data where the column has it, and object columns through iloc
     assert set(_sample_values(df["a"], 50)) <= {f"w{k}x" for k in range(7)}
     assert len(_sample_values(pd.Series(["x", None, 3] * 10, dtype=object), 50)) > 20
+    # chunk by chunk (pandas' parallel reader leaves a column in many chunks): the same rows as one take
+    import pyarrow as pa
+
+    parts = [[f"v{k}_{i}" if i % 3 else None for i in range(n)] for k, n in enumerate([7, 1, 0, 40, 12])]
+    col = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(parts, pa.large_string())))
+    at = np.sort(np.random.default_rng(1).integers(0, len(col), 30))
+    assert _sample_values(col, 30) == col.iloc[at].dropna().tolist()
 
 
 def test_the_control_byte_scan_agrees_with_translate():

@@ -81,7 +81,7 @@ def _postprocess(df: pd.DataFrame, info: LoadInfo, name: str) -> pd.DataFrame:
     # Only float and object columns need work; look at dtypes first (column access is not free
     # on a 10,000-column frame).
     for c, dtype in list(df.dtypes.items()):
-        if pd.api.types.is_float_dtype(dtype):
+        if dtype.kind == "f":  # numpy, nullable and Arrow floats (is_float_dtype: the same, 10x slower)
             arr = df[c].to_numpy()
             # Exact, without a mask per column: fmax/fmin skip NaN and reach +-inf only if one is there
             # (two SIMD reductions, ~10x faster than np.isinf(arr).sum() on a clean column).
@@ -157,9 +157,17 @@ def _sample_values(col: pd.Series, n: int) -> list:
     from its Arrow data directly where it has some (no pandas index work), else through iloc."""
     at = np.sort(np.random.default_rng(1).integers(0, len(col), n))
     try:
-        return col.array.__arrow_array__().take(at).drop_null().to_pylist()
+        chunks = col.array.__arrow_array__().chunks
     except (AttributeError, TypeError):
         return col.iloc[at].dropna().tolist()
+    # Chunk by chunk: a take on the whole ChunkedArray costs ~10x more (it gathers across the chunks).
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    cut = np.searchsorted(at, starts)
+    out: list = []
+    for chunk, start, lo, hi in zip(chunks, starts, cut[:-1], cut[1:]):
+        if hi > lo:
+            out += chunk.take(at[lo:hi] - start).drop_null().to_pylist()
+    return out
 
 
 def _has_control(chunk: Any) -> bool:
