@@ -304,6 +304,36 @@ def test_mixed_note_on_a_long_column_samples_rows_first(tmp_path):
     assert "mixed numbers and text" in notes_text(info) and "'?'" in notes_text(info)
 
 
+def test_inf_check_is_exact_among_missing_values(tmp_path):
+    # The check finds inf by NaN-skipping reductions: one inf among many missing values is still found.
+    rows = ["a,b"] + [f"{'' if i % 2 else i},{i}" for i in range(2000)]
+    rows[777] = "-inf,776"
+    rows[1500] = ",inf"
+    df, info = load_table(write(tmp_path / "inf.csv", ("\n".join(rows) + "\n").encode()))
+    assert "replaced 2 inf value(s)" in notes_text(info)
+    assert not np.isinf(df[["a", "b"]].to_numpy()).any() and df["b"].isna().sum() == 1
+
+
+def test_long_text_column_without_numbers_gets_no_mixed_note(tmp_path):
+    from dsagent.tools.data_clean import _sample_values
+
+    n = 30_000
+    body = "a,b\n" + "\n".join(f"w{i % 7}x,{i % 9 if i % 4 else 'q'}" for i in range(n)) + "\n"
+    df, info = load_table(write(tmp_path / "t.csv", body.encode()))
+    # a: words only (the quick 200-value check stops); b: 75% numbers with "q" (still noticed)
+    assert "mixed numbers and text" in notes_text(info) and " a (" not in notes_text(info) and "b (" in notes_text(info)
+    # the sample takes Arrow data where the column has it, and object columns through iloc
+    assert set(_sample_values(df["a"], 50)) <= {f"w{k}x" for k in range(7)}
+    assert len(_sample_values(pd.Series(["x", None, 3] * 10, dtype=object), 50)) > 20
+    # chunk by chunk (pandas' parallel reader leaves a column in many chunks): the same rows as one take
+    import pyarrow as pa
+
+    parts = [[f"v{k}_{i}" if i % 3 else None for i in range(n)] for k, n in enumerate([7, 1, 0, 40, 12])]
+    col = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(parts, pa.large_string())))
+    at = np.sort(np.random.default_rng(1).integers(0, len(col), 30))
+    assert _sample_values(col, 30) == col.iloc[at].dropna().tolist()
+
+
 def test_the_control_byte_scan_agrees_with_translate():
     from dsagent.tools.data_clean import _has_control
 
