@@ -6,6 +6,7 @@ by partition, the hash split's rows), the report, and the saved model predicting
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,6 @@ def write_parts(folder, n=1200, parts=3):
 
 
 def cli(*args, timeout=240):
-    import os
     import subprocess
     import sys
 
@@ -40,7 +40,14 @@ def cli(*args, timeout=240):
                           env=env, timeout=timeout)
 
 
-def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predicts_without_one(tmp_path):
+def _no_cluster_env(monkeypatch):
+    """In-process CLI calls see this process's environment: no cluster set from outside (as cli() does)."""
+    for name in [k for k in os.environ if k.startswith(("DSAGENT_CLUSTER", "DSAGENT_DASK"))]:
+        monkeypatch.delenv(name)
+
+
+def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predicts_without_one(tmp_path, dsagent_main,
+                                                                                                monkeypatch):
     """`dsagent run DIR --cluster local:2`: the autopilot profiles with Dask, trains with train_on_cluster
     (xgboost.dask on every training row, the other families on a sample), writes the report and model card;
     the saved model scores raw rows with no cluster, and `dsagent predict` on parts writes parts."""
@@ -53,12 +60,12 @@ def test_dsagent_run_on_parquet_parts_trains_on_the_cluster_and_its_model_predic
     lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None)
     try:
-        run_on_cluster(lc.scheduler_address, data, df, tmp_path)
+        run_on_cluster(lc.scheduler_address, data, df, tmp_path, dsagent_main, monkeypatch)
     finally:
         lc.close()
 
 
-def run_on_cluster(address, data, df, tmp_path):
+def run_on_cluster(address, data, df, tmp_path, dsagent_main, monkeypatch):
     from dsagent.tools.model_io import load_model
     from dsagent.tools.serving import predict_frame
 
@@ -134,24 +141,28 @@ def run_on_cluster(address, data, df, tmp_path):
     direct = predict_frame(model, manifest, df, warn=lambda _n: None)
     assert (direct["prediction"] == df["y"]).mean() > 0.8
 
-    # `dsagent predict` on the parts writes parts, row for row and in order; the same on a cluster.
-    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds")
+    # `dsagent predict` on the parts writes parts, row for row and in order; the same on a cluster. Through
+    # the CLI's main in this process (the run above is the real process): each `python -m dsagent.cli`
+    # paid seconds of imports (pandas, scikit-learn, dask).
+    _no_cluster_env(monkeypatch)
+    out = dsagent_main("predict", result["session_dir"], data, "-o", tmp_path / "preds")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr.count("ignoring 2 column(s)") == 1  # said once, not once per part
     got = [pd.read_parquet(p) for p in sorted((tmp_path / "preds").glob("part-*.parquet"))]
     assert [len(g) for g in got] == [400, 400, 400]
     pd.testing.assert_frame_equal(pd.concat(got, ignore_index=True), direct.reset_index(drop=True))
-    out = cli("predict", result["session_dir"], data, "-o", tmp_path / "preds2", "--cluster", address)
+    out = dsagent_main("predict", result["session_dir"], data, "-o", tmp_path / "preds2", "--cluster", address)
     assert out.returncode == 0, out.stderr[-2000:]
     on_cluster = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "preds2").glob("part-*.parquet"))], ignore_index=True)
     pd.testing.assert_frame_equal(on_cluster, direct.reset_index(drop=True))
-    bad = cli("predict", result["session_dir"], data, "-o", tmp_path / "p.csv")
+    bad = dsagent_main("predict", result["session_dir"], data, "-o", tmp_path / "p.csv")
     assert bad.returncode == 2 and "give -o a directory" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_dsagent_run_on_a_directory_without_a_cluster_says_what_reads_one(tmp_path):
+def test_dsagent_run_on_a_directory_without_a_cluster_says_what_reads_one(tmp_path, dsagent_main, monkeypatch):
     write_parts(tmp_path / "big", n=30)
-    done = cli("run", tmp_path / "big", "--target", "y", "--backend", "offline", "--sessions-dir", tmp_path / "s")
+    _no_cluster_env(monkeypatch)
+    done = dsagent_main("run", tmp_path / "big", "--target", "y", "--backend", "offline", "--sessions-dir", tmp_path / "s")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "is a directory" in done.stderr and "--cluster" in done.stderr
 

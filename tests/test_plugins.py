@@ -135,27 +135,34 @@ def test_count_task_refuses_targets_that_are_not_counts(monkeypatch):
             COUNT.check_target(pd.Series(bad), "visits")
 
 
-def _claude_run(env: dict[str, str], tmp_path: Path, persona: str, name: str) -> list[dict]:
-    """A `dsagent run` whose model (the fake Messages API) calls the plugin's tool once, then stops:
-    the request bodies it sent."""
+def _claude_runs(env: dict[str, str], tmp_path: Path, personas: dict[str, str]) -> dict[str, list[dict]]:
+    """One `dsagent run` per persona, at the same time (each mostly waits on its worker's start), whose
+    model (a fake Messages API each) calls the plugin's tool once, then stops: the request bodies each sent."""
     from fake_anthropic import FakeAnthropic, message
 
     data = tmp_path / "visits.csv"
     pd.DataFrame({"x": range(40), "visits": [i % 4 for i in range(40)]}).to_csv(data, index=False)
-    fake = FakeAnthropic().start()
+    started = {}
     try:
-        fake.push(message([{"type": "tool_use", "id": "toolu_01", "name": "check_dispersion",
-                            "input": {"target": "visits"}}], "tool_use"),
-                  message([{"type": "text", "text": "Checked."}], "end_turn"))
-        run = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "visits",
-                              "--persona", persona, "--time-budget", "30", "--sessions-dir", str(tmp_path / name), "--json"],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                             env=env | {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake.url,
-                                        "DSAGENT_MODEL": "claude-sonnet-5-5"})
+        for name, persona in personas.items():
+            fake = FakeAnthropic().start()
+            fake.push(message([{"type": "tool_use", "id": "toolu_01", "name": "check_dispersion",
+                                "input": {"target": "visits"}}], "tool_use"),
+                      message([{"type": "text", "text": "Checked."}], "end_turn"))
+            started[name] = fake, subprocess.Popen(
+                [sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "visits", "--persona", persona,
+                 "--time-budget", "30", "--sessions-dir", str(tmp_path / name), "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                env=env | {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake.url, "DSAGENT_MODEL": "claude-sonnet-5-5"})
+        stderr = {name: proc.communicate(timeout=120)[1] for name, (_, proc) in started.items()}
     finally:
-        fake.stop()
-    assert len(fake.requests) == 2, run.stderr[-3000:]
-    return [r["body"] for r in fake.requests]
+        for fake, proc in started.values():
+            if proc.poll() is None:  # timed out: no run outlives the test
+                proc.kill()
+            fake.stop()
+    for name, (fake, _) in started.items():
+        assert len(fake.requests) == 2, stderr[name][-3000:]
+    return {name: [r["body"] for r in fake.requests] for name, (fake, _) in started.items()}
 
 
 def test_persona_allows_plugin_tools_by_package(count_plugin, tmp_path):
@@ -165,12 +172,13 @@ def test_persona_allows_plugin_tools_by_package(count_plugin, tmp_path):
     persona = tmp_path / "counter.md"
     persona.write_text("---\nname: counter\ndescription: counts\ntools: profile_data, plugin:dsagent-count\n---\n"
                        "You model counts.\n")
-    allowed = _claude_run(count_plugin, tmp_path, str(persona), "allowed")
+    runs = _claude_runs(count_plugin, tmp_path, {"allowed": str(persona), "refused": "data-scientist"})
+    allowed = runs["allowed"]
     assert {t["name"] for t in allowed[0]["tools"]} == {"profile_data", "check_dispersion"}
     result = json.dumps(allowed[1]["messages"][-1]["content"])
     assert '"is_error": true' not in result and "dispersion" in result, result[:1000]
 
-    refused = _claude_run(count_plugin, tmp_path, "data-scientist", "refused")
+    refused = runs["refused"]
     assert "check_dispersion" not in {t["name"] for t in refused[0]["tools"]}
     result = refused[1]["messages"][-1]["content"][0]
     assert result.get("is_error") and "unknown tool" in json.dumps(result)

@@ -103,18 +103,48 @@ def test_markdown_escapes_and_truncates_text():
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
-    """One offline run on a small text classification where the word "refund" decides the label."""
+def runs(tmp_path_factory):
+    """The module's two end-to-end runs at the same time (each waits on its worker's start and the
+    notebook's kernel): one offline run on a small text classification where the word "refund" decides
+    the label, and the short-search-budget run that Claude (the fake API) drives."""
+    from fake_anthropic import FakeAnthropic, message
+
     home = tmp_path_factory.mktemp("text-run")
-    data = home / "tickets.csv"
+    data, short = home / "tickets.csv", home / "short.csv"
     _frame(400, 3).to_csv(data, index=False)
-    cmd = [sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "escalate", "--backend", "offline",
-           "--time-budget", "40", "--max-trials", "2", "--sessions-dir", str(home / "sessions"), "--json"]
+    _frame(400, 5).to_csv(short, index=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    steps = [("profile_data", {"target": "escalate"}), ("define_task", {"target": "escalate", "metric": "roc_auc"}),
+             ("train_models", {"time_budget_s": 0.01}), ("evaluate_model", {"model": "best"})]
+    fake = FakeAnthropic().start()
+    procs = []
+    try:
+        fake.push(*[message([{"type": "tool_use", "id": f"toolu_{i:02d}", "name": name, "input": args}], "tool_use")
+                    for i, (name, args) in enumerate(steps)])
+        fake.push(message([{"type": "text", "text": "Done."}], "end_turn"))
+        claude = env | {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": fake.url, "DSAGENT_MODEL": "claude-sonnet-5-5"}
+        for path, extra, run_env in ((data, ["--backend", "offline", "--time-budget", "40", "--max-trials", "2"], env),
+                                     (short, ["--time-budget", "60"], claude)):
+            cmd = [sys.executable, "-m", "dsagent.cli", "run", str(path), "--target", "escalate", *extra,
+                   "--sessions-dir", str(home / path.stem), "--json"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                          env=run_env))
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:  # timed out: no run outlives the module
+                p.kill()
+        fake.stop()
+    done = [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs)]
+    return {"text": done[0], "data": data, "short": done[1], "requests": fake.requests}
+
+
+@pytest.fixture(scope="module")
+def text_run(runs):
+    proc = runs["text"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    return {"result": result, "artifacts": Path(result["session_dir"]) / "artifacts", "data": data, "home": home}
+    return {"result": result, "artifacts": Path(result["session_dir"]) / "artifacts", "data": runs["data"]}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -191,36 +221,19 @@ def test_text_features_tokenise_the_training_documents_once(monkeypatch):
         calls.clear()
 
 
-def test_short_search_budget_still_ships_a_text_model(tmp_path):
+def test_short_search_budget_still_ships_a_text_model(runs):
     """A search budget too short for every fold (Claude asks for 0.01 s; the real SDK against the
     fake API drives `dsagent run`): the first real candidate is still fitted, keeps the fold it
     finished, and ships, beating the baseline on the test split. Before, it was judged out of time
     and the constant baseline shipped (trump_tweets at 60 s on a loaded machine: ROC-AUC 0.50)."""
-    from fake_anthropic import FakeAnthropic, message
-
-    data = tmp_path / "tickets.csv"
-    _frame(400, 5).to_csv(data, index=False)
-    steps = [("profile_data", {"target": "escalate"}), ("define_task", {"target": "escalate", "metric": "roc_auc"}),
-             ("train_models", {"time_budget_s": 0.01}), ("evaluate_model", {"model": "best"})]
-    fake = FakeAnthropic().start()
-    try:
-        fake.push(*[message([{"type": "tool_use", "id": f"toolu_{i:02d}", "name": name, "input": args}], "tool_use")
-                    for i, (name, args) in enumerate(steps)])
-        fake.push(message([{"type": "text", "text": "Done."}], "end_turn"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-        env.update(ANTHROPIC_API_KEY="sk-test", ANTHROPIC_BASE_URL=fake.url, DSAGENT_MODEL="claude-sonnet-5-5")
-        proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(data), "--target", "escalate",
-                               "--sessions-dir", str(tmp_path / "s"), "--time-budget", "60", "--json"],
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    finally:
-        fake.stop()
+    proc = runs["short"]  # started with the text run (the fixture)
     assert proc.returncode == 0, proc.stderr[-3000:]
     art = Path(json.loads(proc.stdout)["session_dir"]) / "artifacts"
     board = {r["name"]: r for r in json.loads((art / "leaderboard.json").read_text())}
     assert 1 <= len(board["linear"]["folds"]) < len(board["baseline"]["folds"])  # the folds that fitted, not all
     ev = json.loads((art / "evaluation.json").read_text())
     assert ev["model"] == "linear" and ev["test_score"] >= ev["baseline_score"] + 0.3
-    train_result = json.dumps(fake.requests[3]["body"]["messages"][-1]["content"])
+    train_result = json.dumps(runs["requests"][3]["body"]["messages"][-1]["content"])
     assert "partial" in train_result and "linear on 1 of" in train_result
 
 
