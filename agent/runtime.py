@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from dsagent.answers import Answers, BadInput, parse_answers, resolve_time_budget
 from dsagent.asking import AssumeAsker, PauseAsker
 from dsagent.loop import Asker, Event, LoopState, ToolRunner, run_loop
-from dsagent.result import DOCUMENTS, Answer, Question, RunResult, Usage
+from dsagent.result import Answer, Question, RunResult, Usage
 from dsagent.sandbox import Limits
 from dsagent.session import Session, default_sessions_dir, read_transcript
 from dsagent.tools import paths
@@ -477,16 +477,9 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
                         (session.meta.get("answers") or {}).get("latency_ms"), ev.get("latency") or {})
     if mode:
         recommendations.append(f"Serve by {mode['mode']} scoring: {mode['why']}.")
-    if status == "completed":
-        # A run stopped by its budget (or a failed step) before its documents would otherwise look
-        # done: say which are missing and how to finish them (resume continues the workflow).
-        missing = [name for name in DOCUMENTS if not artifacts.get(name)]
-        if missing and artifacts.get("model"):
-            recommendations.insert(0, f"Not written: {', '.join(missing)} (the run stopped before them); "
-                                      f"`dsagent run --resume {session.id} --time-budget 60` writes them.")
     usage = session.meta.get("usage") or {}
     assumed = list(assumptions if assumptions is not None else session.meta.get("assumptions") or [])
-    return RunResult(
+    result = RunResult(
         status=status,  # type: ignore[arg-type]
         session_id=session.id,
         session_dir=str(session.dir),
@@ -512,3 +505,10 @@ def build_result(session: Session, status: str, elapsed: float, error: str | Non
         answers=answers_used(session.meta, assumed),
         verdict=ev.get("verdict"),
     )
+    missing = result.not_written()
+    if missing and artifacts.get("model"):
+        # A run stopped by its budget (or a failed step) before its documents would otherwise look
+        # done: say which are missing and how to finish them (resume continues the workflow).
+        result.recommendations.insert(0, f"Not written: {', '.join(missing)} (the run stopped before them); "
+                                         f"`dsagent run --resume {session.id} --time-budget 60` writes them.")
+    return result
