@@ -168,3 +168,24 @@ def test_each_strong_default_saves_and_loads_as_a_model_file(tmp_path):
         save_model(model, tmp_path / name / "model.skops", {"task": "binary", "model": name, "input_schema": {"columns": []}})
         loaded, _ = load_model(tmp_path / name / "model.skops")
         np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_when_every_candidate_fails_the_run_stops_instead_of_shipping_the_baseline(tmp_path, monkeypatch):
+    from dsagent.tools import train
+
+    real_cv = train.cross_validate
+
+    def failing_cv(spec, X, y, task, ctx, splits, **kw):
+        if spec["family"] == "baseline":
+            return real_cv(spec, X, y, task, ctx, splits, **kw)
+        raise TypeError("Cannot subtract tz-naive and tz-aware datetime-like objects")
+
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    monkeypatch.setattr(train, "cross_validate", failing_cv)
+    with pytest.raises(ToolError, match=r"every candidate model failed.*linear \(failed: TypeError: Cannot subtract"):
+        _call(ctx, "train_models", models=["linear", "hist_gb_default"], time_budget_s=20)
+    # one failure among working candidates is still only a notice
+    monkeypatch.setattr(train, "cross_validate", lambda spec, *a, **kw: failing_cv(spec, *a, **kw) if spec["family"] == "hist_gb" else real_cv(spec, *a, **kw))
+    out = _call(ctx, "train_models", models=["linear", "hist_gb_default"], time_budget_s=20)
+    assert out.summary["best"] == "linear" and any("hist_gb_default (failed" in s for s in out.summary["skipped"])

@@ -92,3 +92,40 @@ def test_performance_over_time_for_a_classifier_says_na_where_the_metric_is_unde
     assert rows[0]["roc_auc"] is None and all(0.5 < r["roc_auc"] <= 1.0 for r in rows[1:])
     lines = section(rows, "roc_auc", 0.8, tmp_path / "over_time.png", "plots/over_time.png")
     assert lines[6].startswith("| 2024-01-01 00:00 | 2024-01-01 19:00 | 20 | n/a |") and (tmp_path / "over_time.png").is_file()
+
+
+def test_times_with_zones_offsets_or_none_read_alike_everywhere():
+    """One rule for every place that reads times: zone-aware values go to UTC without their zone,
+    zone-less ones stay as written, a column mixing the two (or offsets) parses, junk is NaT."""
+    from dsagent.tools.features import DatetimeParts
+    from dsagent.tools.timestamps import parse_times
+
+    mixed = pd.Series(["2012-01-31T20:00:29Z", "2012-02-01 10:00", "2012-03-01T00:00:00+02:00", "not a time", None])
+    got = parse_times(mixed)
+    assert got.dt.tz is None
+    assert got.iloc[:3].tolist() == [pd.Timestamp("2012-01-31 20:00:29"), pd.Timestamp("2012-02-01 10:00"),
+                                     pd.Timestamp("2012-02-29 22:00")]
+    assert got.iloc[3:].isna().all()
+    parts = DatetimeParts().fit(mixed.to_frame("sent")).transform(mixed.to_frame("sent"))
+    assert parts[0].tolist()[:4] == [2012.0, 1.0, 1.0, 20.0]  # year, month, day of week (Tuesday), hour in UTC
+    assert np.isnan(parts[3]).all()
+
+
+def test_a_zone_aware_time_column_trains_real_models(tmp_path):
+    """openintro's email table carries "2012-01-31T20:00:29Z": every candidate failed on
+    "Cannot subtract tz-naive and tz-aware" and the run shipped the constant baseline."""
+    rng = np.random.default_rng(3)
+    n = 160
+    x = rng.normal(size=n)
+    sent = pd.date_range("2012-01-01", periods=n, freq="7h", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    session = tmp_path / "s"
+    (session / "artifacts").mkdir(parents=True)
+    data = session / "data.csv"
+    pd.DataFrame({"x": x, "sent": sent, "y": np.where(x + rng.normal(scale=0.5, size=n) > 0, "yes", "no")}).to_csv(data, index=False)
+    ctx = ToolContext(session_dir=session, artifacts_dir=session / "artifacts", data_path=data, seed=0, answers={},
+                      roots=[str(session)])
+    tools = all_tools()
+    tools["define_task"].invoke(ctx, {"target": "y", "metric": "roc_auc"})
+    out = tools["train_models"].invoke(ctx, {"models": ["linear", "hist_gb_default"], "time_budget_s": 30})
+    assert not [s for s in out.summary["skipped"] if "failed" in s]
+    assert out.summary["best"] in {"linear", "hist_gb_default"}

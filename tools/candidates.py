@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.derived import AGGREGATES, ROW_FUNCTIONS, DerivedError, parse_feature
+from dsagent.tools.timestamps import parse_times
 
 RESERVED = set(ROW_FUNCTIONS) | AGGREGATES | {"by", "over"}
 MAX_CANDIDATES = 8
@@ -89,7 +90,7 @@ def calendar(times: pd.Series, time_column: str, existing: list[str] | None = No
     derived feature of the row's own timestamp (known whenever the row is scored, so leak-free): year,
     quarter and month when the training rows span them; day of the week and month end when the
     timestamps are days or finer; the hour when they carry times of day. `times` are the training rows'."""
-    ts = pd.to_datetime(times, errors="coerce", format="mixed").dropna()
+    ts = parse_times(times).dropna()
     if ts.empty:
         return []
     taken = {e.split("=", 1)[0].strip() for e in existing or []}

@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from dsagent.tools.derived import ZERO_WHEN_EMPTY, Parsed, parse_feature, window_seconds
+from dsagent.tools.timestamps import parse_times
 
 # The language's date functions -> pandas' datetime accessor (is_month_end is a flag: 1.0 / 0.0).
 DATE_PARTS = {"year": "year", "quarter": "quarter", "month": "month", "day": "day", "dayofweek": "day_of_week",
@@ -41,9 +42,7 @@ def group_keys(values: pd.Series) -> np.ndarray:
 
 def epoch_seconds(values: pd.Series) -> np.ndarray:
     """Times as float seconds since 1970 (NaN when missing or unreadable)."""
-    ts = pd.to_datetime(values, errors="coerce", format="mixed")
-    if getattr(ts.dt, "tz", None) is not None:
-        ts = ts.dt.tz_convert(None)
+    ts = parse_times(values)
     out = (ts - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float)
     return out
 
@@ -159,7 +158,7 @@ class Evaluator:
             cond, a, b = (self.value(a) for a in args)
             return np.where(np.isnan(cond), np.nan, np.where(cond != 0, a, b))
         if fn in DATE_PARTS:
-            ts = pd.to_datetime(self.raw(args[0]), errors="coerce", format="mixed")
+            ts = parse_times(self.raw(args[0]))
             part = np.asarray(getattr(ts.dt, DATE_PARTS[fn]), dtype=float)
             return np.where(ts.isna().to_numpy(), np.nan, part)  # a missing date is missing (is_month_end would say 0)
         if fn == "days_between":

@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler,
 
 from dsagent.tools.task_types import shape_type, task_types
 from dsagent.tools.threads import native_threads  # noqa: F401  (here too: callers import it from features)
+from dsagent.tools.timestamps import parse_times
 
 HIGH_CARDINALITY = 30
 RARE = 5  # fewer rows than this do not earn a one-hot column or a missing-indicator of their own
@@ -49,7 +50,7 @@ class DatetimeParts(_StatelessColumns):
         frame = pd.DataFrame(X)
         parts = []
         for col in frame.columns:
-            ts = pd.to_datetime(frame[col], errors="coerce", format="mixed")
+            ts = parse_times(frame[col])
             parts += [ts.dt.year, ts.dt.month, ts.dt.day_of_week, ts.dt.hour,
                       (ts - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0]
         return np.column_stack([np.asarray(p, dtype=float) for p in parts]) if parts else np.empty((len(frame), 0))

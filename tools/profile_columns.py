@@ -15,6 +15,7 @@ import pandas as pd
 
 from dsagent.tools.slowdown import cores_given
 from dsagent.tools.text import is_free_text, word_facts
+from dsagent.tools.timestamps import parse_times
 
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
@@ -244,7 +245,7 @@ def _string_facts(s: pd.Series, rng: np.random.Generator) -> dict[str, Any]:
         out["max_len"] = int(max(lens))
         date_hits = sum(1 for x in sample if _DATE_LIKE.match(x))
         if date_hits >= 0.9 * len(sample):
-            parsed = pd.to_datetime(pd.Series(sample), errors="coerce", format="mixed")
+            parsed = parse_times(sample)
             if parsed.notna().mean() >= 0.9:
                 out["datetime_parse"] = True
                 out["min"] = str(parsed.min())

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsagent.tools.timestamps import parse_times
+
 MAX_BUCKETS = 6
 MIN_ROWS = 20  # rows per bucket below which a score says little
 
@@ -23,7 +25,7 @@ MIN_ROWS = 20  # rows per bucket below which a score says little
 def time_buckets(times: pd.Series, max_buckets: int = MAX_BUCKETS, min_rows: int = MIN_ROWS) -> np.ndarray | None:
     """Bucket number (0 = earliest) of each row, by equal-count consecutive cuts in time order (rows at
     the same time stay together); None when the rows cannot make two buckets of `min_rows`."""
-    ts = pd.to_datetime(times, errors="coerce", format="mixed")
+    ts = parse_times(times)
     k = min(max_buckets, int(ts.notna().sum()) // min_rows)
     if k < 2:
         return None
@@ -44,7 +46,7 @@ def performance_over_time(frame: pd.DataFrame, y: np.ndarray, pred: np.ndarray, 
     buckets = time_buckets(frame[column])
     if buckets is None:
         return []
-    ts = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+    ts = parse_times(frame[column])
     metric = task_metrics(task["task"])[metric_name]
     shown = "%Y-%m-%d" if bool((ts.dropna() == ts.dropna().dt.normalize()).all()) else "%Y-%m-%d %H:%M"
     rows = []

@@ -35,6 +35,7 @@ from dsagent.tools.serving import check_schema
 from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task_data import encode_target
 from dsagent.tools.cv import predict_any
+from dsagent.tools.timestamps import parse_times
 
 HOLDOUT = 0.3
 MIN_HOLDOUT = 20
@@ -58,7 +59,7 @@ def _holdout(frame: pd.DataFrame, y: np.ndarray, task: dict[str, Any], seed: int
                         f"({MIN_HOLDOUT} to fit on and {MIN_HOLDOUT} to compare the two models on)")
     time_col = (task.get("split") or {}).get("time_column")
     if time_col and time_col in frame.columns:
-        order = np.argsort(pd.to_datetime(frame[time_col], errors="coerce").to_numpy(), kind="stable")
+        order = np.argsort(parse_times(frame[time_col]).to_numpy(), kind="stable")
         return np.sort(order[:-n_hold]), np.sort(order[-n_hold:])
     from sklearn.model_selection import train_test_split
 

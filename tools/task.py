@@ -20,6 +20,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task_data import derived_entry
 from dsagent.tools.task_types import get_task_type
+from dsagent.tools.timestamps import parse_times
 
 
 def default_metric(task: str, minority_frac: float | None) -> str:
@@ -220,7 +221,7 @@ def _split(df: pd.DataFrame, y: pd.Series, positions: np.ndarray, stratified: bo
     n = len(positions)
     local = np.arange(n)
     if time_column:
-        times = pd.to_datetime(df[time_column].iloc[positions], errors="coerce", format="mixed").to_numpy()
+        times = parse_times(df[time_column].iloc[positions]).to_numpy()
         order = np.argsort(times, kind="stable")
         cut = int(round(n * (1 - test_size)))
         return order[:cut], np.sort(order[cut:]), "time"

@@ -133,6 +133,13 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
             partial.append(f"{name} on {len(cv.fold_scores)} of {len(splits)} folds (the rest would not fit in "
                            f"{budget:.0f}s; it is kept so that the run ships a real model)")
     ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task.greater_is_better)
+    errors = [s for s in skipped if " (failed: " in s]
+    if errors and not any(r.family != "baseline" for r in ranked):
+        # Every model raised: shipping the constant baseline as if the search had judged it best
+        # would hide an error in the data or the code (openintro's email table shipped ROC-AUC 0.5).
+        raise ToolError(f"every candidate model failed, so there is no model to ship; the first: {errors[0]}. "
+                        "Fix or leave out the column it names (answers: features_at_prediction_time lists the columns to use), "
+                        "or re-run with --debug and report it")
     baseline = next((r for r in ranked if r.family == "baseline"), None)
     n_train = task.n_train
     summary = {
