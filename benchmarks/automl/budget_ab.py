@@ -16,6 +16,7 @@ on the test split). Each arm is compared with `before` on the test split by a pa
 95% CI (bench.py's scorer). Results: benchmarks/results/issue18_ab_<half>.json and the table
 between the issue18-ab-<half> markers of docs/BENCHMARKS.md. Decide on the development half (the default);
 claim only with the confirmation half's figures beside it (`--half confirmation`).
+`--adopt before --half confirmation` then makes an arm's runs dsagent's row of the AutoML table.
 """
 
 from __future__ import annotations
@@ -165,6 +166,30 @@ def write_doc(results: dict) -> None:
     DOC.write_text(text)
 
 
+def adopt(results: dict, arm: str) -> None:
+    """The arm's runs become dsagent's row of the AutoML table: the same process (`dsagent run`, then
+    `dsagent predict` on the test split) bench.py runs, so an A/B of the current defaults need not
+    be run a second time to update the table. Peers are re-scored from their predictions on disk,
+    or keep their stored score (then without a paired interval)."""
+    import bench
+
+    table = json.loads(bench.RESULTS.read_text())
+    for name, d in results["datasets"].items():
+        entry = d["arms"].get(arm)
+        if not entry or name not in table["datasets"]:
+            continue
+        meta = json.loads((DATA / name / "meta.json").read_text())
+        systems = dict(table["datasets"][name]["systems"])
+        systems["dsagent"] = {k: v for k, v in entry.items() if k not in ("vs_before_ci95", "verdict")}
+        systems["dsagent"]["adopted_from"] = f"budget_ab.py --half {results['half']}, arm {arm} ({results['generated']})"
+        for e in systems.values():
+            e.pop("vs", None)
+        table["datasets"][name] = bench.score_dataset(name, meta, systems)
+    table["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    bench.RESULTS.write_text(json.dumps(table, indent=1, default=str))
+    bench.write_doc(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--half", choices=["development", "confirmation"], default="development")
@@ -172,9 +197,14 @@ def main() -> None:
     ap.add_argument("--arms", nargs="*", default=["before", "after"], choices=list(ARMS))
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--render", action="store_true", help="only rewrite the table from the saved results")
+    ap.add_argument("--adopt", choices=list(ARMS), help="make this arm's runs the dsagent entries of the AutoML "
+                    "table (benchmarks/results/automl.json), re-scored against the peers' predictions on disk")
     args = ap.parse_args()
     if args.render:
         write_doc(json.loads(results_path(args.half).read_text()))
+        return
+    if args.adopt:
+        adopt(json.loads(results_path(args.half).read_text()), args.adopt)
         return
     if "before" not in args.arms:
         ap.error("--arms must include before (every arm is compared with it)")
