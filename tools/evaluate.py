@@ -83,7 +83,7 @@ def _latency(model, X: pd.DataFrame, time_limit: float = 0.6) -> dict[str, Any]:
     """Single-row p50/p95/p99 over up to 40 rows (at least 10, within `time_limit` seconds) and a batch.
 
     0.6 s, not the 1.5 s it was: a blend of forests predicts a row in ~30 ms, so 40 rows took 1.2 s
-    of every run's deliverables (attrition, profiled), and 20 rows give the same p50 and p95."""
+    of every run's deliverables (attrition, profiled with py-spy); at least 10 rows are still timed."""
     single = []
     started = time.perf_counter()
     for i in range(min(40, len(X))):
