@@ -153,7 +153,9 @@ def _split_code(split: dict[str, Any]) -> str:
             "y_raw = df[TARGET].iloc[labelled]\n"
             "local = np.arange(len(labelled))\n")
     if split["kind"] == "time":
-        body = (f"times = pd.to_datetime(df[{split['time_column']!r}].iloc[labelled], errors='coerce', format='mixed', utc=True).dt.tz_convert(None)\n"
+        # The same reading of times as define_task's split (tools/timestamps.py), so the rows agree.
+        body = ("from dsagent.tools.timestamps import parse_times\n\n"
+                f"times = parse_times(df[{split['time_column']!r}].iloc[labelled])\n"
                 "order = np.argsort(times.to_numpy(), kind='stable')\n"
                 f"cut = int(round(len(local) * (1 - {split['test_size']})))\n"
                 "train_local, test_local = order[:cut], np.sort(order[cut:])  # training rows in time order\n")

@@ -83,7 +83,7 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
     budget = time_budget_s if time_budget_s is not None else ctx.seconds_left(120)
     deadline = time.time() + budget
     splits = cv_splits(task, X, y, ctx)
-    rows, partial = [], []
+    rows, partial, failed = [], [], []
     # A family whose library does not import here (lightgbm, catboost) is left out, and said so.
     skipped = [why for f in model_families().values() if f.candidate and (why := unavailable(f))]
     finished_s: list[float] = []  # seconds each finished candidate took (or would take) for all its folds
@@ -123,7 +123,8 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
             finished_s.append(exc.needs_s)  # what a candidate costs here: later starts are judged by it too
             continue
         except Exception as exc:  # one failing candidate must not sink the comparison
-            skipped.append(f"{name} (failed: {type(exc).__name__}: {str(exc)[:120]})")
+            failed.append(f"{name} (failed: {type(exc).__name__}: {str(exc)[:120]})")
+            skipped.append(failed[-1])
             continue
         save_oof(ctx, name, cv.oof)
         rows.append(leaderboard_row(name, spec, task, y, cv))
@@ -133,12 +134,11 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
             partial.append(f"{name} on {len(cv.fold_scores)} of {len(splits)} folds (the rest would not fit in "
                            f"{budget:.0f}s; it is kept so that the run ships a real model)")
     ranked = save_leaderboard(ctx, load_leaderboard(ctx) + rows, task.greater_is_better)
-    errors = [s for s in skipped if " (failed: " in s]
-    if errors and not any(r.family != "baseline" for r in ranked):
+    if failed and not any(r.family != "baseline" for r in ranked):
         # Every model raised: shipping the constant baseline as if the search had judged it best
         # would hide an error in the data or the code (openintro's email table shipped ROC-AUC 0.5).
-        raise ToolError(f"every candidate model failed, so there is no model to ship; the first: {errors[0]}. "
-                        "Fix or leave out the column it names (answers: features_at_prediction_time lists the columns to use), "
+        raise ToolError(f"every candidate model failed, so there is no model to ship; the first: {failed[0]}. "
+                        "Fix or leave out the column behind it (answers: features_at_prediction_time lists the columns to use), "
                         "or re-run with --debug and report it")
     baseline = next((r for r in ranked if r.family == "baseline"), None)
     n_train = task.n_train
