@@ -267,6 +267,23 @@ def test_fast_bootstrap_matches_scikit_learn():
     assert lo < skm.roc_auc_score(y, s) < hi
 
 
+def test_fast_one_vs_rest_auc_bootstrap_matches_scikit_learn():
+    from sklearn import metrics as skm
+
+    from dsagent.tools.metrics import _weighted_ovr_auc, bootstrap_ci, get_metric
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 90)
+    proba = rng.dirichlet([1, 1, 1], 90) * 0.6 + np.eye(3)[y] * 0.4
+    idx = rng.integers(0, 90, (5, 90))
+    w = np.zeros((5, 90))
+    np.add.at(w, (np.repeat(np.arange(5), 90), idx.ravel()), 1.0)
+    np.testing.assert_allclose(_weighted_ovr_auc(y, proba, w),
+                               [skm.roc_auc_score(y[i], proba[i], multi_class="ovr", labels=[0, 1, 2]) for i in idx], rtol=1e-10)
+    lo, hi = bootstrap_ci(get_metric("roc_auc_ovr", "multiclass"), y, proba.argmax(axis=1), proba)
+    assert lo < skm.roc_auc_score(y, proba, multi_class="ovr") < hi
+
+
 def test_offline_run_leaderboard_and_evaluation(offline_run):
     art = Path(offline_run.session_dir) / "artifacts"
     board = json.loads((art / "leaderboard.json").read_text())

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.markdown import md_cell
-from dsagent.tools.metrics import score
+from dsagent.tools.metrics import resampled_scores, score
 
 MIN_ROWS = 10  # smaller groups are listed but not judged
 MAX_GROUPS = 12
@@ -38,7 +38,12 @@ def group_values(values: pd.Series) -> np.ndarray:
 
 def fairness_table(values: pd.Series, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, metric,
                    seed: int = 0, n_boot: int = 200, time_limit: float = 3.0) -> dict[str, Any]:
-    """{"metric", "groups": [{value, n, score, ci}], "gap": {value, ci, between}} for one column."""
+    """{"metric", "groups": [{value, n, score, ci}], "gap": {value, ci, between}} for one column.
+
+    The metrics the test-split bootstrap vectorises (row means, label counts, ROC-AUC, PR-AUC,
+    one-vs-rest ROC-AUC) draw all `n_boot` resamples at once; others resample one at a time until
+    `time_limit` (once 50 gaps are in). One at a time, 5 sensitive columns took 16 s of census_kdd's
+    evaluation, and ~1.5 s of a 344-row penguins run's."""
     labels = group_values(values.reset_index(drop=True))
     order = pd.Series(labels).value_counts().index[:MAX_GROUPS]
     idx = {g: np.flatnonzero(labels == g) for g in order}
@@ -48,8 +53,20 @@ def fairness_table(values: pd.Series, y: np.ndarray, pred: np.ndarray, proba: np
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {g: [] for g in judged}
     gaps: list[float] = []
+    fast = {g: resampled_scores(metric, y, pred, proba, idx[g], n_boot, rng) for g in judged}
+    vectorised = bool(judged) and all(v is not None for v in fast.values())
+    if vectorised:
+        # Every group's draws at once (the same independent resampling within each group); draw b of
+        # each group makes draw b of the gap.
+        table = np.vstack([fast[g] for g in judged])
+        for g, row in zip(judged, table):
+            draws[g] = [float(v) for v in row[np.isfinite(row)]]
+        ok = np.isfinite(table)
+        several = ok.sum(axis=0) >= 2
+        scored = np.where(ok, table, np.nan)[:, several]
+        gaps = [float(v) for v in np.nanmax(scored, axis=0) - np.nanmin(scored, axis=0)]
     started = time.perf_counter()
-    for _ in range(n_boot):
+    for _ in range(0 if vectorised else n_boot):
         this = {g: _metric_or_none(metric, *sub(rng.choice(idx[g], len(idx[g])))) for g in judged}
         for g, v in this.items():
             if v is not None:

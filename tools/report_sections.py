@@ -191,6 +191,12 @@ def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[
                    f"{INTERPRETABILITY.get(r['family'], '?')} | {_fmt(r['cv_mean'])} ± {_fmt(r['cv_std'])} | {r.get('fit_s', '')} | "
                    f"{r.get('predict_ms_per_1k', '')} |")
     out.append("")
+    looked = [r for r in board if r.get("more_rows_score") is not None]
+    if looked:
+        out.append("- The search ran on a subsample of the training rows, so its leading families were also fitted on "
+                   "several times those rows and scored on training rows held out from that fit (not the test split): "
+                   + ", ".join(f"{md_cell(r['name'])} {_fmt(r['more_rows_score'])}" for r in looked)
+                   + ". That order, not the subsample's CV, ranks them above.")
     chosen = next((r for r in board if r["name"] == ev["model"]), None)
     simpler = [r for r in board if r["family"] == "linear" and r["name"] != ev["model"]]
     complex_ = [r for r in board if r["family"] not in ("linear", "baseline") and r["name"] != ev["model"]]

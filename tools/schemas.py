@@ -174,10 +174,14 @@ class LeaderboardRow(Record):
     predict_ms_per_1k: float = 0.0
     refit_s_est: float | None = None
     trials: int | None = None
+    # Scored on held-out training rows after a fit on several times the search's rows, when the
+    # search ran on a subsample (tools/more_rows.py); such rows are ordered among themselves by it.
+    more_rows_score: float | None = None
 
 
 class Leaderboard:
-    """leaderboard.json: rows best first by CV mean."""
+    """leaderboard.json: rows best first by CV mean, except that rows with a more_rows_score are
+    ordered among the places they hold by that score (measured on more rows than the CV's)."""
 
     FILE = paths.LEADERBOARD
 
@@ -191,6 +195,10 @@ class Leaderboard:
         """Rank (a later row replaces an earlier one of the same name), write, return the ranking."""
         by_name = {r.name: r for r in rows}
         ranked = sorted(by_name.values(), key=lambda r: -r.cv_mean if greater_is_better else r.cv_mean)
+        looked = [i for i, r in enumerate(ranked) if r.more_rows_score is not None]
+        by_score = sorted((ranked[i] for i in looked), key=lambda r: -r.more_rows_score if greater_is_better else r.more_rows_score)
+        for i, row in zip(looked, by_score):
+            ranked[i] = row
         path = Path(artifacts_dir) / paths.LEADERBOARD
         path.write_text(json.dumps([r.to_json() for r in ranked], indent=1))
         return ranked

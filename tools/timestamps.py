@@ -18,3 +18,25 @@ def parse_times(values: Any) -> pd.Series:
     run shipped the constant baseline)."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     return pd.to_datetime(series, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
+
+
+def wall_times(values: Any) -> tuple[pd.Series, bool]:
+    """Times on the clock they were recorded in, for forecasting's regular grid (NaT where a value is
+    not a time), and whether the offsets changed within the column.
+
+    One zone or one offset keeps its wall time with the zone dropped (a daily cycle stays at the
+    hours it was recorded at). Offsets that change within the column (a daylight-saving change:
+    +01:00, then +02:00) go to UTC, where the hours stay evenly spaced: the local clock skips or
+    repeats an hour there, which no regular frequency holds, and pandas refuses such a column
+    ("Mixed timezones detected") unless it is read as UTC."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        times = series
+    else:
+        try:
+            times = pd.to_datetime(series, errors="coerce", format="mixed")
+        except ValueError:  # offsets that change within the column
+            times = None
+        if times is None or not pd.api.types.is_datetime64_any_dtype(times):
+            return parse_times(series), True
+    return (times.dt.tz_localize(None) if getattr(times.dt, "tz", None) is not None else times), False

@@ -9,6 +9,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   after        DSAGENT_STACKING=1 DSAGENT_FULL_BUDGET=1   (stacking tried, the smaller reserve, leftover to the search)
   no_stacking  DSAGENT_STACKING=0 DSAGENT_FULL_BUDGET=1   (isolates the time plan)
   no_budget    DSAGENT_STACKING=1 DSAGENT_FULL_BUDGET=0   (isolates stacking)
+  no_look      the defaults with DSAGENT_SECOND_LOOK=0    (the subsample's CV alone picks the family;
+                                                          only runs searched on a subsample differ)
 
 The arms of a dataset run one after the other (never together: wall time is half of what is
 measured), each through bench.py's run_system (the CLI as a user runs it, then `dsagent predict`
@@ -35,16 +37,18 @@ from bench import DATA, DOC, METRIC, ROOT, WORK, _predictions, _row_score, _trut
 
 
 
-def results_path(half: str) -> Path:
-    return ROOT / "benchmarks" / "results" / f"issue18_ab_{half}.json"
+def results_path(half: str, tag: str = "") -> Path:
+    return ROOT / "benchmarks" / "results" / f"issue18_ab_{half}{'_' + tag if tag else ''}.json"
 
 
-def markers(half: str) -> tuple[str, str]:
-    return f"<!-- issue18-ab-{half}:start -->", f"<!-- issue18-ab-{half}:end -->"
+def markers(half: str, tag: str = "") -> tuple[str, str]:
+    key = f"{half}-{tag}" if tag else half
+    return f"<!-- issue18-ab-{key}:start -->", f"<!-- issue18-ab-{key}:end -->"
 ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "after": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "1"},
         "no_stacking": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "1"},
-        "no_budget": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "0"}}
+        "no_budget": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "0"},
+        "no_look": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SECOND_LOOK": "0"}}
 
 
 def session_facts(session_dir: str | None) -> dict:
@@ -117,8 +121,9 @@ def summary(results: dict, arm: str) -> dict:
 def render(results: dict) -> str:
     arms = results["arms"]
     others = [a for a in arms if a != "before"]
-    start, end = markers(results["half"])
-    lines = [start, f"### Issue 18: stacking and using the budget (A/B, {results['half']} half)", "",
+    start, end = markers(results["half"], results.get("tag", ""))
+    title = results.get("title") or "stacking and using the budget"
+    lines = [start, f"### Issue 18: {title} (A/B, {results['half']} half)", "",
              f"dsagent at a {results['budget_s']:.0f} s budget on the {results['half']} half, arms run one after the "
              "other: " + "; ".join(f"`{a}` = {' '.join(f'{k}={v}' for k, v in ARMS[a].items()) or 'defaults'}" for a in arms)
              + ". Each arm against `before` on the test split: paired bootstrap 95% CI (bench.py's scorer). Wall time is "
@@ -148,16 +153,17 @@ def render(results: dict) -> str:
                      f"{s['max_wall']}, {s['within_0.9_1.1']} within [0.9, 1.1], {s['over_1.15']} over 1.15; stack kept "
                      f"on {s['stack_kept']}, leftover tuning on {s['leftover_tuning']}; the deliverables took "
                      f"{s['deliverables_over_reserve']} x the reserve kept for them (median).")
-    lines += ["", f"Generated {results['generated']}; raw figures in `{results_path(results['half']).relative_to(ROOT)}`. "
+    tag = results.get("tag", "")
+    lines += ["", f"Generated {results['generated']}; raw figures in `{results_path(results['half'], tag).relative_to(ROOT)}`. "
               "Reproduce: "
               f"`.venv/bin/python benchmarks/automl/budget_ab.py --budget {results['budget_s']:.0f} --half {results['half']} "
-              f"--arms {' '.join(arms)}`.", end]
+              f"--arms {' '.join(arms)}" + (f" --tag {tag} --datasets {' '.join(results['datasets'])}" if tag else "") + "`.", end]
     return "\n".join(lines)
 
 
 def write_doc(results: dict) -> None:
     text, block = DOC.read_text(), render(results)
-    start, end = markers(results["half"])
+    start, end = markers(results["half"], results.get("tag", ""))
     if start in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:  # first time: before the next section after issue 18's notes
@@ -192,26 +198,30 @@ def adopt(results: dict, arm: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--half", choices=["development", "confirmation"], default="development")
+    ap.add_argument("--half", choices=["development", "confirmation", "large_development"], default="development")
     ap.add_argument("--datasets", nargs="*", help="default: every dataset of the half")
     ap.add_argument("--arms", nargs="*", default=["before", "after"], choices=list(ARMS))
     ap.add_argument("--budget", type=float, default=60)
+    ap.add_argument("--tag", default="", help="a name for this A/B (its results file, table and run folders), so "
+                    "that a run on a few datasets of a half does not replace the half's own A/B")
+    ap.add_argument("--title", default="", help="the table's heading (default: stacking and using the budget)")
     ap.add_argument("--render", action="store_true", help="only rewrite the table from the saved results")
     ap.add_argument("--adopt", choices=list(ARMS), help="make this arm's runs the dsagent entries of the AutoML "
                     "table (benchmarks/results/automl.json), re-scored against the peers' predictions on disk")
     args = ap.parse_args()
     if args.render:
-        write_doc(json.loads(results_path(args.half).read_text()))
+        write_doc(json.loads(results_path(args.half, args.tag).read_text()))
         return
     if args.adopt:
-        adopt(json.loads(results_path(args.half).read_text()), args.adopt)
+        adopt(json.loads(results_path(args.half, args.tag).read_text()), args.adopt)
         return
     if "before" not in args.arms:
         ap.error("--arms must include before (every arm is compared with it)")
     names = args.datasets or [n for n, h in halves().items() if h == args.half]
     if not names:
         ap.error("no datasets: benchmarks/suite_split.json is missing or the half is empty")
-    results = {"datasets": {}, "budget_s": args.budget, "half": args.half, "arms": args.arms,
+    results = {"datasets": {}, "budget_s": args.budget, "half": args.half, "arms": args.arms, "tag": args.tag,
+               "title": args.title,
                "machine": f"{os.cpu_count()} cores, {platform.platform(terse=True)}, Python {platform.python_version()}"}
     loads = []
     for name in names:
@@ -223,15 +233,15 @@ def main() -> None:
         arms = {}
         for arm in args.arms:
             loads.append(os.getloadavg()[0])
-            entry = run_system("dsagent", name, meta, args.budget, "", ARMS[arm], WORK / "runs_issue18" / arm)
+            entry = run_system("dsagent", name, meta, args.budget, "", ARMS[arm], WORK / "runs_issue18" / args.tag / arm)
             entry.update(session_facts(entry.get("session_dir")))
             arms[arm] = entry
             print(f"{name}/{arm}: {entry.get('status')} in {entry.get('wall_s')} s", file=sys.stderr, flush=True)
         results["datasets"][name] = compare(name, meta, arms)
         results.update(generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), load_min=min(loads),
                        load_max=max(loads))
-        results_path(args.half).parent.mkdir(parents=True, exist_ok=True)
-        results_path(args.half).write_text(json.dumps(results, indent=1, default=str))
+        results_path(args.half, args.tag).parent.mkdir(parents=True, exist_ok=True)
+        results_path(args.half, args.tag).write_text(json.dumps(results, indent=1, default=str))
         write_doc(results)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dsagent.tools.registry import ToolError
+from dsagent.tools.timestamps import wall_times
 
 # Seasonal period by the first letters of a pandas offset's rule code (pandas 3: ME, QS-OCT, W-SUN, h).
 PERIODS = (("QS", 4), ("QE", 4), ("Q", 4), ("MS", 12), ("ME", 12), ("M", 12), ("W", 52), ("BH", 8), ("B", 5),
@@ -113,14 +114,12 @@ def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns:
     for col in [time_column, target, *series_columns]:
         if col not in df.columns:
             raise ForecastDataError(f"column {col!r} is not in the data; the columns are {', '.join(map(str, df.columns[:12]))}")
-    times = pd.to_datetime(df[time_column], errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(df[time_column]) else df[time_column]
+    times, in_utc = wall_times(df[time_column])
     bad = int(times.isna().sum())
     if bad:
         example = df.loc[times.isna(), time_column].astype(str).head(2).tolist()
         raise ForecastDataError(f"{bad} value(s) of time column {time_column!r} are missing or not dates (e.g. {example}); "
                                 "fix or drop those rows")
-    if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_localize(None)
     y = pd.to_numeric(df[target], errors="coerce")
     sid = series_ids(df, series_columns)
     frame = pd.DataFrame({"series": sid.to_numpy(), "time": times.to_numpy(), "y": y.to_numpy(dtype=float)})
@@ -144,6 +143,9 @@ def build_panel(df: pd.DataFrame, time_column: str, target: str, series_columns:
     else:
         freq = infer_frequency(per_series)
     parts, filled, notes = [], 0, []
+    if in_utc:
+        notes.append(f"the UTC offsets of {time_column!r} change within the data (daylight saving): its times are read, "
+                     "and the forecasts given, in UTC")
     for s, g in frame.groupby("series", sort=True):
         grid = pd.date_range(g["time"].iloc[0], g["time"].iloc[-1], freq=freq)
         off = ~pd.DatetimeIndex(g["time"]).isin(grid)

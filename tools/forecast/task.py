@@ -17,6 +17,7 @@ import pandas as pd
 from dsagent.tools.forecast import AUTOPILOT_STEPS, backtest, covariates, intervals, models, stats
 from dsagent.tools.forecast.features import n_lags
 from dsagent.tools.forecast.frequency import PREFIX, ForecastDataError, Panel, build_panel, series_ids
+from dsagent.tools.timestamps import wall_times
 
 # Steps ahead when nobody said: a season for monthly (12) and hourly (24) data, two quarters' worth of
 # a year for quarterly (8), a quarter of a year for weekly (13), two weeks for daily (14).
@@ -281,7 +282,7 @@ def _split_future(df: pd.DataFrame, spec: ForecastSpec, freq: str, cov: covariat
     if cov is None or y.notna().all():
         return build_panel(df, spec.time_column, spec.target, spec.series_columns, freq, extra=extra), pd.DataFrame()
     sid = series_ids(df, spec.series_columns)
-    times = pd.to_datetime(df[spec.time_column], errors="coerce", format="mixed")
+    times, _ = wall_times(df[spec.time_column])
     last = times.where(y.notna()).groupby(sid).transform("max")
     later = (y.isna() & (times > last)).to_numpy()
     fresh = build_panel(df[~later], spec.time_column, spec.target, spec.series_columns, freq, extra=extra)
