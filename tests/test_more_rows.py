@@ -116,3 +116,13 @@ def test_no_second_look_when_the_search_already_saw_most_rows(tmp_path):
     task.write(ctx.artifacts_dir)
     out = _call(ctx, "train_models", models=["linear", "hist_gb_default"], time_budget_s=60)
     assert "too many for a fit on twice as many" in out.summary["more_rows"]["skipped"]
+
+
+def test_the_report_compares_linear_on_the_larger_sample_when_it_led_the_cv():
+    from dsagent.tools.report_sections import _section_tradeoffs
+
+    board = [{"name": "hist_gb_default", "family": "hist_gb", "cv_mean": 0.9297, "cv_std": 0.0048, "more_rows_score": 0.9467},
+             {"name": "linear", "family": "linear", "cv_mean": 0.9329, "cv_std": 0.0044, "more_rows_score": 0.9414}]
+    text = "\n".join(_section_tradeoffs(board, {"model": "hist_gb_default", "family": "hist_gb"}))
+    assert "led the subsample's CV (0.9329 vs 0.9297) but scored 0.9414 vs 0.9467" in text
+    assert "prefer it when explanations matter" not in text

@@ -184,6 +184,13 @@ def _section_data(profile: dict[str, Any], task: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def _both_looked(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Both rows were scored on more rows than the CV's (tools/more_rows.py), and that order differs from the CV's."""
+    if a.get("more_rows_score") is None or b.get("more_rows_score") is None:
+        return False
+    return (a["cv_mean"] < b["cv_mean"]) != (a["more_rows_score"] < b["more_rows_score"])
+
+
 def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[str]:
     out = ["## Trade-offs", "", "| candidate | interpretability | CV score | fit s | predict ms / 1k rows |", "|---|---|---|---|---|"]
     for r in board[:8]:
@@ -200,7 +207,13 @@ def _section_tradeoffs(board: list[dict[str, Any]], ev: dict[str, Any]) -> list[
     chosen = next((r for r in board if r["name"] == ev["model"]), None)
     simpler = [r for r in board if r["family"] == "linear" and r["name"] != ev["model"]]
     complex_ = [r for r in board if r["family"] not in ("linear", "baseline") and r["name"] != ev["model"]]
-    if chosen and ev["family"] != "linear" and simpler:
+    if chosen and ev["family"] != "linear" and simpler and _both_looked(chosen, simpler[0]):
+        s = simpler[0]
+        out.append(f"- The best linear model ({md_cell(s['name'])}) led the subsample's CV ({_fmt(s['cv_mean'])} vs "
+                   f"{_fmt(chosen['cv_mean'])}) but scored {_fmt(s['more_rows_score'])} vs {_fmt(chosen['more_rows_score'])} "
+                   "when both were fitted on more rows, which is closer to the final fit on every row. It is easier to "
+                   "explain and cheaper to run; keep it as a fallback where explanations are required.")
+    elif chosen and ev["family"] != "linear" and simpler:
         s = simpler[0]
         gap = abs(chosen["cv_mean"] - s["cv_mean"])
         noise = max(chosen["cv_std"], s["cv_std"])
