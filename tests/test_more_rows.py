@@ -126,3 +126,15 @@ def test_the_report_compares_linear_on_the_larger_sample_when_it_led_the_cv():
     text = "\n".join(_section_tradeoffs(board, {"model": "hist_gb_default", "family": "hist_gb"}))
     assert "led the subsample's CV (0.9329 vs 0.9297) but scored 0.9414 vs 0.9467" in text
     assert "prefer it when explanations matter" not in text
+
+
+def test_families_the_subsample_over_rates_are_left_out_of_the_blend():
+    board = [_row(name="hist_gb_default", family="hist_gb", cv_mean=0.9297, more_rows_score=0.9467),
+             _row(name="hist_gb_tuned", family="hist_gb", cv_mean=0.931),
+             _row(name="xgboost_default", family="xgboost", cv_mean=0.9214, more_rows_score=0.9445),
+             _row(name="linear", family="linear", cv_mean=0.9329, more_rows_score=0.9414)]
+    assert more_rows.subsample_overrated(board, greater_is_better=True) == {"linear"}
+    assert more_rows.subsample_overrated(board[:2], greater_is_better=True) == set()  # no second look
+    low = [r.model_copy(update={"cv_mean": -r.cv_mean, "more_rows_score": None if r.more_rows_score is None
+                                else -r.more_rows_score}) for r in board]
+    assert more_rows.subsample_overrated(low, greater_is_better=False) == {"linear"}

@@ -17,6 +17,7 @@ import numpy as np
 
 from dsagent.tools import paths
 from dsagent.tools.metrics import get_metric, score
+from dsagent.tools.more_rows import subsample_overrated
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import prediction_of
@@ -88,7 +89,9 @@ def build_ensemble(ctx: ToolContext, max_members: int = 8, max_refit_s: float | 
     predictions (training split only), and try stacking them: a level-2 logistic / ridge model on
     those predictions, scored by its own cross-validation. The blend joins the leaderboard as
     `ensemble` only if its cross-validated score beats the best single candidate on the same folds;
-    the stack joins as `stack` only if it beats both; otherwise nothing changes.
+    the stack joins as `stack` only if it beats both; otherwise nothing changes. Where train_models'
+    second look on more rows reversed the subsample's order, the families it ruled against are
+    left out (the subsample's predictions over-rate them).
 
     Args:
         max_members: how many of the top candidates may be blended.
@@ -112,7 +115,8 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
     if not board or not oof_path.exists():
         raise ToolError("no candidates yet; call train_models first")
     stored = dict(np.load(oof_path))
-    pool = [r for r in board if r.family != "baseline" and r.name in stored
+    overrated = subsample_overrated(board, metric.greater_is_better)
+    pool = [r for r in board if r.family != "baseline" and r.family not in overrated and r.name in stored
             and len(stored[r.name]) == len(y)][:max_members]
     if len(pool) < 2:
         out = {"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"}

@@ -123,3 +123,15 @@ def _holdout(y: np.ndarray, task: TaskSpec, n_val: int, n_fit: int, seed: int) -
                                    stratify=y[rest] if strat is not None else None)
     return np.sort(val), np.sort(rest)
 
+
+
+def subsample_overrated(board: list[LeaderboardRow], greater_is_better: bool) -> set[str]:
+    """Families whose row led the second look's winner in the subsample's CV but lost to it on more
+    rows. Out-of-fold predictions on the subsample over-rate them, so a blend weighed on those
+    predictions leaves them out (it would bring back what the second look ruled against)."""
+    looked = [r for r in board if r.more_rows_score is not None]  # leaderboard order: the winner first
+    if len(looked) < 2:
+        return set()
+    winner = looked[0]
+    led = (lambda r: r.cv_mean > winner.cv_mean) if greater_is_better else (lambda r: r.cv_mean < winner.cv_mean)
+    return {r.family for r in looked[1:] if led(r) and r.family != winner.family}
