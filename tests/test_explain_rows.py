@@ -121,3 +121,20 @@ def test_partial_dependence_of_a_many_level_category_uses_its_most_frequent_leve
                                       "regression", tmp_path / "pdp.png")
     panel = next(p for p in record["panels"] if p["feature"] == "name")
     assert len(panel["grid"]) == GRID and panel["grid"][0] == X["name"].value_counts().index[0]
+
+
+def test_a_partial_dependence_plot_of_one_panel_is_still_legible(tmp_path):
+    """When the time limit leaves one panel, the PNG stays at least 500 px wide (at 110 dpi): 4.2 in
+    per panel alone made it 462 px and cut its title (seen as a flaky deliverables test under load)."""
+    from PIL import Image
+    from sklearn.linear_model import Ridge
+
+    from dsagent.tools.pdp import partial_dependence_plots
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=200)})
+    model = Ridge().fit(X, 2 * X["x"])
+    record = partial_dependence_plots(model, X, ["x"], {"x": "numeric"}, None, "regression", tmp_path / "pdp.png")
+    assert record["features"] == ["x"]
+    width, height = Image.open(tmp_path / "pdp.png").size
+    assert width >= 500 and height >= 250, (width, height)

@@ -72,6 +72,11 @@ def test_every_family_round_trips_with_the_trusted_list(frame, tmp_path, task):
         np.testing.assert_allclose(loaded.predict(X.iloc[:20]), model.predict(X.iloc[:20]))
         assert manifest["model"] == family and len(manifest["sha256"]) == 64
         assert set(manifest["trusted_types"]) == set(TRUSTED_TYPES)
+        if family == "random_forest":  # the schema is written compact (model_io._compact_schema): no indent
+            import zipfile
+
+            schema = zipfile.ZipFile(path).read("schema.json")
+            assert b'\n  "' not in schema and json.loads(schema)["__class__"] == "Pipeline"
 
 
 def test_derived_features_round_trip_with_their_fitted_aggregates(frame, tmp_path):

@@ -144,7 +144,53 @@ class Categories(_StatelessColumns):
         return np.asarray(self._input_names(input_features), dtype=object)
 
 
-TRUSTED_TYPES = [f"dsagent.tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories")]
+class TargetEncoding(TargetEncoder):
+    """scikit-learn's TargetEncoder, fitted the same way (cross-fitting), with a transform that maps
+    categories to their encodings through one pandas hash lookup per column.
+
+    Why: TargetEncoder.transform rebuilds a Python set and dict of every known category on each call
+    (sklearn.utils._encode), so a column with thousands of levels (nassCDS's `caseid`) cost ~130 ms
+    per call and member, one row or a thousand: a 5-member blend predicted a single row in ~240 ms,
+    and explain's many small predictions, the notebook and the latency sample all paid it.
+    Fitted categories are kept as a fixed-width string array when every level is a string: skops
+    stores that as one .npy entry, not one JSON node per level."""
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self._compact_categories()
+        return self
+
+    def fit_transform(self, X, y):
+        out = super().fit_transform(X, y)
+        self._compact_categories()
+        return out
+
+    def _compact_categories(self) -> None:
+        self.categories_ = [np.asarray(levels, dtype=str) if len(levels) and all(isinstance(v, str) for v in levels)
+                            else levels for levels in self.categories_]
+
+    def transform(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "encodings_")
+        values = X.to_numpy(dtype=object) if hasattr(X, "columns") else np.asarray(X, dtype=object)
+        if values.ndim != 2 or values.shape[1] != len(self.categories_):
+            raise ValueError(f"X has {values.shape[-1]} features, but TargetEncoding is expecting "
+                             f"{len(self.categories_)} features as input")
+        per_feature = len(self.classes_) if self.target_type_ == "multiclass" else 1
+        means = np.atleast_1d(np.asarray(self.target_mean_, dtype=np.float64))
+        out = np.empty((values.shape[0], len(self.categories_) * per_feature), dtype=np.float64)
+        for j, levels in enumerate(self.categories_):
+            codes = pd.Index(np.asarray(levels, dtype=object)).get_indexer(values[:, j])  # -1: unseen
+            unseen = codes < 0
+            for k in range(per_feature):  # multiclass: one column per class, feature-major (as sklearn)
+                column = j * per_feature + k
+                out[:, column] = np.asarray(self.encodings_[column], dtype=np.float64)[np.where(unseen, 0, codes)]
+                out[unseen, column] = means[k]
+        return out
+
+
+TRUSTED_TYPES = [f"dsagent.tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories", "TargetEncoding")]
 
 
 def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:
@@ -200,7 +246,7 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         # target out of its encoding during fit.
         from sklearn.model_selection import KFold
 
-        enc = TargetEncoder(target_type=target_type, cv=KFold(5, shuffle=True, random_state=0))
+        enc = TargetEncoding(target_type=target_type, cv=KFold(5, shuffle=True, random_state=0))
         parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
                       groups["high_card"]))
     if groups["datetime"]:

@@ -16,6 +16,7 @@ tampered.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,6 +63,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "dsagent.tools.text_embed.SentenceEmbeddings",
     "dsagent.tools.features.ToStrings",
     "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
+    # TargetEncoder with a faster transform: BaseEstimator.__setstate__, the state is sklearn's own
+    # (arrays of encodings, categories as string arrays, a seeded KFold).
+    "dsagent.tools.features.TargetEncoding",
     # Derived features: skops rebuilds it with __new__ and BaseEstimator.__setstate__ (a __dict__ update);
     # its state is the expressions as strings and dicts/lists of strings and floats (no callable:
     # the expressions are parsed again, by a whitelist, when it transforms).
@@ -168,6 +172,36 @@ def skops_io():
     return sio
 
 
+class _CompactJson:
+    """The json module, except that dumps() ignores `indent`: what skops writes its schema with."""
+
+    def __getattr__(self, name: str):
+        return getattr(json, name)
+
+    @staticmethod
+    def dumps(obj, **_ignored) -> str:
+        return json.dumps(obj, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def _compact_schema():
+    """skops writes a model's schema.json with `json.dumps(state, indent=2)` (skops/io/_persist.py),
+    and an indent keeps json off its C encoder: 2.1 s of a 2.8 s save for a 300-tree forest blend
+    (8.5 MB of schema), the same schema compact in 0.15 s (2.5 MB). The file loads the same (JSON is
+    JSON). Applied only where skops still writes it that way; otherwise a no-op."""
+    import sys
+
+    persist = sys.modules.get("skops.io._persist")
+    if persist is None or getattr(persist, "json", None) is not json:
+        yield
+        return
+    persist.json = _CompactJson()
+    try:
+        yield
+    finally:
+        persist.json = json
+
+
 def untrusted_types_of(path: Path) -> list[str]:
     sio = skops_io()
 
@@ -186,7 +220,8 @@ def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, A
     manifest_path = folder / MANIFEST
     manifest_tmp = folder / f".{MANIFEST}.{tag}{PENDING}"
     try:
-        sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
+        with _compact_schema():
+            sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
         _fsync_file(tmp)
         refused = untrusted_types_of(tmp)
         if refused:  # refuse at save time: a model we could not load later must not replace a good one

@@ -64,7 +64,9 @@ def partial_dependence_plots(model, X: pd.DataFrame, features: list[str], kinds:
     if not panels:
         return record
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    # At least 6 inches wide: one panel alone (the others skipped by the time limit) at 4.2 in left the
+    # title cut and the PNG 462 px wide, under the report's legibility floor.
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 3.4), squeeze=False)
     for ax, p in zip(axes[0], panels):
         for name, ys in p["average"].items():
             if p["categorical"]:
