@@ -11,6 +11,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   no_budget    DSAGENT_STACKING=1 DSAGENT_FULL_BUDGET=0   (isolates stacking)
   no_look      the defaults with DSAGENT_SECOND_LOOK=0    (the subsample's CV alone picks the family;
                                                           only runs searched on a subsample differ)
+  bagged       the defaults with DSAGENT_BAGGED=1         (the final model: the chosen candidate fitted on
+                                                          each of 5 folds and averaged, instead of one refit)
 
 The arms of a dataset run one after the other (never together: wall time is half of what is
 measured), each through bench.py's run_system (the CLI as a user runs it, then `dsagent predict`
@@ -48,7 +50,8 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "after": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "1"},
         "no_stacking": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "1"},
         "no_budget": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "0"},
-        "no_look": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SECOND_LOOK": "0"}}
+        "no_look": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SECOND_LOOK": "0"},
+        "bagged": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BAGGED": "1"}}
 
 
 def session_facts(session_dir: str | None) -> dict:
