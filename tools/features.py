@@ -146,7 +146,8 @@ class Categories(_StatelessColumns):
 
 class TargetEncoding(TargetEncoder):
     """scikit-learn's TargetEncoder, fitted the same way (cross-fitting), with a transform that maps
-    categories to their encodings through one pandas hash lookup per column.
+    categories to their encodings through one pandas hash lookup per column (the table is built in C
+    from the fitted levels on each call; no Python loop over them).
 
     Why: TargetEncoder.transform rebuilds a Python set and dict of every known category on each call
     (sklearn.utils._encode), so a column with thousands of levels (nassCDS's `caseid`) cost ~130 ms
@@ -188,9 +189,6 @@ class TargetEncoding(TargetEncoder):
                 out[:, column] = np.asarray(self.encodings_[column], dtype=np.float64)[np.where(unseen, 0, codes)]
                 out[unseen, column] = means[k]
         return out
-
-
-TRUSTED_TYPES = [f"dsagent.tools.features.{name}" for name in ("DatetimeParts", "TextColumn", "ToStrings", "Categories", "TargetEncoding")]
 
 
 def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict[str, list[str]]:
