@@ -130,10 +130,10 @@ class ChatRun(Run):
 
     # -- switching -----------------------------------------------------------------------------
     def switch(self, persona: str | None = None, model: str | None = None) -> None:
-        from dsagent.tools.registry import all_tools
+        from dsagent.tools.registry import agent_tools
 
         if persona:
-            registry = all_tools()
+            registry = agent_tools()
             self.persona = runtime._load_persona(persona, list(registry))
             self.tools = {name: spec for name, spec in registry.items() if name in set(self.persona.tools)}
             self.runner.tools = self.tools

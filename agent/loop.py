@@ -231,8 +231,10 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
     if call.error:
         yield Event("tool_end", {**base, "ok": False, "error": call.error})
         return {**base, "ok": False, "kind": "invalid_arguments", "content": call.error}
+    # A tool known from the catalogue (tools/tool_catalogue.py: this process did not import it) is
+    # validated by the worker against its real ToolSpec; the same message comes back (below).
     try:
-        params = spec.validate(call.arguments)
+        params = None if getattr(spec, "validated_by_worker", False) else spec.validate(call.arguments)
     except ValidationError as exc:
         msg = format_validation_error(exc)
         yield Event("tool_end", {**base, "ok": False, "error": msg})
@@ -277,4 +279,6 @@ def execute_call(call: ToolCall, tools: dict[str, ToolSpec], state: LoopState, r
         return {**base, "ok": True, "content": compact_json(summary), "files": result.output.get("files", {}),
                 "record": record_path, "seconds": round(result.seconds, 2)}
     yield Event("tool_end", {**base, "ok": False, "seconds": result.seconds, "error": result.error})
+    if result.kind == "invalid_arguments":  # the worker's validation: what this process's would have said
+        return {**base, "ok": False, "kind": "invalid_arguments", "content": result.error}
     return {**base, "ok": False, "kind": result.kind, "content": f"error: {result.error}", "seconds": round(result.seconds, 2)}

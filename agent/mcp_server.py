@@ -110,10 +110,10 @@ class DsagentApp:
         self._loader.start()
 
     def _load_specs(self) -> None:
-        from dsagent.tools.registry import all_tools
+        from dsagent.tools.registry import agent_tools
 
         # One declaration: the exposed tools are the registry's ToolSpecs, minus the loop-run ones.
-        self._specs = {name: spec for name, spec in all_tools().items() if not spec.runs_in_loop}
+        self._specs = {name: spec for name, spec in agent_tools().items() if not spec.runs_in_loop}
 
     @property
     def specs(self) -> dict[str, Any]:

@@ -202,7 +202,7 @@ class Run:
     close_worker_after_turn = True
 
     def __init__(self, opts: RunOptions):
-        from dsagent.tools.registry import all_tools
+        from dsagent.tools.registry import agent_tools
 
         # First: a bad address or storage is bad input before the tools load or a session exists.
         # (A resumed run is given its cluster again: a cluster does not outlive its run.)
@@ -210,7 +210,7 @@ class Run:
         self.opts = opts
         self.started = opts.started or time.time()
         sessions_dir = Path(os.path.abspath(opts.sessions_dir)) if opts.sessions_dir else default_sessions_dir().absolute()
-        registry = all_tools()
+        registry = agent_tools()  # the catalogue: this process does not import the tool modules
         self.persona = _load_persona(opts.persona, list(registry))
         self.tools = {name: spec for name, spec in registry.items() if name in set(self.persona.tools)}
         answers = opts.answers

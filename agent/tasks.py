@@ -433,7 +433,7 @@ class DirectSession:
                  time_budget: float | None = None, session_id: str | None = None, seed: int = 0):
         from dsagent.loop import LoopState, ToolRunner
         from dsagent.session import Session
-        from dsagent.tools.registry import all_tools
+        from dsagent.tools.registry import agent_tools
 
         answers = answers or Answers()
         time_budget = resolve_time_budget(time_budget, answers)
@@ -457,7 +457,7 @@ class DirectSession:
         cluster, storage = cluster_settings(answers, roots=roots)
         self.session.update(answers=answers.given(), status="direct")
         self.time_budget = float(time_budget)
-        self.tools = {n: s for n, s in all_tools().items() if not s.runs_in_loop}
+        self.tools = {n: s for n, s in agent_tools().items() if not s.runs_in_loop}
         self.cluster = start_cluster(cluster, storage, self.session)  # answers' cluster: tune_model uses it
         addresses = self.cluster.addresses() if self.cluster else []
         self.runner = ToolRunner(self.session, self.tools, worker_limits(None, cluster, storage, addresses),

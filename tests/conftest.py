@@ -32,12 +32,16 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(autouse=True)
-def _no_secrets(monkeypatch):
+def _no_secrets(monkeypatch, tmp_path_factory):
     # The developer's shell may carry a key: tests must behave as they do in CI.
     for name in list(os.environ):
         if name.startswith("ANTHROPIC_") or name in ("DSAGENT_MODEL", "DSAGENT_SESSIONS_DIR"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # The tool catalogue (tools/tool_catalogue.py) of this test session, not the developer's ~/.cache:
+    # shared by the xdist workers (their common temp directory), so the first run writes it for all.
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("DSAGENT_CACHE_DIR", str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dsagent-cache"))
 
 
 @pytest.fixture

@@ -243,17 +243,23 @@ BUILTIN_MODULES = [
 ]
 
 
+def plugin_modules() -> list[str]:
+    """The built-in tool modules, then every other module of the `dsagent.tools` entry-point group."""
+    from importlib.metadata import entry_points
+
+    modules = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return BUILTIN_MODULES + [m for m in dict.fromkeys(modules) if m not in BUILTIN_MODULES]
+
+
 def load_plugins() -> dict[str, ToolSpec]:
     """Import every module of the `dsagent.tools` entry-point group (built-ins included).
 
     Falls back to the built-in list when the package is not installed (running from a checkout).
     """
     import importlib
-    from importlib.metadata import entry_points
 
     global _LOADED
-    modules = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
-    for module in BUILTIN_MODULES + [m for m in modules if m not in BUILTIN_MODULES]:
+    for module in plugin_modules():
         if module in BUILTIN_MODULES:
             importlib.import_module(module)  # a broken built-in is a bug: fail loudly
             continue
@@ -279,6 +285,18 @@ def all_tools() -> dict[str, ToolSpec]:
     if not _LOADED:
         load_plugins()
     return dict(_REGISTRY)
+
+
+def agent_tools() -> dict[str, Any]:
+    """Every installed tool as the agent process needs it (name, description, argument schema), read
+    from the catalogue the last import wrote when nothing changed since, without importing the tool
+    modules and their ML libraries (tools/tool_catalogue.py); the ToolSpecs when they are imported
+    here already. The worker, which runs them, imports them (all_tools)."""
+    if _LOADED:
+        return dict(_REGISTRY)
+    from dsagent.tools.tool_catalogue import catalogued_tools
+
+    return catalogued_tools(plugin_modules(), load_plugins, _REGISTRY)
 
 
 def package_of(module: str) -> str:

@@ -24,16 +24,10 @@ import os
 from typing import Any
 
 import numpy as np
-
-
-def stacking_on() -> bool:
-    """Stacking is opt-in (DSAGENT_STACKING=1). The development-half A/B at 60 s (with the smaller
-    reserve, docs/BENCHMARKS.md) kept a stack on 1 of 18 datasets (email, within the CI of the run
-    without it), so it stays off by default: on these budgets its CV rarely beats the greedy blend."""
-    return os.environ.get("DSAGENT_STACKING") == "1"
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 
 from dsagent.tools import paths
+from dsagent.tools.opt_in import stacking_on  # noqa: F401  (tools/ensemble.py imports it from here)
 
 LOGISTIC_C = 1.0  # level-2 inputs are a few log-probabilities per member: mild L2 is enough
 RIDGE_ALPHA = 1.0  # on the target's standardised scale

@@ -243,7 +243,7 @@ class AutopilotBackend:
             if "build_ensemble" not in self._tool_names(tools):  # tune_model blended instead
                 step = "evaluate_model"
             else:
-                from dsagent.tools.stacking import stacking_on  # numpy only
+                from dsagent.tools.opt_in import stacking_on  # no ML import in the agent process
 
                 text = ("Blending the best candidates by greedy ensemble selection on their out-of-fold predictions"
                         + (", and trying a stacked model on them." if stacking_on() else "."))

@@ -1,0 +1,13 @@
+"""Issue 18's opt-in switches, readable by the agent process without importing an ML library
+(tools/stacking.py imports scikit-learn at the top; the autopilot only asks whether it is on)."""
+
+from __future__ import annotations
+
+import os
+
+
+def stacking_on() -> bool:
+    """Stacking is opt-in (DSAGENT_STACKING=1). The development-half A/B at 60 s (with the smaller
+    reserve, docs/BENCHMARKS.md) kept a stack on 1 of 18 datasets (email, within the CI of the run
+    without it), so it stays off by default: on these budgets its CV rarely beats the greedy blend."""
+    return os.environ.get("DSAGENT_STACKING") == "1"
