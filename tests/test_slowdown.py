@@ -46,3 +46,10 @@ def test_the_busy_loop_reads_at_least_one():
 def test_samples_bound_the_readings(monkeypatch, samples):
     taken = _readings(monkeypatch, [2.0] * 5)
     assert sd.slowdown(samples=samples) == 2.0 and len(taken) == samples
+
+
+def test_one_sample_on_request(monkeypatch):
+    """DSAGENT_SLOWDOWN_SAMPLES=1: the single reading of before (the benchmark's old_start arm)."""
+    monkeypatch.setenv("DSAGENT_SLOWDOWN_SAMPLES", "1")
+    taken = _readings(monkeypatch, [2.3, 1.0])
+    assert sd.slowdown() == 2.3 and taken == [2.3]

@@ -111,3 +111,14 @@ def test_a_catalogued_tools_arguments_are_checked_by_the_worker_with_the_same_me
     [result] = [m for m in backend.seen[-1] if m["role"] == "tool"][0]["results"]
     assert runner.calls == [("train_models", bad)]  # this process did not import the tool to check them
     assert result["kind"] == "invalid_arguments" and result["content"] == message  # as if checked here
+
+
+def test_old_catalogues_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSAGENT_CACHE_DIR", str(tmp_path))
+    spec = all_tools()["train_models"]
+    for i in range(tool_catalogue.KEEP + 3):
+        tool_catalogue.write_catalogue(f"k{i:02d}", {"train_models": spec})
+        os.utime(tmp_path / f"tools-k{i:02d}.json", (1000 + i, 1000 + i))  # written in this order
+    kept = sorted(p.name for p in tmp_path.glob("tools-*.json"))
+    assert len(kept) == tool_catalogue.KEEP and kept[-1] == f"tools-k{tool_catalogue.KEEP + 2:02d}.json"
+    assert tool_catalogue.read_catalogue(f"k{tool_catalogue.KEEP + 2:02d}")[0]["name"] == "train_models"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 FORMAT = 1
+KEEP = 8  # catalogues kept (one per key: checkouts, virtual environments, edits)
 
 
 @dataclass
@@ -110,6 +111,9 @@ def write_catalogue(key: str, specs: dict[str, Any]) -> None:
         tmp = directory / f".tools-{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"key": key, "tools": entries}))
         os.replace(tmp, directory / f"tools-{key}.json")  # atomic: a concurrent reader sees all or nothing
+        # Every edit of a tool module (a developer's checkout) writes a new key: keep the newest few.
+        for old in sorted(directory.glob("tools-*.json"), key=lambda p: p.stat().st_mtime)[:-KEEP]:
+            old.unlink(missing_ok=True)
     except OSError:
         pass  # an unwritable cache only costs the imports next time
 

@@ -13,6 +13,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
                                                           only runs searched on a subsample differ)
   bagged       the defaults with DSAGENT_BAGGED=1         (the final model: the chosen candidate fitted on
                                                           each of 5 folds and averaged, instead of one refit)
+  old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
+               and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
 The arms of a dataset run one after the other (never together: wall time is half of what is
 measured), each through bench.py's run_system (the CLI as a user runs it, then `dsagent predict`
@@ -51,7 +53,11 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "no_stacking": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "1"},
         "no_budget": {"DSAGENT_STACKING": "1", "DSAGENT_FULL_BUDGET": "0"},
         "no_look": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SECOND_LOOK": "0"},
-        "bagged": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BAGGED": "1"}}
+        "bagged": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BAGGED": "1"},
+        # The start of a run as it was before 2026-12-03: one slowdown sample, and the CLI process
+        # importing every tool module (no catalogue can be written under /dev/null).
+        "old_start": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SLOWDOWN_SAMPLES": "1",
+                      "DSAGENT_CACHE_DIR": "/dev/null/dsagent-cache"}}
 
 
 def session_facts(session_dir: str | None) -> dict:
