@@ -122,3 +122,14 @@ def test_old_catalogues_are_pruned(tmp_path, monkeypatch):
     kept = sorted(p.name for p in tmp_path.glob("tools-*.json"))
     assert len(kept) == tool_catalogue.KEEP and kept[-1] == f"tools-k{tool_catalogue.KEEP + 2:02d}.json"
     assert tool_catalogue.read_catalogue(f"k{tool_catalogue.KEEP + 2:02d}")[0]["name"] == "train_models"
+
+
+def test_a_module_outside_any_package_is_keyed_by_its_own_file(tmp_path, monkeypatch):
+    """A plugin installed as one file (site-packages/acme.py) must not make the key read every file beside it."""
+    (tmp_path / "acme_single_probe.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    key = tool_catalogue.catalogue_key(["acme_single_probe"])
+    (tmp_path / "unrelated.py").write_text("Y = 1\n")
+    assert tool_catalogue.catalogue_key(["acme_single_probe"]) == key
+    (tmp_path / "acme_single_probe.py").write_text("X = 22\n")
+    assert tool_catalogue.catalogue_key(["acme_single_probe"]) != key

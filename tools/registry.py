@@ -313,7 +313,7 @@ def _distributions() -> dict[str, list[str]]:
 
 def tool_packages() -> dict[str, str]:
     """Every installed tool's name -> the distribution that provides it (a persona's `plugin:` entries)."""
-    return {name: package_of(spec.module) for name, spec in all_tools().items()}
+    return {name: package_of(spec.module) for name, spec in agent_tools().items()}
 
 
 def get_tool(name: str) -> ToolSpec:

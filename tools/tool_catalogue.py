@@ -58,12 +58,19 @@ def cache_dir() -> Path:
     return Path(base) / "dsagent"
 
 
-def _package_root(origin: str) -> Path:
-    """The outermost package directory holding a module file (up while the parent is a package)."""
+def _package_root(module: str, origin: str) -> Path:
+    """The outermost package directory holding a module file (up while the parent is a package),
+    or the file itself for a module outside any package (never all of site-packages)."""
     here = Path(origin).parent
+    if "." not in module and Path(origin).name != "__init__.py":
+        return Path(origin)
     while (here.parent / "__init__.py").is_file():
         here = here.parent
     return here
+
+
+def _files(root: Path) -> list[Path]:
+    return [root] if root.is_file() else sorted(root.rglob("*.py"))
 
 
 def catalogue_key(modules: list[str]) -> str | None:
@@ -78,17 +85,19 @@ def catalogue_key(modules: list[str]) -> str | None:
             return None
         if spec is None or not spec.origin or not spec.origin.endswith(".py"):
             return None
-        roots.add(_package_root(spec.origin))
+        roots.add(_package_root(module, spec.origin))
     for root in sorted(r for r in roots if not any(o in r.parents for o in roots)):
-        for path in sorted(root.rglob("*.py")):
-            st = path.stat()
+        for path in _files(root):
+            try:
+                st = path.stat()
+            except OSError:  # removed while we looked: whatever it was, the key changes
+                continue
             digest.update(f"|{path}:{st.st_size}:{st.st_mtime_ns}".encode())
-    here = os.getcwd()
-    for entry in sys.path:
-        if entry in ("", ".", here):  # the working directory: its contents change with every run's output
-            continue
+    # sys.path[0] is the script's directory or the working directory (whose contents change with every
+    # run's output), never where packages are installed.
+    for entry in sys.path[1:]:
         try:
-            digest.update(f"|path {entry}:{os.stat(entry or '.').st_mtime_ns}".encode())
+            digest.update(f"|path {entry}:{os.stat(entry).st_mtime_ns}".encode())
         except OSError:
             continue
     return digest.hexdigest()[:24]
