@@ -22,7 +22,8 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, LeaderboardRow, TaskSpec
-from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, stacking_on, write_stacking_record
+from dsagent.tools.opt_in import stacking_on
+from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, write_stacking_record
 from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
                                  save_leaderboard, save_oof)
 

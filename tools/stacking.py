@@ -20,14 +20,12 @@ No tool module is imported here (the estimators are built by dsagent.tools.featu
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 
 from dsagent.tools import paths
-from dsagent.tools.opt_in import stacking_on  # noqa: F401  (tools/ensemble.py imports it from here)
 
 LOGISTIC_C = 1.0  # level-2 inputs are a few log-probabilities per member: mild L2 is enough
 RIDGE_ALPHA = 1.0  # on the target's standardised scale

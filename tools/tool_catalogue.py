@@ -112,8 +112,7 @@ def read_catalogue(key: str) -> list[dict[str, Any]] | None:
 
 
 def write_catalogue(key: str, specs: dict[str, Any]) -> None:
-    entries = [{"name": s.name, "description": s.description, "input_schema": s.input_schema, "module": s.module,
-                "runs_in_loop": s.runs_in_loop} for s in specs.values()]
+    entries = [s.to_anthropic() | {"module": s.module, "runs_in_loop": s.runs_in_loop} for s in specs.values()]
     directory = cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -147,8 +146,7 @@ def catalogued_tools(modules: list[str], import_all: Callable[[], dict[str, Any]
     for e in entries:
         if e.get("runs_in_loop"):  # answered in this process: the real ToolSpec (its module is light)
             importlib.import_module(e["module"])
-        tools[e["name"]] = CataloguedTool(e["name"], e["description"], e["input_schema"], e["module"],
-                                          runs_in_loop=bool(e.get("runs_in_loop")))
+        tools[e["name"]] = CataloguedTool(**e)  # the fields write_catalogue wrote
     # Tools this process has imported or declared itself (a test's, a host application's) are the
     # real ToolSpecs, in the catalogue's order, the others after it.
     for name, spec in registered.items():
