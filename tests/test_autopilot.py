@@ -145,6 +145,21 @@ def test_no_leftover_round_when_the_search_used_its_time_or_the_old_plan_is_aske
     assert _next_call(AutopilotBackend(max_trials=5), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED).name == "evaluate_model"
 
 
+def test_a_bag_is_asked_for_only_when_its_fits_take_what_the_final_fit_may(tmp_path, monkeypatch):
+    """DSAGENT_BAGGED=1: the autopilot asks evaluate_model for a bag of 5 when ~4 refits fit the time
+    the final fit may take, and never with a time limit that would cut the rows of the one fit
+    (the first bagged arm passed max_fit_s to every run)."""
+    monkeypatch.setenv("DSAGENT_BAGGED", "1")
+    call = _next_call(AutopilotBackend(), _plan_state(tmp_path, 30.0, PLAN_BOARD), SEARCHED)
+    assert call.name == "evaluate_model" and call.arguments.get("bagged") is True and "max_fit_s" not in call.arguments
+    slower = [{**PLAN_BOARD[0], "refit_s_est": 3.0}, *PLAN_BOARD[1:]]  # one fit fits (~7 s), five do not
+    call = _next_call(AutopilotBackend(), _plan_state(tmp_path / "slow", 30.0, slower), SEARCHED)
+    assert call.name == "evaluate_model" and "bagged" not in call.arguments and "max_fit_s" not in call.arguments
+    monkeypatch.setenv("DSAGENT_BAGGED", "0")
+    call = _next_call(AutopilotBackend(), _plan_state(tmp_path / "off", 30.0, PLAN_BOARD), SEARCHED)
+    assert "bagged" not in call.arguments
+
+
 def test_threads_never_exceed_the_cores_given(monkeypatch):
     from dsagent.tools.features import native_threads
 

@@ -18,9 +18,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from dsagent.tools.features import build_pipeline
+from dsagent.tools.opt_in import BAG_FOLDS
 from dsagent.tools.task_types import prediction_of
 
-DEFAULT_FOLDS = 5
+DEFAULT_FOLDS = BAG_FOLDS
 
 
 class BaggedClassifier(ClassifierMixin, BaseEstimator):

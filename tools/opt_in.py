@@ -11,3 +11,11 @@ def stacking_on() -> bool:
     reserve, docs/BENCHMARKS.md) kept a stack on 1 of 18 datasets (email, within the CI of the run
     without it), so it stays off by default: on these budgets its CV rarely beats the greedy blend."""
     return os.environ.get("DSAGENT_STACKING") == "1"
+
+
+BAG_FOLDS = 5  # the bag's members (tools/bagging.DEFAULT_FOLDS imports from here)
+
+
+def bagging_on() -> bool:
+    """Bagged final models are opt-in (DSAGENT_BAGGED=1) until the development half decides (issue 18)."""
+    return os.environ.get("DSAGENT_BAGGED") == "1"

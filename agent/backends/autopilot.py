@@ -13,13 +13,13 @@ a reserve for the deliverables, then candidates, then tuning with what is left.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Iterator
 
 from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, candidate_share, full_budget,  # noqa: F401
                                        text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
+from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, stacking_on  # switches only: no ML import here
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task_types import SUPERVISED_STEPS, get_task_type, task_types
 from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
@@ -243,8 +243,6 @@ class AutopilotBackend:
             if "build_ensemble" not in self._tool_names(tools):  # tune_model blended instead
                 step = "evaluate_model"
             else:
-                from dsagent.tools.opt_in import stacking_on  # no ML import in the agent process
-
                 text = ("Blending the best candidates by greedy ensemble selection on their out-of-fold predictions"
                         + (", and trying a stacked model on them." if stacking_on() else "."))
                 call = self._ensemble_call(state, budget, cells, task, "auto-ensemble")
@@ -283,8 +281,18 @@ class AutopilotBackend:
                 "seconds_left_at_deliverables": round(state.seconds_left(), 2), "reserve_s": round(reserve, 2),
                 "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "test_cells": cells,
                 "full_budget": full_budget()})
-            if os.environ.get("DSAGENT_BAGGED") == "1":  # opt-in until the development half says (issue 18)
-                args.update(bagged=True, max_fit_s=args.get("max_fit_s", fit_s))
+            if bagging_on() and row and "max_fit_s" not in args:
+                # A bag is BAG_FOLDS fits on (k-1)/k of the rows, about k-1 refits, paid here and in the
+                # notebook. Asked only when that fits the final fit's time and the single fit would use
+                # every row: asking with a time limit let evaluate_model cut the rows of the one fit it
+                # fell back to (the first bagged arm passed max_fit_s to every run).
+                bag_s = refit * (BAG_FOLDS - 1)
+                if bag_s <= fit_s:
+                    args["bagged"] = True
+                    text += f" It is fitted as a bag: {BAG_FOLDS} models on different folds of the training rows, averaged."
+                else:
+                    text += (f" One fit, not a bag of {BAG_FOLDS} fold models: those would take ~{bag_s:.0f}s, more than "
+                             f"the {fit_s:g}s the final fit may take.")
             call = ToolCall("auto-eval", "evaluate_model", args)
         elif step == "explain_model":
             text = "Explaining what drives the predictions."

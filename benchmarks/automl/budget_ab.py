@@ -12,7 +12,9 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   no_look      the defaults with DSAGENT_SECOND_LOOK=0    (the subsample's CV alone picks the family;
                                                           only runs searched on a subsample differ)
   bagged       the defaults with DSAGENT_BAGGED=1         (the final model: the chosen candidate fitted on
-                                                          each of 5 folds and averaged, instead of one refit)
+                                                          each of 5 folds and averaged, instead of one refit,
+                                                          when ~4 refits fit the final fit's time; since
+                                                          2026-12-03 13:00 without a time limit on the one fit)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
