@@ -160,6 +160,17 @@ def test_a_bag_is_asked_for_only_when_its_fits_take_what_the_final_fit_may(tmp_p
     assert "bagged" not in call.arguments
 
 
+def test_with_bagging_on_tuning_keeps_room_for_the_bag_within_a_third_of_its_time(monkeypatch):
+    from dsagent.backends.time_plan import tuning_time
+
+    board = [{"name": "xgboost", "family": "xgboost", "refit_s_est": 1.0}, {"name": "linear", "family": "linear", "refit_s_est": 0.1}]
+    monkeypatch.setenv("DSAGENT_BAGGED", "0")
+    assert tuning_time(board, 1000, 60.0) == pytest.approx((60.0 - 2.3 * 1.1, 1.1))
+    monkeypatch.setenv("DSAGENT_BAGGED", "1")
+    assert tuning_time(board, 1000, 60.0) == pytest.approx((60.0 - 2.3 * 4.4, 4.4))  # 4 refits of the blend
+    assert tuning_time(board, 1000, 15.0)[1] == pytest.approx(max(1.1, 15.0 / 3 / 2.3))  # never past a third
+
+
 def test_threads_never_exceed_the_cores_given(monkeypatch):
     from dsagent.tools.features import native_threads
 
