@@ -17,5 +17,7 @@ BAG_FOLDS = 5  # the bag's members (tools/bagging.DEFAULT_FOLDS imports from her
 
 
 def bagging_on() -> bool:
-    """Bagged final models are opt-in (DSAGENT_BAGGED=1) until the development half decides (issue 18)."""
+    """Bagged final models are opt-in (DSAGENT_BAGGED=1). The development-half A/B at 60 s (2026-12-03,
+    docs/BENCHMARKS.md `s9bag`) bagged 10 of 18 runs: 17 scored the same as one refit, 1 worse, and
+    the deliverables took 1.22 x their reserve (five models to predict with), so it stays off."""
     return os.environ.get("DSAGENT_BAGGED") == "1"
