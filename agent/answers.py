@@ -118,6 +118,18 @@ class Answers(BaseModel):
     def _one_series_column(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("segment_columns", "sensitive_columns", "id_columns", mode="before")
+    @classmethod
+    def _columns_as_offered(cls, value: Any) -> Any:
+        """The answer as the question offers it: "no" (YAML reads a bare no as false) for none of the
+        columns, one column, or "a, b". An MCP host or an answers file that picked the option "no"
+        got "Input should be a valid list"; the chat already read it so."""
+        if value is False or (isinstance(value, str) and value.strip().lower() in ("no", "none", "")):
+            return []
+        if isinstance(value, str):
+            return [v for v in re.split(r"\s*,\s*", value.strip()) if v]
+        return value
+
     @field_validator("n_segments", mode="before")
     @classmethod
     def _segments_in_words(cls, value: Any) -> Any:

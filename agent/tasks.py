@@ -64,7 +64,8 @@ def confine_data_path(path: str | Path, roots: list[Path]) -> Path:
         raise BadInput(f"{path} is outside the allowed data roots ({shown}); copy the file under a root, "
                        "or restart the server with --root DIR")
     if not real.is_file():
-        raise BadInput(f"data file {path} not found under the allowed roots; check the path")
+        where = f" (a relative path is read from the first root, {roots[0]})" if not Path(str(path)).expanduser().is_absolute() else ""
+        raise BadInput(f"data file {path} not found{where}; check the path")
     return real
 
 

@@ -141,3 +141,13 @@ def test_current_baseline_as_predictions_is_compared_paired_on_the_test_rows():
     assert parse_answers({"current_baseline": "old_score"}).current_baseline == "old_score"
     with pytest.raises(BadInput, match="current_baseline"):
         parse_answers({"current_baseline": "tenure <"})
+
+
+def test_column_list_answers_take_the_options_as_offered():
+    """A host (MCP answer_questions, an answers file) that picks the offered option "no" for "audit
+    the model across sex?" was refused with "Input should be a valid list"."""
+    assert parse_answers({"sensitive_columns": "no"}).sensitive_columns == []
+    assert parse_answers({"sensitive_columns": False}).sensitive_columns == []  # YAML's bare no
+    assert parse_answers({"segment_columns": "island"}).segment_columns == ["island"]
+    assert parse_answers({"id_columns": "id, ref"}).id_columns == ["id", "ref"]
+    assert parse_answers({"sensitive_columns": ["sex"]}).sensitive_columns == ["sex"]

@@ -89,7 +89,8 @@ def test_direct_calls_need_data_under_the_root(server, place):
                 assert r.is_error, bad
                 assert "outside the allowed data roots" in r.content[0].text, r.content[0].text
             r = await client.call_tool("load_data", {"path": "missing.csv"})
-            assert r.is_error and "not found" in r.content[0].text
+            # ... and says where a relative path was looked for (the server's first root, not its cwd)
+            assert r.is_error and "not found" in r.content[0].text and str(place["data"].resolve()) in r.content[0].text, r.content[0].text
             info = payload(await client.call_tool("load_data", {"path": "penguins.csv", "target": "species"}))
             session_dir = Path(info["session_dir"])
             assert session_dir.parent == place["sessions"].resolve()
