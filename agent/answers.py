@@ -31,6 +31,11 @@ def is_judgement(value: Any, key: str | None = None) -> bool:
     return text in JUDGEMENT and not (key in COLUMN_KEYS and text in ONE_WORD)
 
 
+def _column_list(text: str) -> list[str]:
+    """Columns written as one string: "age, income" -> ["age", "income"]."""
+    return [v for v in re.split(r"\s*,\s*", text.strip()) if v]
+
+
 class Answers(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Keys the user explicitly left to the agent's judgement: answered with the question's
@@ -127,7 +132,7 @@ class Answers(BaseModel):
         if value is False or (isinstance(value, str) and value.strip().lower() in ("no", "none", "")):
             return []
         if isinstance(value, str):
-            return [v for v in re.split(r"\s*,\s*", value.strip()) if v]
+            return _column_list(value)
         return value
 
     @field_validator("n_segments", mode="before")
@@ -148,7 +153,7 @@ class Answers(BaseModel):
     @classmethod
     def _known_columns(cls, value: Any) -> Any:
         if isinstance(value, str):  # "all", or columns written as one string: "age, income"
-            return "all" if value.strip().lower() == "all" else [v for v in re.split(r"\s*,\s*", value.strip()) if v]
+            return "all" if value.strip().lower() == "all" else _column_list(value)
         return value
 
     @field_validator("current_baseline", mode="before")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, candidate_share, full_budget,  # noqa: F401
-                                       text_share, tuning_time)
+from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, bag_fit_s, candidate_share,  # noqa: F401
+                                       full_budget, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, stacking_on  # switches only: no ML import here
@@ -282,11 +282,10 @@ class AutopilotBackend:
                 "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "test_cells": cells,
                 "full_budget": full_budget()})
             if bagging_on() and row and "max_fit_s" not in args:
-                # A bag is BAG_FOLDS fits on (k-1)/k of the rows, about k-1 refits, paid here and in the
-                # notebook. Asked only when that fits the final fit's time and the single fit would use
-                # every row: asking with a time limit let evaluate_model cut the rows of the one fit it
-                # fell back to (the first bagged arm passed max_fit_s to every run).
-                bag_s = refit * (BAG_FOLDS - 1)
+                # Paid here and in the notebook, like one fit. Asked only when that fits the final fit's
+                # time and the single fit would use every row: asking with a time limit let evaluate_model
+                # cut the rows of the one fit it fell back to (the first bagged arm passed max_fit_s to every run).
+                bag_s = bag_fit_s(refit)
                 if bag_s <= fit_s:
                     args["bagged"] = True
                     text += f" It is fitted as a bag: {BAG_FOLDS} models on different folds of the training rows, averaged."

@@ -90,6 +90,11 @@ def _refit_estimate(board: list[dict[str, Any]], n_train: int, top: int = 3) -> 
     return max(_refit_costs(board, n_train, top), default=0.0)
 
 
+def bag_fit_s(refit_s: float) -> float:
+    """Seconds a bag of the model takes: BAG_FOLDS fits on (k-1)/k of the rows, about k-1 refits."""
+    return refit_s * (BAG_FOLDS - 1)
+
+
 def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> tuple[float, float]:
     """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
     blending. The refit kept is room for the final fit of a blend of the top three candidates
@@ -104,9 +109,8 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> t
     cap = search_s / 3 / 2.3
     refit = max(max(costs, default=0.0), min(sum(costs), cap))
     if bagging_on():
-        # A bag of the shipped model costs about k-1 of its refits (k fits on (k-1)/k of the rows), and
-        # the shipped model is often the blend, whose refit is the members' sum kept above: keep room
-        # for k-1 of those, within the same third, or the final fit finds ~1 s and falls back to one
-        # fit (the first bagged development run: 0 bags in 4 datasets, ~1.3 s for fits of 0.4-0.6 s).
-        refit = max(refit, min(refit * (BAG_FOLDS - 1), cap))
+        # Room for a bag of the shipped model (often the blend, whose refit is the members' sum kept
+        # above), within the same third, or the final fit finds ~1 s and falls back to one fit (the
+        # first bagged development run: 0 bags in 4 datasets, ~1.3 s for fits of 0.4-0.6 s).
+        refit = max(refit, min(bag_fit_s(refit), cap))
     return search_s - 2.3 * refit, refit
