@@ -82,6 +82,9 @@ class Answers(BaseModel):
     # Columns known when a prediction is made ("all": every column); the others are left out.
     features_at_prediction_time: list[str] | Literal["all"] | None = None
     interpretability: Literal["low", "medium", "high"] | None = None
+    # Only these model families are candidates (the baseline always runs): a stakeholder constraint
+    # ("production runs XGBoost only", "a linear model or nothing"), or a quicker run.
+    model_families: list[str] | None = None
     time_budget: float | None = Field(None, gt=0)
     # What `dsagent serve` answers for a row the model cannot score (a class, or a number for
     # regression); recorded in the model card (tools/fallback.py).
@@ -112,6 +115,26 @@ class Answers(BaseModel):
         if value is not None and value not in ("auto", *task_names()):
             raise ValueError(f"unknown task {value!r}; use auto or one of: {', '.join(task_names())}")
         return value
+
+    @field_validator("model_families", mode="before")
+    @classmethod
+    def _families_installed(cls, value: Any) -> Any:
+        """"all" (or "any") for no restriction; "linear, xgboost" as two. Each name must be an
+        installed candidate family (the registry: no ML library imported)."""
+        if isinstance(value, str):
+            if value.strip().lower() in ("all", "any", ""):
+                return None
+            value = _column_list(value)
+        if not isinstance(value, list):
+            return value
+        from dsagent.tools.families import model_families
+
+        offered = [f.name for f in model_families().values() if f.candidate and f.name != "baseline"]
+        unknown = [v for v in value if v not in offered]
+        if unknown:
+            raise ValueError(f"unknown model famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(map(repr, unknown))}; "
+                             f"choose from: {', '.join(offered)} (the baseline always runs)")
+        return value or None
 
     @field_validator("note", mode="before")
     @classmethod

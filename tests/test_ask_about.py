@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from quick import QUICK_FAMILIES
 
 from dsagent.about import ask_about
 
@@ -30,9 +31,10 @@ def sessions(request, tmp_path_factory) -> dict[str, Path]:
     """kind -> session directory; the binary and regression runs go side by side, and beside the
     shared run when this module is the one that makes it (so it is asked for once they started)."""
     base = tmp_path_factory.mktemp("ask-sessions")
+    (base / "quick.yaml").write_text(QUICK_FAMILIES)
     procs = {kind: subprocess.Popen(
         [sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", target, "--backend", "offline",
-         "--time-budget", "15", "--max-trials", "1", "--sessions-dir", str(base), "--json"],
+         "--time-budget", "15", "--max-trials", "1", "--sessions-dir", str(base), "--json", "--answers", str(base / "quick.yaml")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
         for kind, target in (("binary", "sex"), ("regression", "body_mass_g"))}
     out = {"multiclass": Path(request.getfixturevalue("offline_run").session_dir)}

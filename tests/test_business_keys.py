@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from quick import QUICK_FAMILIES
 
 from dsagent.answers import BadInput, parse_answers
 from dsagent.runtime import check_answer_columns
@@ -68,7 +69,7 @@ def test_columns_not_known_at_prediction_time_are_left_out():
 
 def test_one_run_where_every_key_acts(tmp_path):
     answers = tmp_path / "answers.yaml"
-    answers.write_text("latency_ms: 0.00001\nprediction_volume: 500000\nretrain_every_days: 14\nmin_useful_score: 0.5\n"
+    answers.write_text(QUICK_FAMILIES + "latency_ms: 0.00001\nprediction_volume: 500000\nretrain_every_days: 14\nmin_useful_score: 0.5\n"
                        "current_baseline: body_mass_g > 4000\nfeatures_at_prediction_time: [bill_length_mm, bill_depth_mm, "
                        "flipper_length_mm, body_mass_g, species]\ncost_fp: 1\ncost_fn: 1\ninterpretability: low\n")
     proc = subprocess.run([sys.executable, "-m", "dsagent.cli", "run", str(EXAMPLE), "--target", "sex", "--backend", "offline",

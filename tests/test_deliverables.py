@@ -35,7 +35,7 @@ def binary_run(tmp_path_factory):
     from dsagent.runtime import Run, RunOptions
 
     opts = RunOptions(data=ROOT / "examples" / "penguins.csv", target="sex",
-                      answers=Answers(sensitive_columns=["species"], cost_fp=1.0, cost_fn=3.0),
+                      answers=Answers(sensitive_columns=["species"], cost_fp=1.0, cost_fn=3.0, model_families=["linear", "hist_gb"]),
                       time_budget=20, backend="offline", sessions_dir=tmp_path_factory.mktemp("binary"), max_trials=2)
     result = Run(opts).run()
     assert result.status == "completed", result.error

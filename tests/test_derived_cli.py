@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from quick import QUICK_FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +45,8 @@ def ratio_data(tmp_path_factory) -> Path:
 
 
 def _start(d: Path, name: str, answers: str | None, data: str = "ratio.csv") -> subprocess.Popen:
-    extra = []
-    if answers is not None:
-        (d / f"{name}.yaml").write_text(answers)
-        extra = ["--answers", f"{name}.yaml"]
+    (d / f"{name}.yaml").write_text(QUICK_FAMILIES + (answers or ""))
+    extra = ["--answers", f"{name}.yaml"]
     cmd = [sys.executable, "-m", "dsagent.cli", "run", data, "--target", "y", "--backend", "offline",
            "--time-budget", "10", "--max-trials", "2", "--sessions-dir", name, "--json", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d, env=_env())

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from quick import QUICK_FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,10 +51,11 @@ def runs(tmp_path_factory):
     binary, regression = _frames()
     binary.to_csv(d / "churn.csv", index=False)
     regression.to_csv(d / "price.csv", index=False)
-    (d / "costs.yaml").write_text("cost_fp: 1\ncost_fn: 8\n")
-    specs = {"binary": ["churn.csv", "--target", "churn"],
+    (d / "costs.yaml").write_text(QUICK_FAMILIES + "cost_fp: 1\ncost_fn: 8\n")
+    (d / "quick.yaml").write_text(QUICK_FAMILIES)
+    specs = {"binary": ["churn.csv", "--target", "churn", "--answers", str(d / "quick.yaml")],
              "f1": ["churn.csv", "--target", "churn", "--metric", "f1", "--answers", str(d / "costs.yaml")],
-             "regression": ["price.csv", "--target", "price"]}
+             "regression": ["price.csv", "--target", "price", "--answers", str(d / "quick.yaml")]}
     procs = {}
     for name, (data, *rest) in specs.items():
         cmd = [sys.executable, "-m", "dsagent.cli", "run", str(d / data), *rest, "--backend", "offline", "--time-budget", "15",

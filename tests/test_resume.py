@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from quick import QUICK_FAMILIES
+
 from dsagent.session import Session, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,10 +74,14 @@ def _workers_in(session_dir: Path, wait_s: float = 10.0) -> list[str]:
 
 def test_kill_9_after_every_step_then_resume_runs_each_step_once(tmp_path):
     session_dir: Path | None = None
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    (tmp_path / "quick.yaml").write_text(QUICK_FAMILIES)
     for step in KILL_AFTER:
-        args = ["--resume", session_dir.name] if session_dir else [str(EXAMPLE), "--target", "sex"]
-        proc = _run_cli(tmp_path, args, kill_after=step)
-        session_dir = session_dir or next(tmp_path.iterdir())
+        args = (["--resume", session_dir.name] if session_dir else
+                [str(EXAMPLE), "--target", "sex", "--answers", str(tmp_path / "quick.yaml")])
+        proc = _run_cli(sessions, args, kill_after=step)
+        session_dir = session_dir or next(sessions.iterdir())
         assert proc.returncode == -signal.SIGKILL, f"not killed after {step}: {proc.returncode} {proc.stderr[-1500:]}"
         last = list(read_transcript(session_dir / "transcript.jsonl"))[-1]
         assert last["type"] == "tool_results" and [r["name"] for r in last["results"]] == [step]
@@ -84,7 +90,7 @@ def test_kill_9_after_every_step_then_resume_runs_each_step_once(tmp_path):
             with open(session_dir / "transcript.jsonl", "a") as fh:
                 fh.write('{"t": 1, "type": "assistant", "text": "half a li')
     assert session_dir is not None
-    resumed = _run_cli(tmp_path, ["--resume", session_dir.name], kill_after=None)
+    resumed = _run_cli(sessions, ["--resume", session_dir.name], kill_after=None)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     result = json.loads(resumed.stdout)
     assert result["status"] == "completed" and result["session_id"] == session_dir.name

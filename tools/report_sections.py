@@ -136,6 +136,9 @@ def _section_business(answers: dict[str, Any], task: dict[str, Any], ev: dict[st
         out.append(f"- **Latency:** required {answers['latency_ms']} ms per prediction; measured single-row p95 "
                    f"{lat.get('p95')} ms ({'meets' if ok else 'MISSES'} it).")
     out += use_lines(answers, ev)  # what latency, volume, min useful score, baseline and cadence changed
+    if answers.get("model_families"):
+        out.append(f"- **Model families:** limited by the answers to {', '.join(answers['model_families'])} "
+                   "(and the baseline).")
     if answers.get("interpretability"):
         out.append(f"- **Interpretability need:** {answers['interpretability']}; the chosen family's is "
                    f"{INTERPRETABILITY.get(ev['family'], 'unknown')}.")

@@ -78,10 +78,17 @@ def train_models(ctx: ToolContext, models: list[str] | None = None, time_budget_
     """
     X, y, task = search_data(ctx)
     specs = candidate_specs(task, y)
+    allowed = ctx.answers.get("model_families")
+    if allowed:  # the answers' constraint: only these families (their variants and defaults too)
+        specs = {n: s for n, s in specs.items() if n == "baseline" or s["family"] in allowed}
+        if len(specs) == 1:
+            raise ToolError(f"none of the model families the answers allow ({', '.join(allowed)}) supports a "
+                            f"{task['task']} task here; widen model_families")
     names = models or candidate_order(specs)
     unknown = [m for m in names if m not in specs]
     if unknown:
-        raise ToolError(f"unknown or inapplicable candidates {unknown}; choose from {list(specs)}")
+        limit = f" (the answers' model_families allow {', '.join(allowed)})" if allowed else ""
+        raise ToolError(f"unknown or inapplicable candidates {unknown}{limit}; choose from {list(specs)}")
     if "baseline" not in names:
         names = ["baseline", *names]
     budget = time_budget_s if time_budget_s is not None else ctx.seconds_left(120)

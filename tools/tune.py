@@ -54,8 +54,12 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
     X, y, task = search_data(ctx)
     board = load_leaderboard(ctx)
+    allowed = ctx.answers.get("model_families")
     if family == "auto":
-        family = next((r.family for r in board if r.family in tunable_names()), "xgboost")
+        family = next((r.family for r in board if r.family in tunable_names() and (not allowed or r.family in allowed)),
+                      "xgboost")
+    if allowed and family not in allowed:
+        raise ToolError(f"{family} is not among the model families the answers allow ({', '.join(allowed)})")
     # Params of the leaderboard's best variant of this family that are not searched (class
     # weights, target transform) carry over into every trial.
     base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")), None)

@@ -212,6 +212,9 @@ class AutopilotBackend:
             if _search_is_subsampled(task):  # the final refit on every row is costly: keep room for it
                 spend = max(5.0, 0.3 * avail)
             text = "Comparing a baseline with linear and tree-ensemble candidates by cross-validation."
+            if state.answers.get("model_families"):
+                text = ("Comparing a baseline with the model families the answers allow "
+                        f"({', '.join(state.answers['model_families'])}) by cross-validation.")
             args = {"time_budget_s": round(spend, 1)}
             call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
