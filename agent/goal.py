@@ -71,7 +71,8 @@ METRICS: list[tuple[str, str]] = [
 TASKS: list[tuple[str, str]] = [
     (r"\bmulti[ -]?class\b|\bwhich of (several|the) (categories|classes|types)\b", "multiclass"),
     (r"\bbinary\b|\bwhether\b|\byes or no\b|\bor not\b", "binary"),
-    (r"\bregression\b|\bhow (much|many|long)\b|\bcontinuous\b|\bexact (number|amount|value)\b", "regression"),
+    # not "logistic regression" (a classifier: a model family, see FAMILY_NAMES)
+    (r"(?<!logistic )\bregression\b|\bhow (much|many|long)\b|\bcontinuous\b|\bexact (number|amount|value)\b", "regression"),
 ]
 CLASSIFICATION_WORDS = r"\bclassif(y|ication|ier)\b|\bcategori[sz]e\b|\bwhich \w+s? will\b|\bwill \w+ (or not)?\b"
 # Task kinds dsagent does not build yet: noted and echoed, never silently dropped.
@@ -93,6 +94,21 @@ INTERPRETABILITY: list[tuple[str, str]] = [
     (r"\bexplainab|\binterpretab|\btransparent\b|\bregulator|\bauditab|\bexplain (it|each|every|why|the)\b|"
      r"\bwhite[ -]box\b|\bunderstand (why|each|every|how)\b|\bsimple model\b", "high"),
 ]
+
+# Model families a goal may restrict the search to ("XGBoost only", "just use linear or random forest
+# models"): the phrases name the built-in families; answers files and hosts may name any installed one.
+FAMILY_NAMES: list[tuple[str, str]] = [
+    (r"xgboost", "xgboost"), (r"lightgbm|light gbm", "lightgbm"), (r"catboost", "catboost"),
+    (r"hist(ogram)? gradient boosting|histgradientboosting|hist gb", "hist_gb"),
+    (r"(gradient )?boost(ing|ed trees)|gbms?", "hist_gb xgboost lightgbm catboost"),  # any of them
+    (r"random forests?", "random_forest"),
+    (r"extra trees|extremely randomi[sz]ed trees", "extra_trees"), (r"neural net(work)?s?|mlps?", "mlp"),
+    (r"(linear|logistic|ridge)( regression)?", "linear"),
+]
+_FAMILY = "|".join(f"(?:{pattern})" for pattern, _ in FAMILY_NAMES)
+_FAMILY_LIST = rf"(?:an? )?(?:{_FAMILY})(?: models?)?(?:(?:,| or| and|, or|, and) (?:an? )?(?:{_FAMILY})(?: models?)?)*"
+FAMILIES_ONLY = re.compile(rf"\b(?:only|just) (?:use |try |consider |fit |train |allow )?(?P<a>{_FAMILY_LIST})\b|"
+                           rf"\b(?P<b>{_FAMILY_LIST}) only\b")
 
 JUDGEMENT = r"\buse your (judgement|judgment)\b|\byour call\b|\byou decide\b|\bup to you\b|\bdo(n't| not) ask\b"
 
@@ -139,14 +155,16 @@ class Understood:
 
 
 LINE_ORDER = ["target", "task", "metric", "positive_class", "cost_fp", "cost_fn", "time_budget", "interpretability",
-              "time_column", "group_column"]
-LABELS = {"time_budget": "budget", "cost_fp": "false-positive cost", "cost_fn": "false-negative cost",
+              "model_families", "time_column", "group_column"]
+LABELS = {"model_families": "model families", "time_budget": "budget", "cost_fp": "false-positive cost", "cost_fn": "false-negative cost",
           "time_column": "time column", "group_column": "group column", "positive_class": "positive class"}
 
 
 def fmt_value(key: str, value: Any) -> str:
     if key == "time_budget":
         return f"{value:g} s"
+    if isinstance(value, list):
+        return " and ".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -357,12 +375,34 @@ def understand(goal: str, columns: list[str] | None = None) -> Understood:
             u.reasons["time_budget"] = f"'{budget.group(0).strip(' ,;:.(')}'"
 
     _first(INTERPRETABILITY, text, "interpretability", u)
+    _families(flat, u)
 
     taken = _time_and_group(text, words, columns, u)
     if columns:
         _target(_clauses(goal), columns, taken, u)
     u.judgement = bool(re.search(JUDGEMENT, text))
     return u
+
+
+def _families(text: str, u: Understood) -> None:
+    """model_families from "XGBoost only" / "just use linear or random forest models"."""
+    found = FAMILIES_ONLY.search(text)
+    if not found:
+        return
+    span = found.group("a") or found.group("b")
+    at: dict[str, int] = {}
+    for pattern, values in FAMILY_NAMES:
+        for m in re.finditer(rf"\b(?:{pattern})\b", span):
+            if not any(m.start() < end and start < m.end() for start, end in at.values()):  # a longer name took it
+                at[values] = (m.start(), m.end())
+    named = [v for values in sorted(at, key=lambda k: at[k][0]) for v in values.split()]
+    from dsagent.tools.families import model_families  # the registry: no ML library
+
+    installed = model_families()
+    named = [n for n in dict.fromkeys(named) if n in installed]  # in the sentence's order, once each
+    if named:
+        u.values["model_families"] = named
+        u.reasons["model_families"] = f"'{found.group(0)}'"
 
 
 def _first(table: list[tuple[str, str]], text: str, key: str, u: Understood) -> bool:

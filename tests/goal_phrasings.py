@@ -105,6 +105,16 @@ PHRASINGS: list[tuple[str, list[str], dict]] = [
     ("accuracy is all that matters, a black box is fine", LOANS, {"interpretability": "low", "metric": "accuracy"}),
     ("some interpretability would help", LOANS, {"interpretability": "medium"}),
     ("predict default", LOANS, {"interpretability": None}),
+    # -- model_families: a restriction said with "only" / "just", in the sentence's order
+    ("Predict default with XGBoost only", LOANS, {"target": "default", "model_families": ["xgboost"]}),
+    ("just use linear or random forest models to predict default", LOANS, {"model_families": ["linear", "random_forest"]}),
+    ("only use a logistic regression to predict default", LOANS,
+     {"model_families": ["linear"], "task": None, "target": "default"}),  # logistic regression is no regression task
+    ("only try gradient boosting and neural networks", LOANS,
+     {"model_families": ["hist_gb", "xgboost", "lightgbm", "catboost", "mlp"]}),
+    ("only hist gradient boosting", LOANS, {"model_families": ["hist_gb"]}),
+    ("we use xgboost today: beat it", LOANS, {"model_families": None}),  # names a model, restricts nothing
+    ("predict default", LOANS, {"model_families": None}),
     # -- time and group columns
     ("sales by month per store", SALES, {"time_column": "date", "group_column": "store", "target": "sales"}),
     ("predict sales for each store over time", SALES, {"time_column": "date", "group_column": "store"}),

@@ -138,3 +138,38 @@ def test_a_partial_dependence_plot_of_one_panel_is_still_legible(tmp_path):
     assert record["features"] == ["x"]
     width, height = Image.open(tmp_path / "pdp.png").size
     assert width >= 500 and height >= 250, (width, height)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_batched_partial_dependence_equals_scikit_learns(task):
+    """One stacked predict call gives scikit-learn's partial_dependence (one call per grid value),
+    grid and averages, for a numeric column (percentile grid), a few-valued one and a category."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.inspection import partial_dependence
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from dsagent.tools.pdp import GRID, average_predictions, numeric_grid
+
+    rng = np.random.default_rng(1)
+    n = 240
+    X = pd.DataFrame({"x": rng.normal(size=n), "k": rng.integers(0, 4, n).astype(float),
+                      "c": rng.choice(["red", "green", "blue"], n)})
+    signal = X["x"] + (X["c"] == "red") - 0.5 * X["k"]
+    y = {"binary": (signal > 0).astype(int), "multiclass": pd.cut(signal, 3, labels=False),
+         "regression": signal}[task]
+    forest = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    model = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["c"]), remainder="passthrough"),
+                          forest(n_estimators=20, random_state=0)).fit(X, y)
+    classes = None if task == "regression" else sorted(set(y))
+    for feature in ("x", "k", "c"):
+        categorical = feature == "c"
+        grid = np.asarray(X[feature].value_counts().index[:GRID], dtype=object) if categorical else numeric_grid(X[feature])
+        ours = average_predictions(model, X, feature, grid, classes, task)
+        theirs = partial_dependence(model, X, [feature], kind="average", grid_resolution=GRID,
+                                    categorical_features=[feature] if categorical else None,
+                                    custom_values={feature: grid} if categorical else None)
+        if not categorical:
+            np.testing.assert_allclose(np.asarray(theirs["grid_values"][0], dtype=float), grid)
+        np.testing.assert_allclose(ours, theirs["average"], rtol=1e-10, atol=1e-12)

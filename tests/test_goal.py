@@ -19,7 +19,7 @@ def test_the_table_covers_every_kind():
     keys = {k for _g, _c, expected in PHRASINGS for k in expected}
     assert len(PHRASINGS) >= 60
     assert {"target", "task", "metric", "cost_fp", "cost_fn", "positive_class", "time_budget", "interpretability",
-            "time_column", "group_column"} <= keys
+            "model_families", "time_column", "group_column"} <= keys
 
 
 @pytest.mark.parametrize("goal,columns,expected", PHRASINGS, ids=[g[:50] for g, _c, _e in PHRASINGS])

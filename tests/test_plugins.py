@@ -48,12 +48,16 @@ def test_installed_family_plugin_is_listed_and_trained(tmp_path):
     x = rng.normal(size=(150, 2))
     data = tmp_path / "blobs.csv"
     pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")}).to_csv(data, index=False)
+    # The answers may name a plugin's family like a built-in one (model_families: only these are candidates).
+    (tmp_path / "answers.yaml").write_text("model_families: [knn, linear]\n")
     run = subprocess.run([str(python), "-m", "dsagent.cli", "run", str(data), "--target", "y", "--backend", "offline",
-                          "--time-budget", "20", "--max-trials", "1", "--sessions-dir", str(tmp_path / "s"), "--json"],
+                          "--time-budget", "20", "--max-trials", "1", "--sessions-dir", str(tmp_path / "s"), "--json",
+                          "--answers", str(tmp_path / "answers.yaml")],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)
     board = json.loads((Path(result["session_dir"]) / "artifacts" / "leaderboard.json").read_text())
+    assert {r["family"] for r in board} <= {"baseline", "knn", "linear"}, board
     knn = next((r for r in board if r["family"] == "knn"), None)
     assert knn is not None, (board, run.stderr[-3000:])
     assert knn["cv_mean"] > 0.9  # roc_auc on a linearly separable pair of blobs
