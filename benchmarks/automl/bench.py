@@ -81,7 +81,7 @@ def run_process(cmd: list[str], cwd: Path, timeout: float, log: Path,
 
 
 def run_system(system: str, name: str, meta: dict, budget: float, python: str, extra_env: dict[str, str] | None = None,
-               runs_dir: Path | None = None) -> dict:
+               runs_dir: Path | None = None, extra_answers: dict | None = None) -> dict:
     data = DATA / name
     cwd = (runs_dir or WORK / "runs") / name / system
     if cwd.exists():
@@ -94,7 +94,7 @@ def run_system(system: str, name: str, meta: dict, budget: float, python: str, e
     if system == "dsagent":
         metric = METRIC[meta["task"]][0]
         answers = cwd / "answers.json"
-        answers.write_text(json.dumps({"task": meta["task"]}))
+        answers.write_text(json.dumps({"task": meta["task"], **(extra_answers or {})}))
         dsagent = str(ROOT / ".venv" / "bin" / "dsagent")
         cmd = [dsagent, "run", str(data / "train.csv"), "--target", meta["target"], "--time-budget", str(budget),
                "--metric", metric, "--answers", str(answers), "--sessions-dir", str(cwd / "sessions"), "--json",

@@ -59,7 +59,12 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # The start of a run as it was before 2026-12-03: one slowdown sample, and the CLI process
         # importing every tool module (no catalogue can be written under /dev/null).
         "old_start": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SLOWDOWN_SAMPLES": "1",
-                      "DSAGENT_CACHE_DIR": "/dev/null/dsagent-cache"}}
+                      "DSAGENT_CACHE_DIR": "/dev/null/dsagent-cache"},
+        # Without the LightGBM and CatBoost families (issue 18's "before" for them): every other built-in
+        # candidate family, through the answers key model_families.
+        "no_lgbm_catboost": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"}}
+# Answers an arm adds to the run's answers file (beside its task).
+ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
 
 def session_facts(session_dir: str | None) -> dict:
@@ -136,7 +141,8 @@ def render(results: dict) -> str:
     title = results.get("title") or "stacking and using the budget"
     lines = [start, f"### Issue 18: {title} (A/B, {results['half']} half)", "",
              f"dsagent at a {results['budget_s']:.0f} s budget on the {results['half']} half, arms run one after the "
-             "other: " + "; ".join(f"`{a}` = {' '.join(f'{k}={v}' for k, v in ARMS[a].items()) or 'defaults'}" for a in arms)
+             "other: " + "; ".join(f"`{a}` = {' '.join(f'{k}={v}' for k, v in ARMS[a].items()) or 'defaults'}"
+                                   + (f" + answers {json.dumps(ARM_ANSWERS[a])}" if a in ARM_ANSWERS else "") for a in arms)
              + ". Each arm against `before` on the test split: paired bootstrap 95% CI (bench.py's scorer). Wall time is "
              "the whole `dsagent run` process over the budget.", "",
              f"Machine: {results['machine']}; 1-minute load average at the starts {results['load_min']:.1f}-"
@@ -244,7 +250,8 @@ def main() -> None:
         arms = {}
         for arm in args.arms:
             loads.append(os.getloadavg()[0])
-            entry = run_system("dsagent", name, meta, args.budget, "", ARMS[arm], WORK / "runs_issue18" / args.tag / arm)
+            entry = run_system("dsagent", name, meta, args.budget, "", ARMS[arm], WORK / "runs_issue18" / args.tag / arm,
+                               ARM_ANSWERS.get(arm))
             entry.update(session_facts(entry.get("session_dir")))
             arms[arm] = entry
             print(f"{name}/{arm}: {entry.get('status')} in {entry.get('wall_s')} s", file=sys.stderr, flush=True)
