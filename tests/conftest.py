@@ -12,17 +12,15 @@ EXAMPLE = ROOT / "examples" / "penguins.csv"
 
 
 # Seconds per file in a 2-worker run (pytest --durations=0 summed per file, setup included, on an idle
-# machine, 2026-12-03), for the files over 20 s. `--dist loadfile` hands files to the two workers in collection
-# order, so the alphabetical order left long files (test_text, test_resume, test_versions) to the end,
+# machine, 2026-12-03 16:06 UTC), for the files over 20 s. `--dist loadfile` hands files to the two workers in
+# collection order, so the alphabetical order left long files (test_text, test_resume, test_versions) to the end,
 # one worker still busy with them while the other idled. Longest first balances the finish; a file not
 # listed keeps its place after these. Stale figures only cost balance, never a test.
 LONGEST_FILES = {
-    "test_plugins.py": 80, "test_forecast.py": 74, "test_resume.py": 59, "test_ask_about.py": 55, "test_mcp.py": 53,
-    "test_versions.py": 52, "test_derived_cli.py": 50, "test_model_quality.py": 50, "test_monitor_cli.py": 48,
-    "test_claude_cli.py": 48, "test_chat_goal_runs.py": 40, "test_api.py": 38, "test_unsupervised.py": 35,
-    "test_sandbox.py": 33, "test_budget_end_to_end.py": 32, "test_ranking.py": 31, "test_honest_splits.py": 30,
-    "test_deliverables.py": 28, "test_text.py": 28, "test_run_python.py": 27, "test_business_keys.py": 24,
-    "test_text_embed.py": 22, "test_cluster_train.py": 22, "test_cluster.py": 22,
+    "test_model_quality.py": 73, "test_resume.py": 64, "test_plugins.py": 55, "test_ask_about.py": 45, "test_forecast.py": 35,
+    "test_derived_cli.py": 33, "test_budget_end_to_end.py": 32, "test_chat_goal_runs.py": 31, "test_text.py": 30,
+    "test_unsupervised.py": 29, "test_ranking.py": 28, "test_run_python.py": 27, "test_honest_splits.py": 27, "test_api.py": 25,
+    "test_sandbox.py": 25, "test_monitor_cli.py": 25, "test_mcp.py": 25, "test_versions.py": 24, "test_deliverables.py": 23,
 }
 
 
