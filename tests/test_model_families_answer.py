@@ -53,6 +53,8 @@ def test_training_and_tuning_keep_to_the_allowed_families(tmp_path):
         all_tools()["tune_model"].invoke(ctx, {"family": "xgboost", "n_trials": 1})
     tuned = all_tools()["tune_model"].invoke(ctx, {"n_trials": 1})  # auto: the best allowed tunable family
     assert tuned.record["family"] in ("linear", "hist_gb")
+    ev = all_tools()["evaluate_model"].invoke(ctx, {"model": "best"}).record
+    assert "xgboost_default was not fitted (the answers' model_families leave xgboost out)" in ev["strong_defaults"]["why"]
 
 
 def test_a_restriction_no_family_of_the_task_meets_says_so(tmp_path):

@@ -14,7 +14,7 @@ from dsagent.tools import paths
 from dsagent.tools.bagging import DEFAULT_FOLDS, bagging_plan, fit_bagged
 from dsagent.tools.business import verdict, within_latency
 from dsagent.tools.current import compare_with_current
-from dsagent.tools.defaults import floor_check
+from dsagent.tools.defaults import STRONG_DEFAULTS, floor_check
 from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
@@ -259,7 +259,10 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     if bagged:
         record["bagged"] = {"folds": DEFAULT_FOLDS} if bag_why is None else {"folds": 0, "not_bagged_because": bag_why}
     record["latency_excluded"] = too_slow
-    record["strong_defaults"] = floor_check(board, chosen.name, metric.greater_is_better, too_slow)
+    allowed = ctx.answers.get("model_families")  # a default of a family the answers leave out is no floor
+    left_out = [f"{name} (the answers' model_families leave {spec['family']} out)" for name, spec in STRONG_DEFAULTS.items()
+                if allowed and spec["family"] not in allowed]
+    record["strong_defaults"] = floor_check(board, chosen.name, metric.greater_is_better, too_slow, skipped=left_out)
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
     # The task type decides which plots and tables (confusion matrix, threshold...) evaluation makes.
     files = get_task_type(task["task"]).evaluation_plots(ctx, task, chosen.name, y_test, pred, proba, threshold, record)
