@@ -390,7 +390,7 @@ def _families(text: str, u: Understood) -> None:
     if not found:
         return
     span = found.group("a") or found.group("b")
-    at: dict[str, int] = {}
+    at: dict[str, tuple[int, int]] = {}  # families -> where in the span their name stands
     for pattern, values in FAMILY_NAMES:
         for m in re.finditer(rf"\b(?:{pattern})\b", span):
             if not any(m.start() < end and start < m.end() for start, end in at.values()):  # a longer name took it

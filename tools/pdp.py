@@ -88,12 +88,13 @@ def partial_dependence_plots(model, X: pd.DataFrame, features: list[str], kinds:
 def numeric_grid(column: pd.Series) -> np.ndarray:
     """scikit-learn's grid for a numeric column: its distinct values when fewer than GRID, else GRID
     points evenly spaced between its 5th and 95th percentiles (outliers stretch no axis)."""
-    values = np.unique(column.dropna().to_numpy(dtype=float))
+    present = column.dropna().to_numpy(dtype=float)
+    values = np.unique(present)
     if len(values) < GRID:
         return values
     from scipy.stats.mstats import mquantiles  # the percentiles scikit-learn takes (its default plotting positions)
 
-    low, high = mquantiles(column.dropna().to_numpy(dtype=float), prob=(0.05, 0.95), axis=0)
+    low, high = mquantiles(present, prob=(0.05, 0.95), axis=0)
     return np.linspace(low, high, num=GRID, endpoint=True)
 
 
