@@ -214,6 +214,10 @@ def why_model(a: Artifacts, q: str) -> Reply:
     rule = ("The rule: ship the best cross-validated candidate (the baseline never counts); only when interpretability "
             "is 'high' does a linear model within one CV standard deviation of the best win instead.")
     lines.append(rule + f" Interpretability here: {interp or 'not stated'}.")
+    families = a.meta.get("answers", {}).get("model_families")
+    if families:  # a stakeholder's constraint shaped the candidates: say so before the verdict
+        lines.append(f"The search was limited by the answers' model_families to {', '.join(families)} (and the baseline); "
+                     "other families were not tried.")
     if ranked and chosen:
         if chosen == ranked[0]["name"]:
             lines.append(f"So {chosen} was chosen: it has the best CV {metric}.")

@@ -4,11 +4,14 @@ not an installed family is refused in one line before anything runs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from dsagent.about_answers import Artifacts, why_model
 from dsagent.answers import Answers
 from dsagent.tools.registry import ToolContext, ToolError, all_tools
 
@@ -55,6 +58,10 @@ def test_training_and_tuning_keep_to_the_allowed_families(tmp_path):
     assert tuned.record["family"] in ("linear", "hist_gb")
     ev = all_tools()["evaluate_model"].invoke(ctx, {"model": "best"}).record
     assert "xgboost_default was not fitted (the answers' model_families leave xgboost out)" in ev["strong_defaults"]["why"]
+    # "Why this model?" names the restriction (the chat, API and MCP answer from these files).
+    (ctx.session_dir / "session.json").write_text(json.dumps({"answers": ctx.answers}))
+    why = why_model(Artifacts(ctx.session_dir), "why this model?").text
+    assert "limited by the answers' model_families to linear, hist_gb" in why
 
 
 def test_a_restriction_no_family_of_the_task_meets_says_so(tmp_path):

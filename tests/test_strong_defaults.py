@@ -75,6 +75,21 @@ def test_the_defaults_are_cross_validated_right_after_the_baseline_and_linear(tm
     assert order[:4] == ["baseline", "linear", "hist_gb_default", "xgboost_default"]
 
 
+def test_the_benchmark_switch_leaves_the_defaults_out_and_the_evaluation_says_so(tmp_path, monkeypatch):
+    """DSAGENT_STRONG_DEFAULTS=0 exists for the benchmark's before/after line of the defaults."""
+    from dsagent.tools.task_data import search_data
+    from dsagent.tools.train import candidate_specs
+
+    monkeypatch.setenv("DSAGENT_STRONG_DEFAULTS", "0")
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    _, y, task = search_data(ctx)
+    assert not set(STRONG_DEFAULTS) & set(candidate_specs(task, y))
+    _call(ctx, "train_models", models=["linear"])
+    why = _call(ctx, "evaluate_model", model="best").record["strong_defaults"]["why"]
+    assert "hist_gb_default was not fitted (DSAGENT_STRONG_DEFAULTS=0 leaves the strong defaults out)" in why
+
+
 def test_a_family_whose_library_fails_to_import_is_skipped_with_a_notice(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # `import lightgbm` now raises ImportError
     monkeypatch.setitem(sys.modules, "catboost", None)

@@ -19,6 +19,7 @@ from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
+from dsagent.tools.opt_in import strong_defaults_on
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task_data import load_task, search_data, subsample_positions, test_data, training_data
@@ -262,6 +263,8 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     allowed = ctx.answers.get("model_families")  # a default of a family the answers leave out is no floor
     left_out = [f"{name} (the answers' model_families leave {spec['family']} out)" for name, spec in STRONG_DEFAULTS.items()
                 if allowed and spec["family"] not in allowed]
+    if not strong_defaults_on():
+        left_out += [f"{name} (DSAGENT_STRONG_DEFAULTS=0 leaves the strong defaults out)" for name in STRONG_DEFAULTS]
     record["strong_defaults"] = floor_check(board, chosen.name, metric.greater_is_better, too_slow, skipped=left_out)
     record["verdict"] = verdict(ctx.answers.get("min_useful_score"), main, ci, metric.greater_is_better)
     # The task type decides which plots and tables (confusion matrix, threshold...) evaluation makes.

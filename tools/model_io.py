@@ -221,7 +221,10 @@ def save_model(model, model_path: Path, manifest: dict[str, Any]) -> dict[str, A
     manifest_tmp = folder / f".{MANIFEST}.{tag}{PENDING}"
     try:
         with _compact_schema():
-            sio.dump(model, tmp, compression=8)  # zipfile.ZIP_DEFLATED
+            # Deflate at level 1, not zlib's default 6: a blend of XGBoost and two forests (email's
+            # at 60 s, 7 MB) saved in 2.8-3.2 s against 3.7-4.0 s (2026-12-03, a loaded machine) into a
+            # file 17% larger, loading as fast (evaluate_model saves every shipped model).
+            sio.dump(model, tmp, compression=8, compresslevel=1)  # zipfile.ZIP_DEFLATED
         _fsync_file(tmp)
         refused = untrusted_types_of(tmp)
         if refused:  # refuse at save time: a model we could not load later must not replace a good one

@@ -21,3 +21,16 @@ def bagging_on() -> bool:
     docs/BENCHMARKS.md `s9bag`) bagged 10 of 18 runs: 17 scored the same as one refit, 1 worse, and
     the deliverables took 1.22 x their reserve (five models to predict with), so it stays off."""
     return os.environ.get("DSAGENT_BAGGED") == "1"
+
+
+def strong_defaults_on() -> bool:
+    """The strong defaults (tools/defaults.py) are candidates in every run. DSAGENT_STRONG_DEFAULTS=0
+    leaves them out: it exists for the benchmark's before/after line of that technique
+    (benchmarks/automl/budget_ab.py's `no_defaults` arm), not as a user setting."""
+    return os.environ.get("DSAGENT_STRONG_DEFAULTS") != "0"
+
+
+def portfolio_on() -> bool:
+    """Tuning starts from the learned portfolio (tools/portfolio.py) when DSAGENT_PORTFOLIO=1;
+    otherwise from each family's hand-picked warm starts (tools/builtin_families.py)."""
+    return os.environ.get("DSAGENT_PORTFOLIO") == "1"

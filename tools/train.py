@@ -14,6 +14,8 @@ from dsagent.tools.cv import (OutOfTime, compact_board, cross_validate, cv_split
 from dsagent.tools.defaults import STRONG_DEFAULTS, strong_default_specs
 from dsagent.tools.families import model_families, unavailable
 from dsagent.tools.more_rows import second_look, second_look_on
+from dsagent.tools.opt_in import strong_defaults_on
+from dsagent.tools.portfolio import first_pick
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import TaskSpec
 from dsagent.tools.task_data import search_data
@@ -23,18 +25,22 @@ VARIANTS = ["linear_balanced", "xgboost_balanced", "linear_log", "xgboost_log"]
 
 
 def candidate_specs(task: TaskSpec, y: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Candidates by name. Families as they are, plus variants the data calls for: class weights
+    """Candidates by name. Families as they are (their builders' defaults, or the learned
+    portfolio's first pick with DSAGENT_PORTFOLIO=1), plus variants the data calls for: class weights
     when a binary target is imbalanced (judged by CV like the rest), a log1p target when a
     non-negative regression target is skewed (scored on the original scale), and for
     classification a small neural network (mlp). The families are the registry's (plugins too)
     that support the task and ask to be candidates."""
     tt = get_task_type(task["task"])
     families = model_families()
-    specs = {f.name: {"family": f.name, "params": {}} for f in families.values()
+    specs = {f.name: {"family": f.name, "params": first_pick(f.name)} for f in families.values()
              if f.candidate and tt.supports(f) and not unavailable(f)}
     # Library defaults of HistGradientBoosting and XGBoost: a floor the search can only improve on.
-    specs.update(strong_default_specs(lambda fam: fam in specs))
-    specs.update(tt.candidate_variants(task, y))
+    if strong_defaults_on():  # off only in the benchmark arm that measures what they buy
+        specs.update(strong_default_specs(lambda fam: fam in specs))
+    # A variant (class weights, a log target) changes one thing about its family's candidate.
+    specs.update({name: {**v, "params": first_pick(v["family"]) | v["params"]}
+                  for name, v in tt.candidate_variants(task, y).items()})
     return specs
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from dsagent.tools import paths
 from dsagent.tools.families import ModelFamily, model_families, tunable_names, unavailable
 from dsagent.tools.cluster import make_storage, parse_storage
+from dsagent.tools.portfolio import warm_starts
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult, LeaderboardRow
 from dsagent.tools.task_data import search_data
@@ -82,7 +83,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         load_if_exists=True,
     )
     if len(study.trials) == 0:
-        for params in fam.warm_starts:
+        for params in warm_starts(fam):
             study.enqueue_trial({k: v for k, v in params.items() if not (shape_type(task["task"]).regression and k == "C")},
                                 skip_if_exists=True)
     oofs: dict[int, np.ndarray] = {}

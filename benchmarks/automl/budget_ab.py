@@ -62,7 +62,12 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
                       "DSAGENT_CACHE_DIR": "/dev/null/dsagent-cache"},
         # Without the LightGBM and CatBoost families (issue 18's "before" for them): every other built-in
         # candidate family, through the answers key model_families.
-        "no_lgbm_catboost": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"}}
+        "no_lgbm_catboost": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
+        # Without the strong defaults (hist_gb_default, xgboost_default): their before/after line.
+        "no_defaults": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_STRONG_DEFAULTS": "0"},
+        # Tuning starts from the portfolio learned on the development half (tools/portfolio.py)
+        # instead of each family's hand-picked warm starts.
+        "portfolio": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PORTFOLIO": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 

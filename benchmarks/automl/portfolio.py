@@ -27,18 +27,28 @@ import numpy as np
 from dsagent.tools.registry import ToolContext, all_tools
 from dsagent.tools.task_data import search_data
 from dsagent.tools.cv import cross_validate, cv_splits
+from dsagent.tools.families import model_families
+from dsagent.tools.task_types import get_task_type
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "work" / "data"
 OUT = HERE.parent / "results" / "portfolio.json"
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
-GRIDS = {  # a coarse grid around each family's library and dsagent defaults
-    "xgboost": [{"n_estimators": n, "learning_rate": lr, "max_depth": d, "subsample": 0.8, "colsample_bytree": c}
-                for n, lr in ((200, 0.1), (500, 0.03)) for d in (3, 6) for c in (0.5, 0.9)],
-    "hist_gb": [{"max_iter": n, "learning_rate": lr, "max_leaf_nodes": leaves, "min_samples_leaf": m}
-                for n, lr in ((150, 0.1), (400, 0.04)) for leaves in (15, 63) for m in (5, 30)],
-    "lightgbm": [{"n_estimators": n, "learning_rate": lr, "num_leaves": leaves, "min_child_samples": m}
-                 for n, lr in ((200, 0.1), (500, 0.03)) for leaves in (15, 63) for m in (5, 30)],
+# A coarse grid per family, in the family's own search-space keys (tools/builtin_families.py) so a pick
+# can be enqueued as a tuning trial as it stands. XGBoost's rounds are not searched (each fold early-stops).
+_PAIRS = ((0.04, 400), (0.12, 200))  # (learning rate, rounds): a slow and a fast schedule
+GRIDS = {
+    "xgboost": [{"learning_rate": lr, "max_depth": d, "min_child_weight": m, "subsample": s, "colsample_bytree": c,
+                 "reg_lambda": 1.0, "reg_alpha": 1e-8}
+                for lr, _ in _PAIRS for d in (3, 6, 9) for m, s, c in ((1.0, 0.8, 0.8), (5.0, 0.7, 0.5))],
+    "hist_gb": [{"learning_rate": lr, "max_iter": n, "max_leaf_nodes": leaves, "min_samples_leaf": m, "l2_regularization": l2}
+                for lr, n in _PAIRS for leaves, m in ((15, 10), (31, 20), (63, 40)) for l2 in (1e-6, 1.0)],
+    "lightgbm": [{"learning_rate": lr, "n_estimators": n, "num_leaves": leaves, "min_child_samples": m, "subsample": s,
+                  "colsample_bytree": c, "reg_lambda": 1.0}
+                 for lr, n in _PAIRS for leaves, m in ((15, 10), (31, 20), (63, 40)) for s, c in ((0.8, 0.8), (0.7, 0.5))],
+    "extra_trees": [{"min_samples_leaf": m, "max_features": f} for m in (1, 3, 10) for f in (0.3, 0.6, 1.0)],
+    "random_forest": [{"min_samples_leaf": m, "max_features": f} for m in (1, 3, 10) for f in (0.3, 0.6, 1.0)],
+    "mlp": [{"alpha": a, "learning_rate_init": lr} for a in (1e-3, 0.1, 1.0) for lr in (1e-3, 3e-3)],
 }
 
 
@@ -67,6 +77,11 @@ def cv_grid(name: str, family: str) -> list[tuple[float, float]]:
     return out
 
 
+def supports(family: str, name: str) -> bool:
+    task = json.loads((DATA / name / "meta.json").read_text())["task"]
+    return get_task_type(task).supports(model_families()[family])
+
+
 def greedy(scores: np.ndarray, seconds: np.ndarray, size: int) -> list[int]:
     """scores: datasets x configurations, higher better. The picks, best gain per second first."""
     lo, hi = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
@@ -90,21 +105,25 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=None, help="default: the development half")
     ap.add_argument("--family", nargs="*", default=list(GRIDS))
     ap.add_argument("--size", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=OUT, help="families already in this file and not run now are kept")
     args = ap.parse_args()
     names = args.datasets or development_half()
     confirmation = set(json.loads((HERE.parent / "suite_split.json").read_text())["confirmation"]["datasets"])
     if confirmation & set(names):
         sys.exit(f"refusing to learn on the confirmation half: {sorted(confirmation & set(names))}")
     result = {"datasets": names, "families": {}}
+    if args.out.exists() and json.loads(args.out.read_text())["datasets"] == names:
+        result["families"] = json.loads(args.out.read_text())["families"]
     for family in args.family:
-        runs = [cv_grid(n, family) for n in names]
+        # A family learns on the datasets whose task it supports (mlp: classification only).
+        runs = [cv_grid(n, family) for n in names if supports(family, n)]
         scores = np.array([[s for s, _ in r] for r in runs])
         seconds = np.array([[t for _, t in r] for r in runs])
         picks = greedy(scores, seconds, args.size)
         result["families"][family] = [{"params": GRIDS[family][j], "mean_cv_s": round(float(seconds[:, j].mean()), 2)}
                                       for j in picks]
         print(family, json.dumps(result["families"][family]), flush=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+        args.out.write_text(json.dumps(result, indent=1) + "\n")  # after each family: a long run keeps what it has
 
 
 if __name__ == "__main__":
