@@ -8,8 +8,10 @@ on the training split of every development dataset; scores are normalised per da
 best configuration there, 0 = the worst), and configurations are then picked greedily: each pick
 adds the most to the mean over datasets of the best normalised score among those picked, per
 second of CV it costs. The result, benchmarks/results/portfolio.json, lists each family's picks in
-that order. It reads only training splits of the development half; it is not wired into the
-families' warm starts (a change decided here is claimed only with confirmation-half figures).
+that order; tools/portfolio.py ships them (copy them there by hand after a re-run: a test holds the
+two equal). It reads only training splits of the development half, so the confirmation half judges
+it (budget_ab.py's `portfolio` arm). Families run one after the other; `--family A B --out F` learns
+some of them into another file, keeping the families F already holds.
 """
 
 from __future__ import annotations
