@@ -31,6 +31,8 @@ def strong_defaults_on() -> bool:
 
 
 def portfolio_on() -> bool:
-    """Tuning starts from the learned portfolio (tools/portfolio.py) when DSAGENT_PORTFOLIO=1;
-    otherwise from each family's hand-picked warm starts (tools/builtin_families.py)."""
+    """Candidates and new tuning studies start from the learned portfolio (tools/portfolio.py) when
+    DSAGENT_PORTFOLIO=1; otherwise from the families' builder defaults and hand-picked warm starts
+    (tools/builtin_families.py). Opt-in: the confirmation-half A/B at 60 s (2026-12-03,
+    docs/BENCHMARKS.md `s11`) found it 1 better, 16 same, 2 worse (hitters, house_prices)."""
     return os.environ.get("DSAGENT_PORTFOLIO") == "1"
