@@ -52,10 +52,15 @@ PICKS: dict[str, tuple[dict[str, Any], ...]] = {
 }
 
 
+def _picks(family: str) -> tuple[dict[str, Any], ...]:
+    """The family's picks while the portfolio is on; none otherwise, or for a family without any."""
+    return PICKS.get(family, ()) if portfolio_on() else ()
+
+
 def first_pick(family: str) -> dict[str, Any]:
     """The configuration a family's candidate is cross-validated with in train_models: the
     portfolio's first pick when it is on, else {} (the family's builder defaults)."""
-    picks = PICKS.get(family) if portfolio_on() else None
+    picks = _picks(family)
     return dict(picks[0]) if picks else {}
 
 
@@ -63,5 +68,5 @@ def warm_starts(family: ModelFamily) -> tuple[dict[str, Any], ...]:
     """The configurations a new study of this family enqueues before sampling: the portfolio's
     other picks when it is on (the first is already on the leaderboard as the candidate), else
     the family's own warm starts."""
-    picks = PICKS.get(family.name) if portfolio_on() else None
+    picks = _picks(family.name)
     return picks[1:] if picks else family.warm_starts

@@ -114,8 +114,9 @@ def main() -> None:
     if confirmation & set(names):
         sys.exit(f"refusing to learn on the confirmation half: {sorted(confirmation & set(names))}")
     result = {"datasets": names, "families": {}}
-    if args.out.exists() and json.loads(args.out.read_text())["datasets"] == names:
-        result["families"] = json.loads(args.out.read_text())["families"]
+    kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if kept.get("datasets") == names:
+        result["families"] = kept["families"]
     for family in args.family:
         # A family learns on the datasets whose task it supports (mlp: classification only).
         runs = [cv_grid(n, family) for n in names if supports(family, n)]
