@@ -92,12 +92,23 @@ def session_facts(session_dir: str | None) -> dict:
         at_eval = next((t for t, c in calls if c.get("id") == "auto-eval"), None)
         if at_eval is not None:
             facts["deliverables_s"] = round(events[-1]["t"] - at_eval, 2)
+        # Each call's seconds, to the record after it: what the reserve's terms are fitted to.
+        times = [e["t"] for e in events]
+        facts["steps_s"] = {c["id"]: round(times[min(times.index(t) + 1, len(times) - 1)] - t, 2) for t, c in calls}
+    evaluation = art / "evaluation.json"
+    if evaluation.exists():
+        ev = json.loads(evaluation.read_text())
+        facts["final_fit"] = {k: ev.get(k) for k in ("family", "fit_s", "fit_rows", "n_train", "n_test")}
+    model_dir = art / "model"
+    if model_dir.is_dir():
+        facts["model_mb"] = round(sum(f.stat().st_size for f in model_dir.iterdir()) / 1e6, 2)
     meta = Path(session_dir) / "session.json"
     plan = json.loads(meta.read_text()).get("time_plan") if meta.exists() else None
     if plan:
         # The fixed reserve plus the final fit, which evaluate_model and the notebook each pay once.
         facts["reserve_s"] = round(plan.get("reserve_s", 0.0) + 2.3 * plan.get("final_fit_s_est", 0.0), 2)
         facts["seconds_left_at_deliverables"] = plan.get("seconds_left_at_deliverables")
+        facts["test_cells"] = plan.get("test_cells")
     return facts
 
 
