@@ -93,8 +93,8 @@ def session_facts(session_dir: str | None) -> dict:
         if at_eval is not None:
             facts["deliverables_s"] = round(events[-1]["t"] - at_eval, 2)
         # Each call's seconds, to the record after it: what the reserve's terms are fitted to.
-        times = [e["t"] for e in events]
-        facts["steps_s"] = {c["id"]: round(times[min(times.index(t) + 1, len(times) - 1)] - t, 2) for t, c in calls}
+        facts["steps_s"] = {c["id"]: round(events[min(i + 1, len(events) - 1)]["t"] - e["t"], 2)
+                            for i, e in enumerate(events) for c in (e.get("tool_calls") or [])}
     evaluation = art / "evaluation.json"
     if evaluation.exists():
         ev = json.loads(evaluation.read_text())
