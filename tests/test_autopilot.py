@@ -209,3 +209,26 @@ def test_default_candidates_are_skipped_when_the_search_sees_a_sample_of_the_tra
     call = first_call(150_000, {})  # the search sees every row: a tenth of the search's time
     assert call.name == "engineer_features" and call.arguments["time_budget_s"] > 6
     assert first_call(18_000, {"auto_features": True}).name == "engineer_features"  # asked for: tried anyway
+
+
+def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatch):
+    """Under DSAGENT_PACED_RESERVE=1 the fixed part is what the deliverables took on the reference
+    machine, times this machine's pace (a host twice as slow keeps twice as much), within a range
+    that a bad sample cannot leave; the final fit's 2.3x (timed on this machine) is not stretched."""
+    from dsagent.backends import time_plan
+    from dsagent.backends.time_plan import PACED_CELLS_S, PACED_FIXED_S, PACED_RANGE, _reserve
+
+    monkeypatch.setenv("DSAGENT_PACED_RESERVE", "1")
+    base = _reserve(60.0, 0.0, 1.0, 0)
+    assert base == pytest.approx(max(PACED_FIXED_S, time_plan.BUDGET_SHARE * 60.0))
+    assert base < 14.0  # less than the fixed seconds of the default plan on the reference machine
+    assert _reserve(60.0, 0.0, 2.0, 0) == pytest.approx(2 * base)
+    assert _reserve(60.0, 0.0, 100.0, 0) == pytest.approx(PACED_RANGE[1] * base)
+    assert _reserve(60.0, 0.0, 0.1, 0) == pytest.approx(PACED_RANGE[0] * base)
+    assert _reserve(60.0, 0.0, 1.0, 2e6) == pytest.approx(PACED_FIXED_S + PACED_CELLS_S)
+    assert _reserve(60.0, 2.0, 2.0, 0) == pytest.approx(2 * base + 2.3 * 2.0)
+    monkeypatch.setattr("dsagent.tools.slowdown.pace", lambda: 1.7)
+    monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.2)
+    assert time_plan.stretch() == 1.7
+    monkeypatch.delenv("DSAGENT_PACED_RESERVE")
+    assert time_plan.stretch() == 1.2 and _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)

@@ -53,3 +53,17 @@ def test_one_sample_on_request(monkeypatch):
     monkeypatch.setenv("DSAGENT_SLOWDOWN_SAMPLES", "1")
     taken = _readings(monkeypatch, [2.3, 1.0])
     assert sd.slowdown() == 2.3 and taken == [2.3]
+
+
+def test_the_pace_is_the_least_sample_over_the_reference(monkeypatch):
+    """The pace compares the same work with the reference machine: a host half as fast reads 2,
+    and one slow sample among quick ones (a burst) does not count."""
+    left = [0.5, 0.2, 0.3]
+    monkeypatch.setattr(sd, "_pace_work", lambda: left.pop(0))
+    monkeypatch.setattr(sd, "PACE_REFERENCE_S", 0.1)
+    assert sd.pace(samples=3) == pytest.approx(2.0) and not left
+
+
+def test_the_pace_work_is_real_work_near_the_reference():
+    seconds = sd._pace_work()
+    assert 0.0 < seconds < 50 * sd.PACE_REFERENCE_S  # a sane reading on any machine that runs the suite

@@ -44,3 +44,32 @@ def slowdown(sample_s: float = 0.06, samples: int = 5, pause_s: float = 0.1) -> 
         time.sleep(pause_s)
         best = min(best, _busy_ratio(sample_s))
     return best
+
+
+# What `_pace_work` takes on the machine the deliverables' reserve was measured on (the 2-core
+# benchmark machine, idle, 2026-12-04; agent/backends/time_plan.py's PACED_* terms): the least of
+# several samples, as `pace` takes it.
+PACE_REFERENCE_S = 0.0157  # 14.7-17.0 ms in five processes there
+
+
+def _pace_work() -> float:
+    """Seconds of a fixed piece of work like the deliverables' own: interpreted Python (the report,
+    the notebook's cells) and a NumPy sort (predictions, the bootstrap, permutation importance)."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random(400_000)
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(500_000):
+        total += i % 7
+    np.sort(values)
+    return time.perf_counter() - t0
+
+
+def pace(samples: int = 3) -> float:
+    """How long the same work takes here, now, against the reference machine (1.0 there): the host's
+    speed and whatever competes for it. `slowdown` sees only the second (wall over CPU time of this
+    process); the first varied by 2.5x between days on the same kind of benchmark machine (issue 18:
+    the same candidates' CV fits took 0.17 s for a linear model on 2026-12-03 and 0.055 s on
+    2026-12-04), and a reserve in fixed seconds was then twice what the deliverables took."""
+    return min(_pace_work() for _ in range(max(1, samples))) / PACE_REFERENCE_S

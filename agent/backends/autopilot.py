@@ -16,7 +16,7 @@ import json
 from typing import Any, Iterator
 
 from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, bag_fit_s, candidate_share,  # noqa: F401
-                                       full_budget, text_share, tuning_time)
+                                       full_budget, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, stacking_on  # switches only: no ML import here
@@ -37,9 +37,7 @@ STEP_TEXT = {
 
 
 def _slowdown() -> float:
-    from dsagent.tools.slowdown import slowdown  # shared with the tools that plan their own time (ranking)
-
-    return slowdown()
+    return stretch()
 
 
 LINEAR_TRIALS = 16
