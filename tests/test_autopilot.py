@@ -103,7 +103,8 @@ PLAN_BOARD = [{"name": "ensemble", "family": "ensemble", "cv_mean": 0.86, "refit
 def test_the_deliverables_reserve_is_what_they_take_and_the_old_plan_stays_behind_a_switch(monkeypatch):
     from dsagent.backends.time_plan import _reserve
 
-    assert _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)  # the default until the A/B decides
+    monkeypatch.setenv("DSAGENT_PACED_RESERVE", "0")  # the fixed reserve (the paced one: the next test)
+    assert _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)
     monkeypatch.setenv("DSAGENT_FULL_BUDGET", "1")
 
     small = _reserve(60.0, 0.0, 1.0, 2_000)
@@ -212,14 +213,14 @@ def test_default_candidates_are_skipped_when_the_search_sees_a_sample_of_the_tra
 
 
 def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatch):
-    """Under DSAGENT_PACED_RESERVE=1 the fixed part is what the deliverables took on the reference
-    machine, times this machine's pace (a host twice as slow keeps twice as much), within a range
-    that a bad sample cannot leave; the final fit's 2.3x (timed on this machine) is not stretched."""
+    """By default (DSAGENT_PACED_RESERVE=0 keeps the old fixed seconds) the reserve's fixed part is
+    what the deliverables took on the reference machine, times this machine's pace (a host twice as
+    slow keeps twice as much), within a range that a bad sample cannot leave; the final fit's 2.3x
+    (timed on this machine) is not stretched."""
     from dsagent.backends import time_plan
     from dsagent.backends.time_plan import PACED_CELLS_S, PACED_FIXED_S, PACED_RANGE, _reserve
 
-    monkeypatch.setenv("DSAGENT_PACED_RESERVE", "1")
-    base = _reserve(60.0, 0.0, 1.0, 0)
+    base = _reserve(60.0, 0.0, 1.0, 0)  # the default
     assert base == pytest.approx(max(PACED_FIXED_S, time_plan.BUDGET_SHARE * 60.0))
     assert base < 14.0  # less than the fixed seconds of the default plan on the reference machine
     assert _reserve(60.0, 0.0, 2.0, 0) == pytest.approx(2 * base)
@@ -230,5 +231,5 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
     monkeypatch.setattr("dsagent.tools.slowdown.pace", lambda: 1.7)
     monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.2)
     assert time_plan.stretch() == 1.7
-    monkeypatch.delenv("DSAGENT_PACED_RESERVE")
+    monkeypatch.setenv("DSAGENT_PACED_RESERVE", "0")
     assert time_plan.stretch() == 1.2 and _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)

@@ -16,7 +16,7 @@ import json
 from typing import Any, Iterator
 
 from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, bag_fit_s, candidate_share,  # noqa: F401
-                                       full_budget, stretch, text_share, tuning_time)
+                                       full_budget, paced_reserve, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, stacking_on  # switches only: no ML import here
@@ -79,7 +79,7 @@ class AutopilotBackend:
     def __init__(self, target: str | None = None, max_trials: int | None = None):
         self.target = target
         self.max_trials = max_trials
-        self._slow = 1.0  # how much slower than an idle machine this one runs now (see _slowdown)
+        self._slow = 1.0  # how much slower than the reference (or an idle) machine this one runs now (see _slowdown)
         self._tuned_second = False  # a second family tuned after a linear one (at most once)
         self._extra = ""  # the leftover round after the blend: "" -> "tuned" -> "done" (at most once)
 
@@ -280,8 +280,8 @@ class AutopilotBackend:
             # what they then took (benchmarks/automl/budget_ab.py), which is how the reserve is calibrated.
             getattr(state.session, "update", lambda **_: None)(time_plan={
                 "seconds_left_at_deliverables": round(state.seconds_left(), 2), "reserve_s": round(reserve, 2),
-                "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "test_cells": cells,
-                "full_budget": full_budget()})
+                "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "paced": paced_reserve(),
+                "test_cells": cells, "full_budget": full_budget()})
             if bagging_on() and row and "max_fit_s" not in args:
                 # Paid here and in the notebook, like one fit. Asked only when that fits the final fit's
                 # time and the single fit would use every row: asking with a time limit let evaluate_model

@@ -16,7 +16,9 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
                                                           when ~4 refits fit the final fit's time; since
                                                           2026-12-03 13:00 without a time limit on the one fit)
   paced        the defaults with DSAGENT_PACED_RESERVE=1  (the deliverables' reserve measured on the reference
-                                                          machine and stretched by this one's pace)
+                                                          machine and stretched by this one's pace; the
+                                                          default since 2026-12-04)
+  fixed_reserve  the defaults with DSAGENT_PACED_RESERVE=0  (the reserve before: 14 fixed seconds)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -72,7 +74,9 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "portfolio": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PORTFOLIO": "1"},
         # The deliverables' reserve in seconds of the reference machine, stretched by this machine's
         # pace (agent/backends/time_plan.paced_reserve), instead of 14 fixed seconds.
-        "paced": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PACED_RESERVE": "1"}}
+        "paced": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PACED_RESERVE": "1"},
+        # The reserve before the paced one (the default since 2026-12-04): 14 fixed seconds.
+        "fixed_reserve": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PACED_RESERVE": "0"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
