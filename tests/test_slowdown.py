@@ -55,13 +55,17 @@ def test_one_sample_on_request(monkeypatch):
     assert sd.slowdown() == 2.3 and taken == [2.3]
 
 
-def test_the_pace_is_the_least_sample_over_the_reference(monkeypatch):
-    """The pace compares the same work with the reference machine: a host half as fast reads 2,
-    and one slow sample among quick ones (a burst) does not count."""
-    left = [0.5, 0.2, 0.3]
+@pytest.mark.parametrize("readings, taken, expected", [
+    ([0.2, 0.21, 0.9], 2, 2.0),  # a host half as fast: two readings agree, no third
+    ([0.5, 0.2, 0.21, 0.9], 3, 2.0),  # a burst first: it reads slow once, then not
+    ([0.5, 0.3, 0.2, 0.4, 0.9], 4, 2.0),  # never two alike: `samples` readings, the least
+])
+def test_the_pace_is_the_least_reading_over_the_reference(monkeypatch, readings, taken, expected):
+    left = list(readings)
     monkeypatch.setattr(sd, "_pace_work", lambda: left.pop(0))
     monkeypatch.setattr(sd, "PACE_REFERENCE_S", 0.1)
-    assert sd.pace(samples=3) == pytest.approx(2.0) and not left
+    monkeypatch.setattr(sd.time, "sleep", lambda _s: None)
+    assert sd.pace() == pytest.approx(expected) and len(readings) - len(left) == taken
 
 
 def test_the_pace_work_is_real_work_near_the_reference():

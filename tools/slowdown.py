@@ -66,10 +66,20 @@ def _pace_work() -> float:
     return time.perf_counter() - t0
 
 
-def pace(samples: int = 3) -> float:
+def pace(samples: int = 4, pause_s: float = 0.05) -> float:
     """How long the same work takes here, now, against the reference machine (1.0 there): the host's
     speed and whatever competes for it. `slowdown` sees only the second (wall over CPU time of this
     process); the first varied by 2.5x between days on the same kind of benchmark machine (issue 18:
     the same candidates' CV fits took 0.17 s for a linear model on 2026-12-03 and 0.055 s on
-    2026-12-04), and a reserve in fixed seconds was then twice what the deliverables took."""
-    return min(_pace_work() for _ in range(max(1, samples))) / PACE_REFERENCE_S
+    2026-12-04), and a reserve in fixed seconds was then twice what the deliverables took.
+
+    The least of up to `samples` readings `pause_s` apart, stopping once two in a row agree within
+    10%: a burst that is over within a second (the worker finishing the last tool) reads slow and
+    then does not, a slow host or a lasting load reads the same each time."""
+    readings = [_pace_work()]
+    for _ in range(max(1, samples) - 1):
+        if len(readings) > 1 and abs(readings[-1] - readings[-2]) <= 0.1 * min(readings[-2:]):
+            break
+        time.sleep(pause_s)
+        readings.append(_pace_work())
+    return min(readings) / PACE_REFERENCE_S
