@@ -68,14 +68,15 @@ def _reserve(budget: float, refit_s: float = 0.0, slowdown: float = 1.0, test_ce
     process gets right now (`slowdown`: the pace under the paced reserve), and, once training has
     measured it, the final model's fit: done twice, by evaluate_model and by the notebook that
     re-creates the model."""
+    low, high = 1.0, 3.0  # the slowdown's range: it never reads a machine faster than idle
     if paced_reserve():
         fixed = max(PACED_FIXED_S + PACED_CELLS_S * test_cells / 2e6, BUDGET_SHARE * budget)
-        return min(fixed, 90.0) * min(max(slowdown, PACED_RANGE[0]), PACED_RANGE[1]) + 2.3 * refit_s
-    if full_budget():
+        low, high = PACED_RANGE
+    elif full_budget():
         fixed = max(IDLE_FIXED_S + TEST_CELLS_S * test_cells / 2e6, BUDGET_SHARE * budget)
     else:  # before issue 18: ~14 s fixed, 11 s more per 2M test cells (measured 24 s on 45k rows x 40 columns)
         fixed = max(14.0 + 11.0 * test_cells / 2e6, 0.15 * budget)
-    return min(fixed, 90.0) * min(max(slowdown, 1.0), 3.0) + 2.3 * refit_s
+    return min(fixed, 90.0) * min(max(slowdown, low), high) + 2.3 * refit_s
 
 
 def candidate_share(available_s: float, wanted: bool | None, subsampled: bool = False) -> float:
