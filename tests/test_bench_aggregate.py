@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks" / "automl"))
-from aggregate import rank_table, wins_ties_losses  # noqa: E402
+from aggregate import rank_table, wall_figures, wins_ties_losses  # noqa: E402
 
 
 def _entry(greater: bool, scores: dict, cis: dict | None = None) -> dict:
@@ -35,3 +35,12 @@ def test_wins_ties_losses_follow_the_sign_of_the_interval():
     w = wins_ties_losses(data, ["a", "b", "c", "d"], "flaml")
     assert (w["wins"], w["losses"], w["ties"], w["point_only"]) == (["a"], ["b"], ["c"], ["d"])
     assert w["played"] == 4 and w["at_least_as_good"] == 2
+
+
+def test_wall_figures_count_the_runs_that_used_the_budget():
+    def run(wall):
+        return {"systems": {"dsagent": {"wall_s": wall}, "flaml": {"wall_s": 1.0}}}
+    data = {"a": run(48.0), "b": run(57.0), "c": run(63.0), "d": run(70.0), "e": {"systems": {}}}
+    w = wall_figures(data, ["a", "b", "c", "d", "e"], 60.0)
+    assert w == {"runs": 4, "median": 1.0, "longest": 1.167, "within": 2, "over_1_15": 1}
+    assert wall_figures(data, ["e"], 60.0) == {"runs": 0}

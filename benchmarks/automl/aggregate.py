@@ -90,3 +90,17 @@ def wins_ties_losses(datasets: dict[str, dict], names: list[str], peer: str) -> 
         better, worse = (lo > 0, hi < 0) if greater else (hi < 0, lo > 0)
         out["wins" if better else "losses" if worse else "ties"].append(name)
     return out
+
+
+def wall_figures(datasets: dict[str, dict], names: list[str], budget_s: float, system: str = "dsagent") -> dict[str, Any]:
+    """One system's whole-process wall time over the budget on the datasets of `names`: the median,
+    the longest, how many runs ended within [0.9, 1.1] x budget and how many past 1.15 x (the
+    issue's "use the budget" and "within budget + 15%" lines)."""
+    ratios = sorted(e["systems"][system]["wall_s"] / budget_s for n in names
+                    if (e := datasets.get(n)) and (e["systems"].get(system) or {}).get("wall_s"))
+    if not ratios:
+        return {"runs": 0}
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return {"runs": len(ratios), "median": round(median, 3), "longest": round(ratios[-1], 3),
+            "within": sum(0.9 <= r <= 1.1 for r in ratios), "over_1_15": sum(r > 1.15 for r in ratios)}

@@ -39,7 +39,7 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- automl-bench:start -->", "<!-- automl-bench:end -->"
 SPLIT = ROOT / "benchmarks" / "suite_split.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate import rank_table, wins_ties_losses  # noqa: E402
+from aggregate import rank_table, wall_figures, wins_ties_losses  # noqa: E402
 from datasets import LARGE_DEV, SUITE as _DATASETS  # noqa: E402
 
 SUITE = [n for n in _DATASETS if n not in LARGE_DEV]  # the 12 of ../shared/BENCHMARK-SUITE.md, then the 25 of issue 18
@@ -335,6 +335,11 @@ def aggregate_lines(results: dict, half_of: dict[str, str]) -> list[str]:
                            + (f"; {len(w['point_only'])} by point score only" if w["point_only"] else "") + ")")
         if wtl:
             lines.append(f"- {half} half, dsagent wins/ties/losses by the paired bootstrap 95% CI: " + "; ".join(wtl) + ".")
+        wall = wall_figures(results["datasets"], names, results["budget_s"])
+        if wall["runs"]:
+            lines.append(f"- {half} half, dsagent's wall time over the budget ({wall['runs']} runs): median "
+                         f"{wall['median']}, longest {wall['longest']}; {wall['within']} within [0.9, 1.1], "
+                         f"{wall['over_1_15']} past 1.15.")
     return lines
 
 
