@@ -172,8 +172,8 @@ def render(results: dict) -> str:
              "the whole `dsagent run` process over the budget.", "",
              f"Machine: {results['machine']}; 1-minute load average at the starts {results['load_min']:.1f}-"
              f"{results['load_max']:.1f}.", "",
-             "| dataset | metric | " + " | ".join(f"{a} score (wall/budget)" for a in arms) + " | "
-             + " | ".join(f"{a} - before (95% CI)" for a in others) + " | stack kept (after) |",
+             "| dataset | metric | " + " | ".join([f"{a} score (wall/budget)" for a in arms]
+                                                  + [f"{a} - before (95% CI)" for a in others]) + " | stack kept (after) |",
              "|---|---|" + "---|" * (len(arms) + len(others) + 1)]
     for name, d in results["datasets"].items():
         cells = []
