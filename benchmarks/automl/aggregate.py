@@ -8,6 +8,7 @@ functions over the results dict that bench.py stores (no ML library here).
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 
@@ -100,7 +101,5 @@ def wall_figures(datasets: dict[str, dict], names: list[str], budget_s: float, s
                     if (e := datasets.get(n)) and (e["systems"].get(system) or {}).get("wall_s"))
     if not ratios:
         return {"runs": 0}
-    mid = len(ratios) // 2
-    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return {"runs": len(ratios), "median": round(median, 3), "longest": round(ratios[-1], 3),
+    return {"runs": len(ratios), "median": round(statistics.median(ratios), 3), "longest": round(ratios[-1], 3),
             "within": sum(0.9 <= r <= 1.1 for r in ratios), "over_1_15": sum(r > 1.15 for r in ratios)}
