@@ -23,23 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
+from bench import DATA, ROOT, _row_score, _truth  # the table's own scorer, on the same test labels
 from dsagent.tools.model_io import load_model
 
-ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT / "benchmarks" / "work" / "data"
 
 
-def _score(kind: str, classes: list[str], model, X: pd.DataFrame, y: pd.Series) -> float:
+def _predict(model, kind: str, X: pd.DataFrame, task_classes: list[str], meta_classes: list[str]) -> np.ndarray:
+    """Predictions in bench.py's layout: values, or probabilities with columns in meta.json's class order."""
     if kind == "regression":
-        return float(np.sqrt(mean_squared_error(y, model.predict(X))))
-    codes = y.astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
-    proba = model.predict_proba(X)
-    if kind == "binary":
-        return float(roc_auc_score(codes, proba[:, 1]))
-    return float(log_loss(codes, proba, labels=list(range(len(classes)))))
+        return np.asarray(model.predict(X), dtype=float)
+    return np.asarray(model.predict_proba(X), dtype=float)[:, [task_classes.index(c) for c in meta_classes]]
 
 
 def measure(name: str, entry: dict) -> dict:
@@ -47,8 +42,10 @@ def measure(name: str, entry: dict) -> dict:
     session = entry["systems"]["dsagent"]["session_dir"]  # recorded from the clone that ran the table
     artifacts = ROOT / "benchmarks" / "work" / session.split("benchmarks/work/", 1)[1] / "artifacts"
     task = json.loads((artifacts / "task.json").read_text())
+    meta = json.loads((DATA / name / "meta.json").read_text())
     train = pd.read_csv(DATA / name / "train.csv")
     test = pd.read_csv(DATA / name / "test.csv")
+    truth = _truth(meta)
     estimator = load_model(artifacts / "model")[0]
     features, target, kind = list(task["features"]), task["target"], entry["task"]
     rows = task["train_rows"]
@@ -60,7 +57,8 @@ def measure(name: str, entry: dict) -> dict:
         if kind != "regression":
             y = y.astype(str).map({c: i for i, c in enumerate(task["classes"])}).to_numpy()
         model = clone(estimator).fit(train[features].iloc[picked], y)
-        out[label] = round(_score(kind, task.get("classes") or [], model, test[features], test[target]), 6)
+        pred = _predict(model, kind, test[features], task.get("classes") or [], meta.get("classes") or [])
+        out[label] = round(_row_score(kind, truth, pred), 6)
     for peer in ("flaml", "autogluon"):
         out[peer] = entry["systems"].get(peer, {}).get("score")
     return out
