@@ -24,6 +24,16 @@ def _busy_ratio(sample_s: float) -> float:
     return max(1.0, (time.perf_counter() - w0) / max(time.process_time() - c0, 1e-3))
 
 
+def _least_reading(read, samples: int, pause_s: float, settled) -> float:
+    """The least of up to `samples` calls of `read`, `pause_s` apart, stopping early once
+    `settled(readings so far)` says more would not change the answer."""
+    readings = [read()]
+    while len(readings) < max(1, samples) and not settled(readings):
+        time.sleep(pause_s)
+        readings.append(read())
+    return min(readings)
+
+
 def slowdown(sample_s: float = 0.06, samples: int = 5, pause_s: float = 0.1) -> float:
     """How much slower than an idle machine this process runs now: ~1 on an idle machine, ~2.5
     when other processes leave it 40% of a core. Measured, not guessed: shared machines vary a lot.
@@ -36,14 +46,8 @@ def slowdown(sample_s: float = 0.06, samples: int = 5, pause_s: float = 0.1) -> 
     60. A machine that is really loaded stays loaded from one sample to the next, so the least of
     them still shows it; the usual idle case costs one sample."""
     # DSAGENT_SLOWDOWN_SAMPLES=1: the single sample of before (benchmarks/automl/budget_ab.py's old_start arm).
-    samples = max(1, int(os.environ.get("DSAGENT_SLOWDOWN_SAMPLES") or samples))
-    best = _busy_ratio(sample_s)
-    for _ in range(samples - 1):
-        if best <= 1.1:
-            break
-        time.sleep(pause_s)
-        best = min(best, _busy_ratio(sample_s))
-    return best
+    samples = int(os.environ.get("DSAGENT_SLOWDOWN_SAMPLES") or samples)
+    return _least_reading(lambda: _busy_ratio(sample_s), samples, pause_s, lambda r: min(r) <= 1.1)
 
 
 # What `_pace_work` takes on the machine the deliverables' reserve was measured on (the 2-core
@@ -76,10 +80,7 @@ def pace(samples: int = 4, pause_s: float = 0.05) -> float:
     The least of up to `samples` readings `pause_s` apart, stopping once two in a row agree within
     10%: a burst that is over within a second (the worker finishing the last tool) reads slow and
     then does not, a slow host or a lasting load reads the same each time."""
-    readings = [_pace_work()]
-    for _ in range(max(1, samples) - 1):
-        if len(readings) > 1 and abs(readings[-1] - readings[-2]) <= 0.1 * min(readings[-2:]):
-            break
-        time.sleep(pause_s)
-        readings.append(_pace_work())
-    return min(readings) / PACE_REFERENCE_S
+    def two_agree(r: list[float]) -> bool:
+        return len(r) > 1 and abs(r[-1] - r[-2]) <= 0.1 * min(r[-2:])
+
+    return _least_reading(_pace_work, samples, pause_s, two_agree) / PACE_REFERENCE_S
