@@ -98,6 +98,9 @@ class Answers(BaseModel):
     derived_features: list[str] | None = None
     # false: the autopilot tries no automatic candidate features (tools/candidates.py); default on.
     auto_features: bool | None = None
+    # true: once the test split is scored, the shipped model is the same configuration refitted on every
+    # labelled row (training + test; the score stays the one measured before); false: the scored model ships.
+    refit_all_rows: bool | None = None
     # Work without a target (task clustering / anomaly; dsagent.tools.unsupervised).
     n_segments: list[int] | None = Field(None, min_length=1, max_length=2)  # [min, max] segments to consider
     expected_anomaly_rate: float | None = Field(None, gt=0, lt=0.5)  # share of rows expected to be anomalies

@@ -4,6 +4,7 @@ per-segment metrics, worst segments and latency."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.opt_in import strong_defaults_on
+from dsagent.tools.refit_all import labelled_rows, refit_all_rows as refit_on, why_not_refit
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_path, tool
 from dsagent.tools.schemas import Evaluation, LeaderboardRow, TaskSpec
 from dsagent.tools.task_data import load_task, search_data, subsample_positions, test_data, training_data
@@ -178,7 +180,7 @@ def final_fit_rows(chosen: LeaderboardRow, task: TaskSpec, y: np.ndarray, max_fi
 
 @tool
 def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | None = None,
-                   max_fit_s: float | None = None, bagged: bool = False) -> ToolOutput:
+                   max_fit_s: float | None = None, bagged: bool = False, refit_all_rows: bool = False) -> ToolOutput:
     """Fit the chosen candidate on the whole training split, save it, and score the untouched test split.
 
     Saves the full Pipeline (it predicts on raw rows) as a skops file with a manifest. Reports
@@ -199,6 +201,11 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
         bagged: instead of one fit on all training rows, fit the candidate on each of 5 folds' training
             rows and average the 5 models (a bag); falls back to one fit, and says why, under a time or
             group split or when the bag would not fit max_fit_s.
+        refit_all_rows: after the test split is scored, fit the same configuration (a bag when the scored
+            model is one) again on the training and test rows together and ship that model; the scored
+            model is kept in scored_model/ and the explanation reads it. Skipped, and the record says why,
+            when the final fit already had to be cut to the time (fewer rows, re-learnt rounds) or the refit
+            would exceed max_fit_s. The test score stays the scored model's: the refit is never scored.
     """
     board = load_leaderboard(ctx)
     # A stated latency leaves slower candidates out of "best" (a candidate named explicitly is the caller's call).
@@ -290,15 +297,34 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     record["fairness"] = {c: fairness_table(test_frame[c], y_test, pred, proba, metric, ctx.seed, time_limit=fair_s)
                           for c in audited}
     record["worst_segments"] = _worst_segments(X_test, task.features, loss, max(10, len(y_test) // 50))
-    record["latency"] = _latency(pipeline, X_test)
+    shipped, X_shipped = pipeline, X_train
+    if refit_all_rows:
+        why = why_not_refit(len(keep), n_train_rows, bool(grow), fit_s, (n_train_rows + len(y_test)) / n_train_rows, max_fit_s)
+        if why is None:
+            X_shipped, y_labelled = labelled_rows(X_train, y_train, X_test, y_test)
+            ctx.report(f"refitting {chosen.name} on all {len(y_labelled)} labelled rows (the test split is scored)", 0.9)
+            shipped, refit_s = refit_on(spec, task, X_shipped, y_labelled, ctx.seed, n_classes,
+                                        DEFAULT_FOLDS if bagged and bag_why is None else 0)
+            record["refit_all_rows"] = {"rows": len(y_labelled), "fit_s": round(refit_s, 3)}
+        else:
+            record["refit_all_rows"] = {"rows": 0, "not_refit_because": why}
+    record["latency"] = _latency(shipped, X_test)  # of the model that ships
 
     manifest = {
         "target": task.target, "task": task.task, "classes": task.classes, "positive_class": task.positive_class,
         "threshold": record.get("threshold", {}).get("threshold"), "metric": metric.name, "model": chosen.name,
-        "family": chosen.family, "params": params, "input_schema": input_schema(X_train),
+        "family": chosen.family, "params": params, "input_schema": input_schema(X_shipped),
         "dropped_columns": [d["column"] for d in task.dropped], "session_dir": str(ctx.session_dir),
+        "fit_rows": len(X_shipped), "includes_test_split": shipped is not pipeline,
     }
-    save_model(pipeline, artifact_path(ctx, paths.MODEL), manifest)
+    scored_path = artifact_path(ctx, paths.SCORED_MODEL)
+    if shipped is not pipeline:  # the explanation measures importance on the test rows: with the model that never saw them
+        save_model(pipeline, scored_path, manifest | {"fit_rows": len(X_train), "includes_test_split": False,
+                                                      "role": "scored on the test split; not the shipped model"})
+        files["scored_model"] = paths.SCORED_MODEL
+    elif scored_path.parent.exists():  # an earlier evaluation's, which no longer describes the shipped model
+        shutil.rmtree(scored_path.parent)
+    save_model(shipped, artifact_path(ctx, paths.MODEL), manifest)
     files["model"] = paths.MODEL
     files["manifest"] = paths.MODEL_MANIFEST
     # Test predictions (binary: the decisions at the shipped threshold) are kept for the report and
@@ -320,4 +346,6 @@ def evaluate_model(ctx: ToolContext, model: str = "best", max_fit_rows: int | No
     }
     if grow:
         summary["grown"] = grow
+    if "refit_all_rows" in record:
+        summary["refit_all_rows"] = record["refit_all_rows"]
     return ToolOutput(summary=summary, record=record, files=files)

@@ -142,6 +142,10 @@ def explain_model(ctx: ToolContext, top_k: int = 15, max_rows: int = 2000) -> To
     model_path = ctx.artifacts_dir / paths.MODEL
     if not model_path.exists():
         raise ToolError("no saved model yet; call evaluate_model first")
+    # When the shipped model was refitted on every labelled row it has seen the test rows the importance
+    # is measured on: the scored model, the same configuration fitted on the training rows, has not.
+    scored = ctx.artifacts_dir / paths.SCORED_MODEL
+    model_path = scored if scored.exists() else model_path
     pipeline, manifest = load_model(model_path)
     X, y, task = test_data(ctx)
     if len(X) > max_rows:

@@ -116,6 +116,33 @@ def _model_fit_code(ev: dict[str, Any], task: dict[str, Any]) -> str:
             "model.fit(X_train, y_train)" + _derived_look(task))
 
 
+def _refit_cells(ev: dict[str, Any], task: dict[str, Any]) -> list:
+    """When the shipped model was refitted on every labelled row (tools/refit_all.py): the same fit
+    on the training and test rows together, and how its test predictions compare with the saved
+    model's (the refit has seen those rows: this checks the re-creation, it is not a score)."""
+    rows = (ev.get("refit_all_rows") or {}).get("rows")
+    if not rows:
+        return []
+    fit = _model_fit_code(ev, task).replace("X_train, y_train", "X_all, y_all").replace(
+        "build_pipeline(SPEC, FEATURES, X_train,", "build_pipeline(SPEC, FEATURES, X_all,")
+    compare = ("np.abs(saved.predict(X_test) - model.predict(X_test)).max()" if prediction_of(task["task"]) == "regression"
+               else "np.abs(saved.predict_proba(X_test) - model.predict_proba(X_test)).max()")
+    return [
+        new_markdown_cell(
+            "## 8. The shipped model: the same configuration refitted on every labelled row\n\n"
+            f"The score above is the honest estimate: a model fitted on the training rows only, scored once on rows it "
+            f"never saw. The model that ships is the same configuration (hyperparameters"
+            + (", decision threshold" if (ev.get("threshold") or {}).get("threshold") is not None else "")
+            + f") fitted again on all {rows} labelled rows, test rows included: more data, nothing chosen on the test "
+            "rows. It is not scored again (no rows are left that it has not seen)."),
+        new_code_cell(
+            "X_all, y_all = pd.concat([X_train, X_test]), np.concatenate([y_train, y_test])\n" + fit + "\n\n"
+            "from dsagent.tools.model_io import load_model\n\n"
+            "saved, _ = load_model('model/model.skops')\n"
+            f"print(f'largest difference from the saved model on the test rows: {{{compare}:.3g}}')"),
+    ]
+
+
 def _derived_look(task: dict[str, Any]) -> str:
     """With derived features: their values as the fitted Pipeline computes them from raw test rows."""
     if not (task.get("derived") or {}).get("features"):
@@ -353,14 +380,17 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
                              "Points far from the diagonal are large errors; a funnel or curve in the residuals means the "
                              "error depends on the predicted value.")),
         new_code_cell("\n".join(plot_code)),
+        *_refit_cells(ev, task),
         new_markdown_cell(
-            "## 8. Before using the model\n\n"
+            f"## {9 if (ev.get('refit_all_rows') or {}).get('rows') else 8}. Before using the model\n\n"
             f"- Test {metric} {_f(reported)}" + (f" (95% CI {_f(ci[0])} to {_f(ci[1])})" if ci else "")
             + f" against a baseline of {_f(ev['baseline_score'])}, on {ev['n_test']} rows.\n"
             "- `report.md` has the segments where the model does worst, the trade-offs and the limitations; "
             "`model_card.md` the intended use; `monitoring.md` what to watch after launch "
             "(`dsagent monitor` applies it).\n"
-            "- The saved model (`model/model.skops`, with `manifest.json`) is this same Pipeline; "
+            + ("- The saved model (`model/model.skops`, with `manifest.json`) is the refit of section 8; "
+               if (ev.get("refit_all_rows") or {}).get("rows") else
+               "- The saved model (`model/model.skops`, with `manifest.json`) is this same Pipeline; ") +
             "`dsagent predict` uses it on new rows."),
     ]
     nb = new_notebook(cells=cells)

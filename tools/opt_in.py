@@ -36,3 +36,12 @@ def portfolio_on() -> bool:
     (tools/builtin_families.py). Opt-in: the confirmation-half A/B at 60 s (2026-12-03,
     docs/BENCHMARKS.md `s11`) found it 1 better, 16 same, 2 worse (hitters, house_prices)."""
     return os.environ.get("DSAGENT_PORTFOLIO") == "1"
+
+
+def refit_all_on(answer: bool | None = None) -> bool:
+    """Whether the shipped model is refitted on every labelled row once the test split is scored
+    (tools/refit_all.py): the answers' `refit_all_rows` when given, else DSAGENT_REFIT_ALL=1.
+    Opt-in until its A/B (benchmarks/automl/budget_ab.py `refit_all`) decides."""
+    if answer is not None:
+        return bool(answer)
+    return os.environ.get("DSAGENT_REFIT_ALL") == "1"

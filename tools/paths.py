@@ -11,6 +11,9 @@ STUDY_DB = "optuna.db"
 STUDY_JOURNAL = "optuna.journal"  # the study with --cluster (workers append to one journal file)
 MODEL = "model/model.skops"
 MODEL_MANIFEST = "model/manifest.json"
+# The model the test split scored, kept only when the shipped one was then refitted on every labelled row
+# (tools/refit_all.py): the explanation measures importance on test rows with it.
+SCORED_MODEL = "scored_model/model.skops"
 EVALUATION = "evaluation.json"
 EXPLANATION = "explanation.json"
 REPORT = "report.md"

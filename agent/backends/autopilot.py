@@ -19,7 +19,7 @@ from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, 
                                        full_budget, paced_reserve, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
-from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, stacking_on  # switches only: no ML import here
+from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, refit_all_on, stacking_on  # switches only: no ML import here
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task_types import SUPERVISED_STEPS, get_task_type, task_types
 from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
@@ -218,7 +218,8 @@ class AutopilotBackend:
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = (task.n_train if task else 0)
-            spend, _ = tuning_time(board, n_train, self._search_seconds(state, budget, cells))
+            spend, _ = tuning_time(board, n_train, self._search_seconds(state, budget, cells),
+                                   self._labelled_ratio(state, task))
             tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -235,7 +236,8 @@ class AutopilotBackend:
         if step == "build_ensemble" and not self.max_trials and not self._tuned_second:
             board = self._leaderboard(state)
             second = self._second_tuning(board)
-            spend, _ = tuning_time(board, (task.n_train if task else 0), self._search_seconds(state, budget, cells))
+            spend, _ = tuning_time(board, (task.n_train if task else 0), self._search_seconds(state, budget, cells),
+                                   self._labelled_ratio(state, task))
             if second and spend >= 8 and "build_ensemble" in self._tool_names(tools):
                 step, self._tuned_second = "", True
                 text = f"Tuning {second} too, the best family after the linear model, for up to {spend:.0f}s."
@@ -293,6 +295,18 @@ class AutopilotBackend:
                 else:
                     text += (f" One fit, not a bag of {BAG_FOLDS} fold models: those would take ~{bag_s:.0f}s, more than "
                              f"the {fit_s:g}s the final fit may take.")
+            ratio = self._labelled_ratio(state, task)
+            if ratio and row and "max_fit_s" not in args:
+                # Paid here and in the notebook after the scored fit; the tuning plan kept room for it.
+                single = bag_fit_s(refit) if args.get("bagged") else refit
+                if single * (1 + ratio) <= fit_s:
+                    args["refit_all_rows"] = True
+                    text += (f" Once the test split is scored, the same model is refitted on all "
+                             f"{task.n_train + task.n_test:,} labelled rows, test rows included, and that one ships "
+                             "(the test score stays the one measured before the refit).")
+                else:
+                    text += (f" The scored model ships as it is: refitting it on every labelled row as well would take "
+                             f"~{single * (1 + ratio):.0f}s in all, more than the {fit_s:g}s the final fit may take.")
             call = ToolCall("auto-eval", "evaluate_model", args)
         elif step == "explain_model":
             text = "Explaining what drives the predictions."
@@ -421,12 +435,21 @@ class AutopilotBackend:
         self._extra = "done"
         board = self._leaderboard(state)
         family = next((r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"), None)
-        spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells))
+        spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells),
+                                   self._labelled_ratio(state, task))
         if family is None or spend < EXTRA_MIN_S or "tune_model" not in names:
             return None
         self._extra = "tuned"
         return (f"{spend:.0f}s are left beyond what the deliverables need: tuning {family} further with them.",
                 ToolCall("auto-tune-more", "tune_model", {"family": family, "time_budget_s": round(spend, 1)}))
+
+    @staticmethod
+    def _labelled_ratio(state: LoopState, task: TaskSpec | None) -> float:
+        """Labelled rows per training row when the shipped model is to be refitted on all of them
+        (tools/refit_all.py), else 0."""
+        if task is None or not task.n_train or not refit_all_on(state.answers.get("refit_all_rows")):
+            return 0.0
+        return (task.n_train + task.n_test) / task.n_train
 
     def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:
         """Seconds left for tuning and blending: what the deliverables' reserve leaves, minus 2 s for

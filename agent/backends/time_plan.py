@@ -129,7 +129,8 @@ def bag_fit_s(refit_s: float) -> float:
     return refit_s * (BAG_FOLDS - 1)
 
 
-def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> tuple[float, float]:
+def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float,
+                labelled_ratio: float = 0.0) -> tuple[float, float]:
     """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
     blending. The refit kept is room for the final fit of a blend of the top three candidates
     (build_ensemble refits member by member, so their sum), never less than the slowest single
@@ -138,7 +139,10 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> t
 
     Tuning used to keep only the single refit, which starved the blend: in a full benchmark run
     seven of twelve ensembles were capped below one second of refit, and uncapped blends would
-    have scored better in CV on breast_cancer, digits, diamonds and shuttle."""
+    have scored better in CV on breast_cancer, digits, diamonds and shuttle.
+
+    `labelled_ratio` (labelled rows / training rows, 0 for none) keeps room for the refit on every
+    labelled row that follows the scored fit (tools/refit_all.py), within the same third."""
     costs = _refit_costs(board, n_train)
     cap = search_s / 3 / 2.3
     refit = max(max(costs, default=0.0), min(sum(costs), cap))
@@ -147,4 +151,6 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float) -> t
         # above), within the same third, or the final fit finds ~1 s and falls back to one fit (the
         # first bagged development run: 0 bags in 4 datasets, ~1.3 s for fits of 0.4-0.6 s).
         refit = max(refit, min(bag_fit_s(refit), cap))
+    if labelled_ratio:
+        refit = max(refit, min(refit * (1 + labelled_ratio), cap))
     return search_s - 2.3 * refit, refit
