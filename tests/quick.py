@@ -7,3 +7,11 @@ whole path while fitting a few cheap models. Tests about the candidates, the ble
 defaults or the tuner keep the full search."""
 
 QUICK_FAMILIES = "model_families: [linear, hist_gb]\n"
+
+
+def scored_model(artifacts, session_dir):
+    """What `dsagent predict` should load to reproduce a session's saved test predictions: the model
+    the test split scored, which is not the shipped one when that was refitted on every labelled
+    row (tools/refit_all.py)."""
+    scored = artifacts / "scored_model"
+    return str(scored) if scored.exists() else str(session_dir)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from quick import QUICK_FAMILIES
+from quick import QUICK_FAMILIES, scored_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,8 @@ def test_declared_ratio_beats_the_run_without_it_and_predict_computes_it_from_ra
     # `dsagent predict` on the raw test rows (no ratio column) gives the session's test predictions.
     raw = pd.read_csv(ratio_data / "ratio.csv").iloc[task["test_rows"]].drop(columns=["y"])
     raw.to_csv(ratio_data / "test_raw.csv", index=False)
-    proc = _cli("predict", with_ratio["session_dir"], "test_raw.csv", "-o", "pred.csv", cwd=ratio_data)
+    # The model the test split scored (the shipped one was refitted on the test rows too: tools/refit_all.py).
+    proc = _cli("predict", scored_model(art, with_ratio["session_dir"]), "test_raw.csv", "-o", "pred.csv", cwd=ratio_data)
     assert proc.returncode == 0, proc.stderr[-2000:]
     session_pred = np.load(art / "test_predictions.npz")["pred"]
     np.testing.assert_allclose(pd.read_csv(ratio_data / "pred.csv")["prediction"], session_pred, rtol=1e-9, atol=1e-12)
@@ -145,7 +146,8 @@ def test_wide_data_selection_runs_inside_the_pipeline_says_what_it_dropped_and_p
     raw = pd.read_csv(ratio_data / "wide.csv").iloc[task["test_rows"]].drop(columns=["y"])
     raw.to_csv(ratio_data / "wide_raw.csv", index=False)
     # the CLI's main in this process (the ratio test above predicts in a fresh one)
-    proc = dsagent_main("predict", runs["wide"]["session_dir"], "wide_raw.csv", "-o", "wide_pred.csv", cwd=ratio_data)
+    proc = dsagent_main("predict", scored_model(art, runs["wide"]["session_dir"]), "wide_raw.csv", "-o", "wide_pred.csv",
+                        cwd=ratio_data)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_allclose(pd.read_csv(ratio_data / "wide_pred.csv")["prediction"],
                                np.load(art / "test_predictions.npz")["pred"], rtol=1e-9, atol=1e-12)

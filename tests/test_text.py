@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from quick import scored_model
 
 ROOT = Path(__file__).resolve().parent.parent
 FILLER = ("the order arrived late and the box was open but support said they would look into it soon "
@@ -174,11 +175,11 @@ def test_predict_on_raw_rows_matches_the_test_evaluation(text_run, tmp_path):
     raw = pd.read_csv(text_run["data"]).iloc[task["test_rows"]].drop(columns=["escalate"])
     src, out = tmp_path / "raw.csv", tmp_path / "pred.csv"
     raw.to_csv(src, index=False)
-    proc = _cli("predict", text_run["result"]["session_dir"], str(src), "-o", str(out))
+    proc = _cli("predict", scored_model(art, text_run["result"]["session_dir"]), str(src), "-o", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     preds = pd.read_csv(out)
     assert list(preds.columns) == ["prediction", "proba_no", "proba_yes"] and len(preds) == len(raw)
-    saved = np.load(art / "test_predictions.npz")
+    saved = np.load(art / "test_predictions.npz")  # the scored model's
     np.testing.assert_allclose(preds["proba_yes"].to_numpy(), saved["proba"][:, 1], atol=1e-6)
 
 

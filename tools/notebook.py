@@ -116,7 +116,7 @@ def _model_fit_code(ev: dict[str, Any], task: dict[str, Any]) -> str:
             "model.fit(X_train, y_train)" + _derived_look(task))
 
 
-def _refit_cells(ev: dict[str, Any], task: dict[str, Any]) -> list:
+def _refit_cells(ev: dict[str, Any], task: dict[str, Any], model_path: str) -> list:
     """When the shipped model was refitted on every labelled row (tools/refit_all.py): the same fit
     on the training and test rows together, and how its test predictions compare with the saved
     model's (the refit has seen those rows: this checks the re-creation, it is not a score)."""
@@ -138,7 +138,7 @@ def _refit_cells(ev: dict[str, Any], task: dict[str, Any]) -> list:
         new_code_cell(
             "X_all, y_all = pd.concat([X_train, X_test]), np.concatenate([y_train, y_test])\n" + fit + "\n\n"
             "from dsagent.tools.model_io import load_model\n\n"
-            "saved, _ = load_model('model/model.skops')\n"
+            f"saved, _ = load_model(Path({model_path!r}))  # where the session saved it\n"
             f"print(f'largest difference from the saved model on the test rows: {{{compare}:.3g}}')"),
     ]
 
@@ -380,7 +380,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
                              "Points far from the diagonal are large errors; a funnel or curve in the residuals means the "
                              "error depends on the predicted value.")),
         new_code_cell("\n".join(plot_code)),
-        *_refit_cells(ev, task),
+        *_refit_cells(ev, task, str(ctx.artifacts_dir.resolve() / paths.MODEL)),
         new_markdown_cell(
             f"## {9 if (ev.get('refit_all_rows') or {}).get('rows') else 8}. Before using the model\n\n"
             f"- Test {metric} {_f(reported)}" + (f" (95% CI {_f(ci[0])} to {_f(ci[1])})" if ci else "")

@@ -40,8 +40,10 @@ def portfolio_on() -> bool:
 
 def refit_all_on(answer: bool | None = None) -> bool:
     """Whether the shipped model is refitted on every labelled row once the test split is scored
-    (tools/refit_all.py): the answers' `refit_all_rows` when given, else DSAGENT_REFIT_ALL=1.
-    Opt-in until its A/B (benchmarks/automl/budget_ab.py `refit_all`) decides."""
+    (tools/refit_all.py): the answers' `refit_all_rows` when given, else on unless
+    DSAGENT_REFIT_ALL=0. The default since its development-half A/B at 60 s (2026-12-04,
+    docs/BENCHMARKS.md `s14`): 2 better beyond the paired CI (carseats, sacramento), 16 same,
+    none worse; better by point score on 12 of the 14 whose predictions changed."""
     if answer is not None:
         return bool(answer)
-    return os.environ.get("DSAGENT_REFIT_ALL") == "1"
+    return os.environ.get("DSAGENT_REFIT_ALL") != "0"

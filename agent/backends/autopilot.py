@@ -306,7 +306,7 @@ class AutopilotBackend:
                              "(the test score stays the one measured before the refit).")
                 else:
                     text += (f" The scored model ships as it is: refitting it on every labelled row as well would take "
-                             f"~{single * (1 + ratio):.0f}s in all, more than the {fit_s:g}s the final fit may take.")
+                             f"~{single * (1 + ratio):.1f}s in all, more than the {fit_s:g}s the final fit may take.")
             call = ToolCall("auto-eval", "evaluate_model", args)
         elif step == "explain_model":
             text = "Explaining what drives the predictions."
@@ -490,6 +490,10 @@ class AutopilotBackend:
             + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
             + f" vs baseline {ev.baseline_score:.4f}.",
         ]
+        refit = (getattr(ev, "refit_all_rows", None) or {}).get("rows")
+        if refit:  # the score is the scored model's; say which model ships
+            lines.append(f"The saved model is that configuration refitted on all {refit:,} labelled rows after the test "
+                         "split was scored.")
         # The decision that ships, said where the person reads it (not the 0.5 fallback, which chose nothing).
         if ev.threshold and str(ev.threshold.get("rule")).startswith(("minimises", "maximises")):
             lines.append(f"Decision threshold {ev.threshold['threshold']:.4g}: it {ev.threshold['rule']}.")
