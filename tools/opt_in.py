@@ -47,3 +47,11 @@ def refit_all_on(answer: bool | None = None) -> bool:
     if answer is not None:
         return bool(answer)
     return os.environ.get("DSAGENT_REFIT_ALL") != "0"
+
+
+def blend_room_on() -> bool:
+    """Whether the blend's refit is capped so that the refit on every labelled row still fits after
+    it (DSAGENT_BLEND_ROOM=1): in the `s14` A/B, 10 of 37 runs shipped the scored model because the
+    blend had taken the whole of the final fit's time. Opt-in: a smaller blend for a refit is a
+    trade its own A/B decides (benchmarks/automl/budget_ab.py `blend_room`)."""
+    return os.environ.get("DSAGENT_BLEND_ROOM") == "1"

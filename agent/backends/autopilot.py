@@ -19,7 +19,7 @@ from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, 
                                        full_budget, paced_reserve, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
-from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, refit_all_on, stacking_on  # switches only: no ML import here
+from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on  # switches only: no ML import here
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task_types import SUPERVISED_STEPS, get_task_type, task_types
 from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
@@ -416,6 +416,8 @@ class AutopilotBackend:
         board = self._leaderboard(state)
         # The blend is refit member by member: cap its refit so the deliverables still fit.
         cap = max(0.0, (state.seconds_left() - _reserve(budget, 0, self._slow, cells)) / 2.3)
+        if blend_room_on():  # leave the refit on every labelled row its room (opt-in: see tools/opt_in.py)
+            cap /= 1 + self._labelled_ratio(state, task)
         best_refit = _refit_estimate(board, task.n_train if task else 0, top=1)
         return ToolCall(call_id, "build_ensemble", {"max_refit_s": round(max(cap, best_refit), 1)})
 

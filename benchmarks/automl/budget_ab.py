@@ -23,6 +23,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
                                                           refitted on every labelled row, test rows included;
                                                           the default since 2026-12-04 22:50)
   no_refit_all  the defaults with DSAGENT_REFIT_ALL=0     (the scored model ships, as before)
+  blend_room   the defaults with DSAGENT_BLEND_ROOM=1     (the blend's refit capped to leave the refit on
+                                                          every labelled row its room)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -83,7 +85,8 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "fixed_reserve": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PACED_RESERVE": "0"},
         # The shipped model refitted on every labelled row once the test split is scored (tools/refit_all.py).
         "refit_all": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_REFIT_ALL": "1"},
-        "no_refit_all": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_REFIT_ALL": "0"}}
+        "no_refit_all": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_REFIT_ALL": "0"},
+        "blend_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BLEND_ROOM": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
