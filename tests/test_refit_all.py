@@ -140,3 +140,22 @@ def test_the_autopilot_asks_for_the_refit_by_default_when_it_fits_unless_switche
     state = _plan_state(tmp_path / "yes", 30.0, PLAN_BOARD)
     state.answers["refit_all_rows"] = True
     assert _next_call(AutopilotBackend(), state, SEARCHED).arguments.get("refit_all_rows") is True
+
+
+def test_blend_room_caps_the_blend_so_the_refit_still_fits(tmp_path, monkeypatch):
+    """DSAGENT_BLEND_ROOM=1 (opt-in): the blend's refit limit is what the final fit may take shared
+    with the refit on every labelled row (800 training + 200 test rows: / 2.25)."""
+    _with_task(monkeypatch)
+    board = [{**r, "name": r["name"].replace("linear_tuned", "linear")} for r in PLAN_BOARD]  # no second tuning
+    tuned = ["profile_data", "define_task", "train_models", "tune_model"]
+
+    def blend_limit(path) -> float:
+        call = _next_call(AutopilotBackend(max_trials=5), _plan_state(path, 20.0, board), tuned)
+        assert call.name == "build_ensemble"
+        return call.arguments["max_refit_s"]
+
+    monkeypatch.delenv("DSAGENT_BLEND_ROOM", raising=False)
+    plain = blend_limit(tmp_path / "plain")
+    assert plain > 2.25  # large enough for the cap to show past the best single refit (1 s)
+    monkeypatch.setenv("DSAGENT_BLEND_ROOM", "1")
+    assert blend_limit(tmp_path / "room") == pytest.approx(max(plain / 2.25, 1.0), abs=0.06)
