@@ -25,7 +25,8 @@ def no_plots(monkeypatch):
         monkeypatch.setattr(plots, name, lambda *a, **k: None)
 
 
-def test_the_refit_ships_the_scored_model_is_kept_and_explained_and_the_notebook_rebuilds_it(tmp_path, no_plots):
+def test_the_refit_ships_the_scored_model_is_kept_and_explained_and_the_notebook_rebuilds_it(tmp_path, no_plots,
+                                                                                               monkeypatch):
     from dsagent.tools.metrics import get_metric, score
     from dsagent.tools.model_io import load_model
     from dsagent.tools.notebook import _refit_cells
@@ -67,11 +68,8 @@ def test_the_refit_ships_the_scored_model_is_kept_and_explained_and_the_notebook
 
     seen = []
     real = explain.load_model
-    explain.load_model = lambda path: (seen.append(str(path)), real(path))[1]
-    try:
-        _call(ctx, "explain_model")
-    finally:
-        explain.load_model = real
+    monkeypatch.setattr(explain, "load_model", lambda path: (seen.append(str(path)), real(path))[1])
+    _call(ctx, "explain_model")
     assert seen == [str(ctx.artifacts_dir / "scored_model" / "model.skops")]
     # The report and model card say which model ships and which was scored.
     _call(ctx, "write_report")
@@ -91,9 +89,9 @@ def test_no_refit_when_the_final_fit_was_already_cut_to_the_time(tmp_path, no_pl
     assert out.record["refit_all_rows"]["rows"] == 0
     assert "only 150 of the" in out.record["refit_all_rows"]["not_refit_because"]
     assert not (ctx.artifacts_dir / "scored_model").exists()
-    from dsagent.tools.report_sections import refit_text
+    from dsagent.tools.report_sections import refit_lines
 
-    assert refit_text(out.record).startswith("The saved model is the scored one")
+    assert refit_lines(out.record)[0].startswith("- The saved model is the scored one")
 
 
 def test_why_not_refit_holds_a_stated_limit_on_the_final_fit():

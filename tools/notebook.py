@@ -102,18 +102,19 @@ def _fit_rows_code(ev: dict[str, Any], split: dict[str, Any]) -> str:
             f"{fit_rows}, SEED)\n\n")
 
 
-def _model_fit_code(ev: dict[str, Any], task: dict[str, Any]) -> str:
-    """One Pipeline fitted on the training rows, or (a bagged run) the same k fold models averaged."""
+def _model_fit_code(ev: dict[str, Any], task: dict[str, Any], X: str = "X_train", y: str = "y_train") -> str:
+    """One Pipeline fitted on the rows named `X`, `y` (the training rows), or (a bagged run) the same
+    k fold models averaged."""
     n_classes = len(task["classes"] or [])
     derived = ", derived=DERIVED" if task.get("derived") else ""
     folds = (ev.get("bagged") or {}).get("folds")
     if folds:
         return ("from dsagent.tools.bagging import fit_bagged\n\n"
                 f"# A bag: the model above fitted on each of {folds} folds' training rows, predictions averaged.\n"
-                f"model = fit_bagged(SPEC, FEATURES, X_train, y_train, TASK, SEED, n_classes={n_classes}, "
+                f"model = fit_bagged(SPEC, FEATURES, {X}, {y}, TASK, SEED, n_classes={n_classes}, "
                 f"folds={folds}{derived})" + _derived_look(task))
-    return (f"model = build_pipeline(SPEC, FEATURES, X_train, TASK, SEED, n_classes={n_classes}{derived})\n"
-            "model.fit(X_train, y_train)" + _derived_look(task))
+    return (f"model = build_pipeline(SPEC, FEATURES, {X}, TASK, SEED, n_classes={n_classes}{derived})\n"
+            f"model.fit({X}, {y})" + _derived_look(task))
 
 
 def _refit_cells(ev: dict[str, Any], task: dict[str, Any], model_path: str) -> list:
@@ -123,8 +124,7 @@ def _refit_cells(ev: dict[str, Any], task: dict[str, Any], model_path: str) -> l
     rows = (ev.get("refit_all_rows") or {}).get("rows")
     if not rows:
         return []
-    fit = _model_fit_code(ev, task).replace("X_train, y_train", "X_all, y_all").replace(
-        "build_pipeline(SPEC, FEATURES, X_train,", "build_pipeline(SPEC, FEATURES, X_all,")
+    fit = _model_fit_code(ev, task, "X_all", "y_all")
     compare = ("np.abs(saved.predict(X_test) - model.predict(X_test)).max()" if prediction_of(task["task"]) == "regression"
                else "np.abs(saved.predict_proba(X_test) - model.predict_proba(X_test)).max()")
     return [
@@ -372,6 +372,7 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
             "ax_b.set_xlabel(f'predicted {TARGET}'); ax_b.set_ylabel('residual (actual - predicted)'); ax_b.set_title('Residuals (test split)')",
         ]
     plot_code += ["fig.tight_layout()", "plt.show()"]
+    refit_cells = _refit_cells(ev, task, str(ctx.artifacts_dir.resolve() / paths.MODEL))  # none unless it was refitted
     cells += [
         new_markdown_cell("## 7. Where the errors are\n\n"
                           + ("Rows are actual classes, columns predicted ones; off-diagonal cells are the mistakes."
@@ -380,16 +381,16 @@ def build_notebook(ctx: ToolContext, session: dict[str, Any]) -> nbformat.Notebo
                              "Points far from the diagonal are large errors; a funnel or curve in the residuals means the "
                              "error depends on the predicted value.")),
         new_code_cell("\n".join(plot_code)),
-        *_refit_cells(ev, task, str(ctx.artifacts_dir.resolve() / paths.MODEL)),
+        *refit_cells,
         new_markdown_cell(
-            f"## {9 if (ev.get('refit_all_rows') or {}).get('rows') else 8}. Before using the model\n\n"
+            f"## {9 if refit_cells else 8}. Before using the model\n\n"
             f"- Test {metric} {_f(reported)}" + (f" (95% CI {_f(ci[0])} to {_f(ci[1])})" if ci else "")
             + f" against a baseline of {_f(ev['baseline_score'])}, on {ev['n_test']} rows.\n"
             "- `report.md` has the segments where the model does worst, the trade-offs and the limitations; "
             "`model_card.md` the intended use; `monitoring.md` what to watch after launch "
             "(`dsagent monitor` applies it).\n"
             + ("- The saved model (`model/model.skops`, with `manifest.json`) is the refit of section 8; "
-               if (ev.get("refit_all_rows") or {}).get("rows") else
+               if refit_cells else
                "- The saved model (`model/model.skops`, with `manifest.json`) is this same Pipeline; ") +
             "`dsagent predict` uses it on new rows."),
     ]

@@ -28,7 +28,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, artifact_
 from dsagent.tools.defaults import floor_markdown
 from dsagent.tools.schemas import Evaluation, Explanation, Leaderboard, TaskSpec
 from dsagent.tools.stacking import stacking_markdown
-from dsagent.tools.report_sections import (TestView, _fit_rows_text, refit_text, _gap, _group_md, _load, _metric_cis, _section_business,
+from dsagent.tools.report_sections import (TestView, _fit_rows_text, refit_lines, _gap, _group_md, _load, _metric_cis, _section_business,
                                             _section_data, _section_tradeoffs, _slug, group_table)
 from dsagent.tools.task_sections import fmt as _fmt
 from dsagent.tools.task_types import get_task_type
@@ -74,7 +74,7 @@ def write_report(ctx: ToolContext) -> ToolOutput:
               f"- Task: {task['task']} prediction of `{md_cell(task['target'])}`"
               + (f" (positive class `{md_cell(task['positive_class'])}`)" if task.get("positive_class") else "") + ".",
               f"- Chosen model: **{md_cell(ev['model'])}** ({ev['family']}), trained on {_fit_rows_text(ev)}.",
-              *([f"- {refit_text(ev)}"] if refit_text(ev) else []),
+              *refit_lines(ev),
               f"- Test {metric}: **{_fmt(ev['test_score'])}**" + (f" ({ev['scored_at']})" if ev.get("scored_at") else "")
               + (f" (95% bootstrap CI {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
               + f" on {ev['n_test']} held-out rows; {better} is better.",
@@ -303,7 +303,7 @@ def model_card(ctx: ToolContext, task: dict[str, Any], ev: dict[str, Any], answe
              f"- File `{md_cell(session.get('data_path'), 200)}` (sha256 `{session.get('data_sha256')}`), "
              f"{task['n_rows']} rows; {task['n_labelled']} with a target.",
              f"- {task['n_train']} training rows, {task['n_test']} test rows, {task['split']['kind']} split with seed {task['split']['seed']}.",
-             *([f"- {refit_text(ev)}"] if refit_text(ev) else []),
+             *refit_lines(ev),
              "- Columns left out: " + (", ".join(f"`{md_cell(d['column'])}` ({md_cell(d['reason'], 80)})" for d in task.get("dropped", []))
                                        or "none") + ".", "",
              "## Metrics (untouched test split)", "",

@@ -53,18 +53,18 @@ class TestView:
             raise ToolError("test_predictions.npz does not match the test split; run evaluate_model again")
 
 
-def refit_text(ev: dict[str, Any]) -> str:
-    """What the shipped model was fitted on when it is not the scored one (tools/refit_all.py), or
-    why it is the scored one after a refit was asked for; "" when none was."""
+def refit_lines(ev: dict[str, Any]) -> list[str]:
+    """A bullet on what the shipped model was fitted on when it is not the scored one
+    (tools/refit_all.py), or why it is the scored one after a refit was asked for; none when none was."""
     refit = ev.get("refit_all_rows") or {}
     if refit.get("rows"):
-        return (f"The saved model is this configuration refitted on all {refit['rows']} labelled rows (training and test "
+        return [f"- The saved model is this configuration refitted on all {refit['rows']} labelled rows (training and test "
                 f"rows together) after the test split was scored: the test figures are those of the model fitted on "
                 f"the {ev['n_train']} training rows, which never saw the test rows; the refit, with more rows and "
-                "nothing chosen on the test rows, is not scored again (no unseen labelled rows are left).")
+                "nothing chosen on the test rows, is not scored again (no unseen labelled rows are left)."]
     if refit.get("not_refit_because"):
-        return f"The saved model is the scored one, not refitted on every labelled row: {refit['not_refit_because']}."
-    return ""
+        return [f"- The saved model is the scored one, not refitted on every labelled row: {refit['not_refit_because']}."]
+    return []
 
 
 def _fit_rows_text(ev: dict[str, Any]) -> str:
