@@ -188,7 +188,7 @@ def test_default_candidates_are_skipped_when_the_search_sees_a_sample_of_the_tra
     where the search sees every row, or when auto_features: true, the candidates get their share."""
     from dsagent.tools.schemas import CVPlan, SplitSpec, TaskSpec
 
-    monkeypatch.setattr("dsagent.backends.autopilot._slowdown", lambda: 1.0)
+    monkeypatch.setattr("dsagent.backends.autopilot._slowdown", lambda *_: 1.0)
     tools = ["engineer_features", "train_models", "tune_model", "build_ensemble", "evaluate_model"]
 
     def first_call(max_rows: int, answers: dict):
@@ -233,3 +233,47 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
     assert time_plan.stretch() == 1.7
     monkeypatch.setenv("DSAGENT_PACED_RESERVE", "0")
     assert time_plan.stretch() == 1.2 and _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)
+
+
+def test_the_pace_can_be_read_from_the_runs_own_profile_call(monkeypatch):
+    """DSAGENT_PROFILE_PACE=1: the reserve is stretched by how much longer the run's profile_data call
+    took than on the reference machine (its size counted), never below the competition for the CPU
+    now; without the switch, or without a profile's timing, by tools/slowdown.pace's yardstick."""
+    from dsagent.backends import time_plan
+
+    monkeypatch.setattr("dsagent.tools.slowdown.pace", lambda: 2.3)
+    monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.0)
+    reference = time_plan.PROFILE_REFERENCE_S
+    assert time_plan.stretch((1.2 * reference, 0.0)) == 2.3  # off by default: the yardstick
+    monkeypatch.setenv("DSAGENT_PROFILE_PACE", "1")
+    assert time_plan.stretch((1.2 * reference, 0.0)) == pytest.approx(1.2)
+    big = time_plan.profile_pace(1.2 * reference, 9e6)  # 9M cells take longer on any machine
+    assert big < 1.0
+    assert time_plan.stretch(None) == 2.3 and time_plan.stretch((0.0, 0.0)) == 2.3  # no timing: the yardstick
+    monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.8)  # a load that began after the profile
+    assert time_plan.stretch((1.2 * reference, 0.0)) == 1.8
+    monkeypatch.setenv("DSAGENT_PACED_RESERVE", "0")
+    assert time_plan.stretch((1.2 * reference, 0.0)) == 1.8  # the fixed reserve: the slowdown alone
+
+
+def test_the_autopilot_passes_its_profile_calls_seconds_and_size_to_the_pace(tmp_path, monkeypatch):
+    """The seconds the loop timed for profile_data and the profiled rows x columns reach the
+    reading of the pace, taken once before the search is planned."""
+    import json
+
+    seen = []
+    monkeypatch.setattr("dsagent.backends.autopilot._slowdown", lambda profiled=None: seen.append(profiled) or 1.0)
+    state = _plan_state(tmp_path, 50.0, PLAN_BOARD)
+    (state.session.artifacts_dir / "records").mkdir()
+    (state.session.artifacts_dir / "records" / "001-profile_data.json").write_text(
+        json.dumps({"n_rows": 1000, "n_cols": 31}))
+    conversation = [{"role": "tool", "results": [
+        {"name": "profile_data", "ok": True, "seconds": 1.57, "record": "records/001-profile_data.json"},
+        {"name": "define_task", "ok": True}]}]
+    gen = AutopilotBackend().stream_turn(conversation, ["train_models"], state)
+    try:
+        while True:
+            next(gen)
+    except StopIteration:
+        pass
+    assert seen == [(1.57, 31_000.0)]

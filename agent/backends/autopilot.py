@@ -16,7 +16,7 @@ import json
 from typing import Any, Iterator
 
 from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, bag_fit_s, candidate_share,  # noqa: F401
-                                       full_budget, paced_reserve, stretch, text_share, tuning_time)
+                                       full_budget, paced_reserve, profile_pace_on, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on  # switches only: no ML import here
@@ -36,8 +36,8 @@ STEP_TEXT = {
 }
 
 
-def _slowdown() -> float:
-    return stretch()
+def _slowdown(profiled: tuple[float, float] | None = None) -> float:
+    return stretch(profiled)
 
 
 LINEAR_TRIALS = 16
@@ -79,6 +79,7 @@ class AutopilotBackend:
     def __init__(self, target: str | None = None, max_trials: int | None = None):
         self.target = target
         self.max_trials = max_trials
+        self._profile: tuple[float, float] | None = None  # (seconds, cells) of profile_data (see _profiled)
         self._slow = 1.0  # how much slower than the reference (or an idle) machine this one runs now (see _slowdown)
         self._tuned_second = False  # a second family tuned after a linear one (at most once)
         self._extra = ""  # the leftover round after the blend: "" -> "tuned" -> "done" (at most once)
@@ -100,6 +101,15 @@ class AutopilotBackend:
             return {}
         path = state.session.artifacts_dir / result["record"]
         return json.loads(path.read_text()) if path.exists() else {}
+
+    @classmethod
+    def _profiled(cls, state: LoopState, result: dict[str, Any] | None) -> tuple[float, float] | None:
+        """(seconds, cells) of this run's profile_data call: the machine's pace, read from work of the
+        deliverables' own kind (time_plan.stretch)."""
+        if not result or not result.get("ok") or not result.get("seconds"):
+            return None
+        profile = cls._record(state, result)
+        return float(result["seconds"]), float(profile.get("n_rows") or 0) * float(profile.get("n_cols") or 0)
 
     def _questions(self, profile: dict[str, Any], state: LoopState) -> list[dict[str, Any]]:
         """Only what changes the work on this data (dsagent.questions holds the policy)."""
@@ -137,7 +147,8 @@ class AutopilotBackend:
         self.ORDER = list(named.steps if named is not None else SUPERVISED_STEPS)
         budget = state.time_budget
         if self._next_step(done) in ("engineer_features", "train_models"):  # measured before the search is planned
-            self._slow = _slowdown()
+            self._profile = self._profiled(state, done.get("profile_data"))
+            self._slow = _slowdown(self._profile)
         slow = self._slow
         # Read once per turn: it holds the split's row lists (1.7 MB on 225k rows). A task fitting its own
         # models (ranking) writes its own task record, not a TaskSpec.
@@ -283,6 +294,7 @@ class AutopilotBackend:
             getattr(state.session, "update", lambda **_: None)(time_plan={
                 "seconds_left_at_deliverables": round(state.seconds_left(), 2), "reserve_s": round(reserve, 2),
                 "final_fit_s_est": round(refit, 2), "slowdown": round(slow, 2), "paced": paced_reserve(),
+                "profile_s": self._profile[0] if self._profile else None, "profile_pace": profile_pace_on(),
                 "test_cells": cells, "full_budget": full_budget()})
             if bagging_on() and row and "max_fit_s" not in args:
                 # Paid here and in the notebook, like one fit. Asked only when that fits the final fit's

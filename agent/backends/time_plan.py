@@ -40,12 +40,42 @@ def paced_reserve() -> bool:
     return os.environ.get("DSAGENT_PACED_RESERVE") != "0"
 
 
-def stretch() -> float:
-    """What the reserve's fixed part is multiplied by: the pace under the paced reserve, else the
-    slowdown (measured once, before the search is planned)."""
+def profile_pace_on() -> bool:
+    """Whether the paced reserve reads this machine's pace from the run's own profile_data call
+    (`profile_pace`) rather than from tools/slowdown.pace's loop and sort. Opt-in with
+    DSAGENT_PROFILE_PACE=1 until its A/B (benchmarks/automl/budget_ab.py arm `profile_pace`)."""
+    return os.environ.get("DSAGENT_PROFILE_PACE") == "1"
+
+
+# What profile_data's call took on the reference machine (the one PACED_* were measured on,
+# 2026-12-04, budget_ab.py `s12`/`s12dev`/`s12large`, 41 datasets): 1.19-1.53 s, median 1.32 s, from
+# 112 to 191k rows; census_kdd's 9.2M cells took 1.95 s. Nearly all of it is the sandboxed worker's
+# start, its imports and the file's read, the same kind of work as the deliverables' (the notebook's
+# kernel, the model's file, the figures): on two other hosts the call took a median 0.92x and 1.17x
+# its reference time and the deliverables 0.93x and 1.15x theirs, where tools/slowdown.pace read
+# ~1 and 2.3 (docs/BENCHMARKS.md, the fifteenth session's reading).
+PROFILE_REFERENCE_S = 1.32
+PROFILE_CELLS_S = 0.07  # per million cells (rows x columns) of the profiled data
+
+
+def profile_pace(seconds: float, cells: float) -> float:
+    """How much longer than on the reference machine the run's profile_data call took."""
+    return seconds / (PROFILE_REFERENCE_S + PROFILE_CELLS_S * cells / 1e6)
+
+
+def stretch(profiled: tuple[float, float] | None = None) -> float:
+    """What the reserve's fixed part is multiplied by, measured once before the search is planned:
+    under the paced reserve the pace of the run's own profile_data call when `profiled`
+    (seconds, cells) is known and the switch is on, never below the competition for the CPU now
+    (`slowdown`: a load that began after the profile), else tools/slowdown.pace; without the paced
+    reserve, the slowdown."""
     from dsagent.tools.slowdown import pace, slowdown  # shared with the tools that plan their own time (ranking)
 
-    return pace() if paced_reserve() else slowdown()
+    if not paced_reserve():
+        return slowdown()
+    if profiled and profiled[0] > 0 and profile_pace_on():
+        return max(profile_pace(*profiled), slowdown())
+    return pace()
 
 
 # The paced reserve's terms, in seconds of the reference machine (tools/slowdown.PACE_REFERENCE_S):

@@ -25,6 +25,9 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   no_refit_all  the defaults with DSAGENT_REFIT_ALL=0     (the scored model ships, as before)
   blend_room   the defaults with DSAGENT_BLEND_ROOM=1     (the blend's refit capped to leave the refit on
                                                           every labelled row its room)
+  profile_pace  the defaults with DSAGENT_PROFILE_PACE=1   (the paced reserve stretched by the pace of the run's own
+                                                          profile_data call, not by tools/slowdown.pace's loop)
+  yardstick_pace  the defaults with DSAGENT_PROFILE_PACE=0  (the paced reserve stretched by tools/slowdown.pace)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -86,7 +89,10 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # The shipped model refitted on every labelled row once the test split is scored (tools/refit_all.py).
         "refit_all": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_REFIT_ALL": "1"},
         "no_refit_all": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_REFIT_ALL": "0"},
-        "blend_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BLEND_ROOM": "1"}}
+        "blend_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BLEND_ROOM": "1"},
+        # The machine's pace read from the run's own profile_data call (agent/backends/time_plan.stretch).
+        "profile_pace": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PROFILE_PACE": "1"},
+        "yardstick_pace": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_PROFILE_PACE": "0"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
@@ -127,6 +133,7 @@ def session_facts(session_dir: str | None) -> dict:
         # The fixed reserve plus the final fit, which evaluate_model and the notebook each pay once.
         facts["reserve_s"] = round(plan.get("reserve_s", 0.0) + 2.3 * plan.get("final_fit_s_est", 0.0), 2)
         facts["seconds_left_at_deliverables"] = plan.get("seconds_left_at_deliverables")
+        facts["stretch"] = plan.get("slowdown")  # what the reserve's fixed part was multiplied by
         facts["test_cells"] = plan.get("test_cells")
     return facts
 
