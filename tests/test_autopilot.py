@@ -236,17 +236,18 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
 
 
 def test_the_pace_can_be_read_from_the_runs_own_profile_call(monkeypatch):
-    """DSAGENT_PROFILE_PACE=1: the reserve is stretched by how much longer the run's profile_data call
-    took than on the reference machine (its size counted), never below the competition for the CPU
-    now; without the switch, or without a profile's timing, by tools/slowdown.pace's yardstick."""
+    """By default the reserve is stretched by how much longer the run's profile_data call took than
+    on the reference machine (its size counted), never below the competition for the CPU now;
+    with DSAGENT_PROFILE_PACE=0, or without a profile's timing, by tools/slowdown.pace's yardstick."""
     from dsagent.backends import time_plan
 
     monkeypatch.setattr("dsagent.tools.slowdown.pace", lambda: 2.3)
     monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.0)
     reference = time_plan.PROFILE_REFERENCE_S
-    assert time_plan.stretch((1.2 * reference, 0.0)) == 2.3  # off by default: the yardstick
-    monkeypatch.setenv("DSAGENT_PROFILE_PACE", "1")
     assert time_plan.stretch((1.2 * reference, 0.0)) == pytest.approx(1.2)
+    monkeypatch.setenv("DSAGENT_PROFILE_PACE", "0")
+    assert time_plan.stretch((1.2 * reference, 0.0)) == 2.3  # switched off: the yardstick
+    monkeypatch.delenv("DSAGENT_PROFILE_PACE")
     big = time_plan.profile_pace(1.2 * reference, 9e6)  # 9M cells take longer on any machine
     assert big < 1.0
     assert time_plan.stretch(None) == 2.3 and time_plan.stretch((0.0, 0.0)) == 2.3  # no timing: the yardstick

@@ -26,7 +26,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   blend_room   the defaults with DSAGENT_BLEND_ROOM=1     (the blend's refit capped to leave the refit on
                                                           every labelled row its room)
   profile_pace  the defaults with DSAGENT_PROFILE_PACE=1   (the paced reserve stretched by the pace of the run's own
-                                                          profile_data call, not by tools/slowdown.pace's loop)
+                                                          profile_data call, not by tools/slowdown.pace's loop;
+                                                          the default since 2026-12-05 01:20)
   yardstick_pace  the defaults with DSAGENT_PROFILE_PACE=0  (the paced reserve stretched by tools/slowdown.pace)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
