@@ -51,11 +51,11 @@ def profile_pace_on() -> bool:
 
 # What profile_data's call took on the reference machine (the one PACED_* were measured on,
 # 2026-12-04, budget_ab.py `s12`/`s12dev`/`s12large`, 41 datasets): 1.19-1.53 s, median 1.32 s, from
-# 112 to 191k rows; census_kdd's 9.2M cells took 1.95 s. Nearly all of it is the sandboxed worker's
-# start, its imports and the file's read, the same kind of work as the deliverables' (the notebook's
-# kernel, the model's file, the figures): on two other hosts the call took a median 0.92x and 1.17x
-# its reference time and the deliverables 0.93x and 1.15x theirs, where tools/slowdown.pace read
-# ~1 and 2.3 (docs/BENCHMARKS.md, the fifteenth session's reading).
+# 112 to 191k rows, and 1.95 s for census_kdd's 224k rows x 41 columns. Nearly all of it is the
+# sandboxed worker's start, its imports and the file's read, the same kind of work as the
+# deliverables' (the notebook's kernel, the model's file, the figures): on two other hosts the call
+# took a median 0.92x and 1.17x its reference time and the deliverables 0.93x and 1.15x theirs,
+# where tools/slowdown.pace read at most ~0.9 and 2.3 (docs/BENCHMARKS.md `s15`).
 PROFILE_REFERENCE_S = 1.32
 PROFILE_CELLS_S = 0.07  # per million cells (rows x columns) of the profiled data
 
