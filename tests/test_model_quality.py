@@ -284,6 +284,20 @@ def test_fast_one_vs_rest_auc_bootstrap_matches_scikit_learn():
     assert lo < skm.roc_auc_score(y, proba, multi_class="ovr") < hi
 
 
+def test_float32_probabilities_score_as_the_run_scored_them():
+    """XGBoost's predict_proba is float32 and the run scores its float64 copy (cv.predict_any); the
+    notebook scores the float32 array. Both must give the same number to the last bit, or the
+    notebook's reproduction check fails (it did on lme4's InstEval: 1.53969910 vs 1.53969920)."""
+    from dsagent.tools.metrics import get_metric, score
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(5), size=400).astype(np.float32)
+    y = rng.integers(0, 5, 400)
+    for name in ("log_loss", "roc_auc_ovr"):
+        metric = get_metric(name, "multiclass")
+        assert score(metric, y, proba.argmax(1), proba) == score(metric, y, proba.argmax(1), proba.astype(float))
+
+
 def test_offline_run_leaderboard_and_evaluation(offline_run):
     art = Path(offline_run.session_dir) / "artifacts"
     board = json.loads((art / "leaderboard.json").read_text())

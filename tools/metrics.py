@@ -32,7 +32,9 @@ def score(metric: Metric, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarra
     if metric.needs_proba:
         if proba is None:
             raise ToolError(f"metric {metric.name} needs predicted probabilities")
-        return metric.fn(y_true, proba)
+        # float64 always: XGBoost returns float32, and scikit-learn's log_loss then computes in float32,
+        # 6e-8 away from the float64 score of the same model (lme4's InstEval: the notebook's check failed).
+        return metric.fn(y_true, np.asarray(proba, dtype=float))
     return metric.fn(y_true, pred)
 
 
