@@ -55,3 +55,14 @@ def blend_room_on() -> bool:
     blend had taken the whole of the final fit's time. Opt-in: a smaller blend for a refit is a
     trade its own A/B decides (benchmarks/automl/budget_ab.py `blend_room`)."""
     return os.environ.get("DSAGENT_BLEND_ROOM") == "1"
+
+
+LARGE_ROWS = 10_000  # training rows from which a search is "large" for lightgbm_early_on
+
+
+def lightgbm_early_on() -> bool:
+    """Whether LightGBM is cross-validated right after the XGBoost candidates when the training
+    split has LARGE_ROWS rows or more (DSAGENT_LARGE_LIGHTGBM=1), instead of after extra_trees, the
+    MLP, the random forest and HistGradientBoosting: last in line, it was skipped for time on every
+    dataset of the suite over 15,000 training rows but one, where it is the fast family."""
+    return os.environ.get("DSAGENT_LARGE_LIGHTGBM") == "1"
