@@ -75,6 +75,32 @@ def test_the_defaults_are_cross_validated_right_after_the_baseline_and_linear(tm
     assert order[:4] == ["baseline", "linear", "hist_gb_default", "xgboost_default"]
 
 
+def test_lightgbm_is_tried_before_the_slow_families_on_a_large_training_split(tmp_path, monkeypatch):
+    """Last in line, LightGBM was skipped for time on every suite dataset over 15,000 training rows
+    but one; on a large split it comes right after the XGBoost candidates (DSAGENT_LARGE_LIGHTGBM)."""
+    import dsagent.tools.train as train
+
+    names = ["baseline", "linear", "hist_gb_default", "xgboost_default", "xgboost", "xgboost_balanced", "extra_trees",
+             "mlp", "random_forest", "hist_gb", "lightgbm", "catboost"]
+    specs = {n: {"family": n.split("_")[0]} for n in names}
+    monkeypatch.setenv("DSAGENT_LARGE_LIGHTGBM", "1")
+    large = train.candidate_order(specs, large=True)
+    assert large.index("lightgbm") == large.index("xgboost_balanced") + 1 < large.index("extra_trees")
+    assert train.candidate_order(specs, large=False) == names  # small data keeps the order
+    monkeypatch.setenv("DSAGENT_LARGE_LIGHTGBM", "0")
+    assert train.candidate_order(specs, large=True) == names
+
+    # train_models calls a split large from LARGE_ROWS training rows on.
+    seen = []
+    monkeypatch.setattr(train, "candidate_order", lambda specs, large=False: seen.append(large) or ["baseline"])
+    ctx = _ctx(tmp_path)
+    _call(ctx, "define_task", target="y", metric="roc_auc")
+    _call(ctx, "train_models")
+    monkeypatch.setattr(train, "LARGE_ROWS", 10)
+    _call(ctx, "train_models")
+    assert seen == [False, True]
+
+
 def test_the_benchmark_switch_leaves_the_defaults_out_and_the_evaluation_says_so(tmp_path, monkeypatch):
     """DSAGENT_STRONG_DEFAULTS=0 exists for the benchmark's before/after line of the defaults."""
     from dsagent.tools.task_data import search_data

@@ -66,3 +66,10 @@ def lightgbm_early_on() -> bool:
     MLP, the random forest and HistGradientBoosting: last in line, it was skipped for time on every
     dataset of the suite over 15,000 training rows but one, where it is the fast family."""
     return os.environ.get("DSAGENT_LARGE_LIGHTGBM") == "1"
+
+
+def subsampled_refit_room_on() -> bool:
+    """Whether the tuning plan keeps room for the refit on every labelled row when the search ran
+    on a subsample of the training rows (DSAGENT_SUBSAMPLED_REFIT_ROOM=0 drops it: the autopilot's
+    `_planned_ratio`). The refit itself is still made when the final fit leaves room for it."""
+    return os.environ.get("DSAGENT_SUBSAMPLED_REFIT_ROOM") != "0"

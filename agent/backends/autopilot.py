@@ -19,7 +19,8 @@ from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, 
                                        full_budget, paced_reserve, profile_pace_on, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.tools.families import tunable_names
-from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on  # switches only: no ML import here
+from dsagent.tools.opt_in import (BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on,
+                                    subsampled_refit_room_on)  # switches only: no ML import here
 from dsagent.tools.schemas import Evaluation, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task_types import SUPERVISED_STEPS, get_task_type, task_types
 from dsagent.tools.unsupervised.goal import unsupervised_kind  # text matching only: no ML library
@@ -230,7 +231,7 @@ class AutopilotBackend:
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
             n_train = (task.n_train if task else 0)
             spend, _ = tuning_time(board, n_train, self._search_seconds(state, budget, cells),
-                                   self._labelled_ratio(state, task))
+                                   self._planned_ratio(state, task))
             tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -248,7 +249,7 @@ class AutopilotBackend:
             board = self._leaderboard(state)
             second = self._second_tuning(board)
             spend, _ = tuning_time(board, (task.n_train if task else 0), self._search_seconds(state, budget, cells),
-                                   self._labelled_ratio(state, task))
+                                   self._planned_ratio(state, task))
             if second and spend >= 8 and "build_ensemble" in self._tool_names(tools):
                 step, self._tuned_second = "", True
                 text = f"Tuning {second} too, the best family after the linear model, for up to {spend:.0f}s."
@@ -450,7 +451,7 @@ class AutopilotBackend:
         board = self._leaderboard(state)
         family = next((r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"), None)
         spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells),
-                                   self._labelled_ratio(state, task))
+                                   self._planned_ratio(state, task))
         if family is None or spend < EXTRA_MIN_S or "tune_model" not in names:
             return None
         self._extra = "tuned"
@@ -464,6 +465,16 @@ class AutopilotBackend:
         if task is None or not task.n_train or not refit_all_on(state.answers.get("refit_all_rows")):
             return 0.0
         return (task.n_train + task.n_test) / task.n_train
+
+    @classmethod
+    def _planned_ratio(cls, state: LoopState, task: TaskSpec | None) -> float:
+        """The labelled ratio the tuning plan keeps room for: none when the search ran on a
+        subsample (with subsampled_refit_room_on off), since there the final fit is cut to the time
+        or re-learns XGBoost's rounds, and the refit on every labelled row is skipped (0 of 6 such
+        runs made it in `s15`/`s16base`: the room stayed unused, 9-17 s of 60 on insteval, fertility)."""
+        if _search_is_subsampled(task) and not subsampled_refit_room_on():
+            return 0.0
+        return cls._labelled_ratio(state, task)
 
     def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:
         """Seconds left for tuning and blending: what the deliverables' reserve leaves, minus 2 s for
