@@ -140,6 +140,24 @@ def test_the_autopilot_asks_for_the_refit_by_default_when_it_fits_unless_switche
     assert _next_call(AutopilotBackend(), state, SEARCHED).arguments.get("refit_all_rows") is True
 
 
+def test_the_tuning_plan_keeps_no_refit_room_when_the_search_ran_on_a_subsample(tmp_path, monkeypatch):
+    """On a subsampled search the refit on every labelled row was mostly skipped and its room kept
+    unused (`s16room`): the plan keeps none there unless DSAGENT_SUBSAMPLED_REFIT_ROOM=1, while
+    evaluate_model is still asked for the refit when the final fit leaves room for it."""
+    monkeypatch.delenv("DSAGENT_REFIT_ALL", raising=False)
+    monkeypatch.delenv("DSAGENT_SUBSAMPLED_REFIT_ROOM", raising=False)
+    state = _plan_state(tmp_path, 30.0, PLAN_BOARD)
+    whole = types.SimpleNamespace(n_train=800, n_test=200, search_is_subsampled=False)
+    part = types.SimpleNamespace(n_train=800, n_test=200, search_is_subsampled=True, features={"x": "numeric"})
+    assert AutopilotBackend._planned_ratio(state, whole) == pytest.approx(1.25)
+    assert AutopilotBackend._planned_ratio(state, part) == 0.0
+    monkeypatch.setattr(AutopilotBackend, "_task", staticmethod(lambda state: part))
+    call = _next_call(AutopilotBackend(), _plan_state(tmp_path / "sub", 30.0, PLAN_BOARD), SEARCHED)
+    assert call.name == "evaluate_model" and call.arguments.get("refit_all_rows") is True
+    monkeypatch.setenv("DSAGENT_SUBSAMPLED_REFIT_ROOM", "1")
+    assert AutopilotBackend._planned_ratio(state, part) == pytest.approx(1.25)
+
+
 def test_blend_room_caps_the_blend_so_the_refit_still_fits(tmp_path, monkeypatch):
     """DSAGENT_BLEND_ROOM=1 (opt-in): the blend's refit limit is what the final fit may take shared
     with the refit on every labelled row (800 training + 200 test rows: / 2.25)."""

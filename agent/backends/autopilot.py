@@ -469,9 +469,9 @@ class AutopilotBackend:
     @classmethod
     def _planned_ratio(cls, state: LoopState, task: TaskSpec | None) -> float:
         """The labelled ratio the tuning plan keeps room for: none when the search ran on a
-        subsample (with subsampled_refit_room_on off), since there the final fit is cut to the time
-        or re-learns XGBoost's rounds, and the refit on every labelled row is skipped (0 of 6 such
-        runs made it in `s15`/`s16base`: the room stayed unused, 9-17 s of 60 on insteval, fertility)."""
+        subsample (unless subsampled_refit_room_on), since there the final fit is cut to the time or
+        re-learns XGBoost's rounds and the refit on every labelled row was made on 3 of 11 such runs
+        (`s16room`): the room stayed unused, 6-17 s of 60 (fertility, insteval, diamonds)."""
         if _search_is_subsampled(task) and not subsampled_refit_room_on():
             return 0.0
         return cls._labelled_ratio(state, task)

@@ -97,8 +97,10 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # LightGBM right after the XGBoost candidates on training splits of 10,000 rows or more (tools/train.py).
         "large_lightgbm": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LARGE_LIGHTGBM": "1"},
         "late_lightgbm": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LARGE_LIGHTGBM": "0"},
-        # No room kept for the refit on every labelled row when the search ran on a subsample.
-        "no_subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "0"}}
+        # No room kept for the refit on every labelled row when the search ran on a subsample (the
+        # default since `s16room`); subsampled_room keeps it, as before.
+        "no_subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "0"},
+        "subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
