@@ -17,6 +17,7 @@ from dsagent.tools.data import load_dataset
 from dsagent.tools.families import model_families
 from dsagent.tools.features import build_pipeline
 from dsagent.tools.metrics import all_scores, get_metric, score
+from dsagent.tools.opt_in import converged_exponent_on
 from dsagent.tools.registry import ToolContext, artifact_path
 from dsagent.tools.schemas import CVResult, Leaderboard, LeaderboardRow, TaskSpec
 from dsagent.tools.task_types import get_task_type, prediction_of
@@ -204,6 +205,7 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
     n_classes = len(task.classes) if task.classes else 0
     oof = np.full((len(X), n_classes), np.nan) if n_classes else np.full(len(X), np.nan)
     fold_scores, fit_s, predict_s, rounds, trained, fold_rows, val_rows = [], 0.0, 0.0, [], [], [], []
+    converged: list[bool | None] = []
     for i, (tr, va) in enumerate(splits):
         t0 = time.perf_counter()
         model, best = fit_fold(spec, X.iloc[tr], y[tr], X.iloc[va], y[va], task, ctx.seed, n_classes)
@@ -216,6 +218,7 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
         if best is not None:
             rounds.append(best)
             trained.append(model.rounds_trained_)
+        converged.append(_converged(model))
         oof[va] = proba if proba is not None else pred
         fold_scores.append(score(metric, y[va], pred, proba))
         if on_fold is not None:
@@ -233,7 +236,18 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
     return CVResult(oof=oof, covered=covered, fold_scores=fold_scores, fit_s=fit_s, predict_s=predict_s,
                     n_predicted=int(covered.sum()), refit_params=refit_params, fold_fit_s=fit_s / len(fold_scores),
                     fold_rows=float(np.mean(fold_rows)), fold_rounds=float(np.mean(trained)) if trained else None,
-                    fold_val_rows=float(np.mean(val_rows)))
+                    fold_val_rows=float(np.mean(val_rows)),
+                    fold_converged=None if None in converged or not converged else all(converged))
+
+
+def _converged(model) -> bool | None:
+    """Whether the fitted estimator stopped before its iteration cap (scikit-learn's n_iter_ below
+    max_iter: the MLP), None when it has no such cap."""
+    est = model.steps[-1][1] if hasattr(model, "steps") else model
+    n_iter, cap = getattr(est, "n_iter_", None), getattr(est, "max_iter", None)
+    if not isinstance(n_iter, (int, np.integer)) or not isinstance(cap, (int, np.integer)):
+        return None
+    return bool(n_iter < cap)
 
 
 def oof_scores(task: TaskSpec, y: np.ndarray, oof: np.ndarray, covered: np.ndarray) -> dict[str, float]:
@@ -262,6 +276,7 @@ def leaderboard_row(name: str, spec: dict[str, Any], task: TaskSpec, y: np.ndarr
         "fold_rows": cv.fold_rows,
         "fold_rounds": cv.fold_rounds,
         "fold_val_rows": cv.fold_val_rows,
+        "fold_converged": cv.fold_converged,
         "predict_ms_per_1k": round(1000 * cv.predict_s / max(cv.n_predicted, 1) * 1000, 3),
     }
     row = LeaderboardRow(**(fields | measured))
@@ -322,4 +337,7 @@ def estimated_refit_s(row: dict[str, Any], n_train: int) -> float:
         per_fold = max(0.3 * float(per_fold), float(per_fold) - trained * val_rows * ES_EVAL_S_PER_ROUND_ROW)
         per_fold *= rounds / trained
     family = model_families().get(row.get("family", ""))
-    return float(per_fold) * ratio ** (family.rows_exponent if family else 1.0)
+    exponent = family.rows_exponent if family else 1.0
+    if family and family.converged_rows_exponent is not None and row.get("fold_converged") and converged_exponent_on():
+        exponent = family.converged_rows_exponent
+    return float(per_fold) * ratio ** exponent

@@ -40,6 +40,9 @@ class ModelFamily:
     sparse_text: bool = False
     native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
     rows_exponent: float = 1.0  # fit time ~ rows ** this (boosting pays a per-round cost that does not grow)
+    # The exponent instead when every search fold stopped before its iteration cap (`n_iter_` below
+    # `max_iter`): an optimiser that converges needs fewer passes over more rows. None: rows_exponent.
+    converged_rows_exponent: float | None = None
     requires: tuple[str, ...] = ()  # modules its builder imports; one that fails to import skips the family
     package: str = field(default="dsagent", compare=False)  # filled in by the registry
 

@@ -57,6 +57,13 @@ def blend_room_on() -> bool:
     return os.environ.get("DSAGENT_BLEND_ROOM") == "1"
 
 
+def converged_exponent_on() -> bool:
+    """Whether a family's fit-time estimate uses its converged_rows_exponent when every search fold
+    stopped before its iteration cap (the MLP: DSAGENT_CONVERGED_EXPONENT=1), instead of its
+    rows_exponent always. Opt-in until its A/B decides (budget_ab arm `converged_exponent`)."""
+    return os.environ.get("DSAGENT_CONVERGED_EXPONENT") == "1"
+
+
 LARGE_ROWS = 10_000  # training rows from which a search is "large" for lightgbm_early_on
 
 

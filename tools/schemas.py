@@ -141,9 +141,10 @@ class CVResult(Record):
     fold_rows: float | None = None
     fold_rounds: float | None = None
     fold_val_rows: float | None = None
+    fold_converged: bool | None = None  # every fold's model stopped before its iteration cap (None: no such cap)
 
     TIMINGS: ClassVar[tuple[str, ...]] = ("fit_s", "predict_s", "n_predicted", "refit_params", "fold_fit_s",
-                                          "fold_rows", "fold_rounds", "fold_val_rows")
+                                          "fold_rows", "fold_rounds", "fold_val_rows", "fold_converged")
 
     def timings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.TIMINGS}
@@ -171,6 +172,7 @@ class LeaderboardRow(Record):
     fold_rows: float | None = None
     fold_rounds: float | None = None
     fold_val_rows: float | None = None
+    fold_converged: bool | None = None
     predict_ms_per_1k: float = 0.0
     refit_s_est: float | None = None
     trials: int | None = None

@@ -100,7 +100,9 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # No room kept for the refit on every labelled row when the search ran on a subsample (the
         # default since `s16room`); subsampled_room keeps it, as before.
         "no_subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "0"},
-        "subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "1"}}
+        "subsampled_room": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_REFIT_ROOM": "1"},
+        # A converged MLP's refit estimated with rows ** 0.7 instead of linear in rows (tools/cv.py).
+        "converged_exponent": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_CONVERGED_EXPONENT": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
