@@ -60,7 +60,9 @@ def blend_room_on() -> bool:
 def converged_exponent_on() -> bool:
     """Whether a family's fit-time estimate uses its converged_rows_exponent when every search fold
     stopped before its iteration cap (the MLP: DSAGENT_CONVERGED_EXPONENT=1), instead of its
-    rows_exponent always. Opt-in until its A/B decides (budget_ab arm `converged_exponent`)."""
+    rows_exponent always. Opt-in: its A/B on the large development tables (2026-12-05, docs
+    `s16mlp`) was worse on fertility, the one table whose MLP it reaches (0.6271 -> 0.6261 ROC-AUC),
+    where the runs of one code differ more than that between sittings."""
     return os.environ.get("DSAGENT_CONVERGED_EXPONENT") == "1"
 
 
@@ -71,7 +73,8 @@ def lightgbm_early_on() -> bool:
     """Whether LightGBM is cross-validated right after the XGBoost candidates when the training
     split has LARGE_ROWS rows or more (DSAGENT_LARGE_LIGHTGBM=1), instead of after extra_trees, the
     MLP, the random forest and HistGradientBoosting: last in line, it was skipped for time on every
-    dataset of the suite over 15,000 training rows but one, where it is the fast family."""
+    dataset of the suite over 15,000 training rows but one, where it is the fast family. Opt-in: on
+    the large development tables (2026-12-05, docs `s16lgb`) 1 better, 4 same, 2 worse (flights by 4%)."""
     return os.environ.get("DSAGENT_LARGE_LIGHTGBM") == "1"
 
 
