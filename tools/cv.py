@@ -242,7 +242,7 @@ def cross_validate(spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: T
 
 def _converged(model) -> bool | None:
     """Whether the fitted estimator stopped before its iteration cap (scikit-learn's n_iter_ below
-    max_iter: the MLP), None when it has no such cap."""
+    max_iter: the MLP, HistGradientBoosting's early stopping), None when it has no such cap."""
     est = model.steps[-1][1] if hasattr(model, "steps") else model
     n_iter, cap = getattr(est, "n_iter_", None), getattr(est, "max_iter", None)
     if not isinstance(n_iter, (int, np.integer)) or not isinstance(cap, (int, np.integer)):

@@ -471,7 +471,8 @@ class AutopilotBackend:
         """The labelled ratio the tuning plan keeps room for: none when the search ran on a
         subsample (unless subsampled_refit_room_on), since there the final fit is cut to the time or
         re-learns XGBoost's rounds and the refit on every labelled row was made on 3 of 11 such runs
-        (`s16room`): the room stayed unused, 6-17 s of 60 (fertility, insteval, diamonds)."""
+        (`s16room`): the room stayed unused (9-12 s of 60 left at the end of insteval, anes_therm and
+        diamonds)."""
         if _search_is_subsampled(task) and not subsampled_refit_room_on():
             return 0.0
         return cls._labelled_ratio(state, task)
