@@ -229,9 +229,7 @@ class AutopilotBackend:
             call = ToolCall("auto-train", "train_models", args)
         elif step == "tune_model":
             board = self._record(state, done.get("train_models")).get("leaderboard", [])
-            n_train = (task.n_train if task else 0)
-            spend, _ = tuning_time(board, n_train, self._search_seconds(state, budget, cells),
-                                   self._planned_ratio(state, task))
+            spend = self._tuning_spend(state, board, task, budget, cells)
             tunable = [r for r in board if r["family"] in tunable_names()]
             if (spend < 8 and not self.max_trials) or spend < 3 or not tunable:
                 step = "build_ensemble"
@@ -248,8 +246,7 @@ class AutopilotBackend:
         if step == "build_ensemble" and not self.max_trials and not self._tuned_second:
             board = self._leaderboard(state)
             second = self._second_tuning(board)
-            spend, _ = tuning_time(board, (task.n_train if task else 0), self._search_seconds(state, budget, cells),
-                                   self._planned_ratio(state, task))
+            spend = self._tuning_spend(state, board, task, budget, cells)
             if second and spend >= 8 and "build_ensemble" in self._tool_names(tools):
                 step, self._tuned_second = "", True
                 text = f"Tuning {second} too, the best family after the linear model, for up to {spend:.0f}s."
@@ -450,8 +447,7 @@ class AutopilotBackend:
         self._extra = "done"
         board = self._leaderboard(state)
         family = next((r["family"] for r in board if r["family"] in tunable_names() and r["family"] != "linear"), None)
-        spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells),
-                                   self._planned_ratio(state, task))
+        spend = self._tuning_spend(state, board, task, budget, cells)
         if family is None or spend < EXTRA_MIN_S or "tune_model" not in names:
             return None
         self._extra = "tuned"
@@ -476,6 +472,14 @@ class AutopilotBackend:
         if _search_is_subsampled(task) and not subsampled_refit_room_on():
             return 0.0
         return cls._labelled_ratio(state, task)
+
+    def _tuning_spend(self, state: LoopState, board: list[dict[str, Any]], task: TaskSpec | None, budget: float,
+                      cells: float) -> float:
+        """Seconds a tuning step may take now: the search's time left, less the room the final fit
+        (and the planned refit on every labelled row) keeps (time_plan.tuning_time)."""
+        spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells),
+                               self._planned_ratio(state, task))
+        return spend
 
     def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:
         """Seconds left for tuning and blending: what the deliverables' reserve leaves, minus 2 s for
