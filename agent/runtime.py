@@ -369,7 +369,10 @@ class Run:
             else:
                 self.status = "failed"
                 self.error = self.state.stopped or (self.state.final_text or "the run ended without an evaluated model")[:500]
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, GeneratorExit):
+            # GeneratorExit: an interrupt (Ctrl-C, SIGTERM) that landed while the caller held control
+            # between two events only closes this generator later; the session must not stay
+            # "running" (test_resume's SIGTERM test saw it under load).
             self.status = "failed"
             self.error = "interrupted"
             self.session.update(status="interrupted")

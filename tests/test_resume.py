@@ -126,6 +126,24 @@ def test_sigterm_stops_worker(tmp_path):
     assert meta["status"] in ("interrupted", "failed")
 
 
+def test_a_run_abandoned_between_two_events_is_not_left_running(tmp_path):
+    """An interrupt that lands while the caller holds control between two events (the CLI printing
+    one) never enters the run's generator: it is only closed later. The session must still say it
+    did not finish, not "running" (the SIGTERM test above saw that under load)."""
+    from dsagent.runtime import Run, RunOptions
+
+    run = Run(RunOptions(data=EXAMPLE, target="sex", backend="offline", sessions_dir=tmp_path, time_budget=40,
+                         max_trials=2))
+    events = run.events()
+    try:
+        next(events)
+        events.close()  # what the garbage collector does once the interrupt has unwound the caller
+    finally:
+        run.close()
+    meta = json.loads((Path(run.session.dir) / "session.json").read_text())
+    assert meta["status"] in ("interrupted", "failed") and meta["error"] == "interrupted"
+
+
 def _cwd_in(pid: str, session_dir: Path) -> bool:
     try:
         return str(session_dir) in os.readlink(f"/proc/{pid}/cwd")
