@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks" / "automl"))
 from aggregate import rank_table, wall_figures, wins_ties_losses  # noqa: E402
 
@@ -44,3 +46,26 @@ def test_wall_figures_count_the_runs_that_used_the_budget():
     w = wall_figures(data, ["a", "b", "c", "d", "e"], 60.0)
     assert w == {"runs": 4, "median": 1.0, "longest": 1.167, "within": 2, "over_1_15": 1}
     assert wall_figures(data, ["e"], 60.0) == {"runs": 0}
+
+
+def test_several_sittings_are_judged_on_each_systems_mean_score():
+    from sittings import goal_counts, mean_sitting
+
+    def sitting(ds_auc, flaml_auc, ds_rmse):
+        auc = _entry(True, {"dsagent": ds_auc, "flaml": flaml_auc, "autogluon": 0.8})
+        auc["metric"] = "roc_auc"
+        rmse = _entry(False, {"dsagent": ds_rmse, "flaml": 2.0, "autogluon": 2.0})
+        rmse["metric"] = "rmse"
+        return {"datasets": {"auc": auc, "rmse": rmse}}
+
+    # dsagent is behind FLAML on "auc" in the first sitting and ahead in the second; the means decide.
+    first, second = sitting(0.80, 0.82, 1.9), sitting(0.86, 0.81, 2.2)
+    second["datasets"]["rmse"]["systems"]["flaml"]["status"] = "failed"  # only the first sitting's FLAML counts
+    mean = mean_sitting([first, second], ["auc", "rmse", "absent"])
+    assert set(mean) == {"auc", "rmse"}
+    assert mean["auc"]["systems"]["dsagent"]["score"] == pytest.approx(0.83) and mean["auc"]["systems"]["dsagent"]["range"] == (0.80, 0.86)
+    assert mean["rmse"]["systems"]["flaml"] == {"status": "ok", "score": 2.0, "runs": 1, "range": (2.0, 2.0)}
+    counts = goal_counts(mean, ["auc", "rmse"])
+    assert counts["flaml"] == {"played": 2, "at_least_as_good": 1, "behind": ["rmse"]}  # 2.05 RMSE vs 2.0
+    assert counts["autogluon"]["at_least_as_good"] == 1 and counts["autogluon"]["behind"] == ["rmse"]
+    assert goal_counts(first["datasets"], ["auc", "rmse"])["flaml"]["behind"] == ["auc"]

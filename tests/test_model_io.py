@@ -242,3 +242,16 @@ def test_loading_a_model_does_not_import_torch(frame, tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["False", "True", "True", "True"]
+
+
+def test_integer_codes_one_hot_for_linear_models_round_trip(frame, tmp_path, monkeypatch):
+    """penguins' year (2007-2009) is three integer codes: with DSAGENT_CODED_LEVELS=1 the scaled-input
+    families get a CodedLevels step, which must save and load with the trusted list."""
+    monkeypatch.setenv("DSAGENT_CODED_LEVELS", "1")
+    for family in ("linear", "mlp"):
+        model, X = _fit(frame, family)
+        assert "year=2008" in model.named_steps["preprocess"].get_feature_names_out()
+        path = tmp_path / family / "model.skops"
+        save_model(model, path, _manifest(family))
+        loaded, _ = load_model(path)
+        np.testing.assert_allclose(loaded.predict_proba(X.iloc[:20]), model.predict_proba(X.iloc[:20]))

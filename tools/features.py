@@ -19,6 +19,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
+from dsagent.tools.opt_in import coded_levels_on
 from dsagent.tools.task_types import shape_type, task_types
 from dsagent.tools.threads import native_threads  # noqa: F401  (here too: callers import it from features)
 from dsagent.tools.timestamps import parse_times
@@ -41,6 +42,52 @@ class _StatelessColumns(TransformerMixin, BaseEstimator):
         if input_features is None:
             input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return input_features
+
+
+CODED_LEVELS = (3, 12)  # distinct integer values of a numeric column that may be codes, not amounts
+
+
+class CodedLevels(TransformerMixin, BaseEstimator):
+    """A one-hot column per level of each numeric column that holds a few integer codes.
+
+    A linear model or a network reads a number as a line: a store id (oj's StoreID 1-7) or an
+    account-status code (german_credit's 0-3) then means "more of something", which it is not. Trees
+    cut such a column anywhere and need no help. Fitted on the training rows: a column qualifies
+    when its values there are integers with 3 to 12 distinct levels (two levels are already a line);
+    a level seen on fewer than RARE rows gets no column (its rows get zeros, like an unseen level).
+    The scaled number stays beside these columns, so an ordered code (bathrooms) keeps its trend."""
+
+    def fit(self, X, y=None):
+        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
+        self.n_features_in_ = frame.shape[1]
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        values = self._numbers(frame)
+        self.columns_, self.levels_ = [], []
+        for j in range(values.shape[1]):
+            seen = values[:, j][~np.isnan(values[:, j])]
+            levels, counts = np.unique(seen, return_counts=True)
+            if not CODED_LEVELS[0] <= len(levels) <= CODED_LEVELS[1] or not np.all(levels == np.round(levels)):
+                continue
+            kept = [float(v) for v, n in zip(levels, counts) if n >= RARE]
+            if len(kept) >= CODED_LEVELS[0]:
+                self.columns_.append(j)
+                self.levels_.append(kept)
+        return self
+
+    @staticmethod
+    def _numbers(frame: pd.DataFrame) -> np.ndarray:
+        return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+    def transform(self, X):
+        values = self._numbers(X if hasattr(X, "columns") else pd.DataFrame(X))
+        blocks = [(values[:, [j]] == np.asarray(levels)[None, :]).astype(float)
+                  for j, levels in zip(self.columns_, self.levels_)]
+        return np.hstack(blocks) if blocks else np.empty((len(values), 0))
+
+    def get_feature_names_out(self, input_features=None):
+        names = input_features if input_features is not None else self.feature_names_in_
+        return np.asarray([f"{names[j]}={v:g}" for j, levels in zip(self.columns_, self.levels_) for v in levels],
+                          dtype=object)
 
 
 class DatetimeParts(_StatelessColumns):
@@ -228,6 +275,9 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
             if linear:
                 steps.append(StandardScaler())
             parts.append((name, make_pipeline(*steps), columns))
+    coded = groups["numeric"] + groups["rarely_missing"]
+    if linear and coded and coded_levels_on():
+        parts.append(("coded", CodedLevels(), coded))
     if groups["low_card"]:
         if native_categorical:
             parts.append(("cat", Categories(), groups["low_card"]))

@@ -49,6 +49,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "catboost.core.CatBoostClassifier",
     "catboost.core.CatBoostRegressor",
     "dsagent.tools.features.DatetimeParts",
+    # One-hot columns of integer-coded numbers: state is column positions, names and lists of floats.
+    "dsagent.tools.features.CodedLevels",
     # Bagged final models: a list of fitted Pipelines and a class count (BaseEstimator.__setstate__).
     "dsagent.tools.bagging.BaggedClassifier",
     "dsagent.tools.bagging.BaggedRegressor",

@@ -87,3 +87,11 @@ def subsampled_refit_room_on() -> bool:
     development tables, median wall 0.87 -> 0.92 x budget; 0/4/0 on the four confirmation datasets
     it reaches, 0.88 -> 0.97. The refit itself is still made when the final fit leaves room for it."""
     return os.environ.get("DSAGENT_SUBSAMPLED_REFIT_ROOM") == "1"
+
+
+def coded_levels_on() -> bool:
+    """Whether models that read numbers as a line (linear models and the MLP: the families with
+    scaled inputs) also get a one-hot column per level of a numeric column that holds a few integer
+    codes (tools/features.CodedLevels: a store id, an account-status code). Opt-in
+    (DSAGENT_CODED_LEVELS=1) until its A/B decides (benchmarks/automl/budget_ab.py `coded_levels`)."""
+    return os.environ.get("DSAGENT_CODED_LEVELS") == "1"
