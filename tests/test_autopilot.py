@@ -235,6 +235,21 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
     assert time_plan.stretch() == 1.2 and _reserve(60.0, 0.0, 1.0, 2_000) == pytest.approx(14.0, abs=0.1)
 
 
+def test_the_lean_cells_reserve_keeps_less_for_large_test_splits_only(monkeypatch):
+    """DSAGENT_LEAN_CELLS_RESERVE picks the test split's term of the reserve: 11 s per 2M cells
+    (still over the slowest census_kdd run measured, 17.2 s at 1.8M cells) or the earlier 16 s; a
+    small test split keeps the same reserve either way."""
+    from dsagent.backends.time_plan import LEAN_CELLS_S, PACED_CELLS_S, PACED_FIXED_S, _reserve
+
+    kept = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv("DSAGENT_LEAN_CELLS_RESERVE", switch)
+        kept[switch] = (_reserve(60.0, 0.0, 1.0, 1.8e6), _reserve(60.0, 0.0, 1.0, 20_000))
+    assert kept["1"][0] == pytest.approx(PACED_FIXED_S + LEAN_CELLS_S * 0.9) and kept["1"][0] >= 17.2
+    assert kept["0"][0] == pytest.approx(PACED_FIXED_S + PACED_CELLS_S * 0.9)
+    assert kept["0"][1] - kept["1"][1] < 0.1
+
+
 def test_the_pace_can_be_read_from_the_runs_own_profile_call(monkeypatch):
     """By default the reserve is stretched by how much longer the run's profile_data call took than
     on the reference machine (its size counted), never below the competition for the CPU now;
