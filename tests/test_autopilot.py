@@ -218,7 +218,7 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
     slow keeps twice as much), within a range that a bad sample cannot leave; the final fit's 2.3x
     (timed on this machine) is not stretched."""
     from dsagent.backends import time_plan
-    from dsagent.backends.time_plan import PACED_CELLS_S, PACED_FIXED_S, PACED_RANGE, _reserve
+    from dsagent.backends.time_plan import LEAN_CELLS_S, PACED_FIXED_S, PACED_RANGE, _reserve
 
     base = _reserve(60.0, 0.0, 1.0, 0)  # the default
     assert base == pytest.approx(max(PACED_FIXED_S, time_plan.BUDGET_SHARE * 60.0))
@@ -226,7 +226,7 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
     assert _reserve(60.0, 0.0, 2.0, 0) == pytest.approx(2 * base)
     assert _reserve(60.0, 0.0, 100.0, 0) == pytest.approx(PACED_RANGE[1] * base)
     assert _reserve(60.0, 0.0, 0.1, 0) == pytest.approx(PACED_RANGE[0] * base)
-    assert _reserve(60.0, 0.0, 1.0, 2e6) == pytest.approx(PACED_FIXED_S + PACED_CELLS_S)
+    assert _reserve(60.0, 0.0, 1.0, 2e6) == pytest.approx(PACED_FIXED_S + LEAN_CELLS_S)
     assert _reserve(60.0, 2.0, 2.0, 0) == pytest.approx(2 * base + 2.3 * 2.0)
     monkeypatch.setattr("dsagent.tools.slowdown.pace", lambda: 1.7)
     monkeypatch.setattr("dsagent.tools.slowdown.slowdown", lambda: 1.2)
@@ -236,11 +236,13 @@ def test_the_paced_reserve_is_reference_seconds_stretched_by_the_pace(monkeypatc
 
 
 def test_the_lean_cells_reserve_keeps_less_for_large_test_splits_only(monkeypatch):
-    """DSAGENT_LEAN_CELLS_RESERVE picks the test split's term of the reserve: 11 s per 2M cells
-    (still over the slowest census_kdd run measured, 17.2 s at 1.8M cells) or the earlier 16 s; a
-    small test split keeps the same reserve either way."""
+    """By default the reserve's term for the test split is 11 s per 2M cells (still over the slowest
+    census_kdd run measured, 17.2 s at 1.8M cells); DSAGENT_LEAN_CELLS_RESERVE=0 keeps the earlier
+    16 s; a small test split keeps the same reserve either way."""
     from dsagent.backends.time_plan import LEAN_CELLS_S, PACED_CELLS_S, PACED_FIXED_S, _reserve
 
+    monkeypatch.delenv("DSAGENT_LEAN_CELLS_RESERVE", raising=False)
+    assert _reserve(60.0, 0.0, 1.0, 1.8e6) == pytest.approx(PACED_FIXED_S + LEAN_CELLS_S * 0.9)
     kept = {}
     for switch in ("1", "0"):
         monkeypatch.setenv("DSAGENT_LEAN_CELLS_RESERVE", switch)

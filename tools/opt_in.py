@@ -93,5 +93,7 @@ def coded_levels_on() -> bool:
     """Whether models that read numbers as a line (linear models and the MLP: the families with
     scaled inputs) also get a one-hot column per level of a numeric column that holds a few integer
     codes (tools/features.CodedLevels: a store id, an account-status code). Opt-in
-    (DSAGENT_CODED_LEVELS=1) until its A/B decides (benchmarks/automl/budget_ab.py `coded_levels`)."""
+    (DSAGENT_CODED_LEVELS=1): on the 11 development datasets with such columns (2026-12-05,
+    docs/BENCHMARKS.md `s17coded`) 0 better, 9 same, 2 worse (carseats' ridge with a column per year
+    of Education; car_choice)."""
     return os.environ.get("DSAGENT_CODED_LEVELS") == "1"

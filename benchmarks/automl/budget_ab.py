@@ -32,7 +32,9 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   coded_levels  the defaults with DSAGENT_CODED_LEVELS=1  (linear models and the MLP also get one-hot columns of
                                                           numeric columns holding 3-12 integer codes)
   lean_cells   the defaults with DSAGENT_LEAN_CELLS_RESERVE=1  (the deliverables' reserve keeps 11 s per 2M test
-                                                          cells instead of 16: only large test splits differ)
+                                                          cells instead of 16: only large test splits differ;
+                                                          the default since 2026-12-05 07:35)
+  wide_cells   the defaults with DSAGENT_LEAN_CELLS_RESERVE=0  (the reserve's 16 s per 2M test cells, as before)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -108,7 +110,8 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # A converged MLP's refit estimated with rows ** 0.7 instead of linear in rows (tools/cv.py).
         "converged_exponent": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_CONVERGED_EXPONENT": "1"},
         "coded_levels": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_CODED_LEVELS": "1"},
-        "lean_cells": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LEAN_CELLS_RESERVE": "1"}}
+        "lean_cells": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LEAN_CELLS_RESERVE": "1"},
+        "wide_cells": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LEAN_CELLS_RESERVE": "0"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
