@@ -62,7 +62,8 @@ def converged_exponent_on() -> bool:
     stopped before its iteration cap (the MLP: DSAGENT_CONVERGED_EXPONENT=1), instead of its
     rows_exponent always. Opt-in: its A/B on the large development tables (2026-12-05, docs
     `s16mlp`) was worse on fertility, the one table whose MLP it reaches (0.6271 -> 0.6261 ROC-AUC),
-    where the runs of one code differ more than that between sittings."""
+    where the runs of one code differ more than that between sittings; three more pairs there
+    (`s17mlp1-3`) were the same by the CI, and the runs did not end nearer the budget."""
     return os.environ.get("DSAGENT_CONVERGED_EXPONENT") == "1"
 
 
