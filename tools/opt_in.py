@@ -96,5 +96,6 @@ def coded_levels_on() -> bool:
     codes (tools/features.CodedLevels: a store id, an account-status code). Opt-in
     (DSAGENT_CODED_LEVELS=1): on the 11 development datasets with such columns (2026-12-05,
     docs/BENCHMARKS.md `s17coded`) 0 better, 9 same, 2 worse (carseats' ridge with a column per year
-    of Education; car_choice)."""
+    of Education; car_choice). The switch shapes the pipeline itself, so a session's notebook re-creates
+    its model only where the same switch is set (the run's own execution inherits it)."""
     return os.environ.get("DSAGENT_CODED_LEVELS") == "1"

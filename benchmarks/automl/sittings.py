@@ -1,15 +1,16 @@
 """Issue 18's goal lines over several sittings of the AutoML table, not one.
 
-One run per dataset and system is a noisy reading: FLAML's score moved by up to 8% on a dataset
-between two sittings of the same code, dsagent's by up to 11%, and the two ">=" lines moved by two
-or three datasets with them (docs/BENCHMARKS.md, "The confirmation half re-run"). Each sitting is a
-results file of bench.py (benchmarks/results/automl.json, or a copy kept when a newer sitting
-replaced it). This script puts them side by side: each system's mean score per dataset over the
-sittings that ran it, the range it moved in, the goal lines on those means, and the same lines
-sitting by sitting.
+One run per dataset and system is one reading. Between a sitting on one host and one on another
+(with older code) FLAML's score moved by up to 8% on a dataset, dsagent's by up to 11%, and the two
+">=" lines by two datasets; between two sittings on one host four hours apart most scores repeated
+exactly (docs/BENCHMARKS.md, "Three sittings of the confirmation half"). Each sitting is a results
+file of bench.py (benchmarks/results/automl.json, or a copy kept in benchmarks/results/sittings/
+when a newer sitting replaced it). This script puts them side by side: each system's mean score per
+dataset over the sittings that ran it, the range it moved in, the goal lines on those means, and
+the same lines sitting by sitting.
 
     .venv/bin/python benchmarks/automl/sittings.py --half confirmation \\
-        benchmarks/results/automl_confirmation_20261205a.json benchmarks/results/automl.json
+        benchmarks/results/sittings/automl_2026-12-05a.json benchmarks/results/sittings/automl_2026-12-05b.json
     .venv/bin/python benchmarks/automl/sittings.py --half confirmation --write A.json B.json   # the docs block
 
 Scores only: the paired bootstrap needs one set of predictions per system, which a mean over
@@ -109,8 +110,10 @@ def render(labels: list[str], sittings: list[dict], names: list[str], half: str,
     both = goal_counts(mean, names)
     head = "| goal (point scores) | " + " | ".join(labels) + " | mean of the sittings |"
     lines = [f"<!-- issue18-sittings-{half}:start -->", head, "|---|" + "---|" * (len(labels) + 1)]
-    rank = lambda c: (f"{c['mean_rank']['dsagent']} (AutoGluon {c['mean_rank']['autogluon']}, "
-                      f"FLAML {c['mean_rank']['flaml']})")
+
+    def rank(c: dict) -> str:
+        return f"{c['mean_rank']['dsagent']} (AutoGluon {c['mean_rank']['autogluon']}, FLAML {c['mean_rank']['flaml']})"
+
     lines.append("| mean rank of 5 (dsagent) | " + " | ".join(rank(c) for c in per) + f" | {rank(both)} |")
     for peer, label in (("flaml", "FLAML on >= 80%"), ("autogluon", "AutoGluon on >= 60%")):
         lines.append(f"| >= {label} | " + " | ".join(_goal(c, peer) for c in per) + f" | **{_goal(both, peer)}** |")
