@@ -20,6 +20,11 @@ def _scores(entry: dict[str, Any], systems: list[str]) -> dict[str, float] | Non
     return out
 
 
+def at_least_as_good(mine: float, theirs: float, greater: bool) -> bool:
+    """Whether score `mine` is as good as `theirs` or better (point scores, no interval)."""
+    return mine >= theirs if greater else mine <= theirs
+
+
 def _ranks(values: dict[str, float], greater: bool) -> dict[str, float]:
     """Rank 1 = best; tied systems share the mean of their ranks."""
     ordered = sorted(values, key=lambda s: -values[s] if greater else values[s])
@@ -82,7 +87,7 @@ def wins_ties_losses(datasets: dict[str, dict], names: list[str], peer: str) -> 
         greater = entry["greater_is_better"]
         out["played"] += 1
         mine, theirs = ds["score"], other["score"]
-        out["at_least_as_good"] += int(mine >= theirs if greater else mine <= theirs)
+        out["at_least_as_good"] += int(at_least_as_good(mine, theirs, greater))
         vs = ds.get("vs", {}).get(peer)
         if not vs:
             out["point_only"].append(name)

@@ -39,7 +39,7 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- automl-bench:start -->", "<!-- automl-bench:end -->"
 SPLIT = ROOT / "benchmarks" / "suite_split.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate import rank_table, wall_figures, wins_ties_losses  # noqa: E402
+from aggregate import at_least_as_good, rank_table, wall_figures, wins_ties_losses  # noqa: E402
 from datasets import LARGE_DEV, SUITE as _DATASETS  # noqa: E402
 
 SUITE = [n for n in _DATASETS if n not in LARGE_DEV]  # the 12 of ../shared/BENCHMARK-SUITE.md, then the 25 of issue 18
@@ -272,7 +272,7 @@ def render(results: dict) -> str:
                 played[peer] += 1
                 point_only.add(peer)
                 mine, theirs = ds["score"], s[peer]["score"]
-                wins[peer] += int(mine >= theirs if r["greater_is_better"] else mine <= theirs)
+                wins[peer] += int(at_least_as_good(mine, theirs, r["greater_is_better"]))
         for peer in FLOORS:
             floor = ds.get("vs", {}).get(peer)
             if not floor and s.get(peer) and ds.get("score") is not None:

@@ -28,17 +28,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate import rank_table  # noqa: E402
+from aggregate import at_least_as_good, rank_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 SPLIT = ROOT / "benchmarks" / "suite_split.json"
 SYSTEMS = ["dsagent", "autogluon", "flaml", "hgb", "xgboost"]
 PEERS = {"flaml": 0.8, "autogluon": 0.6}  # the share of datasets dsagent must be >= on
-
-
-def at_least_as_good(mine: float, theirs: float, greater: bool) -> bool:
-    return mine >= theirs if greater else mine <= theirs
 
 
 def mean_sitting(sittings: list[dict], names: list[str]) -> dict[str, dict]:
@@ -67,12 +63,10 @@ def goal_counts(datasets: dict[str, dict], names: list[str]) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for peer in PEERS:
         played = [n for n in names if n in datasets and {"dsagent", peer} <= set(datasets[n]["systems"])]
-        counts[peer] = {"played": len(played), "at_least_as_good": sum(
-            at_least_as_good(datasets[n]["systems"]["dsagent"]["score"], datasets[n]["systems"][peer]["score"],
-                             datasets[n]["greater_is_better"]) for n in played),
-            "behind": [n for n in played if not at_least_as_good(
-                datasets[n]["systems"]["dsagent"]["score"], datasets[n]["systems"][peer]["score"],
-                datasets[n]["greater_is_better"])]}
+        behind = [n for n in played if not at_least_as_good(datasets[n]["systems"]["dsagent"]["score"],
+                                                            datasets[n]["systems"][peer]["score"],
+                                                            datasets[n]["greater_is_better"])]
+        counts[peer] = {"played": len(played), "at_least_as_good": len(played) - len(behind), "behind": behind}
     counts["mean_rank"] = rank_table(datasets, names, SYSTEMS)["mean_rank"]
     return counts
 
