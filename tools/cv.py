@@ -294,9 +294,14 @@ def save_leaderboard(ctx: ToolContext, rows: list[LeaderboardRow], greater_is_be
 
 
 def save_oof(ctx: ToolContext, name: str, oof: np.ndarray) -> None:
+    save_oofs(ctx, {name: oof})
+
+
+def save_oofs(ctx: ToolContext, named: dict[str, np.ndarray]) -> None:
+    """Store out-of-fold predictions by candidate name: one rewrite of the file for all of them."""
     path = artifact_path(ctx, paths.OOF)
     stored = dict(np.load(path)) if path.exists() else {}
-    stored[name] = oof
+    stored.update(named)
     tmp = path.with_name("oof.tmp.npz")
     np.savez_compressed(tmp, **stored)
     tmp.replace(path)

@@ -99,3 +99,11 @@ def coded_levels_on() -> bool:
     of Education; car_choice). The switch shapes the pipeline itself, so a session's notebook re-creates
     its model only where the same switch is set (the run's own execution inherits it)."""
     return os.environ.get("DSAGENT_CODED_LEVELS") == "1"
+
+
+def trial_blend_on() -> bool:
+    """Whether tune_model also puts the next-best trials of its call on the leaderboard (two,
+    as `<family>_trial<N>`, with the out-of-fold predictions their folds already made) so that the
+    greedy blend can average near-equal configurations (DSAGENT_TRIAL_BLEND=1). Opt-in until its
+    development-half A/B decides (benchmarks/automl/budget_ab.py `trial_blend`)."""
+    return os.environ.get("DSAGENT_TRIAL_BLEND") == "1"

@@ -17,13 +17,14 @@ from dsagent.tools import paths
 from dsagent.tools.families import ModelFamily, model_families, tunable_names, unavailable
 from dsagent.tools.cluster import make_storage, parse_storage
 from dsagent.tools.portfolio import warm_starts
+from dsagent.tools.opt_in import trial_blend_on
 from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.schemas import CVResult, LeaderboardRow
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type, shape_type
 from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
 from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
-                         save_leaderboard, save_oof, time_covers)
+                         save_leaderboard, save_oofs, time_covers)
 
 
 def _tunable(family: str, task: str) -> ModelFamily:
@@ -63,7 +64,8 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         raise ToolError(f"{family} is not among the model families the answers allow ({', '.join(allowed)})")
     # Params of the leaderboard's best variant of this family that are not searched (class
     # weights, target transform) carry over into every trial.
-    base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")), None)
+    base = next((r for r in board if r.family == family and not r.name.endswith("_tuned")
+                 and not is_runner_up(r.name, family)), None)
     fixed = {k: v for k, v in (base.params if base else {}).items() if k in ("target_transform", "scale_pos_weight",
                                                                                "class_weight")}
     fam = _tunable(family, task.task)
@@ -120,6 +122,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     oof = oofs.get(best.number)
     name = f"{family}_tuned"
     earlier = _earlier_row(board, name, params) if oof is None else None
+    row_oof: dict[str, np.ndarray] = {}
     if earlier is not None:
         # The best trial is still the one an earlier call of this session found and saved (with its
         # out-of-fold predictions): keep its row rather than pay its folds again past the budget
@@ -134,9 +137,13 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
                                        [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
                                        best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
         params = cv.refit_params
-        save_oof(ctx, name, cv.oof)
+        row_oof = {name: cv.oof}
         row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
-    ranked = save_leaderboard(ctx, [r for r in board if r.name != name] + [row], task.greater_is_better)
+    runners = _runner_ups(study, oofs, best, family, fixed, task, y) if trial_blend_on() else []
+    if row_oof or runners:
+        save_oofs(ctx, {**row_oof, **{n: o for n, o, _ in runners}})
+    kept = [r for r in board if r.name != name and not (runners and is_runner_up(r.name, family))]
+    ranked = save_leaderboard(ctx, kept + [row] + [r for _, _, r in runners], task.greater_is_better)
     states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
     summary = {
         "family": family,
@@ -145,6 +152,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         "best_cv": round(best.value, 5),
         "best_params": {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
         "seconds": round(time.time() - started, 1),
+        **({"runner_ups": [n for n, _, _ in runners]} if runners else {}),
         "leaderboard": compact_board(ranked),
         "study": f"{storage_label} (study {study.study_name}; open with optuna-dashboard)",
     }
@@ -155,6 +163,50 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
     return ToolOutput(summary=summary, record={**summary, "params": params, "leaderboard": [r.to_json() for r in ranked]},
                       files={"leaderboard": paths.LEADERBOARD,
                              **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})
+
+
+RUNNER_UPS = 2  # the next-best trials of a call that join the leaderboard for the blend (trial_blend_on)
+
+
+def runner_up_name(family: str, number: int) -> str:
+    return f"{family}_trial{number}"
+
+
+def is_runner_up(name: str, family: str) -> bool:
+    prefix = f"{family}_trial"
+    return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def _runner_ups(study, oofs: dict[int, np.ndarray], best, family: str, fixed: dict, task, y: np.ndarray,
+                keep: int = RUNNER_UPS) -> list[tuple[str, np.ndarray, LeaderboardRow]]:
+    """The `keep` best complete trials of this call after the best one, as (name, out-of-fold
+    predictions, leaderboard row): candidates for the greedy blend, which averages configurations
+    the search scored nearly alike instead of betting on the one whose CV was luckiest (on a few
+    hundred rows the folds' spread is larger than the gaps between the top trials). Their folds
+    were already paid for; a trial that scored exactly as the best or as one kept (a repeated warm
+    start) is skipped."""
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.number != best.number
+            and t.number in oofs and t.value is not None]
+    done.sort(key=lambda t: t.value, reverse=bool(task.greater_is_better))
+    seen, out = [best.value], []
+    for t in done:
+        if len(out) >= keep:
+            break
+        if any(np.isclose(t.value, v, rtol=1e-12, atol=0.0) for v in seen):
+            continue
+        oof = oofs[t.number]
+        if np.isnan(oof if oof.ndim == 1 else oof[:, 0]).any():
+            continue
+        params = {**dict(t.params), **fixed}
+        cv = CVResult.from_timings(oof, np.ones(len(oof), dtype=bool),
+                                   [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+                                   t.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(oof), refit_params=params)
+        name = runner_up_name(family, t.number)
+        out.append((name, cv.oof, leaderboard_row(name, {"family": family, "params": cv.refit_params}, task, y, cv)))
+        seen.append(t.value)
+    return out
 
 
 def _earlier_row(board: list[LeaderboardRow], name: str, params: dict) -> LeaderboardRow | None:
