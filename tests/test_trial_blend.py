@@ -8,18 +8,18 @@ import json
 
 import numpy as np
 
-from dsagent.tools.tune import is_runner_up, runner_up_name
+from dsagent.tools.cv import is_runner_up, runner_up_name
 from tests.test_model_quality import _call, _ctx, _frame
 
 
-def _tuned_board(tmp_path, monkeypatch, on: bool, name: str = "s"):
+def _tuned_board(tmp_path, monkeypatch, on: bool, name: str = "s", models=("linear", "xgboost")):
     if on:
         monkeypatch.setenv("DSAGENT_TRIAL_BLEND", "1")
     else:
         monkeypatch.delenv("DSAGENT_TRIAL_BLEND", raising=False)
     ctx = _ctx(tmp_path, _frame(240, seed=5), name=name)
     _call(ctx, "define_task", target="y", metric="roc_auc")
-    _call(ctx, "train_models", models=["linear", "xgboost"])
+    _call(ctx, "train_models", models=list(models))
     out = _call(ctx, "tune_model", family="xgboost", n_trials=6, time_budget_s=120)
     board = json.loads((ctx.artifacts_dir / "leaderboard.json").read_text())
     rows = board["rows"] if isinstance(board, dict) else board
@@ -53,8 +53,18 @@ def test_a_runner_up_is_a_whole_model_and_a_blend_candidate(tmp_path, monkeypatc
     assert set(blend["weights"]) <= names
 
 
+def test_runner_ups_join_the_blend_beside_the_top_candidates_not_in_their_places(tmp_path, monkeypatch):
+    """With room for one top candidate the pool still holds its family's runner-ups (counted among
+    the top candidates they pushed other families out of abalone's and swiss_labor's blends)."""
+    ctx, out, rows = _tuned_board(tmp_path, monkeypatch, on=True, models=("xgboost",))
+    blend = _call(ctx, "build_ensemble", max_members=1).summary
+    assert "best_single" in blend and blend["best_single"] in ("xgboost", "xgboost_tuned")
+    assert not is_runner_up(blend["best_single"])
+
+
 def test_runner_up_names():
     assert is_runner_up(runner_up_name("xgboost", 17), "xgboost")
     assert not is_runner_up("xgboost_tuned", "xgboost")
     assert not is_runner_up("xgboost_trial17", "hist_gb")
     assert not is_runner_up("xgboost_trialx", "xgboost")
+    assert is_runner_up("hist_gb_trial3") and not is_runner_up("hist_gb_default")

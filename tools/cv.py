@@ -293,6 +293,17 @@ def save_leaderboard(ctx: ToolContext, rows: list[LeaderboardRow], greater_is_be
     return Leaderboard.write(ctx.artifacts_dir, rows, greater_is_better)
 
 
+def runner_up_name(family: str, number: int) -> str:
+    """The leaderboard name of a tuning call's next-best trial (tools/tune.py `_runner_ups`)."""
+    return f"{family}_trial{number}"
+
+
+def is_runner_up(name: str, family: str | None = None) -> bool:
+    """Whether a leaderboard name is a runner-up trial's (of `family`, or of any family)."""
+    head, sep, number = name.rpartition("_trial")
+    return bool(sep) and number.isdigit() and (family is None or head == family)
+
+
 def save_oof(ctx: ToolContext, name: str, oof: np.ndarray) -> None:
     save_oofs(ctx, {name: oof})
 

@@ -24,8 +24,8 @@ from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, LeaderboardRow, TaskSpec
 from dsagent.tools.opt_in import stacking_on
 from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, write_stacking_record
-from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, leaderboard_row, load_leaderboard,
-                                 save_leaderboard, save_oof)
+from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, is_runner_up, leaderboard_row,
+                                 load_leaderboard, save_leaderboard, save_oof)
 
 
 def _pred(task: TaskSpec, oof: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -117,8 +117,13 @@ def blend(ctx: ToolContext, max_members: int = 8, max_refit_s: float | None = No
         raise ToolError("no candidates yet; call train_models first")
     stored = dict(np.load(oof_path))
     overrated = subsample_overrated(board, metric.greater_is_better)
-    pool = [r for r in board if r.family != "baseline" and r.family not in overrated and r.name in stored
-            and len(stored[r.name]) == len(y)][:max_members]
+    usable = [r for r in board if r.family != "baseline" and r.family not in overrated and r.name in stored
+              and len(stored[r.name]) == len(y)]
+    # A tuning call's runner-up trials (opt-in) join the pool beside the top candidates, not in
+    # their places: counted among them they pushed the linear model out of abalone's blend and
+    # XGBoost out of swiss_labor's (docs/BENCHMARKS.md `s18trial`).
+    pool = [r for r in usable if not is_runner_up(r.name)][:max_members]
+    pool += [r for r in usable if is_runner_up(r.name) and any(p.family == r.family for p in pool)]
     if len(pool) < 2:
         out = {"kept": False, "reason": "fewer than two candidates with out-of-fold predictions"}
         write_stacking_record(ctx, {"tried": False, "kept": False, "reason": out["reason"]})

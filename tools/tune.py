@@ -23,8 +23,8 @@ from dsagent.tools.schemas import CVResult, LeaderboardRow
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import get_task_type, shape_type
 from dsagent.tools.tuning import make_objective, make_pruner, make_sampler
-from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, leaderboard_row, load_leaderboard,
-                         save_leaderboard, save_oofs, time_covers)
+from dsagent.tools.cv import (compact_board, cross_validate, cv_splits, is_runner_up, leaderboard_row, load_leaderboard,
+                         runner_up_name, save_leaderboard, save_oofs, time_covers)
 
 
 def _tunable(family: str, task: str) -> ModelFamily:
@@ -166,15 +166,6 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
 
 
 RUNNER_UPS = 2  # the next-best trials of a call that join the leaderboard for the blend (trial_blend_on)
-
-
-def runner_up_name(family: str, number: int) -> str:
-    return f"{family}_trial{number}"
-
-
-def is_runner_up(name: str, family: str) -> bool:
-    prefix = f"{family}_trial"
-    return name.startswith(prefix) and name[len(prefix):].isdigit()
 
 
 def _runner_ups(study, oofs: dict[int, np.ndarray], best, family: str, fixed: dict, task, y: np.ndarray,
