@@ -104,6 +104,8 @@ def coded_levels_on() -> bool:
 def trial_blend_on() -> bool:
     """Whether tune_model also puts the next-best trials of its call on the leaderboard (two,
     as `<family>_trial<N>`, with the out-of-fold predictions their folds already made) so that the
-    greedy blend can average near-equal configurations (DSAGENT_TRIAL_BLEND=1). Opt-in until its
-    development-half A/B decides (benchmarks/automl/budget_ab.py `trial_blend`)."""
+    greedy blend can average near-equal configurations (DSAGENT_TRIAL_BLEND=1). Opt-in: on the
+    development half at 60 s (2026-12-05, docs/BENCHMARKS.md `s18pool`, the runner-ups beside the
+    blend's top eight candidates) 0 better, 18 same, 0 worse by the paired CI (4 better and 2 worse
+    by point score)."""
     return os.environ.get("DSAGENT_TRIAL_BLEND") == "1"
