@@ -133,9 +133,7 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
         if oof is None:  # best trial came from an earlier call (resumed study): refit its folds once
             cv = cross_validate({"family": family, "params": params}, X, y, task, ctx, splits)
         else:
-            cv = CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
-                                       [best.intermediate_values[k] for k in sorted(best.intermediate_values)],
-                                       best.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(X), refit_params=params)
+            cv = _trial_cv(best, oof, params)
         params = cv.refit_params
         row_oof = {name: cv.oof}
         row = leaderboard_row(name, {"family": family, "params": params}, task, y, cv, trials=len(study.trials))
@@ -165,6 +163,14 @@ def tune_model(ctx: ToolContext, family: str = "auto", n_trials: int | None = No
                              **({"study": storage_label} if storage_label in (paths.STUDY_DB, paths.STUDY_JOURNAL) else {})})
 
 
+def _trial_cv(trial, oof: np.ndarray, params: dict) -> CVResult:
+    """A complete trial's cross-validation as its objective left it: the out-of-fold predictions it
+    made, its fold scores (the pruner's intermediate values) and its timings (user attrs)."""
+    return CVResult.from_timings(oof, ~np.isnan(oof if oof.ndim == 1 else oof[:, 0]),
+                                 [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)],
+                                 trial.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(oof), refit_params=params)
+
+
 RUNNER_UPS = 2  # the next-best trials of a call that join the leaderboard for the blend (trial_blend_on)
 
 
@@ -187,13 +193,9 @@ def _runner_ups(study, oofs: dict[int, np.ndarray], best, family: str, fixed: di
             break
         if any(np.isclose(t.value, v, rtol=1e-12, atol=0.0) for v in seen):
             continue
-        oof = oofs[t.number]
-        if np.isnan(oof if oof.ndim == 1 else oof[:, 0]).any():
+        cv = _trial_cv(t, oofs[t.number], {**dict(t.params), **fixed})
+        if not cv.covered.all():
             continue
-        params = {**dict(t.params), **fixed}
-        cv = CVResult.from_timings(oof, np.ones(len(oof), dtype=bool),
-                                   [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
-                                   t.user_attrs, fit_s=0.0, predict_s=0.0, n_predicted=len(oof), refit_params=params)
         name = runner_up_name(family, t.number)
         out.append((name, cv.oof, leaderboard_row(name, {"family": family, "params": cv.refit_params}, task, y, cv)))
         seen.append(t.value)
