@@ -67,6 +67,30 @@ def test_a_run_that_ships_the_baseline_says_why(tmp_path):
     assert "No learned model is shipped: " + "; ".join(skipped) in text and "larger --time-budget" in text
 
 
+def test_the_closing_message_points_only_to_deliverables_that_were_written(tmp_path):
+    """write_report failed on german_credit (a NaN in a plot) and the closing message still said
+    "See report.md, model_card.md..." and that the assumptions were "listed in the report"."""
+    import types
+
+    from dsagent.tools.schemas import Evaluation
+
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    Evaluation(model="xgboost", family="xgboost", metric="roc_auc", test_score=0.8, baseline_score=0.5).write(art)
+    for name in ("monitoring.md", "notebook.ipynb"):
+        (art / name).write_text("x")
+    state = types.SimpleNamespace(session=types.SimpleNamespace(artifacts_dir=art), assumptions=["cost_fn = 1"])
+    done = {"write_report": {"name": "write_report", "ok": False}, "write_notebook": {"name": "write_notebook", "ok": True}}
+    text = AutopilotBackend()._summary(state, done)
+    assert "These steps failed and their deliverables may be missing: write_report." in text
+    assert "listed in session.json" in text and "See monitoring.md and notebook.ipynb in the session's artifacts." in text
+    assert "report.md" not in text
+    (art / "report.md").write_text("x")
+    (art / "model_card.md").write_text("x")
+    text = AutopilotBackend()._summary(state, {})
+    assert "listed in the report" in text
+    assert "See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts." in text
+
 # -- the time plan (issue 18: runs ended at 50-55 s of 60; the leftover goes to the search) --
 
 def _plan_state(tmp_path, seconds_left: float, board: list[dict]):

@@ -18,6 +18,7 @@ from dsagent.tools.current import compare_with_current
 from dsagent.tools.defaults import STRONG_DEFAULTS, floor_check
 from dsagent.tools.fairness import fairness_table
 from dsagent.tools.features import build_pipeline
+from dsagent.tools.metric_table import defined_score
 from dsagent.tools.metrics import all_scores, bootstrap_ci, get_metric, score
 from dsagent.tools.model_io import input_schema, save_model
 from dsagent.tools.opt_in import strong_defaults_on
@@ -120,10 +121,8 @@ def _segments(frame: pd.DataFrame, columns: list[str], loss: np.ndarray, task, y
         for val in pd.Series(values).value_counts().index[:12]:
             mask = values == val
             entry = {"value": str(val), "n": int(mask.sum()), "mean_loss": round(float(loss[mask].mean()), 5)}
-            try:
-                entry[metric.name] = round(score(metric, y[mask], pred[mask], None if proba is None else proba[mask]), 5)
-            except ValueError:
-                entry[metric.name] = None
+            value = defined_score(metric, y[mask], pred[mask], None if proba is None else proba[mask])
+            entry[metric.name] = None if value is None else round(value, 5)
             if prediction_of(task["task"]) != "regression":
                 entry["accuracy"] = round(float((pred[mask] == y[mask]).mean()), 4)
             rows.append(entry)

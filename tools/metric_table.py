@@ -5,11 +5,12 @@ prediction shapes it fits. A library module with no registry import: the task ty
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn import metrics as skm
+from sklearn import exceptions as skm_exceptions, metrics as skm
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,27 @@ ALIASES = {"auc": "roc_auc", "average_precision": "pr_auc", "ap": "pr_auc", "log
            "neg_log_loss": "log_loss", "mse": "rmse", "neg_root_mean_squared_error": "rmse"}
 
 
+def defined_score(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> float | None:
+    """The metric on one sample, or None where the sample leaves it undefined. scikit-learn raises for
+    some cases and for others warns and returns NaN (ROC-AUC on a segment with one class present):
+    a NaN that reached a plot's axis limits stopped write_report on german_credit, whose test rows of
+    one personal-status group were all of one class."""
+    if metric.needs_proba and proba is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skm_exceptions.UndefinedMetricWarning)
+        try:
+            value = float(metric.fn(y, np.asarray(proba, dtype=float) if metric.needs_proba else pred))
+        except (ValueError, IndexError):
+            return None
+    return value if np.isfinite(value) else None
+
+
 def scores_of(metrics: dict[str, Metric], y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
     """Each of these metrics on one sample, skipping ones it leaves undefined (one class present...)."""
     out = {}
     for name, metric in metrics.items():
-        if metric.needs_proba and proba is None:
-            continue
-        try:
-            out[name] = metric.fn(y, proba if metric.needs_proba else pred)
-        except ValueError:
-            continue
+        value = defined_score(metric, y, pred, proba)
+        if value is not None:
+            out[name] = value
     return out

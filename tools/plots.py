@@ -133,7 +133,7 @@ def multiclass_curves(y: np.ndarray, proba: np.ndarray, classes: list[str], path
 def segments(rows: list[dict], metric: str, path: Path, title: str, overall: float | None = None) -> str:
     """Metric per segment value with the number of rows in each label."""
     plt = _plt()
-    rows = [r for r in rows if r.get(metric) is not None][:12]
+    rows = [r for r in rows if r.get(metric) is not None and np.isfinite(r[metric])][:12]
     fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.38 * max(len(rows), 1)))
     names = [f"{str(r['value'])[:28]} (n={r['n']})" for r in rows][::-1]
     values = [r[metric] for r in rows][::-1]

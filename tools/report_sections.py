@@ -103,7 +103,8 @@ def _metric_cis(view: TestView, ev: dict[str, Any], seed: int) -> dict[str, tupl
 
 def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str, Any]]:
     """Per value of `column`: rows, the main metric and error rates (fairness view)."""
-    from dsagent.tools.metrics import score, task_metrics
+    from dsagent.tools.metric_table import defined_score
+    from dsagent.tools.metrics import task_metrics
 
     values = view.frame[column]
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
@@ -115,10 +116,7 @@ def group_table(view: TestView, column: str, metric_name: str) -> list[dict[str,
     for val in pd.Series(values).value_counts().index[:12]:
         m = values == val
         row: dict[str, Any] = {"value": str(val), "n": int(m.sum())}
-        try:
-            row[metric_name] = score(metric, view.y[m], view.pred[m], None if view.proba is None else view.proba[m])
-        except (ValueError, IndexError):
-            row[metric_name] = None
+        row[metric_name] = defined_score(metric, view.y[m], view.pred[m], None if view.proba is None else view.proba[m])
         rows.append(row | tt.segment_stats(view.y[m], view.pred[m], view.decision[m]))
     return rows
 

@@ -36,6 +36,13 @@ STEP_TEXT = {
     "write_notebook": "Writing and executing a notebook that re-creates the model.",
 }
 
+# The documents the closing message points to, in the order it names them.
+DELIVERABLE_FILES = ("report.md", "model_card.md", "monitoring.md", "notebook.ipynb")
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
 
 def _slowdown(profiled: tuple[float, float] | None = None) -> float:
     return stretch(profiled)
@@ -534,7 +541,12 @@ class AutopilotBackend:
         failed = [n for n, r in done.items() if not r.get("ok")]
         if failed:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
+        # Name only the files that exist: a failed write_report left no report to point to.
+        art = state.session.artifacts_dir
+        present = [f for f in DELIVERABLE_FILES if (art / f).exists()]
         if state.assumptions:
-            lines.append(f"I assumed {len(state.assumptions)} answer(s) you did not give; they are listed in the report.")
-        lines.append("See report.md, model_card.md, monitoring.md and notebook.ipynb in the session's artifacts.")
+            where = "in the report" if "report.md" in present else "in session.json"
+            lines.append(f"I assumed {len(state.assumptions)} answer(s) you did not give; they are listed {where}.")
+        if present:
+            lines.append("See " + _and(present) + " in the session's artifacts.")
         return " ".join(lines)
