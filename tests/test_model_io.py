@@ -255,3 +255,30 @@ def test_integer_codes_one_hot_for_linear_models_round_trip(frame, tmp_path, mon
         save_model(model, path, _manifest(family))
         loaded, _ = load_model(path)
         np.testing.assert_allclose(loaded.predict_proba(X.iloc[:20]), model.predict_proba(X.iloc[:20]))
+
+
+def test_catboost_reads_categoricals_as_labels_and_round_trips(frame, tmp_path):
+    """CatBoost's "native" mode hands it the categoricals as text labels through cat_features (its
+    own target statistics) rather than ordinal codes; the labels step saves and loads with the
+    trusted list, and a raw row with a missing or unseen level still predicts."""
+    kinds = {k: v for k, v in KINDS.items() if k != "note"}  # a text column keeps every family on codes
+    X = frame[list(kinds)]
+    y = (frame["species"] == "Adelie").astype(int).to_numpy()
+    spec = {"family": "catboost", "params": {"iterations": 5, "categorical": "native"}}
+    model = build_pipeline(spec, kinds, X, "binary", 0).fit(X, y)
+    assert model[-1].get_params()["cat_features"] == ("island", "sex")
+    from sklearn.base import clone
+
+    clone(model)  # a blend's VotingClassifier clones its members
+    encoded = model.named_steps["preprocess"].transform(X.iloc[:3])
+    assert encoded["island"].tolist() == X["island"].iloc[:3].tolist()
+    path = tmp_path / "model.skops"
+    save_model(model, path, _manifest("catboost"))
+    loaded, _ = load_model(path)
+    odd = X.iloc[:2].copy()
+    odd["island"] = [None, "Atlantis"]
+    np.testing.assert_allclose(loaded.predict_proba(odd), model.predict_proba(odd))
+    assert np.isfinite(loaded.predict_proba(odd)).all()
+    ordinal = build_pipeline({"family": "catboost", "params": {"iterations": 5, "categorical": "ordinal"}}, kinds, X,
+                             "binary", 0)
+    assert ordinal[-1].get_params().get("cat_features") is None

@@ -39,6 +39,10 @@ class ModelFamily:
     # tabular columns (an MLP on 40k TF-IDF inputs x 256 units is slow).
     sparse_text: bool = False
     native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
+    # In "native" mode: the categoricals as pandas categories ("categories") or text labels ("labels"),
+    # and (unfitted estimator, categorical column names) -> None, telling the estimator to read them so.
+    native_as: str = "categories"
+    read_natively: Callable[[Any, list[str]], None] | None = None
     rows_exponent: float = 1.0  # fit time ~ rows ** this (boosting pays a per-round cost that does not grow)
     # The exponent instead when every search fold stopped before its iteration cap (`n_iter_` below
     # `max_iter`): an optimiser that converges needs fewer passes over more rows. None: rows_exponent.

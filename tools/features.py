@@ -191,6 +191,28 @@ class Categories(_StatelessColumns):
         return np.asarray(self._input_names(input_features), dtype=object)
 
 
+MISSING_LABEL = "__missing__"  # a missing categorical as a level of its own
+
+
+class CategoryLabels(_StatelessColumns):
+    """Categoricals -> text labels in a DataFrame, missing as MISSING_LABEL, for models that encode
+    categories themselves from their labels (CatBoost's cat_features, which refuse NaN and floats).
+    Unseen levels pass through: CatBoost scores a level it never saw with its prior."""
+
+    def transform(self, X):
+        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
+        columns = {}
+        for name, col in zip(self._input_names(), frame.columns):
+            column = frame[col]
+            labels = column.astype(str).to_numpy(dtype=object)
+            labels[column.isna().to_numpy()] = MISSING_LABEL
+            columns[name] = labels
+        return pd.DataFrame(columns, index=getattr(X, "index", None))
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self._input_names(input_features), dtype=object)
+
+
 class TargetEncoding(TargetEncoder):
     """scikit-learn's TargetEncoder, fitted the same way (cross-fitting), with a transform that maps
     categories to their encodings through one pandas hash lookup per column (the table is built in C
@@ -259,9 +281,10 @@ def split_columns(kinds: dict[str, str], df: pd.DataFrame | None = None) -> dict
 
 def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str, dense: bool = False,
                        native_categorical: bool = False, sparse_text: bool | None = None,
-                       text_representation: str = "tfidf") -> ColumnTransformer:
-    """`native_categorical`: low-cardinality categoricals stay pandas categories and the output is
-    a DataFrame (for a model that splits on categories itself); callers check `native_ok` first.
+                       text_representation: str = "tfidf", native_as: str = "categories") -> ColumnTransformer:
+    """`native_categorical`: low-cardinality categoricals stay pandas categories (`native_as`
+    "categories") or text labels ("labels") and the output is a DataFrame (for a model that
+    handles categories itself); callers check `native_ok` first.
     `sparse_text`: text as wide sparse TF-IDF (linear models) or SVD-reduced (the rest;
     dsagent.tools.text); default: sparse for linear, reduced for dense. `text_representation`
     "embed": sentence embeddings of the text columns instead (the task's choice, tools/text_choice.py)."""
@@ -280,10 +303,10 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         parts.append(("coded", CodedLevels(), coded))
     if groups["low_card"]:
         if native_categorical:
-            parts.append(("cat", Categories(), groups["low_card"]))
+            parts.append(("cat", CategoryLabels() if native_as == "labels" else Categories(), groups["low_card"]))
         elif linear:
             enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=RARE, sparse_output=not dense)
-            parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
+            parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), enc),
                           groups["low_card"]))
         else:
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
@@ -295,7 +318,7 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         from sklearn.model_selection import KFold
 
         enc = TargetEncoding(target_type=target_type, cv=KFold(5, shuffle=True, random_state=0))
-        parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value="__missing__"), enc),
+        parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), enc),
                       groups["high_card"]))
     if groups["datetime"]:
         steps = [DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True)]
@@ -416,10 +439,10 @@ def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame
         native = categorical == "native" and native_ok(groups)
         pre = build_preprocessor(groups, linear=fam.scaled_inputs, task=task, dense=fam.dense,
                                  native_categorical=native, sparse_text=fam.sparse_text,
-                                 text_representation=(derived or {}).get("text") or "tfidf")
+                                 text_representation=(derived or {}).get("text") or "tfidf", native_as=fam.native_as)
     model = make_estimator(family, params, task, seed, n_classes)
-    if native and family == "xgboost":
-        model.set_params(enable_categorical=True)
+    if native and fam.read_natively is not None:
+        fam.read_natively(model, list(groups["low_card"]))
     if transform:
         from sklearn.compose import TransformedTargetRegressor
 

@@ -109,3 +109,9 @@ def trial_blend_on() -> bool:
     blend's top eight candidates) 0 better, 18 same, 0 worse by the paired CI (4 better and 2 worse
     by point score)."""
     return os.environ.get("DSAGENT_TRIAL_BLEND") == "1"
+
+
+def catboost_labels_on() -> bool:
+    """CatBoost reads categoricals as labels through its cat_features (DSAGENT_CATBOOST_LABELS=1),
+    instead of the ordinal codes the forests get. Read when the family registry is built."""
+    return os.environ.get("DSAGENT_CATBOOST_LABELS") == "1"

@@ -37,6 +37,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
   wide_cells   the defaults with DSAGENT_LEAN_CELLS_RESERVE=0  (the reserve's 16 s per 2M test cells, as before)
   trial_blend  the defaults with DSAGENT_TRIAL_BLEND=1     (each tuning call's two next-best trials join the
                                                           leaderboard with their out-of-fold predictions, for the blend)
+  catboost_labels  the defaults with DSAGENT_CATBOOST_LABELS=1  (CatBoost reads categoricals as labels through
+                                                          its cat_features instead of ordinal codes)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -115,7 +117,8 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         "lean_cells": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LEAN_CELLS_RESERVE": "1"},
         "wide_cells": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_LEAN_CELLS_RESERVE": "0"},
         # The next-best trials of each tuning call as blend candidates (tools/tune.py _runner_ups).
-        "trial_blend": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_TRIAL_BLEND": "1"}}
+        "trial_blend": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_TRIAL_BLEND": "1"},
+        "catboost_labels": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_CATBOOST_LABELS": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
