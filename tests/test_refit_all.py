@@ -111,6 +111,11 @@ def test_tuning_keeps_room_for_the_refit_within_a_third_of_its_time(monkeypatch)
     assert tuning_time(board, 1000, 60.0, 1.25) == pytest.approx((60.0 - 2.3 * 1.1 * 2.25, 1.1 * 2.25))
     assert tuning_time(board, 1000, 60.0, 0.0) == pytest.approx((60.0 - 2.3 * 1.1, 1.1))
     assert tuning_time(board, 1000, 6.0, 1.25)[1] == pytest.approx(1.0)  # past the third: the slowest single fit still
+    # A search on a subsample, switched on: the slowest single fit's room is capped at the third too.
+    assert tuning_time(board, 1000, 6.0, 0.0, subsampled=True)[1] == pytest.approx(1.0)  # still off
+    monkeypatch.setenv("DSAGENT_SUBSAMPLED_CAP", "1")
+    assert tuning_time(board, 1000, 6.0, 0.0, subsampled=True) == pytest.approx((4.0, 6.0 / 3 / 2.3))
+    assert tuning_time(board, 1000, 6.0, 0.0)[1] == pytest.approx(1.0)  # all training rows searched: as before
 
 
 def _with_task(monkeypatch, n_train: int = 800, n_test: int = 200):

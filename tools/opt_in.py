@@ -115,3 +115,11 @@ def catboost_labels_on() -> bool:
     """CatBoost reads categoricals as labels through its cat_features (DSAGENT_CATBOOST_LABELS=1),
     instead of the ordinal codes the forests get. Read when the family registry is built."""
     return os.environ.get("DSAGENT_CATBOOST_LABELS") == "1"
+
+
+def subsampled_cap_on() -> bool:
+    """On a search run on a subsample, cap the final fit's room at a third of the search's time, as
+    the blend's already is (DSAGENT_SUBSAMPLED_CAP=1). Without it the slowest top candidate keeps its
+    whole refit estimate: fertility's MLP (19-20 s x 2.3) left no tuning in any run, with 32-37 s
+    after the search; evaluate_model cuts such a final fit to the time it finds anyway."""
+    return os.environ.get("DSAGENT_SUBSAMPLED_CAP") == "1"

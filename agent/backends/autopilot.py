@@ -485,7 +485,7 @@ class AutopilotBackend:
         """Seconds a tuning step may take now: the search's time left, less the room the final fit
         (and the planned refit on every labelled row) keeps (time_plan.tuning_time)."""
         spend, _ = tuning_time(board, task.n_train if task else 0, self._search_seconds(state, budget, cells),
-                               self._planned_ratio(state, task))
+                               self._planned_ratio(state, task), _search_is_subsampled(task))
         return spend
 
     def _search_seconds(self, state: LoopState, budget: float, cells: float) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dsagent.tools.opt_in import BAG_FOLDS, bagging_on  # switches only: no ML import
+from dsagent.tools.opt_in import BAG_FOLDS, bagging_on, subsampled_cap_on  # switches only: no ML import
 
 
 def full_budget() -> bool:
@@ -182,7 +182,7 @@ def bag_fit_s(refit_s: float) -> float:
 
 
 def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float,
-                labelled_ratio: float = 0.0) -> tuple[float, float]:
+                labelled_ratio: float = 0.0, subsampled: bool = False) -> tuple[float, float]:
     """(seconds to tune, refit seconds kept) out of `search_s`, the seconds left for tuning and
     blending. The refit kept is room for the final fit of a blend of the top three candidates
     (build_ensemble refits member by member, so their sum), never less than the slowest single
@@ -194,7 +194,10 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float,
     have scored better in CV on breast_cancer, digits, diamonds and shuttle.
 
     `labelled_ratio` (labelled rows / training rows, 0 for none) keeps room for the refit on every
-    labelled row that follows the scored fit (tools/refit_all.py), within the same third."""
+    labelled row that follows the scored fit (tools/refit_all.py), within the same third.
+
+    `subsampled` (the search ran on a subsample) with DSAGENT_SUBSAMPLED_CAP=1: the slowest single
+    candidate's refit is capped at the third as well (evaluate_model cuts its fit to the time)."""
     costs = _refit_costs(board, n_train)
     cap = search_s / 3 / 2.3
     refit = max(max(costs, default=0.0), min(sum(costs), cap))
@@ -205,4 +208,6 @@ def tuning_time(board: list[dict[str, Any]], n_train: int, search_s: float,
         refit = max(refit, min(bag_fit_s(refit), cap))
     if labelled_ratio:
         refit = max(refit, min(refit * (1 + labelled_ratio), cap))
+    if subsampled and subsampled_cap_on():
+        refit = min(refit, cap)
     return search_s - 2.3 * refit, refit
