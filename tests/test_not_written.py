@@ -44,3 +44,17 @@ def test_a_run_with_every_document_or_one_that_failed_lists_nothing(tmp_path):
     done = build_result(session, "completed", 1.0)
     assert done.not_written() == [] and not any(r.startswith("Not written") for r in done.recommendations)
     assert build_result(_session(tmp_path), "failed", 1.0, error="boom").not_written() == []
+
+
+def test_the_summary_table_points_to_the_assumptions_where_they_are(tmp_path):
+    """The table said "(see report.md)" for the assumptions also when write_report had failed."""
+    def shown(session) -> str:
+        result = build_result(session, "completed", 1.0)
+        result.assumptions = ["cost_fn = 1.0: assumed"]
+        printer = ProgressPrinter(plain=True)
+        printer.console = Console(file=io.StringIO(), width=200)
+        printer.final(result)
+        return printer.console.file.getvalue()
+
+    assert "1 (see session.json)" in shown(_session(tmp_path / "a", paths.NOTEBOOK, paths.MONITORING))
+    assert "1 (see report.md)" in shown(_session(tmp_path / "b", paths.REPORT, paths.MODEL_CARD))
