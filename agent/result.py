@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -66,3 +67,15 @@ class RunResult(BaseModel):
 
 # What every completed run leaves beside the model; `dsagent run --resume` writes what is missing.
 DOCUMENTS = ("report", "model_card", "notebook", "monitoring")
+
+
+def written_documents(artifacts_dir: Path) -> list[str]:
+    """The documents a run's closing message may point to that exist, in the order it names them
+    (a failed write_report leaves no report to point to)."""
+    names = ("report.md", "model_card.md", "monitoring.md", "notebook.ipynb")
+    return [name for name in names if (artifacts_dir / name).exists()]
+
+
+def named_list(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

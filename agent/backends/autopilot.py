@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, bag_fit_s, candidate_share,  # noqa: F401
                                        full_budget, paced_reserve, profile_pace_on, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
+from dsagent.result import named_list, written_documents
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import (BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on,
                                     subsampled_refit_room_on)  # switches only: no ML import here
@@ -35,13 +36,6 @@ STEP_TEXT = {
     "plan_monitoring": "Planning how to monitor the model after launch.",
     "write_notebook": "Writing and executing a notebook that re-creates the model.",
 }
-
-# The documents the closing message points to, in the order it names them.
-DELIVERABLE_FILES = ("report.md", "model_card.md", "monitoring.md", "notebook.ipynb")
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _slowdown(profiled: tuple[float, float] | None = None) -> float:
@@ -543,10 +537,10 @@ class AutopilotBackend:
             lines.append("These steps failed and their deliverables may be missing: " + ", ".join(failed) + ".")
         # Name only the files that exist: a failed write_report left no report to point to.
         art = state.session.artifacts_dir
-        present = [f for f in DELIVERABLE_FILES if (art / f).exists()]
+        present = written_documents(art)
         if state.assumptions:
             where = "in the report" if "report.md" in present else "in session.json"
             lines.append(f"I assumed {len(state.assumptions)} answer(s) you did not give; they are listed {where}.")
         if present:
-            lines.append("See " + _and(present) + " in the session's artifacts.")
+            lines.append(f"See {named_list(present)} in the session's artifacts.")
         return " ".join(lines)
