@@ -317,14 +317,19 @@ def _cost(text: str, words: str) -> tuple[float, str] | None:
     return None
 
 
-_TIMES = (r"(?P<times>\d+(?:\.\d+)?|" + "|".join(w for w in NUMBER_WORDS if " " not in w and len(w) > 2)
-          + r")\s*(?:x|times)\b[^.;]{0,30}?\b(?:worse|costlier|more (?:costly|expensive)|as (?:bad|costly|expensive))")
+_MULTIPLE = (r"(?P<times>\d+(?:\.\d+)?|" + "|".join(w for w in NUMBER_WORDS if " " not in w and len(w) > 2)
+             + r")\s*(?:x|times)\b")
+_TIMES = _MULTIPLE + r"[^.;]{0,30}?\b(?:worse|costlier|more (?:costly|expensive)|as (?:bad|costly|expensive))"
+# "costs 5 times a wrongly refused one" / "costs us ten times as much": the verb says it is a cost.
+_COSTS_TIMES = r"costs?\s+(?:us\s+)?" + _MULTIPLE
 
 
 def _ratio(text: str) -> tuple[float, float, str] | None:
-    """"a missed churner is 10 times worse than a false alarm" -> (cost_fp, cost_fn) = (1, 10)."""
+    """"a missed churner is 10 times worse than a false alarm", "a missed bad loan costs 5 times a
+    wrongly refused good one" -> (cost_fp, cost_fn) = (1, 10), (1, 5)."""
     for words, fp_side in ((FN_WORDS, False), (FP_WORDS, True)):
-        m = re.search(rf"\b(?:{words})\b[^.;]{{0,20}}?\b{_TIMES}", text)
+        m = (re.search(rf"\b(?:{words})\b[^.;]{{0,20}}?\b{_TIMES}", text)
+             or re.search(rf"\b(?:{words})\b[^.;$\d]{{0,20}}?\b{_COSTS_TIMES}", text))
         times = _number(m.group("times")) if m else None
         if m and times is not None:
             return (times, 1.0, m.group(0)) if fp_side else (1.0, times, m.group(0))

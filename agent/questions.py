@@ -19,7 +19,9 @@ MAX_ASKED = 5
 SENSITIVE = re.compile(r"^(sex|gender|race|ethnic(ity)?|age|age_?group|religion|nationality|citizenship|disab(led|ility)|"
                        r"marital(_?status)?|married)$")
 # Binary labels whose positive class is conventional: no question (tools/task.py _guess_positive).
-CONVENTIONAL_POSITIVE = {"1", "1.0", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad"}
+# The class names define_task takes as positive, in its order (tools/target_check._guess_positive).
+CONVENTIONAL_ORDER = ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0")
+CONVENTIONAL_POSITIVE = set(CONVENTIONAL_ORDER)
 
 
 def _name(col: str) -> str:
@@ -75,18 +77,32 @@ def _positive_class(profile, answers, target, candidates):
             "default": str(rarer) if rarer is not None else (classes[-1] if classes else None)}
 
 
+def _settled_positive(profile, answers) -> str | None:
+    """The class the costs count as positive when it is already settled: given, or the conventional
+    one define_task will pick (tools/target_check.py, same order); None while it is still asked."""
+    if answers.get("positive_class") is not None:
+        return str(answers["positive_class"])
+    lowered = {str(c).lower(): str(c) for c in (profile.get("target") or {}).get("classes") or []}
+    return next((lowered[n] for n in CONVENTIONAL_ORDER if n in lowered), None)
+
+
 def _cost_fn(profile, answers, target, candidates):
     if not _binary(profile):
         return None
-    return {"key": "cost_fn", "question": "What does a missed positive (false negative) cost, relative to a false alarm?",
+    # Name the class: "a missed positive" is ambiguous when 1 means a good loan (german_credit).
+    pos = _settled_positive(profile, answers)
+    missed = f"a missed {target} = {pos} (false negative)" if pos else "a missed positive (false negative)"
+    return {"key": "cost_fn", "question": f"What does {missed} cost, relative to a false alarm?",
             "why": "sets the decision threshold", "default": 1.0}
 
 
 def _cost_fp(profile, answers, target, candidates):
     if not _binary(profile):
         return None
-    return {"key": "cost_fp", "question": "What does a false alarm (false positive) cost?",
-            "why": "sets the decision threshold", "default": 1.0}
+    pos = _settled_positive(profile, answers)
+    alarm = f"a false alarm (predicting {target} = {pos} wrongly: false positive)" if pos else \
+        "a false alarm (false positive)"
+    return {"key": "cost_fp", "question": f"What does {alarm} cost?", "why": "sets the decision threshold", "default": 1.0}
 
 
 def _time_column(profile, answers, target, candidates):

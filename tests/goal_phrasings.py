@@ -83,6 +83,9 @@ PHRASINGS: list[tuple[str, list[str], dict]] = [
     ("each unnecessary inspection costs $1,500 and an undetected fraud $20k", ["amount", "fraud"],
      {"cost_fp": 1500.0, "cost_fn": 20000.0, "target": "fraud"}),
     ("a missed churner costs a lot", TELCO, {"cost_fp": None, "cost_fn": None}),
+    ("a missed bad loan costs 5 times a wrongly refused good one", LOANS, {"cost_fp": 1.0, "cost_fn": 5.0}),
+    ("a missed churner costs us ten times as much as a false alarm", TELCO, {"cost_fp": 1.0, "cost_fn": 10.0}),
+    ("a false alarm costs 3x a missed churner", TELCO, {"cost_fp": 3.0, "cost_fn": 1.0}),
     # -- positive class
     ("the positive class is yes", TELCO, {"positive_class": "yes"}),
     ("treat 'churned' as positive", TELCO, {"positive_class": "churned"}),

@@ -150,3 +150,22 @@ def test_an_ambiguous_goal_offers_the_columns_it_names():
     data = DATA["houses"]
     qs = AutopilotBackend()._questions(profile_of(data, None), SimpleNamespace(answers={"goal": "predict price or bedrooms"}))
     assert qs[0]["key"] == "target" and qs[0]["options"] == ["price", "bedrooms"]
+
+
+def test_the_cost_questions_name_the_positive_class_once_it_is_settled():
+    """"A missed positive" is ambiguous when 1 means a good loan (german_credit's credit_risk): the
+    cost questions name the class define_task will count as positive, or stay generic while the
+    positive class is itself still asked."""
+    from dsagent.questions import plan_questions
+
+    def asked(classes, answers=None):
+        profile = {"target": {"task": "binary", "classes": classes, "minority_class": classes[0]}}
+        return {q["key"]: q["question"] for q in plan_questions(profile, {"target": "credit_risk", **(answers or {})},
+                                                                 limit=9)}
+
+    q = asked(["0", "1"])
+    assert "a missed credit_risk = 1 (false negative)" in q["cost_fn"] and "credit_risk = 1 wrongly" in q["cost_fp"]
+    assert "credit_risk = Yes" in asked(["No", "Yes"])["cost_fn"]
+    open_question = asked(["good", "poor"])
+    assert "positive_class" in open_question and "a missed positive (false negative)" in open_question["cost_fn"]
+    assert "credit_risk = good" in asked(["good", "poor"], {"positive_class": "good"})["cost_fn"]

@@ -58,3 +58,8 @@ def test_the_summary_table_points_to_the_assumptions_where_they_are(tmp_path):
 
     assert "1 (see session.json)" in shown(_session(tmp_path / "a", paths.NOTEBOOK, paths.MONITORING))
     assert "1 (see report.md)" in shown(_session(tmp_path / "b", paths.REPORT, paths.MODEL_CARD))
+    from dsagent.chat_render import summary_rows  # the chat's closing panel says the same
+
+    result = build_result(_session(tmp_path / "c", paths.NOTEBOOK), "completed", 1.0)
+    result.assumptions = ["cost_fn = 1.0: assumed"]
+    assert ("assumptions", "1 (listed in session.json)") in summary_rows(result)
