@@ -22,7 +22,7 @@ from dsagent.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from dsagent.tools.task_data import search_data
 from dsagent.tools.task_types import prediction_of
 from dsagent.tools.schemas import CVResult, LeaderboardRow, TaskSpec
-from dsagent.tools.opt_in import stacking_on
+from dsagent.tools.opt_in import blend_all_rounds_on, stacking_on
 from dsagent.tools.stacking import MAX_MEMBERS, fit_level2, level2_inputs, level2_oof, write_stacking_record
 from dsagent.tools.cv import (compact_board, cv_splits, estimated_refit_s, is_runner_up, leaderboard_row,
                                  load_leaderboard, save_leaderboard, save_oof)
@@ -63,6 +63,10 @@ def greedy_selection(task: TaskSpec, metric, y: np.ndarray, oofs: list[np.ndarra
     counts = np.zeros(len(oofs))
     counts[best_i] = 1
     current = singles[best_i]
+    # Opt-in: every round is run and the best blend seen is kept (Caruana et al.'s selection, as
+    # AutoGluon's weighted ensemble runs it); by default the first round that does not improve ends it.
+    all_rounds = blend_all_rounds_on()
+    best_counts, best_value = counts.copy(), current
     for _ in range(rounds):
         used_cost = sum(cost[i] for i in range(len(oofs)) if counts[i]) if cost else 0.0
         trial_values = []
@@ -77,11 +81,13 @@ def greedy_selection(task: TaskSpec, metric, y: np.ndarray, oofs: list[np.ndarra
         if not options:
             break
         best_v, i = max(options)
-        if best_v <= sign * current + 1e-12:
+        if best_v <= sign * current + 1e-12 and not all_rounds:
             break
         counts[i] += 1
         current = sign * best_v
-    return [int(c) for c in counts], current
+        if sign * current > sign * best_value + 1e-12:
+            best_counts, best_value = counts.copy(), current
+    return [int(c) for c in best_counts], best_value
 
 
 @tool

@@ -123,3 +123,9 @@ def subsampled_cap_on() -> bool:
     whole refit estimate: fertility's MLP (19-20 s x 2.3) left no tuning in any run, with 32-37 s
     after the search; evaluate_model cuts such a final fit to the time it finds anyway."""
     return os.environ.get("DSAGENT_SUBSAMPLED_CAP") == "1"
+
+
+def blend_all_rounds_on() -> bool:
+    """The greedy blend runs all its rounds and keeps the best blend seen (DSAGENT_BLEND_ALL_ROUNDS=1)
+    instead of stopping at the first round that does not improve the out-of-fold score."""
+    return os.environ.get("DSAGENT_BLEND_ALL_ROUNDS") == "1"

@@ -41,6 +41,8 @@ Arms (environment of the `dsagent run` process; bench.py strips every other DSAG
                                                           its cat_features instead of ordinal codes)
   subsampled_cap  the defaults with DSAGENT_SUBSAMPLED_CAP=1  (on a search run on a subsample, the final fit's
                                                           room is capped at a third of the search's time)
+  blend_all_rounds  the defaults with DSAGENT_BLEND_ALL_ROUNDS=1  (the greedy blend runs all its rounds and keeps
+                                                          the best blend seen, instead of stopping at a plateau)
   old_start    the defaults as a run started before 2026-12-03: one slowdown sample (DSAGENT_SLOWDOWN_SAMPLES=1)
                and no tool catalogue (DSAGENT_CACHE_DIR under /dev/null: the CLI imports every tool module)
 
@@ -121,7 +123,8 @@ ARMS = {"before": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0"},
         # The next-best trials of each tuning call as blend candidates (tools/tune.py _runner_ups).
         "trial_blend": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_TRIAL_BLEND": "1"},
         "catboost_labels": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_CATBOOST_LABELS": "1"},
-        "subsampled_cap": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_CAP": "1"}}
+        "subsampled_cap": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_SUBSAMPLED_CAP": "1"},
+        "blend_all_rounds": {"DSAGENT_STACKING": "0", "DSAGENT_FULL_BUDGET": "0", "DSAGENT_BLEND_ALL_ROUNDS": "1"}}
 # Answers an arm adds to the run's answers file (beside its task).
 ARM_ANSWERS = {"no_lgbm_catboost": {"model_families": ["linear", "xgboost", "extra_trees", "random_forest", "hist_gb", "mlp"]}}
 
