@@ -18,8 +18,8 @@ MAX_ASKED = 5
 # Column names that look like a sensitive attribute (fairness is offered for them, never assumed).
 SENSITIVE = re.compile(r"^(sex|gender|race|ethnic(ity)?|age|age_?group|religion|nationality|citizenship|disab(led|ility)|"
                        r"marital(_?status)?|married)$")
-# Binary labels whose positive class is conventional: no question (tools/task.py _guess_positive).
-# The class names define_task takes as positive, in its order (tools/target_check._guess_positive).
+# Binary labels whose positive class is conventional get no question: the class names define_task
+# takes as positive, in its order (tools/target_check._guess_positive).
 CONVENTIONAL_ORDER = ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0")
 CONVENTIONAL_POSITIVE = set(CONVENTIONAL_ORDER)
 

@@ -38,7 +38,7 @@ class ModelFamily:
     # Free text as wide sparse TF-IDF (suits a linear model); otherwise SVD-reduced text beside the
     # tabular columns (an MLP on 40k TF-IDF inputs x 256 units is slow).
     sparse_text: bool = False
-    native_categorical: str | None = None  # "native"/"ordinal": may split on pandas categories; default mode
+    native_categorical: str | None = None  # "native"/"ordinal": may read categoricals itself; default mode
     # In "native" mode: the categoricals as pandas categories ("categories") or text labels ("labels"),
     # and (unfitted estimator, categorical column names) -> None, telling the estimator to read them so.
     native_as: str = "categories"

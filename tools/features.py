@@ -379,7 +379,8 @@ TARGET_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
 # "categorical": how a family sees low-cardinality categoricals (ModelFamily.native_categorical is
 # its default). XGBoost splits on categories natively (better on 4 of the 7 suite datasets with
 # categoricals, measured at fixed rounds); the forests and hist_gb get ordinal codes ("native" is
-# allowed for hist_gb too).
+# allowed for hist_gb too); CatBoost gets ordinal codes unless DSAGENT_CATBOOST_LABELS=1 hands it
+# text labels for its cat_features (ModelFamily.native_as / read_natively).
 
 
 def build_pipeline(spec: dict[str, Any], kinds: dict[str, str], df: pd.DataFrame, task: str, seed: int,
