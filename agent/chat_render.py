@@ -260,8 +260,7 @@ def summary_rows(result: RunResult) -> list[tuple[str, str]]:
         if path and name != "transcript":
             rows.append(("model file" if name == "model" else name.replace("_", " "), path))
     if result.assumptions:
-        where = "report.md" if result.artifacts.get("report") else "session.json"  # a failed report left none
-        rows.append(("assumptions", f"{len(result.assumptions)} (listed in {where})"))
+        rows.append(("assumptions", f"{len(result.assumptions)} (listed in {result.assumptions_file()})"))
     for rec in result.recommendations[:3]:
         rows.append(("next", rec))
     if result.usage.input_tokens:

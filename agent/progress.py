@@ -92,8 +92,7 @@ class ProgressPrinter:
             table.add_row("not written", f"{', '.join(result.not_written())}: "
                                          f"dsagent run --resume {result.session_id} --time-budget 60")
         if result.assumptions:
-            where = "report.md" if result.artifacts.get("report") else "session.json"  # a failed report left none
-            table.add_row("assumptions", f"{len(result.assumptions)} (see {where})")
+            table.add_row("assumptions", f"{len(result.assumptions)} (see {result.assumptions_file()})")
         if result.usage.input_tokens:
             cost = f", ${result.usage.cost_usd:.4f}" if result.usage.cost_usd is not None else ", cost unknown"
             table.add_row("tokens", f"{result.usage.input_tokens} in / {result.usage.output_tokens} out{cost}")

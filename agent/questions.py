@@ -13,15 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+# Binary labels whose positive class is conventional get no question; define_task takes the first
+# of these a target has (the cost questions name it).
+from dsagent.tools.target_check import CONVENTIONAL_POSITIVE
+
 MAX_ASKED = 5
 
 # Column names that look like a sensitive attribute (fairness is offered for them, never assumed).
 SENSITIVE = re.compile(r"^(sex|gender|race|ethnic(ity)?|age|age_?group|religion|nationality|citizenship|disab(led|ility)|"
                        r"marital(_?status)?|married)$")
-# Binary labels whose positive class is conventional get no question: the class names define_task
-# takes as positive, in its order (tools/target_check._guess_positive).
-CONVENTIONAL_ORDER = ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0")
-CONVENTIONAL_POSITIVE = set(CONVENTIONAL_ORDER)
 
 
 def _name(col: str) -> str:
@@ -83,7 +83,7 @@ def _settled_positive(profile, answers) -> str | None:
     if answers.get("positive_class") is not None:
         return str(answers["positive_class"])
     lowered = {str(c).lower(): str(c) for c in (profile.get("target") or {}).get("classes") or []}
-    return next((lowered[n] for n in CONVENTIONAL_ORDER if n in lowered), None)
+    return next((lowered[n] for n in CONVENTIONAL_POSITIVE if n in lowered), None)
 
 
 def _cost_fn(profile, answers, target, candidates):

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from dsagent.tools import paths
+
 
 class Question(BaseModel):
     key: str  # an Answers key
@@ -57,6 +59,10 @@ class RunResult(BaseModel):
     # "test_score", "test_ci", "reason"}; null when no minimum was given.
     verdict: dict[str, Any] | None = None
 
+    def assumptions_file(self) -> str:
+        """Where the run's assumptions are listed: the report, or session.json when none was written."""
+        return "report.md" if self.artifacts.get("report") else "session.json"
+
     def not_written(self) -> list[str]:
         """The documents a completed run should leave but did not (a run stopped by its time budget
         before them, or a step that failed): empty for any other status."""
@@ -72,7 +78,7 @@ DOCUMENTS = ("report", "model_card", "notebook", "monitoring")
 def written_documents(artifacts_dir: Path) -> list[str]:
     """The documents a run's closing message may point to that exist, in the order it names them
     (a failed write_report leaves no report to point to)."""
-    names = ("report.md", "model_card.md", "monitoring.md", "notebook.ipynb")
+    names = (paths.REPORT, paths.MODEL_CARD, paths.MONITORING_MD, paths.NOTEBOOK)
     return [name for name in names if (artifacts_dir / name).exists()]
 
 

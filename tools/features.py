@@ -194,23 +194,10 @@ class Categories(_StatelessColumns):
 MISSING_LABEL = "__missing__"  # a missing categorical as a level of its own
 
 
-class CategoryLabels(_StatelessColumns):
-    """Categoricals -> text labels in a DataFrame, missing as MISSING_LABEL, for models that encode
-    categories themselves from their labels (CatBoost's cat_features, which refuse NaN and floats).
-    Unseen levels pass through: CatBoost scores a level it never saw with its prior."""
-
-    def transform(self, X):
-        frame = X if hasattr(X, "columns") else pd.DataFrame(X)
-        columns = {}
-        for name, col in zip(self._input_names(), frame.columns):
-            column = frame[col]
-            labels = column.astype(str).to_numpy(dtype=object)
-            labels[column.isna().to_numpy()] = MISSING_LABEL
-            columns[name] = labels
-        return pd.DataFrame(columns, index=getattr(X, "index", None))
-
-    def get_feature_names_out(self, input_features=None):
-        return np.asarray(self._input_names(input_features), dtype=object)
+def labels_filled(*then) -> Pipeline:
+    """Categoricals as text labels with missing as MISSING_LABEL, then `then` (an encoder; none for
+    a model that encodes labels itself: CatBoost's cat_features refuse NaN and floats)."""
+    return make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), *then)
 
 
 class TargetEncoding(TargetEncoder):
@@ -303,11 +290,10 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         parts.append(("coded", CodedLevels(), coded))
     if groups["low_card"]:
         if native_categorical:
-            parts.append(("cat", CategoryLabels() if native_as == "labels" else Categories(), groups["low_card"]))
+            parts.append(("cat", labels_filled() if native_as == "labels" else Categories(), groups["low_card"]))
         elif linear:
             enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=RARE, sparse_output=not dense)
-            parts.append(("cat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), enc),
-                          groups["low_card"]))
+            parts.append(("cat", labels_filled(enc), groups["low_card"]))
         else:
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
             parts.append(("cat", make_pipeline(ToStrings(), enc), groups["low_card"]))
@@ -318,8 +304,7 @@ def build_preprocessor(groups: dict[str, list[str]], *, linear: bool, task: str,
         from sklearn.model_selection import KFold
 
         enc = TargetEncoding(target_type=target_type, cv=KFold(5, shuffle=True, random_state=0))
-        parts.append(("hicat", make_pipeline(ToStrings(), SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), enc),
-                      groups["high_card"]))
+        parts.append(("hicat", labels_filled(enc), groups["high_card"]))
     if groups["datetime"]:
         steps = [DatetimeParts(), SimpleImputer(strategy="median", keep_empty_features=True)]
         if linear:

@@ -65,7 +65,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "dsagent.tools.text_embed.SentenceEmbeddings",
     "dsagent.tools.features.ToStrings",
     "dsagent.tools.features.Categories",  # categories_ is a list of lists of strings
-    "dsagent.tools.features.CategoryLabels",
     # TargetEncoder with a faster transform: BaseEstimator.__setstate__, the state is sklearn's own
     # (arrays of encodings, categories as string arrays, a seeded KFold).
     "dsagent.tools.features.TargetEncoding",

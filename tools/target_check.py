@@ -51,9 +51,14 @@ def check_target(tt, y, target: str, positive_class: str | None = None) -> Targe
     return TargetInfo(classes=classes, positive_class=positive_class, minority=float(counts.min() / counts.sum()))
 
 
+# Class names taken as the positive class without asking, in this order (agent/questions.py names
+# the class in its cost questions from the same list).
+CONVENTIONAL_POSITIVE = ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0")
+
+
 def _guess_positive(classes: list[str], counts) -> str:
     lowered = {c.lower(): c for c in classes}
-    for name in ("1", "true", "yes", "y", "positive", "pos", "churn", "default", "fraud", "bad", "1.0"):
+    for name in CONVENTIONAL_POSITIVE:
         if name in lowered:
             return lowered[name]
     return str(counts.idxmin())  # otherwise the rarer class is usually the one of interest

@@ -19,6 +19,7 @@ from dsagent.backends.time_plan import (EXTRA_MIN_S, _refit_estimate, _reserve, 
                                        full_budget, paced_reserve, profile_pace_on, stretch, text_share, tuning_time)
 from dsagent.loop import LoopState, ToolCall, Turn
 from dsagent.result import named_list, written_documents
+from dsagent.tools import paths
 from dsagent.tools.families import tunable_names
 from dsagent.tools.opt_in import (BAG_FOLDS, bagging_on, blend_room_on, refit_all_on, stacking_on,
                                     subsampled_refit_room_on)  # switches only: no ML import here
@@ -539,7 +540,7 @@ class AutopilotBackend:
         art = state.session.artifacts_dir
         present = written_documents(art)
         if state.assumptions:
-            where = "in the report" if "report.md" in present else "in session.json"
+            where = "in the report" if paths.REPORT in present else "in session.json"
             lines.append(f"I assumed {len(state.assumptions)} answer(s) you did not give; they are listed {where}.")
         if present:
             lines.append(f"See {named_list(present)} in the session's artifacts.")
